@@ -1,0 +1,66 @@
+"""Checks on the whole config that a JSON schema cannot express, run when the
+workflow is loaded so a bad sweep fails in one line before any job starts.
+
+Kept free of heavy imports: Snakemake imports this on every invocation.
+"""
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+from workflow_utils import AtlasError
+
+WEIGHT_KEYWORDS = ("auto", "imagenet", "none")
+
+
+def min_images_for_perplexity(perplexity: float) -> int:
+    """openTSNE builds a 3*perplexity nearest-neighbour graph, so it needs N > 3*perplexity + 1."""
+    return math.floor(3 * perplexity) + 2
+
+
+def check_perplexity(perplexity: float, n_images: int) -> None:
+    if perplexity <= 0:
+        raise AtlasError(f"tsne.perplexities: {perplexity} is not positive; use values such as 5, 30, 50")
+    if n_images < min_images_for_perplexity(perplexity):
+        raise AtlasError(
+            f"tsne.perplexities: perplexity {perplexity:g} needs at least {min_images_for_perplexity(perplexity)} "
+            f"images (3 x perplexity neighbours per point) but the sample has {n_images}; "
+            f"use perplexities below {(n_images - 2) / 3:.4g} or raise sample.n_images"
+        )
+
+
+def wildcard_value(number: float) -> str:
+    """How a perplexity or seed appears in file names: 30 -> '30', 7.5 -> '7.5'."""
+    return f"{number:g}"
+
+
+def settings_hash(settings: dict) -> str:
+    """Short stable hash of a settings mapping (recorded with the features)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_config(config: dict, count_images=None) -> None:
+    """Cross-key checks after schema validation; raises AtlasError naming the key and the fix.
+
+    ``count_images(root, extensions)`` is called only when ``sample.n_images`` is ``all``.
+    """
+    root = Path(config["dataset"]["root"])
+    if not root.is_dir():
+        raise AtlasError(
+            f"dataset.root '{root}' does not exist or is not a folder (working directory {os.getcwd()}); "
+            f"set dataset.root to a folder with one sub-folder of images per class"
+        )
+    weights = str(config["model"]["weights"])
+    if weights not in WEIGHT_KEYWORDS and not Path(weights).is_file():
+        raise AtlasError(
+            f"model.weights '{weights}' is neither one of {list(WEIGHT_KEYWORDS)} nor an existing file; "
+            f"give one of those words or the path of a state-dict file"
+        )
+    n_images = config["sample"]["n_images"]
+    if n_images == "all":
+        n_images = count_images(str(root), list(config["dataset"]["extensions"])) if count_images else None
+    if n_images is not None:
+        for perplexity in config["tsne"]["perplexities"]:
+            check_perplexity(float(perplexity), int(n_images))

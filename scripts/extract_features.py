@@ -1,0 +1,357 @@
+"""Stage 2, extract_features: run a torchvision classifier over the sampled images and
+stream one feature vector per image into an HDF5 file.
+
+HDF5 layout (documented in README.md, "Outputs"):
+    /features  float32 (N, D)   one row per manifest row, in manifest order
+    /labels    int64   (N,)     index into /classes
+    /classes   str     (C,)     class labels, sorted
+    /paths     str     (N,)     image paths relative to the dataset root
+    attributes: model, node, weights, weights_source, weights_random, preprocessing,
+                device, precision, batch_size, dataset_root, n_images, feature_dim,
+                versions (JSON), config_hash
+"""
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import socket
+import sys
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import h5py
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.models import get_model, get_model_weights, list_models
+from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+from tqdm import tqdm
+
+from sample_images import read_manifest
+from workflow_utils import AtlasError, atomic_path, job_log
+
+LOGGER = logging.getLogger("tsne_atlas.extract_features")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DOWNLOAD_TIMEOUT_S = 60
+
+
+def classification_models() -> list[str]:
+    return list_models(module=torchvision.models)
+
+
+def check_arch(arch: str) -> None:
+    if arch not in classification_models():
+        raise AtlasError(
+            f"model.arch '{arch}' is not a torchvision classification model; "
+            f"choose one of: {', '.join(classification_models())}"
+        )
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when a GPU is visible, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AtlasError(f"model.device is '{device}' but no CUDA GPU is visible; set model.device to 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def _imagenet_state_dict(arch: str):
+    """ImageNet weights through torchvision's enum (hub cache first, then download)."""
+    weights = get_model_weights(arch).DEFAULT
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # an offline node should fail, not hang
+    try:
+        return weights, weights.get_state_dict(progress=False, check_hash=True)
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _imagenet_cache_path(arch: str) -> Path:
+    weights = get_model_weights(arch).DEFAULT
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict:
+    """Load a state dict with ``weights_only=True`` (no arbitrary code from the file)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise AtlasError(f"model.weights file '{path}' does not exist; give the path of a saved state dict") from None
+    except Exception as err:
+        raise AtlasError(
+            f"model.weights file '{path}' could not be loaded as a state dict ({type(err).__name__}); "
+            f"save it with torch.save(model.state_dict(), path)"
+        ) from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]  # common checkpoint wrapper
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise AtlasError(
+            f"model.weights file '{path}' is not a state dict (a mapping of names to tensors); "
+            f"save it with torch.save(model.state_dict(), path)"
+        )
+    return state
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_model(arch: str, weights: str, init_seed: int = 0) -> tuple[torch.nn.Module, str, bool]:
+    """Build ``arch`` and load its weights.
+
+    ``weights``: ``auto`` (ImageNet if it can be had, else random init with a warning),
+    ``imagenet`` (ImageNet or a one-line error), ``none`` (random init) or a path to a
+    state-dict file. Random initialisation is seeded with ``init_seed``.
+    Returns (model in eval mode, weights_source text, weights_random flag).
+    """
+    check_arch(arch)
+    torch.manual_seed(init_seed)
+    model = get_model(arch, weights=None)
+    if weights == "none":
+        source, is_random = f"random initialisation (model.weights: none, init_seed {init_seed})", True
+    elif weights in ("auto", "imagenet"):
+        try:
+            enum, state = _imagenet_state_dict(arch)
+            model.load_state_dict(state)
+            source, is_random = f"imagenet ({type(enum).__name__}.{enum.name})", False
+        except Exception as err:
+            if weights == "imagenet":
+                raise AtlasError(
+                    f"model.weights is 'imagenet' but the {arch} ImageNet weights could not be had "
+                    f"({type(err).__name__}); download {get_model_weights(arch).DEFAULT.url} on a machine with "
+                    f"internet and put it at {_imagenet_cache_path(arch)}, or set model.weights to the file's path"
+                ) from None
+            LOGGER.warning(
+                "!!! ImageNet weights for %s could not be had (%s: %s); using RANDOM initialisation. "
+                "Features and figures do not show what a trained network sees. Put %s at %s or set "
+                "model.weights to a state-dict file.",
+                arch, type(err).__name__, err, get_model_weights(arch).DEFAULT.url, _imagenet_cache_path(arch),
+            )
+            source, is_random = f"random initialisation (ImageNet weights unavailable, init_seed {init_seed})", True
+    else:
+        state = load_state_dict_file(weights)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()
+            raise AtlasError(
+                f"model.weights file '{weights}' does not fit model.arch '{arch}' "
+                f"({first[1].strip() if len(first) > 1 else first[0]}); use the arch the weights were saved from"
+            ) from None
+        source, is_random = f"file {Path(weights).name} (sha256 {file_sha256(weights)[:16]})", False
+    model.eval()
+    return model, source, is_random
+
+
+def preprocessing_for(arch: str):
+    """The preprocessing of the arch's default torchvision weights (resize, crop, normalise).
+
+    Used for every weights choice, so a random or custom model sees the same input an
+    ImageNet one would.
+    """
+    return get_model_weights(arch).DEFAULT.transforms()
+
+
+def penultimate_node(model: torch.nn.Module) -> str:
+    """The graph node feeding the classifier's last layer (``flatten`` for ResNets)."""
+    _, eval_nodes = get_graph_node_names(model)
+    return eval_nodes[-2]
+
+
+def resolve_node(model: torch.nn.Module, node: str) -> str:
+    if node == "auto":
+        return penultimate_node(model)
+    _, eval_nodes = get_graph_node_names(model)
+    # A module name (e.g. 'layer3') stands for the last node inside it, as in create_feature_extractor.
+    if node not in eval_nodes and not any(name.startswith(node + ".") for name in eval_nodes):
+        tail = ", ".join(eval_nodes[-12:])
+        raise AtlasError(
+            f"model.node '{node}' is not a node of this model; use 'auto' (penultimate) or one of "
+            f"its {len(eval_nodes)} nodes, the last being: {tail}"
+        )
+    return node
+
+
+class ImageFiles(Dataset):
+    """Images read with PIL, converted to RGB, transformed for the model."""
+
+    def __init__(self, root: str | os.PathLike, paths: Sequence[str], transform):
+        self.root = Path(root)
+        self.paths = list(paths)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        with Image.open(self.root / self.paths[index]) as image:
+            return self.transform(image.convert("RGB"))
+
+
+def iter_feature_batches(
+    extractor: torch.nn.Module,
+    node: str,
+    loader: DataLoader,
+    device: torch.device,
+    precision: str = "fp32",
+    progress: bool = True,
+) -> Iterator[np.ndarray]:
+    """Yield float32 feature arrays batch by batch (memory stays flat in N).
+
+    Node outputs with spatial dimensions are averaged over them to one vector per image.
+    """
+    dtype = PRECISIONS[precision]
+    with torch.inference_mode():
+        for batch in tqdm(loader, desc="extract", unit="batch", mininterval=5, disable=not progress, file=sys.stderr):
+            batch = batch.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                out = extractor(batch)[node]
+            if out.ndim > 2:
+                out = out.flatten(2).mean(dim=2)
+            yield out.float().cpu().numpy()
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "h5py": h5py.__version__,
+        "pillow": Image.__version__,
+    }
+
+
+def write_features_h5(
+    path: str | os.PathLike,
+    batches: Iterator[np.ndarray],
+    n_images: int,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    paths: Sequence[str],
+    attrs: dict,
+) -> int:
+    """Stream feature batches into ``path`` (renamed into place only when complete). Returns D."""
+    text = h5py.string_dtype("utf-8")
+    with atomic_path(path) as tmp:
+        # track_times=False keeps the file byte-identical across identical runs.
+        with h5py.File(tmp, "w", track_order=True) as h5:
+            h5.create_dataset("labels", data=np.asarray(labels, dtype=np.int64), track_times=False)
+            h5.create_dataset("classes", data=np.asarray(classes, dtype=object), dtype=text, track_times=False)
+            h5.create_dataset("paths", data=np.asarray(paths, dtype=object), dtype=text, track_times=False)
+            features = None
+            row = 0
+            for batch in batches:
+                if features is None:
+                    features = h5.create_dataset(
+                        "features",
+                        shape=(n_images, batch.shape[1]),
+                        dtype="float32",
+                        chunks=(min(n_images, 256), batch.shape[1]),
+                        track_times=False,
+                    )
+                features[row : row + len(batch)] = batch
+                row += len(batch)
+            if features is None or row != n_images:
+                raise RuntimeError(f"extracted {row} feature rows for {n_images} images")
+            feature_dim = int(features.shape[1])
+            for key, value in {**attrs, "feature_dim": feature_dim}.items():
+                h5.attrs[key] = value
+    return feature_dim
+
+
+def extract_features(
+    manifest: str,
+    root: str,
+    output: str,
+    arch: str = "resnet101",
+    weights: str = "auto",
+    node: str = "auto",
+    device: str = "auto",
+    precision: str = "fp32",
+    batch_size: int = 32,
+    num_workers: int = 0,
+    init_seed: int = 0,
+    threads: int | None = None,
+    settings_hash: str = "",
+    progress: bool = True,
+) -> dict:
+    """Extract features for every manifest row into ``output``; return the HDF5 attributes."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    rows = read_manifest(manifest)
+    if not rows:
+        raise AtlasError(f"{manifest}: the manifest lists no images; check dataset.root and sample.n_images")
+    paths = [path for path, _ in rows]
+    classes = sorted({label for _, label in rows})
+    class_index = {label: i for i, label in enumerate(classes)}
+    labels = np.array([class_index[label] for _, label in rows], dtype=np.int64)
+
+    torch_device = resolve_device(device)
+    model, weights_source, weights_random = load_model(arch, weights, init_seed)
+    node = resolve_node(model, node)
+    extractor = create_feature_extractor(model, return_nodes=[node]).to(torch_device).eval()
+    transform = preprocessing_for(arch)
+    loader = DataLoader(
+        ImageFiles(root, paths, transform),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=torch_device.type == "cuda",
+    )
+    LOGGER.info(
+        "extracting %s node '%s' for %d images on %s (%s, batch %d, %d workers); weights: %s",
+        arch, node, len(paths), torch_device, precision, batch_size, num_workers, weights_source,
+    )
+    attrs = {
+        "model": arch,
+        "node": node,
+        "weights": str(weights),
+        "weights_source": weights_source,
+        "weights_random": bool(weights_random),
+        "preprocessing": " ".join(repr(transform).split()),
+        "device": str(torch_device),
+        "precision": precision,
+        "batch_size": int(batch_size),
+        "dataset_root": str(root),
+        "n_images": len(paths),
+        "versions": json.dumps(library_versions(), sort_keys=True),
+        "config_hash": settings_hash,
+    }
+    batches = iter_feature_batches(extractor, node, loader, torch_device, precision, progress)
+    attrs["feature_dim"] = write_features_h5(output, batches, len(paths), labels, classes, paths, attrs)
+    LOGGER.info("wrote %s: %d x %d features", output, len(paths), attrs["feature_dim"])
+    return attrs
+
+
+def main(snakemake) -> None:
+    params = snakemake.params
+    with job_log(snakemake.log[0]):
+        extract_features(
+            manifest=snakemake.input.manifest,
+            root=params.root,
+            output=snakemake.output.features,
+            arch=params.arch,
+            weights=str(params.weights),
+            node=params.node,
+            device=params.device,
+            precision=params.precision,
+            batch_size=int(params.batch_size),
+            num_workers=int(params.num_workers),
+            init_seed=int(params.init_seed),
+            threads=snakemake.threads,
+            settings_hash=params.settings_hash,
+        )
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)

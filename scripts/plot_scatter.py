@@ -1,0 +1,83 @@
+"""Stage 4, scatter: class-coloured scatter plot of one embedding, PNG and SVG."""
+
+import json
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from figure_style import class_colours, figure_title, weights_note  # noqa: E402
+from run_tsne import read_embedding  # noqa: E402
+from workflow_utils import atomic_path, job_log  # noqa: E402
+
+LOGGER = logging.getLogger("tsne_atlas.plot_scatter")
+# Fixed metadata keeps SVG/PNG output byte-identical across runs.
+SVG_METADATA = {"Date": None, "Creator": "tsne-atlas"}
+PNG_METADATA = {"Software": "tsne-atlas"}
+
+
+def plot_scatter(
+    coords: np.ndarray,
+    labels: list[str],
+    classes: list[str],
+    title: str = "",
+    note: str | None = None,
+    point_size: float = 12.0,
+    width_in: float = 8.0,
+) -> plt.Figure:
+    """Scatter ``coords`` coloured by class, equal aspect, legend outside the axes."""
+    colours = class_colours(len(classes))
+    fig, ax = plt.subplots(figsize=(width_in, width_in * 0.8), layout="constrained")
+    labels_arr = np.asarray(labels)
+    for index, name in enumerate(classes):
+        mask = labels_arr == name
+        ax.scatter(
+            coords[mask, 0], coords[mask, 1], s=point_size, color=colours[index],
+            label=f"{name} ({int(mask.sum())})", linewidths=0, alpha=0.85,
+        )
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    ax.legend(
+        loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9,
+        markerscale=max(1.0, 40 / max(point_size, 1)), title="class",
+    )
+    if note:
+        fig.text(0.5, 0.01, note, ha="center", va="bottom", color="#bd1f01", fontsize=10, fontweight="bold")
+    return fig
+
+
+def save_figure(fig: plt.Figure, png: str, svg: str, dpi: int = 150) -> None:
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA)
+    with atomic_path(svg) as tmp:
+        # A fixed hash salt makes SVG element ids reproducible.
+        with plt.rc_context({"svg.hashsalt": "tsne-atlas"}):
+            fig.savefig(tmp, format="svg", metadata=SVG_METADATA)
+    plt.close(fig)
+
+
+def render_scatter(embedding: str, meta_json: str, png: str, svg: str, point_size=12.0, width_in=8.0, dpi=150):
+    meta = json.loads(Path(meta_json).read_text(encoding="utf-8"))
+    _, labels, coords = read_embedding(embedding)
+    fig = plot_scatter(coords, labels, meta["classes"], figure_title(meta), weights_note(meta), point_size, width_in)
+    save_figure(fig, png, svg, dpi)
+    LOGGER.info("wrote %s and %s", png, svg)
+
+
+def main(snakemake) -> None:
+    params = snakemake.params
+    with job_log(snakemake.log[0]):
+        render_scatter(
+            snakemake.input.embedding, snakemake.input.meta, snakemake.output.png, snakemake.output.svg,
+            point_size=float(params.point_size), width_in=float(params.width_in), dpi=int(params.dpi),
+        )
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)

@@ -1,0 +1,69 @@
+"""Small helpers shared by the stage scripts: atomic output files and job logs."""
+
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class AtlasError(Exception):
+    """A problem the user can fix; its message is one line naming the file or key and the fix."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
+
+    A job killed half-way leaves a ``.tmp-`` file behind, never a file with the final
+    name, so nobody (Snakemake included) can take a half-written output for a finished one.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".tmp-{os.getpid()}-{final.name}")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def job_log(path: str | os.PathLike | None) -> Iterator[logging.Logger]:
+    """Send this job's logging, warnings, stdout and stderr (tqdm's bar included) to ``path``.
+
+    Snakemake's ``script:`` directive does not redirect output to the rule's log,
+    so every stage script runs its work inside this context.
+    """
+    logger = logging.getLogger("tsne_atlas")
+    if path is None:
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+        yield logger
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", buffering=1, encoding="utf-8") as stream:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        try:
+            with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+                try:
+                    yield logger
+                except AtlasError as err:
+                    # A user-fixable problem: one line in the log and on the terminal.
+                    logger.error("%s", err)
+                    print(f"tsne-atlas: error: {err}", file=sys.__stderr__)
+                    raise SystemExit(1) from None
+                except Exception:
+                    logger.exception("job failed")
+                    raise
+        finally:
+            root.removeHandler(handler)
+            logging.captureWarnings(False)
