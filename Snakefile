@@ -1,0 +1,28 @@
+# tsne-atlas: how a neural network sees a set of images.
+# image folder -> sample manifest -> HDF5 features -> t-SNE sweep -> scatter plots + mosaics
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/sample.smk"
+include: "rules/features.smk"
+include: "rules/tsne.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),
+
+
+onsuccess:
+    print(results_summary())

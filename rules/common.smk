@@ -1,0 +1,69 @@
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+# The stage modules live in scripts/; the config checks below reuse them.
+sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+
+from atlas_config import check_config, settings_hash, wildcard_value  # noqa: E402
+from sample_images import count_images  # noqa: E402
+from workflow_utils import AtlasError  # noqa: E402
+
+validate(config, schema="../schemas/config.schema.yaml")
+try:
+    check_config(config, count_images=count_images)
+except AtlasError as err:
+    sys.exit(f"tsne-atlas: config error: {err}")
+
+RESULTS = config["results"]
+PERPLEXITIES = [wildcard_value(p) for p in config["tsne"]["perplexities"]]
+SEEDS = [wildcard_value(s) for s in config["tsne"]["seeds"]]
+
+
+wildcard_constraints:
+    perplexity=r"[0-9]+(\.[0-9]+)?",
+    seed=r"[0-9]+",
+
+
+def final_outputs():
+    """Every figure of the sweep: one scatter (PNG, SVG) and one mosaic per (perplexity, seed)."""
+    return expand(
+        [
+            f"{RESULTS}/scatter/perplexity-{{perplexity}}_seed-{{seed}}.png",
+            f"{RESULTS}/scatter/perplexity-{{perplexity}}_seed-{{seed}}.svg",
+            f"{RESULTS}/mosaic/perplexity-{{perplexity}}_seed-{{seed}}.png",
+        ],
+        perplexity=PERPLEXITIES,
+        seed=SEEDS,
+    )
+
+
+def class_folders(wildcards):
+    """The dataset's class folders: a folder's mtime changes when images are added or removed."""
+    root = Path(config["dataset"]["root"])
+    return sorted(
+        str(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
+
+
+def feature_settings():
+    """The config that determines the features, hashed into the HDF5 attributes."""
+    return {
+        "dataset": config["dataset"],
+        "sample": config["sample"],
+        "model": {k: v for k, v in config["model"].items() if k != "threads"},
+    }
+
+
+def results_summary():
+    n_runs = len(PERPLEXITIES) * len(SEEDS)
+    return (
+        f"\ntsne-atlas: done. Results in {RESULTS}/\n"
+        f"  manifest   {RESULTS}/sample/manifest.csv\n"
+        f"  features   {RESULTS}/features/features.h5\n"
+        f"  embeddings {RESULTS}/tsne/ ({n_runs} runs: perplexities {', '.join(PERPLEXITIES)}; seeds {', '.join(SEEDS)})\n"
+        f"  scatter    {RESULTS}/scatter/*.png, *.svg\n"
+        f"  mosaics    {RESULTS}/mosaic/*.png\n"
+        f"  logs       {RESULTS}/logs/\n"
+    )
