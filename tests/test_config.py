@@ -1,0 +1,89 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from atlas_config import check_config, wildcard_value
+from sample_images import count_images
+from workflow_utils import AtlasError
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
+
+
+def validated(config):
+    config = copy.deepcopy(config)
+    validate(config, schema=SCHEMA)
+    return config
+
+
+@pytest.fixture
+def minimal(demo_root):
+    return {"dataset": {"root": str(demo_root)}}
+
+
+def test_shipped_config_is_valid():
+    config = validated(yaml.safe_load((REPO / "config.yaml").read_text()))
+    assert config["sample"]["n_images"] == 500
+    assert config["tsne"]["perplexities"] == [5, 30, 50] and config["tsne"]["seeds"] == [0, 1, 2]
+
+
+def test_schema_fills_defaults(minimal):
+    config = validated(minimal)
+    assert config["model"]["arch"] == "resnet101" and config["model"]["weights"] == "auto"
+    assert config["tsne"]["implementation"] == "opentsne" and config["mosaic"]["thumb_size"] == 64
+    assert config["results"] == "results"
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"sample": {"n_imgs": 5}},  # unknown key
+        {"colour": "red"},  # unknown top-level key
+        {"sample": {"n_images": "many"}},  # wrong value
+        {"sample": {"n_images": 2.5}},  # wrong type
+        {"tsne": {"seeds": []}},  # empty sweep
+        {"tsne": {"seeds": [1, 1]}},  # duplicate seeds
+        {"tsne": {"perplexities": [-5]}},
+        {"model": {"precision": "int8"}},
+        {"model": {"device": "gpu"}},
+        {"mosaic": {"background": "pink"}},
+    ],
+)
+def test_schema_rejects_bad_values(minimal, patch):
+    config = copy.deepcopy(minimal)
+    for section, values in patch.items():
+        if isinstance(values, dict):
+            config.setdefault(section, {}).update(values)
+        else:
+            config[section] = values
+    with pytest.raises(WorkflowError):
+        validate(config, schema=SCHEMA)
+
+
+def test_check_config_catches_cross_key_problems(minimal, tmp_path):
+    check_config(validated(minimal))
+    missing = validated({"dataset": {"root": str(tmp_path / "nowhere")}})
+    with pytest.raises(AtlasError, match="dataset.root .* does not exist"):
+        check_config(missing)
+    big = validated({**minimal, "sample": {"n_images": 40}, "tsne": {"perplexities": [5, 30]}})
+    with pytest.raises(AtlasError, match="perplexity 30 needs at least 92 images"):
+        check_config(big)
+    weights = validated({**minimal, "model": {"weights": str(tmp_path / "missing.pth")}})
+    with pytest.raises(AtlasError, match="model.weights .* neither"):
+        check_config(weights)
+
+
+def test_n_images_all_counts_the_dataset(image_folder):
+    config = validated({"dataset": {"root": str(image_folder)}, "sample": {"n_images": "all"},
+                        "tsne": {"perplexities": [4]}})
+    with pytest.raises(AtlasError, match="perplexity 4 needs at least 14 images .* has 15"[:40]):
+        check_config(config, count_images=lambda root, ext: 13)
+    check_config(config, count_images=count_images)  # 15 images: enough for perplexity 4
+
+
+def test_wildcard_values():
+    assert [wildcard_value(v) for v in (5, 30.0, 7.5, 0)] == ["5", "30", "7.5", "0"]

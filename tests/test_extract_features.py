@@ -1,0 +1,166 @@
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+from torchvision.models import get_model
+from torchvision.models.feature_extraction import create_feature_extractor
+
+import extract_features as ef
+from sample_images import write_manifest
+from workflow_utils import AtlasError
+
+
+@pytest.fixture
+def manifest(image_folder, tmp_path):
+    rows = [(f"{c}/{c}_{i:03d}.png", c) for c in ("ant", "bee", "cat") for i in range(4)]
+    write_manifest(tmp_path / "manifest.csv", rows)
+    return tmp_path / "manifest.csv"
+
+
+def run(manifest, root, out, **kwargs):
+    defaults = dict(arch="resnet18", weights="none", batch_size=5, num_workers=0, progress=False)
+    return ef.extract_features(str(manifest), str(root), str(out), **{**defaults, **kwargs})
+
+
+def test_penultimate_node_is_the_classifier_input():
+    assert ef.penultimate_node(get_model("resnet18", weights=None)) == "flatten"
+    # mobilenet_v3's classifier is Linear-Hardswish-Dropout-Linear: the feature is the 1024-d vector.
+    assert ef.penultimate_node(get_model("mobilenet_v3_small", weights=None)) == "classifier.2"
+
+
+def test_unknown_node_lists_valid_ones():
+    with pytest.raises(AtlasError, match=r"model.node 'fc7' .* flatten, fc"):
+        ef.resolve_node(get_model("resnet18", weights=None), "fc7")
+
+
+def test_unknown_arch_lists_models():
+    with pytest.raises(AtlasError, match=r"model.arch 'resnet1O1' .*resnet101"):
+        ef.check_arch("resnet1O1")
+
+
+def test_random_init_is_seeded():
+    a, source, is_random = ef.load_model("resnet18", "none", init_seed=3)
+    b, _, _ = ef.load_model("resnet18", "none", init_seed=3)
+    c, _, _ = ef.load_model("resnet18", "none", init_seed=4)
+    assert is_random and "random" in source
+    assert torch.equal(a.conv1.weight, b.conv1.weight)
+    assert not torch.equal(a.conv1.weight, c.conv1.weight)
+
+
+def test_hdf5_layout_and_attributes(manifest, image_folder, tmp_path):
+    out = tmp_path / "features.h5"
+    attrs = run(manifest, image_folder, out, settings_hash="abc123")
+    with h5py.File(out) as h5:
+        assert h5["features"].shape == (12, 512) and h5["features"].dtype == np.float32
+        assert list(h5["labels"][:]) == [0] * 4 + [1] * 4 + [2] * 4
+        assert [c.decode() for c in h5["classes"][:]] == ["ant", "bee", "cat"]
+        assert h5["paths"][0].decode() == "ant/ant_000.png"
+        assert np.isfinite(h5["features"][:]).all()
+        for key in ("model", "node", "weights_source", "weights_random", "preprocessing", "device",
+                    "precision", "versions", "config_hash", "feature_dim"):
+            assert key in h5.attrs, key
+        assert h5.attrs["node"] == "flatten" and h5.attrs["config_hash"] == "abc123"
+        assert bool(h5.attrs["weights_random"]) is True
+        assert json.loads(h5.attrs["versions"])["torch"] == torch.__version__
+    assert attrs["feature_dim"] == 512
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_features_are_reproducible_and_follow_the_images(manifest, image_folder, tmp_path):
+    run(manifest, image_folder, tmp_path / "a.h5")
+    run(manifest, image_folder, tmp_path / "b.h5", batch_size=12)
+    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b:
+        fa, fb = a["features"][:], b["features"][:]
+    np.testing.assert_allclose(fa, fb, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(fa[0], fa[4])  # different images, different features
+
+
+def test_weights_file_gives_the_features_of_the_model_it_was_saved_from(manifest, image_folder, tmp_path):
+    torch.manual_seed(123)
+    model = get_model("resnet18", weights=None).eval()
+    torch.save(model.state_dict(), tmp_path / "weights.pth")
+    loader = DataLoader(
+        ef.ImageFiles(image_folder, [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)],
+                      ef.preprocessing_for("resnet18")),
+        batch_size=5,
+    )
+    extractor = create_feature_extractor(model, return_nodes=["flatten"])
+    expected = np.concatenate(list(ef.iter_feature_batches(extractor, "flatten", loader, torch.device("cpu"),
+                                                           progress=False)))
+    attrs = run(manifest, image_folder, tmp_path / "f.h5", weights=str(tmp_path / "weights.pth"))
+    with h5py.File(tmp_path / "f.h5") as h5:
+        np.testing.assert_array_equal(h5["features"][:], expected)
+    assert attrs["weights_random"] is False and "weights.pth" in attrs["weights_source"]
+    # ...and not the features of a different random model.
+    run(manifest, image_folder, tmp_path / "other.h5", weights="none")
+    with h5py.File(tmp_path / "other.h5") as h5:
+        assert not np.allclose(h5["features"][:], expected)
+
+
+def test_bad_weights_files_are_one_line_errors(tmp_path):
+    torch.save([1, 2, 3], tmp_path / "list.pth")
+    with pytest.raises(AtlasError, match="is not a state dict"):
+        ef.load_model("resnet18", str(tmp_path / "list.pth"))
+    torch.save(get_model("resnet34", weights=None).state_dict(), tmp_path / "r34.pth")
+    with pytest.raises(AtlasError, match="does not fit model.arch 'resnet18'"):
+        ef.load_model("resnet18", str(tmp_path / "r34.pth"))
+    (tmp_path / "junk.pth").write_bytes(b"not a torch file")
+    with pytest.raises(AtlasError, match="could not be loaded as a state dict"):
+        ef.load_model("resnet18", str(tmp_path / "junk.pth"))
+
+
+@pytest.fixture
+def unreachable_weights(monkeypatch, tmp_path):
+    """ImageNet weights from a closed local port: a real failed download, whatever the network."""
+
+    def download(arch):
+        url = f"http://127.0.0.1:9/{arch}-00000000.pth"
+        return None, torch.hub.load_state_dict_from_url(url, model_dir=str(tmp_path / "hub"), progress=False)
+
+    monkeypatch.setattr(ef, "_imagenet_state_dict", download)
+
+
+def test_imagenet_weights_unavailable_is_a_clear_error(unreachable_weights):
+    with pytest.raises(AtlasError, match=r"model.weights is 'imagenet' .* put it at .*set model.weights"):
+        ef.load_model("resnet18", "imagenet")
+
+
+def test_auto_weights_fall_back_to_random_loudly(unreachable_weights, caplog):
+    _, source, is_random = ef.load_model("resnet18", "auto")
+    assert is_random and "ImageNet weights unavailable" in source
+    assert "RANDOM initialisation" in caplog.text
+
+
+def test_interrupted_extraction_leaves_no_output(tmp_path):
+    def batches():
+        yield np.zeros((2, 4), dtype=np.float32)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ef.write_features_h5(tmp_path / "f.h5", batches(), 4, np.zeros(4), ["a"], ["p"] * 4, {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_spatial_nodes_are_pooled(manifest, image_folder, tmp_path):
+    run(manifest, image_folder, tmp_path / "f.h5", node="layer3")
+    with h5py.File(tmp_path / "f.h5") as h5:
+        assert h5["features"].shape == (12, 256)
+
+
+def test_device_auto_uses_cuda_only_when_present():
+    if torch.cuda.is_available():
+        assert ef.resolve_device("auto").type == "cuda"
+    else:
+        assert ef.resolve_device("auto").type == "cpu"
+        with pytest.raises(AtlasError, match="no CUDA GPU"):
+            ef.resolve_device("cuda")
+
+
+def test_identical_runs_give_byte_identical_files(manifest, image_folder, tmp_path):
+    run(manifest, image_folder, tmp_path / "a.h5", settings_hash="x")
+    run(manifest, image_folder, tmp_path / "b.h5", settings_hash="x")
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()

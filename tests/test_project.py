@@ -1,0 +1,50 @@
+"""The project's own promises: documented config keys, consistent pins, demo data."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def schema_keys(schema: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for name, spec in schema.get("properties", {}).items():
+        if spec.get("type") == "object" and "properties" in spec:
+            keys += schema_keys(spec, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def test_every_config_key_is_documented_in_the_readme():
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+    readme = (REPO / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([\w.]+)` \|", readme, flags=re.M))
+    keys = set(schema_keys(schema))
+    assert len(keys) > 25
+    assert keys <= documented, f"undocumented: {sorted(keys - documented)}"
+
+
+def test_conda_envs_pin_what_requirements_pin():
+    pins = dict(
+        line.split("==") for line in (REPO / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    pins = {name.lower(): version for name, version in pins.items()}
+    for env in (REPO / "envs").glob("*.yaml"):
+        deps = yaml.safe_load(env.read_text())["dependencies"]
+        pip = next(d["pip"] for d in deps if isinstance(d, dict))
+        for requirement in pip:
+            name, version = requirement.split("==")
+            assert pins.get(name.lower()) == version, f"{env.name}: {requirement} vs requirements.txt"
+    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
+
+
+def test_demo_data_is_100_pngs_per_class():
+    root = REPO / "resources" / "animal-mnist"
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    assert classes == ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
+    assert all(len(list((root / c).glob("*.png"))) == 100 for c in classes)
+    assert (root / "LICENSE").read_text().startswith("MIT License")

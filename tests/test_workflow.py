@@ -1,0 +1,156 @@
+"""The whole workflow, run for real by Snakemake on a tiny config in a temporary folder."""
+
+import csv
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+import yaml
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = str(BIN / "snakemake")
+
+TINY = {
+    "results": "results",
+    "dataset": {"root": str(REPO / "resources" / "animal-mnist")},
+    "sample": {"n_images": 40, "seed": 0},
+    "model": {"arch": "resnet18", "weights": "none", "batch_size": 20, "num_workers": 0, "threads": 2},
+    "tsne": {"perplexities": [5, 10], "seeds": [0, 1], "pca_components": 20},
+    "scatter": {"dpi": 60},
+    "mosaic": {"canvas_size": 300, "thumb_size": 24},
+}
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
+    if config is not None:
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
+def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
+    """Jobs a dry run would execute, from Snakemake's own 'Job stats' table."""
+    result = snakemake(workdir, "--dry-run", "--quiet", "rules", config=config)
+    assert result.returncode == 0, result.stderr + result.stdout
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M))
+    jobs.pop("total")
+    return {rule: int(count) for rule, count in jobs.items()}
+
+
+def with_changes(config: dict, section: str, **values) -> dict:
+    return {**config, section: {**config[section], **values}}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    result = snakemake(workdir, config=TINY)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir, result
+
+
+def test_run_produces_every_output(finished_run):
+    workdir, result = finished_run
+    out = workdir / "results"
+    with open(out / "sample" / "manifest.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 40 and {r["label"] for r in rows} == {"bear", "bird", "cat", "cow", "dog", "elephant",
+                                                              "giraffe", "horse", "sheep", "zebra"}
+    with h5py.File(out / "features" / "features.h5") as h5:
+        assert h5["features"].shape == (40, 512)
+        assert h5.attrs["model"] == "resnet18" and bool(h5.attrs["weights_random"])
+    runs = [f"perplexity-{p}_seed-{s}" for p in (5, 10) for s in (0, 1)]
+    for run in runs:
+        assert (out / "tsne" / f"{run}.tsv").stat().st_size > 0
+        assert (out / "tsne" / f"{run}.json").stat().st_size > 0
+        assert (out / "scatter" / f"{run}.svg").stat().st_size > 0
+        for png in (out / "scatter" / f"{run}.png", out / "mosaic" / f"{run}.png"):
+            with Image.open(png) as image:
+                assert image.format == "PNG"
+        assert (out / "logs" / "tsne" / f"{run}.log").exists()
+    assert "RANDOM initialisation" not in (out / "logs" / "extract_features.log").read_text()  # 'none' asked
+    assert "tsne-atlas: done. Results in results/" in result.stdout + result.stderr
+    assert not list(out.rglob(".tmp-*"))
+
+
+def test_second_run_does_nothing(finished_run):
+    workdir, _ = finished_run
+    assert planned_jobs(workdir, TINY) == {}
+
+
+def test_adding_a_perplexity_runs_only_its_tsne_and_figures(finished_run):
+    workdir, _ = finished_run
+    config = with_changes(TINY, "tsne", perplexities=[5, 10, 8])
+    assert planned_jobs(workdir, config) == {"tsne": 2, "scatter": 2, "mosaic": 2, "all": 1}
+
+
+def test_changing_a_mosaic_setting_reruns_only_mosaics(finished_run):
+    workdir, _ = finished_run
+    config = with_changes(TINY, "mosaic", thumb_size=20)
+    assert planned_jobs(workdir, config) == {"mosaic": 4, "all": 1}
+
+
+@pytest.mark.parametrize("change", [{"n_images": 36}, {"seed": 1}])
+def test_changing_the_sample_reruns_from_sampling(finished_run, change):
+    workdir, _ = finished_run
+    config = with_changes(TINY, "sample", **change)
+    assert planned_jobs(workdir, config) == {
+        "sample_images": 1, "extract_features": 1, "tsne": 4, "scatter": 4, "mosaic": 4, "all": 1,
+    }
+
+
+def test_unsupported_perplexity_fails_before_any_job(tmp_path):
+    config = with_changes(TINY, "tsne", perplexities=[5, 30])
+    result = snakemake(tmp_path, "--dry-run", config=config)
+    assert result.returncode != 0
+    message = result.stderr.strip()
+    assert message.startswith("tsne-atlas: config error: tsne.perplexities: perplexity 30 needs at least 92 images")
+    assert len(message.splitlines()) == 1
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean():
+    result = subprocess.run([SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile")], capture_output=True,
+                            text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_snakefmt_is_clean():
+    files = [str(REPO / "Snakefile"), *map(str, sorted((REPO / "rules").glob("*.smk")))]
+    result = subprocess.run([str(BIN / "snakefmt"), "--check", *files], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_images_added_to_a_class_folder_rerun_from_sampling(tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    for name in ("bear", "cat", "zebra"):
+        shutil.copytree(REPO / "resources" / "animal-mnist" / name, data / name)
+    config = {**TINY, "dataset": {"root": str(data)}, "sample": {"n_images": 36}}
+    result = snakemake(tmp_path, "--until", "sample_images", config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert planned_jobs(tmp_path, config).get("sample_images") is None
+    shutil.copy(data / "cat" / "cat_02000.png", data / "cat" / "cat_new.png")
+    assert planned_jobs(tmp_path, config)["sample_images"] == 1
+
+
+def test_report_builds(finished_run):
+    workdir, _ = finished_run
+    result = snakemake(workdir, "--report", str(workdir / "report.zip"), config=TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import zipfile
+
+    names = zipfile.ZipFile(workdir / "report.zip").namelist()
+    assert any(n.endswith("perplexity-5_seed-0.png") for n in names)
