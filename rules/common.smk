@@ -6,7 +6,12 @@ from snakemake.utils import validate
 # The stage modules live in scripts/; the config checks below reuse them.
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from atlas_config import check_config, settings_hash, wildcard_value  # noqa: E402
+from atlas_config import (  # noqa: E402
+    WEIGHT_KEYWORDS,
+    check_config,
+    settings_hash,
+    wildcard_value,
+)
 from sample_images import count_images  # noqa: E402
 from workflow_utils import AtlasError  # noqa: E402
 
@@ -45,6 +50,12 @@ def class_folders(wildcards):
     return sorted(
         str(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
     )
+
+
+def weights_file(wildcards):
+    """A state-dict file given as model.weights is an input: replacing it reruns extraction."""
+    weights = str(config["model"]["weights"])
+    return [] if weights in WEIGHT_KEYWORDS else [weights]
 
 
 def feature_settings():

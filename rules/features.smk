@@ -1,6 +1,7 @@
 rule extract_features:
     input:
         manifest=rules.sample_images.output.manifest,
+        weights=weights_file,
     output:
         features=f"{RESULTS}/features/features.h5",
     log:

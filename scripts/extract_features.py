@@ -162,8 +162,17 @@ def preprocessing_for(arch: str):
 
 
 def penultimate_node(model: torch.nn.Module) -> str:
-    """The graph node feeding the classifier's last layer (``flatten`` for ResNets)."""
+    """The graph node feeding the classifier's last layer (``flatten`` for ResNets).
+
+    That is the node before the last ``Linear``; for fully convolutional classifiers
+    (SqueezeNet) the node before the last convolution.
+    """
     _, eval_nodes = get_graph_node_names(model)
+    modules = dict(model.named_modules())
+    for layer_type in (torch.nn.Linear, torch.nn.Conv2d):
+        positions = [i for i, name in enumerate(eval_nodes) if isinstance(modules.get(name), layer_type)]
+        if positions and positions[-1] > 0:
+            return eval_nodes[positions[-1] - 1]
     return eval_nodes[-2]
 
 

@@ -30,6 +30,16 @@ def test_penultimate_node_is_the_classifier_input():
     assert ef.penultimate_node(get_model("resnet18", weights=None)) == "flatten"
     # mobilenet_v3's classifier is Linear-Hardswish-Dropout-Linear: the feature is the 1024-d vector.
     assert ef.penultimate_node(get_model("mobilenet_v3_small", weights=None)) == "classifier.2"
+    assert ef.penultimate_node(get_model("alexnet", weights=None)) == "classifier.5"
+    assert ef.penultimate_node(get_model("vit_b_16", weights=None)) == "getitem_5"
+    # SqueezeNet classifies with a convolution: its feature is the input of that convolution.
+    assert ef.penultimate_node(get_model("squeezenet1_1", weights=None)) == "classifier.0"
+
+
+@pytest.mark.parametrize("arch, dim", [("squeezenet1_1", 512), ("mobilenet_v3_small", 1024)])
+def test_other_architectures_extract(manifest, image_folder, tmp_path, arch, dim):
+    attrs = run(manifest, image_folder, tmp_path / "f.h5", arch=arch)
+    assert attrs["feature_dim"] == dim
 
 
 def test_unknown_node_lists_valid_ones():

@@ -154,3 +154,21 @@ def test_report_builds(finished_run):
 
     names = zipfile.ZipFile(workdir / "report.zip").namelist()
     assert any(n.endswith("perplexity-5_seed-0.png") for n in names)
+
+
+def test_replacing_the_weights_file_reruns_extraction(tmp_path):
+    import torch
+    from torchvision.models import get_model
+
+    weights = tmp_path / "resnet18.pth"
+    torch.manual_seed(1)
+    torch.save(get_model("resnet18", weights=None).state_dict(), weights)
+    config = with_changes({**TINY, "sample": {"n_images": 12}, "tsne": {"perplexities": [3], "seeds": [0]}},
+                          "model", weights=str(weights))
+    result = snakemake(tmp_path, "--until", "extract_features", config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with h5py.File(tmp_path / "results" / "features" / "features.h5") as h5:
+        assert "resnet18.pth" in h5.attrs["weights_source"] and not h5.attrs["weights_random"]
+    assert "extract_features" not in planned_jobs(tmp_path, config)
+    torch.save(get_model("resnet18", weights=None).state_dict(), weights)
+    assert planned_jobs(tmp_path, config)["extract_features"] == 1
