@@ -9,13 +9,18 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from atlas_config import (  # noqa: E402
     WEIGHT_KEYWORDS,
     check_config,
+    schema_error_line,
     settings_hash,
     wildcard_value,
 )
 from sample_images import count_images  # noqa: E402
 from workflow_utils import AtlasError  # noqa: E402
 
-validate(config, schema="../schemas/config.schema.yaml")
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+except WorkflowError:
+    schema = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+    sys.exit(f"tsne-atlas: config error: {schema_error_line(config, schema)}")
 try:
     check_config(config, count_images=count_images)
 except AtlasError as err:

@@ -46,6 +46,7 @@ def plot_scatter(
     ax.legend(
         loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9,
         markerscale=max(1.0, 40 / max(point_size, 1)), title="class",
+        ncols=1 + (len(classes) - 1) // 25,  # long class lists wrap into columns
     )
     if note:
         fig.text(0.5, 0.01, note, ha="center", va="bottom", color="#bd1f01", fontsize=10, fontweight="bold")

@@ -87,3 +87,19 @@ def test_n_images_all_counts_the_dataset(image_folder):
 
 def test_wildcard_values():
     assert [wildcard_value(v) for v in (5, 30.0, 7.5, 0)] == ["5", "30", "7.5", "0"]
+
+
+@pytest.mark.parametrize(
+    "patch, expected",
+    [
+        ({"sample": {"n_imgs": 5}}, "sample: Additional properties are not allowed ('n_imgs' was unexpected)"),
+        ({"tsne": {"seeds": [1, 1]}}, "tsne.seeds: [1, 1] has non-unique elements"),
+        ({"model": {"batch_size": "big"}}, "model.batch_size: 'big' is not of type 'integer'"),
+    ],
+)
+def test_schema_errors_become_one_line_naming_the_key(minimal, patch, expected):
+    from atlas_config import schema_error_line
+
+    line = schema_error_line({**minimal, **patch}, SCHEMA)
+    assert line.startswith(expected) and "\n" not in line
+    assert schema_error_line(minimal, SCHEMA) == ""

@@ -119,6 +119,16 @@ def test_unsupported_perplexity_fails_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_unknown_config_key_is_one_line(tmp_path):
+    config = {**TINY, "mosaic": {**TINY["mosaic"], "thumbsize": 10}}
+    result = snakemake(tmp_path, "--dry-run", config=config)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "tsne-atlas: config error: mosaic: Additional properties are not allowed ('thumbsize' was unexpected); "
+        "see the Configuration table in README.md"
+    )
+
+
 def test_lint_is_clean():
     result = subprocess.run([SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile")], capture_output=True,
                             text=True, cwd=REPO, timeout=300)
