@@ -51,6 +51,11 @@ def job_log(path: str | os.PathLike | None) -> Iterator[logging.Logger]:
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(logging.INFO)
+        # Our own warnings (random weights, say) also reach the terminal, not only the log.
+        terminal = logging.StreamHandler(sys.__stderr__)
+        terminal.setLevel(logging.WARNING)
+        terminal.setFormatter(logging.Formatter("tsne-atlas: warning: %(message)s"))
+        logger.addHandler(terminal)
         logging.captureWarnings(True)
         try:
             with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
@@ -66,4 +71,5 @@ def job_log(path: str | os.PathLike | None) -> Iterator[logging.Logger]:
                     raise
         finally:
             root.removeHandler(handler)
+            logger.removeHandler(terminal)
             logging.captureWarnings(False)

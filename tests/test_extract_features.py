@@ -174,3 +174,12 @@ def test_identical_runs_give_byte_identical_files(manifest, image_folder, tmp_pa
     run(manifest, image_folder, tmp_path / "a.h5", settings_hash="x")
     run(manifest, image_folder, tmp_path / "b.h5", settings_hash="x")
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+
+
+def test_random_weights_warning_reaches_the_terminal_too(unreachable_weights, tmp_path, capfd):
+    from workflow_utils import job_log
+
+    with job_log(tmp_path / "job.log"):
+        ef.load_model("resnet18", "auto")
+    assert "RANDOM initialisation" in (tmp_path / "job.log").read_text()
+    assert "tsne-atlas: warning: !!! ImageNet weights for resnet18 could not be had" in capfd.readouterr().err

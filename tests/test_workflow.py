@@ -129,6 +129,18 @@ def test_unknown_config_key_is_one_line(tmp_path):
     )
 
 
+def test_too_large_sample_fails_in_one_line_and_leaves_no_manifest(tmp_path):
+    config = with_changes(TINY, "sample", n_images=2000)
+    result = snakemake(tmp_path, config=config)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("tsne-atlas: error:")]
+    assert errors == [
+        "tsne-atlas: error: sample.n_images is 2000 but the dataset has only 1000 usable images; "
+        "lower sample.n_images or set it to 'all'"
+    ]
+    assert not (tmp_path / "results" / "sample" / "manifest.csv").exists()
+
+
 def test_lint_is_clean():
     result = subprocess.run([SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile")], capture_output=True,
                             text=True, cwd=REPO, timeout=300)
