@@ -15,6 +15,7 @@ include: "rules/common.smk"
 include: "rules/sample.smk"
 include: "rules/features.smk"
 include: "rules/tsne.smk"
+include: "rules/metrics.smk"
 include: "rules/figures.smk"
 
 

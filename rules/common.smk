@@ -36,17 +36,29 @@ wildcard_constraints:
     seed=r"[0-9]+",
 
 
+def run_files(pattern):
+    """``pattern`` (with {perplexity} and {seed}) for every run of the sweep."""
+    return expand(pattern, perplexity=PERPLEXITIES, seed=SEEDS)
+
+
+def sweep_files(pattern):
+    """Input function giving ``pattern`` for every run of the sweep."""
+    return lambda wildcards: run_files(pattern)
+
+
 def final_outputs():
-    """Every figure of the sweep: one scatter (PNG, SVG) and one mosaic per (perplexity, seed)."""
-    return expand(
-        [
-            f"{RESULTS}/scatter/perplexity-{{perplexity}}_seed-{{seed}}.png",
-            f"{RESULTS}/scatter/perplexity-{{perplexity}}_seed-{{seed}}.svg",
-            f"{RESULTS}/mosaic/perplexity-{{perplexity}}_seed-{{seed}}.png",
-        ],
-        perplexity=PERPLEXITIES,
-        seed=SEEDS,
-    )
+    """Per run: scatter (PNG, SVG), mosaic, grid mosaic; per sweep: metrics, overview, explorer."""
+    per_run = [
+        f"{RESULTS}/scatter/perplexity-{{perplexity}}_seed-{{seed}}.png",
+        f"{RESULTS}/scatter/perplexity-{{perplexity}}_seed-{{seed}}.svg",
+        f"{RESULTS}/mosaic/perplexity-{{perplexity}}_seed-{{seed}}.png",
+        f"{RESULTS}/grid_mosaic/perplexity-{{perplexity}}_seed-{{seed}}.png",
+    ]
+    return run_files(per_run) + [
+        f"{RESULTS}/metrics/sweep.csv",
+        f"{RESULTS}/overview/sweep.png",
+        f"{RESULTS}/explorer.html",
+    ]
 
 
 def class_folders(wildcards):
@@ -80,6 +92,9 @@ def results_summary():
         f"  features   {RESULTS}/features/features.h5\n"
         f"  embeddings {RESULTS}/tsne/ ({n_runs} runs: perplexities {', '.join(PERPLEXITIES)}; seeds {', '.join(SEEDS)})\n"
         f"  scatter    {RESULTS}/scatter/*.png, *.svg\n"
-        f"  mosaics    {RESULTS}/mosaic/*.png\n"
+        f"  mosaics    {RESULTS}/mosaic/*.png, {RESULTS}/grid_mosaic/*.png\n"
+        f"  metrics    {RESULTS}/metrics/sweep.csv, sweep.png\n"
+        f"  overview   {RESULTS}/overview/sweep.png, sweep.pdf\n"
+        f"  explorer   {RESULTS}/explorer.html (open in a browser)\n"
         f"  logs       {RESULTS}/logs/\n"
     )

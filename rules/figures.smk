@@ -51,3 +51,77 @@ rule mosaic:
         background=config["mosaic"]["background"],
     script:
         "../scripts/render_mosaic.py"
+
+
+rule grid_mosaic:
+    input:
+        embedding=rules.tsne.output.embedding,
+        meta=rules.tsne.output.meta,
+    output:
+        png=report(
+            f"{RESULTS}/grid_mosaic/perplexity-{{perplexity}}_seed-{{seed}}.png",
+            caption="../report/grid_mosaic.rst",
+            category="Grid mosaics",
+            subcategory="perplexity {perplexity}",
+            labels={"perplexity": "{perplexity}", "seed": "{seed}"},
+        ),
+    log:
+        f"{RESULTS}/logs/grid_mosaic/perplexity-{{perplexity}}_seed-{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/grid_mosaic/perplexity-{{perplexity}}_seed-{{seed}}.tsv"
+    conda:
+        "../envs/figures.yaml"
+    params:
+        root=config["dataset"]["root"],
+        thumb_size=config["grid_mosaic"]["thumb_size"],
+        border=config["grid_mosaic"]["border"],
+        background=config["grid_mosaic"]["background"],
+        max_images=config["grid_mosaic"]["max_images"],
+    script:
+        "../scripts/grid_mosaic.py"
+
+
+rule sweep_overview:
+    input:
+        embeddings=sweep_files(rules.tsne.output.embedding),
+        metas=sweep_files(rules.tsne.output.meta),
+        metrics=sweep_files(rules.embedding_metrics.output.metrics),
+    output:
+        png=report(
+            f"{RESULTS}/overview/sweep.png",
+            caption="../report/sweep_overview.rst",
+            category="Sweep",
+            labels={"figure": "contact sheet"},
+        ),
+        pdf=f"{RESULTS}/overview/sweep.pdf",
+    log:
+        f"{RESULTS}/logs/sweep_overview.log",
+    conda:
+        "../envs/figures.yaml"
+    params:
+        panel_in=config["overview"]["panel_in"],
+        dpi=config["overview"]["dpi"],
+    script:
+        "../scripts/sweep_overview.py"
+
+
+rule explorer:
+    input:
+        embeddings=sweep_files(rules.tsne.output.embedding),
+        metas=sweep_files(rules.tsne.output.meta),
+    output:
+        html=report(
+            f"{RESULTS}/explorer.html",
+            caption="../report/explorer.rst",
+            category="Sweep",
+            labels={"figure": "interactive explorer"},
+        ),
+    log:
+        f"{RESULTS}/logs/explorer.log",
+    conda:
+        "../envs/figures.yaml"
+    params:
+        root=config["dataset"]["root"],
+        thumb_size=config["explorer"]["thumb_size"],
+    script:
+        "../scripts/build_explorer.py"

@@ -6,6 +6,7 @@ import matplotlib
 import matplotlib.style
 
 RANDOM_WEIGHTS_NOTE = "RANDOM WEIGHTS: features come from an untrained network"
+NOTE_COLOUR = "#bd1f01"
 
 
 def _petroff10() -> list[str]:
@@ -14,21 +15,38 @@ def _petroff10() -> list[str]:
     return list(style["axes.prop_cycle"].by_key()["color"])
 
 
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
 def class_colours(n_classes: int) -> list[tuple[float, float, float]]:
     """``n_classes`` distinct RGB colours in [0, 1], stable for a given count.
 
-    Petroff's accessible palette up to 10 classes, tab20 up to 20, then evenly
-    spaced hues with alternating lightness.
+    Up to 10 classes: Petroff's palette, chosen for colour-vision-deficiency accessibility.
+    Beyond 10 no palette stays safe by colour alone, so the same ten hues repeat at other
+    lightness levels (dark, then light) and figures add marker shapes (``class_markers``)
+    to tell repeated hues apart; past 30, hues are spread evenly.
     """
+    base = [matplotlib.colors.to_rgb(h) for h in _petroff10()]
     if n_classes <= 10:
-        hexes = _petroff10()[:n_classes]
-        return [matplotlib.colors.to_rgb(h) for h in hexes]
-    if n_classes <= 20:
-        return [tuple(c[:3]) for c in matplotlib.colormaps["tab20"].colors[:n_classes]]
+        return base[:n_classes]
+    if n_classes <= 30:
+        shades = [lambda c: c, lambda c: _shade(c, 0.55), lambda c: _tint(c, 0.5)]
+        return [shades[i // 10](base[i % 10]) for i in range(n_classes)]
     golden = 0.618033988749895
-    return [
-        colorsys.hls_to_rgb((i * golden) % 1.0, 0.45 if i % 2 else 0.6, 0.75) for i in range(n_classes)
-    ]
+    return [colorsys.hls_to_rgb((i * golden) % 1.0, 0.35 + 0.3 * (i % 3) / 2, 0.75) for i in range(n_classes)]
+
+
+def class_markers(n_classes: int) -> list[str]:
+    """A marker per class: circles up to 10 classes, then a new shape for each block of ten."""
+    return [MARKERS[(i // 10) % len(MARKERS)] for i in range(n_classes)]
+
+
+def _shade(rgb, factor):
+    return tuple(c * factor for c in rgb)
+
+
+def _tint(rgb, factor):
+    return tuple(c + (1 - c) * factor for c in rgb)
 
 
 def colour_bgr255(rgb: tuple[float, float, float]) -> tuple[int, int, int]:
@@ -47,3 +65,22 @@ def figure_title(meta: dict) -> str:
 def weights_note(meta: dict) -> str | None:
     """The note every figure carries when the network's weights were random."""
     return RANDOM_WEIGHTS_NOTE if meta.get("weights_random") else None
+
+
+def add_note(fig, note: str | None) -> None:
+    """Put ``note`` (the random-weights warning) under the figure, where layout keeps it clear of data."""
+    if note:
+        fig.supxlabel(note, color=NOTE_COLOUR, fontsize=10, fontweight="bold")
+
+
+def note_legend(fig, handles, labels, note: str | None, ncols: int, fontsize: float = 9):
+    """A legend under the figure; the random-weights note, when given, is its (red) title.
+
+    Keeping the note inside the legend lets constrained layout reserve room for both.
+    """
+    legend = fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=fontsize,
+                        frameon=False, title=note, title_fontsize=10)
+    if note:
+        legend.get_title().set_color(NOTE_COLOUR)
+        legend.get_title().set_fontweight("bold")
+    return legend

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from figure_style import class_colours, figure_title, weights_note  # noqa: E402
+from figure_style import add_note, class_colours, class_markers, figure_title, weights_note  # noqa: E402
 from run_tsne import read_embedding  # noqa: E402
 from workflow_utils import atomic_path, job_log  # noqa: E402
 
@@ -30,27 +30,31 @@ def plot_scatter(
     width_in: float = 8.0,
 ) -> plt.Figure:
     """Scatter ``coords`` coloured by class, equal aspect, legend outside the axes."""
-    colours = class_colours(len(classes))
     fig, ax = plt.subplots(figsize=(width_in, width_in * 0.8), layout="constrained")
-    labels_arr = np.asarray(labels)
-    for index, name in enumerate(classes):
-        mask = labels_arr == name
-        ax.scatter(
-            coords[mask, 0], coords[mask, 1], s=point_size, color=colours[index],
-            label=f"{name} ({int(mask.sum())})", linewidths=0, alpha=0.85,
-        )
-    ax.set_aspect("equal", adjustable="datalim")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    draw_classes(ax, coords, labels, classes, point_size)
     ax.set_title(title, fontsize=10)
     ax.legend(
         loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9,
         markerscale=max(1.0, 40 / max(point_size, 1)), title="class",
         ncols=1 + (len(classes) - 1) // 25,  # long class lists wrap into columns
     )
-    if note:
-        fig.text(0.5, 0.01, note, ha="center", va="bottom", color="#bd1f01", fontsize=10, fontweight="bold")
+    add_note(fig, note)
     return fig
+
+
+def draw_classes(ax, coords: np.ndarray, labels: list[str], classes: list[str], point_size: float) -> None:
+    """One scatter per class (its colour and marker), equal aspect, no ticks: t-SNE axes have no units."""
+    colours, markers = class_colours(len(classes)), class_markers(len(classes))
+    labels_arr = np.asarray(labels)
+    for index, name in enumerate(classes):
+        mask = labels_arr == name
+        ax.scatter(
+            coords[mask, 0], coords[mask, 1], s=point_size, color=colours[index], marker=markers[index],
+            label=f"{name} ({int(mask.sum())})", linewidths=0, alpha=0.85,
+        )
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def save_figure(fig: plt.Figure, png: str, svg: str, dpi: int = 150) -> None:

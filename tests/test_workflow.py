@@ -78,6 +78,14 @@ def test_run_produces_every_output(finished_run):
             with Image.open(png) as image:
                 assert image.format == "PNG"
         assert (out / "logs" / "tsne" / f"{run}.log").exists()
+    for name in ("metrics/sweep.csv", "metrics/sweep.png", "metrics/sweep.svg", "overview/sweep.png",
+                 "overview/sweep.pdf", "explorer.html"):
+        assert (out / name).stat().st_size > 0, name
+    with open(out / "metrics" / "sweep.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 4
+    for run in runs:
+        with Image.open(out / "grid_mosaic" / f"{run}.png") as image:
+            assert image.size[0] == 7 * (48 + 2 * 2)  # 40 images: a 6 x 7 grid of 52-px tiles
     assert "RANDOM initialisation" not in (out / "logs" / "extract_features.log").read_text()  # 'none' asked
     assert "tsne-atlas: done. Results in results/" in result.stdout + result.stderr
     assert not list(out.rglob(".tmp-*"))
@@ -91,7 +99,11 @@ def test_second_run_does_nothing(finished_run):
 def test_adding_a_perplexity_runs_only_its_tsne_and_figures(finished_run):
     workdir, _ = finished_run
     config = with_changes(TINY, "tsne", perplexities=[5, 10, 8])
-    assert planned_jobs(workdir, config) == {"tsne": 2, "scatter": 2, "mosaic": 2, "all": 1}
+    assert planned_jobs(workdir, config) == {
+        "tsne": 2, "scatter": 2, "mosaic": 2, "grid_mosaic": 2, "embedding_metrics": 2,
+        # ...and the sweep-wide figures, which show every run:
+        "sweep_metrics": 1, "sweep_overview": 1, "explorer": 1, "all": 1,
+    }
 
 
 def test_changing_a_mosaic_setting_reruns_only_mosaics(finished_run):
@@ -105,7 +117,8 @@ def test_changing_the_sample_reruns_from_sampling(finished_run, change):
     workdir, _ = finished_run
     config = with_changes(TINY, "sample", **change)
     assert planned_jobs(workdir, config) == {
-        "sample_images": 1, "extract_features": 1, "tsne": 4, "scatter": 4, "mosaic": 4, "all": 1,
+        "sample_images": 1, "extract_features": 1, "tsne": 4, "scatter": 4, "mosaic": 4, "grid_mosaic": 4,
+        "embedding_metrics": 4, "sweep_metrics": 1, "sweep_overview": 1, "explorer": 1, "all": 1,
     }
 
 

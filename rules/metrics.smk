@@ -1,0 +1,43 @@
+rule embedding_metrics:
+    input:
+        features=rules.extract_features.output.features,
+        embedding=rules.tsne.output.embedding,
+        meta=rules.tsne.output.meta,
+    output:
+        metrics=f"{RESULTS}/metrics/perplexity-{{perplexity}}_seed-{{seed}}.json",
+    log:
+        f"{RESULTS}/logs/metrics/perplexity-{{perplexity}}_seed-{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/metrics/perplexity-{{perplexity}}_seed-{{seed}}.tsv"
+    conda:
+        "../envs/tsne.yaml"
+    params:
+        trust_k=config["metrics"]["trustworthiness_k"],
+        knn_k=config["metrics"]["knn_k"],
+    script:
+        "../scripts/embedding_metrics.py"
+
+
+rule sweep_metrics:
+    input:
+        metrics=sweep_files(rules.embedding_metrics.output.metrics),
+    output:
+        table=report(
+            f"{RESULTS}/metrics/sweep.csv",
+            caption="../report/sweep_table.rst",
+            category="Sweep",
+            labels={"figure": "metrics table"},
+        ),
+        png=report(
+            f"{RESULTS}/metrics/sweep.png",
+            caption="../report/sweep_metrics.rst",
+            category="Sweep",
+            labels={"figure": "metrics vs perplexity"},
+        ),
+        svg=f"{RESULTS}/metrics/sweep.svg",
+    log:
+        f"{RESULTS}/logs/sweep_metrics.log",
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/embedding_metrics.py"

@@ -1,0 +1,245 @@
+"""Stage 6, explorer: one self-contained, offline HTML page for a whole t-SNE sweep.
+
+A Bokeh scatter plot of every image, coloured by class, with a menu that switches
+between the (perplexity, seed) runs, a legend whose entries hide and show a class,
+and a hover tooltip with the image's thumbnail, path and class. BokehJS, the
+coordinates of every run and the thumbnails are all inlined, so the file works
+without a network and can be mailed on its own.
+
+Paths and class names come from the user's file system: the tooltip only ever shows
+them through Bokeh's escaped ``@field`` substitution, never ``{safe}``, so a file
+named ``<img src=x onerror=alert(1)>.png`` shows as text and runs nothing.
+"""
+
+import base64
+import contextlib
+import io
+import itertools
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Iterator
+from unittest import mock
+
+import numpy as np
+from bokeh.embed import file_html
+from bokeh.layouts import column
+from bokeh.models import Column, ColumnDataSource, CustomJS, Div, HoverTool, Select
+from bokeh.plotting import figure
+from bokeh.resources import INLINE
+from bokeh.util import serialization as bokeh_serialization
+from matplotlib.colors import to_hex
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, class_markers, figure_title
+from run_tsne import read_embedding
+from workflow_utils import AtlasError, atomic_path, job_log
+
+LOGGER = logging.getLogger("tsne_atlas.build_explorer")
+# figure_style's matplotlib marker codes as Bokeh marker types, so a class has one shape everywhere.
+BOKEH_MARKERS = {
+    "o": "circle", "s": "square", "^": "triangle", "D": "diamond", "v": "inverted_triangle",
+    "P": "plus", "X": "x", "*": "star",
+}
+TOOLS = "pan,wheel_zoom,box_zoom,reset"
+# Bokeh escapes every @field it substitutes into this template (there is no {safe} here):
+# paths and labels are user data and must never become markup.
+TOOLTIP = """
+<div style="max-width: 320px">
+  <img src="@thumb" alt="thumbnail" style="display: block; margin-bottom: 4px">
+  <div style="font-family: monospace; font-size: 11px; overflow-wrap: anywhere">@path</div>
+  <div style="font-size: 12px"><b>class:</b> @label</div>
+</div>
+"""
+# Stable model names: the browser tests (and anyone scripting the page) find models by them.
+SELECT_NAME = "run-select"
+PLOT_NAME = "tsne-plot"
+NOTE_NAME = "random-weights-note"
+
+
+def renderer_name(class_index: int) -> str:
+    """Name of the glyph renderer (and its data source, with ``-source``) of one class."""
+    return f"points-{class_index}"
+
+
+def thumbnail_data_uri(path: str | os.PathLike, thumb_size: int) -> str:
+    """The image as a PNG data URI whose longer side is ``thumb_size`` (EXIF rotation applied, RGB)."""
+    try:
+        with Image.open(path) as image:
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
+    except FileNotFoundError:
+        raise AtlasError(
+            f"{path}: image listed in the embedding is missing; restore it or rerun the workflow from sampling"
+        ) from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise AtlasError(f"{path}: not a readable image ({err}); replace or remove it and rerun") from None
+    scale = thumb_size / max(rgb.size)
+    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+    resample = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC
+    buffer = io.BytesIO()
+    rgb.resize(size, resample).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def run_label(meta: dict) -> str:
+    """The menu entry of one run, e.g. ``perplexity 30, seed 0 (KL 0.69)``."""
+    return f"perplexity {meta['perplexity']:g}, seed {meta['seed']} (KL {meta['kl_divergence']:.2f})"
+
+
+def load_runs(runs: list[tuple[str, str]]) -> tuple[list[str], list[str], list[np.ndarray], list[dict]]:
+    """Read every (embedding TSV, meta JSON) pair, sorted by (perplexity, seed).
+
+    Returns the shared paths and labels, one N x 2 coordinate array per run and the
+    runs' metadata. Every run must list the same images in the same order.
+    """
+    if not runs:
+        raise AtlasError("the explorer got no embeddings; set at least one tsne.perplexities and tsne.seeds value")
+    loaded = []
+    for tsv, meta_json in runs:
+        meta = json.loads(Path(meta_json).read_text(encoding="utf-8"))
+        paths, labels, coords = read_embedding(tsv)
+        loaded.append((tsv, meta, paths, labels, coords))
+    loaded.sort(key=lambda run: (float(run[1]["perplexity"]), int(run[1]["seed"])))
+    first_tsv, _, paths, labels, _ = loaded[0]
+    for tsv, _, other_paths, other_labels, _ in loaded[1:]:
+        if other_paths != paths or other_labels != labels:
+            raise AtlasError(
+                f"{tsv}: lists other images than {first_tsv}; delete the results/tsne folder and rerun"
+            )
+    return paths, labels, [run[4] for run in loaded], [run[1] for run in loaded]
+
+
+def class_sources(
+    paths: list[str], labels: list[str], classes: list[str], coords: list[np.ndarray], thumbs: list[str]
+) -> list[ColumnDataSource]:
+    """One data source per class: current x/y (the first run), x<k>/y<k> for run k, path, label, thumb."""
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise AtlasError(
+            f"labels {unknown} are not in the runs' 'classes' list; delete the results/tsne folder and rerun"
+        )
+    label_indices = np.array([index[label] for label in labels], dtype=np.int64)
+    sources = []
+    for class_index, name in enumerate(classes):
+        rows = np.flatnonzero(label_indices == class_index)
+        data = {
+            "x": coords[0][rows, 0],
+            "y": coords[0][rows, 1],
+            "path": [paths[i] for i in rows],
+            "label": [name] * len(rows),
+            "thumb": [thumbs[i] for i in rows],
+        }
+        for k, run_coords in enumerate(coords):
+            data[f"x{k}"] = run_coords[rows, 0]
+            data[f"y{k}"] = run_coords[rows, 1]
+        sources.append(ColumnDataSource(data, name=f"{renderer_name(class_index)}-source"))
+    return sources
+
+
+def explorer_layout(
+    sources: list[ColumnDataSource], classes: list[str], metas: list[dict], point_size: float = 7.0
+) -> Column:
+    """The page's Bokeh layout: note (random weights only), run menu and the plot."""
+    titles = [figure_title(meta) for meta in metas]
+    plot = figure(
+        title=titles[0], tools=TOOLS, active_scroll="wheel_zoom", match_aspect=True,
+        sizing_mode="stretch_width", height=640, min_width=600, name=PLOT_NAME, output_backend="canvas",
+    )
+    plot.xaxis.visible = plot.yaxis.visible = False  # t-SNE axes have no meaning
+    plot.grid.visible = False
+    renderers = []
+    styles = zip(class_colours(len(classes)), class_markers(len(classes)))
+    for class_index, (name, (colour, marker), source) in enumerate(zip(classes, styles, sources)):
+        renderers.append(plot.scatter(
+            "x", "y", source=source, size=point_size, color=to_hex(colour), alpha=0.85,
+            marker=BOKEH_MARKERS.get(marker, "circle"),
+            legend_label=f"{name} ({len(source.data['x'])})", name=renderer_name(class_index),
+        ))
+    legend = plot.legend[0]
+    legend.click_policy = "hide"
+    legend.title = "class (click to hide)"
+    legend.ncols = 1 + (len(classes) - 1) // 25  # long class lists wrap into columns
+    plot.add_layout(legend, "right")  # outside the data area, however many classes
+    plot.add_tools(HoverTool(renderers=renderers, tooltips=TOOLTIP))
+
+    options = [(str(k), run_label(meta)) for k, meta in enumerate(metas)]
+    select = Select(title="t-SNE run", value="0", options=options, name=SELECT_NAME, width=420)
+    select.js_on_change("value", CustomJS(args=dict(sources=sources, plot=plot, titles=titles), code="""
+        // Every run's coordinates are already in each source as x<k>, y<k>: point x/y at run k's.
+        const k = Number(cb_obj.value);
+        for (const source of sources) {
+            const data = source.data;
+            data.x = data["x" + k];
+            data.y = data["y" + k];
+            source.change.emit();
+        }
+        plot.title.text = titles[k];
+        plot.reset.emit();  // re-fit the ranges to the new layout
+    """))
+    children = []
+    if any(meta.get("weights_random") for meta in metas):
+        children.append(Div(
+            text=RANDOM_WEIGHTS_NOTE, render_as_text=True, name=NOTE_NAME,
+            styles={"color": NOTE_COLOUR, "font-weight": "bold", "font-size": "16px"},
+        ))
+    children.append(select)
+    children.append(plot)
+    return column(children, sizing_mode="stretch_width")
+
+
+@contextlib.contextmanager
+def deterministic_bokeh_ids(namespace: str = "tsne-atlas") -> Iterator[None]:
+    """Make the ids Bokeh writes into the page the same on every build.
+
+    Bokeh numbers its models from a process-wide counter and gives documents and root
+    elements random UUIDs; both are reset/replaced by a fixed sequence for the duration
+    of the block (private Bokeh details, checked by a byte-identity test).
+    """
+    counter = itertools.count()
+
+    def next_uuid() -> uuid.UUID:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/{next(counter)}")
+
+    fake_uuid = SimpleNamespace(uuid4=next_uuid)
+    with mock.patch.object(bokeh_serialization, "_simple_id", 999), \
+            mock.patch.object(bokeh_serialization, "uuid", fake_uuid):
+        yield
+
+
+def build_explorer(
+    runs: list[tuple[str, str]], root: str | os.PathLike, output: str | os.PathLike, thumb_size: int = 64
+) -> None:
+    """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
+
+    ``root`` is the dataset root the TSVs' image paths are relative to.
+    """
+    if thumb_size < 1:
+        raise AtlasError(f"explorer thumb_size {thumb_size} must be a positive number of pixels")
+    paths, labels, coords, metas = load_runs(runs)
+    classes = list(metas[0]["classes"])
+    # One thumbnail per image, shared by all runs.
+    thumbs = [thumbnail_data_uri(Path(root) / path, thumb_size) for path in paths]
+    with deterministic_bokeh_ids():
+        layout = explorer_layout(class_sources(paths, labels, classes, coords, thumbs), classes, metas)
+        title = f"tsne-atlas explorer: {metas[0].get('model')} features, {len(paths)} images, {len(metas)} runs"
+        html = file_html(layout, INLINE, title=title)
+    with atomic_path(output) as tmp:
+        Path(tmp).write_text(html, encoding="utf-8")
+    LOGGER.info("wrote %s (%d images, %d runs, %.1f MB)", output, len(paths), len(metas), len(html) / 1e6)
+
+
+def main(snakemake) -> None:
+    params = snakemake.params
+    with job_log(snakemake.log[0]):
+        build_explorer(
+            list(zip(snakemake.input.embeddings, snakemake.input.metas)), params.root, snakemake.output.html,
+            thumb_size=int(params.thumb_size),
+        )
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)

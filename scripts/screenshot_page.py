@@ -1,0 +1,49 @@
+"""Screenshot a local HTML page (the explorer) in headless Chromium, optionally with a tooltip.
+
+    python scripts/screenshot_page.py page.html out.png [--hover] [--width 1280 --height 960]
+
+``--hover`` first moves the mouse onto the point nearest the plot's centre, so the
+picture shows a tooltip with its thumbnail. Needs Debian's chromium and chromium-driver
+(``scripts/install_system_deps.sh``).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from headless_browser import central_point, chromium, hover_point, open_page
+from workflow_utils import AtlasError, atomic_path
+
+
+def screenshot_page(html: str, png: str, hover: bool = False, width: int = 1280, height: int = 960) -> None:
+    """Write a PNG of what a ``width`` x ``height`` browser window shows of ``html``."""
+    if not Path(html).is_file():
+        raise AtlasError(f"{html}: no such page; build the explorer first")
+    with chromium(width, height) as driver:
+        open_page(driver, html)
+        if hover:
+            hover_point(driver, *central_point(driver))
+        image = driver.get_screenshot_as_png()
+    with atomic_path(png) as tmp:
+        Path(tmp).write_bytes(image)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("html", help="local HTML file")
+    parser.add_argument("png", help="screenshot to write")
+    parser.add_argument("--hover", action="store_true", help="hover the point nearest the plot's centre first")
+    parser.add_argument("--width", type=int, default=1280, help="window width in CSS pixels")
+    parser.add_argument("--height", type=int, default=960, help="window height in CSS pixels")
+    args = parser.parse_args(argv)
+    try:
+        screenshot_page(args.html, args.png, args.hover, args.width, args.height)
+    except AtlasError as err:
+        print(f"tsne-atlas: error: {err}", file=sys.stderr)
+        return 1
+    print(args.png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

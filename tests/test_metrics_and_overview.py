@@ -1,0 +1,114 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import embedding_metrics as em
+import grid_mosaic as gm
+import sweep_overview as so
+from figure_style import RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255
+from run_tsne import write_embedding
+
+
+def test_knn_accuracy_leaves_each_point_out():
+    X = np.array([[0.0], [0.1], [0.2], [10.0], [10.1], [10.2]])
+    assert em.knn_accuracy(X, np.array([0, 0, 0, 1, 1, 1]), k=2) == 1.0
+    # A lone point of its class cannot be its own neighbour, so it is misclassified.
+    X[2] = 0.25  # nearest other point of the lone class-1 point at 0.25 is the class-0 point at 0.1
+    assert em.knn_accuracy(X, np.array([0, 0, 1, 1, 1, 1]), k=1) == pytest.approx(5 / 6)
+
+
+def test_metrics_reward_a_faithful_embedding():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(c, 0.3, size=(30, 8)) for c in (0, 5, 10)])
+    labels = np.repeat([0, 1, 2], 30)
+    faithful = X[:, :2]
+    shuffled = rng.permutation(faithful)
+    good, bad = em.embedding_metrics(X, faithful, labels), em.embedding_metrics(X, shuffled, labels)
+    assert good["trustworthiness"] > 0.9 > bad["trustworthiness"] + 0.2
+    assert good["knn_accuracy_2d"] == 1.0 and bad["knn_accuracy_2d"] < 0.6
+    assert good["knn_accuracy_features"] == bad["knn_accuracy_features"] == 1.0
+
+
+def fake_rows():
+    return [{"perplexity": p, "seed": s, "trustworthiness": 0.9 + p / 1000 + s / 100, "knn_accuracy_2d": 0.6,
+             "knn_accuracy_features": 0.7, "kl_divergence": 1.0 / p, "n_images": 50, "runtime_s": 1.0,
+             "knn_k": 5, "weights_random": True}
+            for p in (5, 30) for s in (0, 1, 2)]
+
+
+def test_sweep_table_and_plot(tmp_path):
+    files = []
+    for i, row in enumerate(reversed(fake_rows())):
+        files.append(tmp_path / f"{i}.json")
+        files[-1].write_text(json.dumps(row))
+    em.gather_sweep([str(f) for f in files], str(tmp_path / "sweep.csv"), str(tmp_path / "s.png"),
+                    str(tmp_path / "s.svg"))
+    with open(tmp_path / "sweep.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [(float(r["perplexity"]), int(r["seed"])) for r in table] == [(5, 0), (5, 1), (5, 2), (30, 0), (30, 1),
+                                                                          (30, 2)]
+    assert list(table[0]) == list(em.SWEEP_FIELDS)
+    fig = em.plot_sweep_metrics(fake_rows(), RANDOM_WEIGHTS_NOTE)
+    assert [ax.get_title() for ax in fig.axes] == ["trustworthiness", "k-NN label accuracy", "KL divergence"]
+    assert fig.legends[0].get_title().get_text() == RANDOM_WEIGHTS_NOTE
+    with Image.open(tmp_path / "s.png") as image:
+        assert image.size[0] > 1000
+
+
+def test_contact_sheet_has_a_panel_per_run_with_metrics_in_titles():
+    rng = np.random.default_rng(1)
+    runs = [{"perplexity": r["perplexity"], "seed": r["seed"], "coords": rng.normal(size=(50, 2)),
+             "labels": ["a", "b"] * 25, "metrics": r} for r in fake_rows()]
+    fig = so.plot_overview(runs, ["a", "b"], note=RANDOM_WEIGHTS_NOTE)
+    axes = np.array(fig.axes).reshape(2, 3)
+    assert axes[0, 0].get_title().startswith("p=5  s=0") and axes[1, 2].get_title().startswith("p=30  s=2")
+    assert "T=0.925" in axes[0, 2].get_title()
+    assert all(ax.get_aspect() == 1.0 for ax in axes.ravel())
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b"]
+    assert legend.get_title().get_text() == RANDOM_WEIGHTS_NOTE
+
+
+def test_grid_assignment_is_a_permutation_that_keeps_neighbours():
+    rng = np.random.default_rng(0)
+    coords = rng.uniform(size=(30, 2))
+    rows, cols = gm.grid_shape(30)
+    assert (rows, cols) == (5, 6)
+    cells = gm.grid_assignment(coords, rows, cols)
+    assert len(set(cells)) == 30 and cells.max() < 30
+    r, c = np.divmod(cells, cols)
+    # Left-right and up-down order survive the snapping (strong rank correlation).
+    assert np.corrcoef(coords[:, 0], c)[0, 1] > 0.8
+    assert np.corrcoef(coords[:, 1], -r)[0, 1] > 0.8
+    # Points already on a grid land on their own cells.
+    gx, gy = np.meshgrid(np.arange(cols), np.arange(rows)[::-1])
+    exact = np.column_stack([gx.ravel(), gy.ravel()]).astype(float)
+    assert list(gm.grid_assignment(exact, rows, cols)) == list(range(rows * cols))
+
+
+def test_grid_mosaic_draws_one_framed_cell_per_image(image_folder, tmp_path):
+    paths = [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)]
+    coords = np.array([[i % 4, i // 4] for i in range(12)], dtype=float)
+    meta = {"classes": ["ant", "bee", "cat"], "seed": 0, "weights_random": False}
+    write_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), paths, [p[:3] for p in paths], coords, meta)
+    gm.grid_mosaic_from_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder),
+                                  str(tmp_path / "g.png"), thumb_size=10, border=2)
+    image = np.asarray(Image.open(tmp_path / "g.png").convert("RGB"))[:, :, ::-1]  # BGR like OpenCV
+    tile = 14
+    assert image.shape[1] == 4 * tile  # 12 images: a 3 x 4 grid
+    colours = [colour_bgr255(c) for c in class_colours(3)]
+    # Bottom row of the grid holds the ants (lowest y), top row the cats.
+    assert tuple(image[2 * tile, 0]) == colours[0] and tuple(image[0, 0]) == colours[2]
+    again = tmp_path / "g2.png"
+    gm.grid_mosaic_from_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder), str(again),
+                                  thumb_size=10, border=2)
+    assert again.read_bytes() == (tmp_path / "g.png").read_bytes()
+
+
+def test_grid_mosaic_subsamples_above_the_cap():
+    keep = gm.subsample(100, 30, random_state=0)
+    assert len(keep) == 30 and len(set(keep)) == 30 and list(keep) == sorted(keep)
+    assert list(gm.subsample(20, 30)) == list(range(20))
