@@ -16,6 +16,9 @@ def main(results: Path, docs: Path, width: int = 900) -> None:
     for source, target in (
         (results / "scatter" / f"{RUN}.png", docs / "demo-scatter.png"),
         (results / "mosaic" / f"{RUN}.png", docs / "demo-mosaic.png"),
+        (results / "grid_mosaic" / f"{RUN}.png", docs / "demo-grid-mosaic.png"),
+        (results / "overview" / "sweep.png", docs / "demo-overview.png"),
+        (results / "metrics" / "sweep.png", docs / "demo-metrics.png"),
     ):
         image = cv2.imread(str(source))
         if image is None:
