@@ -3,6 +3,7 @@ rule sample_images:
         class_folders,
     output:
         manifest=f"{RESULTS}/sample/manifest.csv",
+        skipped=f"{RESULTS}/sample/skipped.csv",
     log:
         f"{RESULTS}/logs/sample_images.log",
     benchmark:
@@ -16,5 +17,6 @@ rule sample_images:
         n_images=config["sample"]["n_images"],
         seed=config["sample"]["seed"],
         stratified=config["sample"]["stratified"],
+        on_bad_image=config["dataset"]["on_bad_image"],
     script:
         "../scripts/sample_images.py"

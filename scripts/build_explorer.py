@@ -32,9 +32,10 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 from bokeh.util import serialization as bokeh_serialization
 from matplotlib.colors import to_hex
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, class_markers, figure_title
+from image_io import load_rgb
 from run_tsne import read_embedding
 from workflow_utils import AtlasError, atomic_path, job_log
 
@@ -68,8 +69,7 @@ def renderer_name(class_index: int) -> str:
 def thumbnail_data_uri(path: str | os.PathLike, thumb_size: int) -> str:
     """The image as a PNG data URI whose longer side is ``thumb_size`` (EXIF rotation applied, RGB)."""
     try:
-        with Image.open(path) as image:
-            rgb = ImageOps.exif_transpose(image).convert("RGB")
+        rgb = load_rgb(path)
     except FileNotFoundError:
         raise AtlasError(
             f"{path}: image listed in the embedding is missing; restore it or rerun the workflow from sampling"

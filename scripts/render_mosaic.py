@@ -12,9 +12,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
 
 from figure_style import class_colours, colour_bgr255, weights_note
+from image_io import load_rgb
 from run_tsne import read_embedding
 from workflow_utils import AtlasError, atomic_path, job_log
 
@@ -39,9 +39,8 @@ def layout_positions(coords: np.ndarray, canvas_size: int, tile_size: int) -> np
 
 
 def load_thumbnail(path: str | os.PathLike, thumb_size: int) -> np.ndarray:
-    """Image as a BGR uint8 array whose longer side is ``thumb_size`` (EXIF rotation applied)."""
-    with Image.open(path) as image:
-        rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    """Image as a BGR uint8 array whose longer side is ``thumb_size`` (read by ``image_io.load_rgb``)."""
+    rgb = np.asarray(load_rgb(path))
     h, w = rgb.shape[:2]
     scale = thumb_size / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))

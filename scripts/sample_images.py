@@ -11,9 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from image_io import image_problem, path_problem
 from workflow_utils import AtlasError, atomic_path, job_log
 
 MANIFEST_FIELDS = ("path", "label")
+SKIPPED_FIELDS = ("path", "label", "reason")
+BAD_IMAGE_POLICIES = ("skip", "fail")
 
 
 def list_class_folders(root: str | os.PathLike) -> list[str]:
@@ -85,38 +88,98 @@ def stratified_quotas(class_sizes: dict[str, int], n_images: int) -> dict[str, i
     return quotas
 
 
+def usable_check(root: str | os.PathLike):
+    """A function telling why a dataset-relative path is unusable (None when it is a good image)."""
+
+    def check(relative: str) -> str | None:
+        return path_problem(root, relative) or image_problem(Path(root) / relative)
+
+    return check
+
+
+def _draw(order, paths, label, want, state, check, skipped) -> None:
+    """Walk ``order`` from the saved cursor until ``want`` usable images are taken."""
+    while len(state["taken"]) < want and state["cursor"] < len(order):
+        path = paths[order[state["cursor"]]]
+        state["cursor"] += 1
+        problem = check(path) if check else None
+        if problem:
+            skipped.append((path, label, problem))
+        else:
+            state["taken"].append(path)
+
+
 def sample_manifest(
     images_by_label: dict[str, list[str]],
     n_images: int | str,
     random_state: int,
     stratified: bool = True,
+    check=None,
+    skipped: list | None = None,
 ) -> list[tuple[str, str]]:
-    """Pick ``n_images`` (path, label) pairs; ``"all"`` takes every image.
+    """Pick ``n_images`` usable (path, label) pairs; ``"all"`` takes every usable image.
 
-    Raises AtlasError when fewer images exist than asked for.
+    ``check(path)`` returns why an image is unusable, or None; unusable candidates are
+    appended to ``skipped`` as (path, label, reason) and replaced by further random draws
+    (from the same class when stratified), so the sample keeps its size whenever enough
+    usable images exist. Only candidates are checked, never the whole dataset.
+    Raises AtlasError when fewer usable images exist than asked for.
     """
-    pool = [(path, label) for label in sorted(images_by_label) for path in images_by_label[label]]
-    available = len(pool)
+    skipped = [] if skipped is None else skipped
+    labels = sorted(images_by_label)
+    rng = np.random.default_rng(random_state)
     if n_images == "all":
-        return sorted(pool, key=lambda item: (item[1], item[0]))
+        rows = []
+        for label in labels:
+            state = {"cursor": 0, "taken": []}
+            paths = images_by_label[label]
+            _draw(range(len(paths)), paths, label, len(paths), state, check, skipped)
+            rows.extend((path, label) for path in state["taken"])
+        return sorted(rows, key=lambda item: (item[1], item[0]))
     n_images = int(n_images)
-    if available < n_images:
+    if stratified:
+        orders = {label: rng.permutation(len(images_by_label[label])) for label in labels}
+        states = {label: {"cursor": 0, "taken": []} for label in labels}
+        # Upper bounds of each class's usable images; they shrink as bad files turn up.
+        sizes = {label: len(images_by_label[label]) for label in labels}
+        while True:
+            quotas = stratified_quotas(sizes, n_images)
+            for label in labels:
+                before = len(skipped)
+                _draw(orders[label], images_by_label[label], label, quotas[label], states[label], check, skipped)
+                sizes[label] -= len(skipped) - before
+            if all(len(states[label]["taken"]) >= want for label, want in stratified_quotas(sizes, n_images).items()):
+                break
+        chosen = [(path, label) for label in labels for path in states[label]["taken"]]
+    else:
+        pool = [(path, label) for label in labels for path in images_by_label[label]]
+        order = rng.permutation(len(pool))
+        chosen = []
+        for index in order:
+            if len(chosen) == n_images:
+                break
+            path, label = pool[index]
+            problem = check(path) if check else None
+            if problem:
+                skipped.append((path, label, problem))
+            else:
+                chosen.append((path, label))
+    if len(chosen) < n_images:
+        available = sum(len(p) for p in images_by_label.values())
+        bad = f" ({len(skipped)} unusable skipped)" if skipped else ""
         raise AtlasError(
-            f"sample.n_images is {n_images} but the dataset has only {available} usable images; "
+            f"sample.n_images is {n_images} but the dataset has only {available - len(skipped)} usable images{bad}; "
             f"lower sample.n_images or set it to 'all'"
         )
-    rng = np.random.default_rng(random_state)
-    chosen: list[tuple[str, str]] = []
-    if stratified:
-        quotas = stratified_quotas({label: len(paths) for label, paths in images_by_label.items()}, n_images)
-        for label in sorted(images_by_label):
-            paths = images_by_label[label]
-            picks = rng.choice(len(paths), size=quotas[label], replace=False) if quotas[label] else []
-            chosen.extend((paths[i], label) for i in picks)
-    else:
-        picks = rng.choice(available, size=n_images, replace=False)
-        chosen = [pool[i] for i in picks]
     return sorted(chosen, key=lambda item: (item[1], item[0]))
+
+
+def write_skipped(path: str | os.PathLike, skipped: list[tuple[str, str, str]]) -> None:
+    """The sidecar of unusable files met while sampling: path, label, reason."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(SKIPPED_FIELDS)
+        writer.writerows(sorted(skipped))
 
 
 def write_manifest(path: str | os.PathLike, rows: list[tuple[str, str]]) -> None:
@@ -132,7 +195,12 @@ def read_manifest(path: str | os.PathLike) -> list[tuple[str, str]]:
         header = next(reader, None)
         if tuple(header or ()) != MANIFEST_FIELDS:
             raise AtlasError(f"{path}: not a sample manifest (header {header}, expected {list(MANIFEST_FIELDS)})")
-        return [(row[0], row[1]) for row in reader]
+        rows = [(row[0], row[1]) for row in reader]
+    for relative, _ in rows:
+        # Manifests may be edited by hand: every path must stay under the dataset root.
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:
+            raise AtlasError(f"{path}: path '{relative}' leaves the dataset root; manifest paths must be relative")
+    return rows
 
 
 def count_images(root: str | os.PathLike, extensions: list[str]) -> int:
@@ -148,19 +216,47 @@ def sample_images(
     random_state: int,
     stratified: bool,
     manifest: str,
+    skipped_csv: str | None = None,
+    on_bad_image: str = "skip",
     logger=None,
 ) -> list[tuple[str, str]]:
-    images = apply_label_map(list_images(root, extensions), label_map)
-    if not any(images.values()):
+    """Sample, check and write the manifest (and the sidecar of skipped files)."""
+    if on_bad_image not in BAD_IMAGE_POLICIES:
+        raise AtlasError(f"dataset.on_bad_image '{on_bad_image}' is unknown; choose one of {list(BAD_IMAGE_POLICIES)}")
+    found = list_images(root, extensions)
+    for folder in sorted(folder for folder, paths in found.items() if not paths):
+        if logger:
+            logger.warning("class folder '%s' holds no images with extensions %s; it is left out", folder, extensions)
+    images = {label: paths for label, paths in apply_label_map(found, label_map).items() if paths}
+    if not images:
         raise AtlasError(
             f"dataset.root '{root}' holds no images with extensions {extensions} in its class folders; "
             f"check dataset.root and dataset.extensions"
         )
-    rows = sample_manifest(images, n_images, random_state, stratified)
+    check = usable_check(root)
+    if on_bad_image == "fail":
+        strict = check
+
+        def check(relative):
+            problem = strict(relative)
+            if problem:
+                raise AtlasError(
+                    f"{Path(root) / relative}: {problem}; fix or remove the file, or set dataset.on_bad_image: skip"
+                )
+            return None
+
+    skipped: list[tuple[str, str, str]] = []
+    rows = sample_manifest(images, n_images, random_state, stratified, check=check, skipped=skipped)
     write_manifest(manifest, rows)
+    if skipped_csv:
+        write_skipped(skipped_csv, skipped)
     if logger:
         counts = {label: sum(1 for _, lab in rows if lab == label) for label in sorted(images)}
         logger.info("sampled %d of %d images from %s: %s", len(rows), sum(map(len, images.values())), root, counts)
+        if skipped:
+            logger.warning("skipped %d unusable file(s), listed with reasons in %s", len(skipped), skipped_csv)
+            for path, _, reason in skipped:
+                logger.info("skipped %s: %s", path, reason)
     return rows
 
 
@@ -174,6 +270,8 @@ def main(snakemake) -> None:
             random_state=int(snakemake.params.seed),
             stratified=bool(snakemake.params.stratified),
             manifest=snakemake.output.manifest,
+            skipped_csv=snakemake.output.skipped,
+            on_bad_image=snakemake.params.on_bad_image,
             logger=logger,
         )
 

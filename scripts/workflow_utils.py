@@ -23,6 +23,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    # Leftovers of a killed earlier attempt at this same output (Snakemake's lock rules out
+    # a concurrent writer): remove them so they neither pile up nor get mistaken for results.
+    for stale in final.parent.glob(f".tmp-*-{final.name}"):
+        stale.unlink(missing_ok=True)
     tmp = final.with_name(f".tmp-{os.getpid()}-{final.name}")
     try:
         yield tmp

@@ -2,6 +2,8 @@ import copy
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -103,3 +105,31 @@ def test_schema_errors_become_one_line_naming_the_key(minimal, patch, expected):
     line = schema_error_line({**minimal, **patch}, SCHEMA)
     assert line.startswith(expected) and "\n" not in line
     assert schema_error_line(minimal, SCHEMA) == ""
+
+
+# Values of every JSON type, to throw at every key of the schema.
+ANY_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)
+SECTIONS = ["sample", "model", "tsne", "scatter", "mosaic", "grid_mosaic", "metrics", "overview", "explorer"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(section=st.sampled_from(SECTIONS), key=st.text(min_size=1, max_size=14) | st.sampled_from(
+    ["n_images", "seed", "arch", "weights", "perplexities", "seeds", "thumb_size", "canvas_size", "knn_k", "dpi",
+     "background", "precision", "device", "stratified", "init"]), value=ANY_VALUE)
+def test_any_config_value_is_accepted_or_refused_in_one_line_naming_its_key(section, key, value):
+    from atlas_config import schema_error_line
+
+    config = {"dataset": {"root": "x"}, section: {key: value}}
+    line = schema_error_line(copy.deepcopy(config), SCHEMA)
+    try:
+        validate(copy.deepcopy(config), schema=SCHEMA)
+        accepted = True
+    except WorkflowError:
+        accepted = False
+    assert accepted == (line == "")
+    if not accepted:
+        assert "\n" not in line and line.startswith(section)

@@ -99,3 +99,21 @@ def test_truncated_features_file_is_rejected(features_file, tmp_path):
 def test_unknown_implementation():
     with pytest.raises(AtlasError, match="tsne.implementation 'umap'"):
         rt.embed(blobs()[0], 5, 0, implementation="umap")
+
+
+def test_incomplete_features_files_are_found_and_removed(features_file, tmp_path):
+    from output_checks import features_file_problem, remove_if_incomplete
+
+    assert features_file_problem(features_file) == "attributes are missing"  # this fixture lacks feature_dim
+    with h5py.File(features_file, "a") as h5:
+        h5.attrs["feature_dim"] = 40
+    assert features_file_problem(features_file) is None
+    assert remove_if_incomplete(features_file) is None and features_file.exists()
+    data = features_file.read_bytes()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(data[: len(data) // 2])
+    assert features_file_problem(cut).startswith("not readable as HDF5")
+    assert remove_if_incomplete(cut).startswith("not readable") and not cut.exists()
+    with h5py.File(tmp_path / "partial.h5", "w") as h5:
+        h5["features"] = np.zeros((3, 2))
+    assert features_file_problem(tmp_path / "partial.h5") == "datasets ['labels', 'classes', 'paths'] are missing"

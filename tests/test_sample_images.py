@@ -82,3 +82,13 @@ def test_sample_images_writes_the_manifest(image_folder, tmp_path):
     assert read_manifest(tmp_path / "m.csv") == rows
     assert [label for _, label in rows].count("formica") == 3
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_atomic_path_removes_leftovers_of_a_killed_attempt(tmp_path):
+    from workflow_utils import atomic_path
+
+    (tmp_path / ".tmp-999-out.txt").write_text("half")
+    (tmp_path / ".tmp-999-other.txt").write_text("someone else's")
+    with atomic_path(tmp_path / "out.txt") as tmp:
+        tmp.write_text("done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-999-other.txt", "out.txt"]

@@ -1,0 +1,168 @@
+"""Messy image folders: every case of the hardening table, sampled for real from files on disk."""
+
+import csv
+import io
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from image_io import image_problem, load_rgb, path_problem
+from sample_images import read_manifest, sample_images
+from workflow_utils import AtlasError
+
+GOOD_KINDS = ["rgb.jpg", "cmyk.jpg", "gray.png", "palette.png", "rgba.png", "sixteen_bit.png", "exif_rotated.jpg",
+              "chat été <b>&'\".png", "symlink_inside.png"]
+BAD_KINDS = {
+    "empty.jpg": "empty file",
+    "text.jpg": "not an image",
+    "truncated.jpg": "truncated or corrupt",
+    "truncated.png": "truncated or corrupt",
+    "corrupt.png": "truncated or corrupt",
+    "bomb.png": "too large",
+    "symlink_outside.png": "symlink points outside dataset.root",
+    "loop_a.png": "broken or looping symlink",
+    "dangling.png": "broken or looping symlink",
+}
+
+
+def jpeg_bytes(image, **kwargs):
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    """One class of 4 plain images, one class mixing every awkward case, an empty class."""
+    base = tmp_path_factory.mktemp("zoo")
+    root = base / "data"
+    plain, mixed = root / "plain", root / "mixed"
+    plain.mkdir(parents=True)
+    mixed.mkdir()
+    (root / "empty_class").mkdir()
+    rng = np.random.default_rng(0)
+    # A smooth picture, so that JPEG (RGB or CMYK) keeps it close to the original.
+    yy, xx = np.mgrid[0:24, 0:32]
+    photo = Image.fromarray(np.stack([xx * 8, yy * 10, 255 - xx * 8], axis=2).astype(np.uint8))
+    for i in range(4):
+        photo.save(plain / f"p{i}.png")
+    photo.save(mixed / "rgb.jpg")
+    photo.convert("CMYK").save(mixed / "cmyk.jpg")
+    photo.convert("L").save(mixed / "gray.png")
+    photo.convert("P", palette=Image.Palette.ADAPTIVE).save(mixed / "palette.png")
+    rgba = photo.convert("RGBA")
+    rgba.putalpha(0)  # fully transparent: must come out white
+    rgba.save(mixed / "rgba.png")
+    Image.fromarray(np.full((8, 8), 32768, dtype=np.uint16)).save(mixed / "sixteen_bit.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.new("RGB", (40, 20), "red").save(mixed / "exif_rotated.jpg", exif=exif)
+    photo.save(mixed / "chat été <b>&'\".png")
+    os.symlink(plain / "p0.png", mixed / "symlink_inside.png")
+    (mixed / "empty.jpg").write_bytes(b"")
+    (mixed / "text.jpg").write_text("this is not a picture")
+    full = jpeg_bytes(photo)
+    (mixed / "truncated.jpg").write_bytes(full[: len(full) // 2])
+    png = (plain / "p1.png").read_bytes()
+    (mixed / "truncated.png").write_bytes(png[: len(png) // 2])
+    (mixed / "corrupt.png").write_bytes(png[:60] + bytes(rng.integers(0, 255, size=len(png) - 60, dtype=np.uint8)))
+    Image.new("1", (10_000, 10_000)).save(mixed / "bomb.png")  # 100 megapixels, a few kB on disk
+    outside = base / "outside.png"
+    photo.save(outside)
+    os.symlink(outside, mixed / "symlink_outside.png")
+    os.symlink(mixed / "loop_b.png", mixed / "loop_a.png")
+    os.symlink(mixed / "loop_a.png", mixed / "loop_b.jpeg")  # .jpeg is not listed: only loop_a is a candidate
+    os.symlink(mixed / "missing.png", mixed / "dangling.png")
+    (mixed / ".DS_Store").write_bytes(b"\0\1")
+    (mixed / "._rgb.jpg").write_bytes(b"\0\1")
+    return root
+
+
+def run_sampling(root, tmp_path, n_images="all", on_bad_image="skip", stratified=True):
+    rows = sample_images(str(root), [".png", ".jpg"], {}, n_images, 0, stratified, str(tmp_path / "manifest.csv"),
+                         str(tmp_path / "skipped.csv"), on_bad_image)
+    with open(tmp_path / "skipped.csv", newline="") as handle:
+        skipped = {row["path"].split("/")[-1]: row["reason"] for row in csv.DictReader(handle)}
+    return rows, skipped
+
+
+def test_all_samples_every_usable_image_and_lists_every_bad_one(zoo, tmp_path):
+    rows, skipped = run_sampling(zoo, tmp_path)
+    names = sorted(path.split("/")[-1] for path, label in rows if label == "mixed")
+    assert names == sorted(GOOD_KINDS)
+    assert set(skipped) == set(BAD_KINDS)
+    for name, reason in BAD_KINDS.items():
+        assert skipped[name].startswith(reason), (name, skipped[name])
+    assert {label for _, label in rows} == {"plain", "mixed"}  # the empty class folder is left out
+    assert read_manifest(tmp_path / "manifest.csv") == rows  # odd names survive the CSV round trip
+
+
+def test_bad_picks_are_replaced_so_the_sample_keeps_its_size(zoo, tmp_path):
+    rows, skipped = run_sampling(zoo, tmp_path, n_images=12)
+    assert len(rows) == 12
+    assert [label for _, label in rows].count("plain") == 4  # all it has; 'mixed' makes up the rest
+    assert all(name in BAD_KINDS for name in skipped)
+    rows_unstratified, _ = run_sampling(zoo, tmp_path, n_images=12, stratified=False)
+    assert len(rows_unstratified) == 12
+
+
+def test_asking_for_more_than_the_usable_images_says_how_many_were_skipped(zoo, tmp_path):
+    with pytest.raises(AtlasError, match=r"only 13 usable images \(9 unusable skipped\)"):
+        run_sampling(zoo, tmp_path, n_images=14)
+
+
+def test_fail_policy_names_the_file(zoo, tmp_path):
+    with pytest.raises(AtlasError, match=r"mixed/\S+: .*; fix or remove the file, or set dataset.on_bad_image: skip"):
+        run_sampling(zoo, tmp_path, on_bad_image="fail")
+
+
+def test_odd_formats_load_as_8_bit_rgb(zoo):
+    mixed = zoo / "mixed"
+    for name in GOOD_KINDS:
+        image = load_rgb(mixed / name)
+        assert image.mode == "RGB", name
+    assert load_rgb(mixed / "exif_rotated.jpg").size == (20, 40)
+    assert np.asarray(load_rgb(mixed / "rgba.png")).min() == 255  # transparent -> white background
+    assert np.asarray(load_rgb(mixed / "sixteen_bit.png"))[0, 0].tolist() == [128, 128, 128]  # scaled, not clipped
+    original = np.asarray(load_rgb(zoo / "plain" / "p0.png"), dtype=int)
+    for name in ("cmyk.jpg", "rgb.jpg"):
+        assert np.abs(np.asarray(load_rgb(mixed / name), dtype=int) - original).mean() < 12, name
+
+
+def test_manifest_paths_must_stay_under_the_root(tmp_path):
+    for bad in ("../secret.png", "/etc/passwd"):
+        (tmp_path / "m.csv").write_text(f"path,label\n{bad},x\n")
+        with pytest.raises(AtlasError, match="leaves the dataset root"):
+            read_manifest(tmp_path / "m.csv")
+    assert path_problem(tmp_path, "../x.png") == "path leaves dataset.root"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=2048))
+def test_any_byte_string_is_either_rejected_with_a_reason_or_loads(tmp_path, data):
+    path = tmp_path / "candidate.png"
+    path.write_bytes(data)
+    problem = image_problem(path)
+    if problem is None:
+        assert load_rgb(path).mode == "RGB"
+    else:
+        assert isinstance(problem, str) and "\n" not in problem
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.floats(min_value=0.0, max_value=1.0), flip=st.integers(min_value=0, max_value=10_000))
+def test_damaged_real_images_never_crash_the_checker(tmp_path, cut, flip):
+    photo = Image.fromarray(np.random.default_rng(1).integers(0, 255, size=(16, 16, 3), dtype=np.uint8))
+    data = bytearray(jpeg_bytes(photo))
+    data = data[: max(1, int(len(data) * cut))]
+    data[flip % len(data)] ^= 0xFF
+    path = tmp_path / "damaged.jpg"
+    path.write_bytes(bytes(data))
+    problem = image_problem(path)
+    assert problem is None or isinstance(problem, str)
+    if problem is None:
+        assert load_rgb(path).mode == "RGB"
