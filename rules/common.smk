@@ -13,6 +13,16 @@ from atlas_config import (  # noqa: E402
     settings_hash,
     wildcard_value,
 )
+from cluster_resources import (  # noqa: E402
+    extraction_gpus,
+    extraction_mem_mb,
+    extraction_runtime_min,
+    metrics_mem_mb,
+    metrics_runtime_min,
+    sample_size,
+    tsne_mem_mb,
+    tsne_runtime_min,
+)
 from sample_images import count_images  # noqa: E402
 from workflow_utils import AtlasError  # noqa: E402
 
@@ -27,6 +37,13 @@ except AtlasError as err:
     sys.exit(f"tsne-atlas: config error: {err}")
 
 RESULTS = config["results"]
+# Sizes the jobs' memory and run time (rules: resources); 'all' counts the dataset.
+N_IMAGES = sample_size(
+    config["sample"]["n_images"],
+    lambda: count_images(
+        config["dataset"]["root"], list(config["dataset"]["extensions"])
+    ),
+)
 PERPLEXITIES = [wildcard_value(p) for p in config["tsne"]["perplexities"]]
 SEEDS = [wildcard_value(s) for s in config["tsne"]["seeds"]]
 

@@ -1,6 +1,29 @@
+# fetch_weights needs the network (ImageNet weights): on a cluster it runs on the submitting host.
+localrules:
+    fetch_weights,
+
+
+rule fetch_weights:
+    input:
+        weights=weights_file,
+    output:
+        resolved=f"{RESULTS}/weights/resolved.json",
+    log:
+        f"{RESULTS}/logs/fetch_weights.log",
+    conda:
+        "../envs/features.yaml"
+    params:
+        arch=config["model"]["arch"],
+        weights=config["model"]["weights"],
+        init_seed=config["model"]["init_seed"],
+    script:
+        "../scripts/fetch_weights.py"
+
+
 rule extract_features:
     input:
         manifest=rules.sample_images.output.manifest,
+        resolved=rules.fetch_weights.output.resolved,
         weights=weights_file,
     output:
         features=f"{RESULTS}/features/features.h5",
@@ -12,7 +35,9 @@ rule extract_features:
         "../envs/features.yaml"
     threads: config["model"]["threads"]
     resources:
-        mem_mb=8000,
+        gpu=extraction_gpus(config["model"]["device"]),
+        mem_mb=extraction_mem_mb(config["model"]["num_workers"]),
+        runtime=extraction_runtime_min(N_IMAGES, config["model"]["device"]),
     params:
         root=config["dataset"]["root"],
         arch=config["model"]["arch"],

@@ -11,6 +11,9 @@ rule embedding_metrics:
         f"{RESULTS}/benchmarks/metrics/perplexity-{{perplexity}}_seed-{{seed}}.tsv"
     conda:
         "../envs/tsne.yaml"
+    resources:
+        mem_mb=metrics_mem_mb(N_IMAGES),
+        runtime=metrics_runtime_min(N_IMAGES),
     params:
         trust_k=config["metrics"]["trustworthiness_k"],
         knn_k=config["metrics"]["knn_k"],

@@ -11,6 +11,9 @@ rule tsne:
     conda:
         "../envs/tsne.yaml"
     threads: config["tsne"]["threads"]
+    resources:
+        mem_mb=tsne_mem_mb(N_IMAGES),
+        runtime=tsne_runtime_min(N_IMAGES),
     params:
         perplexity=lambda wildcards: float(wildcards.perplexity),
         seed=lambda wildcards: int(wildcards.seed),

@@ -11,12 +11,10 @@ HDF5 layout (documented in README.md, "Outputs"):
                 versions (JSON), config_hash
 """
 
-import hashlib
 import json
 import logging
 import os
 import platform
-import socket
 import sys
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -27,28 +25,16 @@ import torch
 import torchvision
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchvision.models import get_model, get_model_weights, list_models
+from torchvision.models import get_model, get_model_weights
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 from tqdm import tqdm
 
+from fetch_weights import check_arch, classification_models, file_sha256, read_record, resolve_weights  # noqa: F401
 from sample_images import read_manifest
 from workflow_utils import AtlasError, atomic_path, job_log
 
 LOGGER = logging.getLogger("tsne_atlas.extract_features")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-DOWNLOAD_TIMEOUT_S = 60
-
-
-def classification_models() -> list[str]:
-    return list_models(module=torchvision.models)
-
-
-def check_arch(arch: str) -> None:
-    if arch not in classification_models():
-        raise AtlasError(
-            f"model.arch '{arch}' is not a torchvision classification model; "
-            f"choose one of: {', '.join(classification_models())}"
-        )
 
 
 def resolve_device(device: str) -> torch.device:
@@ -58,22 +44,6 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise AtlasError(f"model.device is '{device}' but no CUDA GPU is visible; set model.device to 'auto' or 'cpu'")
     return torch.device(device)
-
-
-def _imagenet_state_dict(arch: str):
-    """ImageNet weights through torchvision's enum (hub cache first, then download)."""
-    weights = get_model_weights(arch).DEFAULT
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # an offline node should fail, not hang
-    try:
-        return weights, weights.get_state_dict(progress=False, check_hash=True)
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def _imagenet_cache_path(arch: str) -> Path:
-    weights = get_model_weights(arch).DEFAULT
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict:
@@ -97,12 +67,39 @@ def load_state_dict_file(path: str | os.PathLike) -> dict:
     return state
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def model_from_record(record: dict, init_seed: int = 0, repeat_warning: bool = True) -> tuple[torch.nn.Module, str, bool]:
+    """Build ``record['arch']`` with the weights a fetch_weights record names, from local files only.
+
+    A record's warning (``auto`` fell back to random weights) is logged again here, so it is in
+    this job's log too, unless ``repeat_warning`` is false.
+    Returns (model in eval mode, weights_source text, weights_random flag).
+    """
+    arch = record["arch"]
+    check_arch(arch)
+    torch.manual_seed(init_seed)
+    model = get_model(arch, weights=None)
+    if record.get("warning") and repeat_warning:
+        LOGGER.warning("%s", record["warning"])
+    if record["kind"] in ("imagenet", "file"):
+        path = record["path"]
+        if not Path(path).is_file():
+            raise AtlasError(
+                f"weights file {path} (model.weights '{record['weights']}', resolved by fetch_weights on "
+                f"the submitting host) is not visible on {platform.node()}; put the torch hub cache on a "
+                f"filesystem every node sees (set $TORCH_HOME) or set model.weights to a file there"
+            )
+        state = load_state_dict_file(path)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()
+            raise AtlasError(
+                f"model.weights file '{record['weights'] if record['kind'] == 'file' else path}' does not fit "
+                f"model.arch '{arch}' ({first[1].strip() if len(first) > 1 else first[0]}); "
+                f"use the arch the weights were saved from"
+            ) from None
+    model.eval()
+    return model, record["weights_source"], bool(record["weights_random"])
 
 
 def load_model(arch: str, weights: str, init_seed: int = 0) -> tuple[torch.nn.Module, str, bool]:
@@ -112,44 +109,11 @@ def load_model(arch: str, weights: str, init_seed: int = 0) -> tuple[torch.nn.Mo
     ``imagenet`` (ImageNet or a one-line error), ``none`` (random init) or a path to a
     state-dict file. Random initialisation is seeded with ``init_seed``.
     Returns (model in eval mode, weights_source text, weights_random flag).
+
+    Resolves the weights here (fetch_weights.resolve_weights, which may download); the workflow
+    resolves them once on the submitting host instead and passes the record to extract_features.
     """
-    check_arch(arch)
-    torch.manual_seed(init_seed)
-    model = get_model(arch, weights=None)
-    if weights == "none":
-        source, is_random = f"random initialisation (model.weights: none, init_seed {init_seed})", True
-    elif weights in ("auto", "imagenet"):
-        try:
-            enum, state = _imagenet_state_dict(arch)
-            model.load_state_dict(state)
-            source, is_random = f"imagenet ({type(enum).__name__}.{enum.name})", False
-        except Exception as err:
-            if weights == "imagenet":
-                raise AtlasError(
-                    f"model.weights is 'imagenet' but the {arch} ImageNet weights could not be had "
-                    f"({type(err).__name__}); download {get_model_weights(arch).DEFAULT.url} on a machine with "
-                    f"internet and put it at {_imagenet_cache_path(arch)}, or set model.weights to the file's path"
-                ) from None
-            LOGGER.warning(
-                "!!! ImageNet weights for %s could not be had (%s: %s); using RANDOM initialisation. "
-                "Features and figures do not show what a trained network sees. Put %s at %s or set "
-                "model.weights to a state-dict file.",
-                arch, type(err).__name__, err, get_model_weights(arch).DEFAULT.url, _imagenet_cache_path(arch),
-            )
-            source, is_random = f"random initialisation (ImageNet weights unavailable, init_seed {init_seed})", True
-    else:
-        state = load_state_dict_file(weights)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()
-            raise AtlasError(
-                f"model.weights file '{weights}' does not fit model.arch '{arch}' "
-                f"({first[1].strip() if len(first) > 1 else first[0]}); use the arch the weights were saved from"
-            ) from None
-        source, is_random = f"file {Path(weights).name} (sha256 {file_sha256(weights)[:16]})", False
-    model.eval()
-    return model, source, is_random
+    return model_from_record(resolve_weights(arch, weights, init_seed), init_seed, repeat_warning=False)
 
 
 def preprocessing_for(arch: str):
@@ -293,8 +257,13 @@ def extract_features(
     threads: int | None = None,
     settings_hash: str = "",
     progress: bool = True,
+    resolved: str | None = None,
 ) -> dict:
-    """Extract features for every manifest row into ``output``; return the HDF5 attributes."""
+    """Extract features for every manifest row into ``output``; return the HDF5 attributes.
+
+    ``resolved``: the JSON record fetch_weights wrote for ``weights`` (the workflow always gives
+    it, so this job reads only local files); without it the weights are resolved here.
+    """
     if threads:
         torch.set_num_threads(int(threads))
     rows = read_manifest(manifest)
@@ -306,7 +275,16 @@ def extract_features(
     labels = np.array([class_index[label] for _, label in rows], dtype=np.int64)
 
     torch_device = resolve_device(device)
-    model, weights_source, weights_random = load_model(arch, weights, init_seed)
+    if resolved is None:
+        model, weights_source, weights_random = load_model(arch, weights, init_seed)
+    else:
+        record = read_record(resolved)
+        if (record["arch"], record["weights"]) != (arch, str(weights)):
+            raise AtlasError(
+                f"{resolved} was written for model.arch '{record['arch']}', model.weights '{record['weights']}', "
+                f"not '{arch}', '{weights}'; delete it and rerun"
+            )
+        model, weights_source, weights_random = model_from_record(record, init_seed)
     node = resolve_node(model, node)
     extractor = create_feature_extractor(model, return_nodes=[node]).to(torch_device).eval()
     transform = preprocessing_for(arch)
@@ -359,6 +337,7 @@ def main(snakemake) -> None:
             init_seed=int(params.init_seed),
             threads=snakemake.threads,
             settings_hash=params.settings_hash,
+            resolved=snakemake.input.resolved,
         )
 
 

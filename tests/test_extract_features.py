@@ -10,6 +10,7 @@ from torchvision.models import get_model
 from torchvision.models.feature_extraction import create_feature_extractor
 
 import extract_features as ef
+import fetch_weights as fw
 from sample_images import write_manifest
 from workflow_utils import AtlasError
 
@@ -123,15 +124,19 @@ def test_bad_weights_files_are_one_line_errors(tmp_path):
         ef.load_model("resnet18", str(tmp_path / "junk.pth"))
 
 
-@pytest.fixture
-def unreachable_weights(monkeypatch, tmp_path):
+def closed_port_download(hub_dir: Path):
     """ImageNet weights from a closed local port: a real failed download, whatever the network."""
 
     def download(arch):
         url = f"http://127.0.0.1:9/{arch}-00000000.pth"
-        return None, torch.hub.load_state_dict_from_url(url, model_dir=str(tmp_path / "hub"), progress=False)
+        return None, torch.hub.load_state_dict_from_url(url, model_dir=str(hub_dir), progress=False)
 
-    monkeypatch.setattr(ef, "_imagenet_state_dict", download)
+    return download
+
+
+@pytest.fixture
+def unreachable_weights(monkeypatch, tmp_path):
+    monkeypatch.setattr(fw, "_imagenet_state_dict", closed_port_download(tmp_path / "hub"))
 
 
 def test_imagenet_weights_unavailable_is_a_clear_error(unreachable_weights):
@@ -183,3 +188,90 @@ def test_random_weights_warning_reaches_the_terminal_too(unreachable_weights, tm
         ef.load_model("resnet18", "auto")
     assert "RANDOM initialisation" in (tmp_path / "job.log").read_text()
     assert "tsne-atlas: warning: !!! ImageNet weights for resnet18 could not be had" in capfd.readouterr().err
+
+
+# --- weights resolved once (fetch_weights), then loaded from the recorded local file --------------
+
+
+@pytest.fixture
+def hub_cache(monkeypatch, tmp_path):
+    """A torch hub cache ($TORCH_HOME) holding a 'resnet18 ImageNet' file: random weights saved under
+    the file name torchvision's enum expects, so the real cache lookup finds it without a download."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    path = fw._imagenet_cache_path("resnet18")
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(7)
+    model = get_model("resnet18", weights=None).eval()
+    torch.save(model.state_dict(), path)
+    return path, model
+
+
+def test_imagenet_weights_resolve_to_the_hub_cache_file(hub_cache, tmp_path):
+    path, _ = hub_cache
+    record = fw.fetch_weights("resnet18", "auto", str(tmp_path / "resolved.json"), init_seed=3)
+    assert record == fw.read_record(tmp_path / "resolved.json")
+    assert record["kind"] == "imagenet" and record["path"] == str(path)
+    assert record["enum"] == "ResNet18_Weights.IMAGENET1K_V1"
+    assert record["weights_source"] == "imagenet (ResNet18_Weights.IMAGENET1K_V1)"
+    assert record["weights_random"] is False and record["warning"] is None
+
+
+def test_extraction_loads_the_recorded_file_without_resolving_again(hub_cache, manifest, image_folder, tmp_path,
+                                                                   monkeypatch):
+    """Resolved where the hub cache is (the login node); then, as on a compute node without the cache
+    and without network, extraction still loads the recorded file and gives that model's features."""
+    path, model = hub_cache
+    fw.fetch_weights("resnet18", "imagenet", str(tmp_path / "resolved.json"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    monkeypatch.setattr(fw, "_imagenet_state_dict", closed_port_download(tmp_path / "hub"))
+    with pytest.raises(AtlasError):
+        fw.resolve_weights("resnet18", "imagenet")  # resolving again here would fail...
+    attrs = run(manifest, image_folder, tmp_path / "f.h5", weights="imagenet", resolved=str(tmp_path / "resolved.json"))
+    assert attrs["weights_source"] == "imagenet (ResNet18_Weights.IMAGENET1K_V1)" and not attrs["weights_random"]
+    extractor = create_feature_extractor(model, return_nodes=["flatten"])
+    loader = DataLoader(ef.ImageFiles(image_folder, [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat")
+                                                     for i in range(4)], ef.preprocessing_for("resnet18")),
+                        batch_size=5)
+    expected = np.concatenate(list(ef.iter_feature_batches(extractor, "flatten", loader, torch.device("cpu"),
+                                                           progress=False)))
+    with h5py.File(tmp_path / "f.h5") as h5:
+        np.testing.assert_array_equal(h5["features"][:], expected)  # ...but the recorded weights were used
+
+
+def test_recorded_file_missing_on_this_node_is_a_clear_error(hub_cache, tmp_path):
+    path, _ = hub_cache
+    record = fw.resolve_weights("resnet18", "auto")
+    path.unlink()
+    with pytest.raises(AtlasError, match=r"is not visible on .*\$TORCH_HOME"):
+        ef.model_from_record(record)
+
+
+def test_record_for_other_settings_is_refused(manifest, image_folder, tmp_path):
+    fw.fetch_weights("resnet18", "none", str(tmp_path / "resolved.json"))
+    with pytest.raises(AtlasError, match=r"written for model.arch 'resnet18', model.weights 'none', not 'resnet34'"):
+        run(manifest, image_folder, tmp_path / "f.h5", arch="resnet34", resolved=str(tmp_path / "resolved.json"))
+
+
+def test_auto_fallback_is_recorded_and_repeated_by_extraction(unreachable_weights, manifest, image_folder, tmp_path,
+                                                              caplog):
+    record = fw.fetch_weights("resnet18", "auto", str(tmp_path / "resolved.json"), init_seed=2)
+    assert record["kind"] == "random" and record["path"] is None and "RANDOM initialisation" in record["warning"]
+    caplog.clear()
+    attrs = run(manifest, image_folder, tmp_path / "f.h5", weights="auto", init_seed=2,
+                resolved=str(tmp_path / "resolved.json"))
+    assert attrs["weights_random"] is True
+    assert attrs["weights_source"] == "random initialisation (ImageNet weights unavailable, init_seed 2)"
+    assert "RANDOM initialisation" in caplog.text  # the extraction's log says it too
+    # Same features as random initialisation with that seed resolved in place.
+    run(manifest, image_folder, tmp_path / "g.h5", weights="auto", init_seed=2)
+    with h5py.File(tmp_path / "f.h5") as f, h5py.File(tmp_path / "g.h5") as g:
+        np.testing.assert_array_equal(f["features"][:], g["features"][:])
+
+
+def test_weights_file_record_names_the_file_and_its_hash(tmp_path):
+    torch.save(get_model("resnet18", weights=None).state_dict(), tmp_path / "w.pth")
+    record = fw.resolve_weights("resnet18", str(tmp_path / "w.pth"))
+    assert record["kind"] == "file" and record["path"] == str(tmp_path / "w.pth")
+    assert record["weights_source"] == f"file w.pth (sha256 {fw.file_sha256(tmp_path / 'w.pth')[:16]})"
+    with pytest.raises(AtlasError, match="does not exist"):
+        fw.resolve_weights("resnet18", str(tmp_path / "missing.pth"))

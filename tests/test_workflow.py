@@ -1,6 +1,7 @@
 """The whole workflow, run for real by Snakemake on a tiny config in a temporary folder."""
 
 import csv
+import json
 import re
 import subprocess
 import sys
@@ -87,6 +88,7 @@ def test_run_produces_every_output(finished_run):
         with Image.open(out / "grid_mosaic" / f"{run}.png") as image:
             assert image.size[0] == 7 * (48 + 2 * 2)  # 40 images: a 6 x 7 grid of 52-px tiles
     assert "RANDOM initialisation" not in (out / "logs" / "extract_features.log").read_text()  # 'none' asked
+    assert json.loads((out / "weights" / "resolved.json").read_text())["kind"] == "none"  # fetch_weights' record
     assert "tsne-atlas: done. Results in results/" in result.stdout + result.stderr
     assert not list(out.rglob(".tmp-*"))
 
@@ -206,4 +208,5 @@ def test_replacing_the_weights_file_reruns_extraction(tmp_path):
         assert "resnet18.pth" in h5.attrs["weights_source"] and not h5.attrs["weights_random"]
     assert "extract_features" not in planned_jobs(tmp_path, config)
     torch.save(get_model("resnet18", weights=None).state_dict(), weights)
-    assert planned_jobs(tmp_path, config)["extract_features"] == 1
+    planned = planned_jobs(tmp_path, config)
+    assert planned["fetch_weights"] == 1 and planned["extract_features"] == 1

@@ -1,0 +1,78 @@
+"""What each job asks a scheduler for: GPUs, memory (MB) and wall time (minutes), from the config.
+
+The rules declare these as ``resources``, so the same rules run on a workstation
+(``snakemake --cores N --resources gpu=1``: at most one GPU job at a time) and on SLURM
+(the executor plugin turns ``gpu``, ``mem_mb`` and ``runtime`` into ``--gpus``, ``--mem`` and
+``--time``). Sizes are generous upper bounds, not predictions; where the sample size matters they
+grow with it:
+
+- extraction streams features to disk, so its memory is flat in N (the model, a few batches and
+  one process per DataLoader worker); its run time grows with N.
+- t-SNE holds the features as float64 several times over (z-scoring, PCA); the feature width is
+  not known before extraction, so 4096 dimensions are assumed (ResNet-101 gives 2048).
+- the metrics' trustworthiness (scikit-learn) builds N x N distance and rank matrices: about
+  32 bytes x N^2, so 5,000 images need ~0.8 GB and 26,000 images ~21 GB.
+
+Kept free of heavy imports: Snakemake imports this on every invocation.
+"""
+
+import math
+
+BASE_MEM_MB = 1000
+EXTRACTION_BASE_MEM_MB = 4000
+MEM_PER_WORKER_MB = 1000
+ASSUMED_FEATURE_DIM = 4096
+FLOAT64_COPIES = 3
+TRUSTWORTHINESS_BYTES_PER_PAIR = 32
+MIN_RUNTIME_MIN = 10
+# Conservative throughput (images per second) of a ResNet-101 extraction, image decoding included.
+EXTRACTION_IMAGES_PER_S = {"gpu": 20, "cpu": 2}
+TSNE_MIN_PER_1000_IMAGES = 3
+METRICS_MIN_PER_1000_IMAGES = 1
+MB = 2**20
+
+
+def uses_gpu(device: str) -> bool:
+    """model.device ``auto`` or ``cuda[:N]`` asks for a GPU; ``cpu`` does not."""
+    return device == "auto" or device.startswith("cuda")
+
+
+def extraction_gpus(device: str) -> int:
+    """The ``gpu`` resource of the extraction job: 1 when it may use a GPU, else 0."""
+    return 1 if uses_gpu(device) else 0
+
+
+def sample_size(n_images, count_images=None) -> int:
+    """``sample.n_images`` as a number; ``all`` is counted with ``count_images()``."""
+    if n_images == "all":
+        if count_images is None:
+            raise ValueError("sample.n_images is 'all': give count_images to count the dataset")
+        return int(count_images())
+    return int(n_images)
+
+
+def extraction_mem_mb(num_workers: int) -> int:
+    """Flat in N (features are streamed to disk): the model plus one process per DataLoader worker."""
+    return EXTRACTION_BASE_MEM_MB + MEM_PER_WORKER_MB * int(num_workers)
+
+
+def extraction_runtime_min(n_images: int, device: str) -> int:
+    rate = EXTRACTION_IMAGES_PER_S["gpu" if uses_gpu(device) else "cpu"]
+    return MIN_RUNTIME_MIN + math.ceil(n_images / rate / 60)
+
+
+def tsne_mem_mb(n_images: int) -> int:
+    return BASE_MEM_MB + math.ceil(n_images * ASSUMED_FEATURE_DIM * 8 * FLOAT64_COPIES / MB)
+
+
+def tsne_runtime_min(n_images: int) -> int:
+    return MIN_RUNTIME_MIN + math.ceil(TSNE_MIN_PER_1000_IMAGES * n_images / 1000)
+
+
+def metrics_mem_mb(n_images: int) -> int:
+    """Trustworthiness's N x N matrices dominate, on top of the features (as for t-SNE)."""
+    return tsne_mem_mb(n_images) + math.ceil(TRUSTWORTHINESS_BYTES_PER_PAIR * n_images**2 / MB)
+
+
+def metrics_runtime_min(n_images: int) -> int:
+    return MIN_RUNTIME_MIN + math.ceil(METRICS_MIN_PER_1000_IMAGES * n_images / 1000)

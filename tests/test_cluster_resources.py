@@ -1,0 +1,87 @@
+"""What jobs ask a scheduler for (scripts/cluster_resources.py), and that the rules really declare it."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import cluster_resources as cr
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+TINY = {
+    "dataset": {"root": str(REPO / "resources" / "animal-mnist")},
+    "sample": {"n_images": 40},
+    "model": {"arch": "resnet18", "weights": "none", "num_workers": 0},
+    "tsne": {"perplexities": [5], "seeds": [0]},
+}
+
+
+def test_gpu_only_when_the_device_may_be_a_gpu():
+    assert [cr.extraction_gpus(d) for d in ("auto", "cuda", "cuda:1", "cpu")] == [1, 1, 1, 0]
+
+
+def test_sample_size_counts_the_dataset_only_for_all():
+    assert cr.sample_size(500) == 500
+    assert cr.sample_size("all", lambda: 1234) == 1234
+    with pytest.raises(ValueError):
+        cr.sample_size("all")
+
+
+def test_memory_and_time_grow_with_the_sample_where_it_matters():
+    # Extraction streams to disk: memory flat in N, but one process more per DataLoader worker.
+    assert cr.extraction_mem_mb(2) == 6000 and cr.extraction_mem_mb(0) == 4000
+    assert cr.extraction_runtime_min(500, "cpu") == 10 + 5 and cr.extraction_runtime_min(500, "auto") == 10 + 1
+    assert cr.extraction_runtime_min(26000, "cpu") > cr.extraction_runtime_min(26000, "cuda") > 30
+    # t-SNE: the features as float64, a few times over (4096 dimensions assumed).
+    assert cr.tsne_mem_mb(500) == 1000 + 47 and cr.tsne_mem_mb(26000) == 1000 + 2438
+    assert cr.tsne_runtime_min(500) == 12 and cr.tsne_runtime_min(26000) == 88
+    # Trustworthiness: N x N matrices, ~32 bytes per pair: 26,000 images need ~21 GB.
+    assert cr.metrics_mem_mb(500) == cr.tsne_mem_mb(500) + 8
+    assert 20_000 < cr.metrics_mem_mb(26000) - cr.tsne_mem_mb(26000) < 21_000
+    for size in (cr.tsne_mem_mb, cr.metrics_mem_mb, cr.tsne_runtime_min, cr.metrics_runtime_min):
+        assert size(100) <= size(1000) < size(100_000)
+
+
+def job_resources(tmp_path: Path, config: dict, *args: str) -> dict[str, dict[str, str]]:
+    """Each rule's resources as Snakemake itself evaluates them, from a dry run's job listing."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                             "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", "--dry-run", *args],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    found = {}
+    for rule, block in re.findall(r"^\s*(?:local)?rule (\w+):\n(.*?)(?=^\s*\S*\s*\n|^\[|\Z)",
+                                  result.stdout, flags=re.M | re.S):
+        line = re.search(r"resources: (.*)", block)
+        if line:
+            found[rule] = dict(item.split("=", 1) for item in line.group(1).split(", "))
+    return found
+
+
+def test_rules_declare_gpu_memory_and_time(tmp_path):
+    resources = job_resources(tmp_path, TINY, "--resources", "gpu=1")
+    assert resources["extract_features"]["gpu"] == "1"  # model.device auto: may use the GPU
+    assert resources["extract_features"]["mem_mb"] == str(cr.extraction_mem_mb(0))
+    assert resources["extract_features"]["runtime"] == str(cr.extraction_runtime_min(40, "auto"))
+    assert resources["tsne"]["mem_mb"] == str(cr.tsne_mem_mb(40))
+    assert resources["embedding_metrics"]["mem_mb"] == str(cr.metrics_mem_mb(40))
+    assert "gpu" not in resources["tsne"] and "gpu" not in resources["scatter"]  # only extraction uses a GPU
+
+
+def test_cpu_extraction_asks_for_no_gpu_and_all_counts_the_images(tmp_path):
+    config = {**TINY, "sample": {"n_images": "all"}, "model": {**TINY["model"], "device": "cpu"}}
+    resources = job_resources(tmp_path, config)
+    assert resources["extract_features"]["gpu"] == "0"
+    assert resources["extract_features"]["runtime"] == str(cr.extraction_runtime_min(1000, "cpu"))  # 1,000 demo images
+    assert resources["tsne"]["runtime"] == str(cr.tsne_runtime_min(1000))
+
+
+def test_local_profile_gives_every_core_and_one_gpu(tmp_path):
+    profile = yaml.safe_load((REPO / "profiles" / "local" / "config.yaml").read_text())
+    assert profile == {"cores": "all", "resources": {"gpu": 1}}
+    resources = job_resources(tmp_path, TINY, "--profile", str(REPO / "profiles" / "local"))
+    assert resources["extract_features"]["gpu"] == "1"
