@@ -23,6 +23,7 @@ from cluster_resources import (  # noqa: E402
     tsne_mem_mb,
     tsne_runtime_min,
 )
+from output_checks import features_file_problem, is_dry_run  # noqa: E402
 from sample_images import count_images  # noqa: E402
 from workflow_utils import AtlasError  # noqa: E402
 
@@ -37,6 +38,24 @@ except AtlasError as err:
     sys.exit(f"tsne-atlas: config error: {err}")
 
 RESULTS = config["results"]
+# A features file that cannot be complete (truncated copy, crash of an older version) would be
+# taken for finished: remove it so it is rebuilt. Only the main process acts (cluster jobs parse
+# this file too), and a dry run only warns.
+FEATURES_PROBLEM = features_file_problem(f"{RESULTS}/features/features.h5")
+if FEATURES_PROBLEM and workflow.is_main_process:
+    if is_dry_run(workflow):
+        print(
+            f"tsne-atlas: warning: {RESULTS}/features/features.h5 is incomplete "
+            f"({FEATURES_PROBLEM}); a real run will rebuild it",
+            file=sys.stderr,
+        )
+    else:
+        Path(f"{RESULTS}/features/features.h5").unlink()
+        print(
+            f"tsne-atlas: warning: {RESULTS}/features/features.h5 was incomplete "
+            f"({FEATURES_PROBLEM}); removed, it will be rebuilt",
+            file=sys.stderr,
+        )
 # Sizes the jobs' memory and run time (rules: resources); 'all' counts the dataset.
 N_IMAGES = sample_size(
     config["sample"]["n_images"],

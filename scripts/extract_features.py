@@ -30,6 +30,7 @@ from torchvision.models.feature_extraction import create_feature_extractor, get_
 from tqdm import tqdm
 
 from fetch_weights import check_arch, classification_models, file_sha256, read_record, resolve_weights  # noqa: F401
+from image_io import load_rgb
 from sample_images import read_manifest
 from workflow_utils import AtlasError, atomic_path, job_log
 
@@ -154,8 +155,19 @@ def resolve_node(model: torch.nn.Module, node: str) -> str:
     return node
 
 
+def use_deterministic_algorithms() -> None:
+    """Ask PyTorch for reproducible kernels (same features for the same input on one device).
+
+    cuBLAS needs its workspace pinned before CUDA starts; cuDNN must not pick kernels by timing.
+    ``warn_only``: an architecture with an op that has no deterministic kernel still runs, with a warning.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 class ImageFiles(Dataset):
-    """Images read with PIL, converted to RGB, transformed for the model."""
+    """Images read by ``image_io.load_rgb`` (upright 8-bit RGB), transformed for the model."""
 
     def __init__(self, root: str | os.PathLike, paths: Sequence[str], transform):
         self.root = Path(root)
@@ -166,8 +178,7 @@ class ImageFiles(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        with Image.open(self.root / self.paths[index]) as image:
-            return self.transform(image.convert("RGB"))
+        return self.transform(load_rgb(self.root / self.paths[index]))
 
 
 def iter_feature_batches(
@@ -266,6 +277,7 @@ def extract_features(
     """
     if threads:
         torch.set_num_threads(int(threads))
+    use_deterministic_algorithms()
     rows = read_manifest(manifest)
     if not rows:
         raise AtlasError(f"{manifest}: the manifest lists no images; check dataset.root and sample.n_images")

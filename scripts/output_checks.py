@@ -16,7 +16,9 @@ REQUIRED_DATASETS = ("features", "labels", "classes", "paths")
 
 
 def features_file_problem(path: str | os.PathLike) -> str | None:
-    """Why the features file at ``path`` is incomplete, or None when it is complete."""
+    """Why the features file at ``path`` is incomplete, or None when it is complete (or absent)."""
+    if not Path(path).exists():
+        return None
     try:
         with h5py.File(path, "r") as h5:
             missing = [name for name in REQUIRED_DATASETS if name not in h5]
@@ -40,3 +42,19 @@ def remove_if_incomplete(path: str | os.PathLike) -> str | None:
     if problem:
         Path(path).unlink()
     return problem
+
+
+def is_dry_run(workflow) -> bool:
+    """Whether this Snakemake invocation is a dry run.
+
+    While the Snakefile is parsed, Snakemake has not yet chosen its executor, so
+    ``workflow.dryrun`` can still be False; the command line says it for sure.
+    """
+    if workflow.dryrun:
+        return True
+    import sys
+
+    from snakemake.cli import get_argument_parser
+
+    args, _ = get_argument_parser().parse_known_args(sys.argv[1:])
+    return bool(getattr(args, "dryrun", False))

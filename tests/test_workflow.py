@@ -210,3 +210,19 @@ def test_replacing_the_weights_file_reruns_extraction(tmp_path):
     torch.save(get_model("resnet18", weights=None).state_dict(), weights)
     planned = planned_jobs(tmp_path, config)
     assert planned["fetch_weights"] == 1 and planned["extract_features"] == 1
+
+
+def test_truncated_features_file_is_rebuilt(tmp_path):
+    config = {**TINY, "sample": {"n_images": 12}, "tsne": {"perplexities": [3], "seeds": [0]}}
+    result = snakemake(tmp_path, "--until", "extract_features", config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    features = tmp_path / "results" / "features" / "features.h5"
+    complete = features.read_bytes()
+    features.write_bytes(complete[: len(complete) // 2])  # a truncated copy with the final name
+    # A dry run leaves it alone...
+    assert snakemake(tmp_path, "--dry-run", config=config).returncode == 0 and features.exists()
+    # ...a real run says so, removes it and rebuilds it, identical to the original.
+    result = snakemake(tmp_path, "--until", "extract_features", config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "features.h5 was incomplete (not readable as HDF5" in result.stderr
+    assert features.read_bytes() == complete
