@@ -48,3 +48,14 @@ def test_demo_data_is_100_pngs_per_class():
     assert classes == ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
     assert all(len(list((root / c).glob("*.png"))) == 100 for c in classes)
     assert (root / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_every_test_named_in_the_reliability_table_exists():
+    table = (REPO / "docs" / "reliability.md").read_text()
+    named = set(re.findall(r"`(test_\w+\.py)::(test_\w+)`", table))
+    assert len(named) > 25
+    for file, function in sorted(named):
+        source = (REPO / "tests" / file).read_text()
+        assert re.search(rf"^def {function}\(", source, flags=re.M), f"{file}::{function} is not a test"
+    for file in set(re.findall(r"`(test_\w+\.py)`", table)):
+        assert (REPO / "tests" / file).exists(), file
