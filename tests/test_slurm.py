@@ -1,0 +1,262 @@
+"""The workflow on a real Slurm: Debian's slurmctld, slurmd and munge started on this machine as a
+single-node cluster (scripts/slurm/local_cluster.py), jobs sent by Snakemake's SLURM executor plugin
+from .venv-slurm (`make slurm-env`), through profiles/slurm-test.
+
+The cluster is up only while this module's tests use it (a module-scoped fixture) and is torn down
+(leftover jobs cancelled, exactly its three daemons ended) even when a test fails. Every Snakemake
+call runs under a hard timeout. The test cluster has no GPU and Slurm rejects a job that asks for
+one, so profiles/slurm-test runs the extraction as a CPU job; a separate test shows that the real
+profiles/slurm does ask Slurm for a GPU.
+"""
+
+import csv
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts" / "slurm"))
+import local_cluster  # noqa: E402
+
+MAIN_SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+SLURM_PYTHON = REPO / ".venv-slurm" / "bin" / "python"
+RUN_TIMEOUT_S = 600  # the cluster run takes ~1.5 min here; a hung status loop must not hang CI
+TINY = {
+    "results": "results",
+    "dataset": {"root": str(REPO / "resources" / "animal-mnist")},
+    "sample": {"n_images": 40, "seed": 0},
+    "model": {"arch": "resnet18", "weights": "none", "batch_size": 20, "num_workers": 0, "threads": 2},
+    "tsne": {"perplexities": [5, 10], "seeds": [0, 1], "pca_components": 20},
+    "scatter": {"dpi": 60},
+    "mosaic": {"canvas_size": 300, "thumb_size": 24},
+}
+# Rules whose jobs run on the submitting host: fetch_weights (localrules) and the target rule.
+LOCAL_RULES = {"fetch_weights", "all"}
+# Outputs that legitimately differ between two runs: logs carry timestamps, benchmarks measure time,
+# and t-SNE records its run time (runtime_s) in its JSON, the metrics JSON and the sweep table.
+TIMED_FOLDERS = {"logs", "benchmarks"}
+TIMED_FIELD = "runtime_s"
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def slurm_snakemake(cluster, workdir: Path, config: dict, *args: str, profile: str = "slurm-test",
+                    timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """Snakemake from .venv-slurm with a cluster profile, talking to the test cluster."""
+    cmd = [str(SLURM_PYTHON), "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(write_config(workdir, config)), "--profile", str(REPO / "profiles" / profile), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=cluster.env(), timeout=timeout)
+
+
+def submitted_jobs(output: str) -> list[str]:
+    """Slurm job ids, as the plugin reports each sbatch."""
+    return re.findall(r"has been submitted with SLURM jobid (\d+)", output)
+
+
+def job_info(cluster, job_id: str) -> dict[str, str]:
+    result = cluster.run("scontrol", "--oneliner", "show", "job", job_id)
+    assert result.returncode == 0, result.stderr
+    return dict(re.findall(r"(\w+(?:/\w+)?)=(\S*)", result.stdout))
+
+
+def job_stats(output: str) -> dict[str, int]:
+    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    jobs = {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
+    jobs.pop("total")
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if not SLURM_PYTHON.exists():
+        pytest.fail(f"{SLURM_PYTHON} is missing: run `make slurm-env` (make test does)")
+    root = Path(tempfile.mkdtemp(prefix="tsne-atlas-slurm-"))
+    try:
+        try:
+            started = local_cluster.start(root)
+        except local_cluster.ClusterError as err:
+            pytest.fail(f"the test cluster did not start: {err}")
+        try:
+            yield started
+        finally:
+            local_cluster.stop(started)
+            assert not [name for name, pid in started.pids.items() if local_cluster._alive(pid)]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster_run(cluster, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("slurm-run")
+    began = time.monotonic()
+    result = slurm_snakemake(cluster, workdir, TINY)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    print(f"cluster run: {time.monotonic() - began:.0f} s")
+    return workdir, output
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("local-run")
+    cmd = [MAIN_SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(write_config(workdir, TINY)), "--cores", "2"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_plugin_only_in_the_slurm_venv_because_an_unanswered_controller_costs_every_call(tmp_path):
+    """Once Slurm's client tools are installed, a Snakemake that has the SLURM plugin runs `scontrol
+    show config` whenever it starts (even for a local dry run) and waits ~9 s if no controller
+    answers. The main venv must not have the plugin, so local runs and the other tests never wait."""
+    local_cluster.ensure_packages()
+    assert importlib.util.find_spec("snakemake_executor_plugin_slurm") is None  # this is .venv's python
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(local_cluster.slurm_conf(tmp_path, 1, 1000, local_cluster.free_port(), local_cluster.free_port()))
+    env = {**local_cluster.os.environ, "SLURM_CONF": str(conf)}  # a controller that never answers
+    write_config(tmp_path, TINY)
+    common = ["-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+              str(tmp_path / "config.yaml"), "--cores", "2", "--dry-run", "--quiet"]
+    seconds = {}
+    for name, cmd in (("main", [MAIN_SNAKEMAKE]), ("slurm", [str(SLURM_PYTHON), "-m", "snakemake"])):
+        began = time.monotonic()
+        result = subprocess.run(cmd + common, capture_output=True, text=True, env=env, timeout=120)
+        seconds[name] = time.monotonic() - began
+        assert result.returncode == 0, result.stderr
+    print(f"local dry run with an unanswered controller: {seconds}")
+    assert seconds["main"] < 5 < seconds["slurm"]
+
+
+def test_test_profile_is_the_slurm_profile_but_for_the_test_cluster():
+    real = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    test = yaml.safe_load((REPO / "profiles" / "slurm-test" / "config.yaml").read_text())
+    # The differences profiles/slurm-test/config.yaml lists in its header, and nothing else:
+    assert test.pop("set-resources")["extract_features"].pop("gpu") == 0  # no GPU on the test cluster
+    assert test.pop("cores") == 2 and real.pop("cores") == 4
+    assert (test.pop("jobs"), test.pop("latency-wait")) == (10, 5) and (real.pop("jobs"), real.pop("latency-wait")) == (50, 60)
+    assert test.pop("slurm-status-command") == "squeue"
+    assert test.pop("slurm-init-seconds-before-status-checks") == 1
+    assert test.pop("slurm-keep-successful-logs") is True
+    real.pop("set-resources")
+    assert test == real
+    assert real["executor"] == "slurm" and real["default-resources"] == {"mem_mb": 2000, "runtime": 15}
+
+
+def test_jobs_ran_on_slurm_grouped_into_three_cluster_jobs(cluster, cluster_run):
+    workdir, output = cluster_run
+    ids = submitted_jobs(output)
+    jobs = {job_id: job_info(cluster, job_id) for job_id in ids}
+    assert {info["JobState"] for info in jobs.values()} == {"COMPLETED"}
+    assert sorted(info["Comment"] for info in jobs.values()) == [
+        "rule_features_extract_features_sample_images",
+        "rule_summary_explorer_sweep_metrics_sweep_overview",
+        "rule_sweep_embedding_metrics_grid_mosaic_mosaic_scatter_tsne",
+    ]
+    # 25 rule jobs ran on the cluster, in 3 cluster jobs; each left its Slurm log.
+    cluster_side = {rule: n for rule, n in job_stats(output).items() if rule not in LOCAL_RULES}
+    assert sum(cluster_side.values()) == 25 and len(ids) == 3
+    for job_id, info in jobs.items():
+        group = info["Comment"].split("_")[1]
+        log = next((workdir / ".snakemake" / "slurm_logs").glob(f"group_{group}_*/{job_id}.log"))
+        assert "Finished jobid" in log.read_text()
+    # The slurmd of the test cluster launched exactly these batch jobs.
+    launched = re.findall(r"Launching batch job (\d+)", (cluster.root / "log" / "slurmd.log").read_text())
+    assert set(ids) <= set(launched)
+    # A group job asks for what its jobs need side by side, within the profile's cores (2 here).
+    sweep = next(info for info in jobs.values() if "sweep" in info["Comment"])
+    assert sweep["NumCPUs"] == "2" and "mem=4000M" in sweep["TRES"]
+
+
+def test_extraction_ran_as_a_cpu_job(cluster, cluster_run):
+    workdir, output = cluster_run
+    features = next(job_id for job_id in submitted_jobs(output) if "features" in job_info(cluster, job_id)["Comment"])
+    assert "gres/gpu" not in job_info(cluster, features)["TRES"]  # profiles/slurm-test sets gpu: 0
+    with h5py.File(workdir / "results" / "features" / "features.h5") as h5:
+        assert h5.attrs["device"] == "cpu"
+
+
+def test_weights_were_resolved_on_the_submitting_host(cluster, cluster_run):
+    workdir, output = cluster_run
+    assert output.index("(Rule: fetch_weights)") < output.index("has been submitted with SLURM jobid")
+    assert all("fetch_weights" not in job_info(cluster, i)["Comment"] for i in submitted_jobs(output))
+    assert json.loads((workdir / "results" / "weights" / "resolved.json").read_text())["kind"] == "none"
+
+
+def comparable(path: Path, relative: Path):
+    """A file's content, less its run time where it records one (see TIMED_FIELD)."""
+    if relative.parts[0] in ("tsne", "metrics") and path.suffix == ".json":
+        data = json.loads(path.read_text())
+        assert TIMED_FIELD in data, relative
+        data.pop(TIMED_FIELD)
+        return data
+    if relative == Path("metrics/sweep.csv"):
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert rows and all(TIMED_FIELD in row for row in rows)
+        return [{k: v for k, v in row.items() if k != TIMED_FIELD} for row in rows]
+    return path.read_bytes()
+
+
+def test_outputs_are_those_of_a_local_run(cluster_run, local_run):
+    cluster_out, local_out = cluster_run[0] / "results", local_run / "results"
+    files = sorted(p.relative_to(cluster_out) for p in cluster_out.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(local_out) for p in local_out.rglob("*") if p.is_file())
+    compared = [f for f in files if f.parts[0] not in TIMED_FOLDERS]
+    assert len(compared) >= 35  # manifest, weights record, features, 4 runs x 7 files, 5 sweep figures
+    for relative in compared:
+        assert comparable(cluster_out / relative, relative) == comparable(local_out / relative, relative), relative
+    # Byte for byte, among others: the features, every PNG, SVG and PDF, and the explorer page.
+    assert (cluster_out / "features" / "features.h5").read_bytes() == (local_out / "features" / "features.h5").read_bytes()
+
+
+def test_a_failing_job_makes_snakemake_fail(cluster, tmp_path):
+    config = {**TINY, "model": {**TINY["model"], "node": "fc7"}}  # valid config, impossible graph node
+    result = slurm_snakemake(cluster, tmp_path, config)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    ids = submitted_jobs(output)
+    assert len(ids) == 1 and job_info(cluster, ids[0])["JobState"] == "FAILED"  # only the features job ran
+    assert "Error in rule extract_features" in output
+    log = (tmp_path / "results" / "logs" / "extract_features.log").read_text()
+    assert "model.node 'fc7' is not a node of this model" in log
+    assert not (tmp_path / "results" / "features" / "features.h5").exists()
+
+
+def test_slurm_profile_asks_slurm_for_a_gpu_for_extraction(cluster, tmp_path):
+    """profiles/slurm as a user gets it: the extraction group job asks for a GPU, which this cluster
+    has not, so Slurm refuses it at submission and Snakemake fails. Snakemake 9.27 shows only
+    "Error in group features" for a group job it could not submit (it drops the plugin's message);
+    --verbose shows the sbatch call."""
+    result = slurm_snakemake(cluster, tmp_path, TINY, "--verbose", "--slurm-init-seconds-before-status-checks", "1",
+                             profile="slurm", timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Error in group features" in output
+    call = re.search(r"sbatch call: (sbatch .*)", output).group(1)
+    assert "--gpus=1" in call and "--cpus-per-gpu=4" in call and "--comment rule_features_" in call
+    assert f'--wrap="{SLURM_PYTHON} -m snakemake ' in call  # jobs run Snakemake from .venv-slurm too
+    run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
+    assert cluster.run("squeue", "--noheader", "--states=all", "--name", run_id).stdout.strip() == ""  # none accepted
+    direct = cluster.run("sbatch", "--gpus=1", "--wrap", "true")  # the same request without Snakemake
+    assert direct.returncode != 0 and "Invalid generic resource" in direct.stderr
+
+
+def test_envs_note_pins_the_plugin_as_requirements_slurm_does():
+    pins = [line for line in (REPO / "requirements-slurm.txt").read_text().splitlines()
+            if line and not line.startswith("#")]
+    noted = re.findall(r"^- (\S+==\S+)$", (REPO / "envs" / "README.md").read_text(), flags=re.M)
+    assert noted == pins and any(p.startswith("snakemake-executor-plugin-slurm==") for p in pins)
