@@ -27,19 +27,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts" / "slurm"))
 import local_cluster  # noqa: E402
+from test_workflow import TINY  # noqa: E402  (the same tiny config as the local workflow tests)
 
 MAIN_SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 SLURM_PYTHON = REPO / ".venv-slurm" / "bin" / "python"
 RUN_TIMEOUT_S = 600  # the cluster run takes ~1.5 min here; a hung status loop must not hang CI
-TINY = {
-    "results": "results",
-    "dataset": {"root": str(REPO / "resources" / "animal-mnist")},
-    "sample": {"n_images": 40, "seed": 0},
-    "model": {"arch": "resnet18", "weights": "none", "batch_size": 20, "num_workers": 0, "threads": 2},
-    "tsne": {"perplexities": [5, 10], "seeds": [0, 1], "pca_components": 20},
-    "scatter": {"dpi": 60},
-    "mosaic": {"canvas_size": 300, "thumb_size": 24},
-}
 # Rules whose jobs run on the submitting host: fetch_weights (localrules) and the target rule.
 LOCAL_RULES = {"fetch_weights", "all"}
 # Outputs that legitimately differ between two runs: logs carry timestamps, benchmarks measure time,
