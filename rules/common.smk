@@ -70,6 +70,26 @@ SEEDS = [wildcard_value(s) for s in config["tsne"]["seeds"]]
 wildcard_constraints:
     perplexity=r"[0-9]+(\.[0-9]+)?",
     seed=r"[0-9]+",
+    k=r"[0-9]+",
+
+
+def neighbors_file(wildcards):
+    """The sweep's k-NN graph: k = 3 x the largest perplexity, so every perplexity reuses it."""
+    k = int(3 * max(float(p) for p in PERPLEXITIES))
+    return f"{RESULTS}/tsne/neighbors/k-{k}.npz"
+
+
+def tsne_run_inputs(wildcards):
+    """A run needs the features (labels, paths), the prepared input and, for openTSNE, its P."""
+    inputs = {
+        "features": f"{RESULTS}/features/features.h5",
+        "input": f"{RESULTS}/tsne/input.h5",
+    }
+    if config["tsne"]["implementation"] == "opentsne":
+        inputs["affinities"] = (
+            f"{RESULTS}/tsne/affinities/perplexity-{wildcards.perplexity}.npz"
+        )
+    return inputs
 
 
 def run_files(pattern):

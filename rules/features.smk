@@ -45,6 +45,7 @@ rule extract_features:
         node=config["model"]["node"],
         device=config["model"]["device"],
         precision=config["model"]["precision"],
+        channels_last=config["model"]["channels_last"],
         batch_size=config["model"]["batch_size"],
         num_workers=config["model"]["num_workers"],
         init_seed=config["model"]["init_seed"],

@@ -49,6 +49,7 @@ rule mosaic:
         thumb_size=config["mosaic"]["thumb_size"],
         border=config["mosaic"]["border"],
         background=config["mosaic"]["background"],
+        max_images=config["mosaic"]["max_images"],
     script:
         "../scripts/render_mosaic.py"
 
@@ -96,6 +97,8 @@ rule sweep_overview:
         pdf=f"{RESULTS}/overview/sweep.pdf",
     log:
         f"{RESULTS}/logs/sweep_overview.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sweep_overview.tsv"
     conda:
         "../envs/figures.yaml"
     params:
@@ -118,10 +121,13 @@ rule explorer:
         ),
     log:
         f"{RESULTS}/logs/explorer.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/explorer.tsv"
     conda:
         "../envs/figures.yaml"
     params:
         root=config["dataset"]["root"],
         thumb_size=config["explorer"]["thumb_size"],
+        max_images=config["explorer"]["max_images"],
     script:
         "../scripts/build_explorer.py"

@@ -1,6 +1,7 @@
 rule embedding_metrics:
     input:
         features=rules.extract_features.output.features,
+        input=rules.tsne_input.output.input,
         embedding=rules.tsne.output.embedding,
         meta=rules.tsne.output.meta,
     output:
@@ -17,6 +18,7 @@ rule embedding_metrics:
     params:
         trust_k=config["metrics"]["trustworthiness_k"],
         knn_k=config["metrics"]["knn_k"],
+        max_images=config["metrics"]["max_images"],
     script:
         "../scripts/embedding_metrics.py"
 
@@ -40,6 +42,8 @@ rule sweep_metrics:
         svg=f"{RESULTS}/metrics/sweep.svg",
     log:
         f"{RESULTS}/logs/sweep_metrics.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sweep_metrics.tsv"
     conda:
         "../envs/figures.yaml"
     script:

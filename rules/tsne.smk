@@ -1,6 +1,74 @@
-rule tsne:
+# What all runs of the sweep share is computed once (scripts/tsne_inputs.py): the z-scored,
+# PCA-reduced input, the k-NN graph at the largest perplexity and one affinity matrix per
+# perplexity. Each (perplexity, seed) run then only optimises.
+
+
+rule tsne_input:
     input:
         features=rules.extract_features.output.features,
+    output:
+        input=f"{RESULTS}/tsne/input.h5",
+    log:
+        f"{RESULTS}/logs/tsne/input.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tsne/input.tsv"
+    conda:
+        "../envs/tsne.yaml"
+    resources:
+        mem_mb=tsne_mem_mb(N_IMAGES),
+        runtime=tsne_runtime_min(N_IMAGES),
+    params:
+        standardize=config["tsne"]["standardize"],
+        pca_components=config["tsne"]["pca_components"],
+    script:
+        "../scripts/tsne_inputs.py"
+
+
+rule tsne_neighbors:
+    input:
+        input=rules.tsne_input.output.input,
+    output:
+        neighbors=f"{RESULTS}/tsne/neighbors/k-{{k}}.npz",
+    log:
+        f"{RESULTS}/logs/tsne/neighbors-k-{{k}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tsne/neighbors-k-{{k}}.tsv"
+    conda:
+        "../envs/tsne.yaml"
+    threads: config["tsne"]["threads"]
+    resources:
+        mem_mb=tsne_mem_mb(N_IMAGES),
+        runtime=tsne_runtime_min(N_IMAGES),
+    params:
+        k=lambda wildcards: int(wildcards.k),
+    script:
+        "../scripts/tsne_inputs.py"
+
+
+rule tsne_affinities:
+    input:
+        neighbors=neighbors_file,
+    output:
+        affinities=f"{RESULTS}/tsne/affinities/perplexity-{{perplexity}}.npz",
+    log:
+        f"{RESULTS}/logs/tsne/affinities-perplexity-{{perplexity}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tsne/affinities-perplexity-{{perplexity}}.tsv"
+    conda:
+        "../envs/tsne.yaml"
+    threads: config["tsne"]["threads"]
+    resources:
+        mem_mb=tsne_mem_mb(N_IMAGES),
+        runtime=tsne_runtime_min(N_IMAGES),
+    params:
+        perplexity=lambda wildcards: float(wildcards.perplexity),
+    script:
+        "../scripts/tsne_inputs.py"
+
+
+rule tsne:
+    input:
+        unpack(tsne_run_inputs),
     output:
         embedding=f"{RESULTS}/tsne/perplexity-{{perplexity}}_seed-{{seed}}.tsv",
         meta=f"{RESULTS}/tsne/perplexity-{{perplexity}}_seed-{{seed}}.json",
@@ -19,7 +87,6 @@ rule tsne:
         seed=lambda wildcards: int(wildcards.seed),
         implementation=config["tsne"]["implementation"],
         init=config["tsne"]["init"],
-        standardize=config["tsne"]["standardize"],
-        pca_components=config["tsne"]["pca_components"],
+        negative_gradient=config["tsne"]["negative_gradient"],
     script:
         "../scripts/run_tsne.py"

@@ -4,7 +4,9 @@ A Bokeh scatter plot of every image, coloured by class, with a menu that switche
 between the (perplexity, seed) runs, a legend whose entries hide and show a class,
 and a hover tooltip with the image's thumbnail, path and class. BokehJS, the
 coordinates of every run and the thumbnails are all inlined, so the file works
-without a network and can be mailed on its own.
+without a network and can be mailed on its own. Each thumbnail costs 5-20 KB of HTML, so
+above ``max_images`` images the page shows a fixed random subsample (the same for every
+run) and says so above the plot.
 
 Paths and class names come from the user's file system: the tooltip only ever shows
 them through Bokeh's escaped ``@field`` substitution, never ``{safe}``, so a file
@@ -34,7 +36,9 @@ from bokeh.util import serialization as bokeh_serialization
 from matplotlib.colors import to_hex
 from PIL import Image, UnidentifiedImageError
 
-from figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, class_markers, figure_title
+from figure_style import (
+    NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, class_markers, figure_title, fixed_subsample, subsample_note,
+)
 from image_io import load_rgb
 from run_tsne import read_embedding
 from workflow_utils import AtlasError, atomic_path, job_log
@@ -59,6 +63,7 @@ TOOLTIP = """
 SELECT_NAME = "run-select"
 PLOT_NAME = "tsne-plot"
 NOTE_NAME = "random-weights-note"
+SUBSAMPLE_NAME = "subsample-note"
 
 
 def renderer_name(class_index: int) -> str:
@@ -141,9 +146,10 @@ def class_sources(
 
 
 def explorer_layout(
-    sources: list[ColumnDataSource], classes: list[str], metas: list[dict], point_size: float = 7.0
+    sources: list[ColumnDataSource], classes: list[str], metas: list[dict], point_size: float = 7.0,
+    subsample: str | None = None,
 ) -> Column:
-    """The page's Bokeh layout: note (random weights only), run menu and the plot."""
+    """The page's Bokeh layout: note (random weights only), subsample note (when given), run menu and the plot."""
     titles = [figure_title(meta) for meta in metas]
     plot = figure(
         title=titles[0], tools=TOOLS, active_scroll="wheel_zoom", match_aspect=True,
@@ -186,6 +192,11 @@ def explorer_layout(
             text=RANDOM_WEIGHTS_NOTE, render_as_text=True, name=NOTE_NAME,
             styles={"color": NOTE_COLOUR, "font-weight": "bold", "font-size": "16px"},
         ))
+    if subsample:
+        children.append(Div(
+            text=subsample, render_as_text=True, name=SUBSAMPLE_NAME,
+            styles={"font-weight": "bold", "font-size": "14px"},
+        ))
     children.append(select)
     children.append(plot)
     return column(children, sizing_mode="stretch_width")
@@ -211,25 +222,40 @@ def deterministic_bokeh_ids(namespace: str = "tsne-atlas") -> Iterator[None]:
 
 
 def build_explorer(
-    runs: list[tuple[str, str]], root: str | os.PathLike, output: str | os.PathLike, thumb_size: int = 64
+    runs: list[tuple[str, str]], root: str | os.PathLike, output: str | os.PathLike, thumb_size: int = 64,
+    max_images: int = 5000,
 ) -> None:
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
 
-    ``root`` is the dataset root the TSVs' image paths are relative to.
+    ``root`` is the dataset root the TSVs' image paths are relative to. Above ``max_images``
+    images the page holds a fixed random subsample of them (the same for every run) and says so.
     """
     if thumb_size < 1:
         raise AtlasError(f"explorer thumb_size {thumb_size} must be a positive number of pixels")
+    if max_images < 1:
+        raise AtlasError(f"explorer max_images {max_images} must be at least 1")
     paths, labels, coords, metas = load_runs(runs)
+    n_total = len(paths)
+    keep = fixed_subsample(n_total, max_images)
+    note = subsample_note(len(keep), n_total, "explorer.max_images")
+    if note:
+        paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
+        coords = [run_coords[keep] for run_coords in coords]
     classes = list(metas[0]["classes"])
     # One thumbnail per image, shared by all runs.
     thumbs = [thumbnail_data_uri(Path(root) / path, thumb_size) for path in paths]
     with deterministic_bokeh_ids():
-        layout = explorer_layout(class_sources(paths, labels, classes, coords, thumbs), classes, metas)
-        title = f"tsne-atlas explorer: {metas[0].get('model')} features, {len(paths)} images, {len(metas)} runs"
+        layout = explorer_layout(
+            class_sources(paths, labels, classes, coords, thumbs), classes, metas,
+            subsample=note and note[0].upper() + note[1:],
+        )
+        shown = f"{len(paths):,} of {n_total:,} images (random subsample)" if note else f"{n_total:,} images"
+        title = f"tsne-atlas explorer: {metas[0].get('model')} features, {shown}, {len(metas)} runs"
         html = file_html(layout, INLINE, title=title)
     with atomic_path(output) as tmp:
         Path(tmp).write_text(html, encoding="utf-8")
-    LOGGER.info("wrote %s (%d images, %d runs, %.1f MB)", output, len(paths), len(metas), len(html) / 1e6)
+    LOGGER.info("wrote %s (%d of %d images, %d runs, %.1f MB)", output, len(paths), n_total, len(metas),
+                len(html) / 1e6)
 
 
 def main(snakemake) -> None:
@@ -237,7 +263,7 @@ def main(snakemake) -> None:
     with job_log(snakemake.log[0]):
         build_explorer(
             list(zip(snakemake.input.embeddings, snakemake.input.metas)), params.root, snakemake.output.html,
-            thumb_size=int(params.thumb_size),
+            thumb_size=int(params.thumb_size), max_images=int(params.max_images),
         )
 
 

@@ -1,7 +1,8 @@
 """Quality metrics of one embedding, and the table and plot that gather them over a sweep.
 
-All metrics compare the 2-D embedding with the features t-SNE was given (after the
-run's z-scoring and PCA, recomputed exactly as run_tsne did):
+All metrics compare the 2-D embedding with the features t-SNE was given (the sweep's
+z-scored, PCA-reduced input, tsne/input.h5). Above ``max_images`` images they are computed on
+a fixed random subsample (trustworthiness needs N x N matrices):
 - trustworthiness (scikit-learn, k neighbours): are 2-D neighbours also neighbours in the features?
 - k-NN accuracy of the class labels, leave-one-out, in 2-D and in the feature space;
 - the KL divergence t-SNE reached (from the run's JSON).
@@ -21,15 +22,16 @@ import numpy as np  # noqa: E402
 from sklearn.manifold import trustworthiness  # noqa: E402
 from sklearn.neighbors import NearestNeighbors  # noqa: E402
 
-from figure_style import note_legend, weights_note  # noqa: E402
+from figure_style import fixed_subsample, note_legend, weights_note  # noqa: E402
 from plot_scatter import save_figure  # noqa: E402
-from run_tsne import load_features, preprocess, read_embedding  # noqa: E402
+from run_tsne import read_embedding  # noqa: E402
+from tsne_inputs import load_features, load_input  # noqa: E402
 from workflow_utils import atomic_path, job_log  # noqa: E402
 
 LOGGER = logging.getLogger("tsne_atlas.embedding_metrics")
 SWEEP_FIELDS = (
     "perplexity", "seed", "trustworthiness", "knn_accuracy_2d", "knn_accuracy_features", "kl_divergence",
-    "n_images", "runtime_s",
+    "n_images", "n_metric_images", "runtime_s",
 )
 
 
@@ -60,18 +62,20 @@ def embedding_metrics(X: np.ndarray, coords: np.ndarray, labels: np.ndarray, tru
     }
 
 
-def metrics_for_run(features_file: str, embedding: str, meta_json: str, output: str, trust_k=10, knn_k=5) -> dict:
+def metrics_for_run(features_file: str, input_file: str, embedding: str, meta_json: str, output: str, trust_k=10,
+                    knn_k=5, max_images=5000) -> dict:
     meta = json.loads(Path(meta_json).read_text(encoding="utf-8"))
-    data = load_features(features_file)
-    # The exact input t-SNE saw: same z-scoring and PCA (deterministic full SVD).
-    X = preprocess(data["features"], meta["standardize"], meta["pca_components"], random_state=meta["seed"])
+    labels = load_features(features_file, with_features=False)["labels"]
+    X, _ = load_input(input_file)  # the exact input t-SNE saw
     _, _, coords = read_embedding(embedding)
+    keep = fixed_subsample(len(X), max_images)  # the same points for every run
     result = {
         "perplexity": meta["perplexity"],
         "seed": meta["seed"],
-        **embedding_metrics(X, coords, data["labels"], trust_k, knn_k),
+        **embedding_metrics(X[keep], coords[keep], labels[keep], trust_k, knn_k),
         "kl_divergence": meta["kl_divergence"],
         "n_images": meta["n_images"],
+        "n_metric_images": int(len(keep)),
         "runtime_s": meta["runtime_s"],
         "weights_random": meta.get("weights_random"),
     }
@@ -135,8 +139,9 @@ def main(snakemake) -> None:
             gather_sweep(list(snakemake.input.metrics), snakemake.output.table, snakemake.output.png,
                          snakemake.output.svg)
         else:
-            metrics_for_run(snakemake.input.features, snakemake.input.embedding, snakemake.input.meta,
-                            snakemake.output.metrics, int(snakemake.params.trust_k), int(snakemake.params.knn_k))
+            metrics_for_run(snakemake.input.features, snakemake.input.input, snakemake.input.embedding,
+                            snakemake.input.meta, snakemake.output.metrics, int(snakemake.params.trust_k),
+                            int(snakemake.params.knn_k), int(snakemake.params.max_images))
 
 
 if __name__ == "__main__" and "snakemake" in globals():

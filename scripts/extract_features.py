@@ -7,8 +7,8 @@ HDF5 layout (documented in README.md, "Outputs"):
     /classes   str     (C,)     class labels, sorted
     /paths     str     (N,)     image paths relative to the dataset root
     attributes: model, node, weights, weights_source, weights_random, preprocessing,
-                device, precision, batch_size, dataset_root, n_images, feature_dim,
-                versions (JSON), config_hash
+                device, precision (as used), precision_setting, channels_last, batch_size,
+                dataset_root, n_images, feature_dim, versions (JSON), config_hash
 """
 
 import json
@@ -36,6 +36,33 @@ from workflow_utils import AtlasError, atomic_path, job_log
 
 LOGGER = logging.getLogger("tsne_atlas.extract_features")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True where bf16 runs in hardware: AVX512-BF16 or AMX on a CPU, Ampere or newer on a GPU.
+
+    PyTorch's own checks also admit emulated bf16 (any AVX512 CPU, older GPUs), which is
+    slower than fp32 there.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 where the hardware computes it natively, else fp32.
+
+    bf16 keeps fp32's range, so deep activations cannot overflow; BENCHMARKS.md measures the
+    features at cosine similarity > 0.9999 to fp32 for several times the speed. fp16 is never
+    chosen automatically: activations of a randomly initialised ResNet-101 exceed its range
+    (65,504) and become inf/NaN.
+    """
+    if precision != "auto":
+        if precision not in PRECISIONS:
+            raise AtlasError(f"model.precision '{precision}' is unknown; choose auto, fp32, bf16 or fp16")
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -188,20 +215,31 @@ def iter_feature_batches(
     device: torch.device,
     precision: str = "fp32",
     progress: bool = True,
+    channels_last: bool = False,
 ) -> Iterator[np.ndarray]:
     """Yield float32 feature arrays batch by batch (memory stays flat in N).
 
     Node outputs with spatial dimensions are averaged over them to one vector per image.
+    ``channels_last``: feed NHWC batches (the extractor must be converted too), which
+    oneDNN and cuDNN convolutions run faster.
     """
     dtype = PRECISIONS[precision]
     with torch.inference_mode():
         for batch in tqdm(loader, desc="extract", unit="batch", mininterval=5, disable=not progress, file=sys.stderr):
             batch = batch.to(device, non_blocking=True)
+            if channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 out = extractor(batch)[node]
             if out.ndim > 2:
                 out = out.flatten(2).mean(dim=2)
-            yield out.float().cpu().numpy()
+            features = out.float().cpu().numpy()
+            if not np.isfinite(features).all():
+                raise AtlasError(
+                    f"model.precision '{precision}' gave inf/NaN features (activations beyond its range); "
+                    f"use precision bf16, fp32 or auto"
+                )
+            yield features
 
 
 def library_versions() -> dict[str, str]:
@@ -261,11 +299,12 @@ def extract_features(
     weights: str = "auto",
     node: str = "auto",
     device: str = "auto",
-    precision: str = "fp32",
-    batch_size: int = 32,
+    precision: str = "auto",
+    batch_size: int = 16,
     num_workers: int = 0,
     init_seed: int = 0,
     threads: int | None = None,
+    channels_last: bool = True,
     settings_hash: str = "",
     progress: bool = True,
     resolved: str | None = None,
@@ -287,6 +326,7 @@ def extract_features(
     labels = np.array([class_index[label] for _, label in rows], dtype=np.int64)
 
     torch_device = resolve_device(device)
+    precision_used = resolve_precision(precision, torch_device)
     if resolved is None:
         model, weights_source, weights_random = load_model(arch, weights, init_seed)
     else:
@@ -299,6 +339,8 @@ def extract_features(
         model, weights_source, weights_random = model_from_record(record, init_seed)
     node = resolve_node(model, node)
     extractor = create_feature_extractor(model, return_nodes=[node]).to(torch_device).eval()
+    if channels_last:
+        extractor = extractor.to(memory_format=torch.channels_last)
     transform = preprocessing_for(arch)
     loader = DataLoader(
         ImageFiles(root, paths, transform),
@@ -308,8 +350,9 @@ def extract_features(
         pin_memory=torch_device.type == "cuda",
     )
     LOGGER.info(
-        "extracting %s node '%s' for %d images on %s (%s, batch %d, %d workers); weights: %s",
-        arch, node, len(paths), torch_device, precision, batch_size, num_workers, weights_source,
+        "extracting %s node '%s' for %d images on %s (%s%s, batch %d, %d workers, %s); weights: %s",
+        arch, node, len(paths), torch_device, precision_used, " from auto" if precision == "auto" else "",
+        batch_size, num_workers, "channels-last" if channels_last else "NCHW", weights_source,
     )
     attrs = {
         "model": arch,
@@ -319,14 +362,16 @@ def extract_features(
         "weights_random": bool(weights_random),
         "preprocessing": " ".join(repr(transform).split()),
         "device": str(torch_device),
-        "precision": precision,
+        "precision": precision_used,
+        "precision_setting": precision,
+        "channels_last": bool(channels_last),
         "batch_size": int(batch_size),
         "dataset_root": str(root),
         "n_images": len(paths),
         "versions": json.dumps(library_versions(), sort_keys=True),
         "config_hash": settings_hash,
     }
-    batches = iter_feature_batches(extractor, node, loader, torch_device, precision, progress)
+    batches = iter_feature_batches(extractor, node, loader, torch_device, precision_used, progress, channels_last)
     attrs["feature_dim"] = write_features_h5(output, batches, len(paths), labels, classes, paths, attrs)
     LOGGER.info("wrote %s: %d x %d features", output, len(paths), attrs["feature_dim"])
     return attrs
@@ -347,6 +392,7 @@ def main(snakemake) -> None:
             batch_size=int(params.batch_size),
             num_workers=int(params.num_workers),
             init_seed=int(params.init_seed),
+            channels_last=bool(params.channels_last),
             threads=snakemake.threads,
             settings_hash=params.settings_hash,
             resolved=snakemake.input.resolved,

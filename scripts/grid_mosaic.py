@@ -16,7 +16,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from figure_style import class_colours, colour_bgr255, weights_note
+from figure_style import (
+    SUBSAMPLE_RANDOM_STATE, class_colours, colour_bgr255, fixed_subsample, subsample_note, weights_note,
+)
 from render_mosaic import BACKGROUNDS, legend_strip, load_thumbnail, write_png
 from run_tsne import read_embedding
 from workflow_utils import AtlasError, job_log
@@ -60,11 +62,9 @@ def square_thumbnail(path, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
-def subsample(n_points: int, max_images: int, random_state: int = 0) -> np.ndarray:
+def subsample(n_points: int, max_images: int, random_state: int = SUBSAMPLE_RANDOM_STATE) -> np.ndarray:
     """Indices of at most ``max_images`` points: all of them, or a fixed random subsample (sorted)."""
-    if n_points <= max_images:
-        return np.arange(n_points)
-    return np.sort(np.random.default_rng(random_state).choice(n_points, size=max_images, replace=False))
+    return fixed_subsample(n_points, max_images, random_state)
 
 
 def render_grid_mosaic(coords, image_paths, label_indices, classes, thumb_size=48, border=2, background="white",
@@ -89,14 +89,13 @@ def grid_mosaic_from_embedding(embedding: str, meta_json: str, root: str, png: s
                                background="white", max_images=2500) -> None:
     meta = json.loads(Path(meta_json).read_text(encoding="utf-8"))
     paths, labels, coords = read_embedding(embedding)
-    keep = subsample(len(paths), max_images, random_state=int(meta["seed"]))
-    notes = [n for n in (weights_note(meta),) if n]
-    if len(keep) < len(paths):
-        notes.append(f"showing a random {len(keep)} of {len(paths)} images (grid_mosaic.max_images)")
+    # The same subsample for every run of the sweep (not the run's seed), so runs compare like with like.
+    keep = subsample(len(paths), max_images)
+    notes = [n for n in (weights_note(meta), subsample_note(len(keep), len(paths), "grid_mosaic.max_images")) if n]
     index = {name: i for i, name in enumerate(meta["classes"])}
     image = render_grid_mosaic(
         coords[keep], [Path(root) / paths[i] for i in keep], [index[labels[i]] for i in keep], meta["classes"],
-        thumb_size, border, background, " | ".join(notes) or None,
+        thumb_size, border, background, "\n".join(notes) or None,
     )
     write_png(png, image)
     LOGGER.info("wrote %s (%d thumbnails, %dx%d px)", png, len(keep), image.shape[1], image.shape[0])

@@ -18,6 +18,13 @@ LOGGER = logging.getLogger("tsne_atlas.plot_scatter")
 # Fixed metadata keeps SVG/PNG output byte-identical across runs.
 SVG_METADATA = {"Date": None, "Creator": "tsne-atlas"}
 PNG_METADATA = {"Software": "tsne-atlas"}
+# Above this many points the markers shrink in proportion (area x FULL_SIZE_POINTS / N, down to
+# MIN_MARKER_AREA points^2), so 100,000 points cover the plot no more than 10,000 do and dense
+# clusters keep their inner structure instead of becoming solid blobs of the last class drawn.
+FULL_SIZE_POINTS = 10_000
+MIN_MARKER_AREA = 0.25
+# Legend markers keep one size (about 11.5 pt across) whatever the size of the data markers.
+LEGEND_MARKER_AREA = 1600 / 12
 
 
 def plot_scatter(
@@ -35,21 +42,31 @@ def plot_scatter(
     ax.set_title(title, fontsize=10)
     ax.legend(
         loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9,
-        markerscale=max(1.0, 40 / max(point_size, 1)), title="class",
+        markerscale=max(1.0, (LEGEND_MARKER_AREA / marker_area(point_size, len(coords))) ** 0.5), title="class",
         ncols=1 + (len(classes) - 1) // 25,  # long class lists wrap into columns
     )
     add_note(fig, note)
     return fig
 
 
+def marker_area(point_size: float, n_points: int) -> float:
+    """Marker area in points^2 for ``n_points``: ``point_size`` up to FULL_SIZE_POINTS, then shrinking."""
+    scaled = point_size * min(1.0, FULL_SIZE_POINTS / max(n_points, 1))
+    return max(scaled, min(point_size, MIN_MARKER_AREA))
+
+
 def draw_classes(ax, coords: np.ndarray, labels: list[str], classes: list[str], point_size: float) -> None:
-    """One scatter per class (its colour and marker), equal aspect, no ticks: t-SNE axes have no units."""
+    """One scatter per class (its colour and marker), equal aspect, no ticks: t-SNE axes have no units.
+
+    ``point_size`` is the marker area for up to FULL_SIZE_POINTS points; more points get smaller markers.
+    """
     colours, markers = class_colours(len(classes)), class_markers(len(classes))
     labels_arr = np.asarray(labels)
+    size = marker_area(point_size, len(coords))
     for index, name in enumerate(classes):
         mask = labels_arr == name
         ax.scatter(
-            coords[mask, 0], coords[mask, 1], s=point_size, color=colours[index], marker=markers[index],
+            coords[mask, 0], coords[mask, 1], s=size, color=colours[index], marker=markers[index],
             label=f"{name} ({int(mask.sum())})", linewidths=0, alpha=0.85,
         )
     ax.set_aspect("equal", adjustable="datalim")

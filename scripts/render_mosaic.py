@@ -3,6 +3,9 @@
 Each thumbnail keeps its aspect ratio, gets a border in its class colour and is
 drawn in manifest order, so the same embedding always gives the same PNG. A legend
 strip (and the random-weights note, when it applies) is added below the canvas.
+Above ``max_images`` images a fixed random subsample is drawn (the same for every run
+of the sweep) and the note says so; thumbnails are decoded one at a time, so memory
+stays that of the canvas whatever the number of images.
 """
 
 import json
@@ -13,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from figure_style import class_colours, colour_bgr255, weights_note
+from figure_style import class_colours, colour_bgr255, fixed_subsample, subsample_note, weights_note
 from image_io import load_rgb
 from run_tsne import read_embedding
 from workflow_utils import AtlasError, atomic_path, job_log
@@ -49,7 +52,11 @@ def load_thumbnail(path: str | os.PathLike, thumb_size: int) -> np.ndarray:
 
 
 def legend_strip(classes: list[str], colours_bgr: list[tuple], width: int, background, note: str | None) -> np.ndarray:
-    """A strip of colour swatches and class names, wrapped to ``width``, plus the note."""
+    """A strip of colour swatches and class names, wrapped to ``width``, plus the note.
+
+    ``note`` may hold several lines (separated by newlines); each gets its own line, its
+    text shrunk when it would not fit the strip's width.
+    """
     # Text grows with the canvas so it stays readable when the PNG is scaled to fit a screen.
     unit = max(1.0, width / 1000)
     font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.6 * unit, max(1, round(unit))
@@ -63,13 +70,17 @@ def legend_strip(classes: list[str], colours_bgr: list[tuple], width: int, backg
             x, y = pad, y + line_h
         items.append((x, y, name, colour))
         x += item_w
-    height = y + line_h + pad + (line_h if note else 0)
+    notes = note.splitlines() if note else []
+    height = y + line_h + pad + line_h * len(notes)
     strip = np.full((height, width, 3), background, dtype=np.uint8)
     for x, y, name, colour in items:
         cv2.rectangle(strip, (x, y), (x + box, y + box), colour, thickness=-1)
         cv2.putText(strip, name, (x + box + 6, y + box - 3), font, scale, text_colour, thickness, cv2.LINE_AA)
-    if note:
-        cv2.putText(strip, note, (pad, height - pad), font, scale, NOTE_BGR, thickness + 1, cv2.LINE_AA)
+    for k, line in enumerate(notes):
+        (tw, _), _ = cv2.getTextSize(line, font, scale, thickness + 1)
+        fit = min(1.0, (width - 2 * pad) / max(tw, 1))  # shrink a line too long for the strip
+        baseline = height - pad - line_h * (len(notes) - 1 - k)
+        cv2.putText(strip, line, (pad, baseline), font, scale * fit, NOTE_BGR, thickness + 1, cv2.LINE_AA)
     return strip
 
 
@@ -84,7 +95,10 @@ def render_mosaic(
     background: str = "white",
     note: str | None = None,
 ) -> np.ndarray:
-    """Draw every image at its coordinate; returns the BGR canvas (with legend strip below)."""
+    """Draw every image at its coordinate; returns the BGR canvas (with legend strip below).
+
+    ``image_paths`` may be any iterable: each thumbnail is loaded, drawn and dropped in turn.
+    """
     if background not in BACKGROUNDS:
         raise AtlasError(f"mosaic.background '{background}' is unknown; choose one of {sorted(BACKGROUNDS)}")
     bg = BACKGROUNDS[background]
@@ -115,18 +129,22 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
 
 
 def mosaic_from_embedding(
-    embedding: str, meta_json: str, root: str, png: str, canvas_size=2000, thumb_size=64, border=3, background="white"
+    embedding: str, meta_json: str, root: str, png: str, canvas_size=2000, thumb_size=64, border=3, background="white",
+    max_images=10000,
 ) -> None:
     meta = json.loads(Path(meta_json).read_text(encoding="utf-8"))
     paths, labels, coords = read_embedding(embedding)
     classes = meta["classes"]
     index = {name: i for i, name in enumerate(classes)}
+    # Above max_images: the same fixed random subsample for every run of the sweep.
+    keep = fixed_subsample(len(paths), max_images)
+    notes = [n for n in (weights_note(meta), subsample_note(len(keep), len(paths), "mosaic.max_images")) if n]
     image = render_mosaic(
-        coords, [Path(root) / p for p in paths], np.array([index[label] for label in labels]), classes,
-        canvas_size, thumb_size, border, background, weights_note(meta),
+        coords[keep], (Path(root) / paths[i] for i in keep), np.array([index[labels[i]] for i in keep]), classes,
+        canvas_size, thumb_size, border, background, "\n".join(notes) or None,
     )
     write_png(png, image)
-    LOGGER.info("wrote %s (%d thumbnails, %dx%d px)", png, len(paths), image.shape[1], image.shape[0])
+    LOGGER.info("wrote %s (%d of %d thumbnails, %dx%d px)", png, len(keep), len(paths), image.shape[1], image.shape[0])
 
 
 def main(snakemake) -> None:
@@ -135,7 +153,7 @@ def main(snakemake) -> None:
         mosaic_from_embedding(
             snakemake.input.embedding, snakemake.input.meta, params.root, snakemake.output.png,
             canvas_size=int(params.canvas_size), thumb_size=int(params.thumb_size),
-            border=int(params.border), background=params.background,
+            border=int(params.border), background=params.background, max_images=int(params.max_images),
         )
 
 

@@ -1,5 +1,7 @@
 """Stage 3, tsne: embed the features in 2-D for one (perplexity, seed).
 
+The input (z-scored, PCA-reduced features) and, for openTSNE, the affinity matrix of the
+perplexity are computed once per sweep by tsne_inputs.py; a run only optimises.
 Deliberately free of torch imports: t-SNE jobs start fast and run anywhere.
 Outputs a TSV (path, label, x, y in manifest order) and a JSON sidecar with the
 KL divergence, parameters, runtime and the provenance copied from the features file.
@@ -12,68 +14,30 @@ import os
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.preprocessing import StandardScaler
 
 from atlas_config import check_perplexity
+from tsne_inputs import load_affinities, load_features, load_input, preprocess  # noqa: F401 (re-exported)
 from workflow_utils import AtlasError, atomic_path, job_log
 
 LOGGER = logging.getLogger("tsne_atlas.run_tsne")
 IMPLEMENTATIONS = ("opentsne", "sklearn")
 EMBEDDING_FIELDS = ("path", "label", "x", "y")
+# Barnes-Hut vs openTSNE's FFT gradient (the PyPI wheel's FFT is numpy's, not FFTW), one core:
+# 10,000 Animal-MNIST ResNet-101 features: bh 36 s, fft 65 s per run; 30,000 points in 20
+# Gaussian blobs: bh 170 s, fft 33 s (BENCHMARKS.md). openTSNE's own switch is at 10,000.
+BH_MAX_POINTS = 20_000
+
+
+def gradient_method(negative_gradient: str, n_points: int) -> str:
+    """openTSNE's ``negative_gradient_method``: ``auto`` is bh below BH_MAX_POINTS, else fft."""
+    if negative_gradient == "auto":
+        return "bh" if n_points < BH_MAX_POINTS else "fft"
+    if negative_gradient not in ("bh", "fft"):
+        raise AtlasError(f"tsne.negative_gradient '{negative_gradient}' is unknown; choose auto, bh or fft")
+    return negative_gradient
 # Attributes of the features file that travel on to every embedding and figure.
 PROVENANCE_ATTRS = ("model", "node", "weights", "weights_source", "weights_random", "precision", "config_hash")
-
-
-def load_features(path: str | os.PathLike) -> dict:
-    """Read an HDF5 features file written by extract_features."""
-    try:
-        with h5py.File(path, "r") as h5:
-            return {
-                "features": h5["features"][:],
-                "labels": h5["labels"][:],
-                "classes": [c.decode() if isinstance(c, bytes) else str(c) for c in h5["classes"][:]],
-                "paths": [p.decode() if isinstance(p, bytes) else str(p) for p in h5["paths"][:]],
-                "attrs": {key: _plain(value) for key, value in h5.attrs.items()},
-            }
-    except (OSError, KeyError) as err:
-        raise AtlasError(
-            f"{path}: not a complete features file ({err}); delete it and rerun to extract features again"
-        ) from None
-
-
-def _plain(value):
-    """HDF5 attribute values as plain JSON-friendly Python values."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, bytes):
-        return value.decode()
-    return value
-
-
-def preprocess(
-    features: np.ndarray, standardize: bool, pca_components: int, random_state: int = 0
-) -> np.ndarray:
-    """Optional z-scoring per dimension, then optional PCA to ``pca_components``.
-
-    Constant dimensions (random-init ResNets have dozens of all-zero ones) keep
-    scale 1 in the scaler, so they stay zero instead of turning into NaN.
-    """
-    X = np.asarray(features, dtype=np.float64)
-    if standardize:
-        X = StandardScaler().fit_transform(X)
-    n_components = min(pca_components, *X.shape) if pca_components else 0
-    if n_components and n_components < X.shape[1]:
-        X = PCA(n_components=n_components, svd_solver="full", random_state=random_state).fit_transform(X)
-    return np.ascontiguousarray(X)
-
-
-def pca_dimensions(features_shape: tuple[int, int], pca_components: int) -> int:
-    """Dimensions PCA keeps for this input (0 when it is off or would keep everything)."""
-    n_components = min(pca_components, *features_shape) if pca_components else 0
-    return n_components if n_components < features_shape[1] else 0
 
 
 def embed(
@@ -83,15 +47,27 @@ def embed(
     implementation: str = "opentsne",
     init: str = "pca",
     n_jobs: int = 1,
+    affinities=None,
+    negative_gradient: str = "auto",
 ) -> tuple[np.ndarray, float]:
-    """2-D t-SNE embedding of ``X``; returns (N x 2 float64, KL divergence)."""
+    """2-D t-SNE embedding of ``X``; returns (N x 2 float64, KL divergence).
+
+    ``affinities`` (openTSNE only): a precomputed P for this perplexity (tsne_inputs). openTSNE
+    scales P in place for early exaggeration and back, which leaves rounding changes; a run
+    works on a copy, so the caller's P stays exact for the next run. Without it openTSNE
+    computes P itself.
+    """
     check_perplexity(perplexity, len(X))
     if implementation == "opentsne":
         from openTSNE import TSNE
+        from openTSNE.affinity import PrecomputedAffinities
 
-        result = TSNE(
-            perplexity=perplexity, initialization=init, random_state=random_state, n_jobs=n_jobs, verbose=False
-        ).fit(X)
+        tsne = TSNE(perplexity=perplexity, initialization=init, random_state=random_state, n_jobs=n_jobs,
+                    negative_gradient_method=gradient_method(negative_gradient, len(X)), verbose=False)
+        if affinities is None:
+            result = tsne.fit(X)
+        else:
+            result = tsne.fit(X, affinities=PrecomputedAffinities(affinities.copy(), normalize=False))
         return np.asarray(result, dtype=np.float64), float(result.kl_divergence)
     if implementation == "sklearn":
         from sklearn.manifold import TSNE
@@ -126,21 +102,28 @@ def read_embedding(tsv: str | os.PathLike) -> tuple[list[str], list[str], np.nda
 
 def run_tsne(
     features_file: str,
+    input_file: str,
     tsv: str,
     meta_json: str,
     perplexity: float,
     seed: int,
     implementation: str = "opentsne",
     init: str = "pca",
-    standardize: bool = True,
-    pca_components: int = 50,
     n_jobs: int = 1,
+    affinities_file: str | None = None,
+    negative_gradient: str = "auto",
 ) -> dict:
-    data = load_features(features_file)
-    check_perplexity(perplexity, len(data["features"]))
+    """One run of the sweep: t-SNE of the prepared input, written as TSV + JSON sidecar."""
+    data = load_features(features_file, with_features=False)
+    X, input_attrs = load_input(input_file)
+    if len(X) != len(data["paths"]):
+        raise AtlasError(f"{input_file} has {len(X)} rows but {features_file} {len(data['paths'])}; delete "
+                         f"{input_file} and rerun")
+    check_perplexity(perplexity, len(X))
     start = time.perf_counter()
-    X = preprocess(data["features"], standardize, pca_components, random_state=seed)
-    coords, kl = embed(X, perplexity, seed, implementation, init, n_jobs)
+    P = load_affinities(affinities_file) if affinities_file else None
+    coords, kl = embed(X, perplexity, seed, implementation, init, n_jobs, affinities=P,
+                       negative_gradient=negative_gradient)
     runtime = time.perf_counter() - start
     labels = [data["classes"][i] for i in data["labels"]]
     meta = {
@@ -148,12 +131,14 @@ def run_tsne(
         "seed": seed,
         "implementation": implementation,
         "init": init,
-        "standardize": standardize,
-        "pca_components": pca_dimensions(data["features"].shape, pca_components),
+        "standardize": bool(input_attrs["standardize"]),
+        "pca_components": int(input_attrs["pca_components"]),
+        "precomputed_affinities": affinities_file is not None,
+        "negative_gradient": gradient_method(negative_gradient, len(X)) if implementation == "opentsne" else "bh",
         "kl_divergence": kl,
         "runtime_s": round(runtime, 3),
         "n_images": int(len(coords)),
-        "feature_dim": int(data["features"].shape[1]),
+        "feature_dim": int(data["shape"][1]),
         "classes": data["classes"],
         "features_file": str(features_file),
         **{key: data["attrs"].get(key) for key in PROVENANCE_ATTRS},
@@ -168,15 +153,16 @@ def main(snakemake) -> None:
     with job_log(snakemake.log[0]):
         run_tsne(
             features_file=snakemake.input.features,
+            input_file=snakemake.input.input,
             tsv=snakemake.output.embedding,
             meta_json=snakemake.output.meta,
             perplexity=float(params.perplexity),
             seed=int(params.seed),
             implementation=params.implementation,
             init=params.init,
-            standardize=bool(params.standardize),
-            pca_components=int(params.pca_components),
             n_jobs=snakemake.threads,
+            affinities_file=snakemake.input.get("affinities"),
+            negative_gradient=params.negative_gradient,
         )
 
 

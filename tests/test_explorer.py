@@ -21,7 +21,7 @@ from selenium.webdriver.support.select import Select
 
 import build_explorer as bx
 import headless_browser as hb
-from figure_style import RANDOM_WEIGHTS_NOTE
+from figure_style import RANDOM_WEIGHTS_NOTE, fixed_subsample
 from run_tsne import write_embedding
 from workflow_utils import AtlasError
 
@@ -222,7 +222,7 @@ def test_no_note_with_trained_weights_and_main_entry_point(sweep, tmp_path):
     runs, _ = write_runs(tmp_path, sweep.paths, weights_random=False)
     snakemake = SimpleNamespace(
         input=SimpleNamespace(embeddings=[tsv for tsv, _ in runs], metas=[meta for _, meta in runs]),
-        params=SimpleNamespace(root=str(sweep.root), thumb_size=16),
+        params=SimpleNamespace(root=str(sweep.root), thumb_size=16, max_images=5000),
         output=SimpleNamespace(html=str(tmp_path / "out" / "explorer.html")),
         log=[str(tmp_path / "logs" / "explorer.log")],
     )
@@ -263,3 +263,74 @@ def test_many_classes_get_marker_shapes_and_a_wrapped_legend():
     markers = [plot.select_one({"name": bx.renderer_name(i)}).glyph.marker for i in (0, 9, 10, 29)]
     assert markers[0] == markers[1] == "circle" and markers[2] != "circle" and markers[3] != markers[2]
     assert plot.right[0].ncols == 2 and len(plot.right[0].items) == 30
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory) -> SimpleNamespace:
+    """A sweep of 30 images in two runs, built into a page that may show at most 10 of them."""
+    folder = tmp_path_factory.mktemp("explorer-capped")
+    paths = []
+    for i in range(30):
+        name = ("ant", "bee", "cat")[i % 3]
+        (folder / "data" / name).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (12, 10), (8 * i, 100, 200 - 6 * i)).save(folder / "data" / name / f"img_{i:02d}.png")
+        paths.append(f"{name}/img_{i:02d}.png")
+    labels = [p.split("/")[0] for p in paths]
+    grid = np.array([[i % 6 * 10.0, i // 6 * 10.0] for i in range(30)])
+    runs = []
+    for k, run in enumerate(RUNS):
+        meta = {**run, "classes": ["ant", "bee", "cat"], "weights_random": False, "model": "resnet18",
+                "n_images": 30, "implementation": "opentsne"}
+        tsv, meta_json = folder / f"run{k}.tsv", folder / f"run{k}.json"
+        write_embedding(str(tsv), str(meta_json), paths, labels, grid + k, meta)
+        runs.append((str(tsv), str(meta_json)))
+    page = folder / "explorer.html"
+    bx.build_explorer(runs, folder / "data", page, thumb_size=8, max_images=10)
+    return SimpleNamespace(folder=folder, root=folder / "data", paths=paths, runs=runs, html=page)
+
+
+CAPPED_NOTE = "Showing a random 10 of 30 images (fixed subsample; explorer.max_images)"
+
+
+def test_page_above_max_images_holds_a_fixed_subsample_says_so_and_is_byte_reproducible(capped, sweep, tmp_path):
+    text = capped.html.read_text(encoding="utf-8")
+    kept = {capped.paths[i] for i in fixed_subsample(30, 10)}
+    assert len(kept) == 10
+    assert {p for p in capped.paths if p in text} == kept  # the other 20 images are not in the page
+    assert CAPPED_NOTE in text and bx.SUBSAMPLE_NAME in text
+    assert "<title>tsne-atlas explorer: resnet18 features, 10 of 30 images (random subsample), 2 runs</title>" in text
+    bx.build_explorer(capped.runs, capped.root, tmp_path / "again.html", thumb_size=8, max_images=10)
+    assert (tmp_path / "again.html").read_bytes() == capped.html.read_bytes()
+    # At or below the cap nothing changes and nothing is said.
+    assert bx.SUBSAMPLE_NAME not in sweep.html.read_text(encoding="utf-8")
+    bx.build_explorer(sweep.runs, sweep.root, tmp_path / "at-cap.html", thumb_size=THUMB_SIZE,
+                      max_images=len(sweep.paths))
+    assert (tmp_path / "at-cap.html").read_bytes() == sweep.html.read_bytes()
+    with pytest.raises(AtlasError, match="max_images 0 must be at least 1"):
+        bx.build_explorer(capped.runs, capped.root, tmp_path / "x.html", max_images=0)
+
+
+def test_subsample_note_is_visible_and_every_run_shows_the_same_points(driver, capped):
+    with contextlib.suppress(NoAlertPresentException):
+        driver.switch_to.alert.dismiss()
+    driver.get_log("browser")
+    hb.open_page(driver, capped.html)
+    shown = model_value(driver, bx.SUBSAMPLE_NAME, """(() => {
+        const view = Bokeh.index.find_one(m);
+        const box = view.el.getBoundingClientRect();
+        return [view.markup_el.innerText, box.width > 0 && box.height > 0];
+    })()""")
+    assert shown == [CAPPED_NOTE, True]
+    keep = fixed_subsample(30, 10)
+    grid = np.array([[i % 6 * 10.0, i // 6 * 10.0] for i in range(30)])
+    # The page lists runs by (perplexity, seed); file run k has its points at grid + k.
+    order = sorted(range(len(RUNS)), key=lambda k: (RUNS[k]["perplexity"], RUNS[k]["seed"]))
+    for j, k in enumerate(order):
+        points = {}
+        for class_index in range(3):
+            name = bx.renderer_name(class_index)
+            for path, x, y in zip(column(driver, name, "path"), column(driver, name, f"x{j}"),
+                                  column(driver, name, f"y{j}")):
+                points[path] = [x, y]
+        assert points == {capped.paths[i]: list(grid[i] + k) for i in keep}
+    assert severe_console_messages(driver) == []

@@ -23,7 +23,9 @@ def manifest(image_folder, tmp_path):
 
 
 def run(manifest, root, out, **kwargs):
-    defaults = dict(arch="resnet18", weights="none", batch_size=5, num_workers=0, progress=False)
+    # fp32 NCHW: bitwise comparable with a plain loop over the model (the fast settings are tested apart).
+    defaults = dict(arch="resnet18", weights="none", batch_size=5, num_workers=0, progress=False, precision="fp32",
+                    channels_last=False)
     return ef.extract_features(str(manifest), str(root), str(out), **{**defaults, **kwargs})
 
 
@@ -90,6 +92,42 @@ def test_features_are_reproducible_and_follow_the_images(manifest, image_folder,
     assert not np.allclose(fa[0], fa[4])  # different images, different features
 
 
+def cosine_rows(a, b):
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_precision_auto_picks_native_bf16_or_fp32_and_is_recorded(manifest, image_folder, tmp_path):
+    expected = "bf16" if ef.native_bf16(torch.device("cpu")) else "fp32"
+    assert ef.resolve_precision("auto", torch.device("cpu")) == expected
+    assert ef.resolve_precision("fp16", torch.device("cpu")) == "fp16"
+    attrs = run(manifest, image_folder, tmp_path / "f.h5", precision="auto", channels_last=True)
+    with h5py.File(tmp_path / "f.h5") as h5:
+        assert h5.attrs["precision"] == expected and h5.attrs["precision_setting"] == "auto"
+        assert bool(h5.attrs["channels_last"]) is True
+    assert attrs["precision"] == expected
+
+
+@pytest.mark.parametrize("precision, channels_last, min_cosine", [
+    ("fp32", True, 0.99999), ("bf16", True, 0.999), ("fp16", False, 0.999)])
+def test_faster_settings_keep_the_features(manifest, image_folder, tmp_path, precision, channels_last, min_cosine):
+    """Reduced precision and NHWC layout change the arithmetic, not what the features say."""
+    run(manifest, image_folder, tmp_path / "ref.h5", precision="fp32", channels_last=False)
+    run(manifest, image_folder, tmp_path / "fast.h5", precision=precision, channels_last=channels_last)
+    with h5py.File(tmp_path / "ref.h5") as ref, h5py.File(tmp_path / "fast.h5") as fast:
+        reference, features = ref["features"][:], fast["features"][:]
+    assert features.dtype == np.float32
+    assert cosine_rows(reference, features).min() > min_cosine
+    # Still far apart for different images: the error is small next to the signal.
+    assert cosine_rows(reference[:1], features[4:5]).max() < cosine_rows(reference[:1], features[:1]).min()
+
+
+def test_precision_overflow_is_an_error_not_nan_features(manifest, image_folder, tmp_path):
+    """A random-init ResNet-101's activations exceed fp16's range: say so instead of writing NaNs."""
+    with pytest.raises(AtlasError, match="model.precision 'fp16' gave inf/NaN features.*use precision bf16"):
+        run(manifest, image_folder, tmp_path / "f.h5", arch="resnet101", precision="fp16", batch_size=2)
+    assert not (tmp_path / "f.h5").exists() and not list(tmp_path.glob(".tmp-*"))
+
+
 def test_weights_file_gives_the_features_of_the_model_it_was_saved_from(manifest, image_folder, tmp_path):
     torch.manual_seed(123)
     model = get_model("resnet18", weights=None).eval()
@@ -102,7 +140,8 @@ def test_weights_file_gives_the_features_of_the_model_it_was_saved_from(manifest
     extractor = create_feature_extractor(model, return_nodes=["flatten"])
     expected = np.concatenate(list(ef.iter_feature_batches(extractor, "flatten", loader, torch.device("cpu"),
                                                            progress=False)))
-    attrs = run(manifest, image_folder, tmp_path / "f.h5", weights=str(tmp_path / "weights.pth"))
+    attrs = run(manifest, image_folder, tmp_path / "f.h5", weights=str(tmp_path / "weights.pth"),
+                precision="fp32", channels_last=False)
     with h5py.File(tmp_path / "f.h5") as h5:
         np.testing.assert_array_equal(h5["features"][:], expected)
     assert attrs["weights_random"] is False and "weights.pth" in attrs["weights_source"]

@@ -7,7 +7,7 @@ from PIL import Image
 
 import plot_scatter as ps
 import render_mosaic as rm
-from figure_style import RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255
+from figure_style import RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255, fixed_subsample
 from run_tsne import write_embedding
 
 
@@ -96,3 +96,104 @@ def test_scatter_is_byte_reproducible(embedding, tmp_path):
         ps.render_scatter(str(tsv), str(meta_json), str(tmp_path / f"{name}.png"), str(tmp_path / f"{name}.svg"))
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
+
+
+@pytest.fixture
+def embedding30(image_folder, tmp_path):
+    """30 rows reusing the 15 images of ``image_folder``, on a 6 x 5 grid."""
+    files = sorted(p.relative_to(image_folder).as_posix() for p in image_folder.rglob("*.png"))
+    paths = [files[i % len(files)] for i in range(30)]
+    labels = [p.split("/")[0] for p in paths]
+    coords = np.array([[i % 6 * 10.0, i // 6 * 10.0] for i in range(30)])
+    meta = {"classes": ["ant", "bee", "cat"], "perplexity": 5.0, "seed": 0, "n_images": 30,
+            "kl_divergence": 0.5, "model": "resnet18", "weights_random": True}
+    write_embedding(str(tmp_path / "e30.tsv"), str(tmp_path / "e30.json"), paths, labels, coords, meta)
+    return tmp_path / "e30.tsv", tmp_path / "e30.json", image_folder, coords
+
+
+def spy_mosaic(monkeypatch):
+    """Record the coordinates, image paths and note render_mosaic is given (paths as it consumes them)."""
+    seen = {}
+    render = rm.render_mosaic
+
+    def spy(coords, image_paths, label_indices, classes, *args):
+        seen["coords"], seen["note"] = coords, args[-1]
+        seen["paths"] = []
+
+        def consume():
+            for path in image_paths:
+                seen["paths"].append(str(path))
+                yield path
+        return render(coords, consume(), label_indices, classes, *args)
+
+    monkeypatch.setattr(rm, "render_mosaic", spy)
+    return seen
+
+
+def test_mosaic_above_max_images_draws_a_fixed_subsample_and_says_so(embedding30, tmp_path, monkeypatch):
+    tsv, meta, root, coords = embedding30
+    seen = spy_mosaic(monkeypatch)
+    rm.mosaic_from_embedding(str(tsv), str(meta), str(root), str(tmp_path / "a.png"), 200, 20, 3, "white",
+                             max_images=10)
+    keep = fixed_subsample(30, 10)
+    assert len(keep) == 10 and list(keep) == sorted(set(keep))
+    assert len(seen["paths"]) == 10
+    np.testing.assert_array_equal(seen["coords"], coords[keep])
+    assert seen["note"] == (f"{RANDOM_WEIGHTS_NOTE}\n"
+                            "showing a random 10 of 30 images (fixed subsample; mosaic.max_images)")
+    # The same subsample, and the same bytes, on every run (the seed of the run does not matter).
+    rm.mosaic_from_embedding(str(tsv), str(meta), str(root), str(tmp_path / "b.png"), 200, 20, 3, "white",
+                             max_images=10)
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    # The note is a second red line below the legend: the strip is one line taller than with every image.
+    rm.mosaic_from_embedding(str(tsv), str(meta), str(root), str(tmp_path / "all.png"), 200, 20, 3, "white",
+                             max_images=30)
+    assert seen["note"] == RANDOM_WEIGHTS_NOTE and len(seen["paths"]) == 30
+    capped, full = cv2.imread(str(tmp_path / "a.png")), cv2.imread(str(tmp_path / "all.png"))
+    assert capped.shape[0] > full.shape[0] and capped.shape[1] == full.shape[1] == 200
+    red = (capped[200:, :, 2] > 150) & (capped[200:, :, 1] < 80)
+    rows = np.flatnonzero(red.any(axis=1))
+    assert rows.max() - rows.min() > 20  # two lines of red text
+    assert np.flatnonzero(red.any(axis=0)).max() < 200 - 5  # long lines shrink to fit the width
+
+
+def test_mosaic_loads_one_thumbnail_at_a_time(embedding30, monkeypatch):
+    """Paths are consumed as thumbnails are drawn: no list of decoded images is built first."""
+    _, _, root, coords = embedding30
+    events = []
+    load = rm.load_thumbnail
+    monkeypatch.setattr(rm, "load_thumbnail", lambda path, size: (events.append("load"), load(path, size))[1])
+
+    def paths():
+        for path in sorted(root.rglob("*.png"))[:5]:
+            events.append("next")
+            yield path
+    rm.render_mosaic(coords[:5], paths(), np.zeros(5, dtype=int), ["ant"], 200, 20, 3, "white")
+    assert events == ["next", "load"] * 5
+
+
+def test_mosaic_at_or_below_max_images_is_unchanged(embedding, tmp_path):
+    tsv, meta, root = embedding
+    rm.mosaic_from_embedding(str(tsv), str(meta), str(root), str(tmp_path / "a.png"), 200, 20, 3, "white")
+    rm.mosaic_from_embedding(str(tsv), str(meta), str(root), str(tmp_path / "b.png"), 200, 20, 3, "white",
+                             max_images=12)
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_scatter_markers_shrink_above_ten_thousand_points():
+    assert ps.marker_area(12, 500) == ps.marker_area(12, ps.FULL_SIZE_POINTS) == 12
+    assert ps.marker_area(12, 100_000) == pytest.approx(1.2)
+    assert ps.marker_area(12, 10**8) == ps.MIN_MARKER_AREA  # a floor, so points stay visible
+    assert ps.marker_area(0.1, 10**6) == 0.1  # never larger than asked for
+    rng = np.random.default_rng(0)
+    coords = rng.normal(size=(40_000, 2))
+    labels = ["ant", "bee"] * 20_000
+    fig = ps.plot_scatter(coords, labels, ["ant", "bee"], "t")
+    ax = fig.axes[0]
+    assert [c.get_sizes()[0] for c in ax.collections] == [pytest.approx(3.0)] * 2
+    # Legend markers keep the size they have with few points.
+    small = ps.plot_scatter(coords[:100], labels[:100], ["ant", "bee"], "t")
+    legend_sizes = [fig_.axes[0].get_legend().legend_handles[0].get_sizes()[0] for fig_ in (fig, small)]
+    assert legend_sizes[0] == pytest.approx(legend_sizes[1])
+    ps.plt.close(fig)
+    ps.plt.close(small)

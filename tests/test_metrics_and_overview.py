@@ -8,7 +8,7 @@ from PIL import Image
 import embedding_metrics as em
 import grid_mosaic as gm
 import sweep_overview as so
-from figure_style import RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255
+from figure_style import RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255, fixed_subsample
 from run_tsne import write_embedding
 
 
@@ -112,3 +112,46 @@ def test_grid_mosaic_subsamples_above_the_cap():
     keep = gm.subsample(100, 30, random_state=0)
     assert len(keep) == 30 and len(set(keep)) == 30 and list(keep) == sorted(keep)
     assert list(gm.subsample(20, 30)) == list(range(20))
+
+
+def test_metrics_subsample_is_fixed_and_bounded():
+    assert list(fixed_subsample(50, 100)) == list(range(50))
+    keep = fixed_subsample(100_000, 5000)
+    assert len(keep) == 5000 and len(set(keep)) == 5000 and keep.max() < 100_000
+    assert np.all(np.diff(keep) > 0)
+    np.testing.assert_array_equal(keep, fixed_subsample(100_000, 5000))  # same for every run
+
+
+def test_grid_mosaic_above_the_cap_shows_the_same_subsample_for_every_seed_and_says_so(image_folder, tmp_path,
+                                                                                       monkeypatch):
+    files = sorted(p.relative_to(image_folder).as_posix() for p in image_folder.rglob("*.png"))
+    paths = [files[i % len(files)] for i in range(30)]
+    labels = [p.split("/")[0] for p in paths]
+    coords = np.random.default_rng(0).normal(size=(30, 2))
+    seen = []
+
+    def spy(coords, image_paths, label_indices, classes, *args):
+        seen.append((coords, [str(p) for p in image_paths], args[-1]))  # args[-1]: the note
+        return np.zeros((4, 4, 3), np.uint8)
+    monkeypatch.setattr(gm, "render_grid_mosaic", spy)
+    for seed in (0, 1):
+        meta = {"classes": ["ant", "bee", "cat"], "perplexity": 5.0, "seed": seed, "n_images": 30,
+                "kl_divergence": 0.5, "model": "resnet18", "weights_random": True}
+        write_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), paths, labels, coords, meta)
+        gm.grid_mosaic_from_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder),
+                                      str(tmp_path / f"g{seed}.png"), thumb_size=10, border=2, max_images=10)
+    (coords0, paths0, note0), (_, paths1, note1) = seen
+    keep = gm.subsample(30, 10)
+    assert len(paths0) == 10 and paths0 == paths1  # one subsample for the whole sweep
+    np.testing.assert_array_equal(coords0, coords[keep])
+    assert note0 == note1 == (f"{RANDOM_WEIGHTS_NOTE}\n"
+                              "showing a random 10 of 30 images (fixed subsample; grid_mosaic.max_images)")
+
+
+def test_contact_sheet_markers_shrink_with_many_points():
+    rng = np.random.default_rng(1)
+    runs = [{"perplexity": r["perplexity"], "seed": r["seed"], "coords": rng.normal(size=(n, 2)),
+             "labels": ["a", "b"] * (n // 2), "metrics": r} for r, n in zip(fake_rows()[:2], (100, 40_000))]
+    fig = so.plot_overview(runs, ["a", "b"], point_size=3.0)
+    sizes = [ax.collections[0].get_sizes()[0] for ax in fig.axes if ax.collections]
+    assert sizes == [pytest.approx(3.0), pytest.approx(0.75)]

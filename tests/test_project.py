@@ -59,3 +59,23 @@ def test_every_test_named_in_the_reliability_table_exists():
         assert re.search(rf"^def {function}\(", source, flags=re.M), f"{file}::{function} is not a test"
     for file in set(re.findall(r"`(test_\w+\.py)`", table)):
         assert (REPO / "tests" / file).exists(), file
+
+
+def test_benchmark_scripts_start_and_stay_out_of_the_test_run():
+    """Benchmarks are not tests (nothing timed runs in `make test`), but they must not rot:
+    each script parses its options, and its imports of the project's modules still resolve."""
+    import subprocess
+    import sys
+
+    scripts = sorted((REPO / "benchmarks").glob("*.py"))
+    assert {p.name for p in scripts} >= {"extraction.py", "sweep.py", "overhead.py", "scale.py", "datasets.py"}
+    for script in scripts:
+        if script.name in ("common.py",):
+            continue
+        result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
+                                cwd=REPO, timeout=120)
+        assert result.returncode == 0 and "usage:" in result.stdout, script.name + result.stderr[-500:]
+    result = subprocess.run(["bash", "-n", str(REPO / "benchmarks" / "gpu.sh")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    gitignore = (REPO / ".gitignore").read_text().splitlines()
+    assert "benchmarks/data/" in gitignore and "benchmarks/work/" in gitignore

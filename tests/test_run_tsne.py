@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import run_tsne as rt
+import tsne_inputs as ti
 from atlas_config import check_perplexity, min_images_for_perplexity
 from workflow_utils import AtlasError
 
@@ -35,13 +36,13 @@ def features_file(tmp_path):
 def test_preprocess_standardises_without_nans_and_reduces_dimension():
     X, _ = blobs()
     X[:, 3] = 7.0
-    Z = rt.preprocess(X, standardize=True, pca_components=0)
+    Z = ti.preprocess(X, standardize=True, pca_components=0)
     assert np.isfinite(Z).all() and np.allclose(Z[:, 3], 0)
     assert np.allclose(np.delete(Z, 3, axis=1).std(axis=0), 1)
-    assert rt.preprocess(X, standardize=False, pca_components=10).shape == (90, 10)
+    assert ti.preprocess(X, standardize=False, pca_components=10).shape == (90, 10)
     # PCA wider than the data is clipped to what the data can hold.
-    assert rt.preprocess(X[:20], standardize=False, pca_components=50).shape == (20, 20)
-    assert rt.pca_dimensions((20, 40), 50) == 20 and rt.pca_dimensions((90, 40), 0) == 0
+    assert ti.preprocess(X[:20], standardize=False, pca_components=50).shape == (20, 20)
+    assert ti.pca_dimensions((20, 40), 50) == 20 and ti.pca_dimensions((90, 40), 0) == 0
 
 
 @pytest.mark.parametrize("implementation", ["opentsne", "sklearn"])
@@ -73,20 +74,94 @@ def test_perplexity_too_large_for_the_sample_says_why():
         rt.embed(blobs()[0], perplexity=50, random_state=0)
 
 
-def test_run_tsne_writes_table_and_provenance(features_file, tmp_path):
-    meta = rt.run_tsne(str(features_file), str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), 10.0, 2,
-                       pca_components=20)
+@pytest.fixture
+def sweep_inputs(features_file, tmp_path):
+    """The shared files of a sweep with perplexities up to 10: input, k-NN graph (k=30), P at 10."""
+    ti.prepare_input(str(features_file), str(tmp_path / "input.h5"), standardize=True, pca_components=20)
+    ti.build_neighbors(str(tmp_path / "input.h5"), str(tmp_path / "k-30.npz"), k=30)
+    ti.write_affinities(str(tmp_path / "k-30.npz"), str(tmp_path / "p10.npz"), 10.0)
+    return tmp_path
+
+
+def test_run_tsne_writes_table_and_provenance(features_file, sweep_inputs, tmp_path):
+    meta = rt.run_tsne(str(features_file), str(tmp_path / "input.h5"), str(tmp_path / "e.tsv"),
+                       str(tmp_path / "e.json"), 10.0, 2, affinities_file=str(tmp_path / "p10.npz"))
     paths, labels, coords = rt.read_embedding(tmp_path / "e.tsv")
     assert len(paths) == 90 and paths[0] == "p/0.png" and labels[0] == "a" and labels[-1] == "c"
     assert coords.shape == (90, 2)
     saved = json.loads((tmp_path / "e.json").read_text())
     assert saved == json.loads(json.dumps(meta))
     assert saved["perplexity"] == 10.0 and saved["seed"] == 2 and saved["pca_components"] == 20
+    assert saved["precomputed_affinities"] is True and saved["feature_dim"] == 40
+    assert saved["negative_gradient"] == "bh"
     assert saved["weights_random"] is True and saved["classes"] == ["a", "b", "c"]
     assert saved["kl_divergence"] > 0 and saved["runtime_s"] >= 0
-    # Coordinates are written at full precision: reading back gives the numbers computed.
-    again, _ = rt.embed(rt.preprocess(h5py.File(features_file)["features"][:], True, 20, 2), 10.0, 2)
+    # Coordinates are written at full precision, and sharing the input and P changes nothing:
+    # a self-contained run (its own PCA, neighbours and P) gives the same numbers, bit for bit.
+    again, _ = rt.embed(rt.preprocess(h5py.File(features_file)["features"][:], True, 20), 10.0, 2)
     np.testing.assert_array_equal(coords, again)
+
+
+def test_sklearn_runs_from_the_shared_input_alone(features_file, sweep_inputs, tmp_path):
+    meta = rt.run_tsne(str(features_file), str(tmp_path / "input.h5"), str(tmp_path / "s.tsv"),
+                       str(tmp_path / "s.json"), 10.0, 0, implementation="sklearn")
+    assert meta["implementation"] == "sklearn" and meta["precomputed_affinities"] is False
+    X, _ = ti.load_input(tmp_path / "input.h5")
+    np.testing.assert_array_equal(rt.read_embedding(tmp_path / "s.tsv")[2], rt.embed(X, 10.0, 0, "sklearn")[0])
+
+
+@pytest.mark.parametrize("n_per_class", [30, 400])  # exact neighbours below 1,000 points, Annoy above
+def test_affinities_from_the_largest_graph_match_a_fresh_computation(n_per_class):
+    """P for a small perplexity from the graph built at the largest equals openTSNE's own P."""
+    from openTSNE.affinity import PerplexityBasedNN
+
+    X, _ = blobs(n_per_class=n_per_class)
+    indices, distances = ti.nearest_neighbors(X.astype(np.float64), k=75)
+    for perplexity in (5, 12, 25):
+        shared = ti.affinities_from_neighbors(indices, distances, perplexity)
+        fresh = PerplexityBasedNN(X.astype(np.float64), perplexity=perplexity, random_state=0).P
+        assert abs(shared.sum() - 1) < 1e-9
+        # Annoy's approximate search may rank a far neighbour differently: compare as matrices.
+        assert abs(shared - fresh).sum() < (1e-9 if len(X) < 1000 else 0.02), perplexity
+
+
+def test_a_shared_affinity_matrix_is_not_changed_by_a_run():
+    """openTSNE's optimiser must not alter the P a run is given: runs from one file stay reproducible."""
+    X, _ = blobs()
+    indices, distances = ti.nearest_neighbors(X.astype(np.float64), k=30)
+    P = ti.affinities_from_neighbors(indices, distances, 10)
+    before = P.copy()
+    a, _ = rt.embed(X, 10, 0, affinities=P)
+    assert abs(P - before).sum() == 0
+    b, _ = rt.embed(X, 10, 0, affinities=P)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_a_graph_too_small_for_the_perplexity_says_how_to_fix_it():
+    X, _ = blobs()
+    indices, distances = ti.nearest_neighbors(X.astype(np.float64), k=15)
+    with pytest.raises(AtlasError, match="perplexity 10 needs 30 neighbours but the graph has 15"):
+        ti.affinities_from_neighbors(indices, distances, 10)
+
+
+def test_truncated_shared_files_are_rejected(sweep_inputs, tmp_path):
+    for name, loader, message in [("input.h5", ti.load_input, "not a complete t-SNE input"),
+                                  ("k-30.npz", ti.load_neighbors, "not a complete neighbour graph"),
+                                  ("p10.npz", ti.load_affinities, "not a complete affinity matrix")]:
+        data = (tmp_path / name).read_bytes()
+        (tmp_path / f"cut-{name}").write_bytes(data[: len(data) // 2])
+        with pytest.raises(AtlasError, match=message):
+            loader(tmp_path / f"cut-{name}")
+
+
+def test_tsne_modules_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, run_tsne, tsne_inputs, embedding_metrics; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(rt.__file__).parent))
+    assert out.stdout.strip() == "False"
 
 
 def test_truncated_features_file_is_rejected(features_file, tmp_path):
@@ -117,3 +192,11 @@ def test_incomplete_features_files_are_found_and_removed(features_file, tmp_path
     with h5py.File(tmp_path / "partial.h5", "w") as h5:
         h5["features"] = np.zeros((3, 2))
     assert features_file_problem(tmp_path / "partial.h5") == "datasets ['labels', 'classes', 'paths'] are missing"
+
+
+def test_gradient_method_auto_switches_to_fft_for_large_runs():
+    assert rt.gradient_method("auto", 10_000) == "bh"
+    assert rt.gradient_method("auto", rt.BH_MAX_POINTS) == "fft"
+    assert rt.gradient_method("fft", 100) == "fft"
+    with pytest.raises(AtlasError, match="tsne.negative_gradient 'exact'"):
+        rt.gradient_method("exact", 100)

@@ -70,8 +70,12 @@ def test_run_produces_every_output(finished_run):
     with h5py.File(out / "features" / "features.h5") as h5:
         assert h5["features"].shape == (40, 512)
         assert h5.attrs["model"] == "resnet18" and bool(h5.attrs["weights_random"])
+    # Shared by the sweep, computed once: the PCA input, the k-NN graph at 3 x 10, P per perplexity.
+    for shared in ("input.h5", "neighbors/k-30.npz", "affinities/perplexity-5.npz", "affinities/perplexity-10.npz"):
+        assert (out / "tsne" / shared).stat().st_size > 0, shared
     runs = [f"perplexity-{p}_seed-{s}" for p in (5, 10) for s in (0, 1)]
     for run in runs:
+        assert json.loads((out / "tsne" / f"{run}.json").read_text())["precomputed_affinities"] is True
         assert (out / "tsne" / f"{run}.tsv").stat().st_size > 0
         assert (out / "tsne" / f"{run}.json").stat().st_size > 0
         assert (out / "scatter" / f"{run}.svg").stat().st_size > 0
@@ -83,7 +87,8 @@ def test_run_produces_every_output(finished_run):
                  "overview/sweep.pdf", "explorer.html"):
         assert (out / name).stat().st_size > 0, name
     with open(out / "metrics" / "sweep.csv", newline="") as handle:
-        assert len(list(csv.DictReader(handle))) == 4
+        table = list(csv.DictReader(handle))
+    assert len(table) == 4 and {row["n_metric_images"] for row in table} == {"40"}
     for run in runs:
         with Image.open(out / "grid_mosaic" / f"{run}.png") as image:
             assert image.size[0] == 7 * (48 + 2 * 2)  # 40 images: a 6 x 7 grid of 52-px tiles
@@ -102,10 +107,29 @@ def test_adding_a_perplexity_runs_only_its_tsne_and_figures(finished_run):
     workdir, _ = finished_run
     config = with_changes(TINY, "tsne", perplexities=[5, 10, 8])
     assert planned_jobs(workdir, config) == {
-        "tsne": 2, "scatter": 2, "mosaic": 2, "grid_mosaic": 2, "embedding_metrics": 2,
+        # Its affinities come from the existing neighbour graph (k = 3 x 10 covers 3 x 8).
+        "tsne_affinities": 1, "tsne": 2, "scatter": 2, "mosaic": 2, "grid_mosaic": 2, "embedding_metrics": 2,
         # ...and the sweep-wide figures, which show every run:
         "sweep_metrics": 1, "sweep_overview": 1, "explorer": 1, "all": 1,
     }
+
+
+def test_adding_a_seed_reuses_every_shared_tsne_input(finished_run):
+    workdir, _ = finished_run
+    config = with_changes(TINY, "tsne", seeds=[0, 1, 7])
+    assert planned_jobs(workdir, config) == {
+        "tsne": 2, "scatter": 2, "mosaic": 2, "grid_mosaic": 2, "embedding_metrics": 2,
+        "sweep_metrics": 1, "sweep_overview": 1, "explorer": 1, "all": 1,
+    }
+
+
+def test_raising_the_largest_perplexity_rebuilds_the_neighbour_graph(finished_run):
+    workdir, _ = finished_run
+    config = with_changes(TINY, "tsne", perplexities=[5, 12])
+    jobs = planned_jobs(workdir, config)
+    # k = 36 > 30: a new graph, so both perplexities' affinities and every run are redone.
+    assert jobs["tsne_neighbors"] == 1 and jobs["tsne_affinities"] == 2 and jobs["tsne"] == 4
+    assert "tsne_input" not in jobs and "extract_features" not in jobs
 
 
 def test_changing_a_mosaic_setting_reruns_only_mosaics(finished_run):
@@ -119,7 +143,8 @@ def test_changing_the_sample_reruns_from_sampling(finished_run, change):
     workdir, _ = finished_run
     config = with_changes(TINY, "sample", **change)
     assert planned_jobs(workdir, config) == {
-        "sample_images": 1, "extract_features": 1, "tsne": 4, "scatter": 4, "mosaic": 4, "grid_mosaic": 4,
+        "sample_images": 1, "extract_features": 1, "tsne_input": 1, "tsne_neighbors": 1, "tsne_affinities": 2,
+        "tsne": 4, "scatter": 4, "mosaic": 4, "grid_mosaic": 4,
         "embedding_metrics": 4, "sweep_metrics": 1, "sweep_overview": 1, "explorer": 1, "all": 1,
     }
 

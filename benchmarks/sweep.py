@@ -1,0 +1,177 @@
+"""Sweep cost: 5 seeds x 4 perplexities through the workflow vs the article's method, one run.
+
+- **workflow**: ``snakemake --cores C --until tsne`` on features already extracted: the whole
+  wall time of the t-SNE part of the sweep, Snakemake's start, job starts and imports included
+  (shared input + k-NN graph + one P per perplexity, then each run only optimises; openTSNE).
+  ``tsne.standardize: false`` so both methods embed the same space (see BENCHMARKS.md).
+- **article**: scikit-learn ``TSNE(perplexity=p, random_state=seed).fit_transform(features)`` per
+  run, in sequence, in one already-started Python process, on the raw features (no PCA), as
+  the article does. scikit-learn's gradient uses every core through OpenMP; the workflow uses
+  them by running C jobs at once.
+- **openTSNE per run** (``--per-run-opentsne``): what the workflow did before sharing: openTSNE
+  with its own PCA, neighbours and P in every run, in sequence, in one process (same gradient
+  method as the workflow's ``auto``).
+
+With ``--article-seeds K < 5`` only K seeds per perplexity of the article are run and the sweep
+time is extrapolated (x 5 / K): its cost does not depend on the seed. The table says so.
+
+Quality: trustworthiness (k=10, scikit-learn) of every embedding against the raw features,
+on one fixed random subsample of at most 5,000 points shared by all methods.
+
+    python benchmarks/sweep.py --n-images 500
+    python benchmarks/sweep.py --dataset animal-mnist-full --n-images 10000 --article-seeds 1
+"""
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import REPO, command_line, machine, markdown_table, rule_benchmarks, run_snakemake, write_config
+
+from datasets import animal_mnist_full  # noqa: E402
+from figure_style import fixed_subsample  # noqa: E402
+from run_tsne import gradient_method, read_embedding  # noqa: E402
+from tsne_inputs import load_features, preprocess  # noqa: E402
+
+PERPLEXITIES = [5, 15, 30, 50]
+SEEDS = [0, 1, 2, 3, 4]
+TRUST_K = 10
+TRUST_MAX_IMAGES = 5000
+
+
+def sweep_config(root: Path, n_images: int, threads: int) -> dict:
+    return {
+        "results": "results",
+        "dataset": {"root": str(root)},
+        "sample": {"n_images": n_images, "seed": 0},
+        "model": {"arch": "resnet101", "weights": "none", "num_workers": 2, "threads": 2},
+        # The article's input space (no z-scoring), so quality is compared like with like; PCA to 50
+        # dimensions is part of the project's method and stays.
+        "tsne": {"implementation": "opentsne", "perplexities": PERPLEXITIES, "seeds": SEEDS, "threads": threads,
+                 "standardize": False, "pca_components": 50},
+    }
+
+
+def trustworthiness_of(features: np.ndarray, coords: np.ndarray, keep: np.ndarray) -> float:
+    from sklearn.manifold import trustworthiness
+
+    return float(trustworthiness(features[keep], coords[keep], n_neighbors=TRUST_K))
+
+
+def article_runs(features: np.ndarray, seeds: list[int], keep: np.ndarray) -> list[dict]:
+    """The article's loop: scikit-learn TSNE per (perplexity, seed) on the raw features."""
+    from sklearn.manifold import TSNE
+
+    runs = []
+    for perplexity in PERPLEXITIES:
+        for seed in seeds:
+            start = time.perf_counter()
+            coords = TSNE(perplexity=perplexity, random_state=seed).fit_transform(features)
+            seconds = time.perf_counter() - start
+            runs.append({"perplexity": perplexity, "seed": seed, "s": seconds,
+                         "trust": trustworthiness_of(features, coords, keep)})
+            print(f"  article p={perplexity} seed={seed}: {seconds:.1f} s", file=sys.stderr)
+    return runs
+
+
+def per_run_opentsne(features: np.ndarray, seeds: list[int], keep: np.ndarray) -> list[dict]:
+    """openTSNE with everything recomputed per run (PCA 50, neighbours, P), as the workflow's input."""
+    from openTSNE import TSNE
+
+    runs = []
+    for perplexity in PERPLEXITIES:
+        for seed in seeds:
+            start = time.perf_counter()
+            X = preprocess(features, False, 50)
+            method = gradient_method("auto", len(X))
+            coords = np.asarray(TSNE(perplexity=perplexity, random_state=seed, n_jobs=1,
+                                     negative_gradient_method=method).fit(X))
+            seconds = time.perf_counter() - start
+            runs.append({"perplexity": perplexity, "seed": seed, "s": seconds,
+                         "trust": trustworthiness_of(features, coords, keep)})
+            print(f"  openTSNE per run p={perplexity} seed={seed}: {seconds:.1f} s", file=sys.stderr)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=["demo", "animal-mnist-full"], default="demo")
+    parser.add_argument("--n-images", type=int, default=500)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--article-seeds", type=int, default=5, help="seeds per perplexity the article runs (1-5)")
+    parser.add_argument("--per-run-opentsne", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, help="also write the Markdown here")
+    args = parser.parse_args()
+
+    root = REPO / "resources" / "animal-mnist" if args.dataset == "demo" else animal_mnist_full()
+    workdir = args.workdir or REPO / "benchmarks" / "work" / f"sweep-{args.dataset}-{args.n_images}"
+    write_config(workdir, sweep_config(root, args.n_images, threads=1))
+    results = workdir / "results"
+    print(f"extracting features in {workdir} (not timed)", file=sys.stderr)
+    run_snakemake(workdir, "--until", "extract_features", cores=args.cores)
+    # Time the t-SNE part alone, from scratch.
+    shutil.rmtree(results / "tsne", ignore_errors=True)
+    shutil.rmtree(results / "benchmarks" / "tsne", ignore_errors=True)
+    print("workflow sweep (timed)", file=sys.stderr)
+    workflow_s = run_snakemake(workdir, "--until", "tsne", cores=args.cores)
+    per_rule = rule_benchmarks(results)
+
+    data = load_features(results / "features" / "features.h5")
+    features = data["features"].astype(np.float64)
+    keep = fixed_subsample(len(features), TRUST_MAX_IMAGES)
+    ours = []
+    for perplexity in PERPLEXITIES:
+        for seed in SEEDS:
+            tsv = results / "tsne" / f"perplexity-{perplexity}_seed-{seed}.tsv"
+            ours.append({"perplexity": perplexity, "seed": seed,
+                         "trust": trustworthiness_of(features, read_embedding(tsv)[2], keep)})
+
+    n_runs = len(PERPLEXITIES) * len(SEEDS)
+    article_seeds = SEEDS[: max(1, min(args.article_seeds, len(SEEDS)))]
+    print("article sweep (timed)", file=sys.stderr)
+    article = article_runs(features, article_seeds, keep)
+    scale = len(SEEDS) / len(article_seeds)
+    article_s = sum(r["s"] for r in article) * scale
+    rows = []
+
+    def add(method: str, measured: int, total_s: float, runs_quality: list[dict], note: str = "") -> None:
+        trust = np.mean([r["trust"] for r in runs_quality])
+        rows.append([method, f"{measured} of {n_runs}{note}", f"{total_s:.1f}", f"{total_s / n_runs:.2f}",
+                     f"{article_s / total_s:.2f}", f"{trust:.4f}"])
+
+    add("article: scikit-learn TSNE per run, raw features", len(article), article_s, article,
+        "" if scale == 1 else f" (sweep = measured x {scale:g})")
+    if args.per_run_opentsne:
+        per_run = per_run_opentsne(features, article_seeds, keep)
+        add("openTSNE, everything per run (one process)", len(per_run), sum(r["s"] for r in per_run) * scale,
+            per_run, "" if scale == 1 else f" (sweep = measured x {scale:g})")
+    add(f"workflow: snakemake --cores {args.cores} --until tsne", n_runs, workflow_s, ours)
+
+    # Matched quality: the same (perplexity, seed) in both methods.
+    by_run = {(r["perplexity"], r["seed"]): r["trust"] for r in ours}
+    deltas = [by_run[(r["perplexity"], r["seed"])] - r["trust"] for r in article]
+    header = (f"N = {len(features)} images, {features.shape[1]}-d ResNet-101 features (random init), "
+              f"perplexities {PERPLEXITIES} x seeds {SEEDS}\n\nMachine: {machine()}\n\nCommand: `{command_line()}`\n")
+    table = markdown_table(["method", "runs measured", "sweep wall s", "s per run", "x faster than article",
+                            "trustworthiness (mean)"], rows)
+    jobs = markdown_table(["workflow rule", "jobs", "summed job s", "max RSS MiB"],
+                          [[rule, e["jobs"], f"{e['s']:.1f}", f"{e['max_rss_mib']:.0f}"]
+                           for rule, e in per_rule.items() if rule.startswith("tsne")])
+    text = (f"{header}\n{table}\n\nTrustworthiness, workflow minus article, same (perplexity, seed): "
+            f"mean {np.mean(deltas):+.4f}, range {min(deltas):+.4f} to {max(deltas):+.4f} "
+            f"({len(deltas)} runs; k={TRUST_K}, {len(keep)} points).\n\n{jobs}\n")
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    (workdir / "sweep-benchmark.json").write_text(json.dumps(
+        {"workflow_s": workflow_s, "article_s": article_s, "article": article, "ours": ours}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
