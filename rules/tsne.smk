@@ -88,5 +88,6 @@ rule tsne:
         implementation=config["tsne"]["implementation"],
         init=config["tsne"]["init"],
         negative_gradient=config["tsne"]["negative_gradient"],
+        bh_theta=config["tsne"]["bh_theta"],
     script:
         "../scripts/run_tsne.py"

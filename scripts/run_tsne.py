@@ -24,8 +24,8 @@ LOGGER = logging.getLogger("tsne_atlas.run_tsne")
 IMPLEMENTATIONS = ("opentsne", "sklearn")
 EMBEDDING_FIELDS = ("path", "label", "x", "y")
 # Barnes-Hut vs openTSNE's FFT gradient (the PyPI wheel's FFT is numpy's, not FFTW), one core:
-# 10,000 Animal-MNIST ResNet-101 features: bh 36 s, fft 65 s per run; 30,000 points in 20
-# Gaussian blobs: bh 170 s, fft 33 s (BENCHMARKS.md). openTSNE's own switch is at 10,000.
+# 10,000 Animal-MNIST ResNet-101 features: bh (theta 0.8) 21 s, fft 54 s per run; 30,000 points
+# in 20 Gaussian blobs: bh 91 s, fft 30 s (BENCHMARKS.md). openTSNE's own switch is at 10,000.
 BH_MAX_POINTS = 20_000
 
 
@@ -49,13 +49,15 @@ def embed(
     n_jobs: int = 1,
     affinities=None,
     negative_gradient: str = "auto",
+    bh_theta: float = 0.5,
 ) -> tuple[np.ndarray, float]:
     """2-D t-SNE embedding of ``X``; returns (N x 2 float64, KL divergence).
 
     ``affinities`` (openTSNE only): a precomputed P for this perplexity (tsne_inputs). openTSNE
     scales P in place for early exaggeration and back, which leaves rounding changes; a run
     works on a copy, so the caller's P stays exact for the next run. Without it openTSNE
-    computes P itself.
+    computes P itself. ``bh_theta``: the Barnes-Hut approximation's accuracy (openTSNE's
+    ``theta``; 0.5 is its default and scikit-learn's).
     """
     check_perplexity(perplexity, len(X))
     if implementation == "opentsne":
@@ -63,7 +65,8 @@ def embed(
         from openTSNE.affinity import PrecomputedAffinities
 
         tsne = TSNE(perplexity=perplexity, initialization=init, random_state=random_state, n_jobs=n_jobs,
-                    negative_gradient_method=gradient_method(negative_gradient, len(X)), verbose=False)
+                    negative_gradient_method=gradient_method(negative_gradient, len(X)), theta=bh_theta,
+                    verbose=False)
         if affinities is None:
             result = tsne.fit(X)
         else:
@@ -112,6 +115,7 @@ def run_tsne(
     n_jobs: int = 1,
     affinities_file: str | None = None,
     negative_gradient: str = "auto",
+    bh_theta: float = 0.5,
 ) -> dict:
     """One run of the sweep: t-SNE of the prepared input, written as TSV + JSON sidecar."""
     data = load_features(features_file, with_features=False)
@@ -123,7 +127,7 @@ def run_tsne(
     start = time.perf_counter()
     P = load_affinities(affinities_file) if affinities_file else None
     coords, kl = embed(X, perplexity, seed, implementation, init, n_jobs, affinities=P,
-                       negative_gradient=negative_gradient)
+                       negative_gradient=negative_gradient, bh_theta=bh_theta)
     runtime = time.perf_counter() - start
     labels = [data["classes"][i] for i in data["labels"]]
     meta = {
@@ -135,6 +139,7 @@ def run_tsne(
         "pca_components": int(input_attrs["pca_components"]),
         "precomputed_affinities": affinities_file is not None,
         "negative_gradient": gradient_method(negative_gradient, len(X)) if implementation == "opentsne" else "bh",
+        "bh_theta": bh_theta if implementation == "opentsne" else 0.5,
         "kl_divergence": kl,
         "runtime_s": round(runtime, 3),
         "n_images": int(len(coords)),
@@ -163,6 +168,7 @@ def main(snakemake) -> None:
             n_jobs=snakemake.threads,
             affinities_file=snakemake.input.get("affinities"),
             negative_gradient=params.negative_gradient,
+            bh_theta=float(params.bh_theta),
         )
 
 

@@ -1,0 +1,44 @@
+"""What a seed changes: Procrustes disparity of seeds 1 and 2 against seed 0 (README table).
+
+Runs the workflow's own t-SNE (run_tsne.embed with the config defaults) on the features and
+input of a finished run, for both implementations and both initialisations, at one perplexity.
+0 = the same layout, 1 = unrelated.
+
+    python benchmarks/seed_stability.py --results results
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy.spatial import procrustes
+
+from common import REPO, command_line, markdown_table
+
+from run_tsne import embed  # noqa: E402
+from tsne_inputs import load_input  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=REPO / "results", help="results folder of a finished run")
+    parser.add_argument("--perplexity", type=float, default=30)
+    args = parser.parse_args()
+    defaults = yaml.safe_load((REPO / "config.yaml").read_text())["tsne"]
+    X, attrs = load_input(args.results / "tsne" / "input.h5")
+    rows = []
+    for implementation in ("sklearn", "opentsne"):
+        cells = []
+        for init in ("pca", "random"):
+            layouts = [embed(X, args.perplexity, seed, implementation, init, bh_theta=defaults["bh_theta"])[0]
+                       for seed in (0, 1, 2)]
+            cells.append(", ".join(f"{procrustes(layouts[0], other)[2]:.3f}" for other in layouts[1:]))
+        rows.append([f"`{implementation}`", *cells])
+    print(f"N = {len(X)}, input {X.shape[1]}-d (standardize {attrs['standardize']}, PCA {attrs['pca_components']}), "
+          f"perplexity {args.perplexity:g}\n\nCommand: `{command_line()}`\n")
+    print(markdown_table(["implementation", "`init: pca`", "`init: random`"], rows))
+
+
+if __name__ == "__main__":
+    main()
