@@ -149,19 +149,20 @@ def test_test_profile_is_the_slurm_profile_but_for_the_test_cluster():
     assert real["executor"] == "slurm" and real["default-resources"] == {"mem_mb": 2000, "runtime": 15}
 
 
-def test_jobs_ran_on_slurm_grouped_into_three_cluster_jobs(cluster, cluster_run):
+def test_jobs_ran_on_slurm_grouped_into_four_cluster_jobs(cluster, cluster_run):
     workdir, output = cluster_run
     ids = submitted_jobs(output)
     jobs = {job_id: job_info(cluster, job_id) for job_id in ids}
     assert {info["JobState"] for info in jobs.values()} == {"COMPLETED"}
     assert sorted(info["Comment"] for info in jobs.values()) == [
         "rule_features_extract_features_sample_images",
+        "rule_shared_tsne_affinities_tsne_input_tsne_neighbors",
         "rule_summary_explorer_sweep_metrics_sweep_overview",
         "rule_sweep_embedding_metrics_grid_mosaic_mosaic_scatter_tsne",
     ]
-    # 25 rule jobs ran on the cluster, in 3 cluster jobs; each left its Slurm log.
+    # 29 rule jobs ran on the cluster, in 4 cluster jobs; each left its Slurm log.
     cluster_side = {rule: n for rule, n in job_stats(output).items() if rule not in LOCAL_RULES}
-    assert sum(cluster_side.values()) == 25 and len(ids) == 3
+    assert sum(cluster_side.values()) == 29 and len(ids) == 4
     for job_id, info in jobs.items():
         group = info["Comment"].split("_")[1]
         log = next((workdir / ".snakemake" / "slurm_logs").glob(f"group_{group}_*/{job_id}.log"))
