@@ -424,22 +424,28 @@ def run_all(args: argparse.Namespace, workdir: Path) -> str:
     return render(results, args)
 
 
+def report_in_workdir(args: argparse.Namespace, run, prefix: str) -> None:
+    """``run(args, workdir)`` in ``--workdir`` (kept) or a temporary folder; print its report, and
+    write it to ``--out`` when given."""
+    if args.workdir:
+        workdir = Path(args.workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        report = run(args, workdir.resolve())
+    else:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            report = run(args, Path(tmp))
+    print(report, end="")
+    if args.out:
+        Path(args.out).write_text(report)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.one:
         Path(args.json).write_text(json.dumps(measure_one(args)))
         return
-    if args.workdir:
-        workdir = Path(args.workdir)
-        workdir.mkdir(parents=True, exist_ok=True)
-        report = run_all(args, workdir.resolve())
-    else:
-        with tempfile.TemporaryDirectory(prefix="tsne-atlas-bench-") as tmp:
-            report = run_all(args, Path(tmp))
-    print(report, end="")
-    if args.out:
-        Path(args.out).write_text(report)
+    report_in_workdir(args, run_all, prefix="tsne-atlas-bench-")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from multiprocessing import Pool
@@ -50,7 +49,9 @@ from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 import extract_features as project  # noqa: E402
-from extraction import ArticleImages, article_model, feature_errors, first_images, loop_start_marker  # noqa: E402
+from extraction import (  # noqa: E402
+    ArticleImages, article_model, feature_errors, first_images, loop_start_marker, report_in_workdir,
+)
 from sample_images import read_manifest, write_manifest  # noqa: E402
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -430,15 +431,7 @@ def main(argv=None) -> None:
     if args.project_child:
         project_child(args)
         return
-    if args.workdir:
-        Path(args.workdir).mkdir(parents=True, exist_ok=True)
-        report = run(args, Path(args.workdir).resolve())
-    else:
-        with tempfile.TemporaryDirectory(prefix="tsne-atlas-gpu-bench-") as tmp:
-            report = run(args, Path(tmp))
-    print(report, end="")
-    if args.out:
-        Path(args.out).write_text(report)
+    report_in_workdir(args, run, prefix="tsne-atlas-gpu-bench-")
 
 
 if __name__ == "__main__":

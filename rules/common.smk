@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from atlas_config import (  # noqa: E402
     WEIGHT_KEYWORDS,
     check_config,
+    graph_neighbors,
     schema_error_line,
     settings_hash,
     wildcard_value,
@@ -20,6 +21,7 @@ from cluster_resources import (  # noqa: E402
     metrics_mem_mb,
     metrics_runtime_min,
     sample_size,
+    tsne_input_mem_mb,
     tsne_mem_mb,
     tsne_runtime_min,
 )
@@ -74,9 +76,8 @@ wildcard_constraints:
 
 
 def neighbors_file(wildcards):
-    """The sweep's k-NN graph: k = 3 x the largest perplexity, so every perplexity reuses it."""
-    k = int(3 * max(float(p) for p in PERPLEXITIES))
-    return f"{RESULTS}/tsne/neighbors/k-{k}.npz"
+    """The sweep's k-NN graph, reused by every perplexity; its name carries k."""
+    return f"{RESULTS}/tsne/neighbors/k-{graph_neighbors(PERPLEXITIES)}.npz"
 
 
 def tsne_run_inputs(wildcards):

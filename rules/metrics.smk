@@ -13,7 +13,7 @@ rule embedding_metrics:
     conda:
         "../envs/tsne.yaml"
     resources:
-        mem_mb=metrics_mem_mb(N_IMAGES),
+        mem_mb=metrics_mem_mb(N_IMAGES, config["metrics"]["max_images"]),
         runtime=metrics_runtime_min(N_IMAGES),
     params:
         trust_k=config["metrics"]["trustworthiness_k"],

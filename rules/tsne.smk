@@ -15,7 +15,7 @@ rule tsne_input:
     conda:
         "../envs/tsne.yaml"
     resources:
-        mem_mb=tsne_mem_mb(N_IMAGES),
+        mem_mb=tsne_input_mem_mb(N_IMAGES),
         runtime=tsne_runtime_min(N_IMAGES),
     params:
         standardize=config["tsne"]["standardize"],

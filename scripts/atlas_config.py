@@ -15,6 +15,12 @@ from workflow_utils import AtlasError
 WEIGHT_KEYWORDS = ("auto", "imagenet", "none")
 
 
+def graph_neighbors(perplexities) -> int:
+    """k of the sweep's one k-NN graph: 3 x the largest perplexity, so every perplexity's
+    3 x perplexity nearest neighbours are its first columns (openTSNE's set_perplexity rule)."""
+    return int(3 * max(float(p) for p in perplexities))
+
+
 def min_images_for_perplexity(perplexity: float) -> int:
     """openTSNE builds a 3*perplexity nearest-neighbour graph, so it needs N > 3*perplexity + 1."""
     return math.floor(3 * perplexity) + 2

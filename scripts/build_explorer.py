@@ -233,7 +233,7 @@ def build_explorer(
     if thumb_size < 1:
         raise AtlasError(f"explorer thumb_size {thumb_size} must be a positive number of pixels")
     if max_images < 1:
-        raise AtlasError(f"explorer max_images {max_images} must be at least 1")
+        raise AtlasError(f"explorer.max_images is {max_images}; it must be at least 1")
     paths, labels, coords, metas = load_runs(runs)
     n_total = len(paths)
     keep = fixed_subsample(n_total, max_images)

@@ -8,10 +8,12 @@ grow with it:
 
 - extraction streams features to disk, so its memory is flat in N (the model, a few batches and
   one process per DataLoader worker); its run time grows with N.
-- t-SNE holds the features as float64 several times over (z-scoring, PCA); the feature width is
-  not known before extraction, so 4096 dimensions are assumed (ResNet-101 gives 2048).
+- the sweep's t-SNE input job holds the features as float64 several times over (z-scoring, PCA);
+  the feature width is not known before extraction, so 4096 dimensions are assumed (ResNet-101
+  gives 2048). The neighbour graph, affinity and per-run t-SNE jobs hold only the 50-d input, the
+  graph and a sparse P: a few KB per image (measured: 538 MB for a run of 100,000 images).
 - the metrics' trustworthiness (scikit-learn) builds N x N distance and rank matrices: about
-  32 bytes x N^2, so 5,000 images need ~0.8 GB and 26,000 images ~21 GB.
+  32 bytes x N^2 for the N <= metrics.max_images points it uses (5,000: ~0.8 GB).
 
 Kept free of heavy imports: Snakemake imports this on every invocation.
 """
@@ -24,6 +26,8 @@ MEM_PER_WORKER_MB = 1000
 ASSUMED_FEATURE_DIM = 4096
 FLOAT64_COPIES = 3
 TRUSTWORTHINESS_BYTES_PER_PAIR = 32
+# Neighbour graph (k = 3 x perplexity, indices + distances), P and the 50-d input per image, generously.
+TSNE_RUN_BYTES_PER_IMAGE = 20_000
 MIN_RUNTIME_MIN = 10
 # Conservative throughput (images per second) of a ResNet-101 extraction, image decoding included.
 EXTRACTION_IMAGES_PER_S = {"gpu": 20, "cpu": 2}
@@ -61,17 +65,24 @@ def extraction_runtime_min(n_images: int, device: str) -> int:
     return MIN_RUNTIME_MIN + math.ceil(n_images / rate / 60)
 
 
-def tsne_mem_mb(n_images: int) -> int:
+def tsne_input_mem_mb(n_images: int) -> int:
+    """The sweep's z-scoring and PCA job: the features as float64, a few copies."""
     return BASE_MEM_MB + math.ceil(n_images * ASSUMED_FEATURE_DIM * 8 * FLOAT64_COPIES / MB)
+
+
+def tsne_mem_mb(n_images: int) -> int:
+    """Neighbour graph, affinities and each t-SNE run: the reduced input, the graph and a sparse P."""
+    return BASE_MEM_MB + math.ceil(n_images * TSNE_RUN_BYTES_PER_IMAGE / MB)
 
 
 def tsne_runtime_min(n_images: int) -> int:
     return MIN_RUNTIME_MIN + math.ceil(TSNE_MIN_PER_1000_IMAGES * n_images / 1000)
 
 
-def metrics_mem_mb(n_images: int) -> int:
-    """Trustworthiness's N x N matrices dominate, on top of the features (as for t-SNE)."""
-    return tsne_mem_mb(n_images) + math.ceil(TRUSTWORTHINESS_BYTES_PER_PAIR * n_images**2 / MB)
+def metrics_mem_mb(n_images: int, max_images: int) -> int:
+    """Trustworthiness's N x N matrices over the (at most ``max_images``) points the metrics use."""
+    n_used = min(n_images, max_images)
+    return tsne_mem_mb(n_images) + math.ceil(TRUSTWORTHINESS_BYTES_PER_PAIR * n_used**2 / MB)
 
 
 def metrics_runtime_min(n_images: int) -> int:

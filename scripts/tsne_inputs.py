@@ -142,10 +142,7 @@ def affinities_from_neighbors(indices: np.ndarray, distances: np.ndarray, perple
     check_perplexity(perplexity, len(indices))
     k = neighbors_for(perplexity, len(indices))
     if k > indices.shape[1]:
-        raise AtlasError(
-            f"perplexity {perplexity:g} needs {k} neighbours but the graph has {indices.shape[1]}; "
-            f"delete results/tsne/neighbors/ and rerun"
-        )
+        raise AtlasError(f"perplexity {perplexity:g} needs {k} neighbours but the graph has {indices.shape[1]}")
     return joint_probabilities_nn(
         np.ascontiguousarray(indices[:, :k]), np.ascontiguousarray(distances[:, :k]), [perplexity],
         symmetrize=True, n_jobs=n_jobs,
@@ -170,7 +167,10 @@ def load_neighbors(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 def write_affinities(neighbors_file: str, output: str, perplexity: float, n_jobs: int = 1) -> None:
     indices, distances = load_neighbors(neighbors_file)
-    P = affinities_from_neighbors(indices, distances, perplexity, n_jobs)
+    try:
+        P = affinities_from_neighbors(indices, distances, perplexity, n_jobs)
+    except AtlasError as err:
+        raise AtlasError(f"{neighbors_file}: {err}; delete it and rerun") from None
     with atomic_path(output) as tmp, open(tmp, "wb") as handle:
         sp.save_npz(handle, P, compressed=False)
     LOGGER.info("affinities for perplexity %g: %d non-zeros", perplexity, P.nnz)

@@ -36,13 +36,18 @@ def test_memory_and_time_grow_with_the_sample_where_it_matters():
     assert cr.extraction_mem_mb(2) == 6000 and cr.extraction_mem_mb(0) == 4000
     assert cr.extraction_runtime_min(500, "cpu") == 10 + 5 and cr.extraction_runtime_min(500, "auto") == 10 + 1
     assert cr.extraction_runtime_min(26000, "cpu") > cr.extraction_runtime_min(26000, "cuda") > 30
-    # t-SNE: the features as float64, a few times over (4096 dimensions assumed).
-    assert cr.tsne_mem_mb(500) == 1000 + 47 and cr.tsne_mem_mb(26000) == 1000 + 2438
+    # The sweep's input job: the features as float64, a few times over (4096 dimensions assumed).
+    assert cr.tsne_input_mem_mb(500) == 1000 + 47 and cr.tsne_input_mem_mb(26000) == 1000 + 2438
+    # Each run holds the 50-d input, the graph and P: ~20 KB per image, above the 538 MB measured at 100k.
+    assert cr.tsne_mem_mb(500) == 1000 + 10 and 538 < cr.tsne_mem_mb(100_000) < 3000
     assert cr.tsne_runtime_min(500) == 12 and cr.tsne_runtime_min(26000) == 88
-    # Trustworthiness: N x N matrices, ~32 bytes per pair: 26,000 images need ~21 GB.
-    assert cr.metrics_mem_mb(500) == cr.tsne_mem_mb(500) + 8
-    assert 20_000 < cr.metrics_mem_mb(26000) - cr.tsne_mem_mb(26000) < 21_000
-    for size in (cr.tsne_mem_mb, cr.metrics_mem_mb, cr.tsne_runtime_min, cr.metrics_runtime_min):
+    # Trustworthiness: N x N matrices, ~32 bytes per pair, over at most metrics.max_images points.
+    assert cr.metrics_mem_mb(500, 5000) == cr.tsne_mem_mb(500) + 8
+    assert 20_000 < cr.metrics_mem_mb(26000, 26000) - cr.tsne_mem_mb(26000) < 21_000
+    # Capped at 5,000 points: 100,000 images ask for ~0.8 GB more, not 300 GB.
+    assert cr.metrics_mem_mb(100_000, 5000) - cr.tsne_mem_mb(100_000) == cr.metrics_mem_mb(5000, 5000) - cr.tsne_mem_mb(5000)
+    assert cr.metrics_mem_mb(100_000, 5000) < 4000
+    for size in (cr.tsne_input_mem_mb, cr.tsne_mem_mb, cr.tsne_runtime_min, cr.metrics_runtime_min):
         assert size(100) <= size(1000) < size(100_000)
 
 
@@ -68,7 +73,8 @@ def test_rules_declare_gpu_memory_and_time(tmp_path):
     assert resources["extract_features"]["mem_mb"] == str(cr.extraction_mem_mb(0))
     assert resources["extract_features"]["runtime"] == str(cr.extraction_runtime_min(40, "auto"))
     assert resources["tsne"]["mem_mb"] == str(cr.tsne_mem_mb(40))
-    assert resources["embedding_metrics"]["mem_mb"] == str(cr.metrics_mem_mb(40))
+    assert resources["tsne_input"]["mem_mb"] == str(cr.tsne_input_mem_mb(40))
+    assert resources["embedding_metrics"]["mem_mb"] == str(cr.metrics_mem_mb(40, 5000))
     assert "gpu" not in resources["tsne"] and "gpu" not in resources["scatter"]  # only extraction uses a GPU
 
 

@@ -306,7 +306,7 @@ def test_page_above_max_images_holds_a_fixed_subsample_says_so_and_is_byte_repro
     bx.build_explorer(sweep.runs, sweep.root, tmp_path / "at-cap.html", thumb_size=THUMB_SIZE,
                       max_images=len(sweep.paths))
     assert (tmp_path / "at-cap.html").read_bytes() == sweep.html.read_bytes()
-    with pytest.raises(AtlasError, match="max_images 0 must be at least 1"):
+    with pytest.raises(AtlasError, match=r"explorer.max_images is 0; it must be at least 1"):
         bx.build_explorer(capped.runs, capped.root, tmp_path / "x.html", max_images=0)
 
 

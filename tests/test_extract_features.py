@@ -96,6 +96,16 @@ def cosine_rows(a, b):
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
+def test_native_bf16_follows_the_cpu_flags():
+    """bf16 counts as native only with AVX512-BF16 or AMX (PyTorch's own check also admits emulation)."""
+    flags = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    assert ef.native_bf16(torch.device("cpu")) == bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
 def test_precision_auto_picks_native_bf16_or_fp32_and_is_recorded(manifest, image_folder, tmp_path):
     expected = "bf16" if ef.native_bf16(torch.device("cpu")) else "fp32"
     assert ef.resolve_precision("auto", torch.device("cpu")) == expected

@@ -155,3 +155,31 @@ def test_contact_sheet_markers_shrink_with_many_points():
     fig = so.plot_overview(runs, ["a", "b"], point_size=3.0)
     sizes = [ax.collections[0].get_sizes()[0] for ax in fig.axes if ax.collections]
     assert sizes == [pytest.approx(3.0), pytest.approx(0.75)]
+
+
+def test_metrics_of_a_large_run_use_the_fixed_subsample(tmp_path):
+    """Above metrics.max_images the metrics are computed on the shared subsample, and say how many points."""
+    import h5py
+
+    import tsne_inputs as ti
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 30)
+    features = (rng.normal(size=(90, 12)) + 5 * labels[:, None]).astype(np.float32)
+    with h5py.File(tmp_path / "features.h5", "w") as h5:
+        h5["features"], h5["labels"] = features, labels
+        h5["classes"] = np.array([b"a", b"b", b"c"])
+        h5["paths"] = np.array([f"p/{i}.png".encode() for i in range(90)])
+    ti.prepare_input(str(tmp_path / "features.h5"), str(tmp_path / "input.h5"), standardize=False, pca_components=0)
+    coords = features[:, :2].astype(np.float64) + rng.normal(scale=0.1, size=(90, 2))
+    meta = {"perplexity": 10.0, "seed": 0, "kl_divergence": 1.0, "n_images": 90, "runtime_s": 0.1}
+    write_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), [f"p/{i}.png" for i in range(90)],
+                    ["abc"[k] for k in labels], coords, meta)
+    args = (str(tmp_path / "features.h5"), str(tmp_path / "input.h5"), str(tmp_path / "e.tsv"), str(tmp_path / "e.json"))
+    capped = em.metrics_for_run(*args, str(tmp_path / "capped.json"), max_images=30)
+    full = em.metrics_for_run(*args, str(tmp_path / "full.json"), max_images=5000)
+    assert capped["n_metric_images"] == 30 and full["n_metric_images"] == 90
+    keep = fixed_subsample(90, 30)
+    expected = em.embedding_metrics(features[keep].astype(np.float64), coords[keep], labels[keep])
+    assert capped["trustworthiness"] == pytest.approx(expected["trustworthiness"], abs=1e-6)
+    assert capped["trustworthiness"] != full["trustworthiness"]

@@ -137,11 +137,15 @@ def test_a_shared_affinity_matrix_is_not_changed_by_a_run():
     np.testing.assert_array_equal(a, b)
 
 
-def test_a_graph_too_small_for_the_perplexity_says_how_to_fix_it():
-    X, _ = blobs()
-    indices, distances = ti.nearest_neighbors(X.astype(np.float64), k=15)
-    with pytest.raises(AtlasError, match="perplexity 10 needs 30 neighbours but the graph has 15"):
-        ti.affinities_from_neighbors(indices, distances, 10)
+def test_a_graph_too_small_for_the_perplexity_names_the_file_and_the_fix(sweep_inputs, tmp_path):
+    from atlas_config import graph_neighbors
+
+    assert graph_neighbors([5, 10]) == 30 and graph_neighbors([7.5]) == 22
+    ti.build_neighbors(str(tmp_path / "input.h5"), str(tmp_path / "k-15.npz"), k=15)
+    with pytest.raises(AtlasError, match=r"k-15.npz: perplexity 10 needs 30 neighbours but the graph has 15; "
+                                         r"delete it and rerun"):
+        ti.write_affinities(str(tmp_path / "k-15.npz"), str(tmp_path / "p.npz"), 10.0)
+    assert not (tmp_path / "p.npz").exists()
 
 
 def test_truncated_shared_files_are_rejected(sweep_inputs, tmp_path):
