@@ -2,6 +2,7 @@
 #   make run    create .venv, install the pinned requirements, run the workflow on the demo data
 #   make test   the same set-up (plus .venv-slurm, Debian's chromium for the browser tests and Debian's
 #               Slurm + munge for the cluster test), then the test suite
+#   make check  lint + unit tests: under a minute, no root, no network (after the first `make run`)
 #   make slurm-env   .venv-slurm: .venv's packages plus Snakemake's SLURM executor plugin, for clusters
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,11 +11,14 @@ CORES ?= all
 STAMP := $(VENV)/.requirements-installed
 SLURM_STAMP := $(SLURM_VENV)/.requirements-installed
 
-.PHONY: run test system-deps slurm-env lint format readme-figures clean
+.PHONY: run test check system-deps slurm-env lint format readme-figures clean
 
-$(STAMP): requirements.txt
+# The project itself is installed editable (no dependencies of its own: requirements.txt pins
+# them), so tools and benchmarks import tsne_atlas from scripts/ as it is.
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --no-deps -e .
 	touch $@
 
 # The SLURM plugin lives in its own venv: with it installed, every Snakemake call on a machine with
@@ -22,7 +26,7 @@ $(STAMP): requirements.txt
 # .venv-slurm sees .venv's packages through a .pth file, so torch is not installed twice.
 $(SLURM_STAMP): $(STAMP) requirements-slurm.txt
 	$(PYTHON) -m venv $(SLURM_VENV)
-	$(SLURM_VENV)/bin/python scripts/slurm/link_venv.py $(VENV)
+	$(SLURM_VENV)/bin/python tools/link_venv.py $(VENV)
 	$(SLURM_VENV)/bin/pip install --quiet -r requirements-slurm.txt
 	touch $@
 
@@ -34,22 +38,29 @@ run: $(STAMP)
 test: $(STAMP) $(SLURM_STAMP) system-deps
 	$(VENV)/bin/python -m pytest -v tests
 
+check: lint
+	$(VENV)/bin/python -m pytest -q -m unit tests
+
 # Debian's chromium + chromium-driver for the explorer's real-browser tests, and slurmctld, slurmd,
 # slurm-client and munge for the cluster test (apt-get when root).
 system-deps:
-	scripts/install_system_deps.sh
+	tools/install_system_deps.sh
 
 lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/snakemake --lint
 	$(VENV)/bin/snakefmt --check Snakefile rules/
 
 format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 	$(VENV)/bin/snakefmt Snakefile rules/
 
 # The README's pictures: the demo run's outputs, downscaled for the page.
 readme-figures: run system-deps
-	$(VENV)/bin/python scripts/make_readme_figures.py results docs
-	$(VENV)/bin/python scripts/screenshot_page.py results/explorer.html docs/demo-explorer.png --hover --height 880
+	$(VENV)/bin/python tools/make_readme_figures.py results docs
+	$(VENV)/bin/python tools/screenshot_page.py results/explorer.html docs/demo-explorer.png --hover --height 880
 
 clean:
 	rm -rf results .snakemake

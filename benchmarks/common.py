@@ -13,7 +13,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-sys.path.insert(0, str(REPO / "scripts"))
 
 
 def machine() -> str:

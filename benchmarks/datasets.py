@@ -12,6 +12,7 @@
 
 import argparse
 import hashlib
+import importlib.util
 import subprocess
 import sys
 import zipfile
@@ -21,9 +22,15 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
 
-from make_demo_data import CLASSES, DATA_MEMBER, LABEL_MEMBER, load_numpy_pickle  # noqa: E402
+# tools/ holds scripts, not a package: load the file by its path rather than editing the import path.
+_spec = importlib.util.spec_from_file_location("make_demo_data", REPO / "tools" / "make_demo_data.py")
+_make_demo_data = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_make_demo_data)
+CLASSES = _make_demo_data.CLASSES
+DATA_MEMBER = _make_demo_data.DATA_MEMBER
+LABEL_MEMBER = _make_demo_data.LABEL_MEMBER
+load_numpy_pickle = _make_demo_data.load_numpy_pickle
 
 DATA_DIR = REPO / "benchmarks" / "data"
 WHEEL = "animal_mnist-0.4-py3-none-any.whl"

@@ -46,18 +46,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tsne_atlas import extraction as project
+from tsne_atlas.files.manifest import read_manifest, write_manifest
+from tsne_atlas.sampling import list_images
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torchvision  # noqa: E402
-from PIL import Image  # noqa: E402
-from torch.utils.data import DataLoader, Dataset  # noqa: E402
-
-import extract_features as project  # noqa: E402
-from sample_images import list_images, read_manifest, write_manifest  # noqa: E402
-
 EXTENSIONS = [".png", ".jpg", ".jpeg"]
 REFERENCE = "fp32-nchw-b16"
 
@@ -209,9 +207,10 @@ def run_project(manifest: Path, root: Path, output: Path, arch: str, weights: st
     start = time.perf_counter()
     with loop_start_marker(marks):
         attrs = project.extract_features(
-            str(manifest), str(root), str(output), arch=arch, weights=weights or "none",
-            precision=setting.precision, channels_last=setting.channels_last, batch_size=setting.batch_size,
-            num_workers=num_workers, threads=threads, progress=False,
+            manifest=str(manifest), resolved=None, root=str(root), arch=arch, weights=weights or "none",
+            node="auto", device="auto", precision=setting.precision, channels_last=setting.channels_last,
+            batch_size=setting.batch_size, num_workers=num_workers, init_seed=0, features=str(output),
+            threads=threads, progress=False,
         )
     end = time.perf_counter()
     import h5py

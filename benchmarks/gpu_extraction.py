@@ -37,22 +37,18 @@ from dataclasses import dataclass, field
 from multiprocessing import Pool
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO / "scripts"))
-sys.path.insert(0, str(HERE))
+import numpy as np
+import torch
+import torchvision
+from PIL import Image, ImageDraw, ImageFilter
+from torch.utils.data import DataLoader
+from tsne_atlas import extraction as project
+from tsne_atlas.files.manifest import write_manifest
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torchvision  # noqa: E402
-from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-
-import extract_features as project  # noqa: E402
-from extraction import (  # noqa: E402
+# benchmarks/extraction.py, found because Python puts this script's folder first on the path.
+from extraction import (
     ArticleImages, article_model, feature_errors, first_images, loop_start_marker, report_in_workdir,
 )
-from sample_images import read_manifest, write_manifest  # noqa: E402
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -223,15 +219,19 @@ def project_child(args: argparse.Namespace) -> None:
     """Warm up, then time one extract_features call; write JSON and the features (.npy)."""
     workdir = Path(args.workdir)
     device = torch.device(args.device)
-    common = dict(root=args.root, arch=args.arch, weights=args.weights or "none", device=args.device,
-                  precision="auto", batch_size=args.batch, num_workers=args.workers, progress=False)
-    project.extract_features(str(workdir / "warmup.csv"), output=str(workdir / f"warmup-{args.tag}.h5"), **common)
+    # extract_features' old defaults, now spelled out: resolve the weights here, the penultimate node,
+    # channels-last, random init seeded 0, torch's own thread count, no config hash.
+    common = dict(resolved=None, root=args.root, arch=args.arch, weights=args.weights or "none", node="auto",
+                  device=args.device, precision="auto", channels_last=True, batch_size=args.batch,
+                  num_workers=args.workers, init_seed=0, threads=None, progress=False)
+    project.extract_features(manifest=str(workdir / "warmup.csv"), features=str(workdir / f"warmup-{args.tag}.h5"),
+                             **common)
     reset_peak(device)
     marks: dict = {}
     start = time.perf_counter()
     with loop_start_marker(marks):
-        attrs = project.extract_features(str(workdir / "manifest.csv"), output=str(workdir / f"{args.tag}.h5"),
-                                         **common)
+        attrs = project.extract_features(manifest=str(workdir / "manifest.csv"),
+                                         features=str(workdir / f"{args.tag}.h5"), **common)
     end = time.perf_counter()
     import h5py
 

@@ -22,8 +22,7 @@ from pathlib import Path
 import yaml
 
 from common import REPO, command_line, machine, markdown_table, rule_benchmarks, run_snakemake, write_config
-
-from datasets import animal_mnist_full, synthetic  # noqa: E402
+from datasets import animal_mnist_full, synthetic
 
 
 def main() -> None:

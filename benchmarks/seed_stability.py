@@ -1,6 +1,6 @@
 """What a seed changes: Procrustes disparity of seeds 1 and 2 against seed 0 (README table).
 
-Runs the workflow's own t-SNE (run_tsne.embed with the config defaults) on the features and
+Runs the workflow's own t-SNE (tsne_atlas.tsne.embed with the config defaults) on the features and
 input of a finished run, for both implementations and both initialisations, at one perplexity.
 0 = the same layout, 1 = unrelated.
 
@@ -10,14 +10,12 @@ input of a finished run, for both implementations and both initialisations, at o
 import argparse
 from pathlib import Path
 
-import numpy as np
 import yaml
 from scipy.spatial import procrustes
+from tsne_atlas.files.tsne_inputs import read_input
+from tsne_atlas.tsne import embed
 
 from common import REPO, command_line, markdown_table
-
-from run_tsne import embed  # noqa: E402
-from tsne_inputs import load_input  # noqa: E402
 
 
 def main() -> None:
@@ -26,7 +24,7 @@ def main() -> None:
     parser.add_argument("--perplexity", type=float, default=30)
     args = parser.parse_args()
     defaults = yaml.safe_load((REPO / "config.yaml").read_text())["tsne"]
-    X, attrs = load_input(args.results / "tsne" / "input.h5")
+    X, attrs = read_input(args.results / "tsne" / "input.h5")
     rows = []
     for implementation in ("sklearn", "opentsne"):
         cells = []

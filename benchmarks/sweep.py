@@ -30,13 +30,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tsne_atlas.files.features import read_features
+from tsne_atlas.files.runs import read_embedding
+from tsne_atlas.preparation import preprocess
+from tsne_atlas.subsample import fixed_subsample
+from tsne_atlas.tsne import gradient_method
 
 from common import REPO, command_line, machine, markdown_table, rule_benchmarks, run_snakemake, write_config
-
-from datasets import animal_mnist_full  # noqa: E402
-from figure_style import fixed_subsample  # noqa: E402
-from run_tsne import gradient_method, read_embedding  # noqa: E402
-from tsne_inputs import load_features, preprocess  # noqa: E402
+from datasets import animal_mnist_full
 
 PERPLEXITIES = [5, 15, 30, 50]
 SEEDS = [0, 1, 2, 3, 4]
@@ -123,7 +124,7 @@ def main() -> None:
     workflow_s = run_snakemake(workdir, "--until", "tsne", cores=args.cores)
     per_rule = rule_benchmarks(results)
 
-    data = load_features(results / "features" / "features.h5")
+    data = read_features(results / "features" / "features.h5")
     features = data["features"].astype(np.float64)
     keep = fixed_subsample(len(features), TRUST_MAX_IMAGES)
     ours = []

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import make_blobs
 from sklearn.manifold import trustworthiness
+from tsne_atlas.files.features import read_features
+from tsne_atlas.files.tsne_inputs import read_affinities, read_input
+from tsne_atlas.preparation import affinities_from_neighbors, nearest_neighbors
+from tsne_atlas.subsample import fixed_subsample
 
 from common import REPO, command_line, machine, markdown_table
-
-from figure_style import fixed_subsample  # noqa: E402
-from tsne_inputs import affinities_from_neighbors, load_affinities, load_features, load_input, nearest_neighbors  # noqa: E402
 
 SWEEP_RESULTS = REPO / "benchmarks" / "work" / "sweep-animal-mnist-full-10000" / "results"
 
@@ -44,9 +45,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    X, _ = load_input(args.results / "tsne" / "input.h5")
-    P = load_affinities(args.results / "tsne" / "affinities" / "perplexity-30.npz")
-    raw = load_features(args.results / "features" / "features.h5")["features"].astype(np.float64)
+    X, _ = read_input(args.results / "tsne" / "input.h5")
+    P = read_affinities(args.results / "tsne" / "affinities" / "perplexity-30.npz")
+    raw = read_features(args.results / "features" / "features.h5")["features"].astype(np.float64)
     datasets = [(f"Animal-MNIST ResNet-101, N={len(X)}", X, P, raw,
                  [("bh", 0.5), ("bh", 0.8), ("bh", 1.0), ("fft", 0.5)])]
     blobs, _ = make_blobs(n_samples=args.blobs, n_features=50, centers=20, cluster_std=4, random_state=0)

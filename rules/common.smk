@@ -3,18 +3,23 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-# The stage modules live in scripts/; the config checks below reuse them.
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
-
-from atlas_config import (  # noqa: E402
+# The workflow's package, scripts/tsne_atlas, is reached through the folder Snakemake puts on
+# sys.path for the Snakefile (this repository's, also when it is used as a module).
+from scripts.tsne_atlas.config import (
     WEIGHT_KEYWORDS,
     check_config,
     graph_neighbors,
     schema_error_line,
-    settings_hash,
+)
+from scripts.tsne_atlas.files.features import features_file_problem
+from scripts.tsne_atlas.files.runs import (
+    RUN_KEYS,
+    RUN_PATTERN,
+    WILDCARD_CONSTRAINTS,
     wildcard_value,
 )
-from cluster_resources import (  # noqa: E402
+from scripts.tsne_atlas.jobs import AtlasError, is_dry_run
+from scripts.tsne_atlas.resources import (
     extraction_gpus,
     extraction_mem_mb,
     extraction_runtime_min,
@@ -25,9 +30,7 @@ from cluster_resources import (  # noqa: E402
     tsne_mem_mb,
     tsne_runtime_min,
 )
-from output_checks import features_file_problem, is_dry_run  # noqa: E402
-from sample_images import count_images  # noqa: E402
-from workflow_utils import AtlasError  # noqa: E402
+from scripts.tsne_atlas.sampling import count_images
 
 try:
     validate(config, schema="../schemas/config.schema.yaml")
@@ -67,11 +70,18 @@ N_IMAGES = sample_size(
 )
 PERPLEXITIES = [wildcard_value(p) for p in config["tsne"]["perplexities"]]
 SEEDS = [wildcard_value(s) for s in config["tsne"]["seeds"]]
+# The values of RUN's wildcards over the sweep.
+SWEEP = {"perplexity": PERPLEXITIES, "seed": SEEDS}
+
+
+# A run's identity (scripts/tsne_atlas/files/runs.py): every per-run file is named RUN, and
+# the report labels each run's figures with its wildcards.
+RUN = RUN_PATTERN
+RUN_LABELS = {key: f"{{{key}}}" for key in RUN_KEYS}
 
 
 wildcard_constraints:
-    perplexity=r"[0-9]+(\.[0-9]+)?",
-    seed=r"[0-9]+",
+    **WILDCARD_CONSTRAINTS,
     k=r"[0-9]+",
 
 
@@ -84,7 +94,7 @@ def tsne_run_inputs(wildcards):
     """A run needs the features (labels, paths), the prepared input and, for openTSNE, its P."""
     inputs = {
         "features": f"{RESULTS}/features/features.h5",
-        "input": f"{RESULTS}/tsne/input.h5",
+        "prepared": f"{RESULTS}/tsne/input.h5",
     }
     if config["tsne"]["implementation"] == "opentsne":
         inputs["affinities"] = (
@@ -94,8 +104,8 @@ def tsne_run_inputs(wildcards):
 
 
 def run_files(pattern):
-    """``pattern`` (with {perplexity} and {seed}) for every run of the sweep."""
-    return expand(pattern, perplexity=PERPLEXITIES, seed=SEEDS)
+    """``pattern`` (with the run's wildcards, see RUN) for every run of the sweep."""
+    return expand(pattern, **SWEEP)
 
 
 def sweep_files(pattern):
@@ -106,10 +116,10 @@ def sweep_files(pattern):
 def final_outputs():
     """Per run: scatter (PNG, SVG), mosaic, grid mosaic; per sweep: metrics, overview, explorer."""
     per_run = [
-        f"{RESULTS}/scatter/perplexity-{{perplexity}}_seed-{{seed}}.png",
-        f"{RESULTS}/scatter/perplexity-{{perplexity}}_seed-{{seed}}.svg",
-        f"{RESULTS}/mosaic/perplexity-{{perplexity}}_seed-{{seed}}.png",
-        f"{RESULTS}/grid_mosaic/perplexity-{{perplexity}}_seed-{{seed}}.png",
+        f"{RESULTS}/scatter/{RUN}.png",
+        f"{RESULTS}/scatter/{RUN}.svg",
+        f"{RESULTS}/mosaic/{RUN}.png",
+        f"{RESULTS}/grid_mosaic/{RUN}.png",
     ]
     return run_files(per_run) + [
         f"{RESULTS}/metrics/sweep.csv",
@@ -130,15 +140,6 @@ def weights_file(wildcards):
     """A state-dict file given as model.weights is an input: replacing it reruns extraction."""
     weights = str(config["model"]["weights"])
     return [] if weights in WEIGHT_KEYWORDS else [weights]
-
-
-def feature_settings():
-    """The config that determines the features, hashed into the HDF5 attributes."""
-    return {
-        "dataset": config["dataset"],
-        "sample": config["sample"],
-        "model": {k: v for k, v in config["model"].items() if k != "threads"},
-    }
 
 
 def results_summary():

@@ -5,7 +5,8 @@ localrules:
 
 rule fetch_weights:
     input:
-        weights=weights_file,
+        # Unnamed: only a dependency (a replaced weights file reruns this), not an argument.
+        weights_file,
     output:
         resolved=f"{RESULTS}/weights/resolved.json",
     log:
@@ -22,9 +23,9 @@ rule fetch_weights:
 
 rule extract_features:
     input:
+        weights_file,
         manifest=rules.sample_images.output.manifest,
         resolved=rules.fetch_weights.output.resolved,
-        weights=weights_file,
     output:
         features=f"{RESULTS}/features/features.h5",
     log:
@@ -47,8 +48,6 @@ rule extract_features:
         precision=config["model"]["precision"],
         channels_last=config["model"]["channels_last"],
         batch_size=config["model"]["batch_size"],
-        num_workers=config["model"]["num_workers"],
         init_seed=config["model"]["init_seed"],
-        settings_hash=settings_hash(feature_settings()),
     script:
         "../scripts/extract_features.py"

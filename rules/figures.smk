@@ -4,17 +4,17 @@ rule scatter:
         meta=rules.tsne.output.meta,
     output:
         png=report(
-            f"{RESULTS}/scatter/perplexity-{{perplexity}}_seed-{{seed}}.png",
+            f"{RESULTS}/scatter/{RUN}.png",
             caption="../report/scatter.rst",
             category="Scatter plots",
             subcategory="perplexity {perplexity}",
-            labels={"perplexity": "{perplexity}", "seed": "{seed}"},
+            labels=RUN_LABELS,
         ),
-        svg=f"{RESULTS}/scatter/perplexity-{{perplexity}}_seed-{{seed}}.svg",
+        svg=f"{RESULTS}/scatter/{RUN}.svg",
     log:
-        f"{RESULTS}/logs/scatter/perplexity-{{perplexity}}_seed-{{seed}}.log",
+        f"{RESULTS}/logs/scatter/{RUN}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/scatter/perplexity-{{perplexity}}_seed-{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/scatter/{RUN}.tsv"
     conda:
         "../envs/figures.yaml"
     params:
@@ -22,7 +22,7 @@ rule scatter:
         width_in=config["scatter"]["width_in"],
         dpi=config["scatter"]["dpi"],
     script:
-        "../scripts/plot_scatter.py"
+        "../scripts/scatter.py"
 
 
 rule mosaic:
@@ -31,16 +31,16 @@ rule mosaic:
         meta=rules.tsne.output.meta,
     output:
         png=report(
-            f"{RESULTS}/mosaic/perplexity-{{perplexity}}_seed-{{seed}}.png",
+            f"{RESULTS}/mosaic/{RUN}.png",
             caption="../report/mosaic.rst",
             category="Mosaics",
             subcategory="perplexity {perplexity}",
-            labels={"perplexity": "{perplexity}", "seed": "{seed}"},
+            labels=RUN_LABELS,
         ),
     log:
-        f"{RESULTS}/logs/mosaic/perplexity-{{perplexity}}_seed-{{seed}}.log",
+        f"{RESULTS}/logs/mosaic/{RUN}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/mosaic/perplexity-{{perplexity}}_seed-{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/mosaic/{RUN}.tsv"
     conda:
         "../envs/figures.yaml"
     params:
@@ -51,7 +51,7 @@ rule mosaic:
         background=config["mosaic"]["background"],
         max_images=config["mosaic"]["max_images"],
     script:
-        "../scripts/render_mosaic.py"
+        "../scripts/mosaic.py"
 
 
 rule grid_mosaic:
@@ -60,16 +60,16 @@ rule grid_mosaic:
         meta=rules.tsne.output.meta,
     output:
         png=report(
-            f"{RESULTS}/grid_mosaic/perplexity-{{perplexity}}_seed-{{seed}}.png",
+            f"{RESULTS}/grid_mosaic/{RUN}.png",
             caption="../report/grid_mosaic.rst",
             category="Grid mosaics",
             subcategory="perplexity {perplexity}",
-            labels={"perplexity": "{perplexity}", "seed": "{seed}"},
+            labels=RUN_LABELS,
         ),
     log:
-        f"{RESULTS}/logs/grid_mosaic/perplexity-{{perplexity}}_seed-{{seed}}.log",
+        f"{RESULTS}/logs/grid_mosaic/{RUN}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/grid_mosaic/perplexity-{{perplexity}}_seed-{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/grid_mosaic/{RUN}.tsv"
     conda:
         "../envs/figures.yaml"
     params:
@@ -130,4 +130,4 @@ rule explorer:
         thumb_size=config["explorer"]["thumb_size"],
         max_images=config["explorer"]["max_images"],
     script:
-        "../scripts/build_explorer.py"
+        "../scripts/explorer.py"

@@ -1,15 +1,15 @@
 rule embedding_metrics:
     input:
         features=rules.extract_features.output.features,
-        input=rules.tsne_input.output.input,
+        prepared=rules.tsne_input.output.prepared,
         embedding=rules.tsne.output.embedding,
         meta=rules.tsne.output.meta,
     output:
-        metrics=f"{RESULTS}/metrics/perplexity-{{perplexity}}_seed-{{seed}}.json",
+        metrics=f"{RESULTS}/metrics/{RUN}.json",
     log:
-        f"{RESULTS}/logs/metrics/perplexity-{{perplexity}}_seed-{{seed}}.log",
+        f"{RESULTS}/logs/metrics/{RUN}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/metrics/perplexity-{{perplexity}}_seed-{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/metrics/{RUN}.tsv"
     conda:
         "../envs/tsne.yaml"
     resources:
@@ -47,4 +47,4 @@ rule sweep_metrics:
     conda:
         "../envs/figures.yaml"
     script:
-        "../scripts/embedding_metrics.py"
+        "../scripts/sweep_metrics.py"

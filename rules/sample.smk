@@ -15,7 +15,7 @@ rule sample_images:
         extensions=config["dataset"]["extensions"],
         label_map=config["dataset"]["label_map"],
         n_images=config["sample"]["n_images"],
-        seed=config["sample"]["seed"],
+        random_state=config["sample"]["seed"],
         stratified=config["sample"]["stratified"],
         on_bad_image=config["dataset"]["on_bad_image"],
     script:

@@ -1,4 +1,4 @@
-# What all runs of the sweep share is computed once (scripts/tsne_inputs.py): the z-scored,
+# What all runs of the sweep share is computed once (scripts/tsne_atlas/preparation.py): the z-scored,
 # PCA-reduced input, the k-NN graph at the largest perplexity and one affinity matrix per
 # perplexity. Each (perplexity, seed) run then only optimises.
 
@@ -7,7 +7,7 @@ rule tsne_input:
     input:
         features=rules.extract_features.output.features,
     output:
-        input=f"{RESULTS}/tsne/input.h5",
+        prepared=f"{RESULTS}/tsne/input.h5",
     log:
         f"{RESULTS}/logs/tsne/input.log",
     benchmark:
@@ -21,12 +21,12 @@ rule tsne_input:
         standardize=config["tsne"]["standardize"],
         pca_components=config["tsne"]["pca_components"],
     script:
-        "../scripts/tsne_inputs.py"
+        "../scripts/tsne_input.py"
 
 
 rule tsne_neighbors:
     input:
-        input=rules.tsne_input.output.input,
+        prepared=rules.tsne_input.output.prepared,
     output:
         neighbors=f"{RESULTS}/tsne/neighbors/k-{{k}}.npz",
     log:
@@ -42,7 +42,7 @@ rule tsne_neighbors:
     params:
         k=lambda wildcards: int(wildcards.k),
     script:
-        "../scripts/tsne_inputs.py"
+        "../scripts/tsne_neighbors.py"
 
 
 rule tsne_affinities:
@@ -63,19 +63,19 @@ rule tsne_affinities:
     params:
         perplexity=lambda wildcards: float(wildcards.perplexity),
     script:
-        "../scripts/tsne_inputs.py"
+        "../scripts/tsne_affinities.py"
 
 
 rule tsne:
     input:
         unpack(tsne_run_inputs),
     output:
-        embedding=f"{RESULTS}/tsne/perplexity-{{perplexity}}_seed-{{seed}}.tsv",
-        meta=f"{RESULTS}/tsne/perplexity-{{perplexity}}_seed-{{seed}}.json",
+        embedding=f"{RESULTS}/tsne/{RUN}.tsv",
+        meta=f"{RESULTS}/tsne/{RUN}.json",
     log:
-        f"{RESULTS}/logs/tsne/perplexity-{{perplexity}}_seed-{{seed}}.log",
+        f"{RESULTS}/logs/tsne/{RUN}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/tsne/perplexity-{{perplexity}}_seed-{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/tsne/{RUN}.tsv"
     conda:
         "../envs/tsne.yaml"
     threads: config["tsne"]["threads"]
@@ -90,4 +90,4 @@ rule tsne:
         negative_gradient=config["tsne"]["negative_gradient"],
         bh_theta=config["tsne"]["bh_theta"],
     script:
-        "../scripts/run_tsne.py"
+        "../scripts/tsne.py"

@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -6,7 +5,6 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
 
 DEMO_ROOT = REPO / "resources" / "animal-mnist"
 
@@ -32,3 +30,28 @@ def make_image_folder(root: Path, counts: dict[str, int], size=(20, 16), mode="R
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     return make_image_folder(tmp_path / "data", {"ant": 6, "bee": 5, "cat": 4})
+
+
+SCHEMA = REPO / "schemas" / "config.schema.yaml"
+
+
+def schema_defaults(section: str, *keys: str) -> dict:
+    """The schema's defaults of ``section`` (all keys, or just ``keys``): the one home of defaults."""
+    import yaml
+
+    properties = yaml.safe_load(SCHEMA.read_text())["properties"][section]["properties"]
+    wanted = keys or tuple(properties)
+    return {key: properties[key]["default"] for key in wanted}
+
+
+def rule_job(rule: str, input: dict, output: dict, params: dict, log: str, threads: int = 1):
+    """What Snakemake's script directive hands a rule's script as ``snakemake``, with Snakemake's own
+    named lists, so the rule adapter (tsne_atlas.jobs.run_rule) can be called without a workflow."""
+    from types import SimpleNamespace
+
+    from snakemake.iocontainers import Namedlist
+
+    return SimpleNamespace(
+        rule=rule, input=Namedlist(fromdict=input), output=Namedlist(fromdict=output),
+        params=Namedlist(fromdict=params), log=Namedlist(toclone=[log]), threads=threads,
+    )

@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from image_io import image_problem, load_rgb, path_problem
-from sample_images import read_manifest, sample_images
-from workflow_utils import AtlasError
+from tsne_atlas.files.manifest import read_manifest
+from tsne_atlas.images import image_problem, load_rgb, path_problem
+from tsne_atlas.jobs import AtlasError
+from tsne_atlas.sampling import sample_images
 
 GOOD_KINDS = ["rgb.jpg", "cmyk.jpg", "gray.png", "palette.png", "rgba.png", "sixteen_bit.png", "exif_rotated.jpg",
               "chat été <b>&'\".png", "symlink_inside.png"]
@@ -83,8 +84,9 @@ def zoo(tmp_path_factory):
 
 
 def run_sampling(root, tmp_path, n_images="all", on_bad_image="skip", stratified=True):
-    rows = sample_images(str(root), [".png", ".jpg"], {}, n_images, 0, stratified, str(tmp_path / "manifest.csv"),
-                         str(tmp_path / "skipped.csv"), on_bad_image)
+    rows = sample_images(root=str(root), extensions=[".png", ".jpg"], label_map={}, n_images=n_images, random_state=0,
+                         stratified=stratified, on_bad_image=on_bad_image, manifest=str(tmp_path / "manifest.csv"),
+                         skipped=str(tmp_path / "skipped.csv"))
     with open(tmp_path / "skipped.csv", newline="") as handle:
         skipped = {row["path"].split("/")[-1]: row["reason"] for row in csv.DictReader(handle)}
     return rows, skipped

@@ -1,4 +1,4 @@
-"""What jobs ask a scheduler for (scripts/cluster_resources.py), and that the rules really declare it."""
+"""What jobs ask a scheduler for (scripts/tsne_atlas/resources.py), and that the rules really declare it."""
 
 import re
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import cluster_resources as cr
+from tsne_atlas import resources as cr
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")

@@ -8,9 +8,10 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from atlas_config import check_config, wildcard_value
-from sample_images import count_images
-from workflow_utils import AtlasError
+from tsne_atlas.config import check_config
+from tsne_atlas.files.runs import wildcard_value
+from tsne_atlas.jobs import AtlasError
+from tsne_atlas.sampling import count_images
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
@@ -100,7 +101,7 @@ def test_wildcard_values():
     ],
 )
 def test_schema_errors_become_one_line_naming_the_key(minimal, patch, expected):
-    from atlas_config import schema_error_line
+    from tsne_atlas.config import schema_error_line
 
     line = schema_error_line({**minimal, **patch}, SCHEMA)
     assert line.startswith(expected) and "\n" not in line
@@ -121,7 +122,7 @@ SECTIONS = ["sample", "model", "tsne", "scatter", "mosaic", "grid_mosaic", "metr
     ["n_images", "seed", "arch", "weights", "perplexities", "seeds", "thumb_size", "canvas_size", "knn_k", "dpi",
      "background", "precision", "device", "stratified", "init"]), value=ANY_VALUE)
 def test_any_config_value_is_accepted_or_refused_in_one_line_naming_its_key(section, key, value):
-    from atlas_config import schema_error_line
+    from tsne_atlas.config import schema_error_line
 
     config = {"dataset": {"root": "x"}, section: {key: value}}
     line = schema_error_line(copy.deepcopy(config), SCHEMA)

@@ -1,6 +1,6 @@
 """The explorer page, built from a small sweep and checked in a real headless Chromium.
 
-The browser is Debian's chromium with its chromium-driver (scripts/install_system_deps.sh);
+The browser is Debian's chromium with its chromium-driver (tools/install_system_deps.sh);
 when either is missing these tests fail and say so, they never skip.
 """
 
@@ -19,11 +19,13 @@ from PIL import Image
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.support.select import Select
 
-import build_explorer as bx
 import headless_browser as hb
-from figure_style import RANDOM_WEIGHTS_NOTE, fixed_subsample
-from run_tsne import write_embedding
-from workflow_utils import AtlasError
+from conftest import rule_job
+from tsne_atlas import explorer as bx
+from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE
+from tsne_atlas.files.runs import write_run as write_embedding
+from tsne_atlas.jobs import AtlasError, run_rule
+from tsne_atlas.subsample import fixed_subsample
 
 HOSTILE_FILE = "<img src=x onerror=alert(1)>.png"
 HOSTILE_CLASS = "<u>owl"
@@ -70,7 +72,7 @@ def sweep(tmp_path_factory) -> SimpleNamespace:
     paths = write_dataset(folder / "data")
     runs, coords = write_runs(folder, paths)
     page = folder / "explorer.html"
-    bx.build_explorer(runs, folder / "data", page, thumb_size=THUMB_SIZE)
+    bx.build_explorer(runs, folder / "data", page, thumb_size=THUMB_SIZE, max_images=5000)
     return SimpleNamespace(folder=folder, root=folder / "data", paths=paths, runs=runs, coords=coords, html=page)
 
 
@@ -132,14 +134,14 @@ def assert_no_alert(driver) -> None:
 
 
 def test_browser_check_names_the_install_script(tmp_path):
-    with pytest.raises(AtlasError, match="scripts/install_system_deps.sh"):
+    with pytest.raises(AtlasError, match="tools/install_system_deps.sh"):
         hb.check_browser(tmp_path / "chromium", tmp_path / "chromedriver")
 
 
 def test_page_is_self_contained_and_byte_reproducible(sweep, tmp_path):
     text = sweep.html.read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]*\bsrc=|<link[^>]*\bhref=", text), "the page loads an external resource"
-    bx.build_explorer(sweep.runs, sweep.root, tmp_path / "again.html", thumb_size=THUMB_SIZE)
+    bx.build_explorer(sweep.runs, sweep.root, tmp_path / "again.html", thumb_size=THUMB_SIZE, max_images=5000)
     assert (tmp_path / "again.html").read_bytes() == sweep.html.read_bytes()
 
 
@@ -218,15 +220,16 @@ def test_random_weights_note_is_visible(page):
     assert shown == [RANDOM_WEIGHTS_NOTE, True, "rgb(189, 31, 1)"]
 
 
-def test_no_note_with_trained_weights_and_main_entry_point(sweep, tmp_path):
+def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
     runs, _ = write_runs(tmp_path, sweep.paths, weights_random=False)
-    snakemake = SimpleNamespace(
-        input=SimpleNamespace(embeddings=[tsv for tsv, _ in runs], metas=[meta for _, meta in runs]),
-        params=SimpleNamespace(root=str(sweep.root), thumb_size=16, max_images=5000),
-        output=SimpleNamespace(html=str(tmp_path / "out" / "explorer.html")),
-        log=[str(tmp_path / "logs" / "explorer.log")],
+    snakemake = rule_job(
+        "explorer",
+        input={"embeddings": [tsv for tsv, _ in runs], "metas": [meta for _, meta in runs]},
+        params={"root": str(sweep.root), "thumb_size": 16, "max_images": 5000},
+        output={"html": str(tmp_path / "out" / "explorer.html")},
+        log=str(tmp_path / "logs" / "explorer.log"),
     )
-    bx.main(snakemake)
+    run_rule(snakemake, bx.explorer)
     text = Path(snakemake.output.html).read_text(encoding="utf-8")
     assert RANDOM_WEIGHTS_NOTE not in text and bx.NOTE_NAME not in text
     assert "wrote" in Path(snakemake.log[0]).read_text(encoding="utf-8")
@@ -248,9 +251,9 @@ def test_mismatched_runs_and_missing_images_are_one_line_errors(sweep, tmp_path)
                     np.zeros((len(paths), 2)), meta)
     with pytest.raises(AtlasError, match="short.tsv: lists other images"):
         bx.build_explorer([*sweep.runs, (str(tmp_path / "short.tsv"), str(tmp_path / "short.json"))],
-                          sweep.root, tmp_path / "x.html")
+                          sweep.root, tmp_path / "x.html", THUMB_SIZE, 5000)
     with pytest.raises(AtlasError, match="image listed in the embedding is missing; restore it"):
-        bx.build_explorer(sweep.runs, tmp_path / "elsewhere", tmp_path / "x.html")
+        bx.build_explorer(sweep.runs, tmp_path / "elsewhere", tmp_path / "x.html", THUMB_SIZE, 5000)
     assert not (tmp_path / "x.html").exists()
 
 
@@ -306,8 +309,6 @@ def test_page_above_max_images_holds_a_fixed_subsample_says_so_and_is_byte_repro
     bx.build_explorer(sweep.runs, sweep.root, tmp_path / "at-cap.html", thumb_size=THUMB_SIZE,
                       max_images=len(sweep.paths))
     assert (tmp_path / "at-cap.html").read_bytes() == sweep.html.read_bytes()
-    with pytest.raises(AtlasError, match=r"explorer.max_images is 0; it must be at least 1"):
-        bx.build_explorer(capped.runs, capped.root, tmp_path / "x.html", max_images=0)
 
 
 def test_subsample_note_is_visible_and_every_run_shows_the_same_points(driver, capped):

@@ -9,10 +9,13 @@ from torch.utils.data import DataLoader
 from torchvision.models import get_model
 from torchvision.models.feature_extraction import create_feature_extractor
 
-import extract_features as ef
-import fetch_weights as fw
-from sample_images import write_manifest
-from workflow_utils import AtlasError
+from conftest import schema_defaults
+from tsne_atlas import extraction as ef
+from tsne_atlas import weights as fw
+from tsne_atlas.files.features import write_features
+from tsne_atlas.files.manifest import write_manifest
+from tsne_atlas.files.weights_record import read_record
+from tsne_atlas.jobs import AtlasError
 
 
 @pytest.fixture
@@ -22,11 +25,12 @@ def manifest(image_folder, tmp_path):
     return tmp_path / "manifest.csv"
 
 
-def run(manifest, root, out, **kwargs):
+def run(manifest, root, out, resolved=None, **kwargs):
     # fp32 NCHW: bitwise comparable with a plain loop over the model (the fast settings are tested apart).
-    defaults = dict(arch="resnet18", weights="none", batch_size=5, num_workers=0, progress=False, precision="fp32",
-                    channels_last=False)
-    return ef.extract_features(str(manifest), str(root), str(out), **{**defaults, **kwargs})
+    settings = {**schema_defaults("model"), "arch": "resnet18", "weights": "none", "batch_size": 5, "num_workers": 0,
+                "precision": "fp32", "channels_last": False, **kwargs}
+    return ef.extract_features(manifest=str(manifest), resolved=resolved, root=str(root), features=str(out),
+                               progress=False, **settings)
 
 
 def test_penultimate_node_is_the_classifier_input():
@@ -66,7 +70,7 @@ def test_random_init_is_seeded():
 
 def test_hdf5_layout_and_attributes(manifest, image_folder, tmp_path):
     out = tmp_path / "features.h5"
-    attrs = run(manifest, image_folder, out, settings_hash="abc123")
+    attrs = run(manifest, image_folder, out, config_hash="abc123")
     with h5py.File(out) as h5:
         assert h5["features"].shape == (12, 512) and h5["features"].dtype == np.float32
         assert list(h5["labels"][:]) == [0] * 4 + [1] * 4 + [2] * 4
@@ -149,7 +153,7 @@ def test_weights_file_gives_the_features_of_the_model_it_was_saved_from(manifest
     )
     extractor = create_feature_extractor(model, return_nodes=["flatten"])
     expected = np.concatenate(list(ef.iter_feature_batches(extractor, "flatten", loader, torch.device("cpu"),
-                                                           progress=False)))
+                                                           "fp32", False, progress=False)))
     attrs = run(manifest, image_folder, tmp_path / "f.h5", weights=str(tmp_path / "weights.pth"),
                 precision="fp32", channels_last=False)
     with h5py.File(tmp_path / "f.h5") as h5:
@@ -205,7 +209,7 @@ def test_interrupted_extraction_leaves_no_output(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ef.write_features_h5(tmp_path / "f.h5", batches(), 4, np.zeros(4), ["a"], ["p"] * 4, {})
+        write_features(tmp_path / "f.h5", batches(), 4, np.zeros(4), ["a"], ["p"] * 4, {})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -225,13 +229,13 @@ def test_device_auto_uses_cuda_only_when_present():
 
 
 def test_identical_runs_give_byte_identical_files(manifest, image_folder, tmp_path):
-    run(manifest, image_folder, tmp_path / "a.h5", settings_hash="x")
-    run(manifest, image_folder, tmp_path / "b.h5", settings_hash="x")
+    run(manifest, image_folder, tmp_path / "a.h5", config_hash="x")
+    run(manifest, image_folder, tmp_path / "b.h5", config_hash="x")
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
 
 
 def test_random_weights_warning_reaches_the_terminal_too(unreachable_weights, tmp_path, capfd):
-    from workflow_utils import job_log
+    from tsne_atlas.jobs import job_log
 
     with job_log(tmp_path / "job.log"):
         ef.load_model("resnet18", "auto")
@@ -257,8 +261,8 @@ def hub_cache(monkeypatch, tmp_path):
 
 def test_imagenet_weights_resolve_to_the_hub_cache_file(hub_cache, tmp_path):
     path, _ = hub_cache
-    record = fw.fetch_weights("resnet18", "auto", str(tmp_path / "resolved.json"), init_seed=3)
-    assert record == fw.read_record(tmp_path / "resolved.json")
+    record = fw.fetch_weights("resnet18", "auto", init_seed=3, resolved=str(tmp_path / "resolved.json"))
+    assert record == read_record(tmp_path / "resolved.json")
     assert record["kind"] == "imagenet" and record["path"] == str(path)
     assert record["enum"] == "ResNet18_Weights.IMAGENET1K_V1"
     assert record["weights_source"] == "imagenet (ResNet18_Weights.IMAGENET1K_V1)"
@@ -270,7 +274,7 @@ def test_extraction_loads_the_recorded_file_without_resolving_again(hub_cache, m
     """Resolved where the hub cache is (the login node); then, as on a compute node without the cache
     and without network, extraction still loads the recorded file and gives that model's features."""
     path, model = hub_cache
-    fw.fetch_weights("resnet18", "imagenet", str(tmp_path / "resolved.json"))
+    fw.fetch_weights("resnet18", "imagenet", init_seed=0, resolved=str(tmp_path / "resolved.json"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
     monkeypatch.setattr(fw, "_imagenet_state_dict", closed_port_download(tmp_path / "hub"))
     with pytest.raises(AtlasError):
@@ -282,7 +286,7 @@ def test_extraction_loads_the_recorded_file_without_resolving_again(hub_cache, m
                                                      for i in range(4)], ef.preprocessing_for("resnet18")),
                         batch_size=5)
     expected = np.concatenate(list(ef.iter_feature_batches(extractor, "flatten", loader, torch.device("cpu"),
-                                                           progress=False)))
+                                                           "fp32", False, progress=False)))
     with h5py.File(tmp_path / "f.h5") as h5:
         np.testing.assert_array_equal(h5["features"][:], expected)  # ...but the recorded weights were used
 
@@ -296,14 +300,14 @@ def test_recorded_file_missing_on_this_node_is_a_clear_error(hub_cache, tmp_path
 
 
 def test_record_for_other_settings_is_refused(manifest, image_folder, tmp_path):
-    fw.fetch_weights("resnet18", "none", str(tmp_path / "resolved.json"))
+    fw.fetch_weights("resnet18", "none", init_seed=0, resolved=str(tmp_path / "resolved.json"))
     with pytest.raises(AtlasError, match=r"written for model.arch 'resnet18', model.weights 'none', not 'resnet34'"):
         run(manifest, image_folder, tmp_path / "f.h5", arch="resnet34", resolved=str(tmp_path / "resolved.json"))
 
 
 def test_auto_fallback_is_recorded_and_repeated_by_extraction(unreachable_weights, manifest, image_folder, tmp_path,
                                                               caplog):
-    record = fw.fetch_weights("resnet18", "auto", str(tmp_path / "resolved.json"), init_seed=2)
+    record = fw.fetch_weights("resnet18", "auto", init_seed=2, resolved=str(tmp_path / "resolved.json"))
     assert record["kind"] == "random" and record["path"] is None and "RANDOM initialisation" in record["warning"]
     caplog.clear()
     attrs = run(manifest, image_folder, tmp_path / "f.h5", weights="auto", init_seed=2,

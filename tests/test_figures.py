@@ -5,10 +5,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import plot_scatter as ps
-import render_mosaic as rm
-from figure_style import RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255, fixed_subsample
-from run_tsne import write_embedding
+from conftest import schema_defaults
+from tsne_atlas import canvas
+from tsne_atlas import figure_style
+from tsne_atlas import mosaic as rm
+from tsne_atlas import scatter as ps
+from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255
+from tsne_atlas.files.runs import write_run as write_embedding
+from tsne_atlas.subsample import fixed_subsample
 
 
 @pytest.mark.parametrize("n", [1, 3, 10, 20, 30])
@@ -17,6 +21,16 @@ def test_class_colours_are_distinct(n):
     assert len(colours) == n and len(set(colours)) == n
     assert all(0 <= c <= 1 for rgb in colours for c in rgb)
 
+
+
+def mosaic(tsv, meta, root, png, canvas_size, thumb_size, border, background, max_images=10_000):
+    """Rule mosaic's function with the arguments in the order these tests give them."""
+    rm.mosaic(str(tsv), str(meta), str(root), canvas_size, thumb_size, border, background, max_images, str(png))
+
+
+def scatter(tsv, meta, png, svg):
+    """Rule scatter's function at the schema's default settings."""
+    ps.scatter(str(tsv), str(meta), **schema_defaults("scatter"), png=str(png), svg=str(svg))
 
 def test_layout_keeps_aspect_stays_on_canvas_and_matches_scatter_orientation():
     coords = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 5.0], [10.0, 5.0]])
@@ -40,8 +54,8 @@ def embedding(image_folder, tmp_path):
 
 def test_mosaic_places_framed_thumbnails_and_is_reproducible(embedding, tmp_path):
     tsv, meta, root = embedding
-    rm.mosaic_from_embedding(str(tsv), str(meta), str(root), str(tmp_path / "a.png"), 200, 20, 3, "white")
-    rm.mosaic_from_embedding(str(tsv), str(meta), str(root), str(tmp_path / "b.png"), 200, 20, 3, "white")
+    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "a.png"), 200, 20, 3, "white")
+    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "b.png"), 200, 20, 3, "white")
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     image = cv2.imread(str(tmp_path / "a.png"))
     assert image.shape[1] == 200 and image.shape[0] > 200  # legend strip below the canvas
@@ -65,19 +79,19 @@ def test_mosaic_places_framed_thumbnails_and_is_reproducible(embedding, tmp_path
 
 def test_mosaic_thumbnails_keep_aspect(tmp_path):
     Image.new("RGB", (40, 10), "red").save(tmp_path / "wide.png")
-    thumb = rm.load_thumbnail(tmp_path / "wide.png", 20)
+    thumb = canvas.load_thumbnail(tmp_path / "wide.png", 20)
     assert thumb.shape == (5, 20, 3) and tuple(thumb[2, 10]) == (0, 0, 255)
 
 
 def test_mosaic_too_small_canvas_is_an_error(embedding, tmp_path):
     tsv, meta, root = embedding
     with pytest.raises(Exception, match="does not fit mosaic.canvas_size"):
-        rm.mosaic_from_embedding(str(tsv), str(meta), str(root), str(tmp_path / "m.png"), 64, 80, 3, "white")
+        mosaic(str(tsv), str(meta), str(root), str(tmp_path / "m.png"), 64, 80, 3, "white")
 
 
 def test_scatter_writes_png_and_svg_with_equal_aspect_and_note(embedding, tmp_path):
     tsv, meta_json, _ = embedding
-    ps.render_scatter(str(tsv), str(meta_json), str(tmp_path / "s.png"), str(tmp_path / "s.svg"))
+    scatter(str(tsv), str(meta_json), str(tmp_path / "s.png"), str(tmp_path / "s.svg"))
     with Image.open(tmp_path / "s.png") as png:
         assert png.format == "PNG" and png.size[0] > 600
     assert (tmp_path / "s.svg").read_text().lstrip().startswith("<?xml")
@@ -93,7 +107,7 @@ def test_scatter_writes_png_and_svg_with_equal_aspect_and_note(embedding, tmp_pa
 def test_scatter_is_byte_reproducible(embedding, tmp_path):
     tsv, meta_json, _ = embedding
     for name in ("a", "b"):
-        ps.render_scatter(str(tsv), str(meta_json), str(tmp_path / f"{name}.png"), str(tmp_path / f"{name}.svg"))
+        scatter(str(tsv), str(meta_json), str(tmp_path / f"{name}.png"), str(tmp_path / f"{name}.svg"))
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
 
@@ -133,7 +147,7 @@ def spy_mosaic(monkeypatch):
 def test_mosaic_above_max_images_draws_a_fixed_subsample_and_says_so(embedding30, tmp_path, monkeypatch):
     tsv, meta, root, coords = embedding30
     seen = spy_mosaic(monkeypatch)
-    rm.mosaic_from_embedding(str(tsv), str(meta), str(root), str(tmp_path / "a.png"), 200, 20, 3, "white",
+    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "a.png"), 200, 20, 3, "white",
                              max_images=10)
     keep = fixed_subsample(30, 10)
     assert len(keep) == 10 and list(keep) == sorted(set(keep))
@@ -142,11 +156,11 @@ def test_mosaic_above_max_images_draws_a_fixed_subsample_and_says_so(embedding30
     assert seen["note"] == (f"{RANDOM_WEIGHTS_NOTE}\n"
                             "showing a random 10 of 30 images (fixed subsample; mosaic.max_images)")
     # The same subsample, and the same bytes, on every run (the seed of the run does not matter).
-    rm.mosaic_from_embedding(str(tsv), str(meta), str(root), str(tmp_path / "b.png"), 200, 20, 3, "white",
+    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "b.png"), 200, 20, 3, "white",
                              max_images=10)
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     # The note is a second red line below the legend: the strip is one line taller than with every image.
-    rm.mosaic_from_embedding(str(tsv), str(meta), str(root), str(tmp_path / "all.png"), 200, 20, 3, "white",
+    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "all.png"), 200, 20, 3, "white",
                              max_images=30)
     assert seen["note"] == RANDOM_WEIGHTS_NOTE and len(seen["paths"]) == 30
     capped, full = cv2.imread(str(tmp_path / "a.png")), cv2.imread(str(tmp_path / "all.png"))
@@ -161,7 +175,7 @@ def test_mosaic_loads_one_thumbnail_at_a_time(embedding30, monkeypatch):
     """Paths are consumed as thumbnails are drawn: no list of decoded images is built first."""
     _, _, root, coords = embedding30
     events = []
-    load = rm.load_thumbnail
+    load = canvas.load_thumbnail
     monkeypatch.setattr(rm, "load_thumbnail", lambda path, size: (events.append("load"), load(path, size))[1])
 
     def paths():
@@ -174,17 +188,17 @@ def test_mosaic_loads_one_thumbnail_at_a_time(embedding30, monkeypatch):
 
 def test_mosaic_at_or_below_max_images_is_unchanged(embedding, tmp_path):
     tsv, meta, root = embedding
-    rm.mosaic_from_embedding(str(tsv), str(meta), str(root), str(tmp_path / "a.png"), 200, 20, 3, "white")
-    rm.mosaic_from_embedding(str(tsv), str(meta), str(root), str(tmp_path / "b.png"), 200, 20, 3, "white",
+    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "a.png"), 200, 20, 3, "white")
+    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "b.png"), 200, 20, 3, "white",
                              max_images=12)
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
 
 
 def test_scatter_markers_shrink_above_ten_thousand_points():
-    assert ps.marker_area(12, 500) == ps.marker_area(12, ps.FULL_SIZE_POINTS) == 12
-    assert ps.marker_area(12, 100_000) == pytest.approx(1.2)
-    assert ps.marker_area(12, 10**8) == ps.MIN_MARKER_AREA  # a floor, so points stay visible
-    assert ps.marker_area(0.1, 10**6) == 0.1  # never larger than asked for
+    assert figure_style.marker_area(12, 500) == figure_style.marker_area(12, figure_style.FULL_SIZE_POINTS) == 12
+    assert figure_style.marker_area(12, 100_000) == pytest.approx(1.2)
+    assert figure_style.marker_area(12, 10**8) == figure_style.MIN_MARKER_AREA  # a floor, so points stay visible
+    assert figure_style.marker_area(0.1, 10**6) == 0.1  # never larger than asked for
     rng = np.random.default_rng(0)
     coords = rng.normal(size=(40_000, 2))
     labels = ["ant", "bee"] * 20_000
@@ -195,5 +209,5 @@ def test_scatter_markers_shrink_above_ten_thousand_points():
     small = ps.plot_scatter(coords[:100], labels[:100], ["ant", "bee"], "t")
     legend_sizes = [fig_.axes[0].get_legend().legend_handles[0].get_sizes()[0] for fig_ in (fig, small)]
     assert legend_sizes[0] == pytest.approx(legend_sizes[1])
-    ps.plt.close(fig)
-    ps.plt.close(small)
+    figure_style.plt.close(fig)
+    figure_style.plt.close(small)

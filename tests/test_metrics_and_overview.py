@@ -5,11 +5,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import embedding_metrics as em
-import grid_mosaic as gm
-import sweep_overview as so
-from figure_style import RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255, fixed_subsample
-from run_tsne import write_embedding
+from conftest import schema_defaults
+from tsne_atlas import grid_mosaic as gm
+from tsne_atlas import metrics as em
+from tsne_atlas import metrics_plot
+from tsne_atlas import overview as so
+from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255
+from tsne_atlas.files.metrics import SWEEP_FIELDS
+from tsne_atlas.files.runs import write_run as write_embedding
+from tsne_atlas.subsample import fixed_subsample
 
 
 def test_knn_accuracy_leaves_each_point_out():
@@ -44,14 +48,14 @@ def test_sweep_table_and_plot(tmp_path):
     for i, row in enumerate(reversed(fake_rows())):
         files.append(tmp_path / f"{i}.json")
         files[-1].write_text(json.dumps(row))
-    em.gather_sweep([str(f) for f in files], str(tmp_path / "sweep.csv"), str(tmp_path / "s.png"),
-                    str(tmp_path / "s.svg"))
+    metrics_plot.sweep_metrics([str(f) for f in files], str(tmp_path / "sweep.csv"), str(tmp_path / "s.png"),
+                               str(tmp_path / "s.svg"))
     with open(tmp_path / "sweep.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
     assert [(float(r["perplexity"]), int(r["seed"])) for r in table] == [(5, 0), (5, 1), (5, 2), (30, 0), (30, 1),
                                                                           (30, 2)]
-    assert list(table[0]) == list(em.SWEEP_FIELDS)
-    fig = em.plot_sweep_metrics(fake_rows(), RANDOM_WEIGHTS_NOTE)
+    assert list(table[0]) == list(SWEEP_FIELDS)
+    fig = metrics_plot.plot_sweep_metrics(fake_rows(), RANDOM_WEIGHTS_NOTE)
     assert [ax.get_title() for ax in fig.axes] == ["trustworthiness", "k-NN label accuracy", "KL divergence"]
     assert fig.legends[0].get_title().get_text() == RANDOM_WEIGHTS_NOTE
     with Image.open(tmp_path / "s.png") as image:
@@ -89,13 +93,16 @@ def test_grid_assignment_is_a_permutation_that_keeps_neighbours():
     assert list(gm.grid_assignment(exact, rows, cols)) == list(range(rows * cols))
 
 
+# The grid mosaic's settings: the schema's defaults with small thumbnails.
+GRID = {**schema_defaults("grid_mosaic"), "thumb_size": 10, "border": 2}
+
+
 def test_grid_mosaic_draws_one_framed_cell_per_image(image_folder, tmp_path):
     paths = [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)]
     coords = np.array([[i % 4, i // 4] for i in range(12)], dtype=float)
     meta = {"classes": ["ant", "bee", "cat"], "seed": 0, "weights_random": False}
     write_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), paths, [p[:3] for p in paths], coords, meta)
-    gm.grid_mosaic_from_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder),
-                                  str(tmp_path / "g.png"), thumb_size=10, border=2)
+    gm.grid_mosaic(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder), **GRID, png=str(tmp_path / "g.png"))
     image = np.asarray(Image.open(tmp_path / "g.png").convert("RGB"))[:, :, ::-1]  # BGR like OpenCV
     tile = 14
     assert image.shape[1] == 4 * tile  # 12 images: a 3 x 4 grid
@@ -103,15 +110,14 @@ def test_grid_mosaic_draws_one_framed_cell_per_image(image_folder, tmp_path):
     # Bottom row of the grid holds the ants (lowest y), top row the cats.
     assert tuple(image[2 * tile, 0]) == colours[0] and tuple(image[0, 0]) == colours[2]
     again = tmp_path / "g2.png"
-    gm.grid_mosaic_from_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder), str(again),
-                                  thumb_size=10, border=2)
+    gm.grid_mosaic(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder), **GRID, png=str(again))
     assert again.read_bytes() == (tmp_path / "g.png").read_bytes()
 
 
 def test_grid_mosaic_subsamples_above_the_cap():
-    keep = gm.subsample(100, 30, random_state=0)
+    keep = fixed_subsample(100, 30, random_state=0)
     assert len(keep) == 30 and len(set(keep)) == 30 and list(keep) == sorted(keep)
-    assert list(gm.subsample(20, 30)) == list(range(20))
+    assert list(fixed_subsample(20, 30)) == list(range(20))
 
 
 def test_metrics_subsample_is_fixed_and_bounded():
@@ -138,10 +144,10 @@ def test_grid_mosaic_above_the_cap_shows_the_same_subsample_for_every_seed_and_s
         meta = {"classes": ["ant", "bee", "cat"], "perplexity": 5.0, "seed": seed, "n_images": 30,
                 "kl_divergence": 0.5, "model": "resnet18", "weights_random": True}
         write_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), paths, labels, coords, meta)
-        gm.grid_mosaic_from_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder),
-                                      str(tmp_path / f"g{seed}.png"), thumb_size=10, border=2, max_images=10)
+        gm.grid_mosaic(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder),
+                       **{**GRID, "max_images": 10}, png=str(tmp_path / f"g{seed}.png"))
     (coords0, paths0, note0), (_, paths1, note1) = seen
-    keep = gm.subsample(30, 10)
+    keep = fixed_subsample(30, 10)
     assert len(paths0) == 10 and paths0 == paths1  # one subsample for the whole sweep
     np.testing.assert_array_equal(coords0, coords[keep])
     assert note0 == note1 == (f"{RANDOM_WEIGHTS_NOTE}\n"
@@ -161,7 +167,7 @@ def test_metrics_of_a_large_run_use_the_fixed_subsample(tmp_path):
     """Above metrics.max_images the metrics are computed on the shared subsample, and say how many points."""
     import h5py
 
-    import tsne_inputs as ti
+    from tsne_atlas import preparation as ti
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 30)
@@ -170,14 +176,15 @@ def test_metrics_of_a_large_run_use_the_fixed_subsample(tmp_path):
         h5["features"], h5["labels"] = features, labels
         h5["classes"] = np.array([b"a", b"b", b"c"])
         h5["paths"] = np.array([f"p/{i}.png".encode() for i in range(90)])
-    ti.prepare_input(str(tmp_path / "features.h5"), str(tmp_path / "input.h5"), standardize=False, pca_components=0)
+    ti.tsne_input(str(tmp_path / "features.h5"), standardize=False, pca_components=0, prepared=str(tmp_path / "input.h5"))
     coords = features[:, :2].astype(np.float64) + rng.normal(scale=0.1, size=(90, 2))
     meta = {"perplexity": 10.0, "seed": 0, "kl_divergence": 1.0, "n_images": 90, "runtime_s": 0.1}
     write_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), [f"p/{i}.png" for i in range(90)],
                     ["abc"[k] for k in labels], coords, meta)
     args = (str(tmp_path / "features.h5"), str(tmp_path / "input.h5"), str(tmp_path / "e.tsv"), str(tmp_path / "e.json"))
-    capped = em.metrics_for_run(*args, str(tmp_path / "capped.json"), max_images=30)
-    full = em.metrics_for_run(*args, str(tmp_path / "full.json"), max_images=5000)
+    settings = {"trust_k": 10, "knn_k": 5}
+    capped = em.embedding_metrics_for_run(*args, **settings, max_images=30, metrics=str(tmp_path / "capped.json"))
+    full = em.embedding_metrics_for_run(*args, **settings, max_images=5000, metrics=str(tmp_path / "full.json"))
     assert capped["n_metric_images"] == 30 and full["n_metric_images"] == 90
     keep = fixed_subsample(90, 30)
     expected = em.embedding_metrics(features[keep].astype(np.float64), coords[keep], labels[keep])

@@ -4,10 +4,18 @@ import h5py
 import numpy as np
 import pytest
 
-import run_tsne as rt
-import tsne_inputs as ti
-from atlas_config import check_perplexity, min_images_for_perplexity
-from workflow_utils import AtlasError
+from conftest import schema_defaults
+from tsne_atlas import preparation as ti
+from tsne_atlas import tsne as rt
+from tsne_atlas.config import check_perplexity, min_images_for_perplexity
+from tsne_atlas.files import tsne_inputs as shared
+from tsne_atlas.files.features import features_file_problem, read_features, remove_if_incomplete
+from tsne_atlas.files.runs import read_embedding
+from tsne_atlas.jobs import AtlasError
+
+
+# What a t-SNE run takes from the tsne section, at the schema's defaults.
+TSNE = schema_defaults("tsne", "implementation", "init", "negative_gradient", "bh_theta")
 
 
 def blobs(n_per_class=30, dim=40, n_classes=3, seed=0):
@@ -77,16 +85,16 @@ def test_perplexity_too_large_for_the_sample_says_why():
 @pytest.fixture
 def sweep_inputs(features_file, tmp_path):
     """The shared files of a sweep with perplexities up to 10: input, k-NN graph (k=30), P at 10."""
-    ti.prepare_input(str(features_file), str(tmp_path / "input.h5"), standardize=True, pca_components=20)
-    ti.build_neighbors(str(tmp_path / "input.h5"), str(tmp_path / "k-30.npz"), k=30)
-    ti.write_affinities(str(tmp_path / "k-30.npz"), str(tmp_path / "p10.npz"), 10.0)
+    ti.tsne_input(str(features_file), standardize=True, pca_components=20, prepared=str(tmp_path / "input.h5"))
+    ti.tsne_neighbors(str(tmp_path / "input.h5"), k=30, neighbors=str(tmp_path / "k-30.npz"))
+    ti.tsne_affinities(str(tmp_path / "k-30.npz"), 10.0, affinities=str(tmp_path / "p10.npz"))
     return tmp_path
 
 
 def test_run_tsne_writes_table_and_provenance(features_file, sweep_inputs, tmp_path):
-    meta = rt.run_tsne(str(features_file), str(tmp_path / "input.h5"), str(tmp_path / "e.tsv"),
-                       str(tmp_path / "e.json"), 10.0, 2, affinities_file=str(tmp_path / "p10.npz"))
-    paths, labels, coords = rt.read_embedding(tmp_path / "e.tsv")
+    meta = rt.run_tsne(str(features_file), str(tmp_path / "input.h5"), 10.0, 2, **TSNE, embedding=str(tmp_path / "e.tsv"),
+                       meta=str(tmp_path / "e.json"), affinities=str(tmp_path / "p10.npz"))
+    paths, labels, coords = read_embedding(tmp_path / "e.tsv")
     assert len(paths) == 90 and paths[0] == "p/0.png" and labels[0] == "a" and labels[-1] == "c"
     assert coords.shape == (90, 2)
     saved = json.loads((tmp_path / "e.json").read_text())
@@ -98,16 +106,16 @@ def test_run_tsne_writes_table_and_provenance(features_file, sweep_inputs, tmp_p
     assert saved["kl_divergence"] > 0 and saved["runtime_s"] >= 0
     # Coordinates are written at full precision, and sharing the input and P changes nothing:
     # a self-contained run (its own PCA, neighbours and P) gives the same numbers, bit for bit.
-    again, _ = rt.embed(rt.preprocess(h5py.File(features_file)["features"][:], True, 20), 10.0, 2)
+    again, _ = rt.embed(ti.preprocess(h5py.File(features_file)["features"][:], True, 20), 10.0, 2)
     np.testing.assert_array_equal(coords, again)
 
 
 def test_sklearn_runs_from_the_shared_input_alone(features_file, sweep_inputs, tmp_path):
-    meta = rt.run_tsne(str(features_file), str(tmp_path / "input.h5"), str(tmp_path / "s.tsv"),
-                       str(tmp_path / "s.json"), 10.0, 0, implementation="sklearn")
+    meta = rt.run_tsne(str(features_file), str(tmp_path / "input.h5"), 10.0, 0, **{**TSNE, "implementation": "sklearn"},
+                       embedding=str(tmp_path / "s.tsv"), meta=str(tmp_path / "s.json"))
     assert meta["implementation"] == "sklearn" and meta["precomputed_affinities"] is False
-    X, _ = ti.load_input(tmp_path / "input.h5")
-    np.testing.assert_array_equal(rt.read_embedding(tmp_path / "s.tsv")[2], rt.embed(X, 10.0, 0, "sklearn")[0])
+    X, _ = shared.read_input(tmp_path / "input.h5")
+    np.testing.assert_array_equal(read_embedding(tmp_path / "s.tsv")[2], rt.embed(X, 10.0, 0, "sklearn")[0])
 
 
 @pytest.mark.parametrize("n_per_class", [30, 400])  # exact neighbours below 1,000 points, Annoy above
@@ -138,20 +146,20 @@ def test_a_shared_affinity_matrix_is_not_changed_by_a_run():
 
 
 def test_a_graph_too_small_for_the_perplexity_names_the_file_and_the_fix(sweep_inputs, tmp_path):
-    from atlas_config import graph_neighbors
+    from tsne_atlas.config import graph_neighbors
 
     assert graph_neighbors([5, 10]) == 30 and graph_neighbors([7.5]) == 22
-    ti.build_neighbors(str(tmp_path / "input.h5"), str(tmp_path / "k-15.npz"), k=15)
+    ti.tsne_neighbors(str(tmp_path / "input.h5"), k=15, neighbors=str(tmp_path / "k-15.npz"))
     with pytest.raises(AtlasError, match=r"k-15.npz: perplexity 10 needs 30 neighbours but the graph has 15; "
                                          r"delete it and rerun"):
-        ti.write_affinities(str(tmp_path / "k-15.npz"), str(tmp_path / "p.npz"), 10.0)
+        ti.tsne_affinities(str(tmp_path / "k-15.npz"), 10.0, affinities=str(tmp_path / "p.npz"))
     assert not (tmp_path / "p.npz").exists()
 
 
 def test_truncated_shared_files_are_rejected(sweep_inputs, tmp_path):
-    for name, loader, message in [("input.h5", ti.load_input, "not a complete t-SNE input"),
-                                  ("k-30.npz", ti.load_neighbors, "not a complete neighbour graph"),
-                                  ("p10.npz", ti.load_affinities, "not a complete affinity matrix")]:
+    for name, loader, message in [("input.h5", shared.read_input, "not a complete t-SNE input"),
+                                  ("k-30.npz", shared.read_neighbors, "not a complete neighbour graph"),
+                                  ("p10.npz", shared.read_affinities, "not a complete affinity matrix")]:
         data = (tmp_path / name).read_bytes()
         (tmp_path / f"cut-{name}").write_bytes(data[: len(data) // 2])
         with pytest.raises(AtlasError, match=message):
@@ -162,9 +170,9 @@ def test_tsne_modules_do_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, run_tsne, tsne_inputs, embedding_metrics; print('torch' in sys.modules)"
+    code = "import sys, tsne_atlas.tsne, tsne_atlas.preparation, tsne_atlas.metrics; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(__import__("pathlib").Path(rt.__file__).parent))
+                         cwd=str(__import__("pathlib").Path(rt.__file__).parents[1]))
     assert out.stdout.strip() == "False"
 
 
@@ -172,16 +180,10 @@ def test_truncated_features_file_is_rejected(features_file, tmp_path):
     data = features_file.read_bytes()
     (tmp_path / "cut.h5").write_bytes(data[: len(data) // 3])
     with pytest.raises(AtlasError, match="not a complete features file"):
-        rt.load_features(tmp_path / "cut.h5")
-
-
-def test_unknown_implementation():
-    with pytest.raises(AtlasError, match="tsne.implementation 'umap'"):
-        rt.embed(blobs()[0], 5, 0, implementation="umap")
+        read_features(tmp_path / "cut.h5")
 
 
 def test_incomplete_features_files_are_found_and_removed(features_file, tmp_path):
-    from output_checks import features_file_problem, remove_if_incomplete
 
     assert features_file_problem(features_file) == "attributes are missing"  # this fixture lacks feature_dim
     with h5py.File(features_file, "a") as h5:
@@ -201,6 +203,4 @@ def test_incomplete_features_files_are_found_and_removed(features_file, tmp_path
 def test_gradient_method_auto_switches_to_fft_for_large_runs():
     assert rt.gradient_method("auto", 10_000) == "bh"
     assert rt.gradient_method("auto", rt.BH_MAX_POINTS) == "fft"
-    assert rt.gradient_method("fft", 100) == "fft"
-    with pytest.raises(AtlasError, match="tsne.negative_gradient 'exact'"):
-        rt.gradient_method("exact", 100)
+    assert rt.gradient_method("fft", 100) == "fft" and rt.gradient_method("bh", 10**6) == "bh"

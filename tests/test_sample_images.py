@@ -1,15 +1,14 @@
 import pytest
 
-from sample_images import (
+from tsne_atlas.files.manifest import read_manifest, write_manifest
+from tsne_atlas.jobs import AtlasError
+from tsne_atlas.sampling import (
     apply_label_map,
     list_images,
-    read_manifest,
     sample_images,
     sample_manifest,
     stratified_quotas,
-    write_manifest,
 )
-from workflow_utils import AtlasError
 
 
 def test_list_images_skips_hidden_and_other_extensions(image_folder):
@@ -78,14 +77,16 @@ def test_manifest_round_trip_and_bad_header(tmp_path):
 
 
 def test_sample_images_writes_the_manifest(image_folder, tmp_path):
-    rows = sample_images(str(image_folder), [".png"], {"ant": "formica"}, 9, 0, True, str(tmp_path / "m.csv"))
+    rows = sample_images(root=str(image_folder), extensions=[".png"], label_map={"ant": "formica"}, n_images=9,
+                         random_state=0, stratified=True, on_bad_image="skip", manifest=str(tmp_path / "m.csv"),
+                         skipped=str(tmp_path / "skipped.csv"))
     assert read_manifest(tmp_path / "m.csv") == rows
     assert [label for _, label in rows].count("formica") == 3
     assert not list(tmp_path.glob(".tmp-*"))
 
 
 def test_atomic_path_removes_leftovers_of_a_killed_attempt(tmp_path):
-    from workflow_utils import atomic_path
+    from tsne_atlas.jobs import atomic_path
 
     (tmp_path / ".tmp-999-out.txt").write_text("half")
     (tmp_path / ".tmp-999-other.txt").write_text("someone else's")

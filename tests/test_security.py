@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import make_demo_data
-from workflow_utils import AtlasError
+from tsne_atlas.jobs import AtlasError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def test_demo_converter_admits_numpy_arrays_and_nothing_else(tmp_path):
 
 
 def test_a_weights_file_that_runs_code_is_refused(tmp_path):
-    import extract_features
+    from tsne_atlas import extraction as extract_features
 
     marker = tmp_path / "pwned"
     with open(tmp_path / "evil.pth", "wb") as handle:

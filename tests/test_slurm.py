@@ -1,5 +1,5 @@
 """The workflow on a real Slurm: Debian's slurmctld, slurmd and munge started on this machine as a
-single-node cluster (scripts/slurm/local_cluster.py), jobs sent by Snakemake's SLURM executor plugin
+single-node cluster (tools/local_cluster.py), jobs sent by Snakemake's SLURM executor plugin
 from .venv-slurm (`make slurm-env`), through profiles/slurm-test.
 
 The cluster is up only while this module's tests use it (a module-scoped fixture) and is torn down
@@ -24,10 +24,10 @@ import h5py
 import pytest
 import yaml
 
+import local_cluster
+from test_workflow import TINY  # the same tiny config as the local workflow tests
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts" / "slurm"))
-import local_cluster  # noqa: E402
-from test_workflow import TINY  # noqa: E402  (the same tiny config as the local workflow tests)
 
 MAIN_SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 SLURM_PYTHON = REPO / ".venv-slurm" / "bin" / "python"

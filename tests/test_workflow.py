@@ -167,7 +167,7 @@ def test_unknown_config_key_is_one_line(tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip() == (
         "tsne-atlas: config error: mosaic: Additional properties are not allowed ('thumbsize' was unexpected); "
-        "see the Configuration table in README.md"
+        "see docs/configuration.md"
     )
 
 

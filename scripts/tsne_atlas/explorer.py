@@ -1,4 +1,4 @@
-"""Stage 6, explorer: one self-contained, offline HTML page for a whole t-SNE sweep.
+"""Stage explorer: one self-contained, offline HTML page for a whole t-SNE sweep.
 
 A Bokeh scatter plot of every image, coloured by class, with a menu that switches
 between the (perplexity, seed) runs, a legend whose entries hide and show a class,
@@ -17,7 +17,6 @@ import base64
 import contextlib
 import io
 import itertools
-import json
 import logging
 import os
 import uuid
@@ -36,12 +35,11 @@ from bokeh.util import serialization as bokeh_serialization
 from matplotlib.colors import to_hex
 from PIL import Image, UnidentifiedImageError
 
-from figure_style import (
-    NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, class_markers, figure_title, fixed_subsample, subsample_note,
-)
-from image_io import load_rgb
-from run_tsne import read_embedding
-from workflow_utils import AtlasError, atomic_path, job_log
+from .figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, class_markers, figure_title
+from .files.runs import read_run, run_sort_key
+from .images import load_rgb
+from .jobs import AtlasError, atomic_path
+from .subsample import fixed_subsample, subsample_note
 
 LOGGER = logging.getLogger("tsne_atlas.build_explorer")
 # figure_style's matplotlib marker codes as Bokeh marker types, so a class has one shape everywhere.
@@ -104,10 +102,9 @@ def load_runs(runs: list[tuple[str, str]]) -> tuple[list[str], list[str], list[n
         raise AtlasError("the explorer got no embeddings; set at least one tsne.perplexities and tsne.seeds value")
     loaded = []
     for tsv, meta_json in runs:
-        meta = json.loads(Path(meta_json).read_text(encoding="utf-8"))
-        paths, labels, coords = read_embedding(tsv)
-        loaded.append((tsv, meta, paths, labels, coords))
-    loaded.sort(key=lambda run: (float(run[1]["perplexity"]), int(run[1]["seed"])))
+        run = read_run(tsv, meta_json)
+        loaded.append((tsv, run.meta, run.paths, run.labels, run.coords))
+    loaded.sort(key=lambda run: run_sort_key(run[1]))
     first_tsv, _, paths, labels, _ = loaded[0]
     for tsv, _, other_paths, other_labels, _ in loaded[1:]:
         if other_paths != paths or other_labels != labels:
@@ -222,18 +219,13 @@ def deterministic_bokeh_ids(namespace: str = "tsne-atlas") -> Iterator[None]:
 
 
 def build_explorer(
-    runs: list[tuple[str, str]], root: str | os.PathLike, output: str | os.PathLike, thumb_size: int = 64,
-    max_images: int = 5000,
+    runs: list[tuple[str, str]], root: str | os.PathLike, output: str | os.PathLike, thumb_size: int, max_images: int,
 ) -> None:
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
 
     ``root`` is the dataset root the TSVs' image paths are relative to. Above ``max_images``
     images the page holds a fixed random subsample of them (the same for every run) and says so.
     """
-    if thumb_size < 1:
-        raise AtlasError(f"explorer thumb_size {thumb_size} must be a positive number of pixels")
-    if max_images < 1:
-        raise AtlasError(f"explorer.max_images is {max_images}; it must be at least 1")
     paths, labels, coords, metas = load_runs(runs)
     n_total = len(paths)
     keep = fixed_subsample(n_total, max_images)
@@ -258,14 +250,6 @@ def build_explorer(
                 len(html) / 1e6)
 
 
-def main(snakemake) -> None:
-    params = snakemake.params
-    with job_log(snakemake.log[0]):
-        build_explorer(
-            list(zip(snakemake.input.embeddings, snakemake.input.metas)), params.root, snakemake.output.html,
-            thumb_size=int(params.thumb_size), max_images=int(params.max_images),
-        )
-
-
-if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+def explorer(embeddings: list[str], metas: list[str], root: str, thumb_size: int, max_images: int, html: str) -> None:
+    """The explorer page of the whole sweep (rule explorer)."""
+    build_explorer(list(zip(embeddings, metas)), root, html, thumb_size, max_images)

@@ -1,11 +1,13 @@
-"""Small helpers shared by the stage scripts: atomic output files and job logs."""
+"""What every job shares: user-fixable errors, atomic output files, job logs, and the adapter that
+calls a stage function with a rule's named inputs, outputs and params."""
 
 import contextlib
+import inspect
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -77,3 +79,48 @@ def job_log(path: str | os.PathLike | None) -> Iterator[logging.Logger]:
             root.removeHandler(handler)
             logger.removeHandler(terminal)
             logging.captureWarnings(False)
+
+
+def rule_arguments(snakemake, function: Callable, **extra) -> dict:
+    """Keyword arguments of ``function`` for this job: the rule's named input, output and params.
+
+    A rule's names are the function's parameter names (``input: manifest=...`` fills
+    ``manifest``); ``threads`` is passed when the function takes it. ``extra`` adds values that
+    are not rule params on purpose (run-only settings: changing them must rerun nothing).
+    A name the function does not take, or a name given twice, is a programming error.
+    """
+    arguments: dict = {}
+    for source in (snakemake.input, snakemake.output, snakemake.params, extra):
+        for name, value in source.items():
+            if name in arguments:
+                raise TypeError(f"rule {snakemake.rule}: '{name}' is given twice (input, output, params)")
+            # Snakemake hands named lists as its own list type: stage functions get plain lists.
+            arguments[name] = list(value) if isinstance(value, list) else value
+    parameters = inspect.signature(function).parameters
+    if "threads" in parameters:
+        arguments["threads"] = snakemake.threads
+    unknown = sorted(set(arguments) - set(parameters))
+    if unknown:
+        raise TypeError(f"rule {snakemake.rule}: {function.__name__}() takes no argument(s) {unknown}")
+    return arguments
+
+
+def run_rule(snakemake, function: Callable, **extra):
+    """The body of every rule's script: ``function(**rule_arguments(...))`` inside the job's log."""
+    arguments = rule_arguments(snakemake, function, **extra)
+    with job_log(snakemake.log[0]):
+        return function(**arguments)
+
+
+def is_dry_run(workflow) -> bool:
+    """Whether this Snakemake invocation is a dry run.
+
+    While the Snakefile is parsed, Snakemake has not yet chosen its executor, so
+    ``workflow.dryrun`` can still be False; the command line says it for sure.
+    """
+    if workflow.dryrun:
+        return True
+    from snakemake.cli import get_argument_parser
+
+    args, _ = get_argument_parser().parse_known_args(sys.argv[1:])
+    return bool(getattr(args, "dryrun", False))

@@ -6,7 +6,7 @@ as gzip'd pickles, so they are read through an unpickler that admits numpy
 arrays and nothing else (a pickle can otherwise run arbitrary code).
 
     pip download --no-deps animal-mnist==0.4 -d /tmp/amnist
-    python scripts/make_demo_data.py /tmp/amnist/animal_mnist-0.4-py3-none-any.whl
+    python tools/make_demo_data.py /tmp/amnist/animal_mnist-0.4-py3-none-any.whl
 """
 
 import argparse

@@ -1,10 +1,10 @@
 """Screenshot a local HTML page (the explorer) in headless Chromium, optionally with a tooltip.
 
-    python scripts/screenshot_page.py page.html out.png [--hover] [--width 1280 --height 960]
+    python tools/screenshot_page.py page.html out.png [--hover] [--width 1280 --height 960]
 
 ``--hover`` first moves the mouse onto the point nearest the plot's centre, so the
 picture shows a tooltip with its thumbnail. Needs Debian's chromium and chromium-driver
-(``scripts/install_system_deps.sh``).
+(``tools/install_system_deps.sh``).
 """
 
 import argparse
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from headless_browser import central_point, chromium, hover_point, open_page
-from workflow_utils import AtlasError, atomic_path
+from tsne_atlas.jobs import AtlasError, atomic_path
 
 
 def screenshot_page(html: str, png: str, hover: bool = False, width: int = 1280, height: int = 960) -> None:

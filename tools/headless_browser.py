@@ -1,6 +1,6 @@
 """Headless Chromium for the explorer: its browser tests and the README screenshot.
 
-Debian's ``chromium`` and ``chromium-driver`` (``scripts/install_system_deps.sh``) are used
+Debian's ``chromium`` and ``chromium-driver`` (``tools/install_system_deps.sh``) are used
 by path, so Selenium Manager never tries to download a browser or a driver, and the
 browser is told not to reach the network on its own. The helpers at the bottom find
 Bokeh models and views through BokehJS, so they work with any page layout.
@@ -17,7 +17,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
-from workflow_utils import AtlasError
+from tsne_atlas.jobs import AtlasError
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -30,7 +30,7 @@ CHROMIUM_ARGS = (
     "--disable-sync",
     "--no-first-run",
 )
-INSTALL_HINT = "run scripts/install_system_deps.sh as root (it installs Debian's chromium and chromium-driver)"
+INSTALL_HINT = "run tools/install_system_deps.sh as root (it installs Debian's chromium and chromium-driver)"
 
 
 def check_browser(browser: Path = CHROMIUM, driver: Path = CHROMEDRIVER) -> None:

@@ -32,5 +32,5 @@ def link(main_venv: str | os.PathLike) -> Path:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        raise SystemExit("usage: python scripts/slurm/link_venv.py MAIN_VENV")
+        raise SystemExit("usage: python tools/link_venv.py MAIN_VENV")
     print(f"tsne-atlas: {link(sys.argv[1])} -> {sys.argv[1]}")

@@ -1,9 +1,9 @@
 """A real single-node Slurm for the cluster test, started from Debian's packages without systemd.
 
-    python scripts/slurm/local_cluster.py start DIR   # prints: export SLURM_CONF=DIR/slurm.conf PATH=DIR/bin:$PATH
-    python scripts/slurm/local_cluster.py stop DIR
+    python tools/local_cluster.py start DIR   # prints: export SLURM_CONF=DIR/slurm.conf PATH=DIR/bin:$PATH
+    python tools/local_cluster.py stop DIR
 
-``start`` installs the Debian packages if missing (scripts/install_system_deps.sh: apt-get as root),
+``start`` installs the Debian packages if missing (tools/install_system_deps.sh: apt-get as root),
 writes a cgroup-free slurm.conf and every state, spool, log and socket file into DIR, starts munged
 (as the munge user, on a socket of its own), slurmctld and slurmd in the foreground as children,
 records their PIDs in DIR/pids, and waits until the node is idle. ``stop`` cancels whatever jobs are
@@ -92,7 +92,7 @@ def node_memory_mb() -> int:
 
 
 def slurm_conf(root: Path, cpus: int, memory_mb: int, ctld_port: int, slurmd_port: int) -> str:
-    return f"""# Written by scripts/slurm/local_cluster.py: a single-node test cluster, no cgroups, no slurmdbd.
+    return f"""# Written by tools/local_cluster.py: a single-node test cluster, no cgroups, no slurmdbd.
 ClusterName=tsneatlas
 SlurmctldHost={NODE}
 SlurmctldPort={ctld_port}
@@ -140,7 +140,7 @@ def write_srun_shim(root: Path) -> Path:
     shim = root / "bin" / "srun"
     shim.parent.mkdir(parents=True, exist_ok=True)
     shim.write_text(f"""#!/bin/sh
-# Written by scripts/slurm/local_cluster.py (see write_srun_shim): srun of the test cluster.
+# Written by tools/local_cluster.py (see write_srun_shim): srun of the test cluster.
 SLURM_CONF="${{SLURM_CONF:-{root}/slurm.conf}}" exec /usr/bin/srun "$@"
 """)
     shim.chmod(0o755)
@@ -303,7 +303,7 @@ def stop(cluster: Cluster, timeout: float = 20) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] not in ("start", "stop"):
-        print("usage: python scripts/slurm/local_cluster.py start|stop DIR", file=sys.stderr)
+        print("usage: python tools/local_cluster.py start|stop DIR", file=sys.stderr)
         return 2
     command, root = argv
     try:

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # System packages the test suite needs, installed with apt-get when missing:
 # - Debian's chromium and its matching chromium-driver for the explorer's browser tests (and
-#   scripts/screenshot_page.py); Selenium is pointed at these two files, so it never downloads a
+#   tools/screenshot_page.py); Selenium is pointed at these two files, so it never downloads a
 #   browser of its own.
 # - Debian's Slurm (slurmctld, slurmd, slurm-client) and munge for the cluster test, which starts a
-#   single-node Slurm of its own (scripts/slurm/local_cluster.py); nothing is started here, and no
+#   single-node Slurm of its own (tools/local_cluster.py); nothing is started here, and no
 #   service is enabled.
-#   scripts/install_system_deps.sh      (as root, e.g. with sudo)
+#   tools/install_system_deps.sh      (as root, e.g. with sudo)
 set -euo pipefail
 
 PACKAGES=()

@@ -1,11 +1,28 @@
-"""Colours and notes shared by every figure, so a class has one colour everywhere."""
+"""Colours, markers, notes and file settings shared by every figure, so a class has one colour
+and a run one look everywhere."""
 
 import colorsys
 
 import matplotlib
-import matplotlib.style
-import numpy as np
 
+matplotlib.use("Agg")  # figures are files: no display, same output everywhere
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.style  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .jobs import atomic_path  # noqa: E402
+
+# Fixed metadata keeps SVG/PNG output byte-identical across runs.
+SVG_METADATA = {"Date": None, "Creator": "tsne-atlas"}
+PNG_METADATA = {"Software": "tsne-atlas"}
+# Above this many points the markers shrink in proportion (area x FULL_SIZE_POINTS / N, down to
+# MIN_MARKER_AREA points^2), so 100,000 points cover the plot no more than 10,000 do and dense
+# clusters keep their inner structure instead of becoming solid blobs of the last class drawn.
+FULL_SIZE_POINTS = 10_000
+MIN_MARKER_AREA = 0.25
+# Legend markers keep one size (about 11.5 pt across) whatever the size of the data markers.
+LEGEND_MARKER_AREA = 1600 / 12
+PDF_METADATA = {"Creator": "tsne-atlas", "CreationDate": None, "Producer": None}
 RANDOM_WEIGHTS_NOTE = "RANDOM WEIGHTS: features come from an untrained network"
 NOTE_COLOUR = "#bd1f01"
 
@@ -17,23 +34,6 @@ def _petroff10() -> list[str]:
 
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
-# Figures that cap how many images they show draw the same subsample for every run of a
-# sweep (and the same as the metrics' at equal caps), so runs compare like with like.
-SUBSAMPLE_RANDOM_STATE = 0
-
-
-def fixed_subsample(n_points: int, max_images: int, random_state: int = SUBSAMPLE_RANDOM_STATE) -> np.ndarray:
-    """Sorted indices of at most ``max_images`` points: all of them, or a fixed random subsample."""
-    if n_points <= max_images:
-        return np.arange(n_points)
-    return np.sort(np.random.default_rng(random_state).choice(n_points, size=max_images, replace=False))
-
-
-def subsample_note(shown: int, total: int, key: str) -> str | None:
-    """Says that a figure shows a random subsample (None when it shows every image)."""
-    if shown >= total:
-        return None
-    return f"showing a random {shown:,} of {total:,} images (fixed subsample; {key})"
 
 
 def class_colours(n_classes: int) -> list[tuple[float, float, float]]:
@@ -102,3 +102,38 @@ def note_legend(fig, handles, labels, note: str | None, ncols: int, fontsize: fl
         legend.get_title().set_color(NOTE_COLOUR)
         legend.get_title().set_fontweight("bold")
     return legend
+
+
+def marker_area(point_size: float, n_points: int) -> float:
+    """Marker area in points^2 for ``n_points``: ``point_size`` up to FULL_SIZE_POINTS, then shrinking."""
+    scaled = point_size * min(1.0, FULL_SIZE_POINTS / max(n_points, 1))
+    return max(scaled, min(point_size, MIN_MARKER_AREA))
+
+
+def draw_classes(ax, coords: np.ndarray, labels: list[str], classes: list[str], point_size: float) -> None:
+    """One scatter per class (its colour and marker), equal aspect, no ticks: t-SNE axes have no units.
+
+    ``point_size`` is the marker area for up to FULL_SIZE_POINTS points; more points get smaller markers.
+    """
+    colours, markers = class_colours(len(classes)), class_markers(len(classes))
+    labels_arr = np.asarray(labels)
+    size = marker_area(point_size, len(coords))
+    for index, name in enumerate(classes):
+        mask = labels_arr == name
+        ax.scatter(
+            coords[mask, 0], coords[mask, 1], s=size, color=colours[index], marker=markers[index],
+            label=f"{name} ({int(mask.sum())})", linewidths=0, alpha=0.85,
+        )
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def save_figure(fig: plt.Figure, png: str, svg: str, dpi: int = 150) -> None:
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA)
+    with atomic_path(svg) as tmp:
+        # A fixed hash salt makes SVG element ids reproducible.
+        with plt.rc_context({"svg.hashsalt": "tsne-atlas"}):
+            fig.savefig(tmp, format="svg", metadata=SVG_METADATA)
+    plt.close(fig)

@@ -10,7 +10,7 @@ import math
 import os
 from pathlib import Path
 
-from workflow_utils import AtlasError
+from .jobs import AtlasError
 
 WEIGHT_KEYWORDS = ("auto", "imagenet", "none")
 
@@ -37,14 +37,22 @@ def check_perplexity(perplexity: float, n_images: int) -> None:
         )
 
 
-def wildcard_value(number: float) -> str:
-    """How a perplexity or seed appears in file names: 30 -> '30', 7.5 -> '7.5'."""
-    return f"{number:g}"
-
-
 def settings_hash(settings: dict) -> str:
     """Short stable hash of a settings mapping (recorded with the features)."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def features_config_hash(config: dict) -> str:
+    """The ``config_hash`` recorded in features.h5: the dataset, sample and model sections but
+    ``model.threads``. Provenance only: it is not a rule param, so it reruns nothing itself
+    (every setting in it that can change a feature is a param or input of extraction)."""
+    return settings_hash(
+        {
+            "dataset": config["dataset"],
+            "sample": config["sample"],
+            "model": {k: v for k, v in config["model"].items() if k != "threads"},
+        }
+    )
 
 
 def schema_error_line(config: dict, schema_path: str | os.PathLike) -> str:
@@ -58,7 +66,7 @@ def schema_error_line(config: dict, schema_path: str | os.PathLike) -> str:
     if error is None:
         return ""
     key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
-    return f"{key}: {error.message}; see the Configuration table in README.md"
+    return f"{key}: {error.message}; see docs/configuration.md"
 
 
 def check_config(config: dict, count_images=None) -> None:

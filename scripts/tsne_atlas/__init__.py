@@ -1,0 +1,18 @@
+"""tsne-atlas: how a neural network sees a set of images.
+
+The workflow's stages, in order, each a module with one function per rule:
+
+- ``sampling``     sample_images      image folder -> sample manifest
+- ``weights``      fetch_weights      model.weights -> a resolved-weights record
+- ``extraction``   extract_features   manifest + weights -> features file
+- ``preparation``  tsne_input, tsne_neighbors, tsne_affinities: what all runs of a sweep share
+- ``tsne``         tsne               one (perplexity, seed) run -> run record
+- ``metrics``      embedding_metrics, sweep_metrics
+- ``scatter``, ``mosaic``, ``grid_mosaic``, ``overview``, ``explorer``: figures of run records
+
+Each file passed between stages has one module in ``files/`` that owns its layout, writer and
+reader; figure stages read run records through ``files.runs`` and import no other stage.
+Shared helpers: ``jobs`` (errors, atomic outputs, job logs, the rule adapter), ``config``
+(checks the schema cannot express), ``resources`` (job sizes), ``images`` (one image reader),
+``figure_style`` and ``canvas`` (colours, notes, thumbnails shared by the figures).
+"""

@@ -1,0 +1,31 @@
+"""metrics/{run}.json (one run's quality metrics) and metrics/sweep.csv (every run, one row each)."""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from ..jobs import atomic_path
+from .runs import run_sort_key
+
+SWEEP_FIELDS = (
+    "perplexity", "seed", "trustworthiness", "knn_accuracy_2d", "knn_accuracy_features", "kl_divergence",
+    "n_images", "n_metric_images", "runtime_s",
+)
+
+
+def write_run_metrics(path: str | os.PathLike, metrics: dict) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_run_metrics(path: str | os.PathLike) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_sweep_table(rows: list[dict], path: str | os.PathLike) -> None:
+    rows = sorted(rows, key=run_sort_key)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SWEEP_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,64 @@
+"""The files a t-SNE sweep shares (written once by the preparation stage, read by every run):
+
+- ``tsne/input.h5``: ``/X`` (float64, N x d), the z-scored, PCA-reduced features, with
+  attributes standardize, pca_components, feature_dim, n_images, features_file.
+- ``tsne/neighbors/k-{k}.npz``: the k-NN graph of X, ``indices`` (int64) and ``distances``
+  (float64), each N x k.
+- ``tsne/affinities/perplexity-{p}.npz``: the affinity matrix P of one perplexity (scipy CSR).
+"""
+
+import os
+import zipfile
+
+import h5py
+import numpy as np
+import scipy.sparse as sp
+
+from ..jobs import AtlasError, atomic_path
+from .features import plain_value
+
+# What a truncated or foreign .npz raises when read.
+NPZ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile)
+
+
+def write_input(path: str | os.PathLike, X: np.ndarray, attrs: dict) -> None:
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            h5.create_dataset("X", data=X, track_times=False)
+            h5.attrs.update(attrs)
+
+
+def read_input(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+    """(X, attributes) of a ``tsne/input.h5`` file."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return h5["X"][:], {key: plain_value(value) for key, value in h5.attrs.items()}
+    except (OSError, KeyError) as err:
+        raise AtlasError(f"{path}: not a complete t-SNE input file ({err}); delete it and rerun") from None
+
+
+def write_neighbors(path: str | os.PathLike, indices: np.ndarray, distances: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, indices=indices, distances=distances)
+
+
+def read_neighbors(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, distances) of a k-NN graph file."""
+    try:
+        with np.load(path) as npz:
+            return npz["indices"], npz["distances"]
+    except NPZ_ERRORS as err:
+        raise AtlasError(f"{path}: not a complete neighbour graph ({err}); delete it and rerun") from None
+
+
+def write_affinities(path: str | os.PathLike, P: sp.csr_matrix) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        sp.save_npz(handle, P, compressed=False)
+
+
+def read_affinities(path: str | os.PathLike) -> sp.csr_matrix:
+    """A fresh P from disk: each run gets its own copy (openTSNE's optimiser may change the one it is given)."""
+    try:
+        return sp.load_npz(path).tocsr()
+    except NPZ_ERRORS as err:
+        raise AtlasError(f"{path}: not a complete affinity matrix ({err}); delete it and rerun") from None

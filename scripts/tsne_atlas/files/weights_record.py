@@ -1,0 +1,30 @@
+"""weights/resolved.json: what ``model.weights`` meant on the host that resolved it.
+
+    {"arch": "resnet101", "weights": "auto", "kind": "imagenet", "enum": "ResNet101_Weights.IMAGENET1K_V2",
+     "path": "/home/me/.cache/torch/hub/checkpoints/resnet101-cd907fc2.pth",
+     "weights_source": "imagenet (ResNet101_Weights.IMAGENET1K_V2)", "weights_random": false, "warning": null}
+
+``kind`` is ``imagenet``, ``file`` (model.weights is a path), ``none`` (random initialisation asked
+for) or ``random`` (``auto`` without reachable ImageNet weights).
+"""
+
+import json
+import os
+from pathlib import Path
+
+from ..jobs import AtlasError, atomic_path
+
+KINDS = ("imagenet", "file", "none", "random")
+FIELDS = ("arch", "weights", "kind", "enum", "path", "weights_source", "weights_random", "warning")
+
+
+def write_record(record: dict, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_record(path: str | os.PathLike) -> dict:
+    record = json.loads(Path(path).read_text(encoding="utf-8"))
+    if record.get("kind") not in KINDS:
+        raise AtlasError(f"{path}: not a weights record written by fetch_weights; delete it and rerun")
+    return record

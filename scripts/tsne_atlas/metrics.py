@@ -1,0 +1,75 @@
+"""Stage embedding_metrics: quality metrics of one embedding (the sweep table and plot: ``metrics_plot``).
+
+All metrics compare the 2-D embedding with the features t-SNE was given (the sweep's
+z-scored, PCA-reduced input, tsne/input.h5). Above ``max_images`` images they are computed on
+a fixed random subsample (trustworthiness needs N x N matrices):
+- trustworthiness (scikit-learn, k neighbours): are 2-D neighbours also neighbours in the features?
+- k-NN accuracy of the class labels, leave-one-out, in 2-D and in the feature space;
+- the KL divergence t-SNE reached (from the run's JSON).
+"""
+
+import logging
+
+import numpy as np
+
+from .files.features import read_features
+from .files.metrics import write_run_metrics
+from .files.runs import read_embedding, read_meta
+from .files.tsne_inputs import read_input
+from .subsample import fixed_subsample
+
+LOGGER = logging.getLogger("tsne_atlas.metrics")
+
+
+def knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
+    """Leave-one-out k-NN accuracy: each point gets the majority label of its k nearest others.
+
+    Ties go to the smallest label index, so the result is deterministic.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    labels = np.asarray(labels)
+    k = min(k, len(X) - 1)
+    # kneighbors() without X leaves each point out of its own neighbour list.
+    neighbours = NearestNeighbors(n_neighbors=k).fit(X).kneighbors(return_distance=False)
+    n_classes = int(labels.max()) + 1
+    votes = np.zeros((len(X), n_classes), dtype=np.int64)
+    np.add.at(votes, (np.repeat(np.arange(len(X)), k), labels[neighbours].ravel()), 1)
+    return float(np.mean(votes.argmax(axis=1) == labels))
+
+
+def embedding_metrics(X: np.ndarray, coords: np.ndarray, labels: np.ndarray, trust_k: int = 10, knn_k: int = 5) -> dict:
+    """Trustworthiness and k-NN accuracies of ``coords`` (N x 2) against features ``X``."""
+    from sklearn.manifold import trustworthiness
+
+    trust_k = min(trust_k, (len(X) - 1) // 2)  # scikit-learn needs k < N / 2
+    return {
+        "trustworthiness": float(trustworthiness(X, coords, n_neighbors=trust_k)),
+        "knn_accuracy_2d": knn_accuracy(coords, labels, knn_k),
+        "knn_accuracy_features": knn_accuracy(X, labels, knn_k),
+        "trustworthiness_k": int(trust_k),
+        "knn_k": int(knn_k),
+    }
+
+
+def embedding_metrics_for_run(features: str, prepared: str, embedding: str, meta: str, trust_k: int, knn_k: int,
+                              max_images: int, metrics: str) -> dict:
+    """One run's quality metrics against the exact input t-SNE saw (rule embedding_metrics)."""
+    run = read_meta(meta)
+    labels = read_features(features, with_features=False)["labels"]
+    X, _ = read_input(prepared)
+    _, _, coords = read_embedding(embedding)
+    keep = fixed_subsample(len(X), max_images)  # the same points for every run
+    result = {
+        "perplexity": run["perplexity"],
+        "seed": run["seed"],
+        **embedding_metrics(X[keep], coords[keep], labels[keep], trust_k, knn_k),
+        "kl_divergence": run["kl_divergence"],
+        "n_images": run["n_images"],
+        "n_metric_images": int(len(keep)),
+        "runtime_s": run["runtime_s"],
+        "weights_random": run.get("weights_random"),
+    }
+    write_run_metrics(metrics, result)
+    LOGGER.info("perplexity %g seed %d: %s", run["perplexity"], run["seed"], result)
+    return result

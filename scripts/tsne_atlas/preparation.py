@@ -1,0 +1,123 @@
+"""What every t-SNE run of a sweep shares, computed once instead of once per run.
+
+One function per rule (files: ``files.tsne_inputs``):
+
+- ``tsne_input``: z-scoring and PCA of the features, once for the whole sweep
+  -> ``tsne/input.h5`` (``/X``, float64 N x d, and how it was made as attributes).
+- ``tsne_neighbors``: the k-nearest-neighbour graph of that input, once, with k = 3 x the
+  largest perplexity (openTSNE's rule) -> ``tsne/neighbors/k-{k}.npz``.
+- ``tsne_affinities``: the perplexity-calibrated affinity matrix P for one perplexity, from the
+  first 3 x perplexity neighbours of that graph -> ``tsne/affinities/perplexity-{p}.npz``.
+  This is what openTSNE's ``PerplexityBasedNN.set_perplexity`` does: the neighbour search,
+  which dominates affinity cost, is not repeated per perplexity.
+
+Each t-SNE run then loads X and P and only optimises (``tsne``). Adding seeds, or
+perplexities up to the largest, adds runs without touching the shared files; raising the
+largest perplexity rebuilds the neighbour graph (its file name carries k).
+
+Free of torch imports, like every t-SNE job.
+"""
+
+import logging
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+
+from .config import check_perplexity
+from .files.features import read_features
+from .files.tsne_inputs import read_input, read_neighbors, write_affinities, write_input, write_neighbors
+from .jobs import AtlasError
+
+LOGGER = logging.getLogger("tsne_atlas.preparation")
+# The neighbour search is approximate (Annoy) from 1,000 points on; its seed is fixed so the
+# graph, and so every run's affinities, depend on the data alone.
+NEIGHBORS_RANDOM_STATE = 0
+
+
+def pca_dimensions(features_shape: tuple[int, int], pca_components: int) -> int:
+    """Dimensions PCA keeps for this input (0 when it is off or would keep everything)."""
+    n_components = min(pca_components, *features_shape) if pca_components else 0
+    return n_components if n_components < features_shape[1] else 0
+
+
+def preprocess(features: np.ndarray, standardize: bool, pca_components: int, random_state: int = 0) -> np.ndarray:
+    """Optional z-scoring per dimension, then optional PCA to ``pca_components``.
+
+    Constant dimensions (random-init ResNets have dozens of all-zero ones) keep
+    scale 1 in the scaler, so they stay zero instead of turning into NaN.
+    PCA is exact: with more images than dimensions it eigendecomposes the D x D covariance
+    (memory D^2, fast at 100,000 images), else a full SVD.
+    """
+    X = np.asarray(features, dtype=np.float64)
+    if standardize:
+        X = StandardScaler(copy=X is features).fit_transform(X)
+    n_components = pca_dimensions(X.shape, pca_components)
+    if n_components:
+        solver = "covariance_eigh" if X.shape[0] >= X.shape[1] else "full"
+        X = PCA(n_components=n_components, svd_solver=solver, random_state=random_state).fit_transform(X)
+    return np.ascontiguousarray(X)
+
+
+def tsne_input(features: str, standardize: bool, pca_components: int, prepared: str) -> dict:
+    """z-score and PCA the features once for the sweep; write them to ``prepared`` (rule tsne_input)."""
+    features_file = features
+    data = read_features(features_file)
+    X = preprocess(data["features"], standardize, pca_components)
+    attrs = {
+        "standardize": bool(standardize),
+        "pca_components": pca_dimensions(data["features"].shape, pca_components),
+        "feature_dim": int(data["features"].shape[1]),
+        "n_images": int(len(X)),
+        "features_file": str(features_file),
+    }
+    write_input(prepared, X, attrs)
+    LOGGER.info("t-SNE input: %d x %d -> %d x %d", *data["features"].shape, *X.shape)
+    return attrs
+
+
+def neighbors_for(perplexity: float, n_images: int) -> int:
+    """openTSNE's neighbour count for a perplexity: 3 x perplexity, at most N - 1."""
+    return min(n_images - 1, int(3 * perplexity))
+
+
+def nearest_neighbors(X: np.ndarray, k: int, n_jobs: int = 1, random_state: int = NEIGHBORS_RANDOM_STATE):
+    """(indices, distances), each N x k, by openTSNE's own choice of method (exact below 1,000 points)."""
+    from openTSNE.affinity import get_knn_index
+
+    index = get_knn_index(X, "auto", min(k, len(X) - 1), "euclidean", n_jobs=n_jobs, random_state=random_state)
+    indices, distances = index.build()
+    return np.ascontiguousarray(indices, dtype=np.int64), np.ascontiguousarray(distances, dtype=np.float64)
+
+
+def affinities_from_neighbors(indices: np.ndarray, distances: np.ndarray, perplexity: float, n_jobs: int = 1):
+    """Symmetric perplexity-based P (CSR, sums to 1) from the first 3 x perplexity neighbours."""
+    from openTSNE.affinity import joint_probabilities_nn
+
+    check_perplexity(perplexity, len(indices))
+    k = neighbors_for(perplexity, len(indices))
+    if k > indices.shape[1]:
+        raise AtlasError(f"perplexity {perplexity:g} needs {k} neighbours but the graph has {indices.shape[1]}")
+    return joint_probabilities_nn(
+        np.ascontiguousarray(indices[:, :k]), np.ascontiguousarray(distances[:, :k]), [perplexity],
+        symmetrize=True, n_jobs=n_jobs,
+    ).tocsr()
+
+
+def tsne_neighbors(prepared: str, k: int, neighbors: str, threads: int = 1) -> None:
+    """The sweep's k-NN graph of the prepared input (rule tsne_neighbors)."""
+    X, _ = read_input(prepared)
+    indices, distances = nearest_neighbors(X, k, threads)
+    write_neighbors(neighbors, indices, distances)
+    LOGGER.info("k-NN graph: %d points x %d neighbours", *indices.shape)
+
+
+def tsne_affinities(neighbors: str, perplexity: float, affinities: str, threads: int = 1) -> None:
+    """One perplexity's P from the first 3 x perplexity neighbours of the graph (rule tsne_affinities)."""
+    indices, distances = read_neighbors(neighbors)
+    try:
+        P = affinities_from_neighbors(indices, distances, perplexity, threads)
+    except AtlasError as err:
+        raise AtlasError(f"{neighbors}: {err}; delete it and rerun") from None
+    write_affinities(affinities, P)
+    LOGGER.info("affinities for perplexity %g: %d non-zeros", perplexity, P.nnz)
