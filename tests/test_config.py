@@ -108,6 +108,53 @@ def test_schema_errors_become_one_line_naming_the_key(minimal, patch, expected):
     assert schema_error_line(minimal, SCHEMA) == ""
 
 
+
+@pytest.mark.parametrize("results", ["", "/", "//"])
+def test_results_must_name_a_folder_other_than_the_root(minimal, results):
+    """'' would send every output to the filesystem root (/sample/manifest.csv), as would '/'."""
+    from atlas_config import schema_error_line
+
+    config = {**minimal, "results": results}
+    line = schema_error_line(copy.deepcopy(config), SCHEMA)
+    assert line.startswith("results: ") and "\n" not in line
+    with pytest.raises(WorkflowError):
+        validate(config, schema=SCHEMA)
+
+
+@pytest.mark.parametrize("results", ["results", "out/run-1", "./results", "results/", "/tmp/atlas", "r"])
+def test_results_accepts_relative_and_absolute_folders(minimal, results):
+    assert validated({**minimal, "results": results})["results"] == results
+
+
+def load_tool(name):
+    """A module of tools/ (dev tooling, not on the import path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RULES = {"sample_images", "fetch_weights", "extract_features", "tsne_input", "tsne_neighbors", "tsne_affinities",
+         "tsne", "embedding_metrics", "sweep_metrics", "scatter", "mosaic", "grid_mosaic", "sweep_overview",
+         "explorer"}
+
+
+def test_every_schema_key_has_a_default_a_description_and_its_reruns():
+    """The schema is the one home of each setting: config.yaml and docs/configuration.md are made from it."""
+    reference = load_tool("config_reference")
+    keys = reference.leaves(reference.load_schema())
+    assert len(keys) > 40
+    for key, spec in keys:
+        assert ("default" in spec) == (key != "dataset.root"), key
+        assert spec.get("description") and "\n" not in spec["description"].strip(), key
+        reruns = spec.get("x-reruns")
+        assert reruns == "all" if key == "results" else (isinstance(reruns, list) and set(reruns) <= RULES), key
+    run_only = {key for key, spec in keys if spec["x-reruns"] == []}
+    assert run_only == {"model.num_workers", "model.threads", "tsne.threads"}
+
+
 # Values of every JSON type, to throw at every key of the schema.
 ANY_VALUE = st.recursive(
     st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats(allow_nan=False) | st.text(max_size=8),

@@ -1,4 +1,4 @@
-"""The project's own promises: documented config keys, consistent pins, demo data."""
+"""The project's own promises: generated config and docs, working links, consistent pins, demo data."""
 
 import re
 from pathlib import Path
@@ -18,13 +18,80 @@ def schema_keys(schema: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def test_every_config_key_is_documented_in_the_readme():
+def load_tool(name):
+    """A module of tools/ (dev tooling, not on the import path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_config_yaml_and_the_configuration_reference_are_generated_from_the_schema():
+    """One source of truth: both files are exactly what tools/config_reference.py makes of the schema."""
+    reference = load_tool("config_reference")
+    expected = reference.generated()
+    assert set(expected) == {REPO / "config.yaml", REPO / "docs" / "configuration.md"}
+    for path, text in expected.items():
+        assert path.read_text(encoding="utf-8") == text, (
+            f"{path.relative_to(REPO)} is out of date: run python tools/config_reference.py")
+    assert reference.main(["--check"]) == 0
+
+
+def test_shipped_config_holds_the_schema_defaults():
     schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
-    readme = (REPO / "README.md").read_text()
-    documented = set(re.findall(r"^\| `([\w.]+)` \|", readme, flags=re.M))
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    shipped = {}
+    for section, values in config.items():
+        if isinstance(values, dict):
+            shipped.update({f"{section}.{key}": value for key, value in values.items()})
+        else:
+            shipped[section] = values
+    defaults = dict(load_tool("config_reference").leaves(schema))
+    assert list(shipped) == list(defaults)
+    assert shipped.pop("dataset.root") == "resources/animal-mnist"
+    for key, value in shipped.items():
+        assert value == defaults[key]["default"], key
+
+
+def test_every_config_key_is_documented_in_the_configuration_reference():
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+    reference = (REPO / "docs" / "configuration.md").read_text()
+    documented = set(re.findall(r"^\| `([\w.]+)` \|", reference, flags=re.M))
     keys = set(schema_keys(schema))
     assert len(keys) > 25
     assert keys <= documented, f"undocumented: {sorted(keys - documented)}"
+
+
+def markdown_links(path: Path) -> list[str]:
+    """Targets of the Markdown links and images in ``path`` (code spans and blocks left out)."""
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    return re.findall(r"\]\(([^)\s]+)\)", text)
+
+
+def test_readme_is_short_and_links_every_docs_page():
+    readme = REPO / "README.md"
+    assert readme.stat().st_size <= 10_240, f"README.md is {readme.stat().st_size} bytes"
+    linked = {(REPO / target.split("#")[0]).resolve() for target in markdown_links(readme)}
+    pages = sorted((REPO / "docs").glob("*.md"))
+    assert len(pages) >= 9
+    for page in pages:
+        assert page.resolve() in linked, f"docs/{page.name} is not linked from README.md"
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    checked = 0
+    for file in files:
+        for target in markdown_links(file):
+            if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = (file.parent / target.split("#")[0]).resolve()
+            assert path.exists(), f"{file.relative_to(REPO)}: broken link {target}"
+            checked += 1
+    assert checked > 20
 
 
 def test_conda_envs_pin_what_requirements_pin():
