@@ -112,7 +112,7 @@ def test_schema_errors_become_one_line_naming_the_key(minimal, patch, expected):
 @pytest.mark.parametrize("results", ["", "/", "//"])
 def test_results_must_name_a_folder_other_than_the_root(minimal, results):
     """'' would send every output to the filesystem root (/sample/manifest.csv), as would '/'."""
-    from atlas_config import schema_error_line
+    from tsne_atlas.config import schema_error_line
 
     config = {**minimal, "results": results}
     line = schema_error_line(copy.deepcopy(config), SCHEMA)

@@ -19,13 +19,10 @@ def schema_keys(schema: dict, prefix: str = "") -> list[str]:
 
 
 def load_tool(name):
-    """A module of tools/ (dev tooling, not on the import path)."""
-    import importlib.util
+    """A module of tools/ (on pytest's pythonpath, see pyproject.toml)."""
+    import importlib
 
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(name)
 
 
 def test_config_yaml_and_the_configuration_reference_are_generated_from_the_schema():
