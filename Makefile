@@ -13,12 +13,9 @@ SLURM_STAMP := $(SLURM_VENV)/.requirements-installed
 
 .PHONY: run test check system-deps slurm-env lint format readme-figures clean
 
-# The project itself is installed editable (no dependencies of its own: requirements.txt pins
-# them), so tools and benchmarks import tsne_atlas from scripts/ as it is.
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -r requirements.txt
-	$(VENV)/bin/pip install --quiet --no-deps -e .
 	touch $@
 
 # The SLURM plugin lives in its own venv: with it installed, every Snakemake call on a machine with
@@ -60,7 +57,7 @@ format: $(STAMP)
 # The README's pictures: the demo run's outputs, downscaled for the page.
 readme-figures: run system-deps
 	$(VENV)/bin/python tools/make_readme_figures.py results docs
-	$(VENV)/bin/python tools/screenshot_page.py results/explorer.html docs/demo-explorer.png --hover --height 880
+	PYTHONPATH=scripts $(VENV)/bin/python tools/screenshot_page.py results/explorer.html docs/demo-explorer.png --hover --height 880
 
 clean:
 	rm -rf results .snakemake

@@ -6,8 +6,8 @@
 - ``synthetic-N``: N small class-per-folder PNGs (coloured shapes with noise, 10 classes),
   for scale runs beyond any bundled data. Deterministic for a given N and seed.
 
-    python benchmarks/datasets.py animal-mnist-full
-    python benchmarks/datasets.py synthetic --n-images 100000
+    PYTHONPATH=scripts python benchmarks/datasets.py animal-mnist-full
+    PYTHONPATH=scripts python benchmarks/datasets.py synthetic --n-images 100000
 """
 
 import argparse

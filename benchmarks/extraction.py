@@ -27,8 +27,8 @@ preprocessing and the network all included. "setup s" is what comes before it in
 (model construction and, for the project, graph tracing by create_feature_extractor);
 "images/s incl. setup" counts it too.
 
-Full run (the lead's):  .venv/bin/python benchmarks/extraction.py --out benchmarks/extraction.md
-Smoke run:              .venv/bin/python benchmarks/extraction.py --arch resnet18 --n-images 32 --warmup 8
+Full run (the lead's):  PYTHONPATH=scripts .venv/bin/python benchmarks/extraction.py --out benchmarks/extraction.md
+Smoke run:              PYTHONPATH=scripts .venv/bin/python benchmarks/extraction.py --arch resnet18 --n-images 32 --warmup 8
 """
 
 import argparse

@@ -41,4 +41,6 @@ fi
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >&2 || true
 export PYTHONUNBUFFERED=1
+# The benchmarks import the workflow's package, scripts/tsne_atlas (it is not installed).
+export PYTHONPATH="scripts${PYTHONPATH:+:$PYTHONPATH}"
 exec "$PY" benchmarks/gpu_extraction.py --device cuda "$@"

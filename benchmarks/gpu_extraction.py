@@ -22,7 +22,7 @@ iterates the DataLoader and does nothing else. Cosine is per image against the f
 the first batch size. Peak GPU memory: torch.cuda.max_memory_allocated during the timed pass.
 
 ``--budget-s`` (default 420) stops starting new grid rows once spent; skipped rows are listed.
-CPU smoke test: ``python benchmarks/gpu_extraction.py --device cpu --n-images 16 --arch resnet18
+CPU smoke test: ``PYTHONPATH=scripts python benchmarks/gpu_extraction.py --device cpu --n-images 16 --arch resnet18
 --batches 8 --num-workers 2 --project-variants 8:2``.
 """
 

@@ -6,7 +6,7 @@
 - no-op: the same command again with nothing stale (``--repeats`` times; best and median), and
   a ``--dry-run``. ``--profile`` adds cProfile's top functions of one no-op run.
 
-    python benchmarks/overhead.py
+    PYTHONPATH=scripts python benchmarks/overhead.py
 """
 
 import argparse

@@ -11,8 +11,8 @@ Every rule's job time and peak RSS come from Snakemake's own benchmark files. ``
 may point at a folder where part of the workflow already ran (the 10k sweep benchmark's): jobs
 that are up to date are not rerun, and their benchmark files still count in the table.
 
-    python benchmarks/scale.py --dataset animal-mnist-full
-    python benchmarks/scale.py --dataset synthetic --n-images 100000 --arch mobilenet_v3_small
+    PYTHONPATH=scripts python benchmarks/scale.py --dataset animal-mnist-full
+    PYTHONPATH=scripts python benchmarks/scale.py --dataset synthetic --n-images 100000 --arch mobilenet_v3_small
 """
 
 import argparse

@@ -4,7 +4,7 @@ Runs the workflow's own t-SNE (tsne_atlas.tsne.embed with the config defaults) o
 input of a finished run, for both implementations and both initialisations, at one perplexity.
 0 = the same layout, 1 = unrelated.
 
-    python benchmarks/seed_stability.py --results results
+    PYTHONPATH=scripts python benchmarks/seed_stability.py --results results
 """
 
 import argparse

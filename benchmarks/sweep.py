@@ -18,8 +18,8 @@ time is extrapolated (x 5 / K): its cost does not depend on the seed. The table 
 Quality: trustworthiness (k=10, scikit-learn) of every embedding against the raw features,
 on one fixed random subsample of at most 5,000 points shared by all methods.
 
-    python benchmarks/sweep.py --n-images 500
-    python benchmarks/sweep.py --dataset animal-mnist-full --n-images 10000 --article-seeds 1
+    PYTHONPATH=scripts python benchmarks/sweep.py --n-images 500
+    PYTHONPATH=scripts python benchmarks/sweep.py --dataset animal-mnist-full --n-images 10000 --article-seeds 1
 """
 
 import argparse

@@ -7,7 +7,7 @@ wall time and trustworthiness (k=10, fixed 5,000-point subsample, against the ra
 for Animal-MNIST and the blob coordinates for the blobs). These numbers set the defaults
 ``tsne.bh_theta`` and ``tsne.negative_gradient: auto``.
 
-    python benchmarks/tsne_methods.py
+    PYTHONPATH=scripts python benchmarks/tsne_methods.py
 """
 
 import argparse

@@ -9,7 +9,6 @@ from scripts.tsne_atlas.config import (
     WEIGHT_KEYWORDS,
     check_config,
     graph_neighbors,
-    schema_error_line,
 )
 from scripts.tsne_atlas.files.features import features_file_problem
 from scripts.tsne_atlas.files.runs import (
@@ -31,6 +30,7 @@ from scripts.tsne_atlas.resources import (
     tsne_runtime_min,
 )
 from scripts.tsne_atlas.sampling import count_images
+from scripts.tsne_atlas.schema import schema_error_line
 
 try:
     validate(config, schema="../schemas/config.schema.yaml")

@@ -101,7 +101,7 @@ def test_wildcard_values():
     ],
 )
 def test_schema_errors_become_one_line_naming_the_key(minimal, patch, expected):
-    from tsne_atlas.config import schema_error_line
+    from tsne_atlas.schema import schema_error_line
 
     line = schema_error_line({**minimal, **patch}, SCHEMA)
     assert line.startswith(expected) and "\n" not in line
@@ -112,7 +112,7 @@ def test_schema_errors_become_one_line_naming_the_key(minimal, patch, expected):
 @pytest.mark.parametrize("results", ["", "/", "//"])
 def test_results_must_name_a_folder_other_than_the_root(minimal, results):
     """'' would send every output to the filesystem root (/sample/manifest.csv), as would '/'."""
-    from tsne_atlas.config import schema_error_line
+    from tsne_atlas.schema import schema_error_line
 
     config = {**minimal, "results": results}
     line = schema_error_line(copy.deepcopy(config), SCHEMA)
@@ -169,7 +169,7 @@ SECTIONS = ["sample", "model", "tsne", "scatter", "mosaic", "grid_mosaic", "metr
     ["n_images", "seed", "arch", "weights", "perplexities", "seeds", "thumb_size", "canvas_size", "knn_k", "dpi",
      "background", "precision", "device", "stratified", "init"]), value=ANY_VALUE)
 def test_any_config_value_is_accepted_or_refused_in_one_line_naming_its_key(section, key, value):
-    from tsne_atlas.config import schema_error_line
+    from tsne_atlas.schema import schema_error_line
 
     config = {"dataset": {"root": "x"}, section: {key: value}}
     line = schema_error_line(copy.deepcopy(config), SCHEMA)

@@ -158,7 +158,7 @@ def test_contact_sheet_markers_shrink_with_many_points():
     rng = np.random.default_rng(1)
     runs = [{"perplexity": r["perplexity"], "seed": r["seed"], "coords": rng.normal(size=(n, 2)),
              "labels": ["a", "b"] * (n // 2), "metrics": r} for r, n in zip(fake_rows()[:2], (100, 40_000))]
-    fig = so.plot_overview(runs, ["a", "b"], point_size=3.0)
+    fig = so.plot_overview(runs, ["a", "b"], panel_point_size=3.0)
     sizes = [ax.collections[0].get_sizes()[0] for ax in fig.axes if ax.collections]
     assert sizes == [pytest.approx(3.0), pytest.approx(0.75)]
 

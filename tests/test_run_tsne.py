@@ -86,14 +86,14 @@ def test_perplexity_too_large_for_the_sample_says_why():
 def sweep_inputs(features_file, tmp_path):
     """The shared files of a sweep with perplexities up to 10: input, k-NN graph (k=30), P at 10."""
     ti.tsne_input(str(features_file), standardize=True, pca_components=20, prepared=str(tmp_path / "input.h5"))
-    ti.tsne_neighbors(str(tmp_path / "input.h5"), k=30, neighbors=str(tmp_path / "k-30.npz"))
-    ti.tsne_affinities(str(tmp_path / "k-30.npz"), 10.0, affinities=str(tmp_path / "p10.npz"))
+    ti.tsne_neighbors(str(tmp_path / "input.h5"), k=30, neighbors=str(tmp_path / "k-30.npz"), threads=1)
+    ti.tsne_affinities(str(tmp_path / "k-30.npz"), 10.0, affinities=str(tmp_path / "p10.npz"), threads=1)
     return tmp_path
 
 
 def test_run_tsne_writes_table_and_provenance(features_file, sweep_inputs, tmp_path):
     meta = rt.run_tsne(str(features_file), str(tmp_path / "input.h5"), 10.0, 2, **TSNE, embedding=str(tmp_path / "e.tsv"),
-                       meta=str(tmp_path / "e.json"), affinities=str(tmp_path / "p10.npz"))
+                       meta=str(tmp_path / "e.json"), affinities=str(tmp_path / "p10.npz"), threads=1)
     paths, labels, coords = read_embedding(tmp_path / "e.tsv")
     assert len(paths) == 90 and paths[0] == "p/0.png" and labels[0] == "a" and labels[-1] == "c"
     assert coords.shape == (90, 2)
@@ -112,7 +112,7 @@ def test_run_tsne_writes_table_and_provenance(features_file, sweep_inputs, tmp_p
 
 def test_sklearn_runs_from_the_shared_input_alone(features_file, sweep_inputs, tmp_path):
     meta = rt.run_tsne(str(features_file), str(tmp_path / "input.h5"), 10.0, 0, **{**TSNE, "implementation": "sklearn"},
-                       embedding=str(tmp_path / "s.tsv"), meta=str(tmp_path / "s.json"))
+                       embedding=str(tmp_path / "s.tsv"), meta=str(tmp_path / "s.json"), threads=1)
     assert meta["implementation"] == "sklearn" and meta["precomputed_affinities"] is False
     X, _ = shared.read_input(tmp_path / "input.h5")
     np.testing.assert_array_equal(read_embedding(tmp_path / "s.tsv")[2], rt.embed(X, 10.0, 0, "sklearn")[0])
@@ -149,10 +149,10 @@ def test_a_graph_too_small_for_the_perplexity_names_the_file_and_the_fix(sweep_i
     from tsne_atlas.config import graph_neighbors
 
     assert graph_neighbors([5, 10]) == 30 and graph_neighbors([7.5]) == 22
-    ti.tsne_neighbors(str(tmp_path / "input.h5"), k=15, neighbors=str(tmp_path / "k-15.npz"))
+    ti.tsne_neighbors(str(tmp_path / "input.h5"), k=15, neighbors=str(tmp_path / "k-15.npz"), threads=1)
     with pytest.raises(AtlasError, match=r"k-15.npz: perplexity 10 needs 30 neighbours but the graph has 15; "
                                          r"delete it and rerun"):
-        ti.tsne_affinities(str(tmp_path / "k-15.npz"), 10.0, affinities=str(tmp_path / "p.npz"))
+        ti.tsne_affinities(str(tmp_path / "k-15.npz"), 10.0, affinities=str(tmp_path / "p.npz"), threads=1)
     assert not (tmp_path / "p.npz").exists()
 
 

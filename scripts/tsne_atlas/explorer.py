@@ -143,7 +143,7 @@ def class_sources(
 
 
 def explorer_layout(
-    sources: list[ColumnDataSource], classes: list[str], metas: list[dict], point_size: float = 7.0,
+    sources: list[ColumnDataSource], classes: list[str], metas: list[dict], marker_size: float = 7.0,
     subsample: str | None = None,
 ) -> Column:
     """The page's Bokeh layout: note (random weights only), subsample note (when given), run menu and the plot."""
@@ -158,7 +158,7 @@ def explorer_layout(
     styles = zip(class_colours(len(classes)), class_markers(len(classes)))
     for class_index, (name, (colour, marker), source) in enumerate(zip(classes, styles, sources)):
         renderers.append(plot.scatter(
-            "x", "y", source=source, size=point_size, color=to_hex(colour), alpha=0.85,
+            "x", "y", source=source, size=marker_size, color=to_hex(colour), alpha=0.85,
             marker=BOKEH_MARKERS.get(marker, "circle"),
             legend_label=f"{name} ({len(source.data['x'])})", name=renderer_name(class_index),
         ))

@@ -2,7 +2,6 @@
 one feature vector per image into the features file (layout: ``files.features``).
 """
 
-import json
 import logging
 import os
 import platform
@@ -258,7 +257,7 @@ def extract_features(
     num_workers: int,
     init_seed: int,
     features: str,
-    threads: int | None = None,
+    threads: int | None,
     config_hash: str = "",
     progress: bool = True,
 ) -> dict:
@@ -322,7 +321,7 @@ def extract_features(
         "batch_size": int(batch_size),
         "dataset_root": str(root),
         "n_images": len(paths),
-        "versions": json.dumps(library_versions(), sort_keys=True),
+        "versions": library_versions(),
         "config_hash": config_hash,
     }
     batches = iter_feature_batches(extractor, node, loader, torch_device, precision_used, channels_last, progress)

@@ -129,7 +129,7 @@ def draw_classes(ax, coords: np.ndarray, labels: list[str], classes: list[str], 
     ax.set_yticks([])
 
 
-def save_figure(fig: plt.Figure, png: str, svg: str, dpi: int = 150) -> None:
+def save_figure(fig: plt.Figure, png: str, svg: str, dpi: int) -> None:
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA)
     with atomic_path(svg) as tmp:

@@ -59,7 +59,7 @@ def square_thumbnail(path, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
-def render_grid_mosaic(coords, image_paths, label_indices, classes, thumb_size=48, border=2, background="white",
+def render_grid_mosaic(coords, image_paths, label_indices, classes, thumb_size, border, background,
                        note=None) -> np.ndarray:
     """The grid mosaic as a BGR array, with the legend strip (and note) below."""
     bg = BACKGROUNDS[background]

@@ -8,6 +8,7 @@ from .figure_style import note_legend, plt, save_figure, weights_note
 from .files.metrics import read_run_metrics, write_sweep_table
 
 LOGGER = logging.getLogger("tsne_atlas.metrics_plot")
+DPI = 150
 
 
 def plot_sweep_metrics(rows: list[dict], note: str | None = None) -> plt.Figure:
@@ -46,6 +47,6 @@ def sweep_metrics(metrics: list[str], table: str, png: str, svg: str) -> list[di
     rows = [read_run_metrics(path) for path in metrics]
     write_sweep_table(rows, table)
     note = weights_note({"weights_random": any(r.get("weights_random") for r in rows)})
-    save_figure(plot_sweep_metrics(rows, note), png, svg)
+    save_figure(plot_sweep_metrics(rows, note), png, svg, DPI)
     LOGGER.info("gathered %d runs into %s", len(rows), table)
     return rows

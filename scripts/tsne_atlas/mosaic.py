@@ -44,10 +44,10 @@ def render_mosaic(
     image_paths: list[str | os.PathLike],
     label_indices: np.ndarray,
     classes: list[str],
-    canvas_size: int = 2000,
-    thumb_size: int = 64,
-    border: int = 3,
-    background: str = "white",
+    canvas_size: int,
+    thumb_size: int,
+    border: int,
+    background: str,
     note: str | None = None,
 ) -> np.ndarray:
     """Draw every image at its coordinate; returns the BGR canvas (with legend strip below).

@@ -21,7 +21,7 @@ def panel_title(metrics: dict) -> str:
     )
 
 
-def plot_overview(runs: list[dict], classes: list[str], panel_in: float = 2.6, point_size: float = 3.0,
+def plot_overview(runs: list[dict], classes: list[str], panel_in: float = 2.6, panel_point_size: float = 3.0,
                   note: str | None = None, title: str = "") -> plt.Figure:
     """``runs``: dicts with perplexity, seed, coords, labels and metrics; one panel each."""
     perplexities = sorted({r["perplexity"] for r in runs})
@@ -38,7 +38,7 @@ def plot_overview(runs: list[dict], classes: list[str], panel_in: float = 2.6, p
             if run is None:
                 ax.set_axis_off()
                 continue
-            draw_classes(ax, run["coords"], run["labels"], classes, point_size)
+            draw_classes(ax, run["coords"], run["labels"], classes, panel_point_size)
             ax.set_title(panel_title(run["metrics"]), fontsize=8)
     colours, markers = class_colours(len(classes)), class_markers(len(classes))
     handles = [Line2D([], [], linestyle="", marker=m, color=c, markersize=7, label=name)

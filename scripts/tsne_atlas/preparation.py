@@ -104,7 +104,7 @@ def affinities_from_neighbors(indices: np.ndarray, distances: np.ndarray, perple
     ).tocsr()
 
 
-def tsne_neighbors(prepared: str, k: int, neighbors: str, threads: int = 1) -> None:
+def tsne_neighbors(prepared: str, k: int, neighbors: str, threads: int) -> None:
     """The sweep's k-NN graph of the prepared input (rule tsne_neighbors)."""
     X, _ = read_input(prepared)
     indices, distances = nearest_neighbors(X, k, threads)
@@ -112,7 +112,7 @@ def tsne_neighbors(prepared: str, k: int, neighbors: str, threads: int = 1) -> N
     LOGGER.info("k-NN graph: %d points x %d neighbours", *indices.shape)
 
 
-def tsne_affinities(neighbors: str, perplexity: float, affinities: str, threads: int = 1) -> None:
+def tsne_affinities(neighbors: str, perplexity: float, affinities: str, threads: int) -> None:
     """One perplexity's P from the first 3 x perplexity neighbours of the graph (rule tsne_affinities)."""
     indices, distances = read_neighbors(neighbors)
     try:

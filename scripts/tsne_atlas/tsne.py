@@ -85,8 +85,8 @@ def run_tsne(
     bh_theta: float,
     embedding: str,
     meta: str,
+    threads: int,
     affinities: str | None = None,
-    threads: int = 1,
 ) -> dict:
     """One run of the sweep: t-SNE of the prepared input, written as a run record (rule tsne).
 

@@ -8,6 +8,7 @@ Layout:
     attributes: model, node, weights, weights_source, weights_random, preprocessing,
                 device, precision (as used), precision_setting, channels_last, batch_size,
                 dataset_root, n_images, versions (JSON), config_hash, feature_dim (written last)
+    A dict-valued attribute (versions) is stored as JSON text with sorted keys.
 
 Written under a temporary name and renamed when complete, byte-reproducible (no HDF5 times).
 A file copied in truncated, or left by a crash of an older version or a full disk, can still
@@ -15,6 +16,7 @@ carry the final name; Snakemake would take it for finished, so the workflow chec
 file when it starts (``features_file_problem``) and removes it if it is not complete.
 """
 
+import json
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -63,7 +65,7 @@ def write_features(
                 raise RuntimeError(f"extracted {row} feature rows for {n_images} images")
             feature_dim = int(features.shape[1])
             for key, value in {**attrs, "feature_dim": feature_dim}.items():
-                h5.attrs[key] = value
+                h5.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
     return feature_dim
 
 

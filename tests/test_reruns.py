@@ -1,0 +1,118 @@
+"""Which settings rerun what: for every key of the schema, a change planned by Snakemake's own dry run
+reruns exactly the rules the schema declares for that key (``x-reruns``) and what depends on them."""
+
+import re
+import shutil
+
+import pytest
+import yaml
+
+from conftest import REPO, SCHEMA, planned_jobs, snakemake, with_changes
+
+pytestmark = pytest.mark.workflow
+
+# A valid new value for each key whose change cannot be derived from its type alone (the tiny config's
+# value, or the default, plus one step would not do). Lambdas get the test's tmp folder.
+NEW_VALUES = {
+    "results": lambda tmp: "elsewhere",
+    "dataset.root": lambda tmp: str(tmp / "copy-of-demo"),
+    "dataset.extensions": lambda tmp: [".png"],
+    "dataset.label_map": lambda tmp: {"cat": "kitty"},
+    "sample.n_images": lambda tmp: 36,
+    "model.arch": lambda tmp: "resnet34",
+    "model.weights": lambda tmp: str(tmp / "weights.pth"),
+    "model.node": lambda tmp: "layer4",
+    "model.device": lambda tmp: "cpu",
+    "model.precision": lambda tmp: "fp32",
+    # Raising the largest perplexity: adding a smaller one reuses the graph (tested in test_workflow).
+    "tsne.perplexities": lambda tmp: [5, 12],
+    "tsne.seeds": lambda tmp: [0, 1, 2],
+    "tsne.implementation": lambda tmp: "sklearn",
+    "tsne.negative_gradient": lambda tmp: "fft",
+    "tsne.init": lambda tmp: "random",
+    "mosaic.background": lambda tmp: "black",
+    "grid_mosaic.background": lambda tmp: "black",
+}
+
+
+def schema_leaves() -> list[tuple[str, str, dict]]:
+    schema = yaml.safe_load(SCHEMA.read_text())
+    leaves = []
+    for section, spec in schema["properties"].items():
+        if "properties" in spec:
+            leaves += [(section, key, leaf) for key, leaf in spec["properties"].items()]
+        else:
+            leaves.append((section, None, spec))
+    return leaves
+
+
+def new_value(section: str, key: str | None, leaf: dict, current, tmp):
+    """A valid value other than ``current``."""
+    name = f"{section}.{key}" if key else section
+    if name in NEW_VALUES:
+        return NEW_VALUES[name](tmp)
+    if leaf.get("type") == "boolean":
+        return not current
+    if "enum" in leaf:
+        return next(value for value in leaf["enum"] if value != current)
+    if leaf.get("type") == "integer":
+        return current + 1 if current + 1 <= leaf.get("maximum", current + 1) else current - 1
+    if leaf.get("type") == "number":
+        return current * 0.9 if "maximum" in leaf and current * 1.1 > leaf["maximum"] else current * 1.1
+    raise AssertionError(f"{name}: add a new value to NEW_VALUES")
+
+
+def downstream(rules: set[str], edges: set[tuple[str, str]]) -> set[str]:
+    """``rules`` and every rule that depends on one of them, transitively."""
+    found, todo = set(rules), list(rules)
+    while todo:
+        rule = todo.pop()
+        for upstream, down in edges:
+            if upstream == rule and down not in found:
+                found.add(down)
+                todo.append(down)
+    return found
+
+
+@pytest.fixture(scope="module")
+def rule_graph(finished_run) -> set[tuple[str, str]]:
+    """The workflow's rule dependencies (upstream, downstream), from Snakemake's --rulegraph."""
+    workdir, config = finished_run
+    result = snakemake(workdir, "--rulegraph", config=config)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = dict(re.findall(r"^\s*(\d+)\[label = \"(\w+)\"", result.stdout, flags=re.M))
+    return {(names[a], names[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)$", result.stdout, flags=re.M)}
+
+
+def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph, tmp_path):
+    workdir, tiny = finished_run
+    shutil.copytree(tiny["dataset"]["root"], tmp_path / "copy-of-demo")
+    import torch
+    from torchvision.models import get_model
+
+    torch.save(get_model("resnet18", weights=None).state_dict(), tmp_path / "weights.pth")
+    every_rule = {rule for edge in rule_graph for rule in edge}
+    mismatches, run_only = [], []
+    for section, key, leaf in schema_leaves():
+        name = f"{section}.{key}" if key else section
+        current = tiny.get(section, {}).get(key, leaf.get("default")) if key else tiny[section]
+        value = new_value(section, key, leaf, current, tmp_path)
+        config = with_changes(tiny, section, **{key: value}) if key else {**tiny, section: value}
+        declared = leaf["x-reruns"]
+        expected = every_rule if declared == "all" else downstream(set(declared), rule_graph) if declared else set()
+        planned = set(planned_jobs(workdir, config))
+        if planned != expected:
+            mismatches.append(f"{name}={value!r}: planned {sorted(planned)}, declared {sorted(expected)}")
+        if not declared:
+            run_only.append(name)
+    assert mismatches == []
+    # Run-only settings: how many workers and threads, never what comes out.
+    assert {"model.num_workers", "model.threads", "tsne.threads"} <= set(run_only)
+    assert len(schema_leaves()) > 40
+
+
+def test_a_change_the_declaration_does_not_cover_is_caught(finished_run, rule_graph):
+    """The check above can fail: a key declared to rerun nothing that does rerun is reported."""
+    workdir, tiny = finished_run
+    planned = set(planned_jobs(workdir, with_changes(tiny, "scatter", dpi=61)))
+    assert planned == downstream({"scatter"}, rule_graph) != set()
