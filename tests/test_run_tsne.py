@@ -184,9 +184,9 @@ def test_a_graph_too_small_for_the_perplexity_names_the_file_and_the_fix(sweep_i
 
 
 def test_truncated_shared_files_are_rejected(sweep_inputs, tmp_path):
-    for name, loader, what in [("input.h5", ti.load_input, "t-SNE input file"),
-                               ("k-30.npz", ti.load_neighbors, "neighbour graph"),
-                               ("p10.npz", ti.load_affinities, "affinity matrix")]:
+    for name, loader, what in [("input.h5", ti.load_input, "not a complete t-SNE input file"),
+                               ("k-30.npz", ti.load_neighbors, "not a complete neighbour graph"),
+                               ("p10.npz", ti.load_affinities, "not a complete affinity matrix")]:
         data = (tmp_path / name).read_bytes()
         cut = tmp_path / f"cut-{name}"
         cut.write_bytes(data[: len(data) // 2])
@@ -194,7 +194,7 @@ def test_truncated_shared_files_are_rejected(sweep_inputs, tmp_path):
             loader(cut)
         # One line naming the file and the fix.
         message = str(err.value)
-        assert message.startswith(f"{cut}: not a complete {what} (") and "\n" not in message, message
+        assert message.startswith(f"{cut}: {what} (") and "\n" not in message, message
         assert message.endswith("); delete it and rerun"), message
 
 
