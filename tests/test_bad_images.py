@@ -2,18 +2,22 @@
 
 import csv
 import io
+import logging
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from tsne_atlas.files.manifest import read_manifest
 from tsne_atlas.images import image_problem, load_rgb, path_problem
 from tsne_atlas.jobs import AtlasError
-from tsne_atlas.sampling import sample_images
+from tsne_atlas.sampling import list_images, sample_images, sample_manifest
 
 GOOD_KINDS = ["rgb.jpg", "cmyk.jpg", "gray.png", "palette.png", "rgba.png", "sixteen_bit.png", "exif_rotated.jpg",
               "chat été <b>&'\".png", "symlink_inside.png"]
@@ -92,24 +96,38 @@ def run_sampling(root, tmp_path, n_images="all", on_bad_image="skip", stratified
     return rows, skipped
 
 
-def test_all_samples_every_usable_image_and_lists_every_bad_one(zoo, tmp_path):
-    rows, skipped = run_sampling(zoo, tmp_path)
+def test_all_samples_every_usable_image_and_lists_every_bad_one(zoo, tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    rows, skipped = run_sampling(zoo, tmp_path)  # logs through the module logger, tsne_atlas.sampling
     names = sorted(path.split("/")[-1] for path, label in rows if label == "mixed")
     assert names == sorted(GOOD_KINDS)
     assert set(skipped) == set(BAD_KINDS)
     for name, reason in BAD_KINDS.items():
         assert skipped[name].startswith(reason), (name, skipped[name])
-    assert {label for _, label in rows} == {"plain", "mixed"}  # the empty class folder is left out
+    assert {label for _, label in rows} == {"plain", "mixed"}  # the empty class folder is left out...
+    assert caplog.messages == [  # ...with a warning (in the job's log, results/logs/sample_images.log)
+        "class folder 'empty_class' holds no images with extensions ['.png', '.jpg']; it is left out",
+        f"skipped 9 unusable file(s), listed with reasons in {tmp_path / 'skipped.csv'}",
+    ]
     assert read_manifest(tmp_path / "manifest.csv") == rows  # odd names survive the CSV round trip
 
 
 def test_bad_picks_are_replaced_so_the_sample_keeps_its_size(zoo, tmp_path):
-    rows, skipped = run_sampling(zoo, tmp_path, n_images=12)
-    assert len(rows) == 12
-    assert [label for _, label in rows].count("plain") == 4  # all it has; 'mixed' makes up the rest
-    assert all(name in BAD_KINDS for name in skipped)
-    rows_unstratified, _ = run_sampling(zoo, tmp_path, n_images=12, stratified=False)
-    assert len(rows_unstratified) == 12
+    images = list_images(zoo, [".png", ".jpg"])
+    for stratified in (True, False):
+        # What the same seed picks when nothing is checked: some of it is bad...
+        unchecked = sample_manifest(images, 12, random_state=0, stratified=stratified)
+        bad_picks = {path.split("/")[-1] for path, _ in unchecked} & set(BAD_KINDS)
+        assert bad_picks, stratified
+        # ...and checked sampling skips exactly such files, with their reasons, and draws good ones instead.
+        rows, skipped = run_sampling(zoo, tmp_path, n_images=12, stratified=stratified)
+        assert len(rows) == 12
+        assert bad_picks <= set(skipped) and set(skipped) <= set(BAD_KINDS)
+        assert all(skipped[name].startswith(BAD_KINDS[name]) for name in skipped)
+        names = [path.split("/")[-1] for path, label in rows if label == "mixed"]
+        assert set(names) <= set(GOOD_KINDS) and len(set(names)) == len(names)
+        if stratified:
+            assert [label for _, label in rows].count("plain") == 4  # all it has; 'mixed' makes up the rest
 
 
 def test_asking_for_more_than_the_usable_images_says_how_many_were_skipped(zoo, tmp_path):
@@ -143,28 +161,104 @@ def test_manifest_paths_must_stay_under_the_root(tmp_path):
     assert path_problem(tmp_path, "../x.png") == "path leaves dataset.root"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.binary(max_size=2048))
-def test_any_byte_string_is_either_rejected_with_a_reason_or_loads(tmp_path, data):
-    path = tmp_path / "candidate.png"
-    path.write_bytes(data)
+def test_a_decompression_bomb_is_refused_without_being_decoded(tmp_path):
+    """A 100-megapixel greyscale PNG is 100 MB once decoded: the check must refuse it from its header."""
+    Image.new("L", (10_000, 10_000)).save(tmp_path / "bomb.png")
+    Image.new("L", (10, 10)).save(tmp_path / "small.png")
+    code = ("import resource, sys; from tsne_atlas.images import image_problem; print(image_problem(sys.argv[1])); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")  # peak memory, kB
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    peak = {}
+    for name in ("bomb.png", "small.png"):
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], capture_output=True, text=True,
+                             cwd=scripts, check=True).stdout.splitlines()
+        peak[name] = int(out[1])
+        if name == "bomb.png":
+            assert out[0] == "too large (over 89478485 pixels, PIL's decompression-bomb limit)"
+        else:
+            assert out[0] == "None"
+    # Decoding would have raised the checker's peak memory by 100 MB over checking a tiny image.
+    assert peak["bomb.png"] - peak["small.png"] < 30_000, peak
+
+
+REASONS = ("empty file", "not an image", "truncated or corrupt", "too large", "image has no pixels")
+
+
+def valid_image_files() -> dict[str, bytes]:
+    """One small valid picture in each format Pillow writes that a dataset may hold."""
+    rng = np.random.default_rng(2)
+    picture = Image.fromarray(rng.integers(0, 255, size=(12, 16, 3), dtype=np.uint8))
+    files = {}
+    for fmt, mode in (("PNG", "RGB"), ("JPEG", "RGB"), ("BMP", "RGB"), ("GIF", "P"), ("TIFF", "RGB"),
+                      ("WEBP", "RGB"), ("PNG", "L")):
+        buffer = io.BytesIO()
+        picture.convert(mode).save(buffer, format=fmt)
+        files[f"{fmt}-{mode}"] = buffer.getvalue()
+    return files
+
+
+VALID_FILES = valid_image_files()
+# A valid file, then damaged: cut short, and some bytes overwritten.
+MUTATED = st.builds(
+    lambda name, cut, changes: (name, cut, changes),
+    st.sampled_from(sorted(VALID_FILES)),
+    st.none() | st.floats(min_value=0.0, max_value=1.0),
+    st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=4),
+)
+
+
+def damaged(name, cut, changes) -> bytes:
+    data = bytearray(VALID_FILES[name])
+    if cut is not None:
+        data = data[: int(len(data) * cut)]
+    for position, value in changes:
+        if data:
+            data[position % len(data)] = value
+    return bytes(data)
+
+
+def check_candidate(path) -> str:
+    """image_problem's verdict on ``path``, held to its contract; 'loads' or 'rejected'."""
     problem = image_problem(path)
     if problem is None:
-        assert load_rgb(path).mode == "RGB"
-    else:
-        assert isinstance(problem, str) and "\n" not in problem
+        image = load_rgb(path)
+        assert image.mode == "RGB" and image.width > 0 and image.height > 0
+        np.asarray(image)  # fully decodable
+        return "loads"
+    assert isinstance(problem, str) and "\n" not in problem and problem.startswith(REASONS), problem
+    return "rejected"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cut=st.floats(min_value=0.0, max_value=1.0), flip=st.integers(min_value=0, max_value=10_000))
-def test_damaged_real_images_never_crash_the_checker(tmp_path, cut, flip):
+def test_any_byte_string_is_either_rejected_with_a_reason_or_loads(tmp_path):
+    """Arbitrary bytes, and valid images of 7 formats damaged at random (cut, bytes changed). Random bytes
+    alone practically never decode; damaged images reach both outcomes, and the test checks they do."""
+    outcomes = {"loads": 0, "rejected": 0}
+
+    @settings(max_examples=150, deadline=None)
+    @given(candidate=st.binary(max_size=2048) | MUTATED)
+    def check(candidate):
+        path = tmp_path / "candidate.png"
+        path.write_bytes(candidate if isinstance(candidate, bytes) else damaged(*candidate))
+        outcomes[check_candidate(path)] += 1
+
+    check()
+    assert outcomes["loads"] >= 5 and outcomes["rejected"] >= 5, outcomes
+
+
+def test_damaged_real_images_never_crash_the_checker(tmp_path):
     photo = Image.fromarray(np.random.default_rng(1).integers(0, 255, size=(16, 16, 3), dtype=np.uint8))
-    data = bytearray(jpeg_bytes(photo))
-    data = data[: max(1, int(len(data) * cut))]
-    data[flip % len(data)] ^= 0xFF
-    path = tmp_path / "damaged.jpg"
-    path.write_bytes(bytes(data))
-    problem = image_problem(path)
-    assert problem is None or isinstance(problem, str)
-    if problem is None:
-        assert load_rgb(path).mode == "RGB"
+    full = jpeg_bytes(photo)
+    outcomes = {"loads": 0, "rejected": 0}
+
+    @settings(max_examples=60, deadline=None)
+    @given(cut=st.none() | st.floats(min_value=0.0, max_value=1.0), flip=st.integers(min_value=0, max_value=10_000))
+    def check(cut, flip):
+        data = bytearray(full)
+        data = data if cut is None else data[: max(1, int(len(data) * cut))]
+        data[flip % len(data)] ^= 0xFF
+        path = tmp_path / "damaged.jpg"
+        path.write_bytes(bytes(data))
+        outcomes[check_candidate(path)] += 1
+
+    check()
+    assert outcomes["loads"] >= 1 and outcomes["rejected"] >= 1, outcomes

@@ -70,22 +70,46 @@ def test_schema_rejects_bad_values(minimal, patch):
 def test_check_config_catches_cross_key_problems(minimal, tmp_path):
     check_config(validated(minimal))
     missing = validated({"dataset": {"root": str(tmp_path / "nowhere")}})
-    with pytest.raises(AtlasError, match="dataset.root .* does not exist"):
+    with pytest.raises(AtlasError, match=r"^dataset.root '.*nowhere' does not exist or is not a folder \(working "):
         check_config(missing)
     big = validated({**minimal, "sample": {"n_images": 40}, "tsne": {"perplexities": [5, 30]}})
     with pytest.raises(AtlasError, match="perplexity 30 needs at least 92 images"):
         check_config(big)
     weights = validated({**minimal, "model": {"weights": str(tmp_path / "missing.pth")}})
-    with pytest.raises(AtlasError, match="model.weights .* neither"):
+    with pytest.raises(AtlasError, match=r"^model.weights '.*missing.pth' is neither one of \['auto', 'imagenet', 'none'\] "
+                                         r"nor an existing file; "):
         check_config(weights)
 
 
+def test_count_images_counts_listed_images_of_every_class(image_folder):
+    assert count_images(str(image_folder), [".png"]) == 6 + 5 + 4
+    # Case-insensitive extensions, hidden files and other extensions left out, as sampling lists them.
+    (image_folder / "ant" / "UPPER.PNG").write_bytes((image_folder / "ant" / "ant_000.png").read_bytes())
+    (image_folder / "ant" / ".hidden.png").write_bytes(b"x")
+    (image_folder / "bee" / "notes.txt").write_text("x")
+    (image_folder / "cat" / "deeper").mkdir()
+    (image_folder / "cat" / "deeper" / "d.png").write_bytes((image_folder / "ant" / "ant_000.png").read_bytes())
+    assert count_images(str(image_folder), [".png"]) == 17
+    assert count_images(str(image_folder), ["png", ".txt"]) == 18
+    assert count_images(str(image_folder), [".jpg"]) == 0
+
+
 def test_n_images_all_counts_the_dataset(image_folder):
-    config = validated({"dataset": {"root": str(image_folder)}, "sample": {"n_images": "all"},
-                        "tsne": {"perplexities": [4]}})
-    with pytest.raises(AtlasError, match="perplexity 4 needs at least 14 images .* has 15"[:40]):
-        check_config(config, count_images=lambda root, ext: 13)
-    check_config(config, count_images=count_images)  # 15 images: enough for perplexity 4
+    def config_with(perplexity):
+        return validated({"dataset": {"root": str(image_folder)}, "sample": {"n_images": "all"},
+                          "tsne": {"perplexities": [perplexity]}})
+
+    # The count reaches the check: 13 images are too few for perplexity 4, 15 are enough.
+    with pytest.raises(AtlasError) as err:
+        check_config(config_with(4), count_images=lambda root, ext: 13)
+    assert str(err.value).startswith("tsne.perplexities: perplexity 4 needs at least 14 images "
+                                     "(3 x perplexity neighbours per point) but the sample has 13; ")
+    check_config(config_with(4), count_images=count_images)  # the real count: 15 images
+    # ...and the real count is the one the message quotes.
+    with pytest.raises(AtlasError) as err:
+        check_config(config_with(5), count_images=count_images)
+    assert str(err.value) == ("tsne.perplexities: perplexity 5 needs at least 17 images (3 x perplexity neighbours "
+                              "per point) but the sample has 15; use perplexities below 4.333 or raise sample.n_images")
 
 
 def test_wildcard_values():
@@ -98,6 +122,9 @@ def test_wildcard_values():
         ({"sample": {"n_imgs": 5}}, "sample: Additional properties are not allowed ('n_imgs' was unexpected)"),
         ({"tsne": {"seeds": [1, 1]}}, "tsne.seeds: [1, 1] has non-unique elements"),
         ({"model": {"batch_size": "big"}}, "model.batch_size: 'big' is not of type 'integer'"),
+        ({"tsne": {"seeds": []}}, "tsne.seeds: [] should be non-empty"),
+        ({"tsne": {"perplexities": []}}, "tsne.perplexities: [] should be non-empty"),
+        ({"tsne": {"perplexities": [5, 5]}}, "tsne.perplexities: [5, 5] has non-unique elements"),
     ],
 )
 def test_schema_errors_become_one_line_naming_the_key(minimal, patch, expected):
@@ -164,13 +191,62 @@ ANY_VALUE = st.recursive(
 SECTIONS = ["sample", "model", "tsne", "scatter", "mosaic", "grid_mosaic", "metrics", "overview", "explorer"]
 
 
+def closed_objects(schema: dict, path: tuple = ()):
+    """Paths of every object in the schema that refuses unknown keys (``additionalProperties: false``)."""
+    if schema.get("additionalProperties") is False:
+        yield path
+    for name, spec in schema.get("properties", {}).items():
+        yield from closed_objects(spec, (*path, name))
+
+
+def test_unknown_keys_are_refused_in_every_object_of_the_schema():
+    from tsne_atlas.schema import schema_error_line
+
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    paths = list(closed_objects(schema))
+    # Every object the schema closes, found by walking it (the top level and its 10 sections).
+    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 11
+    for path in paths:
+        config = {"dataset": {"root": "x"}}
+        target = config
+        for part in path:
+            target = target.setdefault(part, {})
+        validate(copy.deepcopy(config), schema=SCHEMA)  # the object itself, with no unknown key, is fine
+        target["zz_unknown"] = 1
+        with pytest.raises(WorkflowError):
+            validate(copy.deepcopy(config), schema=SCHEMA)
+        assert schema_error_line(config, SCHEMA) == (
+            f"{'.'.join(path) or '(top level)'}: Additional properties are not allowed ('zz_unknown' was unexpected); "
+            "see docs/configuration.md"
+        ), path
+
+
+def json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return "integer"  # JSON Schema counts 2.0 as an integer
+    return {float: "number", str: "string", list: "array", dict: "object"}[type(value)]
+
+
+def allowed_types(spec: dict) -> set[str]:
+    types = {spec["type"]} if "type" in spec else {option["type"] for option in spec["oneOf"]}
+    return types | ({"integer"} if "number" in types else set())
+
+
 @settings(max_examples=200, deadline=None)
 @given(section=st.sampled_from(SECTIONS), key=st.text(min_size=1, max_size=14) | st.sampled_from(
     ["n_images", "seed", "arch", "weights", "perplexities", "seeds", "thumb_size", "canvas_size", "knn_k", "dpi",
      "background", "precision", "device", "stratified", "init"]), value=ANY_VALUE)
 def test_any_config_value_is_accepted_or_refused_in_one_line_naming_its_key(section, key, value):
+    """Snakemake's validation (which the workflow runs first) and the one-line message agree, and both
+    follow the schema's declared keys and types: an unknown key is always refused by name, a value of
+    the wrong JSON type is always refused naming section.key, and nothing is accepted against its type."""
     from tsne_atlas.schema import schema_error_line
 
+    spec = yaml.safe_load(Path(SCHEMA).read_text())["properties"][section]["properties"].get(key)
     config = {"dataset": {"root": "x"}, section: {key: value}}
     line = schema_error_line(copy.deepcopy(config), SCHEMA)
     try:
@@ -180,4 +256,11 @@ def test_any_config_value_is_accepted_or_refused_in_one_line_naming_its_key(sect
         accepted = False
     assert accepted == (line == "")
     if not accepted:
-        assert "\n" not in line and line.startswith(section)
+        assert "\n" not in line and line.endswith("; see docs/configuration.md")
+    if spec is None:
+        assert line == (f"{section}: Additional properties are not allowed ({key!r} was unexpected); "
+                        "see docs/configuration.md")
+    elif json_type(value) not in allowed_types(spec):
+        assert line.startswith(f"{section}.{key}: "), line
+    elif not accepted:
+        assert line.startswith(f"{section}.{key}"), line

@@ -50,12 +50,14 @@ def test_other_architectures_extract(manifest, image_folder, tmp_path, arch, dim
 
 
 def test_unknown_node_lists_valid_ones():
-    with pytest.raises(AtlasError, match=r"model.node 'fc7' .* flatten, fc"):
+    with pytest.raises(AtlasError, match=r"^model.node 'fc7' is not a node of this model; use 'auto' \(penultimate\) "
+                                         r"or one of its 70 nodes, the last being: .*, flatten, fc$"):
         ef.resolve_node(get_model("resnet18", weights=None), "fc7")
 
 
 def test_unknown_arch_lists_models():
-    with pytest.raises(AtlasError, match=r"model.arch 'resnet1O1' .*resnet101"):
+    with pytest.raises(AtlasError, match=r"^model.arch 'resnet1O1' is not a torchvision classification model; "
+                                         r"choose one of: .*resnet101"):
         ef.check_arch("resnet1O1")
 
 
@@ -167,10 +169,12 @@ def test_weights_file_gives_the_features_of_the_model_it_was_saved_from(manifest
 
 def test_bad_weights_files_are_one_line_errors(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pth")
-    with pytest.raises(AtlasError, match="is not a state dict"):
+    with pytest.raises(AtlasError, match=r"^model.weights file '.*list.pth' is not a state dict \(a mapping of names to "
+                                         r"tensors\); save it with torch.save\(model.state_dict\(\), path\)$"):
         ef.load_model("resnet18", str(tmp_path / "list.pth"))
     torch.save(get_model("resnet34", weights=None).state_dict(), tmp_path / "r34.pth")
-    with pytest.raises(AtlasError, match="does not fit model.arch 'resnet18'"):
+    with pytest.raises(AtlasError, match=r"^model.weights file '.*r34.pth' does not fit model.arch 'resnet18' \(.*\); "
+                                         r"use the arch the weights were saved from$"):
         ef.load_model("resnet18", str(tmp_path / "r34.pth"))
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
     with pytest.raises(AtlasError, match="could not be loaded as a state dict"):
@@ -193,7 +197,8 @@ def unreachable_weights(monkeypatch, tmp_path):
 
 
 def test_imagenet_weights_unavailable_is_a_clear_error(unreachable_weights):
-    with pytest.raises(AtlasError, match=r"model.weights is 'imagenet' .* put it at .*set model.weights"):
+    with pytest.raises(AtlasError, match=r"^model.weights is 'imagenet' but the resnet18 ImageNet weights could not "
+                                         r"be had \(.* put it at .*set model.weights"):
         ef.load_model("resnet18", "imagenet")
 
 

@@ -1,18 +1,20 @@
 import json
+import re
 
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageColor
 
 from conftest import schema_defaults
 from tsne_atlas import canvas
 from tsne_atlas import figure_style
 from tsne_atlas import mosaic as rm
 from tsne_atlas import scatter as ps
-from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255
+from tsne_atlas.figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255
 from tsne_atlas.files.runs import write_run as write_embedding
 from tsne_atlas.subsample import fixed_subsample
+from tsne_atlas.jobs import AtlasError
 
 
 @pytest.mark.parametrize("n", [1, 3, 10, 20, 30])
@@ -85,8 +87,22 @@ def test_mosaic_thumbnails_keep_aspect(tmp_path):
 
 def test_mosaic_too_small_canvas_is_an_error(embedding, tmp_path):
     tsv, meta, root = embedding
-    with pytest.raises(Exception, match="does not fit mosaic.canvas_size"):
+    with pytest.raises(AtlasError) as err:
         mosaic(str(tsv), str(meta), str(root), str(tmp_path / "m.png"), 64, 80, 3, "white")
+    assert str(err.value) == ("mosaic.thumb_size 80 plus borders does not fit mosaic.canvas_size 64; "
+                              "lower the thumbnail size or enlarge the canvas")
+    assert not (tmp_path / "m.png").exists()
+
+
+def svg_texts(path) -> list[str]:
+    """The texts of a Matplotlib SVG (drawn as paths; each is named in a comment before it)."""
+    return re.findall(r"<!-- (.*?) -->", path.read_text())
+
+
+def note_pixels(path) -> int:
+    """Pixels of a PNG in the note's red (figure_style.NOTE_COLOUR)."""
+    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=int)
+    return int((np.abs(rgb - np.array(ImageColor.getrgb(NOTE_COLOUR))).sum(axis=2) < 40).sum())
 
 
 def test_scatter_writes_png_and_svg_with_equal_aspect_and_note(embedding, tmp_path):
@@ -95,13 +111,24 @@ def test_scatter_writes_png_and_svg_with_equal_aspect_and_note(embedding, tmp_pa
     with Image.open(tmp_path / "s.png") as png:
         assert png.format == "PNG" and png.size[0] > 600
     assert (tmp_path / "s.svg").read_text().lstrip().startswith("<?xml")
+    # The files render_scatter wrote carry the title, the legend and the note the metadata asks for
+    # (weights_random: true)...
+    texts = svg_texts(tmp_path / "s.svg")
+    assert "t-SNE of resnet18 features, perplexity 5, seed 0 (N=12, KL 0.500)" in texts
+    assert {"ant (4)", "bee (4)", "cat (4)", RANDOM_WEIGHTS_NOTE} <= set(texts)
+    assert note_pixels(tmp_path / "s.png") > 100
+    # ...and trained weights give neither the note nor its red.
+    trained = {**json.loads(meta_json.read_text()), "weights_random": False}
+    (tmp_path / "trained.json").write_text(json.dumps(trained))
+    scatter(str(tsv), str(tmp_path / "trained.json"), str(tmp_path / "t.png"), str(tmp_path / "t.svg"))
+    assert RANDOM_WEIGHTS_NOTE not in svg_texts(tmp_path / "t.svg") and note_pixels(tmp_path / "t.png") == 0
+    # Equal aspect: the figure plot_scatter builds for these files.
     meta = json.loads(meta_json.read_text())
     coords = np.array([[0, 0], [30, 0], [0, 10]], dtype=float)
     fig = ps.plot_scatter(coords, ["ant", "bee", "cat"], meta["classes"], "t", RANDOM_WEIGHTS_NOTE)
     ax = fig.axes[0]
     assert ax.get_aspect() == 1.0
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ant (1)", "bee (1)", "cat (1)"]
-    assert RANDOM_WEIGHTS_NOTE in [t.get_text() for t in fig.texts]
+    ps.plt.close(fig)
 
 
 def test_scatter_is_byte_reproducible(embedding, tmp_path):

@@ -1,4 +1,7 @@
-"""Killed runs resume to the same results, and two runs of one config give identical files."""
+"""Killed runs resume to the same results, and two runs of one config give identical files.
+
+Both run the default t-SNE path: openTSNE on the sweep's shared input, k-NN graph and affinities.
+"""
 
 import csv
 import json
@@ -13,9 +16,9 @@ import yaml
 
 from test_workflow import REPO, SNAKEMAKE, TINY, with_changes
 
-# Slow enough to be caught mid-step: small batches, sklearn's t-SNE.
-CONFIG = with_changes(with_changes(TINY, "model", batch_size=4), "tsne", implementation="sklearn")
-CONFIG = with_changes(CONFIG, "sample", n_images=60)
+# The default t-SNE settings (openTSNE, Barnes-Hut, shared affinities); small batches so that the
+# extraction can be caught mid-way.
+CONFIG = with_changes(with_changes(TINY, "model", batch_size=4), "sample", n_images=60)
 VOLATILE = {"runtime_s"}  # wall-clock times: the only values allowed to differ between runs
 
 
@@ -46,6 +49,93 @@ def kill_when(workdir: Path, ready, timeout: float = 300) -> None:
             assert process.poll() is None, "the workflow finished before it could be interrupted"
             assert time.monotonic() < deadline, "timed out waiting for the step to start"
             time.sleep(0.02)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+# openTSNE's compiled gradient code: mapped into a run's process once run_tsne.embed() has imported
+# openTSNE (a t-SNE job imports it there and nowhere else).
+OPENTSNE_GRADIENT_CODE = ("openTSNE/_tsne.", "openTSNE/quad_tree.")
+# CPU clock ticks (10 ms each) a run must have used since openTSNE was loaded before it is killed:
+# more than the rest of the import takes (about 2 ticks here), so the optimisation is under way.
+TICKS_INTO_THE_RUN = 3
+
+
+def process_holding(path: Path) -> int | None:
+    """The id of the process that has ``path`` open (a t-SNE job holds its log open while it runs)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if any(os.readlink(fd) == str(path) for fd in (entry / "fd").iterdir()):
+                    return int(entry.name)
+            except OSError:  # not ours, or gone
+                continue
+    return None
+
+
+def stopped_state(pid: int) -> tuple[str, int] | None:
+    """Once ``pid`` has stopped: (its /proc maps, CPU ticks used); None if it exited instead."""
+    while True:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            return None
+        if fields[0] in ("Z", "X"):
+            return None
+        if fields[0] in ("T", "t"):
+            return maps, int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def stop_inside_the_optimisation(pid: int, meta_json: Path) -> bool:
+    """Run the t-SNE job ``pid`` in short slices (SIGCONT ... SIGSTOP) until it is inside openTSNE's
+    optimisation, and leave it stopped there: True. False if it finished (wrote its JSON, the last
+    file a run writes) or exited first. Every check is made while the process is stopped, so what
+    is seen is what a kill then interrupts.
+    """
+    loaded_at = None
+    while True:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            return False
+        state = stopped_state(pid)
+        if state is None:
+            return False
+        if meta_json.exists():
+            os.kill(pid, signal.SIGCONT)
+            return False
+        maps, ticks = state
+        if all(code in maps for code in OPENTSNE_GRADIENT_CODE):
+            loaded_at = ticks if loaded_at is None else loaded_at
+            if ticks >= loaded_at + TICKS_INTO_THE_RUN:
+                return True
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.002)
+
+
+def kill_during_a_tsne_run(workdir: Path, timeout: float = 300) -> str:
+    """Start the workflow, and SIGKILL its process group while a (perplexity, seed) run is inside
+    openTSNE's optimisation; return that run's name."""
+    logs, tsne = workdir / "results" / "logs" / "tsne", workdir / "results" / "tsne"
+    process = subprocess.Popen(command(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline, missed = time.monotonic() + timeout, set()
+    try:
+        while True:
+            assert process.poll() is None, f"the workflow finished; t-SNE runs {sorted(missed)} ended uninterrupted"
+            assert time.monotonic() < deadline, "timed out waiting for a t-SNE run"
+            # Per-run logs only: logs/tsne/input.log and the graph and affinity logs belong to the shared steps.
+            for log in sorted(logs.glob("perplexity-*_seed-*.log")) if logs.is_dir() else []:
+                if (tsne / f"{log.stem}.json").exists():
+                    missed.add(log.stem)
+                pid = None if log.stem in missed else process_holding(log)
+                if pid is not None:
+                    if stop_inside_the_optimisation(pid, tsne / f"{log.stem}.json"):
+                        return log.stem
+                    missed.add(log.stem)
+            time.sleep(0.01)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -83,6 +173,11 @@ def test_two_runs_of_one_config_give_identical_files(reference, tmp_path):
     assert sorted(again) == sorted(reference)
     # 4 runs x 8 files, 5 sweep-wide figures and tables, manifest, features and more.
     assert len(reference) > 37 and "features/features.h5" in reference
+    # ...on the default path: the shared input, k-NN graph and affinities, then openTSNE.
+    assert {"tsne/input.h5", "tsne/neighbors/k-30.npz", "tsne/affinities/perplexity-5.npz",
+            "tsne/affinities/perplexity-10.npz"} <= set(reference)
+    meta = reference["tsne/perplexity-5_seed-0.json"]
+    assert (meta["implementation"], meta["precomputed_affinities"], meta["negative_gradient"]) == ("opentsne", True, "bh")
     different = [name for name in reference if again[name] != reference[name]]
     assert different == []
 
@@ -90,15 +185,22 @@ def test_two_runs_of_one_config_give_identical_files(reference, tmp_path):
 def test_killed_during_extraction_resumes_to_the_same_results(reference, tmp_path):
     features = tmp_path / "results" / "features"
     kill_when(tmp_path, lambda: features.is_dir() and any(features.glob(".tmp-*features.h5")))
-    # The half-written file never takes the final name.
-    assert not (features / "features.h5").exists()
+    # The half-written file keeps its temporary name, never the final one.
+    assert list(features.glob(".tmp-*-features.h5")) and not (features / "features.h5").exists()
     resume(tmp_path)
     assert results(tmp_path) == reference
+    assert not list((tmp_path / "results").rglob(".tmp-*"))  # the leftover is gone
 
 
 def test_killed_during_tsne_resumes_to_the_same_results(reference, tmp_path):
-    logs = tmp_path / "results" / "logs" / "tsne"
-    kill_when(tmp_path, lambda: logs.is_dir() and any(logs.glob("*.log")))
-    assert not (tmp_path / "results" / "metrics" / "sweep.csv").exists()
+    out = tmp_path / "results"
+    killed = kill_during_a_tsne_run(tmp_path)
+    # The kill hit a run mid-optimisation: its log exists, its results do not; the shared inputs
+    # it was reading were complete.
+    assert (out / "logs" / "tsne" / f"{killed}.log").exists()
+    assert not (out / "tsne" / f"{killed}.tsv").exists() and not (out / "tsne" / f"{killed}.json").exists()
+    assert (out / "tsne" / "input.h5").exists() and (out / "tsne" / "neighbors" / "k-30.npz").exists()
+    assert not (out / "metrics" / "sweep.csv").exists()
     resume(tmp_path)
     assert results(tmp_path) == reference
+    assert not list(out.rglob(".tmp-*"))

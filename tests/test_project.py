@@ -145,3 +145,55 @@ def test_benchmark_scripts_start_and_stay_out_of_the_test_run():
     assert result.returncode == 0, result.stderr
     gitignore = (REPO / ".gitignore").read_text().splitlines()
     assert "benchmarks/data/" in gitignore and "benchmarks/work/" in gitignore
+
+
+def reliability_rows() -> list[tuple[str, str, str, list[tuple[str, str]]]]:
+    """(section, case, outcome, tests) for every row of the tables in docs/reliability.md; 'same' is the row above's tests."""
+    rows, previous, section = [], [], ""
+    for line in (REPO / "docs" / "reliability.md").read_text().splitlines():
+        section = line[3:] if line.startswith("## ") else section
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) != 3 or cells[0] in ("case", "---"):
+            continue
+        named = re.findall(r"`(test_\w+\.py)(?:::(test_\w+))?`", cells[2])
+        tests = previous if cells[2].startswith("same") and not named else named
+        rows.append((section, cells[0], cells[1], tests))
+        previous = tests
+    return rows
+
+
+def source_of(file: str, function: str) -> str:
+    """A test function's source, decorators (parametrised cases) included, and its module's constants."""
+    import ast
+
+    source = (REPO / "tests" / file).read_text()
+    lines = source.splitlines()
+    parts = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            parts.append("\n".join(lines[first - 1 : node.end_lineno]))
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            parts.append("\n".join(lines[node.lineno - 1 : node.end_lineno]))
+    return "\n".join(parts)
+
+
+def test_every_reliability_row_names_a_test_that_checks_its_message():
+    """Each row names at least one test; where a row quotes what the user sees (`...` or "..."), the
+    first stretch of the quotation between elisions (… or <placeholder>) appears in a named test
+    (or its module's constants)."""
+    rows = reliability_rows()
+    assert len(rows) > 35
+    for section, case, outcome, tests in rows:
+        if outcome.startswith("Snakemake's own"):
+            continue  # malformed YAML: Snakemake's message, not ours
+        assert tests, f"no test named for: {case}"
+        if section == "Security":
+            continue  # its quotations are code (torch.load(...)), not messages
+        sources = " ".join(source_of(f, t) for f, t in tests if t).replace("\\", "")
+        sources = re.sub(r"\"\s*\n\s*[rf]?\"", "", sources)  # adjacent string literals, as Python joins them
+        for quoted in re.findall(r"`([^`]+)`|\"([^\"]+)\"", outcome):
+            pieces = [p.strip(" '(:;") for p in re.split(r"…|<\w+>", quoted[0] or quoted[1])]
+            text = next((p for p in pieces if len(p) >= 12 and " " in p), None)
+            if text and not text.startswith("snakemake "):  # commands the user runs are not messages
+                assert text in sources, f"{case}: '{text}' is not in {tests}"

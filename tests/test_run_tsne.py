@@ -110,6 +110,42 @@ def test_run_tsne_writes_table_and_provenance(features_file, sweep_inputs, tmp_p
     np.testing.assert_array_equal(coords, again)
 
 
+def opentsne_directly(X, P, perplexity, seed, theta, method):
+    """openTSNE itself, called as its documentation shows, on the same input and affinities."""
+    from openTSNE import TSNE
+    from openTSNE.affinity import PrecomputedAffinities
+
+    tsne = TSNE(perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=1,
+                negative_gradient_method=method, theta=theta, verbose=False)
+    return np.asarray(tsne.fit(X, affinities=PrecomputedAffinities(P, normalize=False)))
+
+
+def test_bh_theta_and_the_gradient_method_change_the_embedding(features_file, sweep_inputs, tmp_path):
+    """tsne.bh_theta and tsne.negative_gradient, as run_tsne (what the rule calls) gets them, reach
+    openTSNE: each setting gives openTSNE's own result for it, and the settings give different results."""
+    X, _ = shared.read_input(tmp_path / "input.h5")
+    coords = {}
+    for name, gradient, theta in (("bh-0.5", "bh", 0.5), ("bh-0.8", "bh", 0.8), ("fft", "fft", 0.8)):
+        meta = rt.run_tsne(str(features_file), str(tmp_path / "input.h5"), 10.0, 0,
+                           **{**TSNE, "negative_gradient": gradient, "bh_theta": theta},
+                           embedding=str(tmp_path / f"{name}.tsv"), meta=str(tmp_path / f"{name}.json"), threads=1,
+                           affinities=str(tmp_path / "p10.npz"))
+        assert meta["negative_gradient"] == gradient
+        coords[name] = read_embedding(tmp_path / f"{name}.tsv")[2]
+        assert np.isfinite(coords[name]).all() and coords[name].shape == (90, 2)
+    for name, theta in (("bh-0.5", 0.5), ("bh-0.8", 0.8)):
+        expected = opentsne_directly(X, shared.read_affinities(tmp_path / "p10.npz"), 10.0, 0, theta, "bh")
+        np.testing.assert_array_equal(coords[name], expected)
+    # Theta changes the Barnes-Hut embedding; the FFT gradient is really used (it is not Barnes-Hut's).
+    assert np.abs(coords["bh-0.5"] - coords["bh-0.8"]).max() > 1e-3
+    assert np.abs(coords["fft"] - coords["bh-0.8"]).max() > 1e-3 and np.abs(coords["fft"] - coords["bh-0.5"]).max() > 1e-3
+    # The FFT embedding still separates the three blobs.
+    labels = np.repeat(np.arange(3), 30)
+    centroids = np.array([coords["fft"][labels == k].mean(axis=0) for k in range(3)])
+    spread = max(np.linalg.norm(coords["fft"][labels == k] - centroids[k], axis=1).mean() for k in range(3))
+    assert min(np.linalg.norm(centroids[i] - centroids[j]) for i in range(3) for j in range(i + 1, 3)) > 2 * spread
+
+
 def test_sklearn_runs_from_the_shared_input_alone(features_file, sweep_inputs, tmp_path):
     meta = rt.run_tsne(str(features_file), str(tmp_path / "input.h5"), 10.0, 0, **{**TSNE, "implementation": "sklearn"},
                        embedding=str(tmp_path / "s.tsv"), meta=str(tmp_path / "s.json"), threads=1)
@@ -157,13 +193,18 @@ def test_a_graph_too_small_for_the_perplexity_names_the_file_and_the_fix(sweep_i
 
 
 def test_truncated_shared_files_are_rejected(sweep_inputs, tmp_path):
-    for name, loader, message in [("input.h5", shared.read_input, "not a complete t-SNE input"),
-                                  ("k-30.npz", shared.read_neighbors, "not a complete neighbour graph"),
-                                  ("p10.npz", shared.read_affinities, "not a complete affinity matrix")]:
+    for name, loader, what in [("input.h5", shared.read_input, "not a complete t-SNE input file"),
+                               ("k-30.npz", shared.read_neighbors, "not a complete neighbour graph"),
+                               ("p10.npz", shared.read_affinities, "not a complete affinity matrix")]:
         data = (tmp_path / name).read_bytes()
-        (tmp_path / f"cut-{name}").write_bytes(data[: len(data) // 2])
-        with pytest.raises(AtlasError, match=message):
-            loader(tmp_path / f"cut-{name}")
+        cut = tmp_path / f"cut-{name}"
+        cut.write_bytes(data[: len(data) // 2])
+        with pytest.raises(AtlasError) as err:
+            loader(cut)
+        # One line naming the file and the fix.
+        message = str(err.value)
+        assert message.startswith(f"{cut}: {what} (") and "\n" not in message, message
+        assert message.endswith("); delete it and rerun"), message
 
 
 def test_tsne_modules_do_not_import_torch():
@@ -198,6 +239,14 @@ def test_incomplete_features_files_are_found_and_removed(features_file, tmp_path
     with h5py.File(tmp_path / "partial.h5", "w") as h5:
         h5["features"] = np.zeros((3, 2))
     assert features_file_problem(tmp_path / "partial.h5") == "datasets ['labels', 'classes', 'paths'] are missing"
+    # Every dataset present, but the rows disagree (one image fewer in 'paths' than in 'features').
+    with h5py.File(features_file, "a") as h5:
+        paths = h5["paths"][:]
+        del h5["paths"]
+        h5.create_dataset("paths", data=paths[:-1], dtype=h5py.string_dtype())
+    assert features_file_problem(features_file) == (
+        "datasets disagree on the number of images ({'features': 90, 'labels': 90, 'paths': 89})")
+    assert remove_if_incomplete(features_file).startswith("datasets disagree") and not features_file.exists()
 
 
 def test_gradient_method_auto_switches_to_fft_for_large_runs():

@@ -76,7 +76,6 @@ def test_run_produces_every_output(finished_run):
     runs = [f"perplexity-{p}_seed-{s}" for p in (5, 10) for s in (0, 1)]
     for run in runs:
         meta = json.loads((out / "tsne" / f"{run}.json").read_text())
-        # The config's t-SNE settings reach openTSNE (defaults: Barnes-Hut below 20,000 images, theta 0.8).
         assert meta["precomputed_affinities"] is True and meta["negative_gradient"] == "bh" and meta["bh_theta"] == 0.8
         assert (out / "tsne" / f"{run}.tsv").stat().st_size > 0
         assert (out / "tsne" / f"{run}.json").stat().st_size > 0
@@ -98,6 +97,33 @@ def test_run_produces_every_output(finished_run):
     assert json.loads((out / "weights" / "resolved.json").read_text())["kind"] == "none"  # fetch_weights' record
     assert "tsne-atlas: done. Results in results/" in result.stdout + result.stderr
     assert not list(out.rglob(".tmp-*"))
+
+
+def test_the_configs_tsne_settings_reach_opentsne(finished_run):
+    """Each run's coordinates are openTSNE's own result for the config's settings (defaults: Barnes-Hut
+    below 20,000 images, theta 0.8, PCA initialisation) on the sweep's shared input and affinities,
+    and not the result of other settings: the settings are used, not only recorded."""
+    import numpy as np
+    from openTSNE import TSNE
+    from openTSNE.affinity import PrecomputedAffinities
+    from scipy.sparse import load_npz
+
+    out = finished_run[0] / "results"
+    with h5py.File(out / "tsne" / "input.h5") as h5:
+        X = h5["X"][:]
+
+    def opentsne(perplexity, seed, **settings):
+        P = load_npz(out / "tsne" / "affinities" / f"perplexity-{perplexity}.npz").tocsr()
+        tsne = TSNE(perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=1, verbose=False,
+                    **settings)
+        return np.asarray(tsne.fit(X, affinities=PrecomputedAffinities(P, normalize=False)))
+
+    for perplexity, seed in ((5, 0), (10, 1)):
+        with open(out / "tsne" / f"perplexity-{perplexity}_seed-{seed}.tsv", newline="") as handle:
+            written = np.array([[float(r["x"]), float(r["y"])] for r in csv.DictReader(handle, delimiter="\t")])
+        np.testing.assert_array_equal(written, opentsne(perplexity, seed, negative_gradient_method="bh", theta=0.8))
+        # openTSNE's own default theta (0.5) gives another embedding.
+        assert np.abs(written - opentsne(perplexity, seed, negative_gradient_method="bh", theta=0.5)).max() > 1e-3
 
 
 def test_second_run_does_nothing(finished_run):
