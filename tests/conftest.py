@@ -1,10 +1,64 @@
+"""Helpers shared by the tests: the tiny workflow config and real Snakemake runs of it, schema defaults,
+synthetic image folders, and what Snakemake hands a rule's script."""
+
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = str(BIN / "snakemake")
+
+
+def tiny_config() -> dict:
+    """tests/tiny-config.yaml, with the dataset root made absolute (the tests run in temporary folders)."""
+    config = yaml.safe_load((REPO / "tests" / "tiny-config.yaml").read_text())
+    config["dataset"]["root"] = str(REPO / config["dataset"]["root"])
+    return config
+
+
+TINY = tiny_config()
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
+    """Run this workflow's Snakefile in ``workdir`` with ``config`` (written to workdir/config.yaml)."""
+    if config is not None:
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
+def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
+    """Jobs a dry run would execute, from Snakemake's own 'Job stats' table."""
+    result = snakemake(workdir, "--dry-run", "--quiet", "rules", config=config)
+    assert result.returncode == 0, result.stderr + result.stdout
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M))
+    jobs.pop("total")
+    return {rule: int(count) for rule, count in jobs.items()}
+
+
+def with_changes(config: dict, section: str, **values) -> dict:
+    return {**config, section: {**config.get(section, {}), **values}}
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """The tiny config run to the end once per test session: (workdir, Snakemake's result)."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    result = snakemake(workdir, config=TINY)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir, result
 
 DEMO_ROOT = REPO / "resources" / "animal-mnist"
 
@@ -37,8 +91,6 @@ SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
 def schema_defaults(section: str, *keys: str) -> dict:
     """The schema's defaults of ``section`` (all keys, or just ``keys``): the one home of defaults."""
-    import yaml
-
     properties = yaml.safe_load(SCHEMA.read_text())["properties"][section]["properties"]
     wanted = keys or tuple(properties)
     return {key: properties[key]["default"] for key in wanted}
@@ -55,3 +107,19 @@ def rule_job(rule: str, input: dict, output: dict, params: dict, log: str, threa
         rule=rule, input=Namedlist(fromdict=input), output=Namedlist(fromdict=output),
         params=Namedlist(fromdict=params), log=Namedlist(toclone=[log]), threads=threads,
     )
+
+
+# Kinds of test (pyproject.toml lists the markers): `make check` runs the unit tests alone.
+SLOW_KINDS = ("workflow", "browser", "slurm")
+
+
+def pytest_collection_modifyitems(items):
+    """A test that drives the browser is a browser test, one that uses the finished tiny run a workflow
+    test; every test of none of the slow kinds is a unit test."""
+    for item in items:
+        if "driver" in item.fixturenames:
+            item.add_marker(pytest.mark.browser)
+        if "finished_run" in item.fixturenames:
+            item.add_marker(pytest.mark.workflow)
+        if not any(item.get_closest_marker(kind) for kind in SLOW_KINDS):
+            item.add_marker(pytest.mark.unit)

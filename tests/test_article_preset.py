@@ -4,10 +4,13 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
-from test_workflow import REPO, snakemake
+from conftest import REPO, snakemake
+
+pytestmark = pytest.mark.workflow
 
 ITALIAN = ["cane", "cavallo", "elefante", "farfalla", "gallina", "gatto", "mucca", "pecora", "ragno", "scoiattolo"]
 

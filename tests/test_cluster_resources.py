@@ -67,6 +67,7 @@ def job_resources(tmp_path: Path, config: dict, *args: str) -> dict[str, dict[st
     return found
 
 
+@pytest.mark.workflow  # Snakemake dry runs
 def test_rules_declare_gpu_memory_and_time(tmp_path):
     resources = job_resources(tmp_path, TINY, "--resources", "gpu=1")
     assert resources["extract_features"]["gpu"] == "1"  # model.device auto: may use the GPU
@@ -78,6 +79,7 @@ def test_rules_declare_gpu_memory_and_time(tmp_path):
     assert "gpu" not in resources["tsne"] and "gpu" not in resources["scatter"]  # only extraction uses a GPU
 
 
+@pytest.mark.workflow  # Snakemake dry runs
 def test_cpu_extraction_asks_for_no_gpu_and_all_counts_the_images(tmp_path):
     config = {**TINY, "sample": {"n_images": "all"}, "model": {**TINY["model"], "device": "cpu"}}
     resources = job_resources(tmp_path, config)
@@ -86,6 +88,7 @@ def test_cpu_extraction_asks_for_no_gpu_and_all_counts_the_images(tmp_path):
     assert resources["tsne"]["runtime"] == str(cr.tsne_runtime_min(1000))
 
 
+@pytest.mark.workflow  # Snakemake dry runs
 def test_local_profile_gives_every_core_and_one_gpu(tmp_path):
     profile = yaml.safe_load((REPO / "profiles" / "local" / "config.yaml").read_text())
     assert profile == {"cores": "all", "resources": {"gpu": 1}}

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_workflow import REPO, SNAKEMAKE, TINY, with_changes
+from conftest import REPO, SNAKEMAKE, TINY, with_changes
+
+pytestmark = pytest.mark.workflow
 
 # The default t-SNE settings (openTSNE, Barnes-Hut, shared affinities); small batches so that the
 # extraction can be caught mid-way.

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import REPO, SCHEMA, planned_jobs, snakemake, with_changes
+from conftest import SCHEMA, TINY, planned_jobs, snakemake, with_changes
 
 pytestmark = pytest.mark.workflow
 
@@ -77,15 +77,16 @@ def downstream(rules: set[str], edges: set[tuple[str, str]]) -> set[str]:
 @pytest.fixture(scope="module")
 def rule_graph(finished_run) -> set[tuple[str, str]]:
     """The workflow's rule dependencies (upstream, downstream), from Snakemake's --rulegraph."""
-    workdir, config = finished_run
-    result = snakemake(workdir, "--rulegraph", config=config)
+    workdir, _ = finished_run
+    result = snakemake(workdir, "--rulegraph", config=TINY)
     assert result.returncode == 0, result.stderr[-2000:]
     names = dict(re.findall(r"^\s*(\d+)\[label = \"(\w+)\"", result.stdout, flags=re.M))
     return {(names[a], names[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)$", result.stdout, flags=re.M)}
 
 
 def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph, tmp_path):
-    workdir, tiny = finished_run
+    workdir, _ = finished_run
+    tiny = TINY
     shutil.copytree(tiny["dataset"]["root"], tmp_path / "copy-of-demo")
     import torch
     from torchvision.models import get_model
@@ -113,6 +114,6 @@ def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph,
 
 def test_a_change_the_declaration_does_not_cover_is_caught(finished_run, rule_graph):
     """The check above can fail: a key declared to rerun nothing that does rerun is reported."""
-    workdir, tiny = finished_run
-    planned = set(planned_jobs(workdir, with_changes(tiny, "scatter", dpi=61)))
+    workdir, _ = finished_run
+    planned = set(planned_jobs(workdir, with_changes(TINY, "scatter", dpi=61)))
     assert planned == downstream({"scatter"}, rule_graph) != set()

@@ -25,7 +25,9 @@ import pytest
 import yaml
 
 import local_cluster
-from test_workflow import TINY  # the same tiny config as the local workflow tests
+from conftest import TINY  # the same tiny config as the local workflow tests
+
+pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,6 @@ import yaml
 
 import tsne_atlas
 
-pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "scripts" / "tsne_atlas"

@@ -12,52 +12,9 @@ import pytest
 import yaml
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-SNAKEMAKE = str(BIN / "snakemake")
+from conftest import BIN, REPO, SNAKEMAKE, TINY, planned_jobs, snakemake, with_changes
 
-TINY = {
-    "results": "results",
-    "dataset": {"root": str(REPO / "resources" / "animal-mnist")},
-    "sample": {"n_images": 40, "seed": 0},
-    "model": {"arch": "resnet18", "weights": "none", "batch_size": 20, "num_workers": 0, "threads": 2},
-    "tsne": {"perplexities": [5, 10], "seeds": [0, 1], "pca_components": 20},
-    "scatter": {"dpi": 60},
-    "mosaic": {"canvas_size": 300, "thumb_size": 24},
-}
-
-
-def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
-    if config is not None:
-        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-
-
-def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
-    """Jobs a dry run would execute, from Snakemake's own 'Job stats' table."""
-    result = snakemake(workdir, "--dry-run", "--quiet", "rules", config=config)
-    assert result.returncode == 0, result.stderr + result.stdout
-    text = result.stdout + result.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("Job stats:", 1)[1]
-    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M))
-    jobs.pop("total")
-    return {rule: int(count) for rule, count in jobs.items()}
-
-
-def with_changes(config: dict, section: str, **values) -> dict:
-    return {**config, section: {**config[section], **values}}
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    result = snakemake(workdir, config=TINY)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir, result
+pytestmark = pytest.mark.workflow
 
 
 def test_run_produces_every_output(finished_run):

@@ -1,22 +1,35 @@
 """The config schema (schemas/config.schema.yaml), read when the workflow loads.
 
-Only the Snakefile and tools use this module: it needs PyYAML and jsonschema, which the jobs'
-environments do not.
+Only the Snakefile, tools and tests use this module: it needs PyYAML and jsonschema, which the
+jobs' environments do not.
 """
 
+import functools
 import os
 from pathlib import Path
 
 
-def schema_error_line(config: dict, schema_path: str | os.PathLike) -> str:
-    """The schema's first complaint about ``config`` as one line naming the key, or '' if none."""
-    import jsonschema
+@functools.lru_cache
+def load_schema(schema_path: str) -> dict:
     import yaml
 
-    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    return yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+
+
+def schema_error_line(config: dict, schema_path: str | os.PathLike) -> str:
+    """The schema's first complaint about ``config`` as one line naming the key, or '' if none.
+
+    A value refused by a pattern gets the key's description too: the pattern alone says little.
+    """
+    import jsonschema
+
+    schema = load_schema(str(schema_path))
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
         return ""
     key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
-    return f"{key}: {error.message}; see docs/configuration.md"
+    message = error.message
+    if error.validator == "pattern" and error.schema.get("description"):
+        message = f"{error.instance!r} is not allowed here ({error.schema['description']})"
+    return f"{key}: {message}; see docs/configuration.md"
