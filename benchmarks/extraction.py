@@ -51,6 +51,7 @@ import torch
 import torchvision
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
+
 from tsne_atlas import extraction as project
 from tsne_atlas.files.manifest import read_manifest, write_manifest
 from tsne_atlas.sampling import list_images
@@ -200,17 +201,36 @@ def loop_start_marker(marks: dict):
         project.iter_feature_batches = original
 
 
-def run_project(manifest: Path, root: Path, output: Path, arch: str, weights: str | None, setting: Setting,
-                num_workers: int, threads: int):
+def run_project(
+    manifest: Path,
+    root: Path,
+    output: Path,
+    arch: str,
+    weights: str | None,
+    setting: Setting,
+    num_workers: int,
+    threads: int,
+):
     """One extract_features call. Returns (features, setup seconds, loop seconds, HDF5 attributes)."""
     marks: dict = {}
     start = time.perf_counter()
     with loop_start_marker(marks):
         attrs = project.extract_features(
-            manifest=str(manifest), resolved=None, root=str(root), arch=arch, weights=weights or "none",
-            node="auto", device="auto", precision=setting.precision, channels_last=setting.channels_last,
-            batch_size=setting.batch_size, num_workers=num_workers, init_seed=0, features=str(output),
-            threads=threads, progress=False,
+            manifest=str(manifest),
+            resolved=None,
+            root=str(root),
+            arch=arch,
+            weights=weights or "none",
+            node="auto",
+            device="auto",
+            precision=setting.precision,
+            channels_last=setting.channels_last,
+            batch_size=setting.batch_size,
+            num_workers=num_workers,
+            init_seed=0,
+            features=str(output),
+            threads=threads,
+            progress=False,
         )
     end = time.perf_counter()
     import h5py
@@ -242,19 +262,27 @@ def measure_one(args: argparse.Namespace) -> dict:
     passes = []
     attrs = {}
     if setting.method == "article":
-        run_article(root, read_manifest(workdir / "warmup.csv"), args.arch, args.weights, setting.batch_size,
-                    args.num_workers)
+        run_article(
+            root, read_manifest(workdir / "warmup.csv"), args.arch, args.weights, setting.batch_size, args.num_workers
+        )
         for _ in range(args.repeats):
             feats, setup, loop = run_article(root, rows, args.arch, args.weights, setting.batch_size, args.num_workers)
             passes.append((loop, setup))
         precision_used = "fp32"
     else:
-        common = dict(root=root, arch=args.arch, weights=args.weights, setting=setting,
-                      num_workers=args.num_workers, threads=threads)
+        common = dict(
+            root=root,
+            arch=args.arch,
+            weights=args.weights,
+            setting=setting,
+            num_workers=args.num_workers,
+            threads=threads,
+        )
         run_project(workdir / "warmup.csv", output=workdir / f"warmup-{setting.name}.h5", **common)
         for _ in range(args.repeats):
-            feats, setup, loop, attrs = run_project(workdir / "manifest.csv", output=workdir / f"{setting.name}.h5",
-                                                    **common)
+            feats, setup, loop, attrs = run_project(
+                workdir / "manifest.csv", output=workdir / f"{setting.name}.h5", **common
+            )
             passes.append((loop, setup))
         precision_used = attrs["precision"]
     np.save(workdir / f"{setting.name}.npy", np.asarray(feats, dtype=np.float32))
@@ -308,9 +336,24 @@ def feature_errors(reference: np.ndarray, other: np.ndarray) -> dict:
 def run_child(name: str, args: argparse.Namespace, workdir: Path) -> dict:
     """Measure one setting in a fresh interpreter; return its JSON result (or an ``error`` entry)."""
     out = workdir / f"{name}.json"
-    command = [sys.executable, str(Path(__file__).resolve()), "--one", name, "--workdir", str(workdir),
-               "--root", str(args.root), "--arch", args.arch, "--repeats", str(args.repeats),
-               "--num-workers", str(args.num_workers), "--json", str(out)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--one",
+        name,
+        "--workdir",
+        str(workdir),
+        "--root",
+        str(args.root),
+        "--arch",
+        args.arch,
+        "--repeats",
+        str(args.repeats),
+        "--num-workers",
+        str(args.num_workers),
+        "--json",
+        str(out),
+    ]
     if args.weights:
         command += ["--weights", args.weights]
     if args.threads:
@@ -321,8 +364,12 @@ def run_child(name: str, args: argparse.Namespace, workdir: Path) -> dict:
         print(f"{name}: FAILED (exit {done.returncode}): {tail[0]}", file=sys.stderr)
         return {**asdict(SETTINGS[name]), "error": f"exit {done.returncode}: {tail[0]}"}
     result = json.loads(out.read_text())
-    print(f"{name}: {result['images_per_s']:.2f} images/s (loop {result['loop_s']:.1f} s, "
-          f"setup {result['setup_s']:.1f} s, RSS {result['peak_rss_mib']:.0f} MiB)", file=sys.stderr, flush=True)
+    print(
+        f"{name}: {result['images_per_s']:.2f} images/s (loop {result['loop_s']:.1f} s, "
+        f"setup {result['setup_s']:.1f} s, RSS {result['peak_rss_mib']:.0f} MiB)",
+        file=sys.stderr,
+        flush=True,
+    )
     return result
 
 
@@ -352,8 +399,9 @@ def render(results: list[dict], args: argparse.Namespace) -> str:
         method = "article loop" if r["method"] == "article" else f"extract_features ({r['name']})"
         layout = "channels-last" if r["channels_last"] else "NCHW"
         if "error" in r:
-            lines.append(f"| {method} | {r['precision']} | {layout} | {r['batch_size']} | failed: {r['error']} "
-                         f"| | | | | | | |")
+            lines.append(
+                f"| {method} | {r['precision']} | {layout} | {r['batch_size']} | failed: {r['error']} | | | | | | | |"
+            )
             continue
         precision = r["precision_used"] + (" (auto)" if r["precision"] == "auto" else "")
         ratio = r["images_per_s"] / article["images_per_s"] if article else None
@@ -364,7 +412,7 @@ def render(results: list[dict], args: argparse.Namespace) -> str:
         lines.append(
             f"| {method} | {precision} | {layout} | {r['batch_size']} | {fmt(r['images_per_s'], '.2f')} "
             f"| {fmt(ratio, '.2f')} | "
-            + (f"{errors['nonfinite_rows']} rows inf/NaN" if errors.get("nonfinite_rows") else fmt(cosine_min, '.6f'))
+            + (f"{errors['nonfinite_rows']} rows inf/NaN" if errors.get("nonfinite_rows") else fmt(cosine_min, ".6f"))
             + f" | {fmt(errors.get('mean_cosine'), '.6f')} | {fmt(errors.get('max_rel_l2'), '.2e')} "
             f"| {fmt(r['peak_rss_mib'], '.0f')} | {fmt(r['setup_s'], '.1f')} "
             f"| {fmt(r['images_per_s_with_setup'], '.2f')} |"
@@ -381,8 +429,9 @@ def render(results: list[dict], args: argparse.Namespace) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--root", default=str(REPO / "resources" / "animal-mnist"), help="class-per-folder images")
     parser.add_argument("--n-images", type=int, default=192, help="first N images of --root by path (default 192)")
     parser.add_argument("--arch", default="resnet101")

@@ -42,13 +42,18 @@ import torch
 import torchvision
 from PIL import Image, ImageDraw, ImageFilter
 from torch.utils.data import DataLoader
-from tsne_atlas import extraction as project
-from tsne_atlas.files.manifest import write_manifest
 
 # benchmarks/extraction.py, found because Python puts this script's folder first on the path.
 from extraction import (
-    ArticleImages, article_model, feature_errors, first_images, loop_start_marker, report_in_workdir,
+    ArticleImages,
+    article_model,
+    feature_errors,
+    first_images,
+    loop_start_marker,
+    report_in_workdir,
 )
+from tsne_atlas import extraction as project
+from tsne_atlas.files.manifest import write_manifest
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -105,8 +110,10 @@ def make_jpegs(folder: Path, n_images: int, width: int = 500, height: int = 375,
         start = time.perf_counter()
         with Pool(min(16, os.cpu_count() or 1)) as pool:
             pool.map(synthetic_jpeg, jobs, chunksize=16)
-        print(f"wrote {len(jobs)} JPEGs ({width}x{height}) to {folder} in {time.perf_counter() - start:.1f} s",
-              file=sys.stderr)
+        print(
+            f"wrote {len(jobs)} JPEGs ({width}x{height}) to {folder} in {time.perf_counter() - start:.1f} s",
+            file=sys.stderr,
+        )
     return folder
 
 
@@ -131,8 +138,7 @@ def peak_mib(device: torch.device) -> float | None:
 
 
 def make_loader(dataset, batch: int, workers: int, device: torch.device) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=workers,
-                      pin_memory=device.type == "cuda")
+    return DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda")
 
 
 def loader_only(dataset, workers: int, device: torch.device) -> tuple[float, torch.Tensor]:
@@ -221,34 +227,69 @@ def project_child(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     # extract_features' old defaults, now spelled out: resolve the weights here, the penultimate node,
     # channels-last, random init seeded 0, torch's own thread count, no config hash.
-    common = dict(resolved=None, root=args.root, arch=args.arch, weights=args.weights or "none", node="auto",
-                  device=args.device, precision="auto", channels_last=True, batch_size=args.batch,
-                  num_workers=args.workers, init_seed=0, threads=None, progress=False)
-    project.extract_features(manifest=str(workdir / "warmup.csv"), features=str(workdir / f"warmup-{args.tag}.h5"),
-                             **common)
+    common = dict(
+        resolved=None,
+        root=args.root,
+        arch=args.arch,
+        weights=args.weights or "none",
+        node="auto",
+        device=args.device,
+        precision="auto",
+        channels_last=True,
+        batch_size=args.batch,
+        num_workers=args.workers,
+        init_seed=0,
+        threads=None,
+        progress=False,
+    )
+    project.extract_features(
+        manifest=str(workdir / "warmup.csv"), features=str(workdir / f"warmup-{args.tag}.h5"), **common
+    )
     reset_peak(device)
     marks: dict = {}
     start = time.perf_counter()
     with loop_start_marker(marks):
-        attrs = project.extract_features(manifest=str(workdir / "manifest.csv"),
-                                         features=str(workdir / f"{args.tag}.h5"), **common)
+        attrs = project.extract_features(
+            manifest=str(workdir / "manifest.csv"), features=str(workdir / f"{args.tag}.h5"), **common
+        )
     end = time.perf_counter()
     import h5py
 
     with h5py.File(workdir / f"{args.tag}.h5", "r") as h5:
         np.save(workdir / f"{args.tag}.npy", h5["features"][...])
     n = attrs["n_images"]
-    result = {"images_per_s": n / (end - marks["loop_start"]), "setup_s": marks["loop_start"] - start,
-              "precision": attrs["precision"], "channels_last": attrs["channels_last"], "peak_mib": peak_mib(device)}
+    result = {
+        "images_per_s": n / (end - marks["loop_start"]),
+        "setup_s": marks["loop_start"] - start,
+        "precision": attrs["precision"],
+        "channels_last": attrs["channels_last"],
+        "peak_mib": peak_mib(device),
+    }
     (workdir / f"{args.tag}.json").write_text(json.dumps(result))
 
 
 def project_row(args: argparse.Namespace, workdir: Path, batch: int, workers: int) -> Row:
     """Run project_child for one batch:workers variant and read its result back."""
     tag = f"project-b{batch}-w{workers}"
-    command = [sys.executable, str(Path(__file__).resolve()), "--project-child", "--tag", tag, "--workdir",
-               str(workdir), "--root", str(args.root), "--arch", args.arch, "--device", args.device,
-               "--batch", str(batch), "--workers", str(workers)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--project-child",
+        "--tag",
+        tag,
+        "--workdir",
+        str(workdir),
+        "--root",
+        str(args.root),
+        "--arch",
+        args.arch,
+        "--device",
+        args.device,
+        "--batch",
+        str(batch),
+        "--workers",
+        str(workers),
+    ]
     if args.weights:
         command += ["--weights", args.weights]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -280,17 +321,29 @@ def machine_line(device: torch.device) -> str:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         try:
-            driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                    capture_output=True, text=True, timeout=20).stdout.strip().splitlines()[0]
+            driver = (
+                subprocess.run(
+                    ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                    capture_output=True,
+                    text=True,
+                    timeout=20,
+                )
+                .stdout.strip()
+                .splitlines()[0]
+            )
         except (OSError, IndexError, subprocess.SubprocessError):
             driver = "?"
-        gpu = (f"{props.name} ({props.total_memory / 2**30:.0f} GiB), driver {driver}, CUDA {torch.version.cuda}, "
-               f"cuDNN {torch.backends.cudnn.version()}, TF32 conv {torch.backends.cudnn.allow_tf32} / matmul "
-               f"{torch.backends.cuda.matmul.allow_tf32}, cudnn.benchmark {torch.backends.cudnn.benchmark}")
+        gpu = (
+            f"{props.name} ({props.total_memory / 2**30:.0f} GiB), driver {driver}, CUDA {torch.version.cuda}, "
+            f"cuDNN {torch.backends.cudnn.version()}, TF32 conv {torch.backends.cudnn.allow_tf32} / matmul "
+            f"{torch.backends.cuda.matmul.allow_tf32}, cudnn.benchmark {torch.backends.cudnn.benchmark}"
+        )
     else:
         gpu = "CPU only (smoke test)"
-    return (f"Machine: {gpu}; {len(os.sched_getaffinity(0))} CPU cores; torch {torch.__version__}, "
-            f"torchvision {torchvision.__version__}")
+    return (
+        f"Machine: {gpu}; {len(os.sched_getaffinity(0))} CPU cores; torch {torch.__version__}, "
+        f"torchvision {torchvision.__version__}"
+    )
 
 
 def render(rows: list[Row], args, n_images: int, loader_rate: float, skipped: list[str], device) -> str:
@@ -298,7 +351,8 @@ def render(rows: list[Row], args, n_images: int, loader_rate: float, skipped: li
     exe = os.path.relpath(sys.executable)
     lines = [
         machine_line(device) + "  ",
-        f"N = {n_images} files from `{args.root}`" + (" (synthetic 500x375 JPEG, quality 90)" if args.synthetic else "")
+        f"N = {n_images} files from `{args.root}`"
+        + (" (synthetic 500x375 JPEG, quality 90)" if args.synthetic else "")
         + f", arch {args.arch}, weights {args.weights or 'random init (torch.manual_seed(0))'}; "
         f"DataLoader loading only (batch 64, {args.num_workers} workers): {loader_rate:.0f} images/s  ",
         f"Command: `{shlex.join([sys.executable if exe.startswith('..') else exe, *sys.argv])}`",
@@ -335,7 +389,7 @@ def render(rows: list[Row], args, n_images: int, loader_rate: float, skipped: li
 def grid_order(precisions, layouts, batches) -> list[tuple[str, bool, int]]:
     """Reference (fp32 NCHW, first batch) first, then the most informative rows, then the rest."""
     every = [(p, lay == "cl", b) for p in precisions for lay in layouts for b in batches]
-    first = [(p, cl, b) for (p, cl, b) in every if b == batches[0] and (p == "fp32" and not cl or cl)]
+    first = [(p, cl, b) for (p, cl, b) in every if b == batches[0] and ((p == "fp32" and not cl) or cl)]
     return first + [c for c in every if c not in first]
 
 
@@ -351,8 +405,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batches", default="32,64,128,256")
     parser.add_argument("--precisions", default="fp32,bf16,fp16")
     parser.add_argument("--layouts", default="nchw,cl")
-    parser.add_argument("--project-variants", default="16:2,16:8,128:8",
-                        help="batch:workers pairs for extract_features (16:2 = the config defaults)")
+    parser.add_argument(
+        "--project-variants",
+        default="16:2,16:8,128:8",
+        help="batch:workers pairs for extract_features (16:2 = the config defaults)",
+    )
     parser.add_argument("--budget-s", type=float, default=420.0, help="start no new grid row after this")
     parser.add_argument("--workdir", default=None, help="keep manifests and features here (default: temp)")
     parser.add_argument("--out", default=None, help="also write the Markdown report here")
@@ -387,14 +444,19 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
     table: list[Row] = []
     skipped = []
     for i, (precision, channels_last, batch) in enumerate(
-            grid_order(args.precisions.split(","), args.layouts.split(","), batches)):
+        grid_order(args.precisions.split(","), args.layouts.split(","), batches)
+    ):
         if i > 0 and time.perf_counter() - started > args.budget_s:
             skipped.append(f"{precision}/{'cl' if channels_last else 'nchw'}/b{batch}")
             continue
         table.append(grid_row(model, dataset, decoded, device, precision, channels_last, batch, args.num_workers))
         r = table[-1]
-        print(f"{precision} {r.layout} b{batch}: {fmt(r.images_per_s, '.0f')} images/s "
-              f"(model only {fmt(r.model_only_per_s, '.0f')}) {r.note}", file=sys.stderr, flush=True)
+        print(
+            f"{precision} {r.layout} b{batch}: {fmt(r.images_per_s, '.0f')} images/s "
+            f"(model only {fmt(r.model_only_per_s, '.0f')}) {r.note}",
+            file=sys.stderr,
+            flush=True,
+        )
         if i == 0:  # the article and the project right after the reference, so the budget never drops them
             table.append(article_row(model, root, rows, args.arch, decoded, device, args.num_workers))
             print(f"article: {table[-1].images_per_s:.0f} images/s", file=sys.stderr, flush=True)
@@ -405,8 +467,11 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
                 if variant:
                     b, w = (int(v) for v in variant.split(":"))
                     table.append(project_row(args, workdir, b, w))
-                    print(f"extract_features b{b} w{w}: {fmt(table[-1].images_per_s, '.0f')} images/s "
-                          f"{table[-1].note}", file=sys.stderr, flush=True)
+                    print(
+                        f"extract_features b{b} w{w}: {fmt(table[-1].images_per_s, '.0f')} images/s {table[-1].note}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             model = article_model(args.arch, args.weights).to(device)
 
     reference = table[0].features
@@ -426,8 +491,10 @@ def row_order(row: Row) -> tuple:
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("gpu_extraction.py: torch sees no CUDA GPU; run it on a CUDA machine "
-                         "(or pass --device cpu for a smoke test)")
+        raise SystemExit(
+            "gpu_extraction.py: torch sees no CUDA GPU; run it on a CUDA machine "
+            "(or pass --device cpu for a smoke test)"
+        )
     if args.project_child:
         project_child(args)
         return

@@ -28,8 +28,18 @@ def profile_noop(workdir: Path, cores: int, top: int = 15) -> str:
     """cProfile of one no-op run inside this process (Snakemake's API entry point)."""
     from snakemake.cli import main as snakemake_main
 
-    argv = ["-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
-            str(workdir / "config.yaml"), "--cores", str(cores), "--quiet", "all"]
+    argv = [
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        str(cores),
+        "--quiet",
+        "all",
+    ]
     profiler = cProfile.Profile()
     profiler.enable()
     try:
@@ -61,23 +71,47 @@ def main() -> None:
     per_rule = rule_benchmarks(args.workdir / "results")
     noop = [run_snakemake(args.workdir, cores=args.cores) for _ in range(args.repeats)]
     start = time.perf_counter()
-    subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(args.workdir), "--configfile",
-                    str(args.workdir / "config.yaml"), "--cores", str(args.cores), "--dry-run", "--quiet", "all"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            SNAKEMAKE,
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(args.workdir),
+            "--configfile",
+            str(args.workdir / "config.yaml"),
+            "--cores",
+            str(args.cores),
+            "--dry-run",
+            "--quiet",
+            "all",
+        ],
+        check=True,
+        capture_output=True,
+    )
     dry = time.perf_counter() - start
 
-    summary = markdown_table(["measure", "seconds", "goal"], [
-        [f"demo config cold, end to end (snakemake --cores {args.cores})", f"{cold:.1f}", "≤ 120"],
-        [f"no-op rerun, best of {len(noop)}", f"{min(noop):.2f}", "≤ 3"],
-        [f"no-op rerun, median of {len(noop)}", f"{statistics.median(noop):.2f}", "≤ 3"],
-        ["dry run", f"{dry:.2f}", ""],
-    ])
+    summary = markdown_table(
+        ["measure", "seconds", "goal"],
+        [
+            [f"demo config cold, end to end (snakemake --cores {args.cores})", f"{cold:.1f}", "≤ 120"],
+            [f"no-op rerun, best of {len(noop)}", f"{min(noop):.2f}", "≤ 3"],
+            [f"no-op rerun, median of {len(noop)}", f"{statistics.median(noop):.2f}", "≤ 3"],
+            ["dry run", f"{dry:.2f}", ""],
+        ],
+    )
     total = sum(e["s"] for e in per_rule.values())
-    rules = markdown_table(["rule", "jobs", "summed job s", "share", "max RSS MiB"], [
-        [rule, e["jobs"], f"{e['s']:.1f}", f"{e['s'] / total:.0%}", f"{e['max_rss_mib']:.0f}"]
-        for rule, e in sorted(per_rule.items(), key=lambda item: -item[1]["s"])])
-    text = (f"Machine: {machine()}\n\nCommand: `{command_line()}`\n\n{summary}\n\n"
-            f"Cold run, per rule (jobs run {args.cores} at a time, so the sum exceeds the wall time):\n\n{rules}\n")
+    rules = markdown_table(
+        ["rule", "jobs", "summed job s", "share", "max RSS MiB"],
+        [
+            [rule, e["jobs"], f"{e['s']:.1f}", f"{e['s'] / total:.0%}", f"{e['max_rss_mib']:.0f}"]
+            for rule, e in sorted(per_rule.items(), key=lambda item: -item[1]["s"])
+        ],
+    )
+    text = (
+        f"Machine: {machine()}\n\nCommand: `{command_line()}`\n\n{summary}\n\n"
+        f"Cold run, per rule (jobs run {args.cores} at a time, so the sum exceeds the wall time):\n\n{rules}\n"
+    )
     if args.profile:
         text += "\nProfile of one no-op run (cumulative):\n\n```\n" + profile_noop(args.workdir, args.cores) + "```\n"
     print(text)

@@ -55,16 +55,25 @@ def main() -> None:
     wall = run_snakemake(workdir, cores=args.cores)
     results = workdir / "results"
     per_rule = rule_benchmarks(results)
-    sizes = {name: (results / name).stat().st_size / 2**20
-             for name in ("features/features.h5", "tsne/input.h5", "explorer.html") if (results / name).exists()}
-    rows = [[rule, e["jobs"], f"{e['s']:.1f}", f"{e['s'] / e['jobs']:.1f}", f"{e['max_rss_mib']:.0f}"]
-            for rule, e in per_rule.items()]
+    sizes = {
+        name: (results / name).stat().st_size / 2**20
+        for name in ("features/features.h5", "tsne/input.h5", "explorer.html")
+        if (results / name).exists()
+    }
+    rows = [
+        [rule, e["jobs"], f"{e['s']:.1f}", f"{e['s'] / e['jobs']:.1f}", f"{e['max_rss_mib']:.0f}"]
+        for rule, e in per_rule.items()
+    ]
     n_runs = len(config["tsne"]["perplexities"]) * len(config["tsne"]["seeds"])
-    text = (f"{root.name}: {config['model']['arch']} (random init), perplexities {config['tsne']['perplexities']} x "
-            f"seeds {config['tsne']['seeds']} ({n_runs} runs)\n\nMachine: {machine()}\n\n"
-            f"Command: `{command_line()}` (this invocation's wall time: {wall:.0f} s)\n\n"
-            + markdown_table(["rule", "jobs", "summed job s", "s per job", "peak RSS MiB"], rows)
-            + "\n\nOutput sizes: " + ", ".join(f"{name} {mib:.1f} MiB" for name, mib in sizes.items()) + "\n")
+    text = (
+        f"{root.name}: {config['model']['arch']} (random init), perplexities {config['tsne']['perplexities']} x "
+        f"seeds {config['tsne']['seeds']} ({n_runs} runs)\n\nMachine: {machine()}\n\n"
+        f"Command: `{command_line()}` (this invocation's wall time: {wall:.0f} s)\n\n"
+        + markdown_table(["rule", "jobs", "summed job s", "s per job", "peak RSS MiB"], rows)
+        + "\n\nOutput sizes: "
+        + ", ".join(f"{name} {mib:.1f} MiB" for name, mib in sizes.items())
+        + "\n"
+    )
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import yaml
 from scipy.spatial import procrustes
-from tsne_atlas.files.tsne_inputs import read_input
-from tsne_atlas.tsne import embed
 
 from common import REPO, command_line, markdown_table
+from tsne_atlas.files.tsne_inputs import read_input
+from tsne_atlas.tsne import embed
 
 
 def main() -> None:
@@ -29,12 +29,16 @@ def main() -> None:
     for implementation in ("sklearn", "opentsne"):
         cells = []
         for init in ("pca", "random"):
-            layouts = [embed(X, args.perplexity, seed, implementation, init, bh_theta=defaults["bh_theta"])[0]
-                       for seed in (0, 1, 2)]
+            layouts = [
+                embed(X, args.perplexity, seed, implementation, init, bh_theta=defaults["bh_theta"])[0]
+                for seed in (0, 1, 2)
+            ]
             cells.append(", ".join(f"{procrustes(layouts[0], other)[2]:.3f}" for other in layouts[1:]))
         rows.append([f"`{implementation}`", *cells])
-    print(f"N = {len(X)}, input {X.shape[1]}-d (standardize {attrs['standardize']}, PCA {attrs['pca_components']}), "
-          f"perplexity {args.perplexity:g}\n\nCommand: `{command_line()}`\n")
+    print(
+        f"N = {len(X)}, input {X.shape[1]}-d (standardize {attrs['standardize']}, PCA {attrs['pca_components']}), "
+        f"perplexity {args.perplexity:g}\n\nCommand: `{command_line()}`\n"
+    )
     print(markdown_table(["implementation", "`init: pca`", "`init: random`"], rows))
 
 

@@ -30,14 +30,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from common import REPO, command_line, machine, markdown_table, rule_benchmarks, run_snakemake, write_config
+from datasets import animal_mnist_full
 from tsne_atlas.files.features import read_features
 from tsne_atlas.files.runs import read_embedding
 from tsne_atlas.preparation import preprocess
 from tsne_atlas.subsample import fixed_subsample
 from tsne_atlas.tsne import gradient_method
-
-from common import REPO, command_line, machine, markdown_table, rule_benchmarks, run_snakemake, write_config
-from datasets import animal_mnist_full
 
 PERPLEXITIES = [5, 15, 30, 50]
 SEEDS = [0, 1, 2, 3, 4]
@@ -54,8 +54,14 @@ def sweep_config(root: Path, n_images: int, threads: int) -> dict:
         "model": {"arch": "resnet101", "weights": "none", "num_workers": 2, "threads": 2},
         # The article's input space (no z-scoring), so quality is compared like with like; PCA to 50
         # dimensions is part of the project's method and stays.
-        "tsne": {"implementation": "opentsne", "perplexities": PERPLEXITIES, "seeds": SEEDS, "threads": threads,
-                 "standardize": False, "pca_components": 50},
+        "tsne": {
+            "implementation": "opentsne",
+            "perplexities": PERPLEXITIES,
+            "seeds": SEEDS,
+            "threads": threads,
+            "standardize": False,
+            "pca_components": 50,
+        },
     }
 
 
@@ -75,8 +81,14 @@ def article_runs(features: np.ndarray, seeds: list[int], keep: np.ndarray) -> li
             start = time.perf_counter()
             coords = TSNE(perplexity=perplexity, random_state=seed).fit_transform(features)
             seconds = time.perf_counter() - start
-            runs.append({"perplexity": perplexity, "seed": seed, "s": seconds,
-                         "trust": trustworthiness_of(features, coords, keep)})
+            runs.append(
+                {
+                    "perplexity": perplexity,
+                    "seed": seed,
+                    "s": seconds,
+                    "trust": trustworthiness_of(features, coords, keep),
+                }
+            )
             print(f"  article p={perplexity} seed={seed}: {seconds:.1f} s", file=sys.stderr)
     return runs
 
@@ -91,11 +103,20 @@ def per_run_opentsne(features: np.ndarray, seeds: list[int], keep: np.ndarray) -
             start = time.perf_counter()
             X = preprocess(features, False, 50)
             method = gradient_method("auto", len(X))
-            coords = np.asarray(TSNE(perplexity=perplexity, random_state=seed, n_jobs=1,
-                                     negative_gradient_method=method, theta=BH_THETA).fit(X))
+            coords = np.asarray(
+                TSNE(
+                    perplexity=perplexity, random_state=seed, n_jobs=1, negative_gradient_method=method, theta=BH_THETA
+                ).fit(X)
+            )
             seconds = time.perf_counter() - start
-            runs.append({"perplexity": perplexity, "seed": seed, "s": seconds,
-                         "trust": trustworthiness_of(features, coords, keep)})
+            runs.append(
+                {
+                    "perplexity": perplexity,
+                    "seed": seed,
+                    "s": seconds,
+                    "trust": trustworthiness_of(features, coords, keep),
+                }
+            )
             print(f"  openTSNE per run p={perplexity} seed={seed}: {seconds:.1f} s", file=sys.stderr)
     return runs
 
@@ -131,8 +152,13 @@ def main() -> None:
     for perplexity in PERPLEXITIES:
         for seed in SEEDS:
             tsv = results / "tsne" / f"perplexity-{perplexity}_seed-{seed}.tsv"
-            ours.append({"perplexity": perplexity, "seed": seed,
-                         "trust": trustworthiness_of(features, read_embedding(tsv)[2], keep)})
+            ours.append(
+                {
+                    "perplexity": perplexity,
+                    "seed": seed,
+                    "trust": trustworthiness_of(features, read_embedding(tsv)[2], keep),
+                }
+            )
 
     n_runs = len(PERPLEXITIES) * len(SEEDS)
     article_seeds = SEEDS[: max(1, min(args.article_seeds, len(SEEDS)))]
@@ -144,35 +170,65 @@ def main() -> None:
 
     def add(method: str, measured: int, total_s: float, runs_quality: list[dict], note: str = "") -> None:
         trust = np.mean([r["trust"] for r in runs_quality])
-        rows.append([method, f"{measured} of {n_runs}{note}", f"{total_s:.1f}", f"{total_s / n_runs:.2f}",
-                     f"{article_s / total_s:.2f}", f"{trust:.4f}"])
+        rows.append(
+            [
+                method,
+                f"{measured} of {n_runs}{note}",
+                f"{total_s:.1f}",
+                f"{total_s / n_runs:.2f}",
+                f"{article_s / total_s:.2f}",
+                f"{trust:.4f}",
+            ]
+        )
 
-    add("article: scikit-learn TSNE per run, raw features", len(article), article_s, article,
-        "" if scale == 1 else f" (sweep = measured x {scale:g})")
+    add(
+        "article: scikit-learn TSNE per run, raw features",
+        len(article),
+        article_s,
+        article,
+        "" if scale == 1 else f" (sweep = measured x {scale:g})",
+    )
     if args.per_run_opentsne:
         per_run = per_run_opentsne(features, article_seeds, keep)
-        add("openTSNE, everything per run (one process)", len(per_run), sum(r["s"] for r in per_run) * scale,
-            per_run, "" if scale == 1 else f" (sweep = measured x {scale:g})")
+        add(
+            "openTSNE, everything per run (one process)",
+            len(per_run),
+            sum(r["s"] for r in per_run) * scale,
+            per_run,
+            "" if scale == 1 else f" (sweep = measured x {scale:g})",
+        )
     add(f"workflow: snakemake --cores {args.cores} --until tsne", n_runs, workflow_s, ours)
 
     # Matched quality: the same (perplexity, seed) in both methods.
     by_run = {(r["perplexity"], r["seed"]): r["trust"] for r in ours}
     deltas = [by_run[(r["perplexity"], r["seed"])] - r["trust"] for r in article]
-    header = (f"N = {len(features)} images, {features.shape[1]}-d ResNet-101 features (random init), "
-              f"perplexities {PERPLEXITIES} x seeds {SEEDS}\n\nMachine: {machine()}\n\nCommand: `{command_line()}`\n")
-    table = markdown_table(["method", "runs measured", "sweep wall s", "s per run", "x faster than article",
-                            "trustworthiness (mean)"], rows)
-    jobs = markdown_table(["workflow rule", "jobs", "summed job s", "max RSS MiB"],
-                          [[rule, e["jobs"], f"{e['s']:.1f}", f"{e['max_rss_mib']:.0f}"]
-                           for rule, e in per_rule.items() if rule.startswith("tsne")])
-    text = (f"{header}\n{table}\n\nTrustworthiness, workflow minus article, same (perplexity, seed): "
-            f"mean {np.mean(deltas):+.4f}, range {min(deltas):+.4f} to {max(deltas):+.4f} "
-            f"({len(deltas)} runs; k={TRUST_K}, {len(keep)} points).\n\n{jobs}\n")
+    header = (
+        f"N = {len(features)} images, {features.shape[1]}-d ResNet-101 features (random init), "
+        f"perplexities {PERPLEXITIES} x seeds {SEEDS}\n\nMachine: {machine()}\n\nCommand: `{command_line()}`\n"
+    )
+    table = markdown_table(
+        ["method", "runs measured", "sweep wall s", "s per run", "x faster than article", "trustworthiness (mean)"],
+        rows,
+    )
+    jobs = markdown_table(
+        ["workflow rule", "jobs", "summed job s", "max RSS MiB"],
+        [
+            [rule, e["jobs"], f"{e['s']:.1f}", f"{e['max_rss_mib']:.0f}"]
+            for rule, e in per_rule.items()
+            if rule.startswith("tsne")
+        ],
+    )
+    text = (
+        f"{header}\n{table}\n\nTrustworthiness, workflow minus article, same (perplexity, seed): "
+        f"mean {np.mean(deltas):+.4f}, range {min(deltas):+.4f} to {max(deltas):+.4f} "
+        f"({len(deltas)} runs; k={TRUST_K}, {len(keep)} points).\n\n{jobs}\n"
+    )
     print(text)
     if args.out:
         args.out.write_text(text)
-    (workdir / "sweep-benchmark.json").write_text(json.dumps(
-        {"workflow_s": workflow_s, "article_s": article_s, "article": article, "ours": ours}, indent=1))
+    (workdir / "sweep-benchmark.json").write_text(
+        json.dumps({"workflow_s": workflow_s, "article_s": article_s, "article": article, "ours": ours}, indent=1)
+    )
 
 
 if __name__ == "__main__":

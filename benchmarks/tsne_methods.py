@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import make_blobs
 from sklearn.manifold import trustworthiness
+
+from common import REPO, command_line, machine, markdown_table
 from tsne_atlas.files.features import read_features
 from tsne_atlas.files.tsne_inputs import read_affinities, read_input
 from tsne_atlas.preparation import affinities_from_neighbors, nearest_neighbors
 from tsne_atlas.subsample import fixed_subsample
-
-from common import REPO, command_line, machine, markdown_table
 
 SWEEP_RESULTS = REPO / "benchmarks" / "work" / "sweep-animal-mnist-full-10000" / "results"
 
@@ -33,7 +33,8 @@ def timed_run(X, P, reference, keep, method: str, theta: float) -> tuple[float, 
 
     start = time.perf_counter()
     Y = TSNE(random_state=0, n_jobs=1, negative_gradient_method=method, theta=theta).fit(
-        X, affinities=PrecomputedAffinities(P.copy(), normalize=False))
+        X, affinities=PrecomputedAffinities(P.copy(), normalize=False)
+    )
     seconds = time.perf_counter() - start
     return seconds, float(trustworthiness(reference[keep], np.asarray(Y)[keep], n_neighbors=10))
 
@@ -48,12 +49,20 @@ def main() -> None:
     X, _ = read_input(args.results / "tsne" / "input.h5")
     P = read_affinities(args.results / "tsne" / "affinities" / "perplexity-30.npz")
     raw = read_features(args.results / "features" / "features.h5")["features"].astype(np.float64)
-    datasets = [(f"Animal-MNIST ResNet-101, N={len(X)}", X, P, raw,
-                 [("bh", 0.5), ("bh", 0.8), ("bh", 1.0), ("fft", 0.5)])]
+    datasets = [
+        (f"Animal-MNIST ResNet-101, N={len(X)}", X, P, raw, [("bh", 0.5), ("bh", 0.8), ("bh", 1.0), ("fft", 0.5)])
+    ]
     blobs, _ = make_blobs(n_samples=args.blobs, n_features=50, centers=20, cluster_std=4, random_state=0)
     indices, distances = nearest_neighbors(blobs, 90)
-    datasets.append((f"20 Gaussian blobs, 50-d, N={args.blobs}", blobs, affinities_from_neighbors(indices, distances, 30),
-                     blobs, [("bh", 0.8), ("fft", 0.5)]))
+    datasets.append(
+        (
+            f"20 Gaussian blobs, 50-d, N={args.blobs}",
+            blobs,
+            affinities_from_neighbors(indices, distances, 30),
+            blobs,
+            [("bh", 0.8), ("fft", 0.5)],
+        )
+    )
     rows = []
     for name, data, affinities, reference, settings in datasets:
         keep = fixed_subsample(len(data), 5000)
@@ -61,8 +70,11 @@ def main() -> None:
             seconds, trust = timed_run(data, affinities, reference, keep, method, theta)
             rows.append([name, method, theta if method == "bh" else "–", f"{seconds:.1f}", f"{trust:.4f}"])
             print(rows[-1], flush=True)
-    text = (f"Machine: {machine()}\n\nCommand: `{command_line()}`\n\n"
-            + markdown_table(["data", "gradient", "theta", "s per run (1 core)", "trustworthiness"], rows) + "\n")
+    text = (
+        f"Machine: {machine()}\n\nCommand: `{command_line()}`\n\n"
+        + markdown_table(["data", "gradient", "theta", "s per run (1 core)", "trustworthiness"], rows)
+        + "\n"
+    )
     print(text)
     if args.out:
         args.out.write_text(text)

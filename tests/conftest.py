@@ -30,8 +30,18 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subproce
     """Run this workflow's Snakefile in ``workdir`` with ``config`` (written to workdir/config.yaml)."""
     if config is not None:
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
 
 
@@ -59,6 +69,7 @@ def finished_run(tmp_path_factory):
     result = snakemake(workdir, config=TINY)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir, result
+
 
 DEMO_ROOT = REPO / "resources" / "animal-mnist"
 
@@ -104,8 +115,12 @@ def rule_job(rule: str, input: dict, output: dict, params: dict, log: str, threa
     from snakemake.iocontainers import Namedlist
 
     return SimpleNamespace(
-        rule=rule, input=Namedlist(fromdict=input), output=Namedlist(fromdict=output),
-        params=Namedlist(fromdict=params), log=Namedlist(toclone=[log]), threads=threads,
+        rule=rule,
+        input=Namedlist(fromdict=input),
+        output=Namedlist(fromdict=output),
+        params=Namedlist(fromdict=params),
+        log=Namedlist(toclone=[log]),
+        threads=threads,
     )
 
 

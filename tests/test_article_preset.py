@@ -34,8 +34,13 @@ def test_article_preset_runs_end_to_end(tmp_path):
     assert preset["model"]["weights"] == "imagenet" and preset["tsne"]["implementation"] == "sklearn"
     assert preset["mosaic"] == {"canvas_size": 1000, "thumb_size": 100, "border": 5, "background": "white"}
     # Same preset, on a 100-image stand-in with random weights (ImageNet weights cannot be had in CI).
-    config = {**preset, "results": "results", "dataset": {**preset["dataset"], "root": str(animals10_like(tmp_path))},
-              "sample": {**preset["sample"], "n_images": 100}, "model": {**preset["model"], "weights": "none"}}
+    config = {
+        **preset,
+        "results": "results",
+        "dataset": {**preset["dataset"], "root": str(animals10_like(tmp_path))},
+        "sample": {**preset["sample"], "n_images": 100},
+        "model": {**preset["model"], "weights": "none"},
+    }
     result = snakemake(tmp_path, config=config)
     assert result.returncode == 0, result.stderr[-4000:]
     out = tmp_path / "results"

@@ -19,8 +19,17 @@ from tsne_atlas.images import image_problem, load_rgb, path_problem
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.sampling import list_images, sample_images, sample_manifest
 
-GOOD_KINDS = ["rgb.jpg", "cmyk.jpg", "gray.png", "palette.png", "rgba.png", "sixteen_bit.png", "exif_rotated.jpg",
-              "chat été <b>&'\".png", "symlink_inside.png"]
+GOOD_KINDS = [
+    "rgb.jpg",
+    "cmyk.jpg",
+    "gray.png",
+    "palette.png",
+    "rgba.png",
+    "sixteen_bit.png",
+    "exif_rotated.jpg",
+    "chat été <b>&'\".png",
+    "symlink_inside.png",
+]
 BAD_KINDS = {
     "empty.jpg": "empty file",
     "text.jpg": "not an image",
@@ -88,9 +97,17 @@ def zoo(tmp_path_factory):
 
 
 def run_sampling(root, tmp_path, n_images="all", on_bad_image="skip", stratified=True):
-    rows = sample_images(root=str(root), extensions=[".png", ".jpg"], label_map={}, n_images=n_images, random_state=0,
-                         stratified=stratified, on_bad_image=on_bad_image, manifest=str(tmp_path / "manifest.csv"),
-                         skipped=str(tmp_path / "skipped.csv"))
+    rows = sample_images(
+        root=str(root),
+        extensions=[".png", ".jpg"],
+        label_map={},
+        n_images=n_images,
+        random_state=0,
+        stratified=stratified,
+        on_bad_image=on_bad_image,
+        manifest=str(tmp_path / "manifest.csv"),
+        skipped=str(tmp_path / "skipped.csv"),
+    )
     with open(tmp_path / "skipped.csv", newline="") as handle:
         skipped = {row["path"].split("/")[-1]: row["reason"] for row in csv.DictReader(handle)}
     return rows, skipped
@@ -165,13 +182,16 @@ def test_a_decompression_bomb_is_refused_without_being_decoded(tmp_path):
     """A 100-megapixel greyscale PNG is 100 MB once decoded: the check must refuse it from its header."""
     Image.new("L", (10_000, 10_000)).save(tmp_path / "bomb.png")
     Image.new("L", (10, 10)).save(tmp_path / "small.png")
-    code = ("import resource, sys; from tsne_atlas.images import image_problem; print(image_problem(sys.argv[1])); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")  # peak memory, kB
+    code = (
+        "import resource, sys; from tsne_atlas.images import image_problem; print(image_problem(sys.argv[1])); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )  # peak memory, kB
     scripts = Path(__file__).resolve().parents[1] / "scripts"
     peak = {}
     for name in ("bomb.png", "small.png"):
-        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], capture_output=True, text=True,
-                             cwd=scripts, check=True).stdout.splitlines()
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / name)], capture_output=True, text=True, cwd=scripts, check=True
+        ).stdout.splitlines()
         peak[name] = int(out[1])
         if name == "bomb.png":
             assert out[0] == "too large (over 89478485 pixels, PIL's decompression-bomb limit)"
@@ -189,8 +209,15 @@ def valid_image_files() -> dict[str, bytes]:
     rng = np.random.default_rng(2)
     picture = Image.fromarray(rng.integers(0, 255, size=(12, 16, 3), dtype=np.uint8))
     files = {}
-    for fmt, mode in (("PNG", "RGB"), ("JPEG", "RGB"), ("BMP", "RGB"), ("GIF", "P"), ("TIFF", "RGB"),
-                      ("WEBP", "RGB"), ("PNG", "L")):
+    for fmt, mode in (
+        ("PNG", "RGB"),
+        ("JPEG", "RGB"),
+        ("BMP", "RGB"),
+        ("GIF", "P"),
+        ("TIFF", "RGB"),
+        ("WEBP", "RGB"),
+        ("PNG", "L"),
+    ):
         buffer = io.BytesIO()
         picture.convert(mode).save(buffer, format=fmt)
         files[f"{fmt}-{mode}"] = buffer.getvalue()

@@ -45,7 +45,9 @@ def test_memory_and_time_grow_with_the_sample_where_it_matters():
     assert cr.metrics_mem_mb(500, 5000) == cr.tsne_mem_mb(500) + 8
     assert 20_000 < cr.metrics_mem_mb(26000, 26000) - cr.tsne_mem_mb(26000) < 21_000
     # Capped at 5,000 points: 100,000 images ask for ~0.8 GB more, not 300 GB.
-    assert cr.metrics_mem_mb(100_000, 5000) - cr.tsne_mem_mb(100_000) == cr.metrics_mem_mb(5000, 5000) - cr.tsne_mem_mb(5000)
+    assert cr.metrics_mem_mb(100_000, 5000) - cr.tsne_mem_mb(100_000) == cr.metrics_mem_mb(5000, 5000) - cr.tsne_mem_mb(
+        5000
+    )
     assert cr.metrics_mem_mb(100_000, 5000) < 4000
     for size in (cr.tsne_input_mem_mb, cr.tsne_mem_mb, cr.tsne_runtime_min, cr.metrics_runtime_min):
         assert size(100) <= size(1000) < size(100_000)
@@ -54,13 +56,29 @@ def test_memory_and_time_grow_with_the_sample_where_it_matters():
 def job_resources(tmp_path: Path, config: dict, *args: str) -> dict[str, dict[str, str]]:
     """Each rule's resources as Snakemake itself evaluates them, from a dry run's job listing."""
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-                             "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", "--dry-run", *args],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            SNAKEMAKE,
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+            "--cores",
+            "2",
+            "--dry-run",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     found = {}
-    for rule, block in re.findall(r"^\s*(?:local)?rule (\w+):\n(.*?)(?=^\s*\S*\s*\n|^\[|\Z)",
-                                  result.stdout, flags=re.M | re.S):
+    for rule, block in re.findall(
+        r"^\s*(?:local)?rule (\w+):\n(.*?)(?=^\s*\S*\s*\n|^\[|\Z)", result.stdout, flags=re.M | re.S
+    ):
         line = re.search(r"resources: (.*)", block)
         if line:
             found[rule] = dict(item.split("=", 1) for item in line.group(1).split(", "))

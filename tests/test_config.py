@@ -2,9 +2,9 @@ import copy
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -76,8 +76,11 @@ def test_check_config_catches_cross_key_problems(minimal, tmp_path):
     with pytest.raises(AtlasError, match="perplexity 30 needs at least 92 images"):
         check_config(big)
     weights = validated({**minimal, "model": {"weights": str(tmp_path / "missing.pth")}})
-    with pytest.raises(AtlasError, match=r"^model.weights '.*missing.pth' is neither one of \['auto', 'imagenet', 'none'\] "
-                                         r"nor an existing file; "):
+    with pytest.raises(
+        AtlasError,
+        match=r"^model.weights '.*missing.pth' is neither one of \['auto', 'imagenet', 'none'\] "
+        r"nor an existing file; ",
+    ):
         check_config(weights)
 
 
@@ -96,20 +99,29 @@ def test_count_images_counts_listed_images_of_every_class(image_folder):
 
 def test_n_images_all_counts_the_dataset(image_folder):
     def config_with(perplexity):
-        return validated({"dataset": {"root": str(image_folder)}, "sample": {"n_images": "all"},
-                          "tsne": {"perplexities": [perplexity]}})
+        return validated(
+            {
+                "dataset": {"root": str(image_folder)},
+                "sample": {"n_images": "all"},
+                "tsne": {"perplexities": [perplexity]},
+            }
+        )
 
     # The count reaches the check: 13 images are too few for perplexity 4, 15 are enough.
     with pytest.raises(AtlasError) as err:
         check_config(config_with(4), count_images=lambda root, ext: 13)
-    assert str(err.value).startswith("tsne.perplexities: perplexity 4 needs at least 14 images "
-                                     "(3 x perplexity neighbours per point) but the sample has 13; ")
+    assert str(err.value).startswith(
+        "tsne.perplexities: perplexity 4 needs at least 14 images "
+        "(3 x perplexity neighbours per point) but the sample has 13; "
+    )
     check_config(config_with(4), count_images=count_images)  # the real count: 15 images
     # ...and the real count is the one the message quotes.
     with pytest.raises(AtlasError) as err:
         check_config(config_with(5), count_images=count_images)
-    assert str(err.value) == ("tsne.perplexities: perplexity 5 needs at least 17 images (3 x perplexity neighbours "
-                              "per point) but the sample has 15; use perplexities below 4.333 or raise sample.n_images")
+    assert str(err.value) == (
+        "tsne.perplexities: perplexity 5 needs at least 17 images (3 x perplexity neighbours "
+        "per point) but the sample has 15; use perplexities below 4.333 or raise sample.n_images"
+    )
 
 
 def test_wildcard_values():
@@ -133,7 +145,6 @@ def test_schema_errors_become_one_line_naming_the_key(minimal, patch, expected):
     line = schema_error_line({**minimal, **patch}, SCHEMA)
     assert line.startswith(expected) and "\n" not in line
     assert schema_error_line(minimal, SCHEMA) == ""
-
 
 
 @pytest.mark.parametrize("results", ["", "/", "//"])
@@ -163,9 +174,22 @@ def load_tool(name):
     return module
 
 
-RULES = {"sample_images", "fetch_weights", "extract_features", "tsne_input", "tsne_neighbors", "tsne_affinities",
-         "tsne", "embedding_metrics", "sweep_metrics", "scatter", "mosaic", "grid_mosaic", "sweep_overview",
-         "explorer"}
+RULES = {
+    "sample_images",
+    "fetch_weights",
+    "extract_features",
+    "tsne_input",
+    "tsne_neighbors",
+    "tsne_affinities",
+    "tsne",
+    "embedding_metrics",
+    "sweep_metrics",
+    "scatter",
+    "mosaic",
+    "grid_mosaic",
+    "sweep_overview",
+    "explorer",
+}
 
 
 def test_every_schema_key_has_a_default_a_description_and_its_reruns():
@@ -237,9 +261,30 @@ def allowed_types(spec: dict) -> set[str]:
 
 
 @settings(max_examples=200, deadline=None)
-@given(section=st.sampled_from(SECTIONS), key=st.text(min_size=1, max_size=14) | st.sampled_from(
-    ["n_images", "seed", "arch", "weights", "perplexities", "seeds", "thumb_size", "canvas_size", "knn_k", "dpi",
-     "background", "precision", "device", "stratified", "init"]), value=ANY_VALUE)
+@given(
+    section=st.sampled_from(SECTIONS),
+    key=st.text(min_size=1, max_size=14)
+    | st.sampled_from(
+        [
+            "n_images",
+            "seed",
+            "arch",
+            "weights",
+            "perplexities",
+            "seeds",
+            "thumb_size",
+            "canvas_size",
+            "knn_k",
+            "dpi",
+            "background",
+            "precision",
+            "device",
+            "stratified",
+            "init",
+        ]
+    ),
+    value=ANY_VALUE,
+)
 def test_any_config_value_is_accepted_or_refused_in_one_line_naming_its_key(section, key, value):
     """Snakemake's validation (which the workflow runs first) and the one-line message agree, and both
     follow the schema's declared keys and types: an unknown key is always refused by name, a value of
@@ -258,8 +303,9 @@ def test_any_config_value_is_accepted_or_refused_in_one_line_naming_its_key(sect
     if not accepted:
         assert "\n" not in line and line.endswith("; see docs/configuration.md")
     if spec is None:
-        assert line == (f"{section}: Additional properties are not allowed ({key!r} was unexpected); "
-                        "see docs/configuration.md")
+        assert line == (
+            f"{section}: Additional properties are not allowed ({key!r} was unexpected); see docs/configuration.md"
+        )
     elif json_type(value) not in allowed_types(spec):
         assert line.startswith(f"{section}.{key}: "), line
     elif not accepted:

@@ -57,8 +57,14 @@ def write_runs(folder: Path, paths: list[str], weights_random: bool = True) -> t
     pairs, coords = [], {}
     for k, run in enumerate(RUNS):
         run_coords = grid[::-1] + k if k else grid  # run 1: reversed order, shifted
-        meta = {**run, "classes": sorted(COUNTS), "weights_random": weights_random, "model": "resnet18",
-                "n_images": len(paths), "implementation": "opentsne"}
+        meta = {
+            **run,
+            "classes": sorted(COUNTS),
+            "weights_random": weights_random,
+            "model": "resnet18",
+            "n_images": len(paths),
+            "implementation": "opentsne",
+        }
         tsv, meta_json = folder / f"run{k}.tsv", folder / f"run{k}.json"
         write_embedding(str(tsv), str(meta_json), paths, labels, run_coords, meta)
         pairs.append((str(tsv), str(meta_json)))
@@ -147,14 +153,13 @@ def test_page_is_self_contained_and_byte_reproducible(sweep, tmp_path):
 
 def test_page_loads_without_console_errors_and_holds_every_point(page, sweep):
     assert severe_console_messages(page) == []
-    n_points = sum(
-        model_value(page, bx.renderer_name(i), "m.data_source.data.x.length") for i in range(len(COUNTS))
-    )
+    n_points = sum(model_value(page, bx.renderer_name(i), "m.data_source.data.x.length") for i in range(len(COUNTS)))
     assert n_points == len(sweep.paths) == 9
     assert model_value(page, bx.renderer_name(0), "m.data_source.data.label[0]") == HOSTILE_CLASS
     # One legend, beside the plot, whose entries hide their class when clicked.
-    assert model_value(page, bx.PLOT_NAME, "m.right.filter((r) => r.type == 'Legend').map((r) => r.click_policy)") \
-        == ["hide"]
+    assert model_value(page, bx.PLOT_NAME, "m.right.filter((r) => r.type == 'Legend').map((r) => r.click_policy)") == [
+        "hide"
+    ]
     assert model_value(page, bx.PLOT_NAME, "m.match_aspect") is True
 
 
@@ -198,7 +203,8 @@ def test_run_menu_switches_coordinates_title_and_hover(page, sweep):
     # Choose the other run in the real <select>, as a user would.
     menu = page.execute_script(
         "return Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name(arguments[0]))"
-        ".shadow_el.querySelector('select')", bx.SELECT_NAME,
+        ".shadow_el.querySelector('select')",
+        bx.SELECT_NAME,
     )
     Select(menu).select_by_visible_text(labels[1])
     hb.wait_for_paint(page)
@@ -212,11 +218,15 @@ def test_run_menu_switches_coordinates_title_and_hover(page, sweep):
 
 
 def test_random_weights_note_is_visible(page):
-    shown = model_value(page, bx.NOTE_NAME, """(() => {
+    shown = model_value(
+        page,
+        bx.NOTE_NAME,
+        """(() => {
         const view = Bokeh.index.find_one(m);
         const box = view.el.getBoundingClientRect();
         return [view.markup_el.innerText, box.width > 0 && box.height > 0, getComputedStyle(view.markup_el).color];
-    })()""")
+    })()""",
+    )
     assert shown == [RANDOM_WEIGHTS_NOTE, True, "rgb(189, 31, 1)"]
 
 
@@ -247,11 +257,17 @@ def test_thumbnail_applies_exif_rotation_and_converts_to_rgb(tmp_path):
 def test_mismatched_runs_and_missing_images_are_one_line_errors(sweep, tmp_path):
     paths, labels = sweep.paths[:-1], [p.split("/")[0] for p in sweep.paths[:-1]]
     meta = json.loads(Path(sweep.runs[0][1]).read_text(encoding="utf-8"))
-    write_embedding(str(tmp_path / "short.tsv"), str(tmp_path / "short.json"), paths, labels,
-                    np.zeros((len(paths), 2)), meta)
+    write_embedding(
+        str(tmp_path / "short.tsv"), str(tmp_path / "short.json"), paths, labels, np.zeros((len(paths), 2)), meta
+    )
     with pytest.raises(AtlasError, match="short.tsv: lists other images"):
-        bx.build_explorer([*sweep.runs, (str(tmp_path / "short.tsv"), str(tmp_path / "short.json"))],
-                          sweep.root, tmp_path / "x.html", THUMB_SIZE, 5000)
+        bx.build_explorer(
+            [*sweep.runs, (str(tmp_path / "short.tsv"), str(tmp_path / "short.json"))],
+            sweep.root,
+            tmp_path / "x.html",
+            THUMB_SIZE,
+            5000,
+        )
     with pytest.raises(AtlasError, match="image listed in the embedding is missing; restore it"):
         bx.build_explorer(sweep.runs, tmp_path / "elsewhere", tmp_path / "x.html", THUMB_SIZE, 5000)
     assert not (tmp_path / "x.html").exists()
@@ -282,8 +298,14 @@ def capped(tmp_path_factory) -> SimpleNamespace:
     grid = np.array([[i % 6 * 10.0, i // 6 * 10.0] for i in range(30)])
     runs = []
     for k, run in enumerate(RUNS):
-        meta = {**run, "classes": ["ant", "bee", "cat"], "weights_random": False, "model": "resnet18",
-                "n_images": 30, "implementation": "opentsne"}
+        meta = {
+            **run,
+            "classes": ["ant", "bee", "cat"],
+            "weights_random": False,
+            "model": "resnet18",
+            "n_images": 30,
+            "implementation": "opentsne",
+        }
         tsv, meta_json = folder / f"run{k}.tsv", folder / f"run{k}.json"
         write_embedding(str(tsv), str(meta_json), paths, labels, grid + k, meta)
         runs.append((str(tsv), str(meta_json)))
@@ -306,8 +328,9 @@ def test_page_above_max_images_holds_a_fixed_subsample_says_so_and_is_byte_repro
     assert (tmp_path / "again.html").read_bytes() == capped.html.read_bytes()
     # At or below the cap nothing changes and nothing is said.
     assert bx.SUBSAMPLE_NAME not in sweep.html.read_text(encoding="utf-8")
-    bx.build_explorer(sweep.runs, sweep.root, tmp_path / "at-cap.html", thumb_size=THUMB_SIZE,
-                      max_images=len(sweep.paths))
+    bx.build_explorer(
+        sweep.runs, sweep.root, tmp_path / "at-cap.html", thumb_size=THUMB_SIZE, max_images=len(sweep.paths)
+    )
     assert (tmp_path / "at-cap.html").read_bytes() == sweep.html.read_bytes()
 
 
@@ -316,11 +339,15 @@ def test_subsample_note_is_visible_and_every_run_shows_the_same_points(driver, c
         driver.switch_to.alert.dismiss()
     driver.get_log("browser")
     hb.open_page(driver, capped.html)
-    shown = model_value(driver, bx.SUBSAMPLE_NAME, """(() => {
+    shown = model_value(
+        driver,
+        bx.SUBSAMPLE_NAME,
+        """(() => {
         const view = Bokeh.index.find_one(m);
         const box = view.el.getBoundingClientRect();
         return [view.markup_el.innerText, box.width > 0 && box.height > 0];
-    })()""")
+    })()""",
+    )
     assert shown == [CAPPED_NOTE, True]
     keep = fixed_subsample(30, 10)
     grid = np.array([[i % 6 * 10.0, i // 6 * 10.0] for i in range(30)])
@@ -330,8 +357,9 @@ def test_subsample_note_is_visible_and_every_run_shows_the_same_points(driver, c
         points = {}
         for class_index in range(3):
             name = bx.renderer_name(class_index)
-            for path, x, y in zip(column(driver, name, "path"), column(driver, name, f"x{j}"),
-                                  column(driver, name, f"y{j}")):
+            for path, x, y in zip(
+                column(driver, name, "path"), column(driver, name, f"x{j}"), column(driver, name, f"y{j}")
+            ):
                 points[path] = [x, y]
         assert points == {capped.paths[i]: list(grid[i] + k) for i in keep}
     assert severe_console_messages(driver) == []

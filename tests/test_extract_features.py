@@ -27,10 +27,19 @@ def manifest(image_folder, tmp_path):
 
 def run(manifest, root, out, resolved=None, **kwargs):
     # fp32 NCHW: bitwise comparable with a plain loop over the model (the fast settings are tested apart).
-    settings = {**schema_defaults("model"), "arch": "resnet18", "weights": "none", "batch_size": 5, "num_workers": 0,
-                "precision": "fp32", "channels_last": False, **kwargs}
-    return ef.extract_features(manifest=str(manifest), resolved=resolved, root=str(root), features=str(out),
-                               progress=False, **settings)
+    settings = {
+        **schema_defaults("model"),
+        "arch": "resnet18",
+        "weights": "none",
+        "batch_size": 5,
+        "num_workers": 0,
+        "precision": "fp32",
+        "channels_last": False,
+        **kwargs,
+    }
+    return ef.extract_features(
+        manifest=str(manifest), resolved=resolved, root=str(root), features=str(out), progress=False, **settings
+    )
 
 
 def test_penultimate_node_is_the_classifier_input():
@@ -50,14 +59,20 @@ def test_other_architectures_extract(manifest, image_folder, tmp_path, arch, dim
 
 
 def test_unknown_node_lists_valid_ones():
-    with pytest.raises(AtlasError, match=r"^model.node 'fc7' is not a node of this model; use 'auto' \(penultimate\) "
-                                         r"or one of its 70 nodes, the last being: .*, flatten, fc$"):
+    with pytest.raises(
+        AtlasError,
+        match=r"^model.node 'fc7' is not a node of this model; use 'auto' \(penultimate\) "
+        r"or one of its 70 nodes, the last being: .*, flatten, fc$",
+    ):
         ef.resolve_node(get_model("resnet18", weights=None), "fc7")
 
 
 def test_unknown_arch_lists_models():
-    with pytest.raises(AtlasError, match=r"^model.arch 'resnet1O1' is not a torchvision classification model; "
-                                         r"choose one of: .*resnet101"):
+    with pytest.raises(
+        AtlasError,
+        match=r"^model.arch 'resnet1O1' is not a torchvision classification model; "
+        r"choose one of: .*resnet101",
+    ):
         ef.check_arch("resnet1O1")
 
 
@@ -79,8 +94,18 @@ def test_hdf5_layout_and_attributes(manifest, image_folder, tmp_path):
         assert [c.decode() for c in h5["classes"][:]] == ["ant", "bee", "cat"]
         assert h5["paths"][0].decode() == "ant/ant_000.png"
         assert np.isfinite(h5["features"][:]).all()
-        for key in ("model", "node", "weights_source", "weights_random", "preprocessing", "device",
-                    "precision", "versions", "config_hash", "feature_dim"):
+        for key in (
+            "model",
+            "node",
+            "weights_source",
+            "weights_random",
+            "preprocessing",
+            "device",
+            "precision",
+            "versions",
+            "config_hash",
+            "feature_dim",
+        ):
             assert key in h5.attrs, key
         assert h5.attrs["node"] == "flatten" and h5.attrs["config_hash"] == "abc123"
         assert bool(h5.attrs["weights_random"]) is True
@@ -123,8 +148,9 @@ def test_precision_auto_picks_native_bf16_or_fp32_and_is_recorded(manifest, imag
     assert attrs["precision"] == expected
 
 
-@pytest.mark.parametrize("precision, channels_last, min_cosine", [
-    ("fp32", True, 0.99999), ("bf16", True, 0.999), ("fp16", False, 0.999)])
+@pytest.mark.parametrize(
+    "precision, channels_last, min_cosine", [("fp32", True, 0.99999), ("bf16", True, 0.999), ("fp16", False, 0.999)]
+)
 def test_faster_settings_keep_the_features(manifest, image_folder, tmp_path, precision, channels_last, min_cosine):
     """Reduced precision and NHWC layout change the arithmetic, not what the features say."""
     run(manifest, image_folder, tmp_path / "ref.h5", precision="fp32", channels_last=False)
@@ -149,15 +175,25 @@ def test_weights_file_gives_the_features_of_the_model_it_was_saved_from(manifest
     model = get_model("resnet18", weights=None).eval()
     torch.save(model.state_dict(), tmp_path / "weights.pth")
     loader = DataLoader(
-        ef.ImageFiles(image_folder, [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)],
-                      ef.preprocessing_for("resnet18")),
+        ef.ImageFiles(
+            image_folder,
+            [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)],
+            ef.preprocessing_for("resnet18"),
+        ),
         batch_size=5,
     )
     extractor = create_feature_extractor(model, return_nodes=["flatten"])
-    expected = np.concatenate(list(ef.iter_feature_batches(extractor, "flatten", loader, torch.device("cpu"),
-                                                           "fp32", False, progress=False)))
-    attrs = run(manifest, image_folder, tmp_path / "f.h5", weights=str(tmp_path / "weights.pth"),
-                precision="fp32", channels_last=False)
+    expected = np.concatenate(
+        list(ef.iter_feature_batches(extractor, "flatten", loader, torch.device("cpu"), "fp32", False, progress=False))
+    )
+    attrs = run(
+        manifest,
+        image_folder,
+        tmp_path / "f.h5",
+        weights=str(tmp_path / "weights.pth"),
+        precision="fp32",
+        channels_last=False,
+    )
     with h5py.File(tmp_path / "f.h5") as h5:
         np.testing.assert_array_equal(h5["features"][:], expected)
     assert attrs["weights_random"] is False and "weights.pth" in attrs["weights_source"]
@@ -169,12 +205,18 @@ def test_weights_file_gives_the_features_of_the_model_it_was_saved_from(manifest
 
 def test_bad_weights_files_are_one_line_errors(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pth")
-    with pytest.raises(AtlasError, match=r"^model.weights file '.*list.pth' is not a state dict \(a mapping of names to "
-                                         r"tensors\); save it with torch.save\(model.state_dict\(\), path\)$"):
+    with pytest.raises(
+        AtlasError,
+        match=r"^model.weights file '.*list.pth' is not a state dict \(a mapping of names to "
+        r"tensors\); save it with torch.save\(model.state_dict\(\), path\)$",
+    ):
         ef.load_model("resnet18", str(tmp_path / "list.pth"))
     torch.save(get_model("resnet34", weights=None).state_dict(), tmp_path / "r34.pth")
-    with pytest.raises(AtlasError, match=r"^model.weights file '.*r34.pth' does not fit model.arch 'resnet18' \(.*\); "
-                                         r"use the arch the weights were saved from$"):
+    with pytest.raises(
+        AtlasError,
+        match=r"^model.weights file '.*r34.pth' does not fit model.arch 'resnet18' \(.*\); "
+        r"use the arch the weights were saved from$",
+    ):
         ef.load_model("resnet18", str(tmp_path / "r34.pth"))
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
     with pytest.raises(AtlasError, match="could not be loaded as a state dict"):
@@ -197,8 +239,11 @@ def unreachable_weights(monkeypatch, tmp_path):
 
 
 def test_imagenet_weights_unavailable_is_a_clear_error(unreachable_weights):
-    with pytest.raises(AtlasError, match=r"^model.weights is 'imagenet' but the resnet18 ImageNet weights could not "
-                                         r"be had \(.* put it at .*set model.weights"):
+    with pytest.raises(
+        AtlasError,
+        match=r"^model.weights is 'imagenet' but the resnet18 ImageNet weights could not "
+        r"be had \(.* put it at .*set model.weights",
+    ):
         ef.load_model("resnet18", "imagenet")
 
 
@@ -274,11 +319,12 @@ def test_imagenet_weights_resolve_to_the_hub_cache_file(hub_cache, tmp_path):
     assert record["weights_random"] is False and record["warning"] is None
 
 
-def test_extraction_loads_the_recorded_file_without_resolving_again(hub_cache, manifest, image_folder, tmp_path,
-                                                                   monkeypatch):
+def test_extraction_loads_the_recorded_file_without_resolving_again(
+    hub_cache, manifest, image_folder, tmp_path, monkeypatch
+):
     """Resolved where the hub cache is (the login node); then, as on a compute node without the cache
     and without network, extraction still loads the recorded file and gives that model's features."""
-    path, model = hub_cache
+    _, model = hub_cache
     fw.fetch_weights("resnet18", "imagenet", init_seed=0, resolved=str(tmp_path / "resolved.json"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
     monkeypatch.setattr(fw, "_imagenet_state_dict", closed_port_download(tmp_path / "hub"))
@@ -287,11 +333,17 @@ def test_extraction_loads_the_recorded_file_without_resolving_again(hub_cache, m
     attrs = run(manifest, image_folder, tmp_path / "f.h5", weights="imagenet", resolved=str(tmp_path / "resolved.json"))
     assert attrs["weights_source"] == "imagenet (ResNet18_Weights.IMAGENET1K_V1)" and not attrs["weights_random"]
     extractor = create_feature_extractor(model, return_nodes=["flatten"])
-    loader = DataLoader(ef.ImageFiles(image_folder, [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat")
-                                                     for i in range(4)], ef.preprocessing_for("resnet18")),
-                        batch_size=5)
-    expected = np.concatenate(list(ef.iter_feature_batches(extractor, "flatten", loader, torch.device("cpu"),
-                                                           "fp32", False, progress=False)))
+    loader = DataLoader(
+        ef.ImageFiles(
+            image_folder,
+            [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)],
+            ef.preprocessing_for("resnet18"),
+        ),
+        batch_size=5,
+    )
+    expected = np.concatenate(
+        list(ef.iter_feature_batches(extractor, "flatten", loader, torch.device("cpu"), "fp32", False, progress=False))
+    )
     with h5py.File(tmp_path / "f.h5") as h5:
         np.testing.assert_array_equal(h5["features"][:], expected)  # ...but the recorded weights were used
 
@@ -310,13 +362,15 @@ def test_record_for_other_settings_is_refused(manifest, image_folder, tmp_path):
         run(manifest, image_folder, tmp_path / "f.h5", arch="resnet34", resolved=str(tmp_path / "resolved.json"))
 
 
-def test_auto_fallback_is_recorded_and_repeated_by_extraction(unreachable_weights, manifest, image_folder, tmp_path,
-                                                              caplog):
+def test_auto_fallback_is_recorded_and_repeated_by_extraction(
+    unreachable_weights, manifest, image_folder, tmp_path, caplog
+):
     record = fw.fetch_weights("resnet18", "auto", init_seed=2, resolved=str(tmp_path / "resolved.json"))
     assert record["kind"] == "random" and record["path"] is None and "RANDOM initialisation" in record["warning"]
     caplog.clear()
-    attrs = run(manifest, image_folder, tmp_path / "f.h5", weights="auto", init_seed=2,
-                resolved=str(tmp_path / "resolved.json"))
+    attrs = run(
+        manifest, image_folder, tmp_path / "f.h5", weights="auto", init_seed=2, resolved=str(tmp_path / "resolved.json")
+    )
     assert attrs["weights_random"] is True
     assert attrs["weights_source"] == "random initialisation (ImageNet weights unavailable, init_seed 2)"
     assert "RANDOM initialisation" in caplog.text  # the extraction's log says it too

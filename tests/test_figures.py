@@ -7,14 +7,13 @@ import pytest
 from PIL import Image, ImageColor
 
 from conftest import schema_defaults
-from tsne_atlas import canvas
-from tsne_atlas import figure_style
+from tsne_atlas import canvas, figure_style
 from tsne_atlas import mosaic as rm
 from tsne_atlas import scatter as ps
 from tsne_atlas.figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255
 from tsne_atlas.files.runs import write_run as write_embedding
-from tsne_atlas.subsample import fixed_subsample
 from tsne_atlas.jobs import AtlasError
+from tsne_atlas.subsample import fixed_subsample
 
 
 @pytest.mark.parametrize("n", [1, 3, 10, 20, 30])
@@ -22,7 +21,6 @@ def test_class_colours_are_distinct(n):
     colours = class_colours(n)
     assert len(colours) == n and len(set(colours)) == n
     assert all(0 <= c <= 1 for rgb in colours for c in rgb)
-
 
 
 def mosaic(tsv, meta, root, png, canvas_size, thumb_size, border, background, max_images=10_000):
@@ -33,6 +31,7 @@ def mosaic(tsv, meta, root, png, canvas_size, thumb_size, border, background, ma
 def scatter(tsv, meta, png, svg):
     """Rule scatter's function at the schema's default settings."""
     ps.scatter(str(tsv), str(meta), **schema_defaults("scatter"), png=str(png), svg=str(svg))
+
 
 def test_layout_keeps_aspect_stays_on_canvas_and_matches_scatter_orientation():
     coords = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 5.0], [10.0, 5.0]])
@@ -48,8 +47,15 @@ def embedding(image_folder, tmp_path):
     paths = [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)]
     labels = [p.split("/")[0] for p in paths]
     coords = np.array([[i % 4 * 10.0, i // 4 * 10.0] for i in range(12)])
-    meta = {"classes": ["ant", "bee", "cat"], "perplexity": 5.0, "seed": 0, "n_images": 12,
-            "kl_divergence": 0.5, "model": "resnet18", "weights_random": True}
+    meta = {
+        "classes": ["ant", "bee", "cat"],
+        "perplexity": 5.0,
+        "seed": 0,
+        "n_images": 12,
+        "kl_divergence": 0.5,
+        "model": "resnet18",
+        "weights_random": True,
+    }
     write_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), paths, labels, coords, meta)
     return tmp_path / "e.tsv", tmp_path / "e.json", image_folder
 
@@ -89,8 +95,10 @@ def test_mosaic_too_small_canvas_is_an_error(embedding, tmp_path):
     tsv, meta, root = embedding
     with pytest.raises(AtlasError) as err:
         mosaic(str(tsv), str(meta), str(root), str(tmp_path / "m.png"), 64, 80, 3, "white")
-    assert str(err.value) == ("mosaic.thumb_size 80 plus borders does not fit mosaic.canvas_size 64; "
-                              "lower the thumbnail size or enlarge the canvas")
+    assert str(err.value) == (
+        "mosaic.thumb_size 80 plus borders does not fit mosaic.canvas_size 64; "
+        "lower the thumbnail size or enlarge the canvas"
+    )
     assert not (tmp_path / "m.png").exists()
 
 
@@ -146,8 +154,15 @@ def embedding30(image_folder, tmp_path):
     paths = [files[i % len(files)] for i in range(30)]
     labels = [p.split("/")[0] for p in paths]
     coords = np.array([[i % 6 * 10.0, i // 6 * 10.0] for i in range(30)])
-    meta = {"classes": ["ant", "bee", "cat"], "perplexity": 5.0, "seed": 0, "n_images": 30,
-            "kl_divergence": 0.5, "model": "resnet18", "weights_random": True}
+    meta = {
+        "classes": ["ant", "bee", "cat"],
+        "perplexity": 5.0,
+        "seed": 0,
+        "n_images": 30,
+        "kl_divergence": 0.5,
+        "model": "resnet18",
+        "weights_random": True,
+    }
     write_embedding(str(tmp_path / "e30.tsv"), str(tmp_path / "e30.json"), paths, labels, coords, meta)
     return tmp_path / "e30.tsv", tmp_path / "e30.json", image_folder, coords
 
@@ -165,6 +180,7 @@ def spy_mosaic(monkeypatch):
             for path in image_paths:
                 seen["paths"].append(str(path))
                 yield path
+
         return render(coords, consume(), label_indices, classes, *args)
 
     monkeypatch.setattr(rm, "render_mosaic", spy)
@@ -174,21 +190,19 @@ def spy_mosaic(monkeypatch):
 def test_mosaic_above_max_images_draws_a_fixed_subsample_and_says_so(embedding30, tmp_path, monkeypatch):
     tsv, meta, root, coords = embedding30
     seen = spy_mosaic(monkeypatch)
-    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "a.png"), 200, 20, 3, "white",
-                             max_images=10)
+    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "a.png"), 200, 20, 3, "white", max_images=10)
     keep = fixed_subsample(30, 10)
     assert len(keep) == 10 and list(keep) == sorted(set(keep))
     assert len(seen["paths"]) == 10
     np.testing.assert_array_equal(seen["coords"], coords[keep])
-    assert seen["note"] == (f"{RANDOM_WEIGHTS_NOTE}\n"
-                            "showing a random 10 of 30 images (fixed subsample; mosaic.max_images)")
+    assert seen["note"] == (
+        f"{RANDOM_WEIGHTS_NOTE}\nshowing a random 10 of 30 images (fixed subsample; mosaic.max_images)"
+    )
     # The same subsample, and the same bytes, on every run (the seed of the run does not matter).
-    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "b.png"), 200, 20, 3, "white",
-                             max_images=10)
+    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "b.png"), 200, 20, 3, "white", max_images=10)
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     # The note is a second red line below the legend: the strip is one line taller than with every image.
-    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "all.png"), 200, 20, 3, "white",
-                             max_images=30)
+    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "all.png"), 200, 20, 3, "white", max_images=30)
     assert seen["note"] == RANDOM_WEIGHTS_NOTE and len(seen["paths"]) == 30
     capped, full = cv2.imread(str(tmp_path / "a.png")), cv2.imread(str(tmp_path / "all.png"))
     assert capped.shape[0] > full.shape[0] and capped.shape[1] == full.shape[1] == 200
@@ -209,6 +223,7 @@ def test_mosaic_loads_one_thumbnail_at_a_time(embedding30, monkeypatch):
         for path in sorted(root.rglob("*.png"))[:5]:
             events.append("next")
             yield path
+
     rm.render_mosaic(coords[:5], paths(), np.zeros(5, dtype=int), ["ant"], 200, 20, 3, "white")
     assert events == ["next", "load"] * 5
 
@@ -216,8 +231,7 @@ def test_mosaic_loads_one_thumbnail_at_a_time(embedding30, monkeypatch):
 def test_mosaic_at_or_below_max_images_is_unchanged(embedding, tmp_path):
     tsv, meta, root = embedding
     mosaic(str(tsv), str(meta), str(root), str(tmp_path / "a.png"), 200, 20, 3, "white")
-    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "b.png"), 200, 20, 3, "white",
-                             max_images=12)
+    mosaic(str(tsv), str(meta), str(root), str(tmp_path / "b.png"), 200, 20, 3, "white", max_images=12)
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
 
 

@@ -26,8 +26,18 @@ VOLATILE = {"runtime_s"}  # wall-clock times: the only values allowed to differ 
 
 def command(workdir: Path, *args: str) -> list[str]:
     (workdir / "config.yaml").write_text(yaml.safe_dump(CONFIG))
-    return [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
-            str(workdir / "config.yaml"), "--cores", "2", *args]
+    return [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
 
 
 def run(workdir: Path, *args: str) -> None:
@@ -43,8 +53,9 @@ def resume(workdir: Path) -> None:
 
 def kill_when(workdir: Path, ready, timeout: float = 300) -> None:
     """Start the workflow, SIGKILL its whole process group as soon as ``ready()`` is true."""
-    process = subprocess.Popen(command(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + timeout
     try:
         while not ready():
@@ -121,8 +132,9 @@ def kill_during_a_tsne_run(workdir: Path, timeout: float = 300) -> str:
     """Start the workflow, and SIGKILL its process group while a (perplexity, seed) run is inside
     openTSNE's optimisation; return that run's name."""
     logs, tsne = workdir / "results" / "logs" / "tsne", workdir / "results" / "tsne"
-    process = subprocess.Popen(command(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline, missed = time.monotonic() + timeout, set()
     try:
         while True:
@@ -176,10 +188,18 @@ def test_two_runs_of_one_config_give_identical_files(reference, tmp_path):
     # 4 runs x 8 files, 5 sweep-wide figures and tables, manifest, features and more.
     assert len(reference) > 37 and "features/features.h5" in reference
     # ...on the default path: the shared input, k-NN graph and affinities, then openTSNE.
-    assert {"tsne/input.h5", "tsne/neighbors/k-30.npz", "tsne/affinities/perplexity-5.npz",
-            "tsne/affinities/perplexity-10.npz"} <= set(reference)
+    assert {
+        "tsne/input.h5",
+        "tsne/neighbors/k-30.npz",
+        "tsne/affinities/perplexity-5.npz",
+        "tsne/affinities/perplexity-10.npz",
+    } <= set(reference)
     meta = reference["tsne/perplexity-5_seed-0.json"]
-    assert (meta["implementation"], meta["precomputed_affinities"], meta["negative_gradient"]) == ("opentsne", True, "bh")
+    assert (meta["implementation"], meta["precomputed_affinities"], meta["negative_gradient"]) == (
+        "opentsne",
+        True,
+        "bh",
+    )
     different = [name for name in reference if again[name] != reference[name]]
     assert different == []
 

@@ -37,10 +37,22 @@ def test_metrics_reward_a_faithful_embedding():
 
 
 def fake_rows():
-    return [{"perplexity": p, "seed": s, "trustworthiness": 0.9 + p / 1000 + s / 100, "knn_accuracy_2d": 0.6,
-             "knn_accuracy_features": 0.7, "kl_divergence": 1.0 / p, "n_images": 50, "runtime_s": 1.0,
-             "knn_k": 5, "weights_random": True}
-            for p in (5, 30) for s in (0, 1, 2)]
+    return [
+        {
+            "perplexity": p,
+            "seed": s,
+            "trustworthiness": 0.9 + p / 1000 + s / 100,
+            "knn_accuracy_2d": 0.6,
+            "knn_accuracy_features": 0.7,
+            "kl_divergence": 1.0 / p,
+            "n_images": 50,
+            "runtime_s": 1.0,
+            "knn_k": 5,
+            "weights_random": True,
+        }
+        for p in (5, 30)
+        for s in (0, 1, 2)
+    ]
 
 
 def test_sweep_table_and_plot(tmp_path):
@@ -48,12 +60,19 @@ def test_sweep_table_and_plot(tmp_path):
     for i, row in enumerate(reversed(fake_rows())):
         files.append(tmp_path / f"{i}.json")
         files[-1].write_text(json.dumps(row))
-    metrics_plot.sweep_metrics([str(f) for f in files], str(tmp_path / "sweep.csv"), str(tmp_path / "s.png"),
-                               str(tmp_path / "s.svg"))
+    metrics_plot.sweep_metrics(
+        [str(f) for f in files], str(tmp_path / "sweep.csv"), str(tmp_path / "s.png"), str(tmp_path / "s.svg")
+    )
     with open(tmp_path / "sweep.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
-    assert [(float(r["perplexity"]), int(r["seed"])) for r in table] == [(5, 0), (5, 1), (5, 2), (30, 0), (30, 1),
-                                                                          (30, 2)]
+    assert [(float(r["perplexity"]), int(r["seed"])) for r in table] == [
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (30, 0),
+        (30, 1),
+        (30, 2),
+    ]
     assert list(table[0]) == list(SWEEP_FIELDS)
     fig = metrics_plot.plot_sweep_metrics(fake_rows(), RANDOM_WEIGHTS_NOTE)
     assert [ax.get_title() for ax in fig.axes] == ["trustworthiness", "k-NN label accuracy", "KL divergence"]
@@ -64,8 +83,16 @@ def test_sweep_table_and_plot(tmp_path):
 
 def test_contact_sheet_has_a_panel_per_run_with_metrics_in_titles():
     rng = np.random.default_rng(1)
-    runs = [{"perplexity": r["perplexity"], "seed": r["seed"], "coords": rng.normal(size=(50, 2)),
-             "labels": ["a", "b"] * 25, "metrics": r} for r in fake_rows()]
+    runs = [
+        {
+            "perplexity": r["perplexity"],
+            "seed": r["seed"],
+            "coords": rng.normal(size=(50, 2)),
+            "labels": ["a", "b"] * 25,
+            "metrics": r,
+        }
+        for r in fake_rows()
+    ]
     fig = so.plot_overview(runs, ["a", "b"], note=RANDOM_WEIGHTS_NOTE)
     axes = np.array(fig.axes).reshape(2, 3)
     assert axes[0, 0].get_title().startswith("p=5  s=0") and axes[1, 2].get_title().startswith("p=30  s=2")
@@ -102,7 +129,9 @@ def test_grid_mosaic_draws_one_framed_cell_per_image(image_folder, tmp_path):
     coords = np.array([[i % 4, i // 4] for i in range(12)], dtype=float)
     meta = {"classes": ["ant", "bee", "cat"], "seed": 0, "weights_random": False}
     write_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), paths, [p[:3] for p in paths], coords, meta)
-    gm.grid_mosaic(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder), **GRID, png=str(tmp_path / "g.png"))
+    gm.grid_mosaic(
+        str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder), **GRID, png=str(tmp_path / "g.png")
+    )
     image = np.asarray(Image.open(tmp_path / "g.png").convert("RGB"))[:, :, ::-1]  # BGR like OpenCV
     tile = 14
     assert image.shape[1] == 4 * tile  # 12 images: a 3 x 4 grid
@@ -128,8 +157,9 @@ def test_metrics_subsample_is_fixed_and_bounded():
     np.testing.assert_array_equal(keep, fixed_subsample(100_000, 5000))  # same for every run
 
 
-def test_grid_mosaic_above_the_cap_shows_the_same_subsample_for_every_seed_and_says_so(image_folder, tmp_path,
-                                                                                       monkeypatch):
+def test_grid_mosaic_above_the_cap_shows_the_same_subsample_for_every_seed_and_says_so(
+    image_folder, tmp_path, monkeypatch
+):
     files = sorted(p.relative_to(image_folder).as_posix() for p in image_folder.rglob("*.png"))
     paths = [files[i % len(files)] for i in range(30)]
     labels = [p.split("/")[0] for p in paths]
@@ -139,25 +169,49 @@ def test_grid_mosaic_above_the_cap_shows_the_same_subsample_for_every_seed_and_s
     def spy(coords, image_paths, label_indices, classes, *args):
         seen.append((coords, [str(p) for p in image_paths], args[-1]))  # args[-1]: the note
         return np.zeros((4, 4, 3), np.uint8)
+
     monkeypatch.setattr(gm, "render_grid_mosaic", spy)
     for seed in (0, 1):
-        meta = {"classes": ["ant", "bee", "cat"], "perplexity": 5.0, "seed": seed, "n_images": 30,
-                "kl_divergence": 0.5, "model": "resnet18", "weights_random": True}
+        meta = {
+            "classes": ["ant", "bee", "cat"],
+            "perplexity": 5.0,
+            "seed": seed,
+            "n_images": 30,
+            "kl_divergence": 0.5,
+            "model": "resnet18",
+            "weights_random": True,
+        }
         write_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), paths, labels, coords, meta)
-        gm.grid_mosaic(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder),
-                       **{**GRID, "max_images": 10}, png=str(tmp_path / f"g{seed}.png"))
+        gm.grid_mosaic(
+            str(tmp_path / "e.tsv"),
+            str(tmp_path / "e.json"),
+            str(image_folder),
+            **{**GRID, "max_images": 10},
+            png=str(tmp_path / f"g{seed}.png"),
+        )
     (coords0, paths0, note0), (_, paths1, note1) = seen
     keep = fixed_subsample(30, 10)
     assert len(paths0) == 10 and paths0 == paths1  # one subsample for the whole sweep
     np.testing.assert_array_equal(coords0, coords[keep])
-    assert note0 == note1 == (f"{RANDOM_WEIGHTS_NOTE}\n"
-                              "showing a random 10 of 30 images (fixed subsample; grid_mosaic.max_images)")
+    assert (
+        note0
+        == note1
+        == (f"{RANDOM_WEIGHTS_NOTE}\nshowing a random 10 of 30 images (fixed subsample; grid_mosaic.max_images)")
+    )
 
 
 def test_contact_sheet_markers_shrink_with_many_points():
     rng = np.random.default_rng(1)
-    runs = [{"perplexity": r["perplexity"], "seed": r["seed"], "coords": rng.normal(size=(n, 2)),
-             "labels": ["a", "b"] * (n // 2), "metrics": r} for r, n in zip(fake_rows()[:2], (100, 40_000))]
+    runs = [
+        {
+            "perplexity": r["perplexity"],
+            "seed": r["seed"],
+            "coords": rng.normal(size=(n, 2)),
+            "labels": ["a", "b"] * (n // 2),
+            "metrics": r,
+        }
+        for r, n in zip(fake_rows()[:2], (100, 40_000))
+    ]
     fig = so.plot_overview(runs, ["a", "b"], panel_point_size=3.0)
     sizes = [ax.collections[0].get_sizes()[0] for ax in fig.axes if ax.collections]
     assert sizes == [pytest.approx(3.0), pytest.approx(0.75)]
@@ -176,12 +230,25 @@ def test_metrics_of_a_large_run_use_the_fixed_subsample(tmp_path):
         h5["features"], h5["labels"] = features, labels
         h5["classes"] = np.array([b"a", b"b", b"c"])
         h5["paths"] = np.array([f"p/{i}.png".encode() for i in range(90)])
-    ti.tsne_input(str(tmp_path / "features.h5"), standardize=False, pca_components=0, prepared=str(tmp_path / "input.h5"))
+    ti.tsne_input(
+        str(tmp_path / "features.h5"), standardize=False, pca_components=0, prepared=str(tmp_path / "input.h5")
+    )
     coords = features[:, :2].astype(np.float64) + rng.normal(scale=0.1, size=(90, 2))
     meta = {"perplexity": 10.0, "seed": 0, "kl_divergence": 1.0, "n_images": 90, "runtime_s": 0.1}
-    write_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), [f"p/{i}.png" for i in range(90)],
-                    ["abc"[k] for k in labels], coords, meta)
-    args = (str(tmp_path / "features.h5"), str(tmp_path / "input.h5"), str(tmp_path / "e.tsv"), str(tmp_path / "e.json"))
+    write_embedding(
+        str(tmp_path / "e.tsv"),
+        str(tmp_path / "e.json"),
+        [f"p/{i}.png" for i in range(90)],
+        ["abc"[k] for k in labels],
+        coords,
+        meta,
+    )
+    args = (
+        str(tmp_path / "features.h5"),
+        str(tmp_path / "input.h5"),
+        str(tmp_path / "e.tsv"),
+        str(tmp_path / "e.json"),
+    )
     settings = {"trust_k": 10, "knn_k": 5}
     capped = em.embedding_metrics_for_run(*args, **settings, max_images=30, metrics=str(tmp_path / "capped.json"))
     full = em.embedding_metrics_for_run(*args, **settings, max_images=5000, metrics=str(tmp_path / "full.json"))

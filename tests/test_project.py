@@ -33,7 +33,8 @@ def test_config_yaml_and_the_configuration_reference_are_generated_from_the_sche
     assert set(expected) == {REPO / "config.yaml", REPO / "docs" / "configuration.md"}
     for path, text in expected.items():
         assert path.read_text(encoding="utf-8") == text, (
-            f"{path.relative_to(REPO)} is out of date: run python tools/config_reference.py")
+            f"{path.relative_to(REPO)} is out of date: run python tools/config_reference.py"
+        )
     assert reference.main(["--check"]) == 0
 
 
@@ -94,7 +95,8 @@ def test_every_relative_link_in_the_docs_resolves():
 
 def test_conda_envs_pin_what_requirements_pin():
     pins = dict(
-        line.split("==") for line in (REPO / "requirements.txt").read_text().splitlines()
+        line.split("==")
+        for line in (REPO / "requirements.txt").read_text().splitlines()
         if "==" in line and not line.startswith("#")
     )
     pins = {name.lower(): version for name, version in pins.items()}
@@ -137,10 +139,16 @@ def test_benchmark_scripts_start_and_stay_out_of_the_test_run():
     # As BENCHMARKS.md runs them: the workflow's package through PYTHONPATH (it is not installed).
     # Started together: each imports torch or openTSNE, which takes a few seconds.
     started = {
-        script.name: subprocess.Popen([sys.executable, str(script), "--help"], stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, cwd=REPO,
-                                      env={**os.environ, "PYTHONPATH": "scripts"})
-        for script in scripts if script.name != "common.py"
+        script.name: subprocess.Popen(
+            [sys.executable, str(script), "--help"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": "scripts"},
+        )
+        for script in scripts
+        if script.name != "common.py"
     }
     for name, process in started.items():
         stdout, stderr = process.communicate(timeout=120)

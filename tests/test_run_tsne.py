@@ -13,7 +13,6 @@ from tsne_atlas.files.features import features_file_problem, read_features, remo
 from tsne_atlas.files.runs import read_embedding
 from tsne_atlas.jobs import AtlasError
 
-
 # What a t-SNE run takes from the tsne section, at the schema's defaults.
 TSNE = schema_defaults("tsne", "implementation", "init", "negative_gradient", "bh_theta")
 
@@ -34,10 +33,20 @@ def features_file(tmp_path):
         h5["features"] = X
         h5["labels"] = labels
         h5.create_dataset("classes", data=np.array(["a", "b", "c"], dtype=object), dtype=h5py.string_dtype())
-        h5.create_dataset("paths", data=np.array([f"p/{i}.png" for i in range(len(X))], dtype=object),
-                          dtype=h5py.string_dtype())
-        h5.attrs.update({"model": "resnet18", "node": "flatten", "weights": "none", "weights_random": True,
-                         "weights_source": "random", "precision": "fp32", "config_hash": "abc"})
+        h5.create_dataset(
+            "paths", data=np.array([f"p/{i}.png" for i in range(len(X))], dtype=object), dtype=h5py.string_dtype()
+        )
+        h5.attrs.update(
+            {
+                "model": "resnet18",
+                "node": "flatten",
+                "weights": "none",
+                "weights_random": True,
+                "weights_source": "random",
+                "precision": "fp32",
+                "config_hash": "abc",
+            }
+        )
     return path
 
 
@@ -76,7 +85,9 @@ def test_seed_changes_a_random_init_embedding():
 def test_perplexity_too_large_for_the_sample_says_why():
     assert min_images_for_perplexity(30) == 92
     check_perplexity(30, 92)
-    with pytest.raises(AtlasError, match=r"perplexity 30 needs at least 92 images .* has 40; use perplexities below 12.67"):
+    with pytest.raises(
+        AtlasError, match=r"perplexity 30 needs at least 92 images .* has 40; use perplexities below 12.67"
+    ):
         check_perplexity(30, 40)
     with pytest.raises(AtlasError, match="perplexity 50 needs"):
         rt.embed(blobs()[0], perplexity=50, random_state=0)
@@ -92,8 +103,17 @@ def sweep_inputs(features_file, tmp_path):
 
 
 def test_run_tsne_writes_table_and_provenance(features_file, sweep_inputs, tmp_path):
-    meta = rt.run_tsne(str(features_file), str(tmp_path / "input.h5"), 10.0, 2, **TSNE, embedding=str(tmp_path / "e.tsv"),
-                       meta=str(tmp_path / "e.json"), affinities=str(tmp_path / "p10.npz"), threads=1)
+    meta = rt.run_tsne(
+        str(features_file),
+        str(tmp_path / "input.h5"),
+        10.0,
+        2,
+        **TSNE,
+        embedding=str(tmp_path / "e.tsv"),
+        meta=str(tmp_path / "e.json"),
+        affinities=str(tmp_path / "p10.npz"),
+        threads=1,
+    )
     paths, labels, coords = read_embedding(tmp_path / "e.tsv")
     assert len(paths) == 90 and paths[0] == "p/0.png" and labels[0] == "a" and labels[-1] == "c"
     assert coords.shape == (90, 2)
@@ -115,8 +135,15 @@ def opentsne_directly(X, P, perplexity, seed, theta, method):
     from openTSNE import TSNE
     from openTSNE.affinity import PrecomputedAffinities
 
-    tsne = TSNE(perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=1,
-                negative_gradient_method=method, theta=theta, verbose=False)
+    tsne = TSNE(
+        perplexity=perplexity,
+        initialization="pca",
+        random_state=seed,
+        n_jobs=1,
+        negative_gradient_method=method,
+        theta=theta,
+        verbose=False,
+    )
     return np.asarray(tsne.fit(X, affinities=PrecomputedAffinities(P, normalize=False)))
 
 
@@ -126,10 +153,17 @@ def test_bh_theta_and_the_gradient_method_change_the_embedding(features_file, sw
     X, _ = shared.read_input(tmp_path / "input.h5")
     coords = {}
     for name, gradient, theta in (("bh-0.5", "bh", 0.5), ("bh-0.8", "bh", 0.8), ("fft", "fft", 0.8)):
-        meta = rt.run_tsne(str(features_file), str(tmp_path / "input.h5"), 10.0, 0,
-                           **{**TSNE, "negative_gradient": gradient, "bh_theta": theta},
-                           embedding=str(tmp_path / f"{name}.tsv"), meta=str(tmp_path / f"{name}.json"), threads=1,
-                           affinities=str(tmp_path / "p10.npz"))
+        meta = rt.run_tsne(
+            str(features_file),
+            str(tmp_path / "input.h5"),
+            10.0,
+            0,
+            **{**TSNE, "negative_gradient": gradient, "bh_theta": theta},
+            embedding=str(tmp_path / f"{name}.tsv"),
+            meta=str(tmp_path / f"{name}.json"),
+            threads=1,
+            affinities=str(tmp_path / "p10.npz"),
+        )
         assert meta["negative_gradient"] == gradient
         coords[name] = read_embedding(tmp_path / f"{name}.tsv")[2]
         assert np.isfinite(coords[name]).all() and coords[name].shape == (90, 2)
@@ -138,7 +172,9 @@ def test_bh_theta_and_the_gradient_method_change_the_embedding(features_file, sw
         np.testing.assert_array_equal(coords[name], expected)
     # Theta changes the Barnes-Hut embedding; the FFT gradient is really used (it is not Barnes-Hut's).
     assert np.abs(coords["bh-0.5"] - coords["bh-0.8"]).max() > 1e-3
-    assert np.abs(coords["fft"] - coords["bh-0.8"]).max() > 1e-3 and np.abs(coords["fft"] - coords["bh-0.5"]).max() > 1e-3
+    assert (
+        np.abs(coords["fft"] - coords["bh-0.8"]).max() > 1e-3 and np.abs(coords["fft"] - coords["bh-0.5"]).max() > 1e-3
+    )
     # The FFT embedding still separates the three blobs.
     labels = np.repeat(np.arange(3), 30)
     centroids = np.array([coords["fft"][labels == k].mean(axis=0) for k in range(3)])
@@ -147,8 +183,16 @@ def test_bh_theta_and_the_gradient_method_change_the_embedding(features_file, sw
 
 
 def test_sklearn_runs_from_the_shared_input_alone(features_file, sweep_inputs, tmp_path):
-    meta = rt.run_tsne(str(features_file), str(tmp_path / "input.h5"), 10.0, 0, **{**TSNE, "implementation": "sklearn"},
-                       embedding=str(tmp_path / "s.tsv"), meta=str(tmp_path / "s.json"), threads=1)
+    meta = rt.run_tsne(
+        str(features_file),
+        str(tmp_path / "input.h5"),
+        10.0,
+        0,
+        **{**TSNE, "implementation": "sklearn"},
+        embedding=str(tmp_path / "s.tsv"),
+        meta=str(tmp_path / "s.json"),
+        threads=1,
+    )
     assert meta["implementation"] == "sklearn" and meta["precomputed_affinities"] is False
     X, _ = shared.read_input(tmp_path / "input.h5")
     np.testing.assert_array_equal(read_embedding(tmp_path / "s.tsv")[2], rt.embed(X, 10.0, 0, "sklearn")[0])
@@ -186,16 +230,21 @@ def test_a_graph_too_small_for_the_perplexity_names_the_file_and_the_fix(sweep_i
 
     assert graph_neighbors([5, 10]) == 30 and graph_neighbors([7.5]) == 22
     ti.tsne_neighbors(str(tmp_path / "input.h5"), k=15, neighbors=str(tmp_path / "k-15.npz"), threads=1)
-    with pytest.raises(AtlasError, match=r"k-15.npz: perplexity 10 needs 30 neighbours but the graph has 15; "
-                                         r"delete it and rerun"):
+    with pytest.raises(
+        AtlasError,
+        match=r"k-15.npz: perplexity 10 needs 30 neighbours but the graph has 15; "
+        r"delete it and rerun",
+    ):
         ti.tsne_affinities(str(tmp_path / "k-15.npz"), 10.0, affinities=str(tmp_path / "p.npz"), threads=1)
     assert not (tmp_path / "p.npz").exists()
 
 
 def test_truncated_shared_files_are_rejected(sweep_inputs, tmp_path):
-    for name, loader, what in [("input.h5", shared.read_input, "not a complete t-SNE input file"),
-                               ("k-30.npz", shared.read_neighbors, "not a complete neighbour graph"),
-                               ("p10.npz", shared.read_affinities, "not a complete affinity matrix")]:
+    for name, loader, what in [
+        ("input.h5", shared.read_input, "not a complete t-SNE input file"),
+        ("k-30.npz", shared.read_neighbors, "not a complete neighbour graph"),
+        ("p10.npz", shared.read_affinities, "not a complete affinity matrix"),
+    ]:
         data = (tmp_path / name).read_bytes()
         cut = tmp_path / f"cut-{name}"
         cut.write_bytes(data[: len(data) // 2])
@@ -212,8 +261,13 @@ def test_tsne_modules_do_not_import_torch():
     import sys
 
     code = "import sys, tsne_atlas.tsne, tsne_atlas.preparation, tsne_atlas.metrics; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(__import__("pathlib").Path(rt.__file__).parents[1]))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(__import__("pathlib").Path(rt.__file__).parents[1]),
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -245,7 +299,8 @@ def test_incomplete_features_files_are_found_and_removed(features_file, tmp_path
         del h5["paths"]
         h5.create_dataset("paths", data=paths[:-1], dtype=h5py.string_dtype())
     assert features_file_problem(features_file) == (
-        "datasets disagree on the number of images ({'features': 90, 'labels': 90, 'paths': 89})")
+        "datasets disagree on the number of images ({'features': 90, 'labels': 90, 'paths': 89})"
+    )
     assert remove_if_incomplete(features_file).startswith("datasets disagree") and not features_file.exists()
 
 

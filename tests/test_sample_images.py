@@ -77,9 +77,17 @@ def test_manifest_round_trip_and_bad_header(tmp_path):
 
 
 def test_sample_images_writes_the_manifest(image_folder, tmp_path):
-    rows = sample_images(root=str(image_folder), extensions=[".png"], label_map={"ant": "formica"}, n_images=9,
-                         random_state=0, stratified=True, on_bad_image="skip", manifest=str(tmp_path / "m.csv"),
-                         skipped=str(tmp_path / "skipped.csv"))
+    rows = sample_images(
+        root=str(image_folder),
+        extensions=[".png"],
+        label_map={"ant": "formica"},
+        n_images=9,
+        random_state=0,
+        stratified=True,
+        on_bad_image="skip",
+        manifest=str(tmp_path / "m.csv"),
+        skipped=str(tmp_path / "skipped.csv"),
+    )
     assert read_manifest(tmp_path / "m.csv") == rows
     assert [label for _, label in rows].count("formica") == 3
     assert not list(tmp_path.glob(".tmp-*"))

@@ -48,11 +48,24 @@ def write_config(workdir: Path, config: dict) -> Path:
     return path
 
 
-def slurm_snakemake(cluster, workdir: Path, config: dict, *args: str, profile: str = "slurm-test",
-                    timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
+def slurm_snakemake(
+    cluster, workdir: Path, config: dict, *args: str, profile: str = "slurm-test", timeout: float = RUN_TIMEOUT_S
+) -> subprocess.CompletedProcess:
     """Snakemake from .venv-slurm with a cluster profile, talking to the test cluster."""
-    cmd = [str(SLURM_PYTHON), "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(write_config(workdir, config)), "--profile", str(REPO / "profiles" / profile), *args]
+    cmd = [
+        str(SLURM_PYTHON),
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(write_config(workdir, config)),
+        "--profile",
+        str(REPO / "profiles" / profile),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=cluster.env(), timeout=timeout)
 
 
@@ -107,8 +120,17 @@ def cluster_run(cluster, tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("local-run")
-    cmd = [MAIN_SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(write_config(workdir, TINY)), "--cores", "2"]
+    cmd = [
+        MAIN_SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(write_config(workdir, TINY)),
+        "--cores",
+        "2",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir
@@ -124,8 +146,18 @@ def test_plugin_only_in_the_slurm_venv_because_an_unanswered_controller_costs_ev
     conf.write_text(local_cluster.slurm_conf(tmp_path, 1, 1000, local_cluster.free_port(), local_cluster.free_port()))
     env = {**local_cluster.os.environ, "SLURM_CONF": str(conf)}  # a controller that never answers
     write_config(tmp_path, TINY)
-    common = ["-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
-              str(tmp_path / "config.yaml"), "--cores", "2", "--dry-run", "--quiet"]
+    common = [
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--cores",
+        "2",
+        "--dry-run",
+        "--quiet",
+    ]
     for cmd in ([MAIN_SNAKEMAKE], [str(SLURM_PYTHON), "-m", "snakemake"]):
         result = subprocess.run(cmd + common, capture_output=True, text=True, env=env, timeout=120)
         assert result.returncode == 0, result.stderr
@@ -142,7 +174,10 @@ def test_test_profile_is_the_slurm_profile_but_for_the_test_cluster():
     # plugin, in the test profile only.
     assert test["set-resources"]["extract_features"].pop("gpu") == 0  # no GPU on the test cluster
     assert test.pop("cores") == 2 and real.pop("cores") == 4
-    assert (test.pop("jobs"), test.pop("latency-wait")) == (10, 5) and (real.pop("jobs"), real.pop("latency-wait")) == (50, 60)
+    assert (test.pop("jobs"), test.pop("latency-wait")) == (10, 5) and (real.pop("jobs"), real.pop("latency-wait")) == (
+        50,
+        60,
+    )
     assert test.pop("slurm-status-command") == "squeue"
     assert test.pop("slurm-init-seconds-before-status-checks") == 1
     assert test.pop("slurm-keep-successful-logs") is True
@@ -216,7 +251,9 @@ def test_outputs_are_those_of_a_local_run(cluster_run, local_run):
     for relative in compared:
         assert comparable(cluster_out / relative, relative) == comparable(local_out / relative, relative), relative
     # Byte for byte, among others: the features, every PNG, SVG and PDF, and the explorer page.
-    assert (cluster_out / "features" / "features.h5").read_bytes() == (local_out / "features" / "features.h5").read_bytes()
+    assert (cluster_out / "features" / "features.h5").read_bytes() == (
+        local_out / "features" / "features.h5"
+    ).read_bytes()
 
 
 def test_a_failing_job_makes_snakemake_fail(cluster, tmp_path):
@@ -237,8 +274,16 @@ def test_slurm_profile_asks_slurm_for_a_gpu_for_extraction(cluster, tmp_path):
     has not, so Slurm refuses it at submission and Snakemake fails. Snakemake 9.27 shows only
     "Error in group features" for a group job it could not submit (it drops the plugin's message);
     --verbose shows the sbatch call."""
-    result = slurm_snakemake(cluster, tmp_path, TINY, "--verbose", "--slurm-init-seconds-before-status-checks", "1",
-                             profile="slurm", timeout=300)
+    result = slurm_snakemake(
+        cluster,
+        tmp_path,
+        TINY,
+        "--verbose",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        profile="slurm",
+        timeout=300,
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Error in group features" in output
     call = re.search(r"sbatch call: (sbatch .*)", output).group(1)
@@ -251,7 +296,8 @@ def test_slurm_profile_asks_slurm_for_a_gpu_for_extraction(cluster, tmp_path):
 
 
 def test_envs_note_pins_the_plugin_as_requirements_slurm_does():
-    pins = [line for line in (REPO / "requirements-slurm.txt").read_text().splitlines()
-            if line and not line.startswith("#")]
+    pins = [
+        line for line in (REPO / "requirements-slurm.txt").read_text().splitlines() if line and not line.startswith("#")
+    ]
     noted = re.findall(r"^- (\S+==\S+)$", (REPO / "envs" / "README.md").read_text(), flags=re.M)
     assert noted == pins and any(p.startswith("snakemake-executor-plugin-slurm==") for p in pins)

@@ -9,19 +9,29 @@ import re
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 import tsne_atlas
-
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "scripts" / "tsne_atlas"
 # Conda/pip distribution name -> the module name it is imported as.
 IMPORT_NAMES = {"opencv-python-headless": "cv2", "pillow": "PIL", "scikit-learn": "sklearn", "opentsne": "openTSNE"}
 # Stage modules: one function per rule. Figure stages read run records and import no other stage.
-STAGES = {"sampling", "weights", "extraction", "preparation", "tsne", "metrics", "metrics_plot", "scatter", "mosaic",
-          "grid_mosaic", "overview", "explorer"}
+STAGES = {
+    "sampling",
+    "weights",
+    "extraction",
+    "preparation",
+    "tsne",
+    "metrics",
+    "metrics_plot",
+    "scatter",
+    "mosaic",
+    "grid_mosaic",
+    "overview",
+    "explorer",
+}
 FIGURE_STAGES = {"metrics_plot", "scatter", "mosaic", "grid_mosaic", "overview", "explorer"}
 
 
@@ -31,8 +41,9 @@ def rule_directives() -> dict[str, dict[str, str]]:
     for smk in sorted((REPO / "rules").glob("*.smk")):
         for block in re.split(r"^(?=rule \w+:)", smk.read_text(), flags=re.M)[1:]:
             name = re.match(r"rule (\w+):", block).group(1)
-            found = {key: re.search(rf"^    {key}:\n\s+\"\.\./([^\"]+)\"", block, flags=re.M)
-                     for key in ("script", "conda")}
+            found = {
+                key: re.search(rf"^    {key}:\n\s+\"\.\./([^\"]+)\"", block, flags=re.M) for key in ("script", "conda")
+            }
             rules[name] = {key: m.group(1) for key, m in found.items() if m}
     return rules
 
@@ -51,8 +62,12 @@ def test_every_script_is_the_entry_point_of_the_rule_it_is_named_after():
 
 def test_nothing_edits_sys_path():
     offenders = []
-    for path in [*REPO.glob("*.py"), *REPO.glob("Snakefile"), *(REPO / "rules").glob("*.smk"),
-                 *[p for folder in ("scripts", "tests", "tools", "benchmarks") for p in (REPO / folder).rglob("*.py")]]:
+    for path in [
+        *REPO.glob("*.py"),
+        *REPO.glob("Snakefile"),
+        *(REPO / "rules").glob("*.smk"),
+        *[p for folder in ("scripts", "tests", "tools", "benchmarks") for p in (REPO / folder).rglob("*.py")],
+    ]:
         text = path.read_text(encoding="utf-8")
         if re.search(r"sys\.path\.(insert|append|extend)\(|sys\.path\[[^\]]*\]\s*=|sys\.path\s*=", text):
             offenders.append(str(path.relative_to(REPO)))
@@ -126,8 +141,9 @@ def test_every_rules_conda_env_provides_what_its_script_imports():
 
 
 def package_modules():
-    return [importlib.import_module(info.name)
-            for info in pkgutil.walk_packages(tsne_atlas.__path__, prefix="tsne_atlas.")]
+    return [
+        importlib.import_module(info.name) for info in pkgutil.walk_packages(tsne_atlas.__path__, prefix="tsne_atlas.")
+    ]
 
 
 def schema_leaves() -> dict[str, list[tuple[str, object]]]:
@@ -164,8 +180,9 @@ def test_figure_stages_read_run_records_and_import_no_other_stage():
     for path in sorted(PACKAGE.glob("*.py")):
         if path.stem not in STAGES:
             continue
-        imported = {name.split(".")[1] for name in imported_modules(path, ("tsne_atlas",))
-                    if name.startswith("tsne_atlas.")}
+        imported = {
+            name.split(".")[1] for name in imported_modules(path, ("tsne_atlas",)) if name.startswith("tsne_atlas.")
+        }
         other_stages = (imported & STAGES) - {path.stem}
         if path.stem == "extraction":
             assert other_stages == {"weights"}  # it loads the weights the weights stage resolved
@@ -177,8 +194,10 @@ def test_figure_stages_read_run_records_and_import_no_other_stage():
 
 def test_file_layouts_live_in_files_only():
     """Stages read and write the files passed between stages only through tsne_atlas.files."""
-    io_calls = re.compile(r"h5py\.File\(|np\.savez|np\.load\(|sp\.(save|load)_npz|csv\.(reader|writer|DictWriter)"
-                          r"|json\.(dumps|loads)\(")
+    io_calls = re.compile(
+        r"h5py\.File\(|np\.savez|np\.load\(|sp\.(save|load)_npz|csv\.(reader|writer|DictWriter)"
+        r"|json\.(dumps|loads)\("
+    )
     for path in sorted(PACKAGE.glob("*.py")):
         if path.stem in STAGES:
             assert not io_calls.search(path.read_text(encoding="utf-8")), path.stem

@@ -2,14 +2,10 @@
 
 import csv
 import json
-import re
 import subprocess
-import sys
-from pathlib import Path
 
 import h5py
 import pytest
-import yaml
 from PIL import Image
 
 from conftest import BIN, REPO, SNAKEMAKE, TINY, planned_jobs, snakemake, with_changes
@@ -22,8 +18,18 @@ def test_run_produces_every_output(finished_run):
     out = workdir / "results"
     with open(out / "sample" / "manifest.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 40 and {r["label"] for r in rows} == {"bear", "bird", "cat", "cow", "dog", "elephant",
-                                                              "giraffe", "horse", "sheep", "zebra"}
+    assert len(rows) == 40 and {r["label"] for r in rows} == {
+        "bear",
+        "bird",
+        "cat",
+        "cow",
+        "dog",
+        "elephant",
+        "giraffe",
+        "horse",
+        "sheep",
+        "zebra",
+    }
     with h5py.File(out / "features" / "features.h5") as h5:
         assert h5["features"].shape == (40, 512)
         assert h5.attrs["model"] == "resnet18" and bool(h5.attrs["weights_random"])
@@ -41,8 +47,14 @@ def test_run_produces_every_output(finished_run):
             with Image.open(png) as image:
                 assert image.format == "PNG"
         assert (out / "logs" / "tsne" / f"{run}.log").exists()
-    for name in ("metrics/sweep.csv", "metrics/sweep.png", "metrics/sweep.svg", "overview/sweep.png",
-                 "overview/sweep.pdf", "explorer.html"):
+    for name in (
+        "metrics/sweep.csv",
+        "metrics/sweep.png",
+        "metrics/sweep.svg",
+        "overview/sweep.png",
+        "overview/sweep.pdf",
+        "explorer.html",
+    ):
         assert (out / name).stat().st_size > 0, name
     with open(out / "metrics" / "sweep.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
@@ -71,8 +83,7 @@ def test_the_configs_tsne_settings_reach_opentsne(finished_run):
 
     def opentsne(perplexity, seed, **settings):
         P = load_npz(out / "tsne" / "affinities" / f"perplexity-{perplexity}.npz").tocsr()
-        tsne = TSNE(perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=1, verbose=False,
-                    **settings)
+        tsne = TSNE(perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=1, verbose=False, **settings)
         return np.asarray(tsne.fit(X, affinities=PrecomputedAffinities(P, normalize=False)))
 
     for perplexity, seed in ((5, 0), (10, 1)):
@@ -93,9 +104,17 @@ def test_adding_a_perplexity_runs_only_its_tsne_and_figures(finished_run):
     config = with_changes(TINY, "tsne", perplexities=[5, 10, 8])
     assert planned_jobs(workdir, config) == {
         # Its affinities come from the existing neighbour graph (k = 3 x 10 covers 3 x 8).
-        "tsne_affinities": 1, "tsne": 2, "scatter": 2, "mosaic": 2, "grid_mosaic": 2, "embedding_metrics": 2,
+        "tsne_affinities": 1,
+        "tsne": 2,
+        "scatter": 2,
+        "mosaic": 2,
+        "grid_mosaic": 2,
+        "embedding_metrics": 2,
         # ...and the sweep-wide figures, which show every run:
-        "sweep_metrics": 1, "sweep_overview": 1, "explorer": 1, "all": 1,
+        "sweep_metrics": 1,
+        "sweep_overview": 1,
+        "explorer": 1,
+        "all": 1,
     }
 
 
@@ -103,8 +122,15 @@ def test_adding_a_seed_reuses_every_shared_tsne_input(finished_run):
     workdir, _ = finished_run
     config = with_changes(TINY, "tsne", seeds=[0, 1, 7])
     assert planned_jobs(workdir, config) == {
-        "tsne": 2, "scatter": 2, "mosaic": 2, "grid_mosaic": 2, "embedding_metrics": 2,
-        "sweep_metrics": 1, "sweep_overview": 1, "explorer": 1, "all": 1,
+        "tsne": 2,
+        "scatter": 2,
+        "mosaic": 2,
+        "grid_mosaic": 2,
+        "embedding_metrics": 2,
+        "sweep_metrics": 1,
+        "sweep_overview": 1,
+        "explorer": 1,
+        "all": 1,
     }
 
 
@@ -128,9 +154,20 @@ def test_changing_the_sample_reruns_from_sampling(finished_run, change):
     workdir, _ = finished_run
     config = with_changes(TINY, "sample", **change)
     assert planned_jobs(workdir, config) == {
-        "sample_images": 1, "extract_features": 1, "tsne_input": 1, "tsne_neighbors": 1, "tsne_affinities": 2,
-        "tsne": 4, "scatter": 4, "mosaic": 4, "grid_mosaic": 4,
-        "embedding_metrics": 4, "sweep_metrics": 1, "sweep_overview": 1, "explorer": 1, "all": 1,
+        "sample_images": 1,
+        "extract_features": 1,
+        "tsne_input": 1,
+        "tsne_neighbors": 1,
+        "tsne_affinities": 2,
+        "tsne": 4,
+        "scatter": 4,
+        "mosaic": 4,
+        "grid_mosaic": 4,
+        "embedding_metrics": 4,
+        "sweep_metrics": 1,
+        "sweep_overview": 1,
+        "explorer": 1,
+        "all": 1,
     }
 
 
@@ -167,8 +204,9 @@ def test_too_large_sample_fails_in_one_line_and_leaves_no_manifest(tmp_path):
 
 
 def test_lint_is_clean():
-    result = subprocess.run([SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile")], capture_output=True,
-                            text=True, cwd=REPO, timeout=300)
+    result = subprocess.run(
+        [SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile")], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
 
@@ -210,8 +248,9 @@ def test_replacing_the_weights_file_reruns_extraction(tmp_path):
     weights = tmp_path / "resnet18.pth"
     torch.manual_seed(1)
     torch.save(get_model("resnet18", weights=None).state_dict(), weights)
-    config = with_changes({**TINY, "sample": {"n_images": 12}, "tsne": {"perplexities": [3], "seeds": [0]}},
-                          "model", weights=str(weights))
+    config = with_changes(
+        {**TINY, "sample": {"n_images": 12}, "tsne": {"perplexities": [3], "seeds": [0]}}, "model", weights=str(weights)
+    )
     result = snakemake(tmp_path, "--until", "extract_features", config=config)
     assert result.returncode == 0, result.stderr[-3000:]
     with h5py.File(tmp_path / "results" / "features" / "features.h5") as h5:

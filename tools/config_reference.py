@@ -90,8 +90,13 @@ def yaml_value(value) -> str:
 
 def comment(text: str, indent: str) -> list[str]:
     """A description as YAML comment lines (Markdown backticks dropped)."""
-    return textwrap.wrap(text.replace("`", ""), width=WIDTH, initial_indent=f"{indent}# ",
-                         subsequent_indent=f"{indent}# ", break_on_hyphens=False)
+    return textwrap.wrap(
+        text.replace("`", ""),
+        width=WIDTH,
+        initial_indent=f"{indent}# ",
+        subsequent_indent=f"{indent}# ",
+        break_on_hyphens=False,
+    )
 
 
 def config_yaml(schema: dict) -> str:
@@ -135,8 +140,10 @@ def configuration_md(schema: dict) -> str:
     for section, keys in sections.items():
         rows = ["| key | default | description | a change reruns |", "| --- | --- | --- | --- |"]
         for key, spec in keys:
-            rows.append(f"| `{key}` | {cell(markdown_value(key, spec))} | {cell(spec['description'])} "
-                        f"| {reruns_text(spec['x-reruns'])} |")
+            rows.append(
+                f"| `{key}` | {cell(markdown_value(key, spec))} | {cell(spec['description'])} "
+                f"| {reruns_text(spec['x-reruns'])} |"
+            )
         title = SECTION_TITLES.get(section, f"`{section}`")
         parts.append(f"## {title}\n\n" + "\n".join(rows) + "\n")
     return "\n".join(parts)
@@ -161,8 +168,10 @@ def main(argv=None) -> int:
         if not args.check:
             path.write_text(text, encoding="utf-8")
     if args.check and stale:
-        print(f"config_reference: out of date: {', '.join(map(str, stale))}; "
-              f"run python tools/config_reference.py", file=sys.stderr)
+        print(
+            f"config_reference: out of date: {', '.join(map(str, stale))}; run python tools/config_reference.py",
+            file=sys.stderr,
+        )
         return 1
     for path in stale:
         print(f"config_reference: wrote {path}")

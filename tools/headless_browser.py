@@ -9,8 +9,8 @@ Bokeh models and views through BokehJS, so they work with any page layout.
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -146,13 +146,16 @@ const walk = (root) => {
 walk(document);
 """
 
-_VISIBLE_TOOLTIPS_JS = DEEP_ELEMENTS_JS + """
+_VISIBLE_TOOLTIPS_JS = (
+    DEEP_ELEMENTS_JS
+    + """
 const shown = (el) => el.getClientRects().length > 0 && getComputedStyle(el).display !== "none";
 return all.filter((el) => el.classList.contains("bk-Tooltip") && shown(el))
     .map((el) => (el.shadowRoot ?? el).querySelector(".bk-tooltip-content"))
     .filter((content) => content != null && content.childElementCount > 0)
     .map((content) => ({html: content.innerHTML, text: content.innerText}));
 """
+)
 
 
 def visible_tooltips(driver: webdriver.Chrome) -> list[dict[str, str]]:

@@ -32,8 +32,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO / "scripts" / "install_system_deps.sh"
-BINARIES = ("/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/bin/sbatch",
-            "/usr/bin/squeue", "/usr/bin/scontrol", "/usr/bin/sinfo", "/usr/bin/scancel")
+BINARIES = (
+    "/usr/sbin/munged",
+    "/usr/sbin/slurmctld",
+    "/usr/sbin/slurmd",
+    "/usr/bin/sbatch",
+    "/usr/bin/squeue",
+    "/usr/bin/scontrol",
+    "/usr/bin/sinfo",
+    "/usr/bin/scancel",
+)
 MUNGE_KEY = Path("/etc/munge/munge.key")
 NODE = "localhost"
 PARTITION = "debug"
@@ -149,8 +157,9 @@ SLURM_CONF="${{SLURM_CONF:-{root}/slurm.conf}}" exec /usr/bin/srun "$@"
 
 def _start(cmd: list[str], log: Path, **kwargs) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, **kwargs)
+        return subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kwargs
+        )
 
 
 def _wait(check, what: str, timeout: float, cluster_root: Path) -> None:
@@ -171,8 +180,10 @@ def start(root: str | os.PathLike, timeout: float = 60) -> Cluster:
     root.mkdir(parents=True, exist_ok=True)
     closed = [str(parent) for parent in root.parents if not os.stat(parent).st_mode & 0o001]
     if closed:
-        raise ClusterError(f"{closed[0]} is not reachable by other users (munged must reach its socket in {root}); "
-                           f"put the cluster folder elsewhere, e.g. under /tmp")
+        raise ClusterError(
+            f"{closed[0]} is not reachable by other users (munged must reach its socket in {root}); "
+            f"put the cluster folder elsewhere, e.g. under /tmp"
+        )
     for sub in ("state", "spool", "log", "run", "munge"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     munge = pwd.getpwnam("munge")
@@ -187,30 +198,55 @@ def start(root: str | os.PathLike, timeout: float = 60) -> Cluster:
     cluster = Cluster(root=root, pids={}, cpus=cpus, memory_mb=memory_mb)
     try:
         munged = _start(
-            ["/usr/sbin/munged", "--foreground", f"--socket={root}/munge/munge.socket",
-             f"--key-file={MUNGE_KEY}", f"--pid-file={root}/munge/munged.pid",
-             f"--log-file={root}/munge/munged.log", f"--seed-file={root}/munge/munged.seed"],
-            root / "log" / "munged.out", user=munge.pw_uid, group=munge.pw_gid, extra_groups=[],
+            [
+                "/usr/sbin/munged",
+                "--foreground",
+                f"--socket={root}/munge/munge.socket",
+                f"--key-file={MUNGE_KEY}",
+                f"--pid-file={root}/munge/munged.pid",
+                f"--log-file={root}/munge/munged.log",
+                f"--seed-file={root}/munge/munged.seed",
+            ],
+            root / "log" / "munged.out",
+            user=munge.pw_uid,
+            group=munge.pw_gid,
+            extra_groups=[],
         )
         cluster.pids["munged"] = munged.pid
         _save_pids(cluster)
-        _wait(lambda: (root / "munge" / "munge.socket").exists() or munged.poll() is not None,
-              "munged did not create its socket", 20, root)
+        _wait(
+            lambda: (root / "munge" / "munge.socket").exists() or munged.poll() is not None,
+            "munged did not create its socket",
+            20,
+            root,
+        )
         if munged.poll() is not None:
             raise ClusterError(f"munged exited at start ({_tail(root / 'log' / 'munged.out')})")
         env = cluster.env()
-        ctld = _start(["/usr/sbin/slurmctld", "-D", "-c", "-f", str(cluster.conf)], root / "log" / "slurmctld.out", env=env)
+        ctld = _start(
+            ["/usr/sbin/slurmctld", "-D", "-c", "-f", str(cluster.conf)], root / "log" / "slurmctld.out", env=env
+        )
         cluster.pids["slurmctld"] = ctld.pid
         _save_pids(cluster)
-        _wait(lambda: _succeeds(cluster, "scontrol", "ping") or ctld.poll() is not None,
-              "slurmctld did not answer", timeout, root)
+        _wait(
+            lambda: _succeeds(cluster, "scontrol", "ping") or ctld.poll() is not None,
+            "slurmctld did not answer",
+            timeout,
+            root,
+        )
         if ctld.poll() is not None:
             raise ClusterError(f"slurmctld exited at start ({_tail(root / 'log' / 'slurmctld.log')})")
-        slurmd = _start(["/usr/sbin/slurmd", "-D", "-N", NODE, "-f", str(cluster.conf)], root / "log" / "slurmd.out", env=env)
+        slurmd = _start(
+            ["/usr/sbin/slurmd", "-D", "-N", NODE, "-f", str(cluster.conf)], root / "log" / "slurmd.out", env=env
+        )
         cluster.pids["slurmd"] = slurmd.pid
         _save_pids(cluster)
-        _wait(lambda: node_state(cluster) == "idle" or slurmd.poll() is not None,
-              "the node did not become idle", timeout, root)
+        _wait(
+            lambda: node_state(cluster) == "idle" or slurmd.poll() is not None,
+            "the node did not become idle",
+            timeout,
+            root,
+        )
         if slurmd.poll() is not None:
             raise ClusterError(f"slurmd exited at start ({_tail(root / 'log' / 'slurmd.log')})")
     except BaseException:
@@ -243,8 +279,9 @@ def _tail(path: Path) -> str:
 
 
 def _save_pids(cluster: Cluster) -> None:
-    (cluster.root / "pids").write_text(json.dumps(
-        {"pids": cluster.pids, "cpus": cluster.cpus, "memory_mb": cluster.memory_mb}, indent=1))
+    (cluster.root / "pids").write_text(
+        json.dumps({"pids": cluster.pids, "cpus": cluster.cpus, "memory_mb": cluster.memory_mb}, indent=1)
+    )
 
 
 def load(root: str | os.PathLike) -> Cluster:
@@ -309,8 +346,10 @@ def main(argv: list[str]) -> int:
     try:
         if command == "start":
             cluster = start(root)
-            print(f"export SLURM_CONF={cluster.conf} PATH={cluster.root / 'bin'}:$PATH  "
-                  f"# {cluster.cpus} CPUs, {cluster.memory_mb} MB; PIDs {cluster.pids}")
+            print(
+                f"export SLURM_CONF={cluster.conf} PATH={cluster.root / 'bin'}:$PATH  "
+                f"# {cluster.cpus} CPUs, {cluster.memory_mb} MB; PIDs {cluster.pids}"
+            )
         else:
             stop(load(root))
     except ClusterError as err:

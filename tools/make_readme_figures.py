@@ -1,6 +1,6 @@
 """Copy the demo run's figures into docs/ for the README, downscaled for the page.
 
-    python tools/make_readme_figures.py results docs     (or: make readme-figures)
+python tools/make_readme_figures.py results docs     (or: make readme-figures)
 """
 
 import sys

@@ -20,9 +20,9 @@ import itertools
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator
 from unittest import mock
 
 import numpy as np
@@ -44,8 +44,14 @@ from .subsample import fixed_subsample, subsample_note
 LOGGER = logging.getLogger("tsne_atlas.build_explorer")
 # figure_style's matplotlib marker codes as Bokeh marker types, so a class has one shape everywhere.
 BOKEH_MARKERS = {
-    "o": "circle", "s": "square", "^": "triangle", "D": "diamond", "v": "inverted_triangle",
-    "P": "plus", "X": "x", "*": "star",
+    "o": "circle",
+    "s": "square",
+    "^": "triangle",
+    "D": "diamond",
+    "v": "inverted_triangle",
+    "P": "plus",
+    "X": "x",
+    "*": "star",
 }
 TOOLS = "pan,wheel_zoom,box_zoom,reset"
 # Bokeh escapes every @field it substitutes into this template (there is no {safe} here):
@@ -108,9 +114,7 @@ def load_runs(runs: list[tuple[str, str]]) -> tuple[list[str], list[str], list[n
     first_tsv, _, paths, labels, _ = loaded[0]
     for tsv, _, other_paths, other_labels, _ in loaded[1:]:
         if other_paths != paths or other_labels != labels:
-            raise AtlasError(
-                f"{tsv}: lists other images than {first_tsv}; delete the results/tsne folder and rerun"
-            )
+            raise AtlasError(f"{tsv}: lists other images than {first_tsv}; delete the results/tsne folder and rerun")
     return paths, labels, [run[4] for run in loaded], [run[1] for run in loaded]
 
 
@@ -143,25 +147,43 @@ def class_sources(
 
 
 def explorer_layout(
-    sources: list[ColumnDataSource], classes: list[str], metas: list[dict], marker_size: float = 7.0,
+    sources: list[ColumnDataSource],
+    classes: list[str],
+    metas: list[dict],
+    marker_size: float = 7.0,
     subsample: str | None = None,
 ) -> Column:
     """The page's Bokeh layout: note (random weights only), subsample note (when given), run menu and the plot."""
     titles = [figure_title(meta) for meta in metas]
     plot = figure(
-        title=titles[0], tools=TOOLS, active_scroll="wheel_zoom", match_aspect=True,
-        sizing_mode="stretch_width", height=640, min_width=600, name=PLOT_NAME, output_backend="canvas",
+        title=titles[0],
+        tools=TOOLS,
+        active_scroll="wheel_zoom",
+        match_aspect=True,
+        sizing_mode="stretch_width",
+        height=640,
+        min_width=600,
+        name=PLOT_NAME,
+        output_backend="canvas",
     )
     plot.xaxis.visible = plot.yaxis.visible = False  # t-SNE axes have no meaning
     plot.grid.visible = False
     renderers = []
     styles = zip(class_colours(len(classes)), class_markers(len(classes)))
     for class_index, (name, (colour, marker), source) in enumerate(zip(classes, styles, sources)):
-        renderers.append(plot.scatter(
-            "x", "y", source=source, size=marker_size, color=to_hex(colour), alpha=0.85,
-            marker=BOKEH_MARKERS.get(marker, "circle"),
-            legend_label=f"{name} ({len(source.data['x'])})", name=renderer_name(class_index),
-        ))
+        renderers.append(
+            plot.scatter(
+                "x",
+                "y",
+                source=source,
+                size=marker_size,
+                color=to_hex(colour),
+                alpha=0.85,
+                marker=BOKEH_MARKERS.get(marker, "circle"),
+                legend_label=f"{name} ({len(source.data['x'])})",
+                name=renderer_name(class_index),
+            )
+        )
     legend = plot.legend[0]
     legend.click_policy = "hide"
     legend.title = "class (click to hide)"
@@ -171,7 +193,11 @@ def explorer_layout(
 
     options = [(str(k), run_label(meta)) for k, meta in enumerate(metas)]
     select = Select(title="t-SNE run", value="0", options=options, name=SELECT_NAME, width=420)
-    select.js_on_change("value", CustomJS(args=dict(sources=sources, plot=plot, titles=titles), code="""
+    select.js_on_change(
+        "value",
+        CustomJS(
+            args=dict(sources=sources, plot=plot, titles=titles),
+            code="""
         // Every run's coordinates are already in each source as x<k>, y<k>: point x/y at run k's.
         const k = Number(cb_obj.value);
         for (const source of sources) {
@@ -182,18 +208,28 @@ def explorer_layout(
         }
         plot.title.text = titles[k];
         plot.reset.emit();  // re-fit the ranges to the new layout
-    """))
+    """,
+        ),
+    )
     children = []
     if any(meta.get("weights_random") for meta in metas):
-        children.append(Div(
-            text=RANDOM_WEIGHTS_NOTE, render_as_text=True, name=NOTE_NAME,
-            styles={"color": NOTE_COLOUR, "font-weight": "bold", "font-size": "16px"},
-        ))
+        children.append(
+            Div(
+                text=RANDOM_WEIGHTS_NOTE,
+                render_as_text=True,
+                name=NOTE_NAME,
+                styles={"color": NOTE_COLOUR, "font-weight": "bold", "font-size": "16px"},
+            )
+        )
     if subsample:
-        children.append(Div(
-            text=subsample, render_as_text=True, name=SUBSAMPLE_NAME,
-            styles={"font-weight": "bold", "font-size": "14px"},
-        ))
+        children.append(
+            Div(
+                text=subsample,
+                render_as_text=True,
+                name=SUBSAMPLE_NAME,
+                styles={"font-weight": "bold", "font-size": "14px"},
+            )
+        )
     children.append(select)
     children.append(plot)
     return column(children, sizing_mode="stretch_width")
@@ -213,13 +249,19 @@ def deterministic_bokeh_ids(namespace: str = "tsne-atlas") -> Iterator[None]:
         return uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/{next(counter)}")
 
     fake_uuid = SimpleNamespace(uuid4=next_uuid)
-    with mock.patch.object(bokeh_serialization, "_simple_id", 999), \
-            mock.patch.object(bokeh_serialization, "uuid", fake_uuid):
+    with (
+        mock.patch.object(bokeh_serialization, "_simple_id", 999),
+        mock.patch.object(bokeh_serialization, "uuid", fake_uuid),
+    ):
         yield
 
 
 def build_explorer(
-    runs: list[tuple[str, str]], root: str | os.PathLike, output: str | os.PathLike, thumb_size: int, max_images: int,
+    runs: list[tuple[str, str]],
+    root: str | os.PathLike,
+    output: str | os.PathLike,
+    thumb_size: int,
+    max_images: int,
 ) -> None:
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
 
@@ -238,7 +280,9 @@ def build_explorer(
     thumbs = [thumbnail_data_uri(Path(root) / path, thumb_size) for path in paths]
     with deterministic_bokeh_ids():
         layout = explorer_layout(
-            class_sources(paths, labels, classes, coords, thumbs), classes, metas,
+            class_sources(paths, labels, classes, coords, thumbs),
+            classes,
+            metas,
             subsample=note and note[0].upper() + note[1:],
         )
         shown = f"{len(paths):,} of {n_total:,} images (random subsample)" if note else f"{n_total:,} images"
@@ -246,8 +290,9 @@ def build_explorer(
         html = file_html(layout, INLINE, title=title)
     with atomic_path(output) as tmp:
         Path(tmp).write_text(html, encoding="utf-8")
-    LOGGER.info("wrote %s (%d of %d images, %d runs, %.1f MB)", output, len(paths), n_total, len(metas),
-                len(html) / 1e6)
+    LOGGER.info(
+        "wrote %s (%d of %d images, %d runs, %.1f MB)", output, len(paths), n_total, len(metas), len(html) / 1e6
+    )
 
 
 def explorer(embeddings: list[str], metas: list[str], root: str, thumb_size: int, max_images: int, html: str) -> None:

@@ -6,8 +6,8 @@ import logging
 import os
 import platform
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -85,7 +85,9 @@ def load_state_dict_file(path: str | os.PathLike) -> dict:
     return state
 
 
-def model_from_record(record: dict, init_seed: int = 0, repeat_warning: bool = True) -> tuple[torch.nn.Module, str, bool]:
+def model_from_record(
+    record: dict, init_seed: int = 0, repeat_warning: bool = True
+) -> tuple[torch.nn.Module, str, bool]:
     """Build ``record['arch']`` with the weights a fetch_weights record names, from local files only.
 
     A record's warning (``auto`` fell back to random weights) is logged again here, so it is in
@@ -304,8 +306,16 @@ def extract_features(
     )
     LOGGER.info(
         "extracting %s node '%s' for %d images on %s (%s%s, batch %d, %d workers, %s); weights: %s",
-        arch, node, len(paths), torch_device, precision_used, " from auto" if precision == "auto" else "",
-        batch_size, num_workers, "channels-last" if channels_last else "NCHW", weights_source,
+        arch,
+        node,
+        len(paths),
+        torch_device,
+        precision_used,
+        " from auto" if precision == "auto" else "",
+        batch_size,
+        num_workers,
+        "channels-last" if channels_last else "NCHW",
+        weights_source,
     )
     attrs = {
         "model": arch,

@@ -6,11 +6,11 @@ import colorsys
 import matplotlib
 
 matplotlib.use("Agg")  # figures are files: no display, same output everywhere
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.style  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.style
+import numpy as np
 
-from .jobs import atomic_path  # noqa: E402
+from .jobs import atomic_path
 
 # Fixed metadata keeps SVG/PNG output byte-identical across runs.
 SVG_METADATA = {"Date": None, "Creator": "tsne-atlas"}
@@ -96,8 +96,16 @@ def note_legend(fig, handles, labels, note: str | None, ncols: int, fontsize: fl
 
     Keeping the note inside the legend lets constrained layout reserve room for both.
     """
-    legend = fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=fontsize,
-                        frameon=False, title=note, title_fontsize=10)
+    legend = fig.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=ncols,
+        fontsize=fontsize,
+        frameon=False,
+        title=note,
+        title_fontsize=10,
+    )
     if note:
         legend.get_title().set_color(NOTE_COLOUR)
         legend.get_title().set_fontweight("bold")
@@ -121,8 +129,14 @@ def draw_classes(ax, coords: np.ndarray, labels: list[str], classes: list[str], 
     for index, name in enumerate(classes):
         mask = labels_arr == name
         ax.scatter(
-            coords[mask, 0], coords[mask, 1], s=size, color=colours[index], marker=markers[index],
-            label=f"{name} ({int(mask.sum())})", linewidths=0, alpha=0.85,
+            coords[mask, 0],
+            coords[mask, 1],
+            s=size,
+            color=colours[index],
+            marker=markers[index],
+            label=f"{name} ({int(mask.sum())})",
+            linewidths=0,
+            alpha=0.85,
         )
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xticks([])

@@ -59,8 +59,9 @@ def square_thumbnail(path, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
-def render_grid_mosaic(coords, image_paths, label_indices, classes, thumb_size, border, background,
-                       note=None) -> np.ndarray:
+def render_grid_mosaic(
+    coords, image_paths, label_indices, classes, thumb_size, border, background, note=None
+) -> np.ndarray:
     """The grid mosaic as a BGR array, with the legend strip (and note) below."""
     bg = BACKGROUNDS[background]
     colours = [colour_bgr255(c) for c in class_colours(len(classes))]
@@ -69,23 +70,38 @@ def render_grid_mosaic(coords, image_paths, label_indices, classes, thumb_size, 
     canvas = np.full((rows * tile, cols * tile, 3), bg, dtype=np.uint8)
     for cell, path, label in zip(grid_assignment(coords, rows, cols), image_paths, label_indices):
         r, c = divmod(int(cell), cols)
-        framed = cv2.copyMakeBorder(square_thumbnail(path, thumb_size), border, border, border, border,
-                                    cv2.BORDER_CONSTANT, value=colours[label])
+        framed = cv2.copyMakeBorder(
+            square_thumbnail(path, thumb_size),
+            border,
+            border,
+            border,
+            border,
+            cv2.BORDER_CONSTANT,
+            value=colours[label],
+        )
         canvas[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = framed
     return np.vstack([canvas, legend_strip(classes, colours, canvas.shape[1], bg, note)])
 
 
-def grid_mosaic(embedding: str, meta: str, root: str, thumb_size: int, border: int, background: str,
-                max_images: int, png: str) -> None:
+def grid_mosaic(
+    embedding: str, meta: str, root: str, thumb_size: int, border: int, background: str, max_images: int, png: str
+) -> None:
     """The grid mosaic of one run (rule grid_mosaic)."""
     run = read_run(embedding, meta)
     # The same subsample for every run of the sweep (not the run's seed), so runs compare like with like.
     keep = fixed_subsample(len(run.paths), max_images)
-    notes = [n for n in (weights_note(run.meta), subsample_note(len(keep), len(run.paths), "grid_mosaic.max_images"))
-             if n]
+    notes = [
+        n for n in (weights_note(run.meta), subsample_note(len(keep), len(run.paths), "grid_mosaic.max_images")) if n
+    ]
     image = render_grid_mosaic(
-        run.coords[keep], [Path(root) / run.paths[i] for i in keep], list(run.label_indices()[keep]), run.classes,
-        thumb_size, border, background, "\n".join(notes) or None,
+        run.coords[keep],
+        [Path(root) / run.paths[i] for i in keep],
+        list(run.label_indices()[keep]),
+        run.classes,
+        thumb_size,
+        border,
+        background,
+        "\n".join(notes) or None,
     )
     write_png(png, image)
     LOGGER.info("wrote %s (%d thumbnails, %dx%d px)", png, len(keep), image.shape[1], image.shape[0])

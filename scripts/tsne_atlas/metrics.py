@@ -52,8 +52,9 @@ def embedding_metrics(X: np.ndarray, coords: np.ndarray, labels: np.ndarray, tru
     }
 
 
-def embedding_metrics_for_run(features: str, prepared: str, embedding: str, meta: str, trust_k: int, knn_k: int,
-                              max_images: int, metrics: str) -> dict:
+def embedding_metrics_for_run(
+    features: str, prepared: str, embedding: str, meta: str, trust_k: int, knn_k: int, max_images: int, metrics: str
+) -> dict:
     """One run's quality metrics against the exact input t-SNE saw (rule embedding_metrics)."""
     run = read_meta(meta)
     labels = read_features(features, with_features=False)["labels"]
@@ -66,7 +67,7 @@ def embedding_metrics_for_run(features: str, prepared: str, embedding: str, meta
         **embedding_metrics(X[keep], coords[keep], labels[keep], trust_k, knn_k),
         "kl_divergence": run["kl_divergence"],
         "n_images": run["n_images"],
-        "n_metric_images": int(len(keep)),
+        "n_metric_images": len(keep),
         "runtime_s": run["runtime_s"],
         "weights_random": run.get("weights_random"),
     }

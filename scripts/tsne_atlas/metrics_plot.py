@@ -25,11 +25,18 @@ def plot_sweep_metrics(rows: list[dict], note: str | None = None) -> plt.Figure:
         for p, vals in zip(perplexities, values):
             ax.scatter([p] * len(vals), vals, s=14, color="#3f90da", alpha=0.7, zorder=3)
         ax.plot(perplexities, [np.mean(v) for v in values], color="#3f90da", label="mean over seeds")
-        ax.fill_between(perplexities, [min(v) for v in values], [max(v) for v in values], color="#3f90da",
-                        alpha=0.15, label="min-max over seeds")
+        ax.fill_between(
+            perplexities,
+            [min(v) for v in values],
+            [max(v) for v in values],
+            color="#3f90da",
+            alpha=0.15,
+            label="min-max over seeds",
+        )
         if key == "knn_accuracy_2d":
-            feature_acc = [np.mean([r["knn_accuracy_features"] for r in rows if r["perplexity"] == p])
-                           for p in perplexities]
+            feature_acc = [
+                np.mean([r["knn_accuracy_features"] for r in rows if r["perplexity"] == p]) for p in perplexities
+            ]
             ax.plot(perplexities, feature_acc, color="#e76300", linestyle="--", label="k-NN accuracy in features")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("perplexity")

@@ -73,8 +73,17 @@ def render_mosaic(
     return np.vstack([canvas, legend_strip(classes, colours, canvas_size, bg, note)])
 
 
-def mosaic(embedding: str, meta: str, root: str, canvas_size: int, thumb_size: int, border: int, background: str,
-           max_images: int, png: str) -> None:
+def mosaic(
+    embedding: str,
+    meta: str,
+    root: str,
+    canvas_size: int,
+    thumb_size: int,
+    border: int,
+    background: str,
+    max_images: int,
+    png: str,
+) -> None:
     """The mosaic of one run (rule mosaic)."""
     run = read_run(embedding, meta)
     # Above max_images: the same fixed random subsample for every run of the sweep.
@@ -82,9 +91,17 @@ def mosaic(embedding: str, meta: str, root: str, canvas_size: int, thumb_size: i
     label_indices = run.label_indices()
     notes = [n for n in (weights_note(run.meta), subsample_note(len(keep), len(run.paths), "mosaic.max_images")) if n]
     image = render_mosaic(
-        run.coords[keep], (Path(root) / run.paths[i] for i in keep), label_indices[keep], run.classes,
-        canvas_size, thumb_size, border, background, "\n".join(notes) or None,
+        run.coords[keep],
+        (Path(root) / run.paths[i] for i in keep),
+        label_indices[keep],
+        run.classes,
+        canvas_size,
+        thumb_size,
+        border,
+        background,
+        "\n".join(notes) or None,
     )
     write_png(png, image)
-    LOGGER.info("wrote %s (%d of %d thumbnails, %dx%d px)", png, len(keep), len(run.paths), image.shape[1],
-                image.shape[0])
+    LOGGER.info(
+        "wrote %s (%d of %d thumbnails, %dx%d px)", png, len(keep), len(run.paths), image.shape[1], image.shape[0]
+    )

@@ -5,8 +5,16 @@ import logging
 
 from matplotlib.lines import Line2D
 
-from .figure_style import PDF_METADATA, PNG_METADATA, class_colours, class_markers, draw_classes, note_legend, plt
-from .figure_style import weights_note
+from .figure_style import (
+    PDF_METADATA,
+    PNG_METADATA,
+    class_colours,
+    class_markers,
+    draw_classes,
+    note_legend,
+    plt,
+    weights_note,
+)
 from .files.metrics import read_run_metrics
 from .files.runs import read_run
 from .jobs import atomic_path
@@ -21,14 +29,23 @@ def panel_title(metrics: dict) -> str:
     )
 
 
-def plot_overview(runs: list[dict], classes: list[str], panel_in: float = 2.6, panel_point_size: float = 3.0,
-                  note: str | None = None, title: str = "") -> plt.Figure:
+def plot_overview(
+    runs: list[dict],
+    classes: list[str],
+    panel_in: float = 2.6,
+    panel_point_size: float = 3.0,
+    note: str | None = None,
+    title: str = "",
+) -> plt.Figure:
     """``runs``: dicts with perplexity, seed, coords, labels and metrics; one panel each."""
     perplexities = sorted({r["perplexity"] for r in runs})
     seeds = sorted({r["seed"] for r in runs})
     fig, axes = plt.subplots(
-        len(perplexities), len(seeds), figsize=(panel_in * len(seeds) + 2.2, panel_in * len(perplexities) + 0.9),
-        squeeze=False, layout="constrained",
+        len(perplexities),
+        len(seeds),
+        figsize=(panel_in * len(seeds) + 2.2, panel_in * len(perplexities) + 0.9),
+        squeeze=False,
+        layout="constrained",
     )
     by_key = {(r["perplexity"], r["seed"]): r for r in runs}
     for i, p in enumerate(perplexities):
@@ -41,26 +58,38 @@ def plot_overview(runs: list[dict], classes: list[str], panel_in: float = 2.6, p
             draw_classes(ax, run["coords"], run["labels"], classes, panel_point_size)
             ax.set_title(panel_title(run["metrics"]), fontsize=8)
     colours, markers = class_colours(len(classes)), class_markers(len(classes))
-    handles = [Line2D([], [], linestyle="", marker=m, color=c, markersize=7, label=name)
-               for name, c, m in zip(classes, colours, markers)]
+    handles = [
+        Line2D([], [], linestyle="", marker=m, color=c, markersize=7, label=name)
+        for name, c, m in zip(classes, colours, markers)
+    ]
     note_legend(fig, handles, list(classes), note, ncols=min(len(classes), max(3, 2 * len(seeds))))
     fig.suptitle(title or "t-SNE sweep: rows = perplexity, columns = seed", fontsize=11)
     return fig
 
 
-def sweep_overview(embeddings: list[str], metas: list[str], metrics: list[str], panel_in: float, dpi: int, png: str,
-                   pdf: str) -> None:
+def sweep_overview(
+    embeddings: list[str], metas: list[str], metrics: list[str], panel_in: float, dpi: int, png: str, pdf: str
+) -> None:
     """The contact sheet of every run (rule sweep_overview)."""
     runs, classes, model, random_weights = [], None, None, False
     for embedding, meta_json, metrics_json in zip(embeddings, metas, metrics):
         run = read_run(embedding, meta_json)
         classes, model = run.classes, run.meta.get("model")
         random_weights |= bool(run.meta.get("weights_random"))
-        runs.append({"perplexity": run.meta["perplexity"], "seed": run.meta["seed"], "coords": run.coords,
-                     "labels": run.labels, "metrics": read_run_metrics(metrics_json)})
+        runs.append(
+            {
+                "perplexity": run.meta["perplexity"],
+                "seed": run.meta["seed"],
+                "coords": run.coords,
+                "labels": run.labels,
+                "metrics": read_run_metrics(metrics_json),
+            }
+        )
     n = runs[0]["metrics"]["n_images"]
-    title = (f"t-SNE sweep of {model} features (N={n}): rows = perplexity, columns = seed\n"
-             f"T = trustworthiness, kNN = {runs[0]['metrics']['knn_k']}-NN label accuracy in 2-D")
+    title = (
+        f"t-SNE sweep of {model} features (N={n}): rows = perplexity, columns = seed\n"
+        f"T = trustworthiness, kNN = {runs[0]['metrics']['knn_k']}-NN label accuracy in 2-D"
+    )
     fig = plot_overview(runs, classes, panel_in, note=weights_note({"weights_random": random_weights}), title=title)
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA)

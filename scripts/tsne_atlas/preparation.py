@@ -68,7 +68,7 @@ def tsne_input(features: str, standardize: bool, pca_components: int, prepared: 
         "standardize": bool(standardize),
         "pca_components": pca_dimensions(data["features"].shape, pca_components),
         "feature_dim": int(data["features"].shape[1]),
-        "n_images": int(len(X)),
+        "n_images": len(X),
         "features_file": str(features_file),
     }
     write_input(prepared, X, attrs)
@@ -99,8 +99,11 @@ def affinities_from_neighbors(indices: np.ndarray, distances: np.ndarray, perple
     if k > indices.shape[1]:
         raise AtlasError(f"perplexity {perplexity:g} needs {k} neighbours but the graph has {indices.shape[1]}")
     return joint_probabilities_nn(
-        np.ascontiguousarray(indices[:, :k]), np.ascontiguousarray(distances[:, :k]), [perplexity],
-        symmetrize=True, n_jobs=n_jobs,
+        np.ascontiguousarray(indices[:, :k]),
+        np.ascontiguousarray(distances[:, :k]),
+        [perplexity],
+        symmetrize=True,
+        n_jobs=n_jobs,
     ).tocsr()
 
 

@@ -4,11 +4,21 @@ import logging
 
 import numpy as np
 
-from .figure_style import LEGEND_MARKER_AREA, add_note, draw_classes, figure_title, marker_area, plt, save_figure
-from .figure_style import weights_note
+from .figure_style import (
+    LEGEND_MARKER_AREA,
+    add_note,
+    draw_classes,
+    figure_title,
+    marker_area,
+    plt,
+    save_figure,
+    weights_note,
+)
 from .files.runs import read_run
 
 LOGGER = logging.getLogger("tsne_atlas.scatter")
+
+
 def plot_scatter(
     coords: np.ndarray,
     labels: list[str],
@@ -23,8 +33,12 @@ def plot_scatter(
     draw_classes(ax, coords, labels, classes, point_size)
     ax.set_title(title, fontsize=10)
     ax.legend(
-        loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9,
-        markerscale=max(1.0, (LEGEND_MARKER_AREA / marker_area(point_size, len(coords))) ** 0.5), title="class",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
+        fontsize=9,
+        markerscale=max(1.0, (LEGEND_MARKER_AREA / marker_area(point_size, len(coords))) ** 0.5),
+        title="class",
         ncols=1 + (len(classes) - 1) // 25,  # long class lists wrap into columns
     )
     add_note(fig, note)
@@ -34,7 +48,8 @@ def plot_scatter(
 def scatter(embedding: str, meta: str, point_size: float, width_in: float, dpi: int, png: str, svg: str) -> None:
     """The scatter plot of one run (rule scatter)."""
     run = read_run(embedding, meta)
-    fig = plot_scatter(run.coords, run.labels, run.classes, figure_title(run.meta), weights_note(run.meta),
-                       point_size, width_in)
+    fig = plot_scatter(
+        run.coords, run.labels, run.classes, figure_title(run.meta), weights_note(run.meta), point_size, width_in
+    )
     save_figure(fig, png, svg, dpi)
     LOGGER.info("wrote %s and %s", png, svg)

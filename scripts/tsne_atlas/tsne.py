@@ -57,9 +57,15 @@ def embed(
         from openTSNE import TSNE
         from openTSNE.affinity import PrecomputedAffinities
 
-        tsne = TSNE(perplexity=perplexity, initialization=init, random_state=random_state, n_jobs=n_jobs,
-                    negative_gradient_method=gradient_method(negative_gradient, len(X)), theta=bh_theta,
-                    verbose=False)
+        tsne = TSNE(
+            perplexity=perplexity,
+            initialization=init,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            negative_gradient_method=gradient_method(negative_gradient, len(X)),
+            theta=bh_theta,
+            verbose=False,
+        )
         if affinities is None:
             result = tsne.fit(X)
         else:
@@ -97,13 +103,23 @@ def run_tsne(
     data = read_features(features_file, with_features=False)
     X, input_attrs = read_input(input_file)
     if len(X) != len(data["paths"]):
-        raise AtlasError(f"{input_file} has {len(X)} rows but {features_file} {len(data['paths'])}; delete "
-                         f"{input_file} and rerun")
+        raise AtlasError(
+            f"{input_file} has {len(X)} rows but {features_file} {len(data['paths'])}; delete {input_file} and rerun"
+        )
     check_perplexity(perplexity, len(X))
     start = time.perf_counter()
     P = read_affinities(affinities_file) if affinities_file else None
-    coords, kl = embed(X, perplexity, seed, implementation, init, threads, affinities=P,
-                       negative_gradient=negative_gradient, bh_theta=bh_theta)
+    coords, kl = embed(
+        X,
+        perplexity,
+        seed,
+        implementation,
+        init,
+        threads,
+        affinities=P,
+        negative_gradient=negative_gradient,
+        bh_theta=bh_theta,
+    )
     runtime = time.perf_counter() - start
     labels = [data["classes"][i] for i in data["labels"]]
     record = {
@@ -118,7 +134,7 @@ def run_tsne(
         "bh_theta": float(bh_theta) if implementation == "opentsne" else 0.5,
         "kl_divergence": kl,
         "runtime_s": round(runtime, 3),
-        "n_images": int(len(coords)),
+        "n_images": len(coords),
         "feature_dim": int(data["shape"][1]),
         "classes": data["classes"],
         "features_file": str(features_file),

@@ -70,16 +70,33 @@ def resolve_weights(arch: str, weights: str, init_seed: int = 0) -> dict:
     """
     check_arch(arch)
     weights = str(weights)
-    record = {"arch": arch, "weights": weights, "kind": None, "enum": None, "path": None,
-              "weights_source": None, "weights_random": None, "warning": None}
+    record = {
+        "arch": arch,
+        "weights": weights,
+        "kind": None,
+        "enum": None,
+        "path": None,
+        "weights_source": None,
+        "weights_random": None,
+        "warning": None,
+    }
     if weights == "none":
-        return {**record, "kind": "none", "weights_random": True,
-                "weights_source": f"random initialisation (model.weights: none, init_seed {init_seed})"}
+        return {
+            **record,
+            "kind": "none",
+            "weights_random": True,
+            "weights_source": f"random initialisation (model.weights: none, init_seed {init_seed})",
+        }
     if weights not in WEIGHT_KEYWORDS:
         if not Path(weights).is_file():
             raise AtlasError(f"model.weights file '{weights}' does not exist; give the path of a saved state dict")
-        return {**record, "kind": "file", "path": os.path.abspath(weights), "weights_random": False,
-                "weights_source": f"file {Path(weights).name} (sha256 {file_sha256(weights)[:16]})"}
+        return {
+            **record,
+            "kind": "file",
+            "path": os.path.abspath(weights),
+            "weights_random": False,
+            "weights_source": f"file {Path(weights).name} (sha256 {file_sha256(weights)[:16]})",
+        }
     try:
         enum, _ = _imagenet_state_dict(arch)
         path = _imagenet_cache_path(arch)
@@ -99,17 +116,33 @@ def resolve_weights(arch: str, weights: str, init_seed: int = 0) -> dict:
             f"{_imagenet_cache_path(arch)} or set model.weights to a state-dict file."
         )
         LOGGER.warning("%s", warning)
-        return {**record, "kind": "random", "weights_random": True, "warning": warning,
-                "weights_source": f"random initialisation (ImageNet weights unavailable, init_seed {init_seed})"}
+        return {
+            **record,
+            "kind": "random",
+            "weights_random": True,
+            "warning": warning,
+            "weights_source": f"random initialisation (ImageNet weights unavailable, init_seed {init_seed})",
+        }
     name = f"{type(enum).__name__}.{enum.name}"
-    return {**record, "kind": "imagenet", "enum": name, "path": str(path), "weights_random": False,
-            "weights_source": f"imagenet ({name})"}
+    return {
+        **record,
+        "kind": "imagenet",
+        "enum": name,
+        "path": str(path),
+        "weights_random": False,
+        "weights_source": f"imagenet ({name})",
+    }
 
 
 def fetch_weights(arch: str, weights: str, init_seed: int, resolved: str) -> dict:
     """Resolve ``weights`` for ``arch`` and write the record to ``resolved`` (rule fetch_weights)."""
     record = resolve_weights(arch, str(weights), init_seed)
     write_record(record, resolved)
-    LOGGER.info("model.weights '%s' for %s: %s%s", weights, arch, record["weights_source"],
-                f" from {record['path']}" if record["path"] else "")
+    LOGGER.info(
+        "model.weights '%s' for %s: %s%s",
+        weights,
+        arch,
+        record["weights_source"],
+        f" from {record['path']}" if record["path"] else "",
+    )
     return record

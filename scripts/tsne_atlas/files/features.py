@@ -18,8 +18,8 @@ file when it starts (``features_file_problem``) and removes it if it is not comp
 
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import h5py
 import numpy as np

@@ -9,8 +9,15 @@ from ..jobs import atomic_path
 from .runs import run_sort_key
 
 SWEEP_FIELDS = (
-    "perplexity", "seed", "trustworthiness", "knn_accuracy_2d", "knn_accuracy_features", "kl_divergence",
-    "n_images", "n_metric_images", "runtime_s",
+    "perplexity",
+    "seed",
+    "trustworthiness",
+    "knn_accuracy_2d",
+    "knn_accuracy_features",
+    "kl_divergence",
+    "n_images",
+    "n_metric_images",
+    "runtime_s",
 )
 
 

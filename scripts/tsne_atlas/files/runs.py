@@ -64,8 +64,9 @@ class RunRecord:
         return np.array([index[label] for label in self.labels], dtype=np.int64)
 
 
-def write_run(tsv: str | os.PathLike, meta_json: str | os.PathLike, paths, labels, coords: np.ndarray,
-              meta: dict) -> None:
+def write_run(
+    tsv: str | os.PathLike, meta_json: str | os.PathLike, paths, labels, coords: np.ndarray, meta: dict
+) -> None:
     with atomic_path(tsv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, delimiter="\t")
         writer.writerow(EMBEDDING_FIELDS)

@@ -22,10 +22,9 @@ NPZ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile)
 
 
 def write_input(path: str | os.PathLike, X: np.ndarray, attrs: dict) -> None:
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            h5.create_dataset("X", data=X, track_times=False)
-            h5.attrs.update(attrs)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.create_dataset("X", data=X, track_times=False)
+        h5.attrs.update(attrs)
 
 
 def read_input(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
