@@ -30,13 +30,12 @@ from scripts.tsne_atlas.resources import (
     tsne_runtime_min,
 )
 from scripts.tsne_atlas.sampling import count_images
-from scripts.tsne_atlas.schema import schema_error_line
+from scripts.tsne_atlas.schema import SCHEMA_PATH, schema_error_line
 
 try:
-    validate(config, schema="../schemas/config.schema.yaml")
+    validate(config, schema=str(SCHEMA_PATH))
 except WorkflowError:
-    schema = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
-    sys.exit(f"tsne-atlas: config error: {schema_error_line(config, schema)}")
+    sys.exit(f"tsne-atlas: config error: {schema_error_line(config, SCHEMA_PATH)}")
 try:
     check_config(config, count_images=count_images)
 except AtlasError as err:

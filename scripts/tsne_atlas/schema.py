@@ -8,6 +8,10 @@ import functools
 import os
 from pathlib import Path
 
+# Found from this file, not from Snakemake's workflow.basedir: used as a module, the workflow's
+# basedir is the wrapper's folder.
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
 
 @functools.lru_cache
 def load_schema(schema_path: str) -> dict:
