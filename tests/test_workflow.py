@@ -191,6 +191,22 @@ def test_unknown_config_key_is_one_line(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "results, expected",
+    [
+        ("", "results: '' should be non-empty"),
+        ("/", "results: '/' is not allowed here (folder every output goes to"),
+    ],
+)
+def test_results_must_be_a_folder_other_than_the_filesystem_root(tmp_path, results, expected):
+    """'' and '/' would write /sample/manifest.csv, /features/features.h5...: refused before any job."""
+    result = snakemake(tmp_path, "--dry-run", config={**TINY, "results": results})
+    assert result.returncode != 0
+    message = result.stderr.strip()
+    assert message.startswith(f"tsne-atlas: config error: {expected}") and len(message.splitlines()) == 1
+    assert message.endswith("; see docs/configuration.md")
+
+
 def test_too_large_sample_fails_in_one_line_and_leaves_no_manifest(tmp_path):
     config = with_changes(TINY, "sample", n_images=2000)
     result = snakemake(tmp_path, config=config)
