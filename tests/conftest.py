@@ -26,11 +26,12 @@ def tiny_config() -> dict:
 TINY = tiny_config()
 
 
-def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
-    """Run this workflow's Snakefile in ``workdir`` with ``config`` (written to workdir/config.yaml)."""
+def snakemake_command(workdir: Path, *args: str, config: dict | None = None) -> list[str]:
+    """The command line that runs this workflow's Snakefile in ``workdir`` with ``config`` (written to
+    workdir/config.yaml, when given)."""
     if config is not None:
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [
+    return [
         SNAKEMAKE,
         "-s",
         str(REPO / "Snakefile"),
@@ -42,7 +43,11 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subproce
         "2",
         *args,
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
+    """Run this workflow's Snakefile in ``workdir`` with ``config``."""
+    return subprocess.run(snakemake_command(workdir, *args, config=config), capture_output=True, text=True, timeout=900)
 
 
 def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import REPO, SNAKEMAKE, TINY, with_changes
+from conftest import TINY, snakemake_command, with_changes
 
 pytestmark = pytest.mark.workflow
 
@@ -25,19 +24,7 @@ VOLATILE = {"runtime_s"}  # wall-clock times: the only values allowed to differ 
 
 
 def command(workdir: Path, *args: str) -> list[str]:
-    (workdir / "config.yaml").write_text(yaml.safe_dump(CONFIG))
-    return [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
+    return snakemake_command(workdir, *args, config=CONFIG)
 
 
 def run(workdir: Path, *args: str) -> None:
