@@ -42,8 +42,14 @@ def test_a_wrapper_workflow_runs_this_one_as_a_module(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     out = tmp_path / "wrapper" / "results"
-    for name in ("features/features.h5", "tsne/perplexity-3_seed-0.tsv", "scatter/perplexity-3_seed-0.png",
-                 "grid_mosaic/perplexity-3_seed-0.png", "metrics/sweep.csv", "explorer.html"):
+    for name in (
+        "features/features.h5",
+        "tsne/perplexity-3_seed-0.tsv",
+        "scatter/perplexity-3_seed-0.png",
+        "grid_mosaic/perplexity-3_seed-0.png",
+        "metrics/sweep.csv",
+        "explorer.html",
+    ):
         assert (out / name).stat().st_size > 0, name
     again = subprocess.run([*command, "--dry-run"], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
