@@ -1,4 +1,5 @@
 import copy
+import datetime
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,9 @@ def test_settings_hash_is_stable_and_sees_every_setting():
     assert settings_hash(dict(reversed(a.items()))) == digest  # key order does not matter
     for changed in ({**a, "x": 2}, {**a, "y": [2, 1]}, {**a, "z": {"p": "r"}}, {**a, "w": None}):
         assert settings_hash(changed) != digest
+    # Values JSON has no type for (a YAML date, a path) are hashed by their text instead of failing.
+    assert settings_hash({"when": datetime.date(2024, 1, 2)}) == settings_hash({"when": "2024-01-02"})
+    assert settings_hash({"root": Path("data/x")}) == settings_hash({"root": "data/x"})
 
 
 def test_features_config_hash_covers_dataset_sample_and_model_but_threads(minimal):
