@@ -4,6 +4,7 @@
 #               Slurm + munge for the cluster test), then the test suite
 #   make check  lint + unit tests: under a minute, no root, no network (after the first `make run`)
 #   make slurm-env   .venv-slurm: .venv's packages plus Snakemake's SLURM executor plugin, for clusters
+#   make mutation    mutation testing (mutmut) of sampling, config checks and t-SNE input: ~20 min, not in make test
 PYTHON ?= python3
 VENV ?= .venv
 SLURM_VENV ?= .venv-slurm
@@ -11,7 +12,7 @@ CORES ?= all
 STAMP := $(VENV)/.requirements-installed
 SLURM_STAMP := $(SLURM_VENV)/.requirements-installed
 
-.PHONY: run test check system-deps slurm-env lint format readme-figures clean
+.PHONY: run test check system-deps slurm-env lint format readme-figures clean mutation
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,11 @@ test: $(STAMP) $(SLURM_STAMP) system-deps
 
 check: lint
 	$(VENV)/bin/python -m pytest -q -m unit tests
+
+# Mutation testing of sampling, config checks and t-SNE input (docs/development.md); slow, not part of `make test`.
+# mutmut names mutants after the file path and strips only `src.`, so it mutates scripts/ through a `src` link.
+mutation: $(STAMP)
+	$(VENV)/bin/pip install --quiet mutmut==3.8.1 && ln -sfn scripts src && OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children 2; status=$$?; rm -f src; exit $$status
 
 # Debian's chromium + chromium-driver for the explorer's real-browser tests, and slurmctld, slurmd,
 # slurm-client and munge for the cluster test (apt-get when root).

@@ -1,4 +1,5 @@
 import copy
+import datetime
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,14 @@ from hypothesis import strategies as st
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from tsne_atlas.config import check_config
+from tsne_atlas.config import (
+    check_config,
+    check_perplexity,
+    features_config_hash,
+    graph_neighbors,
+    min_images_for_perplexity,
+    settings_hash,
+)
 from tsne_atlas.files.runs import wildcard_value
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.sampling import count_images
@@ -84,6 +92,53 @@ def test_check_config_catches_cross_key_problems(minimal, tmp_path):
         check_config(weights)
 
 
+def test_perplexity_must_be_positive():
+    for perplexity in (0, -5):
+        with pytest.raises(AtlasError) as err:
+            check_perplexity(perplexity, 1000)
+        assert str(err.value) == f"tsne.perplexities: {perplexity} is not positive; use values such as 5, 30, 50"
+    check_perplexity(0.5, 1000)
+
+
+def test_fractional_perplexities_need_3_x_perplexity_neighbours():
+    """openTSNE takes int(3 x perplexity) neighbours and needs one more point, plus the point itself."""
+    assert min_images_for_perplexity(7.5) == 24 and min_images_for_perplexity(7.4) == 24
+    check_perplexity(7.5, 24)
+    with pytest.raises(
+        AtlasError, match=r"perplexity 7.5 needs at least 24 images .* has 23; use perplexities below 7 or raise "
+    ):
+        check_perplexity(7.5, 23)
+    assert graph_neighbors([2.9, "7.5", 1]) == 22 and graph_neighbors([10]) == 30
+
+
+def test_settings_hash_is_stable_and_sees_every_setting():
+    a = {"x": 1, "y": [1, 2], "z": {"p": "q"}}
+    digest = settings_hash(a)
+    assert len(digest) == 16 and int(digest, 16) >= 0
+    assert settings_hash(dict(reversed(a.items()))) == digest  # key order does not matter
+    for changed in ({**a, "x": 2}, {**a, "y": [2, 1]}, {**a, "z": {"p": "r"}}, {**a, "w": None}):
+        assert settings_hash(changed) != digest
+    # Values JSON has no type for (a YAML date, a path) are hashed by their text instead of failing.
+    assert settings_hash({"when": datetime.date(2024, 1, 2)}) == settings_hash({"when": "2024-01-02"})
+    assert settings_hash({"root": Path("data/x")}) == settings_hash({"root": "data/x"})
+
+
+def test_features_config_hash_covers_dataset_sample_and_model_but_threads(minimal):
+    config = validated(minimal)
+    digest = features_config_hash(config)
+    assert digest == settings_hash(
+        {
+            "dataset": config["dataset"],
+            "sample": config["sample"],
+            "model": {k: v for k, v in config["model"].items() if k != "threads"},
+        }
+    )
+    assert features_config_hash({**config, "model": {**config["model"], "threads": 99}}) == digest
+    assert features_config_hash({**config, "tsne": {**config["tsne"], "seeds": [7]}}) == digest
+    for section, key, value in (("dataset", "root", "elsewhere"), ("sample", "n_images", 7), ("model", "arch", "x")):
+        assert features_config_hash({**config, section: {**config[section], key: value}}) != digest
+
+
 def test_count_images_counts_listed_images_of_every_class(image_folder):
     assert count_images(str(image_folder), [".png"]) == 6 + 5 + 4
     # Case-insensitive extensions, hidden files and other extensions left out, as sampling lists them.
@@ -115,6 +170,7 @@ def test_n_images_all_counts_the_dataset(image_folder):
         "(3 x perplexity neighbours per point) but the sample has 13; "
     )
     check_config(config_with(4), count_images=count_images)  # the real count: 15 images
+    check_config(config_with(50))  # no counter given: the count is unknown, so is the check (sampling says)
     # ...and the real count is the one the message quotes.
     with pytest.raises(AtlasError) as err:
         check_config(config_with(5), count_images=count_images)
@@ -157,6 +213,31 @@ def test_results_must_name_a_folder_other_than_the_root(minimal, results):
     assert line.startswith("results: ") and "\n" not in line
     with pytest.raises(WorkflowError):
         validate(config, schema=SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "section, key, value",
+    [(None, "results", "/"), (None, "results", "//"), ("model", "device", "gpu"), ("model", "device", "cuda:x")],
+)
+def test_a_value_refused_by_a_pattern_is_explained_by_the_keys_description(minimal, section, key, value):
+    """A pattern alone ('[^/]') says little: the line quotes the key's description instead."""
+    from tsne_atlas.schema import schema_error_line
+
+    properties = yaml.safe_load(Path(SCHEMA).read_text())["properties"]
+    spec = properties[key] if section is None else properties[section]["properties"][key]
+    config = {**minimal, key: value} if section is None else {**minimal, section: {key: value}}
+    name = key if section is None else f"{section}.{key}"
+    line = schema_error_line(config, SCHEMA)
+    assert line == f"{name}: {value!r} is not allowed here ({spec['description']}); see docs/configuration.md"
+
+
+def test_a_pattern_without_a_description_keeps_the_schemas_own_message(minimal):
+    from tsne_atlas.schema import schema_error_line
+
+    line = schema_error_line({"dataset": {**minimal["dataset"], "extensions": [".png", "p g"]}}, SCHEMA)
+    assert line.startswith("dataset.extensions.1: 'p g' does not match ") and line.endswith(
+        "; see docs/configuration.md"
+    )
 
 
 @pytest.mark.parametrize("results", ["results", "out/run-1", "./results", "results/", "/tmp/atlas", "r"])

@@ -1,3 +1,4 @@
+import inspect
 import json
 
 import h5py
@@ -60,6 +61,116 @@ def test_preprocess_standardises_without_nans_and_reduces_dimension():
     # PCA wider than the data is clipped to what the data can hold.
     assert ti.preprocess(X[:20], standardize=False, pca_components=50).shape == (20, 20)
     assert ti.pca_dimensions((20, 40), 50) == 20 and ti.pca_dimensions((90, 40), 0) == 0
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_tsne_input_writes_x_and_how_it_was_made(features_file, tmp_path, caplog, standardize):
+    caplog.set_level("INFO", logger="tsne_atlas.preparation")
+    attrs = ti.tsne_input(str(features_file), standardize, pca_components=20, prepared=str(tmp_path / "input.h5"))
+    features = read_features(features_file)["features"]
+    X, saved = shared.read_input(tmp_path / "input.h5")
+    np.testing.assert_array_equal(X, ti.preprocess(features, standardize, 20))
+    assert (
+        saved
+        == attrs
+        == {
+            "standardize": standardize,
+            "pca_components": 20,
+            "feature_dim": features.shape[1],
+            "n_images": len(features),
+            "features_file": str(features_file),
+        }
+    )
+    assert caplog.messages == [f"t-SNE input: {len(features)} x {features.shape[1]} -> {len(features)} x 20"]
+    # No creation time in the file: the same input gives the same bytes on a rerun.
+    with h5py.File(tmp_path / "input.h5") as h5:
+        assert h5py.h5o.get_info(h5["X"].id).ctime == 0
+    ti.tsne_input(str(features_file), standardize, pca_components=20, prepared=str(tmp_path / "again.h5"))
+    assert (tmp_path / "again.h5").read_bytes() == (tmp_path / "input.h5").read_bytes()
+
+
+def test_pca_that_would_keep_every_dimension_is_skipped():
+    """pca_components at or above the feature width keeps X as it is (no rotation); below it, PCA runs."""
+    X, _ = blobs()  # 90 x 40, float32
+    for width in (40, 50):
+        assert ti.pca_dimensions(X.shape, width) == 0
+        np.testing.assert_array_equal(ti.preprocess(X, standardize=False, pca_components=width), X.astype(np.float64))
+    assert ti.pca_dimensions(X.shape, 39) == 39 and ti.preprocess(X, False, 39).shape == (90, 39)
+    # float64 whatever comes in: what tsne/input.h5 stores and openTSNE computes with.
+    assert ti.preprocess(X, standardize=False, pca_components=0).dtype == np.float64
+
+
+def test_preprocess_leaves_the_callers_features_alone():
+    X = blobs()[0].astype(np.float64)
+    before = X.copy()
+    Z = ti.preprocess(X, standardize=True, pca_components=0)
+    np.testing.assert_array_equal(X, before)
+    assert not np.shares_memory(X, Z)
+
+
+def test_pca_is_exact_with_the_solver_the_shape_calls_for(monkeypatch):
+    """Covariance eigendecomposition when images >= dimensions (memory D^2), else a full SVD; never randomised."""
+    from sklearn.decomposition import PCA
+
+    solvers = []
+
+    def spy(*args, **kwargs):
+        solvers.append(kwargs["svd_solver"])
+        return PCA(*args, **kwargs)
+
+    monkeypatch.setattr(ti, "PCA", spy)
+    X, _ = blobs(dim=40)
+    for n_images, expected in ((90, "covariance_eigh"), (40, "covariance_eigh"), (39, "full")):
+        Z = ti.preprocess(X[:n_images], standardize=False, pca_components=10)
+        assert solvers[-1] == expected and Z.shape == (n_images, 10)
+        np.testing.assert_allclose(
+            np.abs(Z), np.abs(PCA(10, svd_solver="full").fit_transform(X[:n_images].astype(np.float64))), atol=1e-8
+        )
+
+
+def test_neighbors_for_is_3_x_perplexity_but_at_most_n_minus_1():
+    assert ti.neighbors_for(10, 100) == 30 and ti.neighbors_for(7.5, 100) == 22
+    assert ti.neighbors_for(10, 20) == 19 and ti.neighbors_for(10, 31) == 30
+
+
+def test_nearest_neighbors_of_a_tiny_set_are_all_the_other_points():
+    X, _ = blobs(n_per_class=3)  # 9 points, fewer than k
+    indices, distances = ti.nearest_neighbors(X.astype(np.float64), k=30)
+    assert indices.shape == distances.shape == (9, 8)
+    assert all(sorted(row) == [j for j in range(9) if j != i] for i, row in enumerate(indices.tolist()))
+
+
+def test_approximate_neighbours_are_the_same_on_every_run():
+    """From 1,000 points openTSNE uses Annoy, which is random: the fixed seed keeps the graph a function of the data."""
+    X = blobs(n_per_class=400)[0].astype(np.float64)
+    first, _ = ti.nearest_neighbors(X, k=30)
+    again, _ = ti.nearest_neighbors(X, k=30)
+    np.testing.assert_array_equal(first, again)
+
+
+def test_shared_file_stages_pass_threads_on_and_log_what_they_made(sweep_inputs, tmp_path, monkeypatch, caplog):
+    """The rule's threads reach the neighbour search and the affinity calibration; the job log says the sizes."""
+    calls = []
+    for name in ("nearest_neighbors", "affinities_from_neighbors"):
+        real = getattr(ti, name)
+
+        def spy(*args, real=real, name=name, **kwargs):
+            bound = inspect.signature(real).bind(*args, **kwargs)
+            bound.apply_defaults()
+            calls.append((name, bound.arguments["n_jobs"]))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(ti, name, spy)
+    caplog.set_level("INFO", logger="tsne_atlas.preparation")
+    ti.tsne_neighbors(str(tmp_path / "input.h5"), k=20, neighbors=str(tmp_path / "k-20.npz"), threads=3)
+    ti.tsne_affinities(str(tmp_path / "k-20.npz"), 5.0, affinities=str(tmp_path / "p5.npz"), threads=2)
+    assert calls == [("nearest_neighbors", 3), ("affinities_from_neighbors", 2)]
+    indices, _ = shared.read_neighbors(tmp_path / "k-20.npz")
+    assert indices.shape == (90, 20)
+    assert caplog.messages == [
+        "k-NN graph: 90 points x 20 neighbours",
+        f"affinities for perplexity 5: {shared.read_affinities(tmp_path / 'p5.npz').nnz} non-zeros",
+    ]
 
 
 @pytest.mark.parametrize("implementation", ["opentsne", "sklearn"])

@@ -1,6 +1,10 @@
+import logging
+
 import pytest
 
+from conftest import make_image_folder
 from tsne_atlas.files.manifest import read_manifest, write_manifest
+from tsne_atlas.images import image_problem
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.sampling import (
     apply_label_map,
@@ -24,6 +28,16 @@ def test_list_images_skips_hidden_and_other_extensions(image_folder):
     assert all(not p.split("/")[-1].startswith(".") for paths in images.values() for p in paths)
 
 
+def test_list_images_skips_hidden_sub_folders_but_walks_the_others(image_folder):
+    png = (image_folder / "ant" / "ant_000.png").read_bytes()
+    for sub in (".thumbnails", "more"):
+        (image_folder / "ant" / sub).mkdir()
+        (image_folder / "ant" / sub / "x.png").write_bytes(png)
+    images = list_images(image_folder, [".png"])
+    assert "ant/more/x.png" in images["ant"] and "ant/.thumbnails/x.png" not in images["ant"]
+    assert len(images["ant"]) == 7
+
+
 def test_list_images_missing_root_names_the_key(tmp_path):
     with pytest.raises(AtlasError, match="dataset.root"):
         list_images(tmp_path / "nope", [".png"])
@@ -36,6 +50,22 @@ def test_stratified_quotas_share_equally_and_refill_from_large_classes():
     assert stratified_quotas({"a": 2, "b": 3}, 100) == {"a": 2, "b": 3}
 
 
+def test_stratified_quotas_give_the_remainder_to_the_first_names():
+    """The docstring's tie rule: what does not divide evenly goes one each to classes in sorted-name order."""
+    assert stratified_quotas({"c": 10, "a": 10, "b": 10}, 10) == {"c": 3, "a": 4, "b": 3}
+    assert stratified_quotas({"a": 10, "b": 10, "c": 10}, 11) == {"a": 4, "b": 4, "c": 3}
+    # An empty class (all its files turned out bad) takes no share of the remainder.
+    assert stratified_quotas({"a": 5, "b": 5, "c": 5, "d": 0}, 5) == {"a": 2, "b": 2, "c": 1, "d": 0}
+
+
+def test_stratified_quotas_never_exceed_a_class_when_refilling():
+    """A class part-filled in one round is capped at what it has left in the next (b: 5 of 6, then 1 more)."""
+    sizes = {"a": 1, "b": 6, "c": 20}
+    quotas = stratified_quotas(sizes, 15)
+    assert quotas == {"a": 1, "b": 6, "c": 8}
+    assert all(quotas[name] <= size for name, size in sizes.items())
+
+
 def test_sample_is_reproducible_and_seed_dependent():
     images = {c: [f"{c}/{i}.png" for i in range(50)] for c in "abcd"}
     first = sample_manifest(images, 20, random_state=1)
@@ -43,6 +73,37 @@ def test_sample_is_reproducible_and_seed_dependent():
     assert first != sample_manifest(images, 20, random_state=2)
     assert len(first) == 20 and {label for _, label in first} == set("abcd")
     assert first == sorted(first, key=lambda r: (r[1], r[0]))
+
+
+def test_sample_is_stratified_by_default():
+    images = {"big": [f"big/{i}" for i in range(40)], "small": [f"small/{i}" for i in range(10)]}
+    rows = sample_manifest(images, 20, random_state=0)
+    assert rows == sample_manifest(images, 20, random_state=0, stratified=True)
+    assert [label for _, label in rows].count("small") == 10
+
+
+def test_rows_are_sorted_by_label_then_path():
+    """Labels need not follow folder names (label_map), and the lists handed in need not be sorted."""
+    images = {"x": ["zebra/2", "zebra/1"], "y": ["ant/1"]}
+    expected = [("zebra/1", "x"), ("zebra/2", "x"), ("ant/1", "y")]
+    assert sample_manifest(images, "all", random_state=0) == expected
+    assert sample_manifest(images, 3, random_state=0) == expected
+    assert sample_manifest(images, 3, random_state=0, stratified=False) == expected
+
+
+def test_a_class_short_of_usable_images_is_made_up_by_the_others():
+    """Stratified: 'a' has 2 usable of 5, so 'b' gives 4 instead of 3; every bad pick is listed with its label."""
+    images = {"a": [f"a/{i}" for i in range(5)], "b": [f"b/{i}" for i in range(10)]}
+    bad = {"a/0", "a/1", "a/2"}
+    skipped = []
+    rows = sample_manifest(images, 6, random_state=0, check=lambda p: "bad" if p in bad else None, skipped=skipped)
+    assert len(rows) == 6 and not bad & {path for path, _ in rows}
+    assert [label for _, label in rows].count("a") == 2 and [label for _, label in rows].count("b") == 4
+    assert sorted(skipped) == [(path, "a", "bad") for path in sorted(bad)]
+    for n_images in ("all", 12):
+        skipped = []
+        rows = sample_manifest(images, n_images, 0, check=lambda p: "bad" if p in bad else None, skipped=skipped)
+        assert len(rows) == 12 and sorted(skipped) == [(path, "a", "bad") for path in sorted(bad)]
 
 
 def test_unstratified_sample_draws_from_the_whole_pool():
@@ -53,8 +114,12 @@ def test_unstratified_sample_draws_from_the_whole_pool():
 
 
 def test_too_few_images_is_one_clear_error():
-    with pytest.raises(AtlasError, match=r"sample.n_images is 10 but the dataset has only 4 .*'all'"):
+    with pytest.raises(AtlasError) as err:
         sample_manifest({"a": ["a/1", "a/2"], "b": ["b/1", "b/2"]}, 10, random_state=0)
+    # Nothing was skipped, so the message says nothing about skipped files.
+    assert str(err.value) == (
+        "sample.n_images is 10 but the dataset has only 4 usable images; lower sample.n_images or set it to 'all'"
+    )
     assert len(sample_manifest({"a": ["a/1", "a/2"], "b": ["b/1"]}, "all", random_state=0)) == 3
 
 
@@ -91,6 +156,58 @@ def test_sample_images_writes_the_manifest(image_folder, tmp_path):
     assert read_manifest(tmp_path / "m.csv") == rows
     assert [label for _, label in rows].count("formica") == 3
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("stratified", [True, False])
+def test_sample_images_passes_stratified_on(tmp_path, stratified):
+    root = make_image_folder(tmp_path / "data", {"big": 30, "small": 3})
+    kwargs = dict(root=str(root), extensions=[".png"], label_map={}, n_images=6, random_state=0, on_bad_image="skip")
+    rows = sample_images(
+        **kwargs, stratified=stratified, manifest=str(tmp_path / "m.csv"), skipped=str(tmp_path / "s.csv")
+    )
+    assert rows == sample_manifest(list_images(root, [".png"]), 6, 0, stratified=stratified)
+    assert ([label for _, label in rows].count("small") == 3) is stratified
+
+
+def test_sample_images_without_any_image_names_root_and_extensions(image_folder, tmp_path):
+    with pytest.raises(AtlasError) as err:
+        sample_images(
+            root=str(image_folder),
+            extensions=[".jpg"],
+            label_map={},
+            n_images="all",
+            random_state=0,
+            stratified=True,
+            on_bad_image="skip",
+            manifest=str(tmp_path / "m.csv"),
+            skipped=str(tmp_path / "s.csv"),
+        )
+    assert str(err.value) == (
+        f"dataset.root '{image_folder}' holds no images with extensions ['.jpg'] in its class folders; "
+        "check dataset.root and dataset.extensions"
+    )
+
+
+def test_sample_images_logs_the_counts_and_each_skipped_file(image_folder, tmp_path, caplog):
+    """The job's log says how many images of each class were taken and why each skipped file was skipped."""
+    (image_folder / "bee" / "broken.png").write_bytes(b"not a png")
+    caplog.set_level(logging.INFO, logger="tsne_atlas.sampling")
+    sample_images(
+        root=str(image_folder),
+        extensions=[".png"],
+        label_map={"ant": "formica"},
+        n_images="all",
+        random_state=0,
+        stratified=True,
+        on_bad_image="skip",
+        manifest=str(tmp_path / "m.csv"),
+        skipped=str(tmp_path / "s.csv"),
+    )
+    assert caplog.messages == [
+        f"sampled 15 of 16 images from {image_folder}: {{'bee': 5, 'cat': 4, 'formica': 6}}",
+        f"skipped 1 unusable file(s), listed with reasons in {tmp_path / 's.csv'}",
+        f"skipped bee/broken.png: {image_problem(image_folder / 'bee' / 'broken.png')}",
+    ]
 
 
 def test_atomic_path_removes_leftovers_of_a_killed_attempt(tmp_path):
