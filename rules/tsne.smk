@@ -35,7 +35,6 @@ rule tsne_neighbors:
         f"{RESULTS}/benchmarks/tsne/neighbors-k-{{k}}.tsv"
     conda:
         "../envs/tsne.yaml"
-    threads: config["tsne"]["threads"]
     resources:
         mem_mb=tsne_mem_mb(N_IMAGES),
         runtime=tsne_runtime_min(N_IMAGES),

@@ -30,9 +30,12 @@ from .files.tsne_inputs import read_input, read_neighbors, write_affinities, wri
 from .jobs import AtlasError
 
 LOGGER = logging.getLogger("tsne_atlas.preparation")
-# The neighbour search is approximate (Annoy) from 1,000 points on; its seed is fixed so the
-# graph, and so every run's affinities, depend on the data alone.
+# The neighbour search is approximate (Annoy) from 1,000 points on; its seed is fixed, and it runs
+# on one thread (Annoy's index differs with the number of threads building it: 1,666 of 36,000
+# neighbours at 1,200 points with 1 vs 2), so the graph, and so every run's affinities, depend on
+# the data alone, whatever tsne.threads or --cores.
 NEIGHBORS_RANDOM_STATE = 0
+NEIGHBORS_THREADS = 1
 
 
 def pca_dimensions(features_shape: tuple[int, int], pca_components: int) -> int:
@@ -81,11 +84,13 @@ def neighbors_for(perplexity: float, n_images: int) -> int:
     return min(n_images - 1, int(3 * perplexity))
 
 
-def nearest_neighbors(X: np.ndarray, k: int, n_jobs: int = 1, random_state: int = NEIGHBORS_RANDOM_STATE):
+def nearest_neighbors(X: np.ndarray, k: int, random_state: int = NEIGHBORS_RANDOM_STATE):
     """(indices, distances), each N x k, by openTSNE's own choice of method (exact below 1,000 points)."""
     from openTSNE.affinity import get_knn_index
 
-    index = get_knn_index(X, "auto", min(k, len(X) - 1), "euclidean", n_jobs=n_jobs, random_state=random_state)
+    index = get_knn_index(
+        X, "auto", min(k, len(X) - 1), "euclidean", n_jobs=NEIGHBORS_THREADS, random_state=random_state
+    )
     indices, distances = index.build()
     return np.ascontiguousarray(indices, dtype=np.int64), np.ascontiguousarray(distances, dtype=np.float64)
 
@@ -107,10 +112,10 @@ def affinities_from_neighbors(indices: np.ndarray, distances: np.ndarray, perple
     ).tocsr()
 
 
-def tsne_neighbors(prepared: str, k: int, neighbors: str, threads: int) -> None:
-    """The sweep's k-NN graph of the prepared input (rule tsne_neighbors)."""
+def tsne_neighbors(prepared: str, k: int, neighbors: str) -> None:
+    """The sweep's k-NN graph of the prepared input (rule tsne_neighbors; one thread, see NEIGHBORS_THREADS)."""
     X, _ = read_input(prepared)
-    indices, distances = nearest_neighbors(X, k, threads)
+    indices, distances = nearest_neighbors(X, k)
     write_neighbors(neighbors, indices, distances)
     LOGGER.info("k-NN graph: %d points x %d neighbours", *indices.shape)
 
