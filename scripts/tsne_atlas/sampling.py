@@ -68,6 +68,9 @@ def stratified_quotas(class_sizes: dict[str, int], n_images: int) -> dict[str, i
     Small classes give all they have; what they lack is shared among the others
     (water filling), so the total is ``n_images`` whenever enough images exist.
     Ties in the remainder go to classes in sorted-name order, keeping it deterministic.
+    Not always as even as water filling: a remainder slot handed back by a class too small for it
+    goes to the first names again ({a: 6, b: 1, c: 8, d: 8, e: 6} and 13 images give 4, 1, 4, 2, 2,
+    not 3, 1, 3, 3, 3). Kept as it is: evening it out changes which images existing samples hold.
     """
     quotas = dict.fromkeys(class_sizes, 0)
     remaining = min(n_images, sum(class_sizes.values()))
