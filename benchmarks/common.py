@@ -48,10 +48,9 @@ def write_config(workdir: Path, config: dict) -> Path:
     return path
 
 
-def run_snakemake(workdir: Path, *args: str, cores: int = 2) -> float:
-    """Run the workflow in ``workdir`` with its config.yaml; return the wall time in seconds."""
-    cmd = [
-        SNAKEMAKE,
+def snakemake_arguments(workdir: Path, cores: int = 2) -> list[str]:
+    """Snakemake's arguments (no program name) for the workflow in ``workdir`` with its config.yaml."""
+    return [
         "-s",
         str(REPO / "Snakefile"),
         "--directory",
@@ -62,8 +61,12 @@ def run_snakemake(workdir: Path, *args: str, cores: int = 2) -> float:
         str(cores),
         "--quiet",
         "all",
-        *args,
     ]
+
+
+def run_snakemake(workdir: Path, *args: str, cores: int = 2) -> float:
+    """Run the workflow in ``workdir`` with its config.yaml; return the wall time in seconds."""
+    cmd = [SNAKEMAKE, *snakemake_arguments(workdir, cores), *args]
     start = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start

@@ -21,25 +21,24 @@ from pathlib import Path
 
 import yaml
 
-from common import REPO, SNAKEMAKE, command_line, machine, markdown_table, rule_benchmarks, run_snakemake, write_config
+from common import (
+    REPO,
+    SNAKEMAKE,
+    command_line,
+    machine,
+    markdown_table,
+    rule_benchmarks,
+    run_snakemake,
+    snakemake_arguments,
+    write_config,
+)
 
 
 def profile_noop(workdir: Path, cores: int, top: int = 15) -> str:
     """cProfile of one no-op run inside this process (Snakemake's API entry point)."""
     from snakemake.cli import main as snakemake_main
 
-    argv = [
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        str(cores),
-        "--quiet",
-        "all",
-    ]
+    argv = snakemake_arguments(workdir, cores)
     profiler = cProfile.Profile()
     profiler.enable()
     try:

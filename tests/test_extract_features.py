@@ -170,22 +170,20 @@ def test_precision_overflow_is_an_error_not_nan_features(manifest, image_folder,
     assert not (tmp_path / "f.h5").exists() and not list(tmp_path.glob(".tmp-*"))
 
 
+def flatten_features(model, image_folder) -> np.ndarray:
+    """The manifest fixture's 12 images through ``model`` up to its penultimate node, fp32 NCHW."""
+    paths = [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)]
+    loader = DataLoader(ef.ImageFiles(image_folder, paths, ef.preprocessing_for("resnet18")), batch_size=5)
+    extractor = create_feature_extractor(model, return_nodes=["flatten"])
+    batches = ef.iter_feature_batches(extractor, "flatten", loader, torch.device("cpu"), "fp32", False, progress=False)
+    return np.concatenate(list(batches))
+
+
 def test_weights_file_gives_the_features_of_the_model_it_was_saved_from(manifest, image_folder, tmp_path):
     torch.manual_seed(123)
     model = get_model("resnet18", weights=None).eval()
     torch.save(model.state_dict(), tmp_path / "weights.pth")
-    loader = DataLoader(
-        ef.ImageFiles(
-            image_folder,
-            [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)],
-            ef.preprocessing_for("resnet18"),
-        ),
-        batch_size=5,
-    )
-    extractor = create_feature_extractor(model, return_nodes=["flatten"])
-    expected = np.concatenate(
-        list(ef.iter_feature_batches(extractor, "flatten", loader, torch.device("cpu"), "fp32", False, progress=False))
-    )
+    expected = flatten_features(model, image_folder)
     attrs = run(
         manifest,
         image_folder,
@@ -332,18 +330,7 @@ def test_extraction_loads_the_recorded_file_without_resolving_again(
         fw.resolve_weights("resnet18", "imagenet")  # resolving again here would fail...
     attrs = run(manifest, image_folder, tmp_path / "f.h5", weights="imagenet", resolved=str(tmp_path / "resolved.json"))
     assert attrs["weights_source"] == "imagenet (ResNet18_Weights.IMAGENET1K_V1)" and not attrs["weights_random"]
-    extractor = create_feature_extractor(model, return_nodes=["flatten"])
-    loader = DataLoader(
-        ef.ImageFiles(
-            image_folder,
-            [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)],
-            ef.preprocessing_for("resnet18"),
-        ),
-        batch_size=5,
-    )
-    expected = np.concatenate(
-        list(ef.iter_feature_batches(extractor, "flatten", loader, torch.device("cpu"), "fp32", False, progress=False))
-    )
+    expected = flatten_features(model, image_folder)
     with h5py.File(tmp_path / "f.h5") as h5:
         np.testing.assert_array_equal(h5["features"][:], expected)  # ...but the recorded weights were used
 
