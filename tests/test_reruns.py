@@ -84,36 +84,46 @@ def rule_graph(finished_run) -> set[tuple[str, str]]:
     return {(names[a], names[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)$", result.stdout, flags=re.M)}
 
 
-def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph, tmp_path):
-    workdir, _ = finished_run
-    tiny = TINY
-    shutil.copytree(tiny["dataset"]["root"], tmp_path / "copy-of-demo")
-    import torch
-    from torchvision.models import get_model
-
-    torch.save(get_model("resnet18", weights=None).state_dict(), tmp_path / "weights.pth")
+def rerun_mismatches(workdir, rule_graph, tmp_path, leaves) -> list[str]:
+    """For each (section, key, schema leaf): change the key in the tiny config and compare the rules of
+    Snakemake's dry run with the leaf's ``x-reruns`` and everything downstream of them."""
     every_rule = {rule for edge in rule_graph for rule in edge}
-    mismatches, run_only = [], []
-    for section, key, leaf in schema_leaves():
+    mismatches = []
+    for section, key, leaf in leaves:
         name = f"{section}.{key}" if key else section
-        current = tiny.get(section, {}).get(key, leaf.get("default")) if key else tiny[section]
+        current = TINY.get(section, {}).get(key, leaf.get("default")) if key else TINY[section]
         value = new_value(section, key, leaf, current, tmp_path)
-        config = with_changes(tiny, section, **{key: value}) if key else {**tiny, section: value}
+        config = with_changes(TINY, section, **{key: value}) if key else {**TINY, section: value}
         declared = leaf["x-reruns"]
         expected = every_rule if declared == "all" else downstream(set(declared), rule_graph) if declared else set()
         planned = set(planned_jobs(workdir, config))
         if planned != expected:
             mismatches.append(f"{name}={value!r}: planned {sorted(planned)}, declared {sorted(expected)}")
-        if not declared:
-            run_only.append(name)
-    assert mismatches == []
-    # Run-only settings: how many workers and threads, never what comes out.
-    assert {"model.num_workers", "model.threads", "tsne.threads"} <= set(run_only)
-    assert len(schema_leaves()) > 40
+    return mismatches
 
 
-def test_a_change_the_declaration_does_not_cover_is_caught(finished_run, rule_graph):
-    """The check above can fail: a key declared to rerun nothing that does rerun is reported."""
+def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph, tmp_path):
     workdir, _ = finished_run
-    planned = set(planned_jobs(workdir, with_changes(TINY, "scatter", dpi=61)))
-    assert planned == downstream({"scatter"}, rule_graph) != set()
+    shutil.copytree(TINY["dataset"]["root"], tmp_path / "copy-of-demo")
+    import torch
+    from torchvision.models import get_model
+
+    torch.save(get_model("resnet18", weights=None).state_dict(), tmp_path / "weights.pth")
+    leaves = schema_leaves()
+    assert len(leaves) > 40
+    assert rerun_mismatches(workdir, rule_graph, tmp_path, leaves) == []
+    # Run-only settings: how many workers and threads, never what comes out.
+    run_only = {f"{section}.{key}" for section, key, leaf in leaves if leaf["x-reruns"] == []}
+    assert {"model.num_workers", "model.threads", "tsne.threads"} <= run_only
+
+
+def test_a_wrong_declaration_is_reported(finished_run, rule_graph, tmp_path):
+    """The check above can fail: declared to rerun nothing, scatter.dpi is reported, with what it does rerun."""
+    workdir, _ = finished_run
+    dpi = {**schema_leaves_by_name()["scatter.dpi"], "x-reruns": []}
+    [mismatch] = rerun_mismatches(workdir, rule_graph, tmp_path, [("scatter", "dpi", dpi)])
+    assert mismatch.startswith("scatter.dpi=61: planned ['all', 'scatter'], declared []")
+
+
+def schema_leaves_by_name() -> dict[str, dict]:
+    return {f"{section}.{key}" if key else section: leaf for section, key, leaf in schema_leaves()}
