@@ -12,7 +12,24 @@ from pathlib import Path
 
 from .jobs import AtlasError
 
-WEIGHT_KEYWORDS = ("auto", "imagenet", "none")
+WEIGHT_KEYWORDS = ("auto", "pretrained", "imagenet", "none")
+NETWORK_SOURCES = ("torchvision", "timm")
+OWN_NETWORK_SOURCES = ("torchscript", "export")
+# Keys that only some sources use: giving one to another source is a mistake worth a clear line.
+SOURCE_KEYS = {
+    "arch": NETWORK_SOURCES,
+    "weights": NETWORK_SOURCES,
+    "init_seed": NETWORK_SOURCES,
+    "nodes": NETWORK_SOURCES + OWN_NETWORK_SOURCES,
+    "path": OWN_NETWORK_SOURCES + ("precomputed",),
+    "paths_file": ("precomputed",),
+    "input_size": OWN_NETWORK_SOURCES,
+    "mean": OWN_NETWORK_SOURCES,
+    "std": OWN_NETWORK_SOURCES,
+}
+PENULTIMATE = "penultimate"
+# The one node of a precomputed set (the file's features as they are).
+PRECOMPUTED_NODE = "precomputed"
 
 
 def graph_neighbors(perplexities) -> int:
@@ -42,21 +59,95 @@ def settings_hash(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def features_config_hash(config: dict) -> str:
-    """The ``config_hash`` recorded in features.h5: the dataset, sample and model sections but
-    ``model.threads``. Provenance only: it is not a rule param, so it reruns nothing itself
-    (every setting in it that can change a feature is a param or input of extraction)."""
+def features_config_hash(config: dict, feature_set: str) -> str:
+    """The ``config_hash`` recorded in a set's features file: the dataset and sample sections, the
+    set's own settings and the extraction settings that can change a feature (not the worker and
+    thread counts). Provenance only: it is not a rule param, so it reruns nothing itself (every
+    setting in it that can change a feature is a param or input of extraction)."""
+    run_only = ("threads", "num_workers")
     return settings_hash(
         {
             "dataset": config["dataset"],
             "sample": config["sample"],
-            "model": {k: v for k, v in config["model"].items() if k != "threads"},
+            "features": config["features"][feature_set],
+            "extraction": {k: v for k, v in config["extraction"].items() if k not in run_only},
         }
     )
 
 
-def check_config(config: dict, count_images=None) -> None:
+def feature_set_settings(config: dict, defaults: dict) -> dict[str, dict]:
+    """Every feature set of ``config['features']`` with the schema's ``defaults`` filled in, in config order.
+
+    A precomputed set has the one node ``PRECOMPUTED_NODE``; an own network's ``penultimate`` is its output.
+    """
+    sets = {}
+    for name, given in config["features"].items():
+        settings = {**defaults, **(given or {})}
+        if settings["source"] == "precomputed":
+            settings["nodes"] = [PRECOMPUTED_NODE]
+        sets[name] = settings
+    return sets
+
+
+def feature_ids(sets: dict[str, dict]) -> dict[str, tuple[str, str]]:
+    """Feature set id -> (set name, node), in config order: a one-node set is named as given,
+    a set of several nodes gives ``<set>.<node>`` for each (the node as written in the config)."""
+    ids = {}
+    for name, settings in sets.items():
+        nodes = list(settings["nodes"])
+        for node in nodes:
+            ids[name if len(nodes) == 1 else f"{name}.{node}"] = (name, node)
+    return ids
+
+
+def check_feature_sets(given: dict, sets: dict[str, dict]) -> None:
+    """What the schema cannot say about the feature sets: keys that do not fit the source, files that
+    are missing, two sets that would compute the same features."""
+    seen: dict[str, str] = {}
+    for name, settings in sets.items():
+        source = settings["source"]
+        key = f"features.{name}"
+        for option in given[name] or {}:
+            if option in SOURCE_KEYS and source not in SOURCE_KEYS[option]:
+                users = ", ".join(SOURCE_KEYS[option])
+                raise AtlasError(f"{key}.{option} is only used by sources {users}, not '{source}'; remove it")
+        if source in NETWORK_SOURCES:
+            weights = str(settings["weights"])
+            if weights not in WEIGHT_KEYWORDS and not Path(weights).is_file():
+                raise AtlasError(
+                    f"{key}.weights '{weights}' is neither one of {list(WEIGHT_KEYWORDS)} nor an existing file; "
+                    f"give one of those words or the path of a checkpoint file"
+                )
+        else:
+            if "path" not in settings:
+                raise AtlasError(f"{key}.path is missing: a '{source}' set reads its network or features from a file")
+            if not Path(settings["path"]).is_file():
+                raise AtlasError(f"{key}.path '{settings['path']}' does not exist or is not a file; fix the path")
+        if source in OWN_NETWORK_SOURCES and list(settings["nodes"]) != [PENULTIMATE]:
+            raise AtlasError(
+                f"{key}.nodes: a '{source}' network gives its output only (node '{PENULTIMATE}'); "
+                f"save the network up to the layer you want instead"
+            )
+        if source == "precomputed":
+            needs_paths = Path(settings["path"]).suffix.lower() == ".npy"
+            if needs_paths and not Path(settings.get("paths_file", "")).is_file():
+                raise AtlasError(
+                    f"{key}.paths_file is missing or not a file: a .npy features file needs a text file of "
+                    f"the image path of each row"
+                )
+        identity = json.dumps({k: v for k, v in settings.items()}, sort_keys=True, default=str)
+        if identity in seen:
+            raise AtlasError(
+                f"features.{seen[identity]} and {key} have identical settings (same features twice); "
+                f"remove one or change its settings"
+            )
+        seen[identity] = name
+
+
+def check_config(config: dict, feature_set_defaults: dict, count_images=None) -> None:
     """Cross-key checks after schema validation; raises AtlasError naming the key and the fix.
+
+    ``feature_set_defaults``: the schema's default of each feature-set key.
 
     ``count_images(root, extensions)`` is called only when ``sample.n_images`` is ``all``.
     """
@@ -66,12 +157,7 @@ def check_config(config: dict, count_images=None) -> None:
             f"dataset.root '{root}' does not exist or is not a folder (working directory {os.getcwd()}); "
             f"set dataset.root to a folder with one sub-folder of images per class"
         )
-    weights = str(config["model"]["weights"])
-    if weights not in WEIGHT_KEYWORDS and not Path(weights).is_file():
-        raise AtlasError(
-            f"model.weights '{weights}' is neither one of {list(WEIGHT_KEYWORDS)} nor an existing file; "
-            f"give one of those words or the path of a state-dict file"
-        )
+    check_feature_sets(config["features"], feature_set_settings(config, feature_set_defaults))
     n_images = config["sample"]["n_images"]
     if n_images == "all":
         n_images = count_images(str(root), list(config["dataset"]["extensions"])) if count_images else None

@@ -37,3 +37,9 @@ def schema_error_line(config: dict, schema_path: str | os.PathLike) -> str:
     if error.validator == "pattern" and error.schema.get("description"):
         message = f"{error.instance!r} is not allowed here ({error.schema['description']})"
     return f"{key}: {message}; see docs/configuration.md"
+
+
+def feature_set_defaults(schema_path: str | os.PathLike) -> dict:
+    """The default of every key of a feature set (``features.<name>.<key>``) that has one."""
+    per_set = load_schema(str(schema_path))["properties"]["features"]["additionalProperties"]["properties"]
+    return {key: spec["default"] for key, spec in per_set.items() if "default" in spec}

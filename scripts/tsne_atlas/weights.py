@@ -1,13 +1,14 @@
-"""Stage fetch_weights: resolve ``model.weights`` once, on the host that runs Snakemake.
+"""Stage fetch_weights: resolve a feature set's ``weights`` once, on the host that runs Snakemake.
 
 A local rule: on a cluster it runs on the login node, which can reach the internet when compute
-nodes cannot. ``auto``/``imagenet`` take torchvision's ImageNet state dict from the torch hub cache
-(``$TORCH_HOME``, default ``~/.cache/torch/hub``) or download it there; a state-dict file is taken
-as it is. The result is a small JSON record (``files.weights_record``) that extraction reads, so
+nodes cannot. For torchvision, ``auto``/``pretrained``/``imagenet`` take the ImageNet state dict
+from the torch hub cache (``$TORCH_HOME``, default ``~/.cache/torch/hub``) or download it there; a
+state-dict file is taken as it is. The result is a small JSON record (``files.weights_record``) that extraction reads, so
 extraction loads a local file and never touches the network. ``auto`` without reachable
 ImageNet weights gives kind ``random``: a loud warning here, which the extraction repeats.
 """
 
+import difflib
 import hashlib
 import logging
 import os
@@ -30,11 +31,18 @@ def classification_models() -> list[str]:
     return list_models(module=torchvision.models)
 
 
-def check_arch(arch: str) -> None:
-    if arch not in classification_models():
+def close_matches(name: str, names: list[str], n: int = 5) -> str:
+    """'; close matches: a, b' for a mistyped name, or '' when nothing is close."""
+    matches = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
+    return f"; close matches: {', '.join(matches)}" if matches else ""
+
+
+def check_arch(arch: str, key: str = "arch") -> None:
+    models = classification_models()
+    if arch not in models:
         raise AtlasError(
-            f"model.arch '{arch}' is not a torchvision classification model; "
-            f"choose one of: {', '.join(classification_models())}"
+            f"{key} '{arch}' is not a torchvision classification model{close_matches(arch, models)}; "
+            f"torchvision.models.list_models() lists them all"
         )
 
 
@@ -62,13 +70,13 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def resolve_weights(arch: str, weights: str, init_seed: int = 0) -> dict:
-    """Decide what ``model.weights`` means here and now; returns the record described above.
+def resolve_weights(arch: str, weights: str, init_seed: int = 0, key: str = "features.resnet101") -> dict:
+    """Decide what a torchvision set's ``weights`` means here and now; returns the record described above.
 
-    ``imagenet`` without reachable weights is a one-line AtlasError; ``auto`` falls back to random
-    initialisation with a loud warning.
+    ``pretrained``/``imagenet`` without reachable weights is a one-line AtlasError; ``auto`` falls
+    back to random initialisation with a loud warning. ``key`` names the set in messages.
     """
-    check_arch(arch)
+    check_arch(arch, f"{key}.arch")
     weights = str(weights)
     record = {
         "arch": arch,
@@ -85,11 +93,11 @@ def resolve_weights(arch: str, weights: str, init_seed: int = 0) -> dict:
             **record,
             "kind": "none",
             "weights_random": True,
-            "weights_source": f"random initialisation (model.weights: none, init_seed {init_seed})",
+            "weights_source": f"random initialisation (weights: none, init_seed {init_seed})",
         }
     if weights not in WEIGHT_KEYWORDS:
         if not Path(weights).is_file():
-            raise AtlasError(f"model.weights file '{weights}' does not exist; give the path of a saved state dict")
+            raise AtlasError(f"{key}.weights file '{weights}' does not exist; give the path of a saved state dict")
         return {
             **record,
             "kind": "file",
@@ -104,16 +112,16 @@ def resolve_weights(arch: str, weights: str, init_seed: int = 0) -> dict:
             raise FileNotFoundError(f"{path} missing after loading")
     except Exception as err:
         url = get_model_weights(arch).DEFAULT.url
-        if weights == "imagenet":
+        if weights != "auto":
             raise AtlasError(
-                f"model.weights is 'imagenet' but the {arch} ImageNet weights could not be had "
+                f"{key}.weights is '{weights}' but the {arch} ImageNet weights could not be had "
                 f"({type(err).__name__}); download {url} on a machine with "
-                f"internet and put it at {_imagenet_cache_path(arch)}, or set model.weights to the file's path"
+                f"internet and put it at {_imagenet_cache_path(arch)}, or set {key}.weights to the file's path"
             ) from None
         warning = (
             f"!!! ImageNet weights for {arch} could not be had ({type(err).__name__}: {err}); using RANDOM "
             f"initialisation. Features and figures do not show what a trained network sees. Put {url} at "
-            f"{_imagenet_cache_path(arch)} or set model.weights to a state-dict file."
+            f"{_imagenet_cache_path(arch)} or set {key}.weights to a state-dict file."
         )
         LOGGER.warning("%s", warning)
         return {
@@ -126,7 +134,7 @@ def resolve_weights(arch: str, weights: str, init_seed: int = 0) -> dict:
     name = f"{type(enum).__name__}.{enum.name}"
     return {
         **record,
-        "kind": "imagenet",
+        "kind": "pretrained",
         "enum": name,
         "path": str(path),
         "weights_random": False,
@@ -134,12 +142,21 @@ def resolve_weights(arch: str, weights: str, init_seed: int = 0) -> dict:
     }
 
 
-def fetch_weights(arch: str, weights: str, init_seed: int, resolved: str) -> dict:
-    """Resolve ``weights`` for ``arch`` and write the record to ``resolved`` (rule fetch_weights)."""
-    record = resolve_weights(arch, str(weights), init_seed)
+# Weight resolvers by source: resolver(arch, weights, init_seed, key) -> record.
+RESOLVERS = {"torchvision": resolve_weights}
+
+
+def fetch_weights(feature_set: str, source: str, arch: str, weights: str, init_seed: int, resolved: str) -> dict:
+    """Resolve a feature set's ``weights`` for ``arch`` and write the record to ``resolved`` (rule fetch_weights)."""
+    key = f"features.{feature_set}"
+    if source not in RESOLVERS:
+        raise AtlasError(f"{key}.source '{source}' has no weights to resolve; it needs no fetch_weights job")
+    record = RESOLVERS[source](arch, str(weights), init_seed, key)
+    record["source"] = source
     write_record(record, resolved)
     LOGGER.info(
-        "model.weights '%s' for %s: %s%s",
+        "%s.weights '%s' for %s: %s%s",
+        key,
         weights,
         arch,
         record["weights_source"],

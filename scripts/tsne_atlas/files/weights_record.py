@@ -1,11 +1,11 @@
-"""weights/resolved.json: what ``model.weights`` meant on the host that resolved it.
+"""weights/{set}.json: what a feature set's ``weights`` meant on the host that resolved it.
 
-    {"arch": "resnet101", "weights": "auto", "kind": "imagenet", "enum": "ResNet101_Weights.IMAGENET1K_V2",
+    {"arch": "resnet101", "weights": "auto", "kind": "pretrained", "enum": "ResNet101_Weights.IMAGENET1K_V2",
      "path": "/home/me/.cache/torch/hub/checkpoints/resnet101-cd907fc2.pth",
      "weights_source": "imagenet (ResNet101_Weights.IMAGENET1K_V2)", "weights_random": false, "warning": null}
 
-``kind`` is ``imagenet``, ``file`` (model.weights is a path), ``none`` (random initialisation asked
-for) or ``random`` (``auto`` without reachable ImageNet weights).
+``kind`` is ``pretrained``, ``file`` (weights is a path), ``none`` (random initialisation asked
+for) or ``random`` (``auto`` without reachable pretrained weights). ``source`` is the set's source.
 """
 
 import json
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..jobs import AtlasError, atomic_path
 
-KINDS = ("imagenet", "file", "none", "random")
-FIELDS = ("arch", "weights", "kind", "enum", "path", "weights_source", "weights_random", "warning")
+KINDS = ("pretrained", "file", "none", "random")
+FIELDS = ("source", "arch", "weights", "kind", "enum", "path", "weights_source", "weights_random", "warning")
 
 
 def write_record(record: dict, path: str | os.PathLike) -> None:
