@@ -1,5 +1,6 @@
 # tsne-atlas: how a neural network sees a set of images.
-# image folder -> sample manifest -> HDF5 features -> t-SNE sweep -> scatter plots + mosaics
+# image folder -> sample manifest -> HDF5 features per feature set -> t-SNE sweep -> scatter plots +
+# mosaics per run, and with several feature sets the comparison figures
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -17,6 +18,7 @@ include: "rules/features.smk"
 include: "rules/tsne.smk"
 include: "rules/metrics.smk"
 include: "rules/figures.smk"
+include: "rules/compare.smk"
 
 
 rule all:

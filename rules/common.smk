@@ -1,3 +1,4 @@
+import re
 import sys
 from pathlib import Path
 
@@ -6,8 +7,11 @@ from snakemake.utils import validate
 # The workflow's package, scripts/tsne_atlas, is reached through the folder Snakemake puts on
 # sys.path for the Snakefile (this repository's, also when it is used as a module).
 from scripts.tsne_atlas.config import (
+    NETWORK_SOURCES,
     WEIGHT_KEYWORDS,
     check_config,
+    feature_ids,
+    feature_set_settings,
     graph_neighbors,
 )
 from scripts.tsne_atlas.files.features import features_file_problem
@@ -30,36 +34,47 @@ from scripts.tsne_atlas.resources import (
     tsne_runtime_min,
 )
 from scripts.tsne_atlas.sampling import count_images
-from scripts.tsne_atlas.schema import SCHEMA_PATH, schema_error_line
+from scripts.tsne_atlas.schema import (
+    SCHEMA_PATH,
+    feature_set_defaults,
+    schema_error_line,
+)
 
 try:
     validate(config, schema=str(SCHEMA_PATH))
 except WorkflowError:
     sys.exit(f"tsne-atlas: config error: {schema_error_line(config, SCHEMA_PATH)}")
 try:
-    check_config(config, count_images=count_images)
+    check_config(config, feature_set_defaults(SCHEMA_PATH), count_images=count_images)
 except AtlasError as err:
     sys.exit(f"tsne-atlas: config error: {err}")
 
 RESULTS = config["results"]
+# The feature sets (config section features, schema defaults filled in), and the feature set ids
+# they give, one per (set, node): the values of the runs' {features} wildcard, in config order.
+FEATURE_SETS = feature_set_settings(config, feature_set_defaults(SCHEMA_PATH))
+FEATURES = feature_ids(FEATURE_SETS)
+FEATURE_IDS = list(FEATURES)
 # A features file that cannot be complete (truncated copy, crash of an older version) would be
 # taken for finished: remove it so it is rebuilt. Only the main process acts (cluster jobs parse
 # this file too), and a dry run only warns.
-FEATURES_PROBLEM = features_file_problem(f"{RESULTS}/features/features.h5")
-if FEATURES_PROBLEM and workflow.is_main_process:
-    if is_dry_run(workflow):
-        print(
-            f"tsne-atlas: warning: {RESULTS}/features/features.h5 is incomplete "
-            f"({FEATURES_PROBLEM}); a real run will rebuild it",
-            file=sys.stderr,
-        )
-    else:
-        Path(f"{RESULTS}/features/features.h5").unlink()
-        print(
-            f"tsne-atlas: warning: {RESULTS}/features/features.h5 was incomplete "
-            f"({FEATURES_PROBLEM}); removed, it will be rebuilt",
-            file=sys.stderr,
-        )
+for feature_set in FEATURE_SETS:
+    features_path = f"{RESULTS}/features/{feature_set}.h5"
+    problem = features_file_problem(features_path)
+    if problem and workflow.is_main_process:
+        if is_dry_run(workflow):
+            print(
+                f"tsne-atlas: warning: {features_path} is incomplete "
+                f"({problem}); a real run will rebuild it",
+                file=sys.stderr,
+            )
+        else:
+            Path(features_path).unlink()
+            print(
+                f"tsne-atlas: warning: {features_path} was incomplete "
+                f"({problem}); removed, it will be rebuilt",
+                file=sys.stderr,
+            )
 # Sizes the jobs' memory and run time (rules: resources); 'all' counts the dataset.
 N_IMAGES = sample_size(
     config["sample"]["n_images"],
@@ -70,7 +85,15 @@ N_IMAGES = sample_size(
 PERPLEXITIES = [wildcard_value(p) for p in config["tsne"]["perplexities"]]
 SEEDS = [wildcard_value(s) for s in config["tsne"]["seeds"]]
 # The values of RUN's wildcards over the sweep.
-SWEEP = {"perplexity": PERPLEXITIES, "seed": SEEDS}
+SWEEP = {"features": FEATURE_IDS, "perplexity": PERPLEXITIES, "seed": SEEDS}
+# The comparison figures (compare/) show every feature set at one seed, aligned to a reference set.
+COMPARE = len(FEATURE_IDS) > 1
+COMPARE_SEED = wildcard_value(
+    config["compare"]["seed"]
+    if config["compare"]["seed"] is not None
+    else config["tsne"]["seeds"][0]
+)
+COMPARE_REFERENCE = config["compare"]["reference"] or FEATURE_IDS[0]
 
 
 # A run's identity (scripts/tsne_atlas/files/runs.py): every per-run file is named RUN, and
@@ -80,51 +103,98 @@ RUN_LABELS = {key: f"{{{key}}}" for key in RUN_KEYS}
 
 
 wildcard_constraints:
-    **WILDCARD_CONSTRAINTS,
+    # features: only the configured ids, so a file of another (removed) set matches no rule.
+    **{
+        **WILDCARD_CONSTRAINTS,
+        "features": "|".join(re.escape(features_id) for features_id in FEATURE_IDS),
+    },
+    feature_set="|".join(re.escape(name) for name in FEATURE_SETS),
     k=r"[0-9]+",
 
 
+def feature_set_of(wildcards):
+    """The config set a feature set id comes from."""
+    return FEATURES[wildcards.features][0]
+
+
+def node_of(wildcards):
+    """The node (as the config names it) a feature set id reads in its set's features file."""
+    return FEATURES[wildcards.features][1]
+
+
+def features_file(wildcards):
+    """The features file of the set a feature set id comes from (one file holds all its nodes)."""
+    return f"{RESULTS}/features/{feature_set_of(wildcards)}.h5"
+
+
 def neighbors_file(wildcards):
-    """The sweep's k-NN graph, reused by every perplexity; its name carries k."""
-    return f"{RESULTS}/tsne/neighbors/k-{graph_neighbors(PERPLEXITIES)}.npz"
+    """The sweep's k-NN graph of a feature set, reused by every perplexity; its name carries k."""
+    return f"{RESULTS}/tsne/{wildcards.features}/neighbors/k-{graph_neighbors(PERPLEXITIES)}.npz"
 
 
 def tsne_run_inputs(wildcards):
     """A run needs the features (labels, paths), the prepared input and, for openTSNE, its P."""
     inputs = {
-        "features": f"{RESULTS}/features/features.h5",
-        "prepared": f"{RESULTS}/tsne/input.h5",
+        "features": features_file(wildcards),
+        "prepared": f"{RESULTS}/tsne/{wildcards.features}/input.h5",
     }
     if config["tsne"]["implementation"] == "opentsne":
         inputs["affinities"] = (
-            f"{RESULTS}/tsne/affinities/perplexity-{wildcards.perplexity}.npz"
+            f"{RESULTS}/tsne/{wildcards.features}/affinities/perplexity-{wildcards.perplexity}.npz"
         )
     return inputs
 
 
-def run_files(pattern):
-    """``pattern`` (with the run's wildcards, see RUN) for every run of the sweep."""
-    return expand(pattern, **SWEEP)
+def run_files(pattern, **fixed):
+    """``pattern`` (with the run's wildcards, see RUN) for every run of the sweep; ``fixed`` narrows
+    a wildcard to one value (``features=...``, ``seed=...``)."""
+    return expand(
+        pattern, **{**SWEEP, **{key: [value] for key, value in fixed.items()}}
+    )
 
 
 def sweep_files(pattern):
-    """Input function giving ``pattern`` for every run of the sweep."""
+    """Input function giving ``pattern`` for every run of the wildcards' feature set."""
+    return lambda wildcards: run_files(pattern, features=wildcards.features)
+
+
+def all_sets_files(pattern):
+    """Input function giving ``pattern`` for every run of every feature set."""
     return lambda wildcards: run_files(pattern)
 
 
+def compare_files(pattern):
+    """Input function giving ``pattern`` for every feature set and perplexity at the comparison seed."""
+    return lambda wildcards: run_files(pattern, seed=COMPARE_SEED)
+
+
 def final_outputs():
-    """Per run: scatter (PNG, SVG), mosaic, grid mosaic; per sweep: metrics, overview, explorer."""
+    """Per run: scatter (PNG, SVG), mosaic, grid mosaic; per feature set: metrics, overview; the
+    explorer; with two or more feature sets, the comparison figures."""
     per_run = [
         f"{RESULTS}/scatter/{RUN}.png",
         f"{RESULTS}/scatter/{RUN}.svg",
         f"{RESULTS}/mosaic/{RUN}.png",
         f"{RESULTS}/grid_mosaic/{RUN}.png",
     ]
-    return run_files(per_run) + [
-        f"{RESULTS}/metrics/sweep.csv",
-        f"{RESULTS}/overview/sweep.png",
-        f"{RESULTS}/explorer.html",
+    per_set = expand(
+        [
+            f"{RESULTS}/metrics/{{features}}/sweep.csv",
+            f"{RESULTS}/overview/{{features}}.png",
+        ],
+        features=FEATURE_IDS,
+    )
+    compare = [
+        f"{RESULTS}/compare/sheet.png",
+        f"{RESULTS}/compare/metrics.csv",
+        f"{RESULTS}/compare/cka.png",
     ]
+    return (
+        run_files(per_run)
+        + per_set
+        + [f"{RESULTS}/explorer.html"]
+        + (compare if COMPARE else [])
+    )
 
 
 def class_folders(wildcards):
@@ -135,23 +205,39 @@ def class_folders(wildcards):
     )
 
 
-def weights_file(wildcards):
-    """A state-dict file given as model.weights is an input: replacing it reruns extraction."""
-    weights = str(config["model"]["weights"])
-    return [] if weights in WEIGHT_KEYWORDS else [weights]
+def set_files(wildcards):
+    """A set's own files are inputs (a checkpoint given as weights, a network or features file):
+    replacing one reruns the set's jobs."""
+    settings = FEATURE_SETS[wildcards.feature_set]
+    if settings["source"] in NETWORK_SOURCES:
+        weights = str(settings["weights"])
+        return [] if weights in WEIGHT_KEYWORDS else [weights]
+    return [settings["path"]] + (
+        [settings["paths_file"]] if settings.get("paths_file") else []
+    )
+
+
+def weights_record(wildcards):
+    """A set with weights to resolve reads the record fetch_weights wrote for it."""
+    if FEATURE_SETS[wildcards.feature_set]["source"] in NETWORK_SOURCES:
+        return {"resolved": f"{RESULTS}/weights/{wildcards.feature_set}.json"}
+    return {}
 
 
 def results_summary():
-    n_runs = len(PERPLEXITIES) * len(SEEDS)
-    return (
+    n_runs = len(FEATURE_IDS) * len(PERPLEXITIES) * len(SEEDS)
+    summary = (
         f"\ntsne-atlas: done. Results in {RESULTS}/\n"
-        f"  manifest   {RESULTS}/sample/manifest.csv\n"
-        f"  features   {RESULTS}/features/features.h5\n"
-        f"  embeddings {RESULTS}/tsne/ ({n_runs} runs: perplexities {', '.join(PERPLEXITIES)}; seeds {', '.join(SEEDS)})\n"
-        f"  scatter    {RESULTS}/scatter/*.png, *.svg\n"
-        f"  mosaics    {RESULTS}/mosaic/*.png, {RESULTS}/grid_mosaic/*.png\n"
-        f"  metrics    {RESULTS}/metrics/sweep.csv, sweep.png\n"
-        f"  overview   {RESULTS}/overview/sweep.png, sweep.pdf\n"
-        f"  explorer   {RESULTS}/explorer.html (open in a browser)\n"
-        f"  logs       {RESULTS}/logs/\n"
+        f"  feature sets {', '.join(FEATURE_IDS)}\n"
+        f"  manifest     {RESULTS}/sample/manifest.csv\n"
+        f"  features     {RESULTS}/features/<set>.h5\n"
+        f"  embeddings   {RESULTS}/tsne/<feature set>/ ({n_runs} runs: perplexities {', '.join(PERPLEXITIES)}; seeds {', '.join(SEEDS)})\n"
+        f"  scatter      {RESULTS}/scatter/<feature set>/*.png, *.svg\n"
+        f"  mosaics      {RESULTS}/mosaic/<feature set>/*.png, {RESULTS}/grid_mosaic/<feature set>/*.png\n"
+        f"  metrics      {RESULTS}/metrics/<feature set>/sweep.csv, sweep.png\n"
+        f"  overview     {RESULTS}/overview/<feature set>.png, .pdf\n"
+        f"  explorer     {RESULTS}/explorer.html (open in a browser)\n"
     )
+    if COMPARE:
+        summary += f"  compare      {RESULTS}/compare/sheet.png, metrics.png, cka.png (+ CSV tables)\n"
+    return summary + f"  logs         {RESULTS}/logs/\n"

@@ -1,4 +1,4 @@
-# fetch_weights needs the network (ImageNet weights): on a cluster it runs on the submitting host.
+# fetch_weights needs the network (pretrained weights): on a cluster it runs on the submitting host.
 localrules:
     fetch_weights,
 
@@ -6,48 +6,49 @@ localrules:
 rule fetch_weights:
     input:
         # Unnamed: only a dependency (a replaced weights file reruns this), not an argument.
-        weights_file,
+        set_files,
     output:
-        resolved=f"{RESULTS}/weights/resolved.json",
+        resolved=f"{RESULTS}/weights/{{feature_set}}.json",
     log:
-        f"{RESULTS}/logs/fetch_weights.log",
+        f"{RESULTS}/logs/fetch_weights/{{feature_set}}.log",
     conda:
         "../envs/features.yaml"
     params:
-        arch=config["model"]["arch"],
-        weights=config["model"]["weights"],
-        init_seed=config["model"]["init_seed"],
+        feature_set=lambda wildcards: wildcards.feature_set,
+        source=lambda wildcards: FEATURE_SETS[wildcards.feature_set]["source"],
+        arch=lambda wildcards: FEATURE_SETS[wildcards.feature_set]["arch"],
+        weights=lambda wildcards: FEATURE_SETS[wildcards.feature_set]["weights"],
+        init_seed=lambda wildcards: FEATURE_SETS[wildcards.feature_set]["init_seed"],
     script:
         "../scripts/fetch_weights.py"
 
 
+# One job per feature set: all its nodes come from one forward pass (BENCHMARKS.md, "Layers").
 rule extract_features:
     input:
-        weights_file,
+        set_files,
+        unpack(weights_record),
         manifest=rules.sample_images.output.manifest,
-        resolved=rules.fetch_weights.output.resolved,
     output:
-        features=f"{RESULTS}/features/features.h5",
+        features=f"{RESULTS}/features/{{feature_set}}.h5",
     log:
-        f"{RESULTS}/logs/extract_features.log",
+        f"{RESULTS}/logs/extract_features/{{feature_set}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/extract_features.tsv"
+        f"{RESULTS}/benchmarks/extract_features/{{feature_set}}.tsv"
     conda:
         "../envs/features.yaml"
-    threads: config["model"]["threads"]
+    threads: config["extraction"]["threads"]
     resources:
-        gpu=extraction_gpus(config["model"]["device"]),
-        mem_mb=extraction_mem_mb(config["model"]["num_workers"]),
-        runtime=extraction_runtime_min(N_IMAGES, config["model"]["device"]),
+        gpu=extraction_gpus(config["extraction"]["device"]),
+        mem_mb=extraction_mem_mb(config["extraction"]["num_workers"]),
+        runtime=extraction_runtime_min(N_IMAGES, config["extraction"]["device"]),
     params:
         root=config["dataset"]["root"],
-        arch=config["model"]["arch"],
-        weights=config["model"]["weights"],
-        node=config["model"]["node"],
-        device=config["model"]["device"],
-        precision=config["model"]["precision"],
-        channels_last=config["model"]["channels_last"],
-        batch_size=config["model"]["batch_size"],
-        init_seed=config["model"]["init_seed"],
+        feature_set=lambda wildcards: wildcards.feature_set,
+        settings=lambda wildcards: FEATURE_SETS[wildcards.feature_set],
+        device=config["extraction"]["device"],
+        precision=config["extraction"]["precision"],
+        channels_last=config["extraction"]["channels_last"],
+        batch_size=config["extraction"]["batch_size"],
     script:
         "../scripts/extract_features.py"

@@ -7,7 +7,7 @@ rule scatter:
             f"{RESULTS}/scatter/{RUN}.png",
             caption="../report/scatter.rst",
             category="Scatter plots",
-            subcategory="perplexity {perplexity}",
+            subcategory="{features}",
             labels=RUN_LABELS,
         ),
         svg=f"{RESULTS}/scatter/{RUN}.svg",
@@ -34,7 +34,7 @@ rule mosaic:
             f"{RESULTS}/mosaic/{RUN}.png",
             caption="../report/mosaic.rst",
             category="Mosaics",
-            subcategory="perplexity {perplexity}",
+            subcategory="{features}",
             labels=RUN_LABELS,
         ),
     log:
@@ -63,7 +63,7 @@ rule grid_mosaic:
             f"{RESULTS}/grid_mosaic/{RUN}.png",
             caption="../report/grid_mosaic.rst",
             category="Grid mosaics",
-            subcategory="perplexity {perplexity}",
+            subcategory="{features}",
             labels=RUN_LABELS,
         ),
     log:
@@ -89,16 +89,16 @@ rule sweep_overview:
         metrics=sweep_files(rules.embedding_metrics.output.metrics),
     output:
         png=report(
-            f"{RESULTS}/overview/sweep.png",
+            f"{RESULTS}/overview/{{features}}.png",
             caption="../report/sweep_overview.rst",
             category="Sweep",
-            labels={"figure": "contact sheet"},
+            labels={"features": "{features}", "figure": "contact sheet"},
         ),
-        pdf=f"{RESULTS}/overview/sweep.pdf",
+        pdf=f"{RESULTS}/overview/{{features}}.pdf",
     log:
-        f"{RESULTS}/logs/sweep_overview.log",
+        f"{RESULTS}/logs/sweep_overview/{{features}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/sweep_overview.tsv"
+        f"{RESULTS}/benchmarks/sweep_overview/{{features}}.tsv"
     conda:
         "../envs/figures.yaml"
     params:
@@ -110,14 +110,14 @@ rule sweep_overview:
 
 rule explorer:
     input:
-        embeddings=sweep_files(rules.tsne.output.embedding),
-        metas=sweep_files(rules.tsne.output.meta),
+        embeddings=all_sets_files(rules.tsne.output.embedding),
+        metas=all_sets_files(rules.tsne.output.meta),
     output:
         html=report(
             f"{RESULTS}/explorer.html",
             caption="../report/explorer.rst",
             category="Sweep",
-            labels={"figure": "interactive explorer"},
+            labels={"features": "all", "figure": "interactive explorer"},
         ),
     log:
         f"{RESULTS}/logs/explorer.log",

@@ -1,6 +1,5 @@
 rule embedding_metrics:
     input:
-        features=rules.extract_features.output.features,
         prepared=rules.tsne_input.output.prepared,
         embedding=rules.tsne.output.embedding,
         meta=rules.tsne.output.meta,
@@ -28,22 +27,22 @@ rule sweep_metrics:
         metrics=sweep_files(rules.embedding_metrics.output.metrics),
     output:
         table=report(
-            f"{RESULTS}/metrics/sweep.csv",
+            f"{RESULTS}/metrics/{{features}}/sweep.csv",
             caption="../report/sweep_table.rst",
             category="Sweep",
-            labels={"figure": "metrics table"},
+            labels={"features": "{features}", "figure": "metrics table"},
         ),
         png=report(
-            f"{RESULTS}/metrics/sweep.png",
+            f"{RESULTS}/metrics/{{features}}/sweep.png",
             caption="../report/sweep_metrics.rst",
             category="Sweep",
-            labels={"figure": "metrics vs perplexity"},
+            labels={"features": "{features}", "figure": "metrics vs perplexity"},
         ),
-        svg=f"{RESULTS}/metrics/sweep.svg",
+        svg=f"{RESULTS}/metrics/{{features}}/sweep.svg",
     log:
-        f"{RESULTS}/logs/sweep_metrics.log",
+        f"{RESULTS}/logs/sweep_metrics/{{features}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/sweep_metrics.tsv"
+        f"{RESULTS}/benchmarks/sweep_metrics/{{features}}.tsv"
     conda:
         "../envs/figures.yaml"
     script:

@@ -1,23 +1,24 @@
-# What all runs of the sweep share is computed once (scripts/tsne_atlas/preparation.py): the z-scored,
-# PCA-reduced input, the k-NN graph at the largest perplexity and one affinity matrix per
-# perplexity. Each (perplexity, seed) run then only optimises.
+# What all runs of a feature set share is computed once (scripts/tsne_atlas/preparation.py): the
+# z-scored, PCA-reduced input, the k-NN graph at the largest perplexity and one affinity matrix per
+# perplexity. Each (feature set, perplexity, seed) run then only optimises.
 
 
 rule tsne_input:
     input:
-        features=rules.extract_features.output.features,
+        features=features_file,
     output:
-        prepared=f"{RESULTS}/tsne/input.h5",
+        prepared=f"{RESULTS}/tsne/{{features}}/input.h5",
     log:
-        f"{RESULTS}/logs/tsne/input.log",
+        f"{RESULTS}/logs/tsne/{{features}}/input.log",
     benchmark:
-        f"{RESULTS}/benchmarks/tsne/input.tsv"
+        f"{RESULTS}/benchmarks/tsne/{{features}}/input.tsv"
     conda:
         "../envs/tsne.yaml"
     resources:
         mem_mb=tsne_input_mem_mb(N_IMAGES),
         runtime=tsne_runtime_min(N_IMAGES),
     params:
+        node=node_of,
         standardize=config["tsne"]["standardize"],
         pca_components=config["tsne"]["pca_components"],
     script:
@@ -28,11 +29,11 @@ rule tsne_neighbors:
     input:
         prepared=rules.tsne_input.output.prepared,
     output:
-        neighbors=f"{RESULTS}/tsne/neighbors/k-{{k}}.npz",
+        neighbors=f"{RESULTS}/tsne/{{features}}/neighbors/k-{{k}}.npz",
     log:
-        f"{RESULTS}/logs/tsne/neighbors-k-{{k}}.log",
+        f"{RESULTS}/logs/tsne/{{features}}/neighbors-k-{{k}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/tsne/neighbors-k-{{k}}.tsv"
+        f"{RESULTS}/benchmarks/tsne/{{features}}/neighbors-k-{{k}}.tsv"
     conda:
         "../envs/tsne.yaml"
     resources:
@@ -48,11 +49,11 @@ rule tsne_affinities:
     input:
         neighbors=neighbors_file,
     output:
-        affinities=f"{RESULTS}/tsne/affinities/perplexity-{{perplexity}}.npz",
+        affinities=f"{RESULTS}/tsne/{{features}}/affinities/perplexity-{{perplexity}}.npz",
     log:
-        f"{RESULTS}/logs/tsne/affinities-perplexity-{{perplexity}}.log",
+        f"{RESULTS}/logs/tsne/{{features}}/affinities-perplexity-{{perplexity}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/tsne/affinities-perplexity-{{perplexity}}.tsv"
+        f"{RESULTS}/benchmarks/tsne/{{features}}/affinities-perplexity-{{perplexity}}.tsv"
     conda:
         "../envs/tsne.yaml"
     threads: config["tsne"]["threads"]
@@ -82,6 +83,8 @@ rule tsne:
         mem_mb=tsne_mem_mb(N_IMAGES),
         runtime=tsne_runtime_min(N_IMAGES),
     params:
+        features_id=lambda wildcards: wildcards.features,
+        node=node_of,
         perplexity=lambda wildcards: float(wildcards.perplexity),
         seed=lambda wildcards: int(wildcards.seed),
         implementation=config["tsne"]["implementation"],

@@ -9,7 +9,7 @@ run_rule(
     snakemake,
     extract_features,
     # How fast, never what: as a param, changing it would rerun extraction and all after it.
-    num_workers=snakemake.config["model"]["num_workers"],
-    # Provenance recorded in features.h5; every setting in it that can change a feature is a param.
-    config_hash=features_config_hash(snakemake.config),
+    num_workers=snakemake.config["extraction"]["num_workers"],
+    # Provenance recorded in the features file; every setting in it that can change a feature is a param.
+    config_hash=features_config_hash(snakemake.config, snakemake.wildcards.feature_set),
 )

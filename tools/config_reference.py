@@ -50,7 +50,23 @@ them (see [reruns](reruns.md)); "nothing" marks settings that change how a job r
 result. The same schema holds each key's type and allowed values.
 """
 
-SECTION_TITLES = {"": "Top level"}
+# A mapping of named entries (``features``: one entry per feature set) documents its entries' keys
+# under this placeholder name.
+ENTRY_NAME = "<name>"
+SECTION_TITLES = {"": "Top level", f"features.{ENTRY_NAME}": f"`features.{ENTRY_NAME}`: one feature set"}
+# The commented example of a mapping left to its default in config.yaml.
+EXAMPLES = {
+    "features": """\
+features:
+  resnet18:
+    source: torchvision
+    arch: resnet18
+    weights: auto
+    nodes: [layer2, layer3, layer4, penultimate]
+  resnet18-random:
+    arch: resnet18
+    weights: none""",
+}
 
 
 def load_schema(path: Path = SCHEMA) -> dict:
@@ -58,13 +74,17 @@ def load_schema(path: Path = SCHEMA) -> dict:
 
 
 def leaves(schema: dict, prefix: str = "") -> list[tuple[str, dict]]:
-    """Every setting as (dotted key, its schema), in the schema's order."""
+    """Every setting as (dotted key, its schema), in the schema's order; the keys of a mapping's
+    entries as ``features.<name>.<key>`` after the mapping itself."""
     found = []
     for name, spec in schema.get("properties", {}).items():
         if spec.get("type") == "object" and "properties" in spec:
             found += leaves(spec, f"{prefix}{name}.")
-        else:
-            found.append((f"{prefix}{name}", spec))
+            continue
+        found.append((f"{prefix}{name}", spec))
+        entries = spec.get("additionalProperties")
+        if isinstance(entries, dict) and "properties" in entries:
+            found += leaves(entries, f"{prefix}{name}.{ENTRY_NAME}.")
     return found
 
 
@@ -108,6 +128,16 @@ def config_yaml(schema: dict) -> str:
             for key, leaf in spec["properties"].items():
                 lines += comment(leaf["description"], "  ")
                 lines.append(f"  {key}: {yaml_value(demo_value(f'{name}.{key}', leaf))}")
+        elif isinstance(spec.get("additionalProperties"), dict):
+            # Left to the schema's default: Snakemake merges a --configfile's mapping with this
+            # file's, so a set written here would be added to every user's own sets.
+            lines += comment(spec["description"], "")
+            lines += comment(
+                f"Not set in this file, so that a --configfile's {name} replace the default "
+                f"{yaml_value(spec['default'])}; docs/configuration.md lists each entry's keys. E.g.:",
+                "",
+            )
+            lines += [f"# {line}" for line in EXAMPLES[name].splitlines()]
         else:
             lines += comment(spec["description"], "")
             lines.append(f"{name}: {yaml_value(demo_value(name, spec))}")
@@ -116,13 +146,15 @@ def config_yaml(schema: dict) -> str:
 
 def markdown_value(key: str, spec: dict) -> str:
     if "default" not in spec:
-        return f"required (demo: `{DEMO_VALUES[key]}`)"
+        return f"required (demo: `{DEMO_VALUES[key]}`)" if key in DEMO_VALUES else "none"
     return f"`{yaml_value(spec['default'])}`"
 
 
 def reruns_text(reruns) -> str:
     if reruns == "all":
         return "everything"
+    if reruns == "per-set":
+        return "the added or changed sets' jobs and the explorer and `compare/` outputs; no other set's"
     if not reruns:
         return "nothing"
     return ", ".join(f"`{rule}`" for rule in reruns) + " and what follows"

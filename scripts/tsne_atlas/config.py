@@ -21,7 +21,7 @@ SOURCE_KEYS = {
     "weights": NETWORK_SOURCES,
     "init_seed": NETWORK_SOURCES,
     "nodes": NETWORK_SOURCES + OWN_NETWORK_SOURCES,
-    "path": OWN_NETWORK_SOURCES + ("precomputed",),
+    "path": (*OWN_NETWORK_SOURCES, "precomputed"),
     "paths_file": ("precomputed",),
     "input_size": OWN_NETWORK_SOURCES,
     "mean": OWN_NETWORK_SOURCES,
@@ -100,15 +100,17 @@ def feature_ids(sets: dict[str, dict]) -> dict[str, tuple[str, str]]:
     return ids
 
 
-def check_feature_sets(given: dict, sets: dict[str, dict]) -> None:
+def check_feature_sets(given: dict, sets: dict[str, dict], defaults: dict) -> None:
     """What the schema cannot say about the feature sets: keys that do not fit the source, files that
-    are missing, two sets that would compute the same features."""
+    are missing, two sets that would compute the same features. ``defaults``: the schema's."""
     seen: dict[str, str] = {}
     for name, settings in sets.items():
         source = settings["source"]
         key = f"features.{name}"
-        for option in given[name] or {}:
-            if option in SOURCE_KEYS and source not in SOURCE_KEYS[option]:
+        for option, value in (given[name] or {}).items():
+            # Snakemake's validation fills in defaults, so only a value other than the default
+            # shows that a key was given on purpose.
+            if option in SOURCE_KEYS and source not in SOURCE_KEYS[option] and value != defaults.get(option):
                 users = ", ".join(SOURCE_KEYS[option])
                 raise AtlasError(f"{key}.{option} is only used by sources {users}, not '{source}'; remove it")
         if source in NETWORK_SOURCES:
@@ -144,6 +146,16 @@ def check_feature_sets(given: dict, sets: dict[str, dict]) -> None:
         seen[identity] = name
 
 
+def check_compare(compare: dict, ids: list[str], seeds: list[int]) -> None:
+    """The comparison's reference and seed must be among the sweep's."""
+    if compare["reference"] and compare["reference"] not in ids:
+        raise AtlasError(
+            f"compare.reference '{compare['reference']}' is not a feature set id; use one of: {', '.join(ids)}"
+        )
+    if compare["seed"] is not None and compare["seed"] not in seeds:
+        raise AtlasError(f"compare.seed {compare['seed']} is not one of tsne.seeds {seeds}; use one of them")
+
+
 def check_config(config: dict, feature_set_defaults: dict, count_images=None) -> None:
     """Cross-key checks after schema validation; raises AtlasError naming the key and the fix.
 
@@ -157,7 +169,9 @@ def check_config(config: dict, feature_set_defaults: dict, count_images=None) ->
             f"dataset.root '{root}' does not exist or is not a folder (working directory {os.getcwd()}); "
             f"set dataset.root to a folder with one sub-folder of images per class"
         )
-    check_feature_sets(config["features"], feature_set_settings(config, feature_set_defaults))
+    sets = feature_set_settings(config, feature_set_defaults)
+    check_feature_sets(config["features"], sets, feature_set_defaults)
+    check_compare(config["compare"], list(feature_ids(sets)), list(config["tsne"]["seeds"]))
     n_images = config["sample"]["n_images"]
     if n_images == "all":
         n_images = count_images(str(root), list(config["dataset"]["extensions"])) if count_images else None

@@ -1,7 +1,7 @@
 """Stage explorer: one self-contained, offline HTML page for a whole t-SNE sweep.
 
 A Bokeh scatter plot of every image, coloured by class, with a menu that switches
-between the (perplexity, seed) runs, a legend whose entries hide and show a class,
+between the (feature set, perplexity, seed) runs, a legend whose entries hide and show a class,
 and a hover tooltip with the image's thumbnail, path and class. BokehJS, the
 coordinates of every run and the thumbnails are all inlined, so the file works
 without a network and can be mailed on its own. Each thumbnail costs 5-20 KB of HTML, so
@@ -94,12 +94,14 @@ def thumbnail_data_uri(path: str | os.PathLike, thumb_size: int) -> str:
 
 
 def run_label(meta: dict) -> str:
-    """The menu entry of one run, e.g. ``perplexity 30, seed 0 (KL 0.69)``."""
-    return f"perplexity {meta['perplexity']:g}, seed {meta['seed']} (KL {meta['kl_divergence']:.2f})"
+    """The menu entry of one run, e.g. ``resnet101 · perplexity 30, seed 0 (KL 0.69)``."""
+    return (
+        f"{meta['features']} · perplexity {meta['perplexity']:g}, seed {meta['seed']} (KL {meta['kl_divergence']:.2f})"
+    )
 
 
 def load_runs(runs: list[tuple[str, str]]) -> tuple[list[str], list[str], list[np.ndarray], list[dict]]:
-    """Read every (embedding TSV, meta JSON) pair, sorted by (perplexity, seed).
+    """Read every (embedding TSV, meta JSON) pair, sorted by (feature set, perplexity, seed).
 
     Returns the shared paths and labels, one N x 2 coordinate array per run and the
     runs' metadata. Every run must list the same images in the same order.

@@ -1,5 +1,7 @@
-"""Stage extract_features: run a torchvision classifier over the sampled images and stream
-one feature vector per image into the features file (layout: ``files.features``).
+"""Stage extract_features: one feature set's features for every sampled image, into its features
+file (layout: ``files.features``): a network (``networks``) run over the images once, streaming
+the outputs of all the set's nodes batch by batch, or a file of precomputed features matched to
+the sample by path (``precomputed``).
 """
 
 import logging
@@ -15,16 +17,16 @@ import torch
 import torchvision
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchvision.models import get_model, get_model_weights
-from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 from tqdm import tqdm
 
+from .config import PRECOMPUTED_NODE
 from .files.features import write_features
 from .files.manifest import read_manifest
 from .files.weights_record import read_record
 from .images import load_rgb
 from .jobs import AtlasError
-from .weights import check_arch, resolve_weights
+from .networks import Network, build_network
+from .weights import RESOLVERS
 
 LOGGER = logging.getLogger("tsne_atlas.extract_features")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -60,118 +62,10 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise AtlasError(f"model.device is '{device}' but no CUDA GPU is visible; set model.device to 'auto' or 'cpu'")
+        raise AtlasError(
+            f"extraction.device is '{device}' but no CUDA GPU is visible; set extraction.device to 'auto' or 'cpu'"
+        )
     return torch.device(device)
-
-
-def load_state_dict_file(path: str | os.PathLike) -> dict:
-    """Load a state dict with ``weights_only=True`` (no arbitrary code from the file)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise AtlasError(f"model.weights file '{path}' does not exist; give the path of a saved state dict") from None
-    except Exception as err:
-        raise AtlasError(
-            f"model.weights file '{path}' could not be loaded as a state dict ({type(err).__name__}); "
-            f"save it with torch.save(model.state_dict(), path)"
-        ) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]  # common checkpoint wrapper
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise AtlasError(
-            f"model.weights file '{path}' is not a state dict (a mapping of names to tensors); "
-            f"save it with torch.save(model.state_dict(), path)"
-        )
-    return state
-
-
-def model_from_record(
-    record: dict, init_seed: int = 0, repeat_warning: bool = True
-) -> tuple[torch.nn.Module, str, bool]:
-    """Build ``record['arch']`` with the weights a fetch_weights record names, from local files only.
-
-    A record's warning (``auto`` fell back to random weights) is logged again here, so it is in
-    this job's log too, unless ``repeat_warning`` is false.
-    Returns (model in eval mode, weights_source text, weights_random flag).
-    """
-    arch = record["arch"]
-    check_arch(arch)
-    torch.manual_seed(init_seed)
-    model = get_model(arch, weights=None)
-    if record.get("warning") and repeat_warning:
-        LOGGER.warning("%s", record["warning"])
-    if record["kind"] in ("imagenet", "file"):
-        path = record["path"]
-        if not Path(path).is_file():
-            raise AtlasError(
-                f"weights file {path} (model.weights '{record['weights']}', resolved by fetch_weights on "
-                f"the submitting host) is not visible on {platform.node()}; put the torch hub cache on a "
-                f"filesystem every node sees (set $TORCH_HOME) or set model.weights to a file there"
-            )
-        state = load_state_dict_file(path)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()
-            raise AtlasError(
-                f"model.weights file '{record['weights'] if record['kind'] == 'file' else path}' does not fit "
-                f"model.arch '{arch}' ({first[1].strip() if len(first) > 1 else first[0]}); "
-                f"use the arch the weights were saved from"
-            ) from None
-    model.eval()
-    return model, record["weights_source"], bool(record["weights_random"])
-
-
-def load_model(arch: str, weights: str, init_seed: int = 0) -> tuple[torch.nn.Module, str, bool]:
-    """Build ``arch`` and load its weights.
-
-    ``weights``: ``auto`` (ImageNet if it can be had, else random init with a warning),
-    ``imagenet`` (ImageNet or a one-line error), ``none`` (random init) or a path to a
-    state-dict file. Random initialisation is seeded with ``init_seed``.
-    Returns (model in eval mode, weights_source text, weights_random flag).
-
-    Resolves the weights here (fetch_weights.resolve_weights, which may download); the workflow
-    resolves them once on the submitting host instead and passes the record to extract_features.
-    """
-    return model_from_record(resolve_weights(arch, weights, init_seed), init_seed, repeat_warning=False)
-
-
-def preprocessing_for(arch: str):
-    """The preprocessing of the arch's default torchvision weights (resize, crop, normalise).
-
-    Used for every weights choice, so a random or custom model sees the same input an
-    ImageNet one would.
-    """
-    return get_model_weights(arch).DEFAULT.transforms()
-
-
-def penultimate_node(model: torch.nn.Module) -> str:
-    """The graph node feeding the classifier's last layer (``flatten`` for ResNets).
-
-    That is the node before the last ``Linear``; for fully convolutional classifiers
-    (SqueezeNet) the node before the last convolution.
-    """
-    _, eval_nodes = get_graph_node_names(model)
-    modules = dict(model.named_modules())
-    for layer_type in (torch.nn.Linear, torch.nn.Conv2d):
-        positions = [i for i, name in enumerate(eval_nodes) if isinstance(modules.get(name), layer_type)]
-        if positions and positions[-1] > 0:
-            return eval_nodes[positions[-1] - 1]
-    return eval_nodes[-2]
-
-
-def resolve_node(model: torch.nn.Module, node: str) -> str:
-    if node == "auto":
-        return penultimate_node(model)
-    _, eval_nodes = get_graph_node_names(model)
-    # A module name (e.g. 'layer3') stands for the last node inside it, as in create_feature_extractor.
-    if node not in eval_nodes and not any(name.startswith(node + ".") for name in eval_nodes):
-        tail = ", ".join(eval_nodes[-12:])
-        raise AtlasError(
-            f"model.node '{node}' is not a node of this model; use 'auto' (penultimate) or one of "
-            f"its {len(eval_nodes)} nodes, the last being: {tail}"
-        )
-    return node
 
 
 def use_deterministic_algorithms() -> None:
@@ -201,18 +95,18 @@ class ImageFiles(Dataset):
 
 
 def iter_feature_batches(
-    extractor: torch.nn.Module,
-    node: str,
+    module: torch.nn.Module,
     loader: DataLoader,
     device: torch.device,
     precision: str,
     channels_last: bool,
     progress: bool = True,
-) -> Iterator[np.ndarray]:
-    """Yield float32 feature arrays batch by batch (memory stays flat in N).
+) -> Iterator[dict[str, np.ndarray]]:
+    """Yield ``{node: float32 rows}`` batch by batch (memory stays flat in N); one forward pass
+    gives every node.
 
     Node outputs with spatial dimensions are averaged over them to one vector per image.
-    ``channels_last``: feed NHWC batches (the extractor must be converted too), which
+    ``channels_last``: feed NHWC batches (the module must be converted too), which
     oneDNN and cuDNN convolutions run faster.
     """
     dtype = PRECISIONS[precision]
@@ -222,20 +116,22 @@ def iter_feature_batches(
             if channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                out = extractor(batch)[node]
-            if out.ndim > 2:
-                out = out.flatten(2).mean(dim=2)
-            features = out.float().cpu().numpy()
-            if not np.isfinite(features).all():
-                raise AtlasError(
-                    f"model.precision '{precision}' gave inf/NaN features (activations beyond its range); "
-                    f"use precision bf16, fp32 or auto"
-                )
-            yield features
+                outputs = module(batch)
+            rows = {}
+            for node, out in outputs.items():
+                if out.ndim > 2:
+                    out = out.flatten(2).mean(dim=2)
+                rows[node] = out.float().cpu().numpy()
+                if not np.isfinite(rows[node]).all():
+                    raise AtlasError(
+                        f"extraction.precision '{precision}' gave inf/NaN features (activations beyond its range); "
+                        f"use precision bf16, fp32 or auto"
+                    )
+            yield rows
 
 
 def library_versions() -> dict[str, str]:
-    return {
+    versions = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
@@ -243,35 +139,17 @@ def library_versions() -> dict[str, str]:
         "h5py": h5py.__version__,
         "pillow": Image.__version__,
     }
+    try:
+        import timm
+
+        versions["timm"] = timm.__version__
+    except ImportError:
+        pass
+    return versions
 
 
-def extract_features(
-    manifest: str,
-    resolved: str | None,
-    root: str,
-    arch: str,
-    weights: str,
-    node: str,
-    device: str,
-    precision: str,
-    channels_last: bool,
-    batch_size: int,
-    num_workers: int,
-    init_seed: int,
-    features: str,
-    threads: int | None,
-    config_hash: str = "",
-    progress: bool = True,
-) -> dict:
-    """Extract features for every manifest row into ``features``; return its attributes.
-
-    ``resolved``: the record fetch_weights wrote for ``weights`` (the workflow always gives it, so
-    this job reads only local files); None resolves the weights here. ``num_workers`` and
-    ``threads`` change how fast the job runs, never its result.
-    """
-    if threads:
-        torch.set_num_threads(int(threads))
-    use_deterministic_algorithms()
+def read_labels(manifest: str) -> tuple[list[str], np.ndarray, list[str]]:
+    """The manifest's paths, label indices and sorted class names."""
     rows = read_manifest(manifest)
     if not rows:
         raise AtlasError(f"{manifest}: the manifest lists no images; check dataset.root and sample.n_images")
@@ -279,35 +157,85 @@ def extract_features(
     classes = sorted({label for _, label in rows})
     class_index = {label: i for i, label in enumerate(classes)}
     labels = np.array([class_index[label] for _, label in rows], dtype=np.int64)
+    return paths, labels, classes
 
+
+def set_network(settings: dict, resolved: str | None, key: str) -> Network:
+    """The set's network, with the weights its fetch_weights record names (read from local files only);
+    ``resolved`` None (a network source with weights to resolve) resolves them here, which may download."""
+    record = None
+    if settings["source"] in RESOLVERS:
+        if resolved is None:
+            record = RESOLVERS[settings["source"]](
+                settings["arch"], str(settings["weights"]), int(settings["init_seed"]), key
+            )
+        else:
+            record = read_record(resolved)
+            if (record["arch"], record["weights"]) != (settings["arch"], str(settings["weights"])):
+                raise AtlasError(
+                    f"{resolved} was written for arch '{record['arch']}', weights '{record['weights']}', "
+                    f"not '{settings['arch']}', '{settings['weights']}'; delete it and rerun"
+                )
+    return build_network(settings, record, key)
+
+
+def extract_features(
+    manifest: str,
+    root: str,
+    feature_set: str,
+    settings: dict,
+    device: str,
+    precision: str,
+    channels_last: bool,
+    batch_size: int,
+    num_workers: int,
+    features: str,
+    threads: int | None,
+    resolved: str | None = None,
+    config_hash: str = "",
+    progress: bool = True,
+) -> dict:
+    """Extract the features of feature set ``feature_set`` (its ``settings``, schema defaults filled in)
+    for every manifest row into ``features``; return the file's attributes.
+
+    ``resolved``: the record fetch_weights wrote for the set's weights (the workflow always gives it
+    to sets with weights, so this job reads only local files). ``num_workers`` and ``threads``
+    change how fast the job runs, never its result.
+    """
+    key = f"features.{feature_set}"
+    paths, labels, classes = read_labels(manifest)
+    attrs = {
+        "feature_set": feature_set,
+        "source": settings["source"],
+        "dataset_root": str(root),
+        "n_images": len(paths),
+        "versions": library_versions(),
+        "config_hash": config_hash,
+    }
+    if settings["source"] == "precomputed":
+        return import_precomputed(settings, key, paths, labels, classes, root, features, attrs)
+    if threads:
+        torch.set_num_threads(int(threads))
+    use_deterministic_algorithms()
     torch_device = resolve_device(device)
     precision_used = resolve_precision(precision, torch_device)
-    if resolved is None:
-        model, weights_source, weights_random = load_model(arch, weights, init_seed)
-    else:
-        record = read_record(resolved)
-        if (record["arch"], record["weights"]) != (arch, str(weights)):
-            raise AtlasError(
-                f"{resolved} was written for model.arch '{record['arch']}', model.weights '{record['weights']}', "
-                f"not '{arch}', '{weights}'; delete it and rerun"
-            )
-        model, weights_source, weights_random = model_from_record(record, init_seed)
-    node = resolve_node(model, node)
-    extractor = create_feature_extractor(model, return_nodes=[node]).to(torch_device).eval()
+    network = set_network(settings, resolved, key)
+    module = network.module.to(torch_device).eval()
     if channels_last:
-        extractor = extractor.to(memory_format=torch.channels_last)
-    transform = preprocessing_for(arch)
+        module = module.to(memory_format=torch.channels_last)
     loader = DataLoader(
-        ImageFiles(root, paths, transform),
+        ImageFiles(root, paths, network.transform),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
         pin_memory=torch_device.type == "cuda",
     )
+    model = settings["arch"] if settings["source"] in RESOLVERS else Path(settings["path"]).name
     LOGGER.info(
-        "extracting %s node '%s' for %d images on %s (%s%s, batch %d, %d workers, %s); weights: %s",
-        arch,
-        node,
+        "%s: extracting %s nodes %s for %d images in one pass on %s (%s%s, batch %d, %d workers, %s); weights: %s",
+        key,
+        model,
+        ", ".join(f"{node} ({graph})" for node, graph in network.nodes.items()),
         len(paths),
         torch_device,
         precision_used,
@@ -315,26 +243,55 @@ def extract_features(
         batch_size,
         num_workers,
         "channels-last" if channels_last else "NCHW",
-        weights_source,
+        network.weights_source,
     )
-    attrs = {
-        "model": arch,
-        "node": node,
-        "weights": str(weights),
-        "weights_source": weights_source,
-        "weights_random": bool(weights_random),
-        "preprocessing": " ".join(repr(transform).split()),
-        "device": str(torch_device),
-        "precision": precision_used,
-        "precision_setting": precision,
-        "channels_last": bool(channels_last),
-        "batch_size": int(batch_size),
-        "dataset_root": str(root),
-        "n_images": len(paths),
-        "versions": library_versions(),
-        "config_hash": config_hash,
-    }
-    batches = iter_feature_batches(extractor, node, loader, torch_device, precision_used, channels_last, progress)
-    attrs["feature_dim"] = write_features(features, batches, len(paths), labels, classes, paths, attrs)
-    LOGGER.info("wrote %s: %d x %d features", features, len(paths), attrs["feature_dim"])
-    return attrs
+    attrs.update(
+        {
+            "model": model,
+            "weights": str(settings.get("weights", "")) if settings["source"] in RESOLVERS else "own network",
+            "weights_source": network.weights_source,
+            "weights_random": bool(network.weights_random),
+            "preprocessing": " ".join(repr(network.transform).split()),
+            "device": str(torch_device),
+            "precision": precision_used,
+            "precision_setting": precision,
+            "channels_last": bool(channels_last),
+            "batch_size": int(batch_size),
+        }
+    )
+    batches = iter_feature_batches(module, loader, torch_device, precision_used, channels_last, progress)
+    dims = write_features(features, batches, len(paths), labels, classes, paths, attrs, network.nodes)
+    LOGGER.info("wrote %s: %d images, dimensions %s", features, len(paths), dims)
+    return {**attrs, "feature_dims": dims, "nodes": list(network.nodes)}
+
+
+def import_precomputed(
+    settings: dict, key: str, paths: list[str], labels: np.ndarray, classes: list[str], root: str, features: str, attrs
+) -> dict:
+    """A precomputed set: the file's rows for the sampled images, in manifest order, as a features file."""
+    from .precomputed import read_precomputed
+
+    rows = read_precomputed(settings["path"], paths, key, settings.get("paths_file"), root)
+    name = Path(settings["path"]).name
+    attrs.update(
+        {
+            "model": f"precomputed ({name})",
+            "weights": "precomputed",
+            "weights_source": f"precomputed features {name}",
+            "weights_random": False,
+            "preprocessing": "none (precomputed)",
+            "precision": "float32",
+        }
+    )
+    dims = write_features(
+        features,
+        [{PRECOMPUTED_NODE: rows}],
+        len(paths),
+        labels,
+        classes,
+        paths,
+        attrs,
+        {PRECOMPUTED_NODE: PRECOMPUTED_NODE},
+    )
+    LOGGER.info("%s: imported %s: %d images x %d dimensions", key, settings["path"], len(paths), dims[PRECOMPUTED_NODE])
+    return {**attrs, "feature_dims": dims, "nodes": [PRECOMPUTED_NODE]}

@@ -73,9 +73,19 @@ def colour_bgr255(rgb: tuple[float, float, float]) -> tuple[int, int, int]:
     return (b, g, r)
 
 
+def features_label(meta: dict) -> str:
+    """A run's feature set as figures name it: its id, with the model and node when the id does not
+    say them, e.g. ``resnet101``, ``pixels (precomputed (features.csv))``, ``deep (resnet18, node layer3)``."""
+    features_id, model, node = meta.get("features"), meta.get("model"), meta.get("node")
+    parts = [str(model)] if model and model != features_id else []
+    if node and node not in ("penultimate", "precomputed") and not str(features_id).endswith(f".{node}"):
+        parts.append(f"node {node}")
+    return f"{features_id} ({', '.join(parts)})" if parts else str(features_id)
+
+
 def figure_title(meta: dict) -> str:
     return (
-        f"t-SNE of {meta.get('model')} features, perplexity {meta['perplexity']:g}, seed {meta['seed']} "
+        f"t-SNE of {features_label(meta)} features, perplexity {meta['perplexity']:g}, seed {meta['seed']} "
         f"(N={meta['n_images']}, KL {meta['kl_divergence']:.3f})"
     )
 

@@ -1,7 +1,7 @@
 """Stage embedding_metrics: quality metrics of one embedding (the sweep table and plot: ``metrics_plot``).
 
 All metrics compare the 2-D embedding with the features t-SNE was given (the sweep's
-z-scored, PCA-reduced input, tsne/input.h5). Above ``max_images`` images they are computed on
+z-scored, PCA-reduced input, tsne/{features}/input.h5). Above ``max_images`` images they are computed on
 a fixed random subsample (trustworthiness needs N x N matrices):
 - trustworthiness (scikit-learn, k neighbours): are 2-D neighbours also neighbours in the features?
 - k-NN accuracy of the class labels, leave-one-out, in 2-D and in the feature space;
@@ -12,10 +12,10 @@ import logging
 
 import numpy as np
 
-from .files.features import read_features
 from .files.metrics import write_run_metrics
-from .files.runs import read_embedding, read_meta
+from .files.runs import read_run
 from .files.tsne_inputs import read_input
+from .jobs import AtlasError
 from .subsample import fixed_subsample
 
 LOGGER = logging.getLogger("tsne_atlas.metrics")
@@ -53,15 +53,18 @@ def embedding_metrics(X: np.ndarray, coords: np.ndarray, labels: np.ndarray, tru
 
 
 def embedding_metrics_for_run(
-    features: str, prepared: str, embedding: str, meta: str, trust_k: int, knn_k: int, max_images: int, metrics: str
+    prepared: str, embedding: str, meta: str, trust_k: int, knn_k: int, max_images: int, metrics: str
 ) -> dict:
     """One run's quality metrics against the exact input t-SNE saw (rule embedding_metrics)."""
-    run = read_meta(meta)
-    labels = read_features(features, with_features=False)["labels"]
+    run = read_run(embedding, meta)
     X, _ = read_input(prepared)
-    _, _, coords = read_embedding(embedding)
+    if len(X) != len(run.coords):
+        raise AtlasError(f"{prepared} has {len(X)} rows but {embedding} {len(run.coords)}; delete both and rerun")
+    labels, coords = run.label_indices(), run.coords
     keep = fixed_subsample(len(X), max_images)  # the same points for every run
+    run = run.meta
     result = {
+        "features": run["features"],
         "perplexity": run["perplexity"],
         "seed": run["seed"],
         **embedding_metrics(X[keep], coords[keep], labels[keep], trust_k, knn_k),
@@ -72,5 +75,5 @@ def embedding_metrics_for_run(
         "weights_random": run.get("weights_random"),
     }
     write_run_metrics(metrics, result)
-    LOGGER.info("perplexity %g seed %d: %s", run["perplexity"], run["seed"], result)
+    LOGGER.info("%s perplexity %g seed %d: %s", run["features"], run["perplexity"], run["seed"], result)
     return result

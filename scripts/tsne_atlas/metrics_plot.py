@@ -1,4 +1,4 @@
-"""Stage sweep_metrics: every run's quality metrics gathered into one table and one plot."""
+"""Stage sweep_metrics: every run of a feature set, its quality metrics gathered into one table and one plot."""
 
 import logging
 
@@ -45,7 +45,8 @@ def plot_sweep_metrics(rows: list[dict], note: str | None = None) -> plt.Figure:
     handles, names = axes[1].get_legend_handles_labels()
     note_legend(fig, handles, names, note, ncols=len(names), fontsize=8)
     n_seeds = len({r["seed"] for r in rows})
-    fig.suptitle(f"Embedding quality over the sweep ({n_seeds} seeds per perplexity)", fontsize=11)
+    features = ", ".join(sorted({str(r.get("features")) for r in rows}))
+    fig.suptitle(f"Embedding quality over the sweep of {features} ({n_seeds} seeds per perplexity)", fontsize=11)
     return fig
 
 

@@ -11,6 +11,7 @@ from .figure_style import (
     class_colours,
     class_markers,
     draw_classes,
+    features_label,
     note_legend,
     plt,
     weights_note,
@@ -74,7 +75,7 @@ def sweep_overview(
     runs, classes, model, random_weights = [], None, None, False
     for embedding, meta_json, metrics_json in zip(embeddings, metas, metrics):
         run = read_run(embedding, meta_json)
-        classes, model = run.classes, run.meta.get("model")
+        classes, model = run.classes, features_label(run.meta)
         random_weights |= bool(run.meta.get("weights_random"))
         runs.append(
             {

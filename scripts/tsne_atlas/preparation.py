@@ -1,13 +1,13 @@
 """What every t-SNE run of a sweep shares, computed once instead of once per run.
 
-One function per rule (files: ``files.tsne_inputs``):
+One function per rule, per feature set (files: ``files.tsne_inputs``):
 
 - ``tsne_input``: z-scoring and PCA of the features, once for the whole sweep
-  -> ``tsne/input.h5`` (``/X``, float64 N x d, and how it was made as attributes).
+  -> ``tsne/{features}/input.h5`` (``/X``, float64 N x d, and how it was made as attributes).
 - ``tsne_neighbors``: the k-nearest-neighbour graph of that input, once, with k = 3 x the
-  largest perplexity (openTSNE's rule) -> ``tsne/neighbors/k-{k}.npz``.
+  largest perplexity (openTSNE's rule) -> ``tsne/{features}/neighbors/k-{k}.npz``.
 - ``tsne_affinities``: the perplexity-calibrated affinity matrix P for one perplexity, from the
-  first 3 x perplexity neighbours of that graph -> ``tsne/affinities/perplexity-{p}.npz``.
+  first 3 x perplexity neighbours of that graph -> ``tsne/{features}/affinities/perplexity-{p}.npz``.
   This is what openTSNE's ``PerplexityBasedNN.set_perplexity`` does: the neighbour search,
   which dominates affinity cost, is not repeated per perplexity.
 
@@ -62,10 +62,10 @@ def preprocess(features: np.ndarray, standardize: bool, pca_components: int, ran
     return np.ascontiguousarray(X)
 
 
-def tsne_input(features: str, standardize: bool, pca_components: int, prepared: str) -> dict:
-    """z-score and PCA the features once for the sweep; write them to ``prepared`` (rule tsne_input)."""
+def tsne_input(features: str, node: str, standardize: bool, pca_components: int, prepared: str) -> dict:
+    """z-score and PCA one node's features once for the sweep; write them to ``prepared`` (rule tsne_input)."""
     features_file = features
-    data = read_features(features_file)
+    data = read_features(features_file, node)
     X = preprocess(data["features"], standardize, pca_components)
     attrs = {
         "standardize": bool(standardize),
@@ -73,6 +73,7 @@ def tsne_input(features: str, standardize: bool, pca_components: int, prepared: 
         "feature_dim": int(data["features"].shape[1]),
         "n_images": len(X),
         "features_file": str(features_file),
+        "node": node,
     }
     write_input(prepared, X, attrs)
     LOGGER.info("t-SNE input: %d x %d -> %d x %d", *data["features"].shape, *X.shape)

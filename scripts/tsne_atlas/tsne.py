@@ -82,6 +82,8 @@ def embed(
 
 def run_tsne(
     features: str,
+    features_id: str,
+    node: str,
     prepared: str,
     perplexity: float,
     seed: int,
@@ -97,10 +99,10 @@ def run_tsne(
     """One run of the sweep: t-SNE of the prepared input, written as a run record (rule tsne).
 
     ``affinities``: the sweep's P for this perplexity (openTSNE); None lets the implementation
-    compute its own.
+    compute its own. ``features_id``: the run's feature set id, ``node`` its node in ``features``.
     """
     features_file, input_file, affinities_file = features, prepared, affinities
-    data = read_features(features_file, with_features=False)
+    data = read_features(features_file, node, with_features=False)
     X, input_attrs = read_input(input_file)
     if len(X) != len(data["paths"]):
         raise AtlasError(
@@ -123,6 +125,7 @@ def run_tsne(
     runtime = time.perf_counter() - start
     labels = [data["classes"][i] for i in data["labels"]]
     record = {
+        "features": features_id,
         "perplexity": float(perplexity),
         "seed": int(seed),
         "implementation": implementation,
@@ -141,5 +144,13 @@ def run_tsne(
         **{key: data["attrs"].get(key) for key in PROVENANCE_ATTRS},
     }
     write_run(embedding, meta, data["paths"], labels, coords, record)
-    LOGGER.info("t-SNE perplexity %g seed %d (%s): KL %.4f in %.1f s", perplexity, seed, implementation, kl, runtime)
+    LOGGER.info(
+        "t-SNE of %s, perplexity %g seed %d (%s): KL %.4f in %.1f s",
+        features_id,
+        perplexity,
+        seed,
+        implementation,
+        kl,
+        runtime,
+    )
     return record

@@ -1,4 +1,5 @@
-"""metrics/{run}.json (one run's quality metrics) and metrics/sweep.csv (every run, one row each)."""
+"""metrics/{run}.json (one run's quality metrics) and metrics/{features}/sweep.csv (every run of a feature
+set, one row each)."""
 
 import csv
 import json
@@ -9,6 +10,7 @@ from ..jobs import atomic_path
 from .runs import run_sort_key
 
 SWEEP_FIELDS = (
+    "features",
     "perplexity",
     "seed",
     "trustworthiness",

@@ -1,8 +1,9 @@
 """A run of the sweep: its identity, and its record on disk (``tsne/{run}.tsv`` + ``.json``).
 
-Identity: today a run is one (perplexity, seed) of the t-SNE sweep. ``RUN_KEYS`` and
+Identity: a run is one (feature set, perplexity, seed) of the t-SNE sweep. ``RUN_KEYS`` and
 ``RUN_PATTERN`` are the one definition of it: the rules name every per-run file with
-``RUN_PATTERN``, and figures sort and label runs with ``run_sort_key`` and ``run_name``.
+``RUN_PATTERN`` (a folder per feature set, a file stem per perplexity and seed), and figures sort
+and label runs with ``run_sort_key`` and ``run_name``.
 
 Record: a TSV of ``path, label, x, y`` (manifest order; coordinates as Python reprs, so they
 round-trip exactly) and a JSON sidecar of the run's parameters, KL divergence, runtime and the
@@ -19,26 +20,32 @@ import numpy as np
 
 from ..jobs import AtlasError, atomic_path
 
-RUN_KEYS = ("perplexity", "seed")
-# File stem of a run's outputs: Snakemake wildcards in the rules, formatted with run_name() here.
-RUN_PATTERN = "perplexity-{perplexity}_seed-{seed}"
-WILDCARD_CONSTRAINTS = {"perplexity": r"[0-9]+(\.[0-9]+)?", "seed": r"[0-9]+"}
+RUN_KEYS = ("features", "perplexity", "seed")
+# Path of a run's outputs below each output folder: Snakemake wildcards in the rules, formatted with
+# run_name() here.
+RUN_PATTERN = "{features}/perplexity-{perplexity}_seed-{seed}"
+# The workflow narrows ``features`` to the configured feature set ids.
+WILDCARD_CONSTRAINTS = {
+    "features": r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    "perplexity": r"[0-9]+(\.[0-9]+)?",
+    "seed": r"[0-9]+",
+}
 EMBEDDING_FIELDS = ("path", "label", "x", "y")
 
 
-def wildcard_value(number: float) -> str:
-    """How a perplexity or seed appears in file names: 30 -> '30', 7.5 -> '7.5'."""
-    return f"{number:g}"
+def wildcard_value(value: float | str) -> str:
+    """How a run key appears in file names: 30 -> '30', 7.5 -> '7.5'; a feature set id as it is."""
+    return value if isinstance(value, str) else f"{value:g}"
 
 
 def run_name(meta: dict) -> str:
-    """A run's file stem, e.g. ``perplexity-30_seed-0``."""
+    """A run's path below an output folder, e.g. ``resnet101/perplexity-30_seed-0``."""
     return RUN_PATTERN.format(**{key: wildcard_value(meta[key]) for key in RUN_KEYS})
 
 
-def run_sort_key(meta: dict) -> tuple[float, int]:
-    """Order of runs in tables and figures: by perplexity, then seed."""
-    return float(meta["perplexity"]), int(meta["seed"])
+def run_sort_key(meta: dict) -> tuple[str, float, int]:
+    """Order of runs in tables and figures: by feature set, perplexity, then seed."""
+    return str(meta["features"]), float(meta["perplexity"]), int(meta["seed"])
 
 
 @dataclass

@@ -1,10 +1,11 @@
-"""The files a t-SNE sweep shares (written once by the preparation stage, read by every run):
+"""The files the t-SNE runs of one feature set share (written once by the preparation stage, read
+by every run), in ``tsne/{features}/``:
 
-- ``tsne/input.h5``: ``/X`` (float64, N x d), the z-scored, PCA-reduced features, with
-  attributes standardize, pca_components, feature_dim, n_images, features_file.
-- ``tsne/neighbors/k-{k}.npz``: the k-NN graph of X, ``indices`` (int64) and ``distances``
+- ``input.h5``: ``/X`` (float64, N x d), the z-scored, PCA-reduced features, with
+  attributes standardize, pca_components, feature_dim, n_images, features_file, node.
+- ``neighbors/k-{k}.npz``: the k-NN graph of X, ``indices`` (int64) and ``distances``
   (float64), each N x k.
-- ``tsne/affinities/perplexity-{p}.npz``: the affinity matrix P of one perplexity (scipy CSR).
+- ``affinities/perplexity-{p}.npz``: the affinity matrix P of one perplexity (scipy CSR).
 """
 
 import os
@@ -28,7 +29,7 @@ def write_input(path: str | os.PathLike, X: np.ndarray, attrs: dict) -> None:
 
 
 def read_input(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
-    """(X, attributes) of a ``tsne/input.h5`` file."""
+    """(X, attributes) of a ``tsne/{features}/input.h5`` file."""
     try:
         with h5py.File(path, "r") as h5:
             return h5["X"][:], {key: plain_value(value) for key, value in h5.attrs.items()}
