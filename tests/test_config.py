@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from tsne_atlas import config as atlas_config
 from tsne_atlas.config import (
-    check_config,
     check_perplexity,
+    feature_ids,
+    feature_set_settings,
     features_config_hash,
     graph_neighbors,
     min_images_for_perplexity,
@@ -20,9 +22,15 @@ from tsne_atlas.config import (
 from tsne_atlas.files.runs import wildcard_value
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.sampling import count_images
+from tsne_atlas.schema import feature_set_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
+SET_DEFAULTS = feature_set_defaults(SCHEMA)
+
+
+def check_config(config, count_images=None):
+    return atlas_config.check_config(config, SET_DEFAULTS, count_images=count_images)
 
 
 def validated(config):
@@ -44,7 +52,9 @@ def test_shipped_config_is_valid():
 
 def test_schema_fills_defaults(minimal):
     config = validated(minimal)
-    assert config["model"]["arch"] == "resnet101" and config["model"]["weights"] == "auto"
+    assert config["features"] == {"resnet101": {**SET_DEFAULTS}}  # Snakemake fills the set's defaults too
+    assert feature_set_settings(config, SET_DEFAULTS)["resnet101"]["arch"] == "resnet101"
+    assert config["extraction"]["device"] == "auto" and config["extraction"]["batch_size"] == 16
     assert config["tsne"]["implementation"] == "opentsne" and config["mosaic"]["thumb_size"] == 64
     assert config["results"] == "results"
 
@@ -59,8 +69,16 @@ def test_schema_fills_defaults(minimal):
         {"tsne": {"seeds": []}},  # empty sweep
         {"tsne": {"seeds": [1, 1]}},  # duplicate seeds
         {"tsne": {"perplexities": [-5]}},
-        {"model": {"precision": "int8"}},
-        {"model": {"device": "gpu"}},
+        {"extraction": {"precision": "int8"}},
+        {"extraction": {"device": "gpu"}},
+        {"features": {}},  # no feature set
+        {"features": {"a.b": {}}},  # a set name with a dot (dots join set and node)
+        {"features": {"../up": {}}},  # not a file-name component
+        {"features": {"x": {"source": "keras"}}},
+        {"features": {"x": {"nodes": []}}},
+        {"features": {"x": {"nodes": ["layer1/../x"]}}},
+        {"features": {"x": {"colour": "red"}}},
+        {"model": {"arch": "resnet18"}},  # the section before feature sets
         {"mosaic": {"background": "pink"}},
     ],
 )
@@ -83,13 +101,77 @@ def test_check_config_catches_cross_key_problems(minimal, tmp_path):
     big = validated({**minimal, "sample": {"n_images": 40}, "tsne": {"perplexities": [5, 30]}})
     with pytest.raises(AtlasError, match="perplexity 30 needs at least 92 images"):
         check_config(big)
-    weights = validated({**minimal, "model": {"weights": str(tmp_path / "missing.pth")}})
+    weights = validated({**minimal, "features": {"net": {"weights": str(tmp_path / "missing.pth")}}})
     with pytest.raises(
         AtlasError,
-        match=r"^model.weights '.*missing.pth' is neither one of \['auto', 'imagenet', 'none'\] "
+        match=r"^features.net.weights '.*missing.pth' is neither one of \['auto', 'pretrained', 'imagenet', 'none'\] "
         r"nor an existing file; ",
     ):
         check_config(weights)
+
+
+@pytest.mark.parametrize(
+    "sets, expected",
+    [
+        ({"a": {"path": "x.pt"}}, "features.a.path is only used by sources torchscript, export, precomputed, not "),
+        ({"a": {"source": "precomputed"}}, "features.a.path is missing: a 'precomputed' set reads its "),
+        ({"a": {"source": "torchscript", "path": "nowhere.pt"}}, "features.a.path 'nowhere.pt' does not exist "),
+        ({"a": {"source": "timm", "input_size": 299}}, "features.a.input_size is only used by sources torchscript"),
+        ({"a": {"arch": "resnet18"}, "b": {"arch": "resnet18"}}, "features.a and features.b have identical settings"),
+    ],
+)
+def test_feature_sets_are_checked_in_one_line_naming_the_set_and_key(minimal, sets, expected):
+    with pytest.raises(AtlasError) as err:
+        check_config(validated({**minimal, "features": sets}))
+    assert str(err.value).startswith(expected) and "\n" not in str(err.value)
+
+
+def test_own_networks_give_their_output_and_precomputed_npy_needs_its_paths(minimal, tmp_path):
+    (tmp_path / "net.pt").write_bytes(b"x")
+    (tmp_path / "f.npy").write_bytes(b"x")
+    own = {"net": {"source": "torchscript", "path": str(tmp_path / "net.pt"), "nodes": ["layer3"]}}
+    with pytest.raises(AtlasError, match=r"^features.net.nodes: a 'torchscript' network gives its output only"):
+        check_config(validated({**minimal, "features": own}))
+    npy = {"clip": {"source": "precomputed", "path": str(tmp_path / "f.npy")}}
+    with pytest.raises(AtlasError, match=r"^features.clip.paths_file is missing or not a file"):
+        check_config(validated({**minimal, "features": npy}))
+    npy["clip"]["nodes"] = ["layer3"]
+    with pytest.raises(AtlasError, match=r"^features.clip.nodes is only used by sources torchvision, timm, "):
+        check_config(validated({**minimal, "features": npy}))
+
+
+def test_feature_set_ids_name_a_one_node_set_as_given_and_each_node_of_a_set_of_several(minimal, tmp_path):
+    (tmp_path / "f.csv").write_text("path,a\n")
+    config = validated(
+        {
+            **minimal,
+            "features": {
+                "deep": {"arch": "resnet18", "nodes": ["layer2", "layer4.1", "penultimate"]},
+                "random": {"arch": "resnet18", "weights": "none"},
+                "clip": {"source": "precomputed", "path": str(tmp_path / "f.csv")},
+            },
+        }
+    )
+    sets = feature_set_settings(config, SET_DEFAULTS)
+    assert feature_ids(sets) == {
+        "deep.layer2": ("deep", "layer2"),
+        "deep.layer4.1": ("deep", "layer4.1"),
+        "deep.penultimate": ("deep", "penultimate"),
+        "random": ("random", "penultimate"),
+        "clip": ("clip", "precomputed"),
+    }
+    check_config(config)
+
+
+def test_compare_reference_and_seed_must_be_the_sweeps(minimal):
+    sets = {"deep": {"arch": "resnet18", "nodes": ["layer3", "penultimate"]}}
+    check_config(validated({**minimal, "features": sets, "compare": {"reference": "deep.layer3", "seed": 2}}))
+    with pytest.raises(
+        AtlasError, match=r"^compare.reference 'deep' is not a feature set id; use one of: deep.layer3, "
+    ):
+        check_config(validated({**minimal, "features": sets, "compare": {"reference": "deep"}}))
+    with pytest.raises(AtlasError, match=r"^compare.seed 7 is not one of tsne.seeds \[0, 1, 2\]; use one of them"):
+        check_config(validated({**minimal, "features": sets, "compare": {"seed": 7}}))
 
 
 def test_perplexity_must_be_positive():
@@ -123,20 +205,25 @@ def test_settings_hash_is_stable_and_sees_every_setting():
     assert settings_hash({"root": Path("data/x")}) == settings_hash({"root": "data/x"})
 
 
-def test_features_config_hash_covers_dataset_sample_and_model_but_threads(minimal):
-    config = validated(minimal)
-    digest = features_config_hash(config)
+def test_features_config_hash_covers_dataset_sample_the_set_and_extraction_but_run_only_settings(minimal):
+    config = validated({**minimal, "features": {"a": {"arch": "resnet18"}, "b": {"arch": "resnet34"}}})
+    digest = features_config_hash(config, "a")
     assert digest == settings_hash(
         {
             "dataset": config["dataset"],
             "sample": config["sample"],
-            "model": {k: v for k, v in config["model"].items() if k != "threads"},
+            "features": config["features"]["a"],
+            "extraction": {k: v for k, v in config["extraction"].items() if k not in ("threads", "num_workers")},
         }
     )
-    assert features_config_hash({**config, "model": {**config["model"], "threads": 99}}) == digest
-    assert features_config_hash({**config, "tsne": {**config["tsne"], "seeds": [7]}}) == digest
-    for section, key, value in (("dataset", "root", "elsewhere"), ("sample", "n_images", 7), ("model", "arch", "x")):
-        assert features_config_hash({**config, section: {**config[section], key: value}}) != digest
+    for key in ("threads", "num_workers"):
+        assert features_config_hash({**config, "extraction": {**config["extraction"], key: 9}}, "a") == digest
+    assert features_config_hash({**config, "tsne": {**config["tsne"], "seeds": [7]}}, "a") == digest
+    assert features_config_hash({**config, "features": {**config["features"], "b": {"arch": "x"}}}, "a") == digest
+    changes = (("dataset", "root", "elsewhere"), ("sample", "n_images", 7), ("extraction", "precision", "fp32"))
+    for section, key, value in changes:
+        assert features_config_hash({**config, section: {**config[section], key: value}}, "a") != digest
+    assert features_config_hash({**config, "features": {**config["features"], "a": {"arch": "x"}}}, "a") != digest
 
 
 def test_count_images_counts_listed_images_of_every_class(image_folder):
@@ -189,7 +276,8 @@ def test_wildcard_values():
     [
         ({"sample": {"n_imgs": 5}}, "sample: Additional properties are not allowed ('n_imgs' was unexpected)"),
         ({"tsne": {"seeds": [1, 1]}}, "tsne.seeds: [1, 1] has non-unique elements"),
-        ({"model": {"batch_size": "big"}}, "model.batch_size: 'big' is not of type 'integer'"),
+        ({"extraction": {"batch_size": "big"}}, "extraction.batch_size: 'big' is not of type 'integer'"),
+        ({"features": {"x": {"nodes": "layer3"}}}, "features.x.nodes: 'layer3' is not of type 'array'"),
         ({"tsne": {"seeds": []}}, "tsne.seeds: [] should be non-empty"),
         ({"tsne": {"perplexities": []}}, "tsne.perplexities: [] should be non-empty"),
         ({"tsne": {"perplexities": [5, 5]}}, "tsne.perplexities: [5, 5] has non-unique elements"),
@@ -201,6 +289,14 @@ def test_schema_errors_become_one_line_naming_the_key(minimal, patch, expected):
     line = schema_error_line({**minimal, **patch}, SCHEMA)
     assert line.startswith(expected) and "\n" not in line
     assert schema_error_line(minimal, SCHEMA) == ""
+
+
+def test_an_old_model_section_says_where_its_settings_went(minimal):
+    from tsne_atlas.schema import schema_error_line
+
+    line = schema_error_line({**minimal, "model": {"arch": "resnet18"}}, SCHEMA)
+    assert line.startswith("model: this section is gone: the network is now a feature set, features.<name> (arch")
+    assert "extraction (device" in line and "\n" not in line
 
 
 @pytest.mark.parametrize("results", ["", "/", "//"])
@@ -217,7 +313,12 @@ def test_results_must_name_a_folder_other_than_the_root(minimal, results):
 
 @pytest.mark.parametrize(
     "section, key, value",
-    [(None, "results", "/"), (None, "results", "//"), ("model", "device", "gpu"), ("model", "device", "cuda:x")],
+    [
+        (None, "results", "/"),
+        (None, "results", "//"),
+        ("extraction", "device", "gpu"),
+        ("extraction", "device", "cuda:x"),
+    ],
 )
 def test_a_value_refused_by_a_pattern_is_explained_by_the_keys_description(minimal, section, key, value):
     """A pattern alone ('[^/]') says little: the line quotes the key's description instead."""
@@ -256,6 +357,9 @@ def load_tool(name):
 
 
 RULES = {
+    "compare_sheet",
+    "compare_metrics",
+    "compare_cka",
     "sample_images",
     "fetch_weights",
     "extract_features",
@@ -278,13 +382,19 @@ def test_every_schema_key_has_a_default_a_description_and_its_reruns():
     reference = load_tool("config_reference")
     keys = reference.leaves(reference.load_schema())
     assert len(keys) > 40
+    # Without a default: the dataset (required) and the file a set of some sources needs.
+    without_default = {"dataset.root", "features.<name>.path", "features.<name>.paths_file"}
     for key, spec in keys:
-        assert ("default" in spec) == (key != "dataset.root"), key
+        assert ("default" in spec) == (key not in without_default), key
         assert spec.get("description") and "\n" not in spec["description"].strip(), key
         reruns = spec.get("x-reruns")
-        assert reruns == "all" if key == "results" else (isinstance(reruns, list) and set(reruns) <= RULES), key
+        expected = {"results": "all", "features": "per-set"}
+        if key in expected:
+            assert reruns == expected[key], key
+        else:
+            assert isinstance(reruns, list) and set(reruns) <= RULES, key
     run_only = {key for key, spec in keys if spec["x-reruns"] == []}
-    assert run_only == {"model.num_workers", "model.threads", "tsne.threads"}
+    assert run_only == {"extraction.num_workers", "extraction.threads", "tsne.threads"}
 
 
 # Values of every JSON type, to throw at every key of the schema.
@@ -293,7 +403,18 @@ ANY_VALUE = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=5,
 )
-SECTIONS = ["sample", "model", "tsne", "scatter", "mosaic", "grid_mosaic", "metrics", "overview", "explorer"]
+SECTIONS = [
+    "sample",
+    "extraction",
+    "tsne",
+    "scatter",
+    "mosaic",
+    "grid_mosaic",
+    "metrics",
+    "compare",
+    "overview",
+    "explorer",
+]
 
 
 def closed_objects(schema: dict, path: tuple = ()):
@@ -302,6 +423,9 @@ def closed_objects(schema: dict, path: tuple = ()):
         yield path
     for name, spec in schema.get("properties", {}).items():
         yield from closed_objects(spec, (*path, name))
+    entries = schema.get("additionalProperties")
+    if isinstance(entries, dict):  # a mapping of named entries (feature sets): one entry, named "x"
+        yield from closed_objects(entries, (*path, "x"))
 
 
 def test_unknown_keys_are_refused_in_every_object_of_the_schema():
@@ -309,8 +433,8 @@ def test_unknown_keys_are_refused_in_every_object_of_the_schema():
 
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     paths = list(closed_objects(schema))
-    # Every object the schema closes, found by walking it (the top level and its 10 sections).
-    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 11
+    # Every object the schema closes, found by walking it (the top level, its 11 sections and a feature set).
+    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 13
     for path in paths:
         config = {"dataset": {"root": "x"}}
         target = config

@@ -32,7 +32,10 @@ HOSTILE_CLASS = "<u>owl"
 COUNTS = {"ant": 3, "bee": 3, HOSTILE_CLASS: 2}
 THUMB_SIZE = 32
 # Two runs, given out of (perplexity, seed) order: the menu sorts them.
-RUNS = ({"perplexity": 30.0, "seed": 1, "kl_divergence": 0.4}, {"perplexity": 5.0, "seed": 0, "kl_divergence": 0.9})
+RUNS = (
+    {"features": "net", "perplexity": 30.0, "seed": 1, "kl_divergence": 0.4},
+    {"features": "net", "perplexity": 5.0, "seed": 0, "kl_divergence": 0.9},
+)
 
 
 def write_dataset(root: Path) -> list[str]:

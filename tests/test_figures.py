@@ -49,6 +49,7 @@ def embedding(image_folder, tmp_path):
     coords = np.array([[i % 4 * 10.0, i // 4 * 10.0] for i in range(12)])
     meta = {
         "classes": ["ant", "bee", "cat"],
+        "features": "resnet18",
         "perplexity": 5.0,
         "seed": 0,
         "n_images": 12,
@@ -156,6 +157,7 @@ def embedding30(image_folder, tmp_path):
     coords = np.array([[i % 6 * 10.0, i // 6 * 10.0] for i in range(30)])
     meta = {
         "classes": ["ant", "bee", "cat"],
+        "features": "resnet18",
         "perplexity": 5.0,
         "seed": 0,
         "n_images": 30,

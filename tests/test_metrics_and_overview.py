@@ -39,6 +39,7 @@ def test_metrics_reward_a_faithful_embedding():
 def fake_rows():
     return [
         {
+            "features": "resnet18",
             "perplexity": p,
             "seed": s,
             "trustworthiness": 0.9 + p / 1000 + s / 100,
@@ -93,7 +94,7 @@ def test_contact_sheet_has_a_panel_per_run_with_metrics_in_titles():
         }
         for r in fake_rows()
     ]
-    fig = so.plot_overview(runs, ["a", "b"], note=RANDOM_WEIGHTS_NOTE)
+    fig = so.plot_overview(runs, ["a", "b"], 2.6, note=RANDOM_WEIGHTS_NOTE)
     axes = np.array(fig.axes).reshape(2, 3)
     assert axes[0, 0].get_title().startswith("p=5  s=0") and axes[1, 2].get_title().startswith("p=30  s=2")
     assert "T=0.925" in axes[0, 2].get_title()
@@ -174,6 +175,7 @@ def test_grid_mosaic_above_the_cap_shows_the_same_subsample_for_every_seed_and_s
     for seed in (0, 1):
         meta = {
             "classes": ["ant", "bee", "cat"],
+            "features": "resnet18",
             "perplexity": 5.0,
             "seed": seed,
             "n_images": 30,
@@ -212,29 +214,32 @@ def test_contact_sheet_markers_shrink_with_many_points():
         }
         for r, n in zip(fake_rows()[:2], (100, 40_000))
     ]
-    fig = so.plot_overview(runs, ["a", "b"], panel_point_size=3.0)
+    fig = so.plot_overview(runs, ["a", "b"], 2.6, panel_point_size=3.0)
     sizes = [ax.collections[0].get_sizes()[0] for ax in fig.axes if ax.collections]
     assert sizes == [pytest.approx(3.0), pytest.approx(0.75)]
 
 
 def test_metrics_of_a_large_run_use_the_fixed_subsample(tmp_path):
     """Above metrics.max_images the metrics are computed on the shared subsample, and say how many points."""
-    import h5py
-
     from tsne_atlas import preparation as ti
+    from tsne_atlas.files.features import write_features
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 30)
     features = (rng.normal(size=(90, 12)) + 5 * labels[:, None]).astype(np.float32)
-    with h5py.File(tmp_path / "features.h5", "w") as h5:
-        h5["features"], h5["labels"] = features, labels
-        h5["classes"] = np.array([b"a", b"b", b"c"])
-        h5["paths"] = np.array([f"p/{i}.png".encode() for i in range(90)])
-    ti.tsne_input(
-        str(tmp_path / "features.h5"), standardize=False, pca_components=0, prepared=str(tmp_path / "input.h5")
-    )
+    paths = [f"p/{i}.png" for i in range(90)]
+    write_features(tmp_path / "f.h5", [{"n": features}], 90, labels, ["a", "b", "c"], paths, {}, {"n": "n"})
+    ti.tsne_input(str(tmp_path / "f.h5"), "n", standardize=False, pca_components=0, prepared=str(tmp_path / "input.h5"))
     coords = features[:, :2].astype(np.float64) + rng.normal(scale=0.1, size=(90, 2))
-    meta = {"perplexity": 10.0, "seed": 0, "kl_divergence": 1.0, "n_images": 90, "runtime_s": 0.1}
+    meta = {
+        "features": "f",
+        "perplexity": 10.0,
+        "seed": 0,
+        "kl_divergence": 1.0,
+        "n_images": 90,
+        "runtime_s": 0.1,
+        "classes": ["a", "b", "c"],
+    }
     write_embedding(
         str(tmp_path / "e.tsv"),
         str(tmp_path / "e.json"),
@@ -244,7 +249,6 @@ def test_metrics_of_a_large_run_use_the_fixed_subsample(tmp_path):
         meta,
     )
     args = (
-        str(tmp_path / "features.h5"),
         str(tmp_path / "input.h5"),
         str(tmp_path / "e.tsv"),
         str(tmp_path / "e.json"),

@@ -11,7 +11,7 @@ from tsne_atlas import preparation as ti
 from tsne_atlas import tsne as rt
 from tsne_atlas.config import check_perplexity, min_images_for_perplexity
 from tsne_atlas.files import tsne_inputs as shared
-from tsne_atlas.files.features import features_file_problem, read_features, remove_if_incomplete
+from tsne_atlas.files.features import features_file_problem, read_features, remove_if_incomplete, write_features
 from tsne_atlas.files.runs import read_embedding
 from tsne_atlas.jobs import AtlasError
 
@@ -30,25 +30,21 @@ def blobs(n_per_class=30, dim=40, n_classes=3, seed=0):
 def features_file(tmp_path):
     X, labels = blobs()
     X[:, 5] = 0.0  # a constant dimension, as random-init ResNets have
-    path = tmp_path / "features.h5"
-    with h5py.File(path, "w") as h5:
-        h5["features"] = X
-        h5["labels"] = labels
-        h5.create_dataset("classes", data=np.array(["a", "b", "c"], dtype=object), dtype=h5py.string_dtype())
-        h5.create_dataset(
-            "paths", data=np.array([f"p/{i}.png" for i in range(len(X))], dtype=object), dtype=h5py.string_dtype()
-        )
-        h5.attrs.update(
-            {
-                "model": "resnet18",
-                "node": "flatten",
-                "weights": "none",
-                "weights_random": True,
-                "weights_source": "random",
-                "precision": "fp32",
-                "config_hash": "abc",
-            }
-        )
+    path = tmp_path / "blobs.h5"
+    attrs = {
+        "feature_set": "blobs",
+        "source": "torchvision",
+        "model": "resnet18",
+        "weights": "none",
+        "weights_random": True,
+        "weights_source": "random",
+        "precision": "fp32",
+        "config_hash": "abc",
+    }
+    paths = [f"p/{i}.png" for i in range(len(X))]
+    write_features(
+        path, [{"penultimate": X}], len(X), labels, ["a", "b", "c"], paths, attrs, {"penultimate": "flatten"}
+    )
     return path
 
 
@@ -67,7 +63,9 @@ def test_preprocess_standardises_without_nans_and_reduces_dimension():
 @pytest.mark.parametrize("standardize", [True, False])
 def test_tsne_input_writes_x_and_how_it_was_made(features_file, tmp_path, caplog, standardize):
     caplog.set_level("INFO", logger="tsne_atlas.preparation")
-    attrs = ti.tsne_input(str(features_file), standardize, pca_components=20, prepared=str(tmp_path / "input.h5"))
+    attrs = ti.tsne_input(
+        str(features_file), "penultimate", standardize, pca_components=20, prepared=str(tmp_path / "input.h5")
+    )
     features = read_features(features_file)["features"]
     X, saved = shared.read_input(tmp_path / "input.h5")
     np.testing.assert_array_equal(X, ti.preprocess(features, standardize, 20))
@@ -80,13 +78,16 @@ def test_tsne_input_writes_x_and_how_it_was_made(features_file, tmp_path, caplog
             "feature_dim": features.shape[1],
             "n_images": len(features),
             "features_file": str(features_file),
+            "node": "penultimate",
         }
     )
     assert caplog.messages == [f"t-SNE input: {len(features)} x {features.shape[1]} -> {len(features)} x 20"]
     # No creation time in the file: the same input gives the same bytes on a rerun.
     with h5py.File(tmp_path / "input.h5") as h5:
         assert h5py.h5o.get_info(h5["X"].id).ctime == 0
-    ti.tsne_input(str(features_file), standardize, pca_components=20, prepared=str(tmp_path / "again.h5"))
+    ti.tsne_input(
+        str(features_file), "penultimate", standardize, pca_components=20, prepared=str(tmp_path / "again.h5")
+    )
     assert (tmp_path / "again.h5").read_bytes() == (tmp_path / "input.h5").read_bytes()
 
 
@@ -225,7 +226,9 @@ def test_perplexity_too_large_for_the_sample_says_why():
 @pytest.fixture
 def sweep_inputs(features_file, tmp_path):
     """The shared files of a sweep with perplexities up to 10: input, k-NN graph (k=30), P at 10."""
-    ti.tsne_input(str(features_file), standardize=True, pca_components=20, prepared=str(tmp_path / "input.h5"))
+    ti.tsne_input(
+        str(features_file), "penultimate", standardize=True, pca_components=20, prepared=str(tmp_path / "input.h5")
+    )
     ti.tsne_neighbors(str(tmp_path / "input.h5"), k=30, neighbors=str(tmp_path / "k-30.npz"))
     ti.tsne_affinities(str(tmp_path / "k-30.npz"), 10.0, affinities=str(tmp_path / "p10.npz"), threads=1)
     return tmp_path
@@ -234,6 +237,8 @@ def sweep_inputs(features_file, tmp_path):
 def test_run_tsne_writes_table_and_provenance(features_file, sweep_inputs, tmp_path):
     meta = rt.run_tsne(
         str(features_file),
+        "blobs",
+        "penultimate",
         str(tmp_path / "input.h5"),
         10.0,
         2,
@@ -252,10 +257,12 @@ def test_run_tsne_writes_table_and_provenance(features_file, sweep_inputs, tmp_p
     assert saved["precomputed_affinities"] is True and saved["feature_dim"] == 40
     assert saved["negative_gradient"] == "bh"
     assert saved["weights_random"] is True and saved["classes"] == ["a", "b", "c"]
+    assert saved["features"] == "blobs" and saved["feature_set"] == "blobs" and saved["node"] == "penultimate"
+    assert saved["graph_node"] == "flatten" and saved["model"] == "resnet18"
     assert saved["kl_divergence"] > 0 and saved["runtime_s"] >= 0
     # Coordinates are written at full precision, and sharing the input and P changes nothing:
     # a self-contained run (its own PCA, neighbours and P) gives the same numbers, bit for bit.
-    again, _ = rt.embed(ti.preprocess(h5py.File(features_file)["features"][:], True, 20), 10.0, 2)
+    again, _ = rt.embed(ti.preprocess(read_features(features_file)["features"], True, 20), 10.0, 2)
     np.testing.assert_array_equal(coords, again)
 
 
@@ -284,6 +291,8 @@ def test_bh_theta_and_the_gradient_method_change_the_embedding(features_file, sw
     for name, gradient, theta in (("bh-0.5", "bh", 0.5), ("bh-0.8", "bh", 0.8), ("fft", "fft", 0.8)):
         meta = rt.run_tsne(
             str(features_file),
+            "blobs",
+            "penultimate",
             str(tmp_path / "input.h5"),
             10.0,
             0,
@@ -314,6 +323,8 @@ def test_bh_theta_and_the_gradient_method_change_the_embedding(features_file, sw
 def test_sklearn_runs_from_the_shared_input_alone(features_file, sweep_inputs, tmp_path):
     meta = rt.run_tsne(
         str(features_file),
+        "blobs",
+        "penultimate",
         str(tmp_path / "input.h5"),
         10.0,
         0,
@@ -408,10 +419,13 @@ def test_truncated_features_file_is_rejected(features_file, tmp_path):
 
 
 def test_incomplete_features_files_are_found_and_removed(features_file, tmp_path):
-
-    assert features_file_problem(features_file) == "attributes are missing"  # this fixture lacks feature_dim
+    assert features_file_problem(features_file) is None
     with h5py.File(features_file, "a") as h5:
-        h5.attrs["feature_dim"] = 40
+        dims = h5.attrs["feature_dims"]
+        del h5.attrs["feature_dims"]  # written last: a file without it was cut short
+    assert features_file_problem(features_file) == "attributes are missing"
+    with h5py.File(features_file, "a") as h5:
+        h5.attrs["feature_dims"] = dims
     assert features_file_problem(features_file) is None
     assert remove_if_incomplete(features_file) is None and features_file.exists()
     data = features_file.read_bytes()
@@ -420,15 +434,21 @@ def test_incomplete_features_files_are_found_and_removed(features_file, tmp_path
     assert features_file_problem(cut).startswith("not readable as HDF5")
     assert remove_if_incomplete(cut).startswith("not readable") and not cut.exists()
     with h5py.File(tmp_path / "partial.h5", "w") as h5:
-        h5["features"] = np.zeros((3, 2))
+        h5["features/penultimate"] = np.zeros((3, 2))
     assert features_file_problem(tmp_path / "partial.h5") == "datasets ['labels', 'classes', 'paths'] are missing"
+    # A file of the layout before feature sets (one /features matrix) is rebuilt, not misread.
+    with h5py.File(tmp_path / "old.h5", "w") as h5:
+        for name in ("features", "labels", "classes", "paths"):
+            h5[name] = np.zeros((3, 2)) if name == "features" else np.zeros(3)
+        h5.attrs["feature_dim"] = 2
+    assert features_file_problem(tmp_path / "old.h5") == "no node's features (a file of an older version?)"
     # Every dataset present, but the rows disagree (one image fewer in 'paths' than in 'features').
     with h5py.File(features_file, "a") as h5:
         paths = h5["paths"][:]
         del h5["paths"]
         h5.create_dataset("paths", data=paths[:-1], dtype=h5py.string_dtype())
     assert features_file_problem(features_file) == (
-        "datasets disagree on the number of images ({'features': 90, 'labels': 90, 'paths': 89})"
+        "datasets disagree on the number of images ({'labels': 90, 'paths': 89, 'features/penultimate': 90})"
     )
     assert remove_if_incomplete(features_file).startswith("datasets disagree") and not features_file.exists()
 

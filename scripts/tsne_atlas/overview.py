@@ -33,7 +33,7 @@ def panel_title(metrics: dict) -> str:
 def plot_overview(
     runs: list[dict],
     classes: list[str],
-    panel_in: float = 2.6,
+    panel_in: float,
     panel_point_size: float = 3.0,
     note: str | None = None,
     title: str = "",

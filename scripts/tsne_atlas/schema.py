@@ -20,6 +20,14 @@ def load_schema(schema_path: str) -> dict:
     return yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
 
 
+# Sections of older configs, and where their settings live now.
+MOVED_SECTIONS = {
+    "model": "this section is gone: the network is now a feature set, features.<name> (arch, weights, "
+    "init_seed; node became the list nodes, auto became penultimate), and how it runs is extraction (device, "
+    "precision, channels_last, batch_size, num_workers, threads)",
+}
+
+
 def schema_error_line(config: dict, schema_path: str | os.PathLike) -> str:
     """The schema's first complaint about ``config`` as one line naming the key, or '' if none.
 
@@ -27,6 +35,9 @@ def schema_error_line(config: dict, schema_path: str | os.PathLike) -> str:
     """
     import jsonschema
 
+    for section, where in MOVED_SECTIONS.items():
+        if section in config:
+            return f"{section}: {where}; see docs/configuration.md"
     schema = load_schema(str(schema_path))
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
