@@ -67,6 +67,18 @@ def with_changes(config: dict, section: str, **values) -> dict:
     return {**config, section: {**config.get(section, {}), **values}}
 
 
+# The tiny config's one feature set, and the feature set ids (one per node) it gives.
+TINY_SET = "resnet18"
+TINY_IDS = ("resnet18.layer3", "resnet18.penultimate")
+
+
+def with_set_changes(config: dict, feature_set: str = TINY_SET, **values) -> dict:
+    """``config`` with keys of one feature set changed (the set is added when new)."""
+    sets = dict(config.get("features", {}))
+    sets[feature_set] = {**sets.get(feature_set, {}), **values}
+    return {**config, "features": sets}
+
+
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
     """The tiny config run to the end once per test session: (workdir, Snakemake's result)."""

@@ -8,7 +8,18 @@ import h5py
 import pytest
 from PIL import Image
 
-from conftest import BIN, REPO, SNAKEMAKE, TINY, planned_jobs, snakemake, with_changes
+from conftest import (
+    BIN,
+    REPO,
+    SNAKEMAKE,
+    TINY,
+    TINY_IDS,
+    TINY_SET,
+    planned_jobs,
+    snakemake,
+    with_changes,
+    with_set_changes,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -30,40 +41,55 @@ def test_run_produces_every_output(finished_run):
         "sheep",
         "zebra",
     }
-    with h5py.File(out / "features" / "features.h5") as h5:
-        assert h5["features"].shape == (40, 512)
+    # One file for the set: both nodes from one forward pass.
+    with h5py.File(out / "features" / f"{TINY_SET}.h5") as h5:
+        assert h5["features/layer3"].shape == (40, 256) and h5["features/penultimate"].shape == (40, 512)
+        assert h5["features/penultimate"].attrs["graph_node"] == "flatten"
         assert h5.attrs["model"] == "resnet18" and bool(h5.attrs["weights_random"])
-    # Shared by the sweep, computed once: the PCA input, the k-NN graph at 3 x 10, P per perplexity.
-    for shared in ("input.h5", "neighbors/k-30.npz", "affinities/perplexity-5.npz", "affinities/perplexity-10.npz"):
-        assert (out / "tsne" / shared).stat().st_size > 0, shared
-    runs = [f"perplexity-{p}_seed-{s}" for p in (5, 10) for s in (0, 1)]
+    runs = [f"{features}/perplexity-{p}_seed-{s}" for features in TINY_IDS for p in (5, 10) for s in (0, 1)]
+    for features in TINY_IDS:
+        # Shared by the set's sweep, computed once: the PCA input, the k-NN graph at 3 x 10, P per perplexity.
+        for shared in ("input.h5", "neighbors/k-30.npz", "affinities/perplexity-5.npz", "affinities/perplexity-10.npz"):
+            assert (out / "tsne" / features / shared).stat().st_size > 0, shared
+        for name in (
+            f"metrics/{features}/sweep.csv",
+            f"metrics/{features}/sweep.png",
+            f"metrics/{features}/sweep.svg",
+            f"overview/{features}.png",
+            f"overview/{features}.pdf",
+        ):
+            assert (out / name).stat().st_size > 0, name
+        with open(out / "metrics" / features / "sweep.csv", newline="") as handle:
+            table = list(csv.DictReader(handle))
+        assert len(table) == 4 and {row["n_metric_images"] for row in table} == {"40"}
+        assert {row["features"] for row in table} == {features}
     for run in runs:
         meta = json.loads((out / "tsne" / f"{run}.json").read_text())
         assert meta["precomputed_affinities"] is True and meta["negative_gradient"] == "bh" and meta["bh_theta"] == 0.8
+        assert meta["features"] == run.split("/")[0] and meta["node"] == run.split("/")[0].split(".")[1]
+        assert meta["feature_dim"] == (256 if meta["node"] == "layer3" else 512)
         assert (out / "tsne" / f"{run}.tsv").stat().st_size > 0
-        assert (out / "tsne" / f"{run}.json").stat().st_size > 0
         assert (out / "scatter" / f"{run}.svg").stat().st_size > 0
         for png in (out / "scatter" / f"{run}.png", out / "mosaic" / f"{run}.png"):
             with Image.open(png) as image:
                 assert image.format == "PNG"
         assert (out / "logs" / "tsne" / f"{run}.log").exists()
-    for name in (
-        "metrics/sweep.csv",
-        "metrics/sweep.png",
-        "metrics/sweep.svg",
-        "overview/sweep.png",
-        "overview/sweep.pdf",
-        "explorer.html",
-    ):
-        assert (out / name).stat().st_size > 0, name
-    with open(out / "metrics" / "sweep.csv", newline="") as handle:
-        table = list(csv.DictReader(handle))
-    assert len(table) == 4 and {row["n_metric_images"] for row in table} == {"40"}
-    for run in runs:
         with Image.open(out / "grid_mosaic" / f"{run}.png") as image:
             assert image.size[0] == 7 * (48 + 2 * 2)  # 40 images: a 6 x 7 grid of 52-px tiles
-    assert "RANDOM initialisation" not in (out / "logs" / "extract_features.log").read_text()  # 'none' asked
-    assert json.loads((out / "weights" / "resolved.json").read_text())["kind"] == "none"  # fetch_weights' record
+    # Two feature sets: the comparison outputs.
+    for name in ("explorer.html", "compare/sheet.png", "compare/sheet.pdf", "compare/metrics.csv"):
+        assert (out / name).stat().st_size > 0, name
+    for name in ("compare/metrics.png", "compare/metrics.svg", "compare/cka.csv", "compare/cka.png"):
+        assert (out / name).stat().st_size > 0, name
+    with open(out / "compare" / "metrics.csv", newline="") as handle:
+        assert [(row["features"], row["perplexity"]) for row in csv.DictReader(handle)][::2] == [
+            (features, p) for features in TINY_IDS for p in ("5.0", "10.0")
+        ]
+    log = (out / "logs" / "extract_features" / f"{TINY_SET}.log").read_text()
+    assert "RANDOM initialisation" not in log  # 'none' asked
+    assert "nodes layer3 (layer3), penultimate (flatten) for 40 images in one pass" in log
+    record = json.loads((out / "weights" / f"{TINY_SET}.json").read_text())  # fetch_weights' record
+    assert record["kind"] == "none" and record["source"] == "torchvision"
     assert "tsne-atlas: done. Results in results/" in result.stdout + result.stderr
     assert not list(out.rglob(".tmp-*"))
 
@@ -77,17 +103,17 @@ def test_the_configs_tsne_settings_reach_opentsne(finished_run):
     from openTSNE.affinity import PrecomputedAffinities
     from scipy.sparse import load_npz
 
-    out = finished_run[0] / "results"
-    with h5py.File(out / "tsne" / "input.h5") as h5:
+    out = finished_run[0] / "results" / "tsne" / TINY_IDS[1]
+    with h5py.File(out / "input.h5") as h5:
         X = h5["X"][:]
 
     def opentsne(perplexity, seed, **settings):
-        P = load_npz(out / "tsne" / "affinities" / f"perplexity-{perplexity}.npz").tocsr()
+        P = load_npz(out / "affinities" / f"perplexity-{perplexity}.npz").tocsr()
         tsne = TSNE(perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=1, verbose=False, **settings)
         return np.asarray(tsne.fit(X, affinities=PrecomputedAffinities(P, normalize=False)))
 
     for perplexity, seed in ((5, 0), (10, 1)):
-        with open(out / "tsne" / f"perplexity-{perplexity}_seed-{seed}.tsv", newline="") as handle:
+        with open(out / f"perplexity-{perplexity}_seed-{seed}.tsv", newline="") as handle:
             written = np.array([[float(r["x"]), float(r["y"])] for r in csv.DictReader(handle, delimiter="\t")])
         np.testing.assert_array_equal(written, opentsne(perplexity, seed, negative_gradient_method="bh", theta=0.8))
         # openTSNE's own default theta (0.5) gives another embedding.
@@ -103,17 +129,20 @@ def test_adding_a_perplexity_runs_only_its_tsne_and_figures(finished_run):
     workdir, _ = finished_run
     config = with_changes(TINY, "tsne", perplexities=[5, 10, 8])
     assert planned_jobs(workdir, config) == {
-        # Its affinities come from the existing neighbour graph (k = 3 x 10 covers 3 x 8).
-        "tsne_affinities": 1,
-        "tsne": 2,
-        "scatter": 2,
-        "mosaic": 2,
-        "grid_mosaic": 2,
-        "embedding_metrics": 2,
-        # ...and the sweep-wide figures, which show every run:
-        "sweep_metrics": 1,
-        "sweep_overview": 1,
+        # For each of the two feature sets: its affinities come from the existing neighbour graph
+        # (k = 3 x 10 covers 3 x 8), two runs (one per seed) and their figures...
+        "tsne_affinities": 2,
+        "tsne": 4,
+        "scatter": 4,
+        "mosaic": 4,
+        "grid_mosaic": 4,
+        "embedding_metrics": 4,
+        # ...and the figures that show every run: per set, and across sets (the sheet shows seed 0).
+        "sweep_metrics": 2,
+        "sweep_overview": 2,
         "explorer": 1,
+        "compare_sheet": 1,
+        "compare_metrics": 1,
         "all": 1,
     }
 
@@ -122,14 +151,16 @@ def test_adding_a_seed_reuses_every_shared_tsne_input(finished_run):
     workdir, _ = finished_run
     config = with_changes(TINY, "tsne", seeds=[0, 1, 7])
     assert planned_jobs(workdir, config) == {
-        "tsne": 2,
-        "scatter": 2,
-        "mosaic": 2,
-        "grid_mosaic": 2,
-        "embedding_metrics": 2,
-        "sweep_metrics": 1,
-        "sweep_overview": 1,
+        "tsne": 4,
+        "scatter": 4,
+        "mosaic": 4,
+        "grid_mosaic": 4,
+        "embedding_metrics": 4,
+        "sweep_metrics": 2,
+        "sweep_overview": 2,
         "explorer": 1,
+        # The comparison sheet shows seed 0 only: it stays.
+        "compare_metrics": 1,
         "all": 1,
     }
 
@@ -139,14 +170,14 @@ def test_raising_the_largest_perplexity_rebuilds_the_neighbour_graph(finished_ru
     config = with_changes(TINY, "tsne", perplexities=[5, 12])
     jobs = planned_jobs(workdir, config)
     # k = 36 > 30: a new graph, so both perplexities' affinities and every run are redone.
-    assert jobs["tsne_neighbors"] == 1 and jobs["tsne_affinities"] == 2 and jobs["tsne"] == 4
+    assert jobs["tsne_neighbors"] == 2 and jobs["tsne_affinities"] == 4 and jobs["tsne"] == 8
     assert "tsne_input" not in jobs and "extract_features" not in jobs
 
 
 def test_changing_a_mosaic_setting_reruns_only_mosaics(finished_run):
     workdir, _ = finished_run
     config = with_changes(TINY, "mosaic", thumb_size=20)
-    assert planned_jobs(workdir, config) == {"mosaic": 4, "all": 1}
+    assert planned_jobs(workdir, config) == {"mosaic": 8, "all": 1}
 
 
 @pytest.mark.parametrize("change", [{"n_images": 36}, {"seed": 1}])
@@ -155,18 +186,21 @@ def test_changing_the_sample_reruns_from_sampling(finished_run, change):
     config = with_changes(TINY, "sample", **change)
     assert planned_jobs(workdir, config) == {
         "sample_images": 1,
-        "extract_features": 1,
-        "tsne_input": 1,
-        "tsne_neighbors": 1,
-        "tsne_affinities": 2,
-        "tsne": 4,
-        "scatter": 4,
-        "mosaic": 4,
-        "grid_mosaic": 4,
-        "embedding_metrics": 4,
-        "sweep_metrics": 1,
-        "sweep_overview": 1,
+        "extract_features": 1,  # one job for both nodes of the set
+        "tsne_input": 2,
+        "tsne_neighbors": 2,
+        "tsne_affinities": 4,
+        "tsne": 8,
+        "scatter": 8,
+        "mosaic": 8,
+        "grid_mosaic": 8,
+        "embedding_metrics": 8,
+        "sweep_metrics": 2,
+        "sweep_overview": 2,
         "explorer": 1,
+        "compare_sheet": 1,
+        "compare_metrics": 1,
+        "compare_cka": 1,
         "all": 1,
     }
 
@@ -199,7 +233,7 @@ def test_unknown_config_key_is_one_line(tmp_path):
     ],
 )
 def test_results_must_be_a_folder_other_than_the_filesystem_root(tmp_path, results, expected):
-    """'' and '/' would write /sample/manifest.csv, /features/features.h5...: refused before any job."""
+    """'' and '/' would write /sample/manifest.csv, /features/...: refused before any job."""
     result = snakemake(tmp_path, "--dry-run", config={**TINY, "results": results})
     assert result.returncode != 0
     message = result.stderr.strip()
@@ -255,6 +289,7 @@ def test_report_builds(finished_run):
 
     names = zipfile.ZipFile(workdir / "report.zip").namelist()
     assert any(n.endswith("perplexity-5_seed-0.png") for n in names)
+    assert any(n.endswith("cka.png") for n in names) and any(n.endswith("sheet.png") for n in names)
 
 
 def test_replacing_the_weights_file_reruns_extraction(tmp_path):
@@ -264,12 +299,12 @@ def test_replacing_the_weights_file_reruns_extraction(tmp_path):
     weights = tmp_path / "resnet18.pth"
     torch.manual_seed(1)
     torch.save(get_model("resnet18", weights=None).state_dict(), weights)
-    config = with_changes(
-        {**TINY, "sample": {"n_images": 12}, "tsne": {"perplexities": [3], "seeds": [0]}}, "model", weights=str(weights)
+    config = with_set_changes(
+        {**TINY, "sample": {"n_images": 12}, "tsne": {"perplexities": [3], "seeds": [0]}}, weights=str(weights)
     )
     result = snakemake(tmp_path, "--until", "extract_features", config=config)
     assert result.returncode == 0, result.stderr[-3000:]
-    with h5py.File(tmp_path / "results" / "features" / "features.h5") as h5:
+    with h5py.File(tmp_path / "results" / "features" / f"{TINY_SET}.h5") as h5:
         assert "resnet18.pth" in h5.attrs["weights_source"] and not h5.attrs["weights_random"]
     assert "extract_features" not in planned_jobs(tmp_path, config)
     torch.save(get_model("resnet18", weights=None).state_dict(), weights)
@@ -281,7 +316,7 @@ def test_truncated_features_file_is_rebuilt(tmp_path):
     config = {**TINY, "sample": {"n_images": 12}, "tsne": {"perplexities": [3], "seeds": [0]}}
     result = snakemake(tmp_path, "--until", "extract_features", config=config)
     assert result.returncode == 0, result.stderr[-3000:]
-    features = tmp_path / "results" / "features" / "features.h5"
+    features = tmp_path / "results" / "features" / f"{TINY_SET}.h5"
     complete = features.read_bytes()
     features.write_bytes(complete[: len(complete) // 2])  # a truncated copy with the final name
     # A dry run leaves it alone...
@@ -289,5 +324,5 @@ def test_truncated_features_file_is_rebuilt(tmp_path):
     # ...a real run says so, removes it and rebuilds it, identical to the original.
     result = snakemake(tmp_path, "--until", "extract_features", config=config)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "features.h5 was incomplete (not readable as HDF5" in result.stderr
+    assert f"{TINY_SET}.h5 was incomplete (not readable as HDF5" in result.stderr
     assert features.read_bytes() == complete
