@@ -122,5 +122,17 @@ def test_an_interrupted_run_leaves_no_half_file_and_the_next_run_completes_it(di
     assert first.exists() and "features.csv" not in final
     # Every file under its final name is whole.
     assert final and all(data == reference[name] for name, data in final.items())
+    # A killed run's half-written temporary file (one is left when the kill lands mid-write) goes on the next run.
+    (out / "images" / "0" / ".tmp-99999-digit-0010.png").write_bytes(reference["images/0/digit-0010.png"][:40])
     assert make_digits.make_digits(out) is True
     assert files_of(out) == reference  # complete, byte-identical, temporary files gone
+
+
+def test_a_failed_write_leaves_neither_the_file_nor_its_temporary(tmp_path):
+    make_digits.write_atomically(tmp_path / "a.png", b"first")
+    blocker = tmp_path / "b.png"
+    (blocker / "inside").mkdir(parents=True)  # a folder holding something: no file can be renamed onto it
+    with pytest.raises(OSError):
+        make_digits.write_atomically(blocker, b"second")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"] and blocker.is_dir()
+    assert (tmp_path / "a.png").read_bytes() == b"first"
