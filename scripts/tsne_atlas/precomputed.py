@@ -350,7 +350,7 @@ def _read_table(path, delimiter, sample_paths, where, names, root) -> np.ndarray
         values = cells[row][:at] + cells[row][at + 1 :]
         try:
             with np.errstate(over="ignore"):
-                out[i] = np.asarray(values, dtype=np.float64)
+                out[i] = np.array([float(value) for value in values])
         except ValueError:
             column, value = next((c, v) for c, v in zip(columns, values) if not _is_number(v))
             raise AtlasError(
