@@ -4,6 +4,8 @@
 #               Slurm + munge for the cluster test), then the test suite
 #   make check  lint + unit tests: under a minute, no root, no network (after the first `make run`)
 #   make slurm-env   .venv-slurm: .venv's packages plus Snakemake's SLURM executor plugin, for clusters
+#   make compare-layers  the layer-comparison preset on the demo data (presets/compare-layers.yaml)
+#   make digits      write scikit-learn's digits as images + pixel features, run presets/digits.yaml
 #   make mutation    mutation testing (mutmut) of sampling, config checks and t-SNE input: ~20 min, not in make test
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,7 +14,7 @@ CORES ?= all
 STAMP := $(VENV)/.requirements-installed
 SLURM_STAMP := $(SLURM_VENV)/.requirements-installed
 
-.PHONY: run test check system-deps slurm-env lint format readme-figures clean mutation
+.PHONY: run test check system-deps slurm-env lint format readme-figures clean mutation compare-layers digits
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,13 @@ run: $(STAMP)
 
 test: $(STAMP) $(SLURM_STAMP) system-deps
 	$(VENV)/bin/python -m pytest -v tests
+
+compare-layers: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/compare-layers.yaml
+
+digits: $(STAMP)
+	PYTHONPATH=scripts $(VENV)/bin/python tools/make_digits.py data/digits
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/digits.yaml
 
 check: lint
 	$(VENV)/bin/python -m pytest -q -m unit tests
