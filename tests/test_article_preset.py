@@ -31,7 +31,8 @@ def animals10_like(root: Path, per_class: int = 10) -> Path:
 def test_article_preset_runs_end_to_end(tmp_path):
     preset = yaml.safe_load((REPO / "presets" / "article-animals10.yaml").read_text())
     assert preset["sample"] == {"n_images": 500, "seed": 10, "stratified": False}
-    assert preset["model"]["weights"] == "imagenet" and preset["tsne"]["implementation"] == "sklearn"
+    assert preset["features"] == {"resnet101": {"arch": "resnet101", "weights": "imagenet", "nodes": ["penultimate"]}}
+    assert preset["extraction"] == {"precision": "fp32"} and preset["tsne"]["implementation"] == "sklearn"
     assert preset["mosaic"] == {"canvas_size": 1000, "thumb_size": 100, "border": 5, "background": "white"}
     # Same preset, on a 100-image stand-in with random weights (ImageNet weights cannot be had in CI).
     config = {
@@ -39,7 +40,7 @@ def test_article_preset_runs_end_to_end(tmp_path):
         "results": "results",
         "dataset": {**preset["dataset"], "root": str(animals10_like(tmp_path))},
         "sample": {**preset["sample"], "n_images": 100},
-        "model": {**preset["model"], "weights": "none"},
+        "features": {"resnet101": {**preset["features"]["resnet101"], "weights": "none"}},
     }
     result = snakemake(tmp_path, config=config)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -48,7 +49,7 @@ def test_article_preset_runs_end_to_end(tmp_path):
         labels = {row["label"] for row in csv.DictReader(handle)}
     assert labels <= {"dog", "horse", "elephant", "butterfly", "chicken", "cat", "cow", "sheep", "spider", "squirrel"}
     assert len(labels) >= 8
-    meta = yaml.safe_load((out / "tsne" / "perplexity-30_seed-0.json").read_text())
+    meta = yaml.safe_load((out / "tsne" / "resnet101" / "perplexity-30_seed-0.json").read_text())
     assert meta["implementation"] == "sklearn" and meta["pca_components"] == 0 and meta["feature_dim"] == 2048
-    with Image.open(out / "mosaic" / "perplexity-30_seed-0.png") as mosaic:
+    with Image.open(out / "mosaic" / "resnet101" / "perplexity-30_seed-0.png") as mosaic:
         assert mosaic.size[0] == 1000

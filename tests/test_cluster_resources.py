@@ -15,7 +15,8 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 TINY = {
     "dataset": {"root": str(REPO / "resources" / "animal-mnist")},
     "sample": {"n_images": 40},
-    "model": {"arch": "resnet18", "weights": "none", "num_workers": 0},
+    "features": {"resnet18": {"arch": "resnet18", "weights": "none"}},
+    "extraction": {"num_workers": 0},
     "tsne": {"perplexities": [5], "seeds": [0]},
 }
 
@@ -99,7 +100,7 @@ def test_rules_declare_gpu_memory_and_time(tmp_path):
 
 @pytest.mark.workflow  # Snakemake dry runs
 def test_cpu_extraction_asks_for_no_gpu_and_all_counts_the_images(tmp_path):
-    config = {**TINY, "sample": {"n_images": "all"}, "model": {**TINY["model"], "device": "cpu"}}
+    config = {**TINY, "sample": {"n_images": "all"}, "extraction": {**TINY["extraction"], "device": "cpu"}}
     resources = job_resources(tmp_path, config)
     assert resources["extract_features"]["gpu"] == "0"
     assert resources["extract_features"]["runtime"] == str(cr.extraction_runtime_min(1000, "cpu"))  # 1,000 demo images

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, snakemake_command, with_changes
+from conftest import TINY, TINY_SET, snakemake_command, with_changes, with_set_changes
 
 pytestmark = pytest.mark.workflow
 
 # The default t-SNE settings (openTSNE, Barnes-Hut, shared affinities); small batches so that the
-# extraction can be caught mid-way.
-CONFIG = with_changes(with_changes(TINY, "model", batch_size=4), "sample", n_images=60)
+# extraction can be caught mid-way; one node, so one feature set id, named as the set.
+CONFIG = with_set_changes(
+    with_changes(with_changes(TINY, "extraction", batch_size=4), "sample", n_images=60), nodes=["penultimate"]
+)
+FEATURES = TINY_SET
 VOLATILE = {"runtime_s"}  # wall-clock times: the only values allowed to differ between runs
 
 
@@ -118,7 +121,7 @@ def stop_inside_the_optimisation(pid: int, meta_json: Path) -> bool:
 def kill_during_a_tsne_run(workdir: Path, timeout: float = 300) -> str:
     """Start the workflow, and SIGKILL its process group while a (perplexity, seed) run is inside
     openTSNE's optimisation; return that run's name."""
-    logs, tsne = workdir / "results" / "logs" / "tsne", workdir / "results" / "tsne"
+    logs, tsne = workdir / "results" / "logs" / "tsne" / FEATURES, workdir / "results" / "tsne" / FEATURES
     process = subprocess.Popen(
         command(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -173,15 +176,15 @@ def test_two_runs_of_one_config_give_identical_files(reference, tmp_path):
     again = results(tmp_path)
     assert sorted(again) == sorted(reference)
     # 4 runs x 8 files, 5 sweep-wide figures and tables, manifest, features and more.
-    assert len(reference) > 37 and "features/features.h5" in reference
+    assert len(reference) > 37 and f"features/{TINY_SET}.h5" in reference
     # ...on the default path: the shared input, k-NN graph and affinities, then openTSNE.
     assert {
-        "tsne/input.h5",
-        "tsne/neighbors/k-30.npz",
-        "tsne/affinities/perplexity-5.npz",
-        "tsne/affinities/perplexity-10.npz",
+        f"tsne/{FEATURES}/input.h5",
+        f"tsne/{FEATURES}/neighbors/k-30.npz",
+        f"tsne/{FEATURES}/affinities/perplexity-5.npz",
+        f"tsne/{FEATURES}/affinities/perplexity-10.npz",
     } <= set(reference)
-    meta = reference["tsne/perplexity-5_seed-0.json"]
+    meta = reference[f"tsne/{FEATURES}/perplexity-5_seed-0.json"]
     assert (meta["implementation"], meta["precomputed_affinities"], meta["negative_gradient"]) == (
         "opentsne",
         True,
@@ -193,9 +196,9 @@ def test_two_runs_of_one_config_give_identical_files(reference, tmp_path):
 
 def test_killed_during_extraction_resumes_to_the_same_results(reference, tmp_path):
     features = tmp_path / "results" / "features"
-    kill_when(tmp_path, lambda: features.is_dir() and any(features.glob(".tmp-*features.h5")))
+    kill_when(tmp_path, lambda: features.is_dir() and any(features.glob(f".tmp-*{TINY_SET}.h5")))
     # The half-written file keeps its temporary name, never the final one.
-    assert list(features.glob(".tmp-*-features.h5")) and not (features / "features.h5").exists()
+    assert list(features.glob(f".tmp-*-{TINY_SET}.h5")) and not (features / f"{TINY_SET}.h5").exists()
     resume(tmp_path)
     assert results(tmp_path) == reference
     assert not list((tmp_path / "results").rglob(".tmp-*"))  # the leftover is gone
@@ -206,10 +209,11 @@ def test_killed_during_tsne_resumes_to_the_same_results(reference, tmp_path):
     killed = kill_during_a_tsne_run(tmp_path)
     # The kill hit a run mid-optimisation: its log exists, its results do not; the shared inputs
     # it was reading were complete.
-    assert (out / "logs" / "tsne" / f"{killed}.log").exists()
-    assert not (out / "tsne" / f"{killed}.tsv").exists() and not (out / "tsne" / f"{killed}.json").exists()
-    assert (out / "tsne" / "input.h5").exists() and (out / "tsne" / "neighbors" / "k-30.npz").exists()
-    assert not (out / "metrics" / "sweep.csv").exists()
+    tsne = out / "tsne" / FEATURES
+    assert (out / "logs" / "tsne" / FEATURES / f"{killed}.log").exists()
+    assert not (tsne / f"{killed}.tsv").exists() and not (tsne / f"{killed}.json").exists()
+    assert (tsne / "input.h5").exists() and (tsne / "neighbors" / "k-30.npz").exists()
+    assert not (out / "metrics" / FEATURES / "sweep.csv").exists()
     resume(tmp_path)
     assert results(tmp_path) == reference
     assert not list(out.rglob(".tmp-*"))

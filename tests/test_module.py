@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, TINY, with_changes
+from conftest import REPO, SNAKEMAKE, TINY, TINY_IDS, TINY_SET, with_changes
 
 pytestmark = pytest.mark.workflow
 
@@ -25,7 +25,7 @@ use rule * from tsne_atlas
 # The tiny config, smaller still: one run of 12 images.
 CONFIG = with_changes(
     with_changes(with_changes(TINY, "sample", n_images=12), "tsne", perplexities=[3], seeds=[0]),
-    "model",
+    "extraction",
     batch_size=12,
 )
 
@@ -43,12 +43,13 @@ def test_a_wrapper_workflow_runs_this_one_as_a_module(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     out = tmp_path / "wrapper" / "results"
     for name in (
-        "features/features.h5",
-        "tsne/perplexity-3_seed-0.tsv",
-        "scatter/perplexity-3_seed-0.png",
-        "grid_mosaic/perplexity-3_seed-0.png",
-        "metrics/sweep.csv",
+        f"features/{TINY_SET}.h5",
+        f"tsne/{TINY_IDS[0]}/perplexity-3_seed-0.tsv",
+        f"scatter/{TINY_IDS[1]}/perplexity-3_seed-0.png",
+        f"grid_mosaic/{TINY_IDS[1]}/perplexity-3_seed-0.png",
+        f"metrics/{TINY_IDS[0]}/sweep.csv",
         "explorer.html",
+        "compare/cka.png",
     ):
         assert (out / name).stat().st_size > 0, name
     again = subprocess.run([*command, "--dry-run"], capture_output=True, text=True, timeout=300)

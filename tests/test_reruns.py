@@ -1,5 +1,6 @@
 """Which settings rerun what: for every key of the schema, a change planned by Snakemake's own dry run
-reruns exactly the rules the schema declares for that key (``x-reruns``) and what depends on them."""
+reruns exactly the rules the schema declares for that key (``x-reruns``) and what depends on them; and
+adding, editing or removing a feature set touches that set's jobs and the outputs that span sets only."""
 
 import re
 import shutil
@@ -7,7 +8,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import SCHEMA, TINY, planned_jobs, snakemake, with_changes
+from conftest import SCHEMA, TINY, TINY_IDS, TINY_SET, planned_jobs, snakemake, with_changes, with_set_changes
 
 pytestmark = pytest.mark.workflow
 
@@ -19,11 +20,14 @@ NEW_VALUES = {
     "dataset.extensions": lambda tmp: [".png"],
     "dataset.label_map": lambda tmp: {"cat": "kitty"},
     "sample.n_images": lambda tmp: 36,
-    "model.arch": lambda tmp: "resnet34",
-    "model.weights": lambda tmp: str(tmp / "weights.pth"),
-    "model.node": lambda tmp: "layer4",
-    "model.device": lambda tmp: "cpu",
-    "model.precision": lambda tmp: "fp32",
+    f"features.{TINY_SET}.arch": lambda tmp: "resnet34",
+    f"features.{TINY_SET}.weights": lambda tmp: str(tmp / "weights.pth"),
+    f"features.{TINY_SET}.nodes": lambda tmp: ["layer2", "penultimate"],
+    f"features.{TINY_SET}.source": lambda tmp: "timm",
+    "extraction.device": lambda tmp: "cpu",
+    "extraction.precision": lambda tmp: "fp32",
+    "compare.reference": lambda tmp: TINY_IDS[1],
+    "compare.seed": lambda tmp: 1,
     # Raising the largest perplexity: adding a smaller one reuses the graph (tested in test_workflow).
     "tsne.perplexities": lambda tmp: [5, 12],
     "tsne.seeds": lambda tmp: [0, 1, 2],
@@ -35,15 +39,43 @@ NEW_VALUES = {
 }
 
 
-def schema_leaves() -> list[tuple[str, str, dict]]:
+def schema_leaves(source: str = "torchvision") -> list[tuple[str, str, dict]]:
+    """(section, key, leaf) for every setting; a feature set's keys as section ``features.<tiny set>``,
+    those its ``source`` uses (the others are refused for it; see the own-sources test)."""
+    from tsne_atlas.config import SOURCE_KEYS
+
     schema = yaml.safe_load(SCHEMA.read_text())
     leaves = []
     for section, spec in schema["properties"].items():
         if "properties" in spec:
             leaves += [(section, key, leaf) for key, leaf in spec["properties"].items()]
+        elif isinstance(spec.get("additionalProperties"), dict):
+            per_set = spec["additionalProperties"]["properties"]
+            leaves += [
+                (f"{section}.{TINY_SET}", key, leaf)
+                for key, leaf in per_set.items()
+                if source in SOURCE_KEYS.get(key, (source,))
+            ]
         else:
             leaves.append((section, None, spec))
     return leaves
+
+
+def changed(config: dict, section: str, key: str | None, value) -> dict:
+    """``config`` with one setting changed (a feature set's key as section ``features.<set>``)."""
+    if key is None:
+        return {**config, section: value}
+    if section.startswith("features."):
+        return with_set_changes(config, section.split(".", 1)[1], **{key: value})
+    return with_changes(config, section, **{key: value})
+
+
+def current_value(config: dict, section: str, key: str | None, leaf: dict):
+    if key is None:
+        return config[section]
+    if section.startswith("features."):
+        return config["features"][section.split(".", 1)[1]].get(key, leaf.get("default"))
+    return config.get(section, {}).get(key, leaf.get("default"))
 
 
 def new_value(section: str, key: str | None, leaf: dict, current, tmp):
@@ -91,9 +123,9 @@ def rerun_mismatches(workdir, rule_graph, tmp_path, leaves) -> list[str]:
     mismatches = []
     for section, key, leaf in leaves:
         name = f"{section}.{key}" if key else section
-        current = TINY.get(section, {}).get(key, leaf.get("default")) if key else TINY[section]
+        current = current_value(TINY, section, key, leaf)
         value = new_value(section, key, leaf, current, tmp_path)
-        config = with_changes(TINY, section, **{key: value}) if key else {**TINY, section: value}
+        config = changed(TINY, section, key, value)
         declared = leaf["x-reruns"]
         expected = every_rule if declared == "all" else downstream(set(declared), rule_graph) if declared else set()
         planned = set(planned_jobs(workdir, config))
@@ -114,7 +146,7 @@ def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph,
     assert rerun_mismatches(workdir, rule_graph, tmp_path, leaves) == []
     # Run-only settings: how many workers and threads, never what comes out.
     run_only = {f"{section}.{key}" for section, key, leaf in leaves if leaf["x-reruns"] == []}
-    assert {"model.num_workers", "model.threads", "tsne.threads"} <= run_only
+    assert {"extraction.num_workers", "extraction.threads", "tsne.threads"} <= run_only
 
 
 def test_a_wrong_declaration_is_reported(finished_run, rule_graph, tmp_path):
@@ -127,3 +159,73 @@ def test_a_wrong_declaration_is_reported(finished_run, rule_graph, tmp_path):
 
 def schema_leaves_by_name() -> dict[str, dict]:
     return {f"{section}.{key}" if key else section: leaf for section, key, leaf in schema_leaves()}
+
+
+# A second feature set: the tiny config's network with other random weights.
+OTHER_SET = {"arch": "resnet18", "weights": "none", "init_seed": 1}
+# What one more one-node set brings: its extraction, its runs and figures, and what spans sets.
+ONE_SET_JOBS = {
+    "extract_features": 1,
+    "tsne_input": 1,
+    "tsne_neighbors": 1,
+    "tsne_affinities": 2,
+    "tsne": 4,
+    "scatter": 4,
+    "mosaic": 4,
+    "grid_mosaic": 4,
+    "embedding_metrics": 4,
+    "sweep_metrics": 1,
+    "sweep_overview": 1,
+}
+SPANNING_JOBS = {"explorer": 1, "compare_sheet": 1, "compare_metrics": 1, "compare_cka": 1, "all": 1}
+
+
+def files_of(out, features_id: str) -> dict[str, int]:
+    """Every output file of one feature set id, with its mtime in ns."""
+    return {
+        str(path.relative_to(out)): path.stat().st_mtime_ns
+        for path in sorted(out.rglob("*"))
+        if path.is_file() and any(part == features_id or part.startswith(f"{features_id}.") for part in path.parts)
+    }
+
+
+def test_adding_editing_and_removing_a_feature_set_touches_that_set_only(finished_run, tmp_path):
+    """On a copy of the finished tiny run: a new set runs only its own jobs and those spanning sets;
+    editing it reruns the same; removing it reruns only what spans sets, and no other set's file changes."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(finished_run[0], workdir, symlinks=True)
+    out = workdir / "results"
+    added = with_set_changes(TINY, "other", **OTHER_SET)
+    assert planned_jobs(workdir, added) == {"fetch_weights": 1, **ONE_SET_JOBS, **SPANNING_JOBS}
+    before = {features_id: files_of(out, features_id) for features_id in TINY_IDS}
+    assert all(before.values())
+    result = snakemake(workdir, config=added)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert planned_jobs(workdir, added) == {}
+    # Editing the new set (its weights' seed) reruns that set, nothing of the first.
+    edited = with_set_changes(added, "other", init_seed=2)
+    assert planned_jobs(workdir, edited) == {"fetch_weights": 1, **ONE_SET_JOBS, **SPANNING_JOBS}
+    # Editing the first set's nodes reruns its one extraction and both its nodes' jobs, not 'other'.
+    nodes = with_set_changes(added, nodes=["layer4", "penultimate"])
+    assert planned_jobs(workdir, nodes) == {
+        **{rule: 2 * count for rule, count in ONE_SET_JOBS.items() if rule != "extract_features"},
+        "extract_features": 1,
+        **SPANNING_JOBS,
+    }
+    # Removing it again: only what spans sets is redone, and the first set's files are untouched.
+    assert planned_jobs(workdir, TINY) == SPANNING_JOBS
+    result = snakemake(workdir, config=TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {features_id: files_of(out, features_id) for features_id in TINY_IDS} == before
+    assert planned_jobs(workdir, TINY) == {}
+
+
+def test_a_set_of_the_tiny_configs_network_with_identical_settings_is_refused(tmp_path):
+    """Two sets computing the same features would only cost time: refused before any job, in one line."""
+    config = with_set_changes(TINY, "twin", **TINY["features"][TINY_SET])
+    result = snakemake(tmp_path, "--dry-run", config=config)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        f"tsne-atlas: config error: features.{TINY_SET} and features.twin have identical settings "
+        "(same features twice); remove one or change its settings"
+    )

@@ -25,7 +25,18 @@ import pytest
 import yaml
 
 import local_cluster
-from conftest import TINY  # the same tiny config as the local workflow tests
+from conftest import TINY, TINY_SET, with_changes, with_set_changes
+
+# The tiny config of the local workflow tests, as two feature sets of one node each (so two extraction
+# jobs, which run in parallel on a cluster) and one seed.
+CONFIG = with_set_changes(
+    with_set_changes(with_changes(TINY, "tsne", seeds=[0]), nodes=["penultimate"]),
+    "other",
+    arch="resnet18",
+    weights="none",
+    init_seed=1,
+)
+SETS = (TINY_SET, "other")
 
 pytestmark = pytest.mark.slurm
 
@@ -110,7 +121,7 @@ def cluster():
 def cluster_run(cluster, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("slurm-run")
     began = time.monotonic()
-    result = slurm_snakemake(cluster, workdir, TINY)
+    result = slurm_snakemake(cluster, workdir, CONFIG)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     print(f"cluster run: {time.monotonic() - began:.0f} s")
@@ -127,7 +138,7 @@ def local_run(tmp_path_factory):
         "--directory",
         str(workdir),
         "--configfile",
-        str(write_config(workdir, TINY)),
+        str(write_config(workdir, CONFIG)),
         "--cores",
         "2",
     ]
@@ -186,23 +197,29 @@ def test_test_profile_is_the_slurm_profile_but_for_the_test_cluster():
     assert real["set-resources"] == {"extract_features": {"cpus_per_gpu": 4}}
 
 
-def test_jobs_ran_on_slurm_grouped_into_four_cluster_jobs(cluster, cluster_run):
+def test_jobs_ran_on_slurm_grouped_into_seven_cluster_jobs(cluster, cluster_run):
     workdir, output = cluster_run
     ids = submitted_jobs(output)
     jobs = {job_id: job_info(cluster, job_id) for job_id in ids}
     assert {info["JobState"] for info in jobs.values()} == {"COMPLETED"}
+    summary = "rule_summary_compare_cka_compare_metrics_compare_sheet_explorer_sweep_metrics_sweep_overview"
     assert sorted(info["Comment"] for info in jobs.values()) == [
-        "rule_features_extract_features_sample_images",
+        # One extraction job per feature set, and one job of shared t-SNE inputs per set.
+        "rule_extract_features",
+        "rule_extract_features",
+        "rule_sample_images",
         "rule_shared_tsne_affinities_tsne_input_tsne_neighbors",
-        "rule_summary_explorer_sweep_metrics_sweep_overview",
+        "rule_shared_tsne_affinities_tsne_input_tsne_neighbors",
+        summary,
         "rule_sweep_embedding_metrics_grid_mosaic_mosaic_scatter_tsne",
     ]
-    # 29 rule jobs ran on the cluster, in 4 cluster jobs; each left its Slurm log.
+    # 37 rule jobs ran on the cluster, in 7 cluster jobs; each left its Slurm log.
     cluster_side = {rule: n for rule, n in job_stats(output).items() if rule not in LOCAL_RULES}
-    assert sum(cluster_side.values()) == 29 and len(ids) == 4
+    assert sum(cluster_side.values()) == 37 and len(ids) == 7
     for job_id, info in jobs.items():
         group = info["Comment"].split("_")[1]
-        log = next((workdir / ".snakemake" / "slurm_logs").glob(f"group_{group}_*/{job_id}.log"))
+        folder = f"group_{group}_*" if group in ("shared", "summary", "sweep") else f"rule_{info['Comment'][5:]}*"
+        log = next((workdir / ".snakemake" / "slurm_logs").glob(f"{folder}/{job_id}.log"))
         assert "Finished jobid" in log.read_text()
     # The slurmd of the test cluster launched exactly these batch jobs.
     launched = re.findall(r"Launching batch job (\d+)", (cluster.root / "log" / "slurmd.log").read_text())
@@ -214,17 +231,21 @@ def test_jobs_ran_on_slurm_grouped_into_four_cluster_jobs(cluster, cluster_run):
 
 def test_extraction_ran_as_a_cpu_job(cluster, cluster_run):
     workdir, output = cluster_run
-    features = next(job_id for job_id in submitted_jobs(output) if "features" in job_info(cluster, job_id)["Comment"])
-    assert "gres/gpu" not in job_info(cluster, features)["TRES"]  # profiles/slurm-test sets gpu: 0
-    with h5py.File(workdir / "results" / "features" / "features.h5") as h5:
-        assert h5.attrs["device"] == "cpu"
+    extractions = [i for i in submitted_jobs(output) if "extract_features" in job_info(cluster, i)["Comment"]]
+    assert len(extractions) == 2
+    for job_id in extractions:
+        assert "gres/gpu" not in job_info(cluster, job_id)["TRES"]  # profiles/slurm-test sets gpu: 0
+    for feature_set in SETS:
+        with h5py.File(workdir / "results" / "features" / f"{feature_set}.h5") as h5:
+            assert h5.attrs["device"] == "cpu"
 
 
 def test_weights_were_resolved_on_the_submitting_host(cluster, cluster_run):
     workdir, output = cluster_run
     assert output.index("(Rule: fetch_weights)") < output.index("has been submitted with SLURM jobid")
     assert all("fetch_weights" not in job_info(cluster, i)["Comment"] for i in submitted_jobs(output))
-    assert json.loads((workdir / "results" / "weights" / "resolved.json").read_text())["kind"] == "none"
+    for feature_set in SETS:
+        assert json.loads((workdir / "results" / "weights" / f"{feature_set}.json").read_text())["kind"] == "none"
 
 
 def comparable(path: Path, relative: Path):
@@ -234,7 +255,7 @@ def comparable(path: Path, relative: Path):
         assert TIMED_FIELD in data, relative
         data.pop(TIMED_FIELD)
         return data
-    if relative == Path("metrics/sweep.csv"):
+    if relative.name == "sweep.csv" or relative == Path("compare/metrics.csv"):
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
         assert rows and all(TIMED_FIELD in row for row in rows)
@@ -247,26 +268,27 @@ def test_outputs_are_those_of_a_local_run(cluster_run, local_run):
     files = sorted(p.relative_to(cluster_out) for p in cluster_out.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(local_out) for p in local_out.rglob("*") if p.is_file())
     compared = [f for f in files if f.parts[0] not in TIMED_FOLDERS]
-    assert len(compared) >= 35  # manifest, weights record, features, 4 runs x 7 files, 5 sweep figures
+    assert len(compared) >= 50  # manifest, 2 weights records and features, 4 runs x 7 files, 12 sweep figures
     for relative in compared:
         assert comparable(cluster_out / relative, relative) == comparable(local_out / relative, relative), relative
     # Byte for byte, among others: the features, every PNG, SVG and PDF, and the explorer page.
-    assert (cluster_out / "features" / "features.h5").read_bytes() == (
-        local_out / "features" / "features.h5"
-    ).read_bytes()
+    for feature_set in SETS:
+        features = Path("features") / f"{feature_set}.h5"
+        assert (cluster_out / features).read_bytes() == (local_out / features).read_bytes()
 
 
 def test_a_failing_job_makes_snakemake_fail(cluster, tmp_path):
-    config = {**TINY, "model": {**TINY["model"], "node": "fc7"}}  # valid config, impossible graph node
+    config = with_set_changes(TINY, nodes=["fc7"])  # valid config, impossible graph node
     result = slurm_snakemake(cluster, tmp_path, config)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     ids = submitted_jobs(output)
-    assert len(ids) == 1 and job_info(cluster, ids[0])["JobState"] == "FAILED"  # only the features job ran
+    # Sampling, then the features job, which failed; nothing after it ran.
+    assert len(ids) == 2 and [job_info(cluster, i)["JobState"] for i in ids] == ["COMPLETED", "FAILED"]
     assert "Error in rule extract_features" in output
-    log = (tmp_path / "results" / "logs" / "extract_features.log").read_text()
-    assert "model.node 'fc7' is not a node of this model" in log
-    assert not (tmp_path / "results" / "features" / "features.h5").exists()
+    log = (tmp_path / "results" / "logs" / "extract_features" / f"{TINY_SET}.log").read_text()
+    assert f"features.{TINY_SET}.nodes: 'fc7' is not a node of this model" in log
+    assert not (tmp_path / "results" / "features" / f"{TINY_SET}.h5").exists()
 
 
 def test_slurm_profile_asks_slurm_for_a_gpu_for_extraction(cluster, tmp_path):
@@ -286,8 +308,8 @@ def test_slurm_profile_asks_slurm_for_a_gpu_for_extraction(cluster, tmp_path):
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Error in group features" in output
-    call = re.search(r"sbatch call: (sbatch .*)", output).group(1)
-    assert "--gpus=1" in call and "--cpus-per-gpu=4" in call and "--comment rule_features_" in call
+    call = re.search(r"sbatch call: (sbatch .*--comment rule_extract_features.*)", output).group(1)
+    assert "--gpus=1" in call and "--cpus-per-gpu=4" in call
     assert f'--wrap="{SLURM_PYTHON} -m snakemake ' in call  # jobs run Snakemake from .venv-slurm too
     run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
     assert cluster.run("squeue", "--noheader", "--states=all", "--name", run_id).stdout.strip() == ""  # none accepted

@@ -275,7 +275,7 @@ def import_precomputed(
     name = Path(settings["path"]).name
     attrs.update(
         {
-            "model": f"precomputed ({name})",
+            "model": f"precomputed {name}",
             "weights": "precomputed",
             "weights_source": f"precomputed features {name}",
             "weights_random": False,
