@@ -196,7 +196,7 @@ def aligned_runs(rows: list[tuple[str, list[RunRecord]]], reference: str) -> lis
         raise AtlasError(
             f"the reference feature set {reference!r} is not among the compared sets {[i for i, _ in rows]}"
         )
-    reference_at = {_perplexity(run): run for run in references}
+    reference_at = _by_perplexity(reference, references)
     aligned = []
     for set_id, runs in rows:
         coords = []
@@ -215,6 +215,16 @@ def aligned_runs(rows: list[tuple[str, list[RunRecord]]], reference: str) -> lis
             coords.append(np.asarray(run.coords, dtype=np.float64) @ linear + shift)
         aligned.append((set_id, coords))
     return aligned
+
+
+def _by_perplexity(set_id: str, runs: list[RunRecord], values: list | None = None) -> dict:
+    """``values`` (default: the runs themselves) keyed by their run's perplexity; a sheet has one run per cell."""
+    keyed = {}
+    for run, value in zip(runs, runs if values is None else values):
+        if _perplexity(run) in keyed:
+            raise AtlasError(f"feature set {set_id!r} has two runs at perplexity {_perplexity(run):g} for one seed")
+        keyed[_perplexity(run)] = value
+    return keyed
 
 
 def _class_order(runs: list[RunRecord]) -> list[str]:
@@ -244,6 +254,11 @@ def plot_compare_sheet(
     seed = _one_seed(runs)
     perplexities = sorted({_perplexity(run) for run in runs})
     classes = _class_order([run for set_id, set_runs in rows if set_id == reference for run in set_runs] + runs)
+    # Everything that can fail, before a figure exists to leak.
+    cells = [
+        _by_perplexity(set_id, set_runs, list(zip(set_runs, set_coords)))
+        for (set_id, set_runs), (_, set_coords) in zip(rows, aligned_runs(rows, reference))
+    ]
     fig, axes = plt.subplots(
         len(rows),
         len(perplexities),
@@ -252,12 +267,7 @@ def plot_compare_sheet(
         layout="constrained",
     )
     any_random = False
-    for row_axes, (set_id, set_runs), (_, set_coords) in zip(axes, rows, aligned_runs(rows, reference)):
-        at_perplexity = {}
-        for run, coords in zip(set_runs, set_coords):
-            if _perplexity(run) in at_perplexity:
-                raise AtlasError(f"feature set {set_id!r} has two runs at perplexity {_perplexity(run):g}, seed {seed}")
-            at_perplexity[_perplexity(run)] = (run, coords)
+    for row_axes, (set_id, set_runs), at_perplexity in zip(axes, rows, cells):
         for ax, perplexity in zip(row_axes, perplexities):
             if perplexity in at_perplexity:
                 run, coords = at_perplexity[perplexity]
@@ -447,7 +457,9 @@ def plot_cka(ids: list[str], matrix: np.ndarray, shared_images: int | None = Non
     # margins grow with the longest id (about 0.07 in a character at 9 pt, the x labels at 40 degrees).
     side = max(3.0, 0.55 * len(ids) + 1.0)
     longest = max(len(set_id) for set_id in ids)
-    fig, ax = plt.subplots(figsize=(side + 0.07 * longest + 1.3, side + 0.045 * longest + 0.9), layout="constrained")
+    # At least 5.2 in wide: the title's width.
+    width = max(5.2, side + 0.07 * longest + 1.3)
+    fig, ax = plt.subplots(figsize=(width, side + 0.045 * longest + 0.9), layout="constrained")
     cmap, norm = plt.get_cmap("viridis"), Normalize(vmin=0.0, vmax=1.0)
     image = ax.imshow(matrix, cmap=cmap, norm=norm)
     for i in range(len(ids)):
