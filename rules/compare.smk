@@ -77,7 +77,7 @@ rule compare_cka:
     benchmark:
         f"{RESULTS}/benchmarks/compare/cka.tsv"
     conda:
-        "../envs/tsne.yaml"
+        "../envs/figures.yaml"
     resources:
         mem_mb=metrics_mem_mb(N_IMAGES, config["metrics"]["max_images"]),
     params:

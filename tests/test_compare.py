@@ -332,7 +332,7 @@ def test_compare_metrics_stage_writes_the_table_by_set_order_perplexity_and_seed
         write_run_metrics(files[-1], row)
     order = ["penultimate", "random", "layer2"]
     table, png, svg = tmp_path / "t.csv", tmp_path / "m.png", tmp_path / "m.svg"
-    cmp.compare_metrics(files, order, str(table), str(png), str(svg))
+    cmp.compare_metrics(files, order, str(table), str(png), str(svg), dpi=150)
     with open(table, newline="") as handle:
         read = list(csv.DictReader(handle))
     assert list(read[0]) == ["features", *(f for f in SWEEP_FIELDS if f != "features")]
@@ -372,7 +372,7 @@ def test_cka_table_matches_images_subsamples_and_writes_an_exact_csv(tmp_path):
     path_lists = [paths, [paths[i] for i in shuffled], paths]
     ids = ["a", "b.layer3", "c-random"]
     table, png = tmp_path / "cka.csv", tmp_path / "cka.png"
-    matrix = cmp.cka_table(ids, features, path_lists, max_images=25, table=str(table), png=str(png))
+    matrix = cmp.cka_table(ids, features, path_lists, max_images=25, table=str(table), png=str(png), dpi=150)
     keep = fixed_subsample(n, 25)
     unshuffled = features[1][np.argsort(shuffled)]
     expected = cmp.cka_matrix([base[keep], unshuffled[keep], features[2][keep]])

@@ -19,6 +19,7 @@ PACKAGE = REPO / "scripts" / "tsne_atlas"
 IMPORT_NAMES = {"opencv-python-headless": "cv2", "pillow": "PIL", "scikit-learn": "sklearn", "opentsne": "openTSNE"}
 # Stage modules: one function per rule. Figure stages read run records and import no other stage.
 STAGES = {
+    "compare",
     "sampling",
     "weights",
     "extraction",
@@ -32,7 +33,7 @@ STAGES = {
     "overview",
     "explorer",
 }
-FIGURE_STAGES = {"metrics_plot", "scatter", "mosaic", "grid_mosaic", "overview", "explorer"}
+FIGURE_STAGES = {"metrics_plot", "scatter", "mosaic", "grid_mosaic", "overview", "explorer", "compare"}
 
 
 def rule_directives() -> dict[str, dict[str, str]]:
@@ -202,4 +203,4 @@ def test_file_layouts_live_in_files_only():
         if path.stem in STAGES:
             assert not io_calls.search(path.read_text(encoding="utf-8")), path.stem
     owners = {p.stem for p in (PACKAGE / "files").glob("*.py")} - {"__init__"}
-    assert owners == {"manifest", "weights_record", "features", "tsne_inputs", "runs", "metrics"}
+    assert owners == {"manifest", "weights_record", "features", "tsne_inputs", "runs", "metrics", "compare"}

@@ -15,9 +15,7 @@ The numeric functions (``procrustes_align``, ``linear_cka``, ``cka_matrix``, ``m
 and return plain arrays.
 """
 
-import csv
 import logging
-import os
 
 import numpy as np
 from matplotlib.colors import Normalize
@@ -36,7 +34,9 @@ from .figure_style import (
     plt,
     save_figure,
 )
-from .files.metrics import SWEEP_FIELDS, read_run_metrics
+from .files.compare import write_cka_table, write_compare_table
+from .files.features import read_features
+from .files.metrics import read_run_metrics
 from .files.runs import RunRecord, read_run
 from .jobs import AtlasError, atomic_path
 from .subsample import SUBSAMPLE_RANDOM_STATE, fixed_subsample
@@ -47,8 +47,6 @@ LOGGER = logging.getLogger("tsne_atlas.compare")
 MIN_SHARED_IMAGES = 3
 # Marker area of a sheet panel (as the sweep overview's panels).
 PANEL_POINT_SIZE = 3.0
-METRICS_DPI = 150
-CKA_DPI = 150
 CKA_TITLE = "Linear CKA between feature sets (Kornblith et al. 2019)"
 COMPARE_COLOUR = "#3f90da"
 # Horizontal offset of single runs' dots from their set's mean, in category widths.
@@ -411,28 +409,13 @@ def plot_compare_metrics(rows: list[dict], order: list[str], note: str | None = 
     return fig
 
 
-def compare_columns() -> tuple[str, ...]:
-    """Columns of the comparison table: the feature set first, then the sweep table's columns."""
-    return ("features", *(f for f in SWEEP_FIELDS if f != "features"))
-
-
-def write_compare_table(rows: list[dict], order: list[str], path: str | os.PathLike) -> None:
-    """One row per run, by feature set (in ``order``), then perplexity, then seed."""
-    rank = {set_id: i for i, set_id in enumerate(order)}
-    rows = sorted(rows, key=lambda r: (rank[r["features"]], float(r["perplexity"]), int(r["seed"])))
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=compare_columns(), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def compare_metrics(metrics: list[str], order: list[str], table: str, png: str, svg: str) -> None:
+def compare_metrics(metrics: list[str], order: list[str], table: str, png: str, svg: str, dpi: int) -> None:
     """Every run's metrics by feature set, as a table and a plot (rule compare_metrics)."""
     rows = [read_run_metrics(path) for path in metrics]
     _check_sets([r.get("features") for r in rows], order, "metrics")
     write_compare_table(rows, order, table)
     note = f"{RANDOM_WEIGHTS_NOTE}\n(the sets named in red)" if any(r.get("weights_random") for r in rows) else None
-    save_figure(plot_compare_metrics(rows, order, note), png, svg, METRICS_DPI)
+    save_figure(plot_compare_metrics(rows, order, note), png, svg, dpi)
     LOGGER.info("gathered %d runs of %d feature sets into %s", len(rows), len(order), table)
 
 
@@ -476,15 +459,6 @@ def plot_cka(ids: list[str], matrix: np.ndarray, shared_images: int | None = Non
     return fig
 
 
-def write_cka_table(ids: list[str], matrix: np.ndarray, path: str | os.PathLike) -> None:
-    """The CKA matrix as CSV: a ``features`` column of ids, then one column per id; values as exact reprs."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["features", *ids])
-        for set_id, values in zip(ids, matrix):
-            writer.writerow([set_id, *(repr(float(v)) for v in values)])
-
-
 def cka_table(
     ids: list[str],
     features: list[np.ndarray],
@@ -492,6 +466,7 @@ def cka_table(
     max_images: int,
     table: str,
     png: str,
+    dpi: int,
     random_state: int = SUBSAMPLE_RANDOM_STATE,
 ) -> np.ndarray:
     """Linear CKA between the feature sets on the images they share (at most ``max_images`` of them,
@@ -504,7 +479,20 @@ def cka_table(
     write_cka_table(ids, matrix, table)
     fig = plot_cka(ids, matrix, shared_images=len(keep))
     with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=CKA_DPI, metadata=PNG_METADATA)
+        fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA)
     plt.close(fig)
     LOGGER.info("linear CKA of %d feature sets on %d shared images: %s", len(ids), len(keep), table)
     return matrix
+
+
+def compare_cka(
+    features: list[str], ids: list[str], nodes: list[str], max_images: int, table: str, png: str, dpi: int
+) -> np.ndarray:
+    """Linear CKA between every pair of feature sets (rule compare_cka): ``features[i]`` is the
+    features file of ``ids[i]``, whose node ``nodes[i]`` it reads."""
+    arrays, paths = [], []
+    for path, node in zip(features, nodes):
+        data = read_features(path, node)
+        arrays.append(data["features"])
+        paths.append(data["paths"])
+    return cka_table(ids, arrays, paths, max_images, table, png, dpi)
