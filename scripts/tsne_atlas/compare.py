@@ -16,6 +16,7 @@ and return plain arrays.
 """
 
 import logging
+import textwrap
 
 import numpy as np
 from matplotlib.colors import Normalize
@@ -289,9 +290,14 @@ def plot_compare_sheet(
     note_legend(fig, handles, list(classes), notes or None, ncols=min(len(classes), max(4, 2 * len(perplexities))))
     sizes = {len(run.paths) for run in runs}
     count = f" (N={sizes.pop()})" if len(sizes) == 1 else ""
+    # Wrapped to the figure's width (about 12 characters an inch at 11 pt): a sheet may be one column wide.
+    width_chars = max(30, int(12 * fig.get_figwidth()))
+    title = (
+        f"t-SNE of each feature set{count}: rows = feature sets, columns = perplexity, seed {seed}; "
+        f"aligned to {reference} by orthogonal Procrustes (rotation, reflection, uniform scale)"
+    )
     fig.suptitle(
-        f"t-SNE of each feature set{count}: rows = feature sets, columns = perplexity, seed {seed}\n"
-        f"aligned to {reference} by orthogonal Procrustes (rotation, reflection, uniform scale)",
+        textwrap.fill(title, width_chars, break_long_words=False),
         fontsize=11,
     )
     return fig
