@@ -47,7 +47,8 @@ def main() -> None:
             "results": "results",
             "dataset": {"root": str(root)},
             "sample": {"n_images": "all", "seed": 0},
-            "model": {"arch": args.arch, "weights": "none", "num_workers": 2, "threads": 2},
+            "features": {args.arch: {"arch": args.arch, "weights": "none"}},
+            "extraction": {"num_workers": 2, "threads": 2},
             "tsne": {"perplexities": args.perplexities, "seeds": args.seeds, "threads": args.cores},
         }
         write_config(workdir, config)
@@ -57,7 +58,7 @@ def main() -> None:
     per_rule = rule_benchmarks(results)
     sizes = {
         name: (results / name).stat().st_size / 2**20
-        for name in ("features/features.h5", "tsne/input.h5", "explorer.html")
+        for name in (f"features/{args.arch}.h5", f"tsne/{args.arch}/input.h5", "explorer.html")
         if (results / name).exists()
     }
     rows = [
@@ -66,7 +67,7 @@ def main() -> None:
     ]
     n_runs = len(config["tsne"]["perplexities"]) * len(config["tsne"]["seeds"])
     text = (
-        f"{root.name}: {config['model']['arch']} (random init), perplexities {config['tsne']['perplexities']} x "
+        f"{root.name}: {args.arch} (random init), perplexities {config['tsne']['perplexities']} x "
         f"seeds {config['tsne']['seeds']} ({n_runs} runs)\n\nMachine: {machine()}\n\n"
         f"Command: `{command_line()}` (this invocation's wall time: {wall:.0f} s)\n\n"
         + markdown_table(["rule", "jobs", "summed job s", "s per job", "peak RSS MiB"], rows)

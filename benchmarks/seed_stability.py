@@ -4,7 +4,7 @@ Runs the workflow's own t-SNE (tsne_atlas.tsne.embed with the config defaults) o
 input of a finished run, for both implementations and both initialisations, at one perplexity.
 0 = the same layout, 1 = unrelated.
 
-    PYTHONPATH=scripts python benchmarks/seed_stability.py --results results
+    PYTHONPATH=scripts python benchmarks/seed_stability.py --results results [--features resnet101]
 """
 
 import argparse
@@ -21,10 +21,11 @@ from tsne_atlas.tsne import embed
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=REPO / "results", help="results folder of a finished run")
+    parser.add_argument("--features", default="resnet101", help="feature set id (a folder of results/tsne)")
     parser.add_argument("--perplexity", type=float, default=30)
     args = parser.parse_args()
     defaults = yaml.safe_load((REPO / "config.yaml").read_text())["tsne"]
-    X, attrs = read_input(args.results / "tsne" / "input.h5")
+    X, attrs = read_input(args.results / "tsne" / args.features / "input.h5")
     rows = []
     for implementation in ("sklearn", "opentsne"):
         cells = []

@@ -51,7 +51,8 @@ def sweep_config(root: Path, n_images: int, threads: int) -> dict:
         "results": "results",
         "dataset": {"root": str(root)},
         "sample": {"n_images": n_images, "seed": 0},
-        "model": {"arch": "resnet101", "weights": "none", "num_workers": 2, "threads": 2},
+        "features": {"resnet101": {"arch": "resnet101", "weights": "none"}},
+        "extraction": {"num_workers": 2, "threads": 2},
         # The article's input space (no z-scoring), so quality is compared like with like; PCA to 50
         # dimensions is part of the project's method and stays.
         "tsne": {
@@ -145,13 +146,13 @@ def main() -> None:
     workflow_s = run_snakemake(workdir, "--until", "tsne", cores=args.cores)
     per_rule = rule_benchmarks(results)
 
-    data = read_features(results / "features" / "features.h5")
+    data = read_features(results / "features" / "resnet101.h5")
     features = data["features"].astype(np.float64)
     keep = fixed_subsample(len(features), TRUST_MAX_IMAGES)
     ours = []
     for perplexity in PERPLEXITIES:
         for seed in SEEDS:
-            tsv = results / "tsne" / f"perplexity-{perplexity}_seed-{seed}.tsv"
+            tsv = results / "tsne" / "resnet101" / f"perplexity-{perplexity}_seed-{seed}.tsv"
             ours.append(
                 {
                     "perplexity": perplexity,

@@ -217,6 +217,15 @@ def set_files(wildcards):
     )
 
 
+def network_setting(key):
+    """Param function: ``extraction.<key>`` for a set a network computes, None for a precomputed set."""
+    return lambda wildcards: (
+        None
+        if FEATURE_SETS[wildcards.feature_set]["source"] == "precomputed"
+        else config["extraction"][key]
+    )
+
+
 def weights_record(wildcards):
     """A set with weights to resolve reads the record fetch_weights wrote for it."""
     if FEATURE_SETS[wildcards.feature_set]["source"] in NETWORK_SOURCES:

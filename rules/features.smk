@@ -39,16 +39,22 @@ rule extract_features:
         "../envs/features.yaml"
     threads: config["extraction"]["threads"]
     resources:
-        gpu=extraction_gpus(config["extraction"]["device"]),
+        # A precomputed set only reads a file: no GPU to wait for.
+        gpu=lambda wildcards: (
+            0
+            if FEATURE_SETS[wildcards.feature_set]["source"] == "precomputed"
+            else extraction_gpus(config["extraction"]["device"])
+        ),
         mem_mb=extraction_mem_mb(config["extraction"]["num_workers"]),
         runtime=extraction_runtime_min(N_IMAGES, config["extraction"]["device"]),
     params:
         root=config["dataset"]["root"],
         feature_set=lambda wildcards: wildcards.feature_set,
         settings=lambda wildcards: FEATURE_SETS[wildcards.feature_set],
-        device=config["extraction"]["device"],
-        precision=config["extraction"]["precision"],
-        channels_last=config["extraction"]["channels_last"],
-        batch_size=config["extraction"]["batch_size"],
+        # How a network runs (none for a precomputed set: changing it reruns no such set).
+        device=network_setting("device"),
+        precision=network_setting("precision"),
+        channels_last=network_setting("channels_last"),
+        batch_size=network_setting("batch_size"),
     script:
         "../scripts/extract_features.py"
