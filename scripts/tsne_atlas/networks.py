@@ -6,6 +6,7 @@ TorchScript or with ``torch.export``. Weights were resolved before (stage fetch_
 ``weights``) into a record naming local files only, so building a network never touches the network.
 """
 
+import inspect
 import logging
 import os
 import platform
@@ -136,15 +137,20 @@ def penultimate_node(model: torch.nn.Module, node_names: Callable = get_graph_no
 
 
 def resolve_nodes(
-    model: torch.nn.Module, nodes: list[str], key: str = "nodes", node_names: Callable = get_graph_node_names
+    model: torch.nn.Module,
+    nodes: list[str],
+    key: str = "nodes",
+    node_names: Callable = get_graph_node_names,
+    find_penultimate: Callable = penultimate_node,
 ) -> dict[str, str]:
-    """Each config node -> the graph node it means. ``penultimate`` is found; a module name
-    (e.g. 'layer3') stands for the last node inside it, as in create_feature_extractor."""
+    """Each config node -> the graph node it means. ``penultimate`` is found by
+    ``find_penultimate(model, node_names)``; a module name (e.g. 'layer3') stands for the last node
+    inside it, as in create_feature_extractor."""
     _, eval_nodes = node_names(model)
     resolved = {}
     for node in nodes:
         if node == PENULTIMATE:
-            resolved[node] = penultimate_node(model, node_names)
+            resolved[node] = find_penultimate(model, node_names)
             continue
         if node not in eval_nodes and not any(name.startswith(node + ".") for name in eval_nodes):
             tail = ", ".join(eval_nodes[-12:])
@@ -170,10 +176,162 @@ def torchvision_network(record: dict, nodes: list[str], init_seed: int = 0, key:
     )
 
 
+# ---------------------------------------------------------------------------------------------------
+# timm
+
+
+def timm_graph_node_names(model: torch.nn.Module):
+    """(train, eval) graph node names, traced with timm's leaf modules and functions."""
+    from timm.models._features_fx import get_graph_node_names as timm_node_names
+
+    return timm_node_names(model)
+
+
+def timm_penultimate_node(model: torch.nn.Module, node_names: Callable = timm_graph_node_names) -> str:
+    """The graph node feeding a timm model's classifier (``get_classifier()``): the node before the
+    classifier's first node. timm's own ``Linear`` is traced through (its weight is a node), so the
+    classifier is looked for by module name; without one, ``penultimate_node``'s rule applies."""
+    _, eval_nodes = node_names(model)
+    classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
+    names = {id(module): name for name, module in model.named_modules()}
+    name = names.get(id(classifier)) if isinstance(classifier, torch.nn.Module) else None
+    if name:
+        for i, node in enumerate(eval_nodes):
+            if i > 0 and (node == name or node.startswith(name + ".")):
+                return eval_nodes[i - 1]
+    return penultimate_node(model, node_names)
+
+
+class PreLogits(torch.nn.Module):
+    """A timm model's ``forward_head(forward_features(x), pre_logits=True)`` as ``{'penultimate': ...}``:
+    the classifier's input, exactly as timm defines it, without tracing."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {PENULTIMATE: self.model.forward_head(self.model.forward_features(batch), pre_logits=True)}
+
+
+def timm_classes(shapes: dict[str, tuple[int, ...]], arch: str) -> int:
+    """The number of classes a checkpoint's classifier has (0 for a checkpoint without one)."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(arch)
+    classifiers = (cfg.classifier if cfg else None) or ()
+    for name in (classifiers,) if isinstance(classifiers, str) else classifiers:
+        shape = shapes.get(f"{name}.weight")
+        if shape:
+            return int(shape[0])
+    return 0
+
+
+def timm_model(record: dict, init_seed: int = 0, key: str = "features") -> torch.nn.Module:
+    """timm's ``record['arch']`` with the weights of the record's local file (timm applies the model's own
+    checkpoint filter, as for its pretrained weights), in eval mode. Nothing here downloads: pretrained is
+    only ever a local file (``pretrained_cfg_overlay=file``); other weights are random, seeded with init_seed.
+
+    A checkpoint file whose classifier has another number of classes (a fine-tuned model) builds the arch
+    with that many classes, so it loads strictly all the same.
+    """
+    import timm
+
+    from .weights import check_timm_arch, checkpoint_shapes
+
+    arch = record["arch"]
+    check_timm_arch(arch, f"{key}.arch")
+    torch.manual_seed(init_seed)
+    if record["kind"] not in ("pretrained", "file"):
+        return timm.create_model(arch, pretrained=False).eval()
+    weights_key = f"{key}.weights"
+    path = visible_weights_file(record, weights_key)
+    overlay: dict = {"file": path, "source": None}
+    if record["kind"] == "file":
+        overlay["num_classes"] = timm_classes(checkpoint_shapes(path, weights_key), arch)
+    try:
+        model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=overlay)
+    except AtlasError:
+        raise
+    except Exception as err:
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else (lines or [""])[0]
+        shown = record["weights"] if record["kind"] == "file" else path
+        raise AtlasError(
+            f"{weights_key} file '{shown}' does not fit timm arch '{arch}' ({type(err).__name__}: {detail[:300]}); "
+            f"use the arch the weights were saved from"
+        ) from None
+    return model.eval()
+
+
+def check_penultimate(model: torch.nn.Module, extractor: torch.nn.Module, node: str, input_size, key: str) -> None:
+    """The traced penultimate node must give what timm's ``forward_head(..., pre_logits=True)`` gives."""
+    batch = torch.randn((1, *input_size), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.forward_head(model.forward_features(batch), pre_logits=True)
+        traced = extractor(batch)[node]
+    if traced.shape != expected.shape or not torch.allclose(traced, expected, rtol=1e-4, atol=1e-5):
+        raise AtlasError(
+            f"{key}.nodes: in this timm model the graph node before the classifier ('{node}') is not its "
+            f"pre-logits; list '{PENULTIMATE}' alone (nodes: [{PENULTIMATE}]) or name graph nodes only"
+        )
+
+
+def timm_network(record: dict, nodes: list[str], init_seed: int = 0, key: str = "features") -> Network:
+    """A timm model giving ``nodes``, all in one forward pass.
+
+    ``penultimate`` is the classifier's input as ``forward_head(..., pre_logits=True)`` gives it. Alone,
+    it is taken by that call (no tracing, works for every timm model). With other nodes (graph node or
+    module names, as for torchvision) the model is traced with timm's FX feature extraction, the
+    penultimate node is the one before the classifier, checked at build time to equal the pre-logits.
+    Preprocessing is the model's own eval transform (``timm.data.resolve_data_config`` + ``create_transform``).
+    """
+    from timm.data import create_transform, resolve_data_config
+    from timm.models._features_fx import create_feature_extractor as timm_feature_extractor
+
+    model = timm_model(record, init_seed, key)
+    data_config = resolve_data_config({}, model=model)
+    transform = create_transform(**data_config, is_training=False)
+    if list(nodes) == [PENULTIMATE]:
+        if "pre_logits" not in inspect.signature(model.forward_head).parameters:
+            raise AtlasError(
+                f"{key}.nodes: timm arch '{record['arch']}' has no forward_head(pre_logits=True); "
+                f"name the graph node to take instead of '{PENULTIMATE}'"
+            )
+        module, resolved = PreLogits(model), {PENULTIMATE: "forward_head(pre_logits=True)"}
+    else:
+        try:
+            traced = timm_graph_node_names(model)  # traced once, not once per question
+            resolved = resolve_nodes(
+                model, nodes, f"{key}.nodes", node_names=lambda _: traced, find_penultimate=timm_penultimate_node
+            )
+            extractor = timm_feature_extractor(model, return_nodes=sorted(set(resolved.values())))
+        except AtlasError:
+            raise
+        except Exception as err:
+            raise AtlasError(
+                f"{key}.nodes: timm arch '{record['arch']}' cannot be traced with torch.fx to take several nodes "
+                f"({type(err).__name__}); use nodes: [{PENULTIMATE}], which needs no tracing"
+            ) from None
+        if PENULTIMATE in resolved:
+            check_penultimate(model, extractor, resolved[PENULTIMATE], data_config["input_size"], key)
+        module = RenamedOutputs(extractor, resolved)
+    return Network(
+        module=module.eval(),
+        nodes=resolved,
+        transform=transform,
+        weights_source=record["weights_source"],
+        weights_random=bool(record["weights_random"]),
+    )
+
+
 # Builders by source, each called as builder(settings, record, key) -> Network; ``record`` is the
 # fetch_weights record (None for sources without weights to resolve).
 BUILDERS: dict[str, Callable[..., Network]] = {
     "torchvision": lambda settings, record, key: torchvision_network(
+        record, list(settings["nodes"]), int(settings["init_seed"]), key
+    ),
+    "timm": lambda settings, record, key: timm_network(
         record, list(settings["nodes"]), int(settings["init_seed"]), key
     ),
 }
