@@ -1,6 +1,8 @@
 """The networks a feature set can come from (module ``networks``) and timm's weights (module ``weights``):
 real models, offline, no mocks. Inputs stay small (2 images, 64 px where the model allows it)."""
 
+import contextlib
+import json
 import pickle
 import socket
 import time
@@ -250,3 +252,163 @@ def test_the_torchvision_builder_gives_two_nodes_in_one_pass():
     alone = networks.build_network({**settings, "nodes": ["penultimate"]}, record, KEY)
     assert torch.equal(out["penultimate"], features(alone, x)["penultimate"])
     assert network.transform(images(1)[0]).shape == (3, 224, 224)
+
+
+# --- your own network: TorchScript and torch.export ------------------------------------------------
+
+
+class TinyCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.fc = torch.nn.Linear(8, 6)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).mean((2, 3)))
+
+
+class TwoOutputs(TinyCNN):
+    def forward(self, x):
+        return self.fc(self.conv(x).mean((2, 3))), x.mean()
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A tiny CNN (eval mode, trained-looking BN statistics) saved as TorchScript and exported, dynamic
+    batch and static (batch 2)."""
+    folder = tmp_path_factory.mktemp("own")
+    torch.manual_seed(0)
+    model = TinyCNN()
+    model.bn.running_mean.uniform_(-1, 1)
+    model.bn.running_var.uniform_(0.5, 2)
+    model.eval()
+    example = batch(32)
+    paths = {"model": model, "torchscript": folder / "tiny.pt", "export": folder / "tiny.pt2"}
+    with pytest.warns(FutureWarning):  # torch 2.14 deprecates TorchScript, still loads it
+        torch.jit.save(torch.jit.script(model), paths["torchscript"])
+    dynamic = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(dynamic, paths["export"])
+    paths["static"] = folder / "static.pt2"
+    torch.export.save(torch.export.export(model, (example,)), paths["static"])
+    paths["state_dict"] = folder / "state_dict.pt"
+    torch.save(model.state_dict(), paths["state_dict"])
+    paths["text"] = folder / "notes.txt"
+    paths["text"].write_text("not a network\n")
+    return paths
+
+
+@pytest.mark.parametrize("source", ["torchscript", "export"])
+def test_an_own_network_gives_the_eager_models_features_for_any_batch_size(saved, source):
+    settings = {"source": source, "path": str(saved[source]), "nodes": ["penultimate"], "input_size": 32}
+    settings |= {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+    network = networks.build_network(settings, None, KEY)
+    assert network.nodes == {"penultimate": "output"} and not network.weights_random
+    assert network.weights_source.startswith(f"own network {saved[source].name} (sha256 ")
+    for n in (1, 3, 5):
+        x = batch(32, n)
+        with torch.no_grad():
+            expected = saved["model"](x)
+        torch.testing.assert_close(features(network, x)["penultimate"], expected, rtol=1e-5, atol=1e-6)
+    network.module.eval()  # what the extraction may do: an exported program would refuse it unwrapped
+    image = network.transform(images(1, size=100)[0])
+    assert image.shape == (3, 32, 32)  # shorter side to round(32 * 256 / 224) = 37, centre crop 32
+    assert abs(float(image.mean())) < 2.5  # normalised with the given mean and std
+
+
+def test_a_static_export_runs_its_batch_size_and_refuses_others_in_one_line(saved):
+    network = networks.own_network("export", str(saved["static"]), 32, key=KEY)
+    x = batch(32, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(features(network, x)["penultimate"], saved["model"](x))
+    with pytest.raises(AtlasError) as error:
+        features(network, batch(32, 3))
+    message = one_line(error)
+    assert "batches of 2 images only, got 3" in message and "torch.export.Dim('batch')" in message
+
+
+@pytest.mark.parametrize(
+    ("source", "wrong", "words"),
+    [
+        ("torchscript", "text", "not a TorchScript file"),
+        ("torchscript", "state_dict", "a torch.save file"),
+        ("torchscript", "export", "a torch.export file, not TorchScript; set features.test.source: export"),
+        ("export", "text", "not a torch.export file"),
+        ("export", "state_dict", "a torch.save file"),
+        ("export", "torchscript", "a TorchScript file, not torch.export; set features.test.source: torchscript"),
+    ],
+)
+def test_a_file_that_is_not_the_sources_kind_of_network_is_refused_in_one_line(saved, source, wrong, words):
+    with pytest.raises(AtlasError) as error:
+        networks.own_network(source, str(saved[wrong]), 32, key=KEY)
+    message = one_line(error)
+    assert message.startswith(f"{KEY}.path '{saved[wrong]}'") and words in message
+    if "source:" not in words:
+        assert ("torch.jit.save(torch.jit.script" if source == "torchscript" else "torch.export.save(") in message
+
+
+def test_an_own_network_with_a_tuple_output_or_the_wrong_input_size_is_refused_in_one_line(tmp_path, saved):
+    path = tmp_path / "two.pt"
+    with pytest.warns(FutureWarning):
+        torch.jit.save(torch.jit.script(TwoOutputs().eval()), path)
+    with pytest.raises(AtlasError) as error:
+        networks.own_network("torchscript", str(path), 32, key=KEY)
+    assert "returns a tuple, not one tensor" in one_line(error)
+    with pytest.raises(AtlasError) as error:  # exported for 32-px images: other sizes fail its guards
+        networks.own_network("export", str(saved["export"]), 48, key=KEY)
+    assert f"set {KEY}.input_size" in one_line(error)
+
+
+def rewritten(source: Path, target: Path, change) -> Path:
+    """A copy of the archive ``source`` with ``change(inner name, bytes) -> bytes`` applied to each entry."""
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w") as copy:
+        for name in archive.namelist():
+            copy.writestr(name, change(name.split("/", 1)[1], archive.read(name)))
+    return target
+
+
+def test_an_exported_program_that_would_run_code_on_loading_is_refused_before_torch_export_load(tmp_path, saved):
+    """Screened by networks.export_refusal: pickled payloads, shape expressions that are not plain sympy,
+    compiled libraries. An exported program that passes still is code: load only networks you trust."""
+    marker = tmp_path / "pwned"
+    command = f"__import__('os').system('touch {marker}')"
+
+    def pickled_inputs(name, content):
+        # torch.export.load retries sample inputs with torch.load(weights_only=False)
+        return pickle.dumps(Payload(marker), protocol=2) if name.startswith("data/sample_inputs/") else content
+
+    def evaluated_shape(name, content):
+        # torch.export.load hands shape expressions to sympy.sympify, which evaluates them
+        return content.replace(b"Symbol(", command.encode() + b" or Symbol(") if name.startswith("models/") else content
+
+    def pickled_weight(name, content):
+        if name.endswith("_weights_config.json"):
+            config = json.loads(content)
+            next(iter(config["config"].values()))["use_pickle"] = True
+            return json.dumps(config).encode()
+        return content
+
+    cases = {
+        "inputs": (pickled_inputs, "sample inputs"),
+        "shape": (evaluated_shape, "shape expression"),
+        "weight": (pickled_weight, "pickled object"),
+    }
+    for case, (change, words) in cases.items():
+        path = rewritten(saved["export"], tmp_path / f"{case}.pt2", change)
+        with pytest.raises(AtlasError) as error:
+            networks.own_network("export", str(path), 32, key=KEY)
+        assert "is refused" in one_line(error) and words in str(error.value)
+    aoti = tmp_path / "aoti.pt2"
+    with zipfile.ZipFile(saved["export"]) as archive, zipfile.ZipFile(aoti, "w") as copy:
+        for name in archive.namelist():
+            copy.writestr(name, archive.read(name))
+        copy.writestr("tiny/data/aotinductor/model/model.so", b"\x7fELF")
+    with pytest.raises(AtlasError, match="data/aotinductor/model/model.so"):
+        networks.own_network("export", str(aoti), 32, key=KEY)
+    assert not marker.exists()
+    # Why the screening is there: torch 2.14's own loader runs both (a harmless `touch` here).
+    for case in ("inputs", "shape"):
+        with contextlib.suppress(Exception):
+            torch.export.load(tmp_path / f"{case}.pt2")
+        assert marker.exists(), case
+        marker.unlink()
