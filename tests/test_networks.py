@@ -2,12 +2,17 @@
 real models, offline, no mocks. Inputs stay small (2 images, 64 px where the model allows it)."""
 
 import contextlib
+import hashlib
+import http.server
+import io
 import json
 import pickle
 import socket
+import threading
 import time
 import zipfile
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import safetensors.torch
@@ -132,11 +137,81 @@ def test_timm_auto_offline_falls_back_to_random_within_seconds_and_pretrained_is
         assert "model.safetensors" in message and "HF_HOME" in message
 
 
-def test_timm_auto_with_an_unreachable_hub_decides_quickly(monkeypatch):
-    """No HF_HUB_OFFLINE: the hub (here a closed local port) is tried once, briefly, not for 46 s."""
+class LocalHub(http.server.BaseHTTPRequestHandler):
+    """A stand-in for the Hugging Face hub on 127.0.0.1: serves ``files`` ({url path: bytes}) as the hub
+    does (HEAD with commit and ETag, GET), answers 404 EntryNotFound for others, or 503 to everything."""
+
+    files: ClassVar[dict[str, bytes]] = {}  # each test's server gets its own (see local_hub)
+    broken = False
+    requests: ClassVar[list[str]] = []
+
+    def answer(self) -> bytes | None:
+        self.requests.append(f"{self.command} {self.path}")
+        content = self.files.get(self.path)
+        self.send_response(503 if self.broken else 200 if content is not None else 404)
+        if content is not None and not self.broken:
+            self.send_header("X-Repo-Commit", "c0ffee" * 6 + "c0ff")
+            self.send_header("ETag", f'"{hashlib.sha256(content).hexdigest()}"')
+        elif not self.broken:
+            self.send_header("X-Error-Code", "EntryNotFound")
+        self.send_header("Content-Length", str(len(content) if content is not None and not self.broken else 0))
+        self.end_headers()
+        return None if self.broken else content
+
+    def do_HEAD(self):
+        self.answer()
+
+    def do_GET(self):
+        content = self.answer()
+        if content is not None:
+            self.wfile.write(content)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def local_hub(monkeypatch):
+    """HF_ENDPOINT set to a LocalHub, HF_HUB_OFFLINE and proxies unset: the resolver's online path."""
     monkeypatch.delenv("HF_HUB_OFFLINE")
     for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
+    handler = type("Hub", (LocalHub,), {"files": {}, "requests": [], "broken": False})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    yield handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_timm_weights_are_downloaded_into_the_hugging_face_cache_once(tmp_path, local_hub):
+    torch.manual_seed(13)
+    model = timm.create_model("test_vit").eval()  # timm's tiny ViT: hub repo timm/test_vit.r160_in1k
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)  # only the pickle-format file: model.safetensors is tried first
+    local_hub.files["/timm/test_vit.r160_in1k/resolve/main/pytorch_model.bin"] = buffer.getvalue()
+    record = weights.resolve_timm_weights("test_vit", "pretrained", 0, KEY)
+    assert record["kind"] == "pretrained" and record["weights_source"].endswith("pytorch_model.bin, downloaded)")
+    assert Path(record["path"]).is_relative_to(tmp_path / "hf-home" / "hub") and Path(record["path"]).is_file()
+    asked = len(local_hub.requests)
+    assert "HEAD /timm/test_vit.r160_in1k/resolve/main/model.safetensors" in local_hub.requests
+    again = weights.resolve_timm_weights("test_vit", "auto", 0, KEY)
+    assert again["path"] == record["path"] and "cached" in again["weights_source"]
+    assert len(local_hub.requests) == asked  # from the cache: the hub is not asked again
+    network = networks.timm_network(record, ["penultimate"], 0, KEY)
+    x = batch(160)
+    assert torch.equal(features(network, x)["penultimate"], pre_logits(model, x))
+
+
+def test_timm_auto_with_an_unreachable_or_failing_hub_decides_quickly(monkeypatch, local_hub):
+    """The hub is asked once, briefly (a closed port; a server answering 503), not retried for 46 s."""
+    local_hub.broken = True
+    start = time.monotonic()
+    record = weights.resolve_timm_weights("convnext_atto", "auto", 0, KEY)
+    assert time.monotonic() - start < 10
+    assert record["kind"] == "random" and "503" in record["warning"]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
     start = time.monotonic()
     record = weights.resolve_timm_weights("convnext_atto", "auto", 0, KEY)

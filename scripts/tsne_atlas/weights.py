@@ -305,8 +305,24 @@ def timm_url_cache_path(pretrained: TimmPretrained) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(pretrained.url).path)
 
 
+def hub_file(pretrained: TimmPretrained) -> str:
+    """The first of the repo's weight files that the hub has: one HEAD request each, a few seconds, no
+    retries (huggingface_hub's downloads retry a failing hub with backoff, for tens of seconds)."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    for filename in pretrained.filenames:
+        url = hf_hub_url(pretrained.repo_id, filename, revision=pretrained.revision, endpoint=hub_endpoint())
+        try:
+            get_hf_file_metadata(url, timeout=HUB_CONNECT_TIMEOUT_S, endpoint=hub_endpoint())
+        except RemoteEntryNotFoundError:  # the hub answered: no such file
+            continue
+        return filename
+    raise FileNotFoundError(f"the hub repo {pretrained.repo_id} has none of {', '.join(pretrained.filenames)}")
+
+
 def download_timm_weights(pretrained: TimmPretrained) -> str:
-    """Download the weights into the local cache (the first of the hub repo's files that exists)."""
+    """Download the weights into the local cache (from the hub: the first of the repo's files it has)."""
     if pretrained.url and not pretrained.repo_id:
         path = timm_url_cache_path(pretrained)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -319,22 +335,16 @@ def download_timm_weights(pretrained: TimmPretrained) -> str:
         return str(path)
     import timm
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
 
-    for filename in pretrained.filenames:
-        try:
-            return hf_hub_download(
-                pretrained.repo_id,
-                filename,
-                revision=pretrained.revision,
-                cache_dir=hf_hub_cache(),
-                endpoint=hub_endpoint(),
-                library_name="timm",
-                library_version=timm.__version__,
-            )
-        except EntryNotFoundError:
-            continue
-    raise FileNotFoundError(f"the hub repo {pretrained.repo_id} has none of {', '.join(pretrained.filenames)}")
+    return hf_hub_download(
+        pretrained.repo_id,
+        hub_file(pretrained),
+        revision=pretrained.revision,
+        cache_dir=hf_hub_cache(),
+        endpoint=hub_endpoint(),
+        library_name="timm",
+        library_version=timm.__version__,
+    )
 
 
 def fetch_timm_weights(pretrained: TimmPretrained) -> tuple[str, str]:
@@ -469,6 +479,8 @@ def resolve_timm_weights(arch: str, weights: str, init_seed: int = 0, key: str =
     else:
         try:
             path, how = fetch_timm_weights(pretrained)
+        except (NameError, AttributeError, TypeError, ImportError):
+            raise  # a bug here, not weights that cannot be had
         except Exception as err:
             reason = one_line(err)
             if pretrained.repo_id:
