@@ -6,9 +6,14 @@ TorchScript or with ``torch.export``. Weights were resolved before (stage fetch_
 ``weights``) into a record naming local files only, so building a network never touches the network.
 """
 
+import inspect
+import io
+import json
 import logging
 import os
 import platform
+import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +24,11 @@ from torchvision.models.feature_extraction import create_feature_extractor, get_
 
 from .config import PENULTIMATE
 from .jobs import AtlasError
-from .weights import check_arch
+from .weights import check_arch, file_sha256
 
 LOGGER = logging.getLogger("tsne_atlas.networks")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -136,15 +143,20 @@ def penultimate_node(model: torch.nn.Module, node_names: Callable = get_graph_no
 
 
 def resolve_nodes(
-    model: torch.nn.Module, nodes: list[str], key: str = "nodes", node_names: Callable = get_graph_node_names
+    model: torch.nn.Module,
+    nodes: list[str],
+    key: str = "nodes",
+    node_names: Callable = get_graph_node_names,
+    find_penultimate: Callable = penultimate_node,
 ) -> dict[str, str]:
-    """Each config node -> the graph node it means. ``penultimate`` is found; a module name
-    (e.g. 'layer3') stands for the last node inside it, as in create_feature_extractor."""
+    """Each config node -> the graph node it means. ``penultimate`` is found by
+    ``find_penultimate(model, node_names)``; a module name (e.g. 'layer3') stands for the last node
+    inside it, as in create_feature_extractor."""
     _, eval_nodes = node_names(model)
     resolved = {}
     for node in nodes:
         if node == PENULTIMATE:
-            resolved[node] = penultimate_node(model, node_names)
+            resolved[node] = find_penultimate(model, node_names)
             continue
         if node not in eval_nodes and not any(name.startswith(node + ".") for name in eval_nodes):
             tail = ", ".join(eval_nodes[-12:])
@@ -170,12 +182,457 @@ def torchvision_network(record: dict, nodes: list[str], init_seed: int = 0, key:
     )
 
 
+# ---------------------------------------------------------------------------------------------------
+# timm
+
+
+def timm_graph_node_names(model: torch.nn.Module):
+    """(train, eval) graph node names, traced with timm's leaf modules and functions."""
+    from timm.models._features_fx import get_graph_node_names as timm_node_names
+
+    return timm_node_names(model)
+
+
+def timm_penultimate_node(model: torch.nn.Module, node_names: Callable = timm_graph_node_names) -> str:
+    """The graph node feeding a timm model's classifier (``get_classifier()``): the node before the
+    classifier's first node. timm's own ``Linear`` is traced through (its weight is a node), so the
+    classifier is looked for by module name; without one, ``penultimate_node``'s rule applies."""
+    _, eval_nodes = node_names(model)
+    classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
+    names = {id(module): name for name, module in model.named_modules()}
+    name = names.get(id(classifier)) if isinstance(classifier, torch.nn.Module) else None
+    if name:
+        for i, node in enumerate(eval_nodes):
+            if i > 0 and (node == name or node.startswith(name + ".")):
+                return eval_nodes[i - 1]
+    return penultimate_node(model, node_names)
+
+
+class PreLogits(torch.nn.Module):
+    """A timm model's ``forward_head(forward_features(x), pre_logits=True)`` as ``{'penultimate': ...}``:
+    the classifier's input, exactly as timm defines it, without tracing."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {PENULTIMATE: self.model.forward_head(self.model.forward_features(batch), pre_logits=True)}
+
+
+def timm_classes(shapes: dict[str, tuple[int, ...]], arch: str) -> int:
+    """The number of classes a checkpoint's classifier has (0 for a checkpoint without one)."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(arch)
+    classifiers = (cfg.classifier if cfg else None) or ()
+    for name in (classifiers,) if isinstance(classifiers, str) else classifiers:
+        shape = shapes.get(f"{name}.weight")
+        if shape:
+            return int(shape[0])
+    return 0
+
+
+def timm_model(record: dict, init_seed: int = 0, key: str = "features") -> torch.nn.Module:
+    """timm's ``record['arch']`` with the weights of the record's local file (timm applies the model's own
+    checkpoint filter, as for its pretrained weights), in eval mode. Nothing here downloads: pretrained is
+    only ever a local file (``pretrained_cfg_overlay=file``); other weights are random, seeded with init_seed.
+
+    A checkpoint file whose classifier has another number of classes (a fine-tuned model) builds the arch
+    with that many classes, so it loads strictly all the same.
+    """
+    import timm
+
+    from .weights import check_timm_arch, checkpoint_shapes
+
+    arch = record["arch"]
+    check_timm_arch(arch, f"{key}.arch")
+    torch.manual_seed(init_seed)
+    if record["kind"] not in ("pretrained", "file"):
+        return timm.create_model(arch, pretrained=False).eval()
+    weights_key = f"{key}.weights"
+    path = visible_weights_file(record, weights_key)
+    overlay: dict = {"file": path, "source": None}
+    if record["kind"] == "file":
+        overlay["num_classes"] = timm_classes(checkpoint_shapes(path, weights_key), arch)
+    try:
+        model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=overlay)
+    except AtlasError:
+        raise
+    except Exception as err:
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else (lines or [""])[0]
+        shown = record["weights"] if record["kind"] == "file" else path
+        raise AtlasError(
+            f"{weights_key} file '{shown}' does not fit timm arch '{arch}' ({type(err).__name__}: {detail[:300]}); "
+            f"use the arch the weights were saved from"
+        ) from None
+    return model.eval()
+
+
+def check_penultimate(model: torch.nn.Module, extractor: torch.nn.Module, node: str, input_size, key: str) -> None:
+    """The traced penultimate node must give what timm's ``forward_head(..., pre_logits=True)`` gives."""
+    batch = torch.randn((1, *input_size), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.forward_head(model.forward_features(batch), pre_logits=True)
+        traced = extractor(batch)[node]
+    if traced.shape != expected.shape or not torch.allclose(traced, expected, rtol=1e-4, atol=1e-5):
+        raise AtlasError(
+            f"{key}.nodes: in this timm model the graph node before the classifier ('{node}') is not its "
+            f"pre-logits; list '{PENULTIMATE}' alone (nodes: [{PENULTIMATE}]) or name graph nodes only"
+        )
+
+
+def timm_network(record: dict, nodes: list[str], init_seed: int = 0, key: str = "features") -> Network:
+    """A timm model giving ``nodes``, all in one forward pass.
+
+    ``penultimate`` is the classifier's input as ``forward_head(..., pre_logits=True)`` gives it. Alone,
+    it is taken by that call (no tracing, works for every timm model). With other nodes (graph node or
+    module names, as for torchvision) the model is traced with timm's FX feature extraction, the
+    penultimate node is the one before the classifier, checked at build time to equal the pre-logits.
+    Preprocessing is the model's own eval transform (``timm.data.resolve_data_config`` + ``create_transform``).
+    """
+    from timm.data import create_transform, resolve_data_config
+    from timm.models._features_fx import create_feature_extractor as timm_feature_extractor
+
+    model = timm_model(record, init_seed, key)
+    data_config = resolve_data_config({}, model=model)
+    transform = create_transform(**data_config, is_training=False)
+    if list(nodes) == [PENULTIMATE]:
+        if "pre_logits" not in inspect.signature(model.forward_head).parameters:
+            raise AtlasError(
+                f"{key}.nodes: timm arch '{record['arch']}' has no forward_head(pre_logits=True); "
+                f"name the graph node to take instead of '{PENULTIMATE}'"
+            )
+        module, resolved = PreLogits(model), {PENULTIMATE: "forward_head(pre_logits=True)"}
+    else:
+        try:
+            traced = timm_graph_node_names(model)  # traced once, not once per question
+            resolved = resolve_nodes(
+                model, nodes, f"{key}.nodes", node_names=lambda _: traced, find_penultimate=timm_penultimate_node
+            )
+            extractor = timm_feature_extractor(model, return_nodes=sorted(set(resolved.values())))
+        except AtlasError:
+            raise
+        except Exception as err:
+            raise AtlasError(
+                f"{key}.nodes: timm arch '{record['arch']}' cannot be traced with torch.fx to take several nodes "
+                f"({type(err).__name__}); use nodes: [{PENULTIMATE}], which needs no tracing"
+            ) from None
+        if PENULTIMATE in resolved:
+            check_penultimate(model, extractor, resolved[PENULTIMATE], data_config["input_size"], key)
+        module = RenamedOutputs(extractor, resolved)
+    return Network(
+        module=module.eval(),
+        nodes=resolved,
+        transform=transform,
+        weights_source=record["weights_source"],
+        weights_random=bool(record["weights_random"]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Your own network: TorchScript or torch.export
+
+SAVE_HOW = {
+    "torchscript": "torch.jit.save(torch.jit.script(model.eval()), 'model.pt')",
+    "export": (
+        "torch.export.save(torch.export.export(model.eval(), (example,), "
+        "dynamic_shapes=({0: torch.export.Dim('batch')},)), 'model.pt2')"
+    ),
+}
+OTHER_SOURCE = {"torchscript": "export", "export": "torchscript"}
+SOURCE_NAMES = {"torchscript": "TorchScript", "export": "torch.export"}
+
+# What an exported program may hold for this workflow to load it (paths inside the archive, after its
+# root folder). Anything else (AOTInductor's compiled libraries above all) is refused before loading.
+EXPORT_ENTRIES = re.compile(
+    r"(archive_format|archive_version|byteorder|version|\.data/.*|models/[^/]+\.json|extra/.*"
+    r"|data/weights/[^/]+|data/constants/[^/]+|data/sample_inputs/[^/]+\.pt)"
+)
+# sympy names a shape expression may use (torch writes them as ``Symbol('s77', positive=True, integer=True)``);
+# torch.export.load passes each expression to sympy.sympify, which runs it as Python.
+_SYMPY_WORDS = (
+    "Symbol Integer Rational Float Add Mul Pow Max Min Abs Eq Ne Lt Le Gt Ge And Or Not oo zoo nan true "
+    "false True False positive negative integer nonnegative "
+    "nonpositive real finite infinite even odd zero nonzero commutative precision "
+    "FloorDiv ModularIndexing Where PythonMod Mod CleanDiv CeilToInt FloorToInt CeilDiv LShift RShift "
+    "PowByNatural FloatPow FloatTrueDiv IntTrueDiv IsNonOverlappingAndDenseIndicator TruncToFloat TruncToInt "
+    "RoundToInt RoundDecimal ToFloat Identity"
+)
+SYMPY_NAMES = frozenset(_SYMPY_WORDS.split())
+SYMBOL_NAME = re.compile(r"[a-z]{1,3}\d+")
+EXPRESSION_CHARACTERS = re.compile(r"[A-Za-z0-9_ ()+\-*/%,.'=<>!]*")
+# Callables a graph node may name: operators (torch.ops.<namespace>.<op>[.<overload>]), plain arithmetic.
+NODE_TARGET = re.compile(
+    r"torch\.ops\.[A-Za-z]\w*\.[A-Za-z]\w*(\.[A-Za-z]\w*)?|torch\._?sym_[a-z_]+"
+    r"|_operator\.(add|sub|mul|truediv|floordiv|mod|pow|neg|pos|abs|eq|ne|lt|le|gt|ge|and_|or_|xor|not_|"
+    r"invert|lshift|rshift|getitem|matmul)|math\.[a-z]\w*"
+)
+
+
+def _json_strings(value, keys: tuple[str, ...]):
+    """Every string under one of ``keys`` anywhere in a JSON document."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if name in keys and isinstance(item, str):
+                yield name, item
+            else:
+                yield from _json_strings(item, keys)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _json_strings(item, keys)
+
+
+def export_refusal(path: str) -> str | None:
+    """Why torch.export.load would run more than the program's graph for this file; None when it would not.
+
+    torch 2.14's torch.export.load (torch/export/pt2_archive/_package.py, torch/_export/serde/serialize.py)
+    reads tensors as raw bytes and the program as JSON, but it also: unpickles tensor-subclass payloads
+    (``use_pickle``) with torch.load with weights_only=False, opaque objects with pickle.loads and custom
+    objects with TorchScript's unpickler; retries sample inputs and legacy weights with
+    torch.load with weights_only=False when weights_only=True fails; loads AOTInductor shared libraries
+    found in the archive; and passes every shape expression to sympy.sympify, which evaluates it as
+    Python. So those are checked here first, and a program calling anything but operators is refused.
+    """
+    with zipfile.ZipFile(path) as archive:
+        if len({name.split("/", 1)[0] for name in archive.namelist()}) != 1 or not all(
+            "/" in name for name in archive.namelist()
+        ):
+            return "its entries are not all in one folder, as torch.export.save writes them"
+        names = {name.split("/", 1)[1]: name for name in archive.namelist()}
+        unexpected = sorted(
+            name for name in names if name and not name.endswith("/") and not EXPORT_ENTRIES.fullmatch(name)
+        )
+        if unexpected:
+            return f"it holds {unexpected[0]}, which is not part of a plain exported program (compiled code?)"
+        models = [name[len("models/") : -len(".json")] for name in names if name.startswith("models/")]
+        if not models:
+            return "it holds no exported program"
+        for model in models:
+            if f"data/weights/{model}.pt" in names or f"data/constants/{model}.pt" in names:
+                return "it uses the legacy weights format, which is unpickled; save it again with this torch"
+            for config in (
+                f"data/weights/{model}_weights_config.json",
+                f"data/constants/{model}_constants_config.json",
+            ):
+                entries = json.loads(archive.read(names[config])).get("config", {}) if config in names else {}
+                for name, entry in entries.items():
+                    if entry.get("use_pickle") or not str(entry.get("path_name", "")).startswith(
+                        ("weight_", "tensor_")
+                    ):
+                        return f"'{name}' is a pickled object (tensor subclass or custom object), not a plain tensor"
+            sample = names.get(f"data/sample_inputs/{model}.pt")
+            if sample:
+                buffer = io.BytesIO(archive.read(sample))
+                try:
+                    torch.load(buffer, weights_only=True)
+                except Exception:
+                    return "its sample inputs are not plain tensors (torch.export.load would unpickle them)"
+            text = archive.read(names[f"models/{model}.json"]).decode("utf-8")
+            if "default_factory_module" in text or '"__enum__"' in text:
+                return "its input or output structure names a Python module to import"
+            program = json.loads(text)
+            for _, expression in _json_strings(program, ("expr_str",)):
+                words = set(re.findall(r"[A-Za-z_]\w*", expression))
+                odd = sorted(w for w in words if w not in SYMPY_NAMES and not SYMBOL_NAME.fullmatch(w))
+                if odd or not EXPRESSION_CHARACTERS.fullmatch(expression):
+                    return f"a shape expression is not a plain sympy expression ({expression[:60]!r})"
+            for _, target in _json_strings(program, ("target",)):
+                if not NODE_TARGET.fullmatch(target) or "__" in target:
+                    return f"a node calls '{target[:80]}', which is not an operator"
+    return None
+
+
+def saved_network_kind(path: str) -> str:
+    """'torchscript', 'export', 'torch file' (torch.save: a state dict or a pickled model), 'zip' or 'not a zip'."""
+    if not zipfile.is_zipfile(path):
+        return "not a zip"
+    with zipfile.ZipFile(path) as archive:
+        inner = {name.split("/", 1)[1] for name in archive.namelist() if "/" in name}
+    if "archive_format" in inner and any(name.startswith("models/") for name in inner):
+        return "export"
+    if "constants.pkl" in inner or any(name.startswith("code/") for name in inner):
+        return "torchscript"
+    if "data.pkl" in inner:
+        return "torch file"
+    return "zip"
+
+
+def refuse_network_file(source: str, path: str, key: str, found: str) -> AtlasError:
+    """The one-line error for a ``path`` that is not a ``source`` network: what it is instead and the fix."""
+    kind = saved_network_kind(path)
+    if kind == OTHER_SOURCE[source]:
+        what = f"a {SOURCE_NAMES[kind]} file, not {SOURCE_NAMES[source]}; set {key}.source: {kind}"
+    elif kind == "torch file":
+        what = (
+            f"a torch.save file (a state dict or a pickled model), not a saved network; save it with {SAVE_HOW[source]}"
+        )
+    else:
+        what = f"not a {SOURCE_NAMES[source]} file ({found}); save your network with {SAVE_HOW[source]}"
+    return AtlasError(f"{key}.path '{path}' is {what}")
+
+
+class OwnNetwork(torch.nn.Module):
+    """A TorchScript or exported network as ``{'penultimate': its output}``.
+
+    The output must be one tensor (N x D, or N x C x H x W, averaged over space by the extraction).
+    ``batch_size`` is the one batch size a static torch.export program runs (None: any).
+    """
+
+    def __init__(self, network: torch.nn.Module, key: str, batch_size: int | None = None):
+        super().__init__()
+        self.network = network
+        self.key = key
+        self.batch_size = batch_size
+
+    def train(self, mode: bool = True) -> "OwnNetwork":
+        """Saved networks keep the mode they were saved in (an exported program refuses ``eval()``)."""
+        self.training = mode
+        return self
+
+    def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.batch_size is not None and batch.shape[0] != self.batch_size:
+            raise AtlasError(
+                f"{self.key}.path: the exported program runs batches of {self.batch_size} images only, "
+                f"got {batch.shape[0]} (every batch, the last included, must have that size); export it with a "
+                f"dynamic batch: "
+                f"{SAVE_HOW['export']}"
+            )
+        output = self.network(batch)
+        if not isinstance(output, torch.Tensor):
+            raise AtlasError(
+                f"{self.key}.path: the network returns a {type(output).__name__}, not one tensor; save a network "
+                f"whose forward returns the features (e.g. a wrapper returning the output you want)"
+            )
+        return {PENULTIMATE: output}
+
+
+def static_batch_size(program) -> int | None:
+    """The batch size an ExportedProgram was specialised to, or None when its batch dimension is dynamic."""
+    inputs = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in inputs:
+            value = node.meta.get("val")
+            if isinstance(value, torch.Tensor) and value.dim() > 0:
+                first = value.shape[0]
+                return first if isinstance(first, int) else None
+    return None
+
+
+def load_own_network(source: str, path: str, key: str) -> tuple[torch.nn.Module, int | None]:
+    """The saved network of ``path`` on the CPU, and the batch size it is fixed to (None: any)."""
+    path = str(path)
+    if not Path(path).is_file():
+        raise AtlasError(f"{key}.path '{path}' does not exist or is not a file; fix the path")
+    if source == "torchscript":
+        try:
+            return torch.jit.load(path, map_location="cpu").eval(), None
+        except Exception as err:
+            raise refuse_network_file(source, path, key, type(err).__name__) from None
+    if saved_network_kind(path) != "export":
+        raise refuse_network_file(source, path, key, "no exported program in it")
+    refusal = export_refusal(path)
+    if refusal:
+        raise AtlasError(f"{key}.path '{path}' is refused: {refusal}; save a plain network with {SAVE_HOW['export']}")
+    try:
+        program = torch.export.load(path)
+    except Exception as err:
+        raise AtlasError(
+            f"{key}.path '{path}' could not be loaded by torch.export.load ({type(err).__name__}); "
+            f"save it again with this torch version: {SAVE_HOW['export']}"
+        ) from None
+    return program.module(), static_batch_size(program)
+
+
+def own_preprocessing(input_size: int, mean, std) -> Callable:
+    """Resize the shorter side to input_size x 256/224, centre-crop input_size, scale to [0, 1], normalise."""
+    from torchvision import transforms
+
+    return transforms.Compose(
+        [
+            transforms.Resize(round(input_size * 256 / 224)),
+            transforms.CenterCrop(input_size),
+            transforms.ToTensor(),
+            transforms.Normalize([float(m) for m in mean], [float(s) for s in std]),
+        ]
+    )
+
+
+def own_network(
+    source: str, path: str, input_size: int = 224, mean=IMAGENET_MEAN, std=IMAGENET_STD, key: str = "features"
+) -> Network:
+    """Your own network, saved as TorchScript (``source: torchscript``) or with torch.export (``export``).
+
+    Its only node is ``penultimate``: the network's output, which must be one tensor per image (a
+    4-D output is averaged over space by the extraction). Save it in eval mode; with CPU tensors.
+
+    TorchScript: ``torch.jit.save(torch.jit.script(model.eval()), 'model.pt')`` (or ``torch.jit.trace``).
+
+    torch.export: a program is specialised to the batch size of its example unless the batch dimension
+    is declared dynamic, so export it as::
+
+        batch = torch.export.Dim("batch")
+        program = torch.export.export(model.eval(), (example,), dynamic_shapes=({0: batch},))
+        torch.export.save(program, "model.pt2")
+
+    A static program only runs batches of its example's size: another size stops the job in one line.
+
+    A saved network is a program: load only networks you trust. torch.jit.load's own documentation warns
+    that a crafted file can run code while loading; exported programs are screened by ``export_refusal``
+    before torch.export.load, which would otherwise unpickle some payloads and evaluate shape expressions.
+    """
+    module, batch_size = load_own_network(source, path, key)
+    module = OwnNetwork(module, key, batch_size)
+    probe = torch.zeros(batch_size or 1, 3, input_size, input_size)
+    try:
+        with torch.no_grad():
+            output = module(probe)[PENULTIMATE]
+    except AtlasError:
+        raise
+    except Exception as err:
+        detail = (str(err).strip().splitlines() or [""])[0][:200]
+        raise AtlasError(
+            f"{key}.path: the network fails on {input_size} x {input_size} RGB images ({type(err).__name__}: "
+            f"{detail}); set {key}.input_size to the size it was made for"
+        ) from None
+    if output.dim() < 2 or output.shape[0] != probe.shape[0]:
+        raise AtlasError(
+            f"{key}.path: the network's output has shape {tuple(output.shape)} for a batch of {probe.shape[0]}; "
+            f"it must give one feature vector (or map) per image"
+        )
+    name = Path(path).name
+    return Network(
+        module=module.eval(),
+        nodes={PENULTIMATE: "output"},
+        transform=own_preprocessing(input_size, mean, std),
+        weights_source=f"own network {name} (sha256 {file_sha256(path)[:16]})",
+        weights_random=False,
+    )
+
+
+def _own(source: str) -> Callable[..., Network]:
+    return lambda settings, record, key: own_network(
+        source,
+        settings["path"],
+        int(settings.get("input_size", 224)),
+        settings.get("mean", IMAGENET_MEAN),
+        settings.get("std", IMAGENET_STD),
+        key,
+    )
+
+
 # Builders by source, each called as builder(settings, record, key) -> Network; ``record`` is the
 # fetch_weights record (None for sources without weights to resolve).
 BUILDERS: dict[str, Callable[..., Network]] = {
     "torchvision": lambda settings, record, key: torchvision_network(
         record, list(settings["nodes"]), int(settings["init_seed"]), key
     ),
+    "timm": lambda settings, record, key: timm_network(
+        record, list(settings["nodes"]), int(settings["init_seed"]), key
+    ),
+    "torchscript": _own("torchscript"),
+    "export": _own("export"),
 }
 
 

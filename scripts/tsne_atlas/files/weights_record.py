@@ -6,6 +6,9 @@
 
 ``kind`` is ``pretrained``, ``file`` (weights is a path), ``none`` (random initialisation asked
 for) or ``random`` (``auto`` without reachable pretrained weights). ``source`` is the set's source.
+For timm, ``enum`` is null, ``path`` the file in the Hugging Face cache
+(``.../models--timm--resnet50.a1_in1k/snapshots/<commit>/model.safetensors``) and ``weights_source`` names
+the pretrained tag: ``pretrained timm resnet50.a1_in1k (hf-hub timm/resnet50.a1_in1k, model.safetensors, cached)``.
 """
 
 import json
