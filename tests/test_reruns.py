@@ -39,9 +39,9 @@ NEW_VALUES = {
 }
 
 
-def schema_leaves(source: str = "torchvision") -> list[tuple[str, str, dict]]:
-    """(section, key, leaf) for every setting; a feature set's keys as section ``features.<tiny set>``,
-    those its ``source`` uses (the others are refused for it; see the own-sources test)."""
+def schema_leaves(source: str = "torchvision", feature_set: str = TINY_SET) -> list[tuple[str, str, dict]]:
+    """(section, key, leaf) for every setting; a feature set's keys as section ``features.<feature_set>``,
+    those its ``source`` uses (the others are refused for it; tests/test_sources_workflow.py has them)."""
     from tsne_atlas.config import SOURCE_KEYS
 
     schema = yaml.safe_load(SCHEMA.read_text())
@@ -52,7 +52,7 @@ def schema_leaves(source: str = "torchvision") -> list[tuple[str, str, dict]]:
         elif isinstance(spec.get("additionalProperties"), dict):
             per_set = spec["additionalProperties"]["properties"]
             leaves += [
-                (f"{section}.{TINY_SET}", key, leaf)
+                (f"{section}.{feature_set}", key, leaf)
                 for key, leaf in per_set.items()
                 if source in SOURCE_KEYS.get(key, (source,))
             ]
@@ -106,26 +106,31 @@ def downstream(rules: set[str], edges: set[tuple[str, str]]) -> set[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def rule_graph(finished_run) -> set[tuple[str, str]]:
-    """The workflow's rule dependencies (upstream, downstream), from Snakemake's --rulegraph."""
-    workdir, _ = finished_run
-    result = snakemake(workdir, "--rulegraph", config=TINY)
+def rules_of(workdir, config: dict) -> set[tuple[str, str]]:
+    """The workflow's rule dependencies (upstream, downstream) for ``config``, from Snakemake's --rulegraph."""
+    result = snakemake(workdir, "--rulegraph", config=config)
     assert result.returncode == 0, result.stderr[-2000:]
     names = dict(re.findall(r"^\s*(\d+)\[label = \"(\w+)\"", result.stdout, flags=re.M))
     return {(names[a], names[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)$", result.stdout, flags=re.M)}
 
 
-def rerun_mismatches(workdir, rule_graph, tmp_path, leaves) -> list[str]:
-    """For each (section, key, schema leaf): change the key in the tiny config and compare the rules of
-    Snakemake's dry run with the leaf's ``x-reruns`` and everything downstream of them."""
+@pytest.fixture(scope="module")
+def rule_graph(finished_run) -> set[tuple[str, str]]:
+    return rules_of(finished_run[0], TINY)
+
+
+def rerun_mismatches(workdir, rule_graph, tmp_path, leaves, base: dict = TINY, values: dict | None = None) -> list[str]:
+    """For each (section, key, schema leaf): change the key in the ``base`` config (the one finished in
+    ``workdir``) and compare the rules of Snakemake's dry run with the leaf's ``x-reruns`` and everything
+    downstream of them. ``values``: new values by key name; ``rule_graph`` None: the base config's."""
+    rule_graph = rule_graph or rules_of(workdir, base)
     every_rule = {rule for edge in rule_graph for rule in edge}
     mismatches = []
     for section, key, leaf in leaves:
         name = f"{section}.{key}" if key else section
-        current = current_value(TINY, section, key, leaf)
-        value = new_value(section, key, leaf, current, tmp_path)
-        config = changed(TINY, section, key, value)
+        current = current_value(base, section, key, leaf)
+        value = (values or {}).get(key) if key in (values or {}) else new_value(section, key, leaf, current, tmp_path)
+        config = changed(base, section, key, value)
         declared = leaf["x-reruns"]
         expected = every_rule if declared == "all" else downstream(set(declared), rule_graph) if declared else set()
         planned = set(planned_jobs(workdir, config))
