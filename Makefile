@@ -69,9 +69,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/snakefmt Snakefile rules/
 
-# The README's pictures: the demo run's outputs, downscaled for the page.
-readme-figures: run system-deps
-	$(VENV)/bin/python tools/make_readme_figures.py results docs
+# The README's pictures: the demo run's, the layer comparison's and the digits' outputs, downscaled for the page.
+readme-figures: run compare-layers digits system-deps
+	$(VENV)/bin/python tools/make_readme_figures.py results docs --compare results/compare-layers --digits results/digits
 	PYTHONPATH=scripts $(VENV)/bin/python tools/screenshot_page.py results/explorer.html docs/demo-explorer.png --hover --height 880
 
 clean:

@@ -220,7 +220,7 @@ def test_comparison_sheet_has_a_row_per_set_and_a_column_per_perplexity():
     legend = fig.legends[0]
     assert [t.get_text() for t in legend.get_texts()] == CLASSES
     assert legend.get_title().get_text() == f"{RANDOM_WEIGHTS_NOTE}\na subsample note"
-    title = fig.get_suptitle()
+    title = " ".join(fig.get_suptitle().split())  # wrapped to the figure's width
     assert "rows = feature sets, columns = perplexity, seed 0" in title
     assert "aligned to ref by orthogonal Procrustes (rotation, reflection, uniform scale)" in title
 

@@ -1,33 +1,70 @@
-"""Copy the demo run's figures into docs/ for the README, downscaled for the page.
+"""Copy the runs' figures into docs/ for the README, downscaled for the page.
 
-python tools/make_readme_figures.py results docs     (or: make readme-figures)
+    python tools/make_readme_figures.py results docs      the demo run (make run)
+    python tools/make_readme_figures.py results docs --compare results/compare-layers --digits results/digits
+
+(or: make readme-figures, which makes all three runs first)
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 import cv2
 
 RUN = "perplexity-30_seed-0"
+DEMO_SET = "resnet101"
 
 
-def main(results: Path, docs: Path, width: int = 900) -> None:
-    docs.mkdir(parents=True, exist_ok=True)
-    for source, target in (
-        (results / "scatter" / f"{RUN}.png", docs / "demo-scatter.png"),
-        (results / "mosaic" / f"{RUN}.png", docs / "demo-mosaic.png"),
-        (results / "grid_mosaic" / f"{RUN}.png", docs / "demo-grid-mosaic.png"),
-        (results / "overview" / "sweep.png", docs / "demo-overview.png"),
-        (results / "metrics" / "sweep.png", docs / "demo-metrics.png"),
-    ):
-        image = cv2.imread(str(source))
-        if image is None:
-            raise SystemExit(f"{source} is missing: run 'make run' first")
-        scale = min(1.0, width / image.shape[1])
-        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(target), small, [cv2.IMWRITE_PNG_COMPRESSION, 9])
-        print(f"wrote {target} ({small.shape[1]}x{small.shape[0]}) from {source}")
+def demo_figures(results: Path, docs: Path) -> list[tuple[Path, Path, int]]:
+    return [
+        (results / "scatter" / DEMO_SET / f"{RUN}.png", docs / "demo-scatter.png", 900),
+        (results / "mosaic" / DEMO_SET / f"{RUN}.png", docs / "demo-mosaic.png", 900),
+        (results / "grid_mosaic" / DEMO_SET / f"{RUN}.png", docs / "demo-grid-mosaic.png", 900),
+        (results / "overview" / f"{DEMO_SET}.png", docs / "demo-overview.png", 900),
+        (results / "metrics" / DEMO_SET / "sweep.png", docs / "demo-metrics.png", 900),
+    ]
+
+
+def compare_figures(results: Path, docs: Path) -> list[tuple[Path, Path, int]]:
+    """The layer-comparison preset's compare/ figures (presets/compare-layers.yaml)."""
+    return [
+        (results / "compare" / "sheet.png", docs / "compare-sheet.png", 520),
+        (results / "compare" / "cka.png", docs / "compare-cka.png", 620),
+        (results / "compare" / "metrics.png", docs / "compare-metrics.png", 620),
+    ]
+
+
+def digits_figures(results: Path, docs: Path) -> list[tuple[Path, Path, int]]:
+    """The digits preset's scatter plot (presets/digits.yaml)."""
+    return [(results / "scatter" / "pixels" / f"{RUN}.png", docs / "digits-scatter.png", 620)]
+
+
+def copy_downscaled(source: Path, target: Path, width: int) -> None:
+    image = cv2.imread(str(source))
+    if image is None:
+        raise SystemExit(f"{source} is missing: run its workflow first (see make readme-figures)")
+    scale = min(1.0, width / image.shape[1])
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(target), small, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    print(f"wrote {target} ({small.shape[1]}x{small.shape[0]}) from {source}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="results folder of the demo run")
+    parser.add_argument("docs", type=Path)
+    parser.add_argument("--compare", type=Path, help="results folder of presets/compare-layers.yaml")
+    parser.add_argument("--digits", type=Path, help="results folder of presets/digits.yaml")
+    args = parser.parse_args(argv)
+    args.docs.mkdir(parents=True, exist_ok=True)
+    figures = demo_figures(args.results, args.docs)
+    if args.compare:
+        figures += compare_figures(args.compare, args.docs)
+    if args.digits:
+        figures += digits_figures(args.digits, args.docs)
+    for source, target, width in figures:
+        copy_downscaled(source, target, width)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main()
