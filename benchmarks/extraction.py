@@ -53,12 +53,17 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from tsne_atlas import extraction as project
+from tsne_atlas.config import feature_set_settings
 from tsne_atlas.files.manifest import read_manifest, write_manifest
+from tsne_atlas.networks import torchvision_preprocessing
 from tsne_atlas.sampling import list_images
+from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
 
 REPO = Path(__file__).resolve().parent.parent
 EXTENSIONS = [".png", ".jpg", ".jpeg"]
 REFERENCE = "fp32-nchw-b16"
+# The feature set every project run extracts (its name only labels the file and messages).
+FEATURE_SET = "bench"
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,7 @@ def run_article(root: Path, rows, arch: str, weights: str | None, batch_size: in
     start = time.perf_counter()
     model = article_model(arch, weights)
     loader = DataLoader(
-        ArticleImages(root, rows, project.preprocessing_for(arch)), batch_size=batch_size, num_workers=num_workers
+        ArticleImages(root, rows, torchvision_preprocessing(arch)), batch_size=batch_size, num_workers=num_workers
     )
     loop_start = time.perf_counter()
     feats = None
@@ -179,6 +184,13 @@ def run_article(root: Path, rows, arch: str, weights: str | None, batch_size: in
 # --------------------------------------------------------------------------------------------
 # The project's extractor (child)
 # --------------------------------------------------------------------------------------------
+
+
+def set_settings(arch: str, weights: str | None, nodes=("penultimate",)) -> dict:
+    """A torchvision feature set of ``arch`` and ``nodes`` (random init seeded 0 unless ``weights``),
+    the schema's defaults filled in, as the workflow hands it to extract_features."""
+    given = {"source": "torchvision", "arch": arch, "weights": weights or "none", "nodes": list(nodes), "init_seed": 0}
+    return feature_set_settings({"features": {FEATURE_SET: given}}, feature_set_defaults(SCHEMA_PATH))[FEATURE_SET]
 
 
 @contextlib.contextmanager
@@ -219,15 +231,13 @@ def run_project(
             manifest=str(manifest),
             resolved=None,
             root=str(root),
-            arch=arch,
-            weights=weights or "none",
-            node="auto",
+            feature_set=FEATURE_SET,
+            settings=set_settings(arch, weights),
             device="auto",
             precision=setting.precision,
             channels_last=setting.channels_last,
             batch_size=setting.batch_size,
             num_workers=num_workers,
-            init_seed=0,
             features=str(output),
             threads=threads,
             progress=False,
@@ -236,7 +246,7 @@ def run_project(
     import h5py
 
     with h5py.File(output, "r") as h5:
-        feats = h5["features"][...]
+        feats = h5["features"]["penultimate"][...]
     return feats, marks["loop_start"] - start, end - marks["loop_start"], attrs
 
 

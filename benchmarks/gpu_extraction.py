@@ -45,15 +45,18 @@ from torch.utils.data import DataLoader
 
 # benchmarks/extraction.py, found because Python puts this script's folder first on the path.
 from extraction import (
+    FEATURE_SET,
     ArticleImages,
     article_model,
     feature_errors,
     first_images,
     loop_start_marker,
     report_in_workdir,
+    set_settings,
 )
 from tsne_atlas import extraction as project
 from tsne_atlas.files.manifest import write_manifest
+from tsne_atlas.networks import torchvision_preprocessing
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -201,7 +204,7 @@ def article_row(model, root: Path, rows, arch: str, decoded, device, workers: in
     """The article's loop on the device: batch 64, fp32, autograd on, np.concatenate per batch."""
     row = Row("article loop", "fp32", "NCHW", 64, workers)
     model.to(memory_format=torch.contiguous_format)
-    dataset = ArticleImages(root, rows, project.preprocessing_for(arch))
+    dataset = ArticleImages(root, rows, torchvision_preprocessing(arch))
     for _ in range(2):  # warm-up, autograd on as in the timed loop
         model(decoded[:64].to(device)).detach().cpu()
     reset_peak(device)
@@ -225,20 +228,18 @@ def project_child(args: argparse.Namespace) -> None:
     """Warm up, then time one extract_features call; write JSON and the features (.npy)."""
     workdir = Path(args.workdir)
     device = torch.device(args.device)
-    # extract_features' old defaults, now spelled out: resolve the weights here, the penultimate node,
-    # channels-last, random init seeded 0, torch's own thread count, no config hash.
+    # A one-node set (penultimate, random init seeded 0 unless --weights), weights resolved here,
+    # channels-last, torch's own thread count, no config hash.
     common = dict(
         resolved=None,
         root=args.root,
-        arch=args.arch,
-        weights=args.weights or "none",
-        node="auto",
+        feature_set=FEATURE_SET,
+        settings=set_settings(args.arch, args.weights),
         device=args.device,
         precision="auto",
         channels_last=True,
         batch_size=args.batch,
         num_workers=args.workers,
-        init_seed=0,
         threads=None,
         progress=False,
     )
@@ -256,7 +257,7 @@ def project_child(args: argparse.Namespace) -> None:
     import h5py
 
     with h5py.File(workdir / f"{args.tag}.h5", "r") as h5:
-        np.save(workdir / f"{args.tag}.npy", h5["features"][...])
+        np.save(workdir / f"{args.tag}.npy", h5["features"]["penultimate"][...])
     n = attrs["n_images"]
     result = {
         "images_per_s": n / (end - marks["loop_start"]),
@@ -437,7 +438,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
     write_manifest(workdir / "warmup.csv", rows[: min(len(rows), max(64, 2 * max(batches)))])
 
     model = article_model(args.arch, args.weights).to(device)
-    dataset = project.ImageFiles(root, [p for p, _ in rows], project.preprocessing_for(args.arch))
+    dataset = project.ImageFiles(root, [p for p, _ in rows], torchvision_preprocessing(args.arch))
     loader_rate, decoded = loader_only(dataset, args.num_workers, device)
     print(f"loader only: {loader_rate:.0f} images/s", file=sys.stderr, flush=True)
 

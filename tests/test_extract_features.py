@@ -11,11 +11,19 @@ from torchvision.models.feature_extraction import create_feature_extractor
 
 from conftest import schema_defaults
 from tsne_atlas import extraction as ef
+from tsne_atlas import networks
 from tsne_atlas import weights as fw
-from tsne_atlas.files.features import write_features
+from tsne_atlas.config import feature_set_settings
+from tsne_atlas.files.features import read_features, write_features
 from tsne_atlas.files.manifest import write_manifest
 from tsne_atlas.files.weights_record import read_record
 from tsne_atlas.jobs import AtlasError
+from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
+
+# The feature set every test extracts: its name appears in every message as features.r18.<key>.
+SET = "r18"
+KEY = f"features.{SET}"
+EXTRACTION_KEYS = tuple(schema_defaults("extraction"))
 
 
 @pytest.fixture
@@ -25,62 +33,97 @@ def manifest(image_folder, tmp_path):
     return tmp_path / "manifest.csv"
 
 
-def run(manifest, root, out, resolved=None, **kwargs):
+def set_settings(**given) -> dict:
+    """Feature set ``r18`` (resnet18, random init unless told) with the schema's defaults filled in,
+    as the workflow hands them to extract_features."""
+    given = {"arch": "resnet18", "weights": "none", **given}
+    return feature_set_settings({"features": {SET: given}}, feature_set_defaults(SCHEMA_PATH))[SET]
+
+
+def run(manifest, root, out, resolved=None, config_hash="", **kwargs):
+    """extract_features for set r18; ``kwargs`` are extraction settings or the set's own settings."""
     # fp32 NCHW: bitwise comparable with a plain loop over the model (the fast settings are tested apart).
-    settings = {
-        **schema_defaults("model"),
-        "arch": "resnet18",
-        "weights": "none",
+    extraction = {
+        **schema_defaults("extraction"),
         "batch_size": 5,
         "num_workers": 0,
         "precision": "fp32",
         "channels_last": False,
-        **kwargs,
+        **{k: v for k, v in kwargs.items() if k in EXTRACTION_KEYS},
     }
+    settings = set_settings(**{k: v for k, v in kwargs.items() if k not in EXTRACTION_KEYS})
     return ef.extract_features(
-        manifest=str(manifest), resolved=resolved, root=str(root), features=str(out), progress=False, **settings
+        manifest=str(manifest),
+        root=str(root),
+        feature_set=SET,
+        settings=settings,
+        features=str(out),
+        resolved=resolved,
+        config_hash=config_hash,
+        progress=False,
+        **extraction,
     )
 
 
+def node_features(path, node="penultimate") -> np.ndarray:
+    with h5py.File(path) as h5:
+        return h5["features"][node][:]
+
+
 def test_penultimate_node_is_the_classifier_input():
-    assert ef.penultimate_node(get_model("resnet18", weights=None)) == "flatten"
+    assert networks.penultimate_node(get_model("resnet18", weights=None)) == "flatten"
     # mobilenet_v3's classifier is Linear-Hardswish-Dropout-Linear: the feature is the 1024-d vector.
-    assert ef.penultimate_node(get_model("mobilenet_v3_small", weights=None)) == "classifier.2"
-    assert ef.penultimate_node(get_model("alexnet", weights=None)) == "classifier.5"
-    assert ef.penultimate_node(get_model("vit_b_16", weights=None)) == "getitem_5"
+    assert networks.penultimate_node(get_model("mobilenet_v3_small", weights=None)) == "classifier.2"
+    assert networks.penultimate_node(get_model("alexnet", weights=None)) == "classifier.5"
+    assert networks.penultimate_node(get_model("vit_b_16", weights=None)) == "getitem_5"
     # SqueezeNet classifies with a convolution: its feature is the input of that convolution.
-    assert ef.penultimate_node(get_model("squeezenet1_1", weights=None)) == "classifier.0"
+    assert networks.penultimate_node(get_model("squeezenet1_1", weights=None)) == "classifier.0"
 
 
-@pytest.mark.parametrize("arch, dim", [("squeezenet1_1", 512), ("mobilenet_v3_small", 1024)])
-def test_other_architectures_extract(manifest, image_folder, tmp_path, arch, dim):
+@pytest.mark.parametrize(
+    "arch, dim, graph_node", [("squeezenet1_1", 512, "classifier.0"), ("mobilenet_v3_small", 1024, "classifier.2")]
+)
+def test_other_architectures_extract(manifest, image_folder, tmp_path, arch, dim, graph_node):
     attrs = run(manifest, image_folder, tmp_path / "f.h5", arch=arch)
-    assert attrs["feature_dim"] == dim
+    assert attrs["feature_dims"] == {"penultimate": dim} and attrs["model"] == arch
+    assert read_features(tmp_path / "f.h5")["attrs"]["graph_node"] == graph_node
 
 
-def test_unknown_node_lists_valid_ones():
+def test_unknown_node_lists_valid_ones(manifest, image_folder, tmp_path):
     with pytest.raises(
         AtlasError,
-        match=r"^model.node 'fc7' is not a node of this model; use 'auto' \(penultimate\) "
+        match=r"^features\.r18\.nodes: 'fc7' is not a node of this model; use 'penultimate' "
         r"or one of its 70 nodes, the last being: .*, flatten, fc$",
     ):
-        ef.resolve_node(get_model("resnet18", weights=None), "fc7")
+        run(manifest, image_folder, tmp_path / "f.h5", nodes=["layer3", "fc7"])
+    assert list(tmp_path.glob("*.h5")) == [] and not list(tmp_path.glob(".tmp-*"))
 
 
-def test_unknown_arch_lists_models():
+def test_unknown_arch_lists_models(manifest, image_folder, tmp_path):
+    message = (
+        r"^features\.r18\.arch 'resnet1O1' is not a torchvision classification model; "
+        r"close matches: [a-z0-9_, ]*resnet101[a-z0-9_, ]*; torchvision\.models\.list_models\(\) lists them all$"
+    )
+    with pytest.raises(AtlasError, match=message):
+        run(manifest, image_folder, tmp_path / "f.h5", arch="resnet1O1")  # in extraction, resolving in place
+    with pytest.raises(AtlasError, match=message):
+        fw.fetch_weights(SET, "torchvision", "resnet1O1", "auto", 0, str(tmp_path / "resolved.json"))
     with pytest.raises(
         AtlasError,
-        match=r"^model.arch 'resnet1O1' is not a torchvision classification model; "
-        r"choose one of: .*resnet101",
+        match=r"^features\.r18\.arch 'qwertyuiop' is not a torchvision classification "
+        r"model; torchvision\.models\.list_models\(\) lists them all$",
     ):
-        ef.check_arch("resnet1O1")
+        fw.check_arch("qwertyuiop", f"{KEY}.arch")  # nothing close: no empty list of matches
+    assert not list(tmp_path.glob("*.h5")) and not (tmp_path / "resolved.json").exists()
 
 
 def test_random_init_is_seeded():
-    a, source, is_random = ef.load_model("resnet18", "none", init_seed=3)
-    b, _, _ = ef.load_model("resnet18", "none", init_seed=3)
-    c, _, _ = ef.load_model("resnet18", "none", init_seed=4)
-    assert is_random and "random" in source
+    record = fw.resolve_weights("resnet18", "none", 3, KEY)
+    assert record["kind"] == "none" and record["weights_random"] is True
+    assert record["weights_source"] == "random initialisation (weights: none, init_seed 3)"
+    a = networks.torchvision_model(record, 3, f"{KEY}.weights")
+    b = networks.torchvision_model(record, 3, f"{KEY}.weights")
+    c = networks.torchvision_model(fw.resolve_weights("resnet18", "none", 4, KEY), 4, f"{KEY}.weights")
     assert torch.equal(a.conv1.weight, b.conv1.weight)
     assert not torch.equal(a.conv1.weight, c.conv1.weight)
 
@@ -89,36 +132,102 @@ def test_hdf5_layout_and_attributes(manifest, image_folder, tmp_path):
     out = tmp_path / "features.h5"
     attrs = run(manifest, image_folder, out, config_hash="abc123")
     with h5py.File(out) as h5:
-        assert h5["features"].shape == (12, 512) and h5["features"].dtype == np.float32
+        assert list(h5["features"]) == ["penultimate"]
+        features = h5["features"]["penultimate"]
+        assert features.shape == (12, 512) and features.dtype == np.float32
+        assert features.attrs["graph_node"] == "flatten"
+        assert np.isfinite(features[:]).all()
         assert list(h5["labels"][:]) == [0] * 4 + [1] * 4 + [2] * 4
         assert [c.decode() for c in h5["classes"][:]] == ["ant", "bee", "cat"]
         assert h5["paths"][0].decode() == "ant/ant_000.png"
-        assert np.isfinite(h5["features"][:]).all()
         for key in (
+            "feature_set",
+            "source",
             "model",
-            "node",
+            "nodes",
+            "weights",
             "weights_source",
             "weights_random",
             "preprocessing",
             "device",
             "precision",
+            "precision_setting",
+            "channels_last",
+            "batch_size",
+            "dataset_root",
+            "n_images",
             "versions",
             "config_hash",
-            "feature_dim",
+            "feature_dims",
         ):
             assert key in h5.attrs, key
-        assert h5.attrs["node"] == "flatten" and h5.attrs["config_hash"] == "abc123"
+        assert h5.attrs["feature_set"] == SET and h5.attrs["source"] == "torchvision"
+        assert h5.attrs["model"] == "resnet18" and h5.attrs["weights"] == "none"
+        assert json.loads(h5.attrs["nodes"]) == ["penultimate"]
+        assert json.loads(h5.attrs["feature_dims"]) == {"penultimate": 512}
+        assert h5.attrs["config_hash"] == "abc123" and int(h5.attrs["n_images"]) == 12
         assert bool(h5.attrs["weights_random"]) is True
         assert json.loads(h5.attrs["versions"])["torch"] == torch.__version__
-    assert attrs["feature_dim"] == 512
+    assert attrs["feature_dims"] == {"penultimate": 512} and attrs["nodes"] == ["penultimate"]
+    read = read_features(out)  # one node: read without naming it
+    assert read["shape"] == (12, 512) and read["attrs"]["node"] == "penultimate"
+    assert read["attrs"]["nodes"] == ["penultimate"] and read["attrs"]["feature_dims"] == {"penultimate": 512}
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_features_file_records_each_node_and_its_graph_node(manifest, image_folder, tmp_path):
+    """The config's node names key the datasets; the network node each resolved to is recorded beside it."""
+    out = tmp_path / "f.h5"
+    attrs = run(manifest, image_folder, out, nodes=["layer3", "penultimate"])
+    assert attrs["nodes"] == ["layer3", "penultimate"]
+    assert attrs["feature_dims"] == {"layer3": 256, "penultimate": 512}
+    with h5py.File(out) as h5:
+        assert list(h5["features"]) == ["layer3", "penultimate"]  # config order
+        assert {node: h5["features"][node].attrs["graph_node"] for node in h5["features"]} == {
+            "layer3": "layer3",
+            "penultimate": "flatten",
+        }
+    penultimate = read_features(out, "penultimate", with_features=False)
+    assert penultimate["features"] is None and penultimate["shape"] == (12, 512)
+    assert penultimate["attrs"]["node"] == "penultimate" and penultimate["attrs"]["graph_node"] == "flatten"
+    assert penultimate["attrs"]["nodes"] == ["layer3", "penultimate"]
+    assert read_features(out, "layer3")["attrs"]["graph_node"] == "layer3"
+    with pytest.raises(AtlasError, match=r"holds nodes \['layer3', 'penultimate'\], not 'layer4'"):
+        read_features(out, "layer4")
+    with pytest.raises(AtlasError, match="not 'None'"):
+        read_features(out)  # several nodes: the reader must name one
+
+
+def test_several_nodes_come_from_one_forward_pass(manifest, image_folder, tmp_path, monkeypatch):
+    """A set of three nodes runs the network once per batch, and each node's features are those a
+    set of that node alone gives."""
+    calls = []
+    build = ef.build_network
+
+    def counting_build(*args, **kwargs):
+        network = build(*args, **kwargs)
+        first_conv = next(m for m in network.module.modules() if isinstance(m, torch.nn.Conv2d))
+        first_conv.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+        return network
+
+    monkeypatch.setattr(ef, "build_network", counting_build)
+    nodes = ["layer2", "layer3", "penultimate"]
+    attrs = run(manifest, image_folder, tmp_path / "all.h5", nodes=nodes)
+    assert calls == [5, 5, 2]  # 12 images, batch 5: three batches, each through the network once
+    assert attrs["feature_dims"] == {"layer2": 128, "layer3": 256, "penultimate": 512}
+    for node in nodes:
+        calls.clear()
+        run(manifest, image_folder, tmp_path / f"{node}.h5", nodes=[node])
+        assert calls == [5, 5, 2]
+        together, alone = node_features(tmp_path / "all.h5", node), node_features(tmp_path / f"{node}.h5", node)
+        assert together.shape == alone.shape
+        np.testing.assert_allclose(together, alone, rtol=1e-6, atol=1e-6)
 
 
 def test_features_are_reproducible_and_follow_the_images(manifest, image_folder, tmp_path):
     run(manifest, image_folder, tmp_path / "a.h5")
     run(manifest, image_folder, tmp_path / "b.h5", batch_size=12)
-    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b:
-        fa, fb = a["features"][:], b["features"][:]
+    fa, fb = node_features(tmp_path / "a.h5"), node_features(tmp_path / "b.h5")
     np.testing.assert_allclose(fa, fb, rtol=1e-4, atol=1e-5)
     assert not np.allclose(fa[0], fa[4])  # different images, different features
 
@@ -155,8 +264,7 @@ def test_faster_settings_keep_the_features(manifest, image_folder, tmp_path, pre
     """Reduced precision and NHWC layout change the arithmetic, not what the features say."""
     run(manifest, image_folder, tmp_path / "ref.h5", precision="fp32", channels_last=False)
     run(manifest, image_folder, tmp_path / "fast.h5", precision=precision, channels_last=channels_last)
-    with h5py.File(tmp_path / "ref.h5") as ref, h5py.File(tmp_path / "fast.h5") as fast:
-        reference, features = ref["features"][:], fast["features"][:]
+    reference, features = node_features(tmp_path / "ref.h5"), node_features(tmp_path / "fast.h5")
     assert features.dtype == np.float32
     assert cosine_rows(reference, features).min() > min_cosine
     # Still far apart for different images: the error is small next to the signal.
@@ -165,18 +273,22 @@ def test_faster_settings_keep_the_features(manifest, image_folder, tmp_path, pre
 
 def test_precision_overflow_is_an_error_not_nan_features(manifest, image_folder, tmp_path):
     """A random-init ResNet-101's activations exceed fp16's range: say so instead of writing NaNs."""
-    with pytest.raises(AtlasError, match="model.precision 'fp16' gave inf/NaN features.*use precision bf16"):
+    with pytest.raises(
+        AtlasError, match=r"^extraction\.precision 'fp16' gave inf/NaN features.*; use precision bf16, fp32 or auto$"
+    ):
         run(manifest, image_folder, tmp_path / "f.h5", arch="resnet101", precision="fp16", batch_size=2)
     assert not (tmp_path / "f.h5").exists() and not list(tmp_path.glob(".tmp-*"))
 
 
 def flatten_features(model, image_folder) -> np.ndarray:
-    """The manifest fixture's 12 images through ``model`` up to its penultimate node, fp32 NCHW."""
+    """The manifest fixture's 12 images through ``model`` up to its penultimate node, fp32 NCHW, with
+    torchvision's own feature extractor (not the project's network builder)."""
     paths = [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)]
-    loader = DataLoader(ef.ImageFiles(image_folder, paths, ef.preprocessing_for("resnet18")), batch_size=5)
+    transform = networks.torchvision_preprocessing("resnet18")
+    loader = DataLoader(ef.ImageFiles(image_folder, paths, transform), batch_size=5)
     extractor = create_feature_extractor(model, return_nodes=["flatten"])
-    batches = ef.iter_feature_batches(extractor, "flatten", loader, torch.device("cpu"), "fp32", False, progress=False)
-    return np.concatenate(list(batches))
+    batches = ef.iter_feature_batches(extractor, loader, torch.device("cpu"), "fp32", False, progress=False)
+    return np.concatenate([batch["flatten"] for batch in batches])
 
 
 def test_weights_file_gives_the_features_of_the_model_it_was_saved_from(manifest, image_folder, tmp_path):
@@ -184,41 +296,40 @@ def test_weights_file_gives_the_features_of_the_model_it_was_saved_from(manifest
     model = get_model("resnet18", weights=None).eval()
     torch.save(model.state_dict(), tmp_path / "weights.pth")
     expected = flatten_features(model, image_folder)
-    attrs = run(
-        manifest,
-        image_folder,
-        tmp_path / "f.h5",
-        weights=str(tmp_path / "weights.pth"),
-        precision="fp32",
-        channels_last=False,
-    )
-    with h5py.File(tmp_path / "f.h5") as h5:
-        np.testing.assert_array_equal(h5["features"][:], expected)
-    assert attrs["weights_random"] is False and "weights.pth" in attrs["weights_source"]
+    attrs = run(manifest, image_folder, tmp_path / "f.h5", weights=str(tmp_path / "weights.pth"))
+    np.testing.assert_array_equal(node_features(tmp_path / "f.h5"), expected)
+    assert attrs["weights_random"] is False and attrs["weights_source"].startswith("file weights.pth (sha256 ")
     # ...and not the features of a different random model.
     run(manifest, image_folder, tmp_path / "other.h5", weights="none")
-    with h5py.File(tmp_path / "other.h5") as h5:
-        assert not np.allclose(h5["features"][:], expected)
+    assert not np.allclose(node_features(tmp_path / "other.h5"), expected)
+
+
+def file_network(path):
+    """Set r18's network with weights file ``path``, resolved and built as the workflow does."""
+    record = fw.resolve_weights("resnet18", str(path), 0, KEY)
+    return networks.build_network(set_settings(weights=str(path)), record, KEY)
 
 
 def test_bad_weights_files_are_one_line_errors(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pth")
     with pytest.raises(
         AtlasError,
-        match=r"^model.weights file '.*list.pth' is not a state dict \(a mapping of names to "
+        match=r"^features\.r18\.weights file '.*list.pth' is not a state dict \(a mapping of names to "
         r"tensors\); save it with torch.save\(model.state_dict\(\), path\)$",
     ):
-        ef.load_model("resnet18", str(tmp_path / "list.pth"))
+        file_network(tmp_path / "list.pth")
     torch.save(get_model("resnet34", weights=None).state_dict(), tmp_path / "r34.pth")
     with pytest.raises(
         AtlasError,
-        match=r"^model.weights file '.*r34.pth' does not fit model.arch 'resnet18' \(.*\); "
+        match=r"^features\.r18\.weights file '.*r34.pth' does not fit arch 'resnet18' \(.*\); "
         r"use the arch the weights were saved from$",
     ):
-        ef.load_model("resnet18", str(tmp_path / "r34.pth"))
+        file_network(tmp_path / "r34.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
-    with pytest.raises(AtlasError, match="could not be loaded as a state dict"):
-        ef.load_model("resnet18", str(tmp_path / "junk.pth"))
+    with pytest.raises(
+        AtlasError, match=r"^features\.r18\.weights file '.*junk.pth' could not be loaded as a state dict \(\w+\); "
+    ):
+        file_network(tmp_path / "junk.pth")
 
 
 def closed_port_download(hub_dir: Path):
@@ -236,35 +347,48 @@ def unreachable_weights(monkeypatch, tmp_path):
     monkeypatch.setattr(fw, "_imagenet_state_dict", closed_port_download(tmp_path / "hub"))
 
 
-def test_imagenet_weights_unavailable_is_a_clear_error(unreachable_weights):
+@pytest.mark.parametrize("weights", ["pretrained", "imagenet"])
+def test_imagenet_weights_unavailable_is_a_clear_error(unreachable_weights, tmp_path, weights):
     with pytest.raises(
         AtlasError,
-        match=r"^model.weights is 'imagenet' but the resnet18 ImageNet weights could not "
-        r"be had \(.* put it at .*set model.weights",
+        match=rf"^features\.r18\.weights is '{weights}' but the resnet18 ImageNet weights could not "
+        r"be had \(.*\); download http.* on a machine with internet and put it at .*resnet18-f37072fd\.pth, "
+        r"or set features\.r18\.weights to the file's path$",
     ):
-        ef.load_model("resnet18", "imagenet")
+        fw.fetch_weights(SET, "torchvision", "resnet18", weights, 0, str(tmp_path / "resolved.json"))
+    assert not (tmp_path / "resolved.json").exists()
 
 
 def test_auto_weights_fall_back_to_random_loudly(unreachable_weights, caplog):
-    _, source, is_random = ef.load_model("resnet18", "auto")
-    assert is_random and "ImageNet weights unavailable" in source
-    assert "RANDOM initialisation" in caplog.text
+    record = fw.resolve_weights("resnet18", "auto", 0, KEY)
+    assert record["kind"] == "random" and record["weights_random"] is True
+    assert "ImageNet weights unavailable" in record["weights_source"]
+    assert "RANDOM initialisation" in caplog.text and "set features.r18.weights to a state-dict file" in caplog.text
 
 
 def test_interrupted_extraction_leaves_no_output(tmp_path):
     def batches():
-        yield np.zeros((2, 4), dtype=np.float32)
+        yield {"penultimate": np.zeros((2, 4), dtype=np.float32)}
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        write_features(tmp_path / "f.h5", batches(), 4, np.zeros(4), ["a"], ["p"] * 4, {})
+        write_features(tmp_path / "f.h5", batches(), 4, np.zeros(4), ["a"], ["p"] * 4, {}, {"penultimate": "flatten"})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_spatial_nodes_are_pooled(manifest, image_folder, tmp_path):
-    run(manifest, image_folder, tmp_path / "f.h5", node="layer3")
-    with h5py.File(tmp_path / "f.h5") as h5:
-        assert h5["features"].shape == (12, 256)
+    run(manifest, image_folder, tmp_path / "f.h5", nodes=["layer3"])
+    features = node_features(tmp_path / "f.h5", "layer3")
+    assert features.shape == (12, 256)
+    # The mean over the 14 x 14 positions of layer3's output, computed here by hand.
+    torch.manual_seed(0)
+    model = get_model("resnet18", weights=None).eval()
+    paths = [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)]
+    dataset = ef.ImageFiles(image_folder, paths, networks.torchvision_preprocessing("resnet18"))
+    with torch.inference_mode():
+        maps = create_feature_extractor(model, ["layer3"])(torch.stack([dataset[i] for i in range(12)]))["layer3"]
+    assert maps.shape[2:] == (14, 14)
+    np.testing.assert_allclose(features, maps.mean(dim=(2, 3)).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_device_auto_uses_cuda_only_when_present():
@@ -272,22 +396,28 @@ def test_device_auto_uses_cuda_only_when_present():
         assert ef.resolve_device("auto").type == "cuda"
     else:
         assert ef.resolve_device("auto").type == "cpu"
-        with pytest.raises(AtlasError, match="no CUDA GPU"):
+        with pytest.raises(AtlasError, match=r"^extraction\.device is 'cuda' but no CUDA GPU is visible"):
             ef.resolve_device("cuda")
 
 
 def test_identical_runs_give_byte_identical_files(manifest, image_folder, tmp_path):
-    run(manifest, image_folder, tmp_path / "a.h5", config_hash="x")
-    run(manifest, image_folder, tmp_path / "b.h5", config_hash="x")
+    run(manifest, image_folder, tmp_path / "a.h5", config_hash="x", nodes=["layer2", "penultimate"])
+    run(manifest, image_folder, tmp_path / "b.h5", config_hash="x", nodes=["layer2", "penultimate"])
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
 
 
-def test_random_weights_warning_reaches_the_terminal_too(unreachable_weights, tmp_path, capfd):
+def test_random_weights_warning_reaches_the_terminal_too(unreachable_weights, manifest, image_folder, tmp_path, capfd):
+    """Both when fetch_weights falls back (submitting host) and when extraction repeats it (compute node)."""
     from tsne_atlas.jobs import job_log
 
-    with job_log(tmp_path / "job.log"):
-        ef.load_model("resnet18", "auto")
-    assert "RANDOM initialisation" in (tmp_path / "job.log").read_text()
+    resolved = str(tmp_path / "resolved.json")
+    with job_log(tmp_path / "fetch.log"):
+        fw.fetch_weights(SET, "torchvision", "resnet18", "auto", 0, resolved)
+    assert "RANDOM initialisation" in (tmp_path / "fetch.log").read_text()
+    assert "tsne-atlas: warning: !!! ImageNet weights for resnet18 could not be had" in capfd.readouterr().err
+    with job_log(tmp_path / "extract.log"):
+        run(manifest, image_folder, tmp_path / "f.h5", weights="auto", resolved=resolved)
+    assert "RANDOM initialisation" in (tmp_path / "extract.log").read_text()
     assert "tsne-atlas: warning: !!! ImageNet weights for resnet18 could not be had" in capfd.readouterr().err
 
 
@@ -307,12 +437,13 @@ def hub_cache(monkeypatch, tmp_path):
     return path, model
 
 
-def test_imagenet_weights_resolve_to_the_hub_cache_file(hub_cache, tmp_path):
+@pytest.mark.parametrize("weights", ["auto", "pretrained", "imagenet"])
+def test_imagenet_weights_resolve_to_the_hub_cache_file(hub_cache, tmp_path, weights):
     path, _ = hub_cache
-    record = fw.fetch_weights("resnet18", "auto", init_seed=3, resolved=str(tmp_path / "resolved.json"))
+    record = fw.fetch_weights(SET, "torchvision", "resnet18", weights, 3, str(tmp_path / "resolved.json"))
     assert record == read_record(tmp_path / "resolved.json")
-    assert record["kind"] == "imagenet" and record["path"] == str(path)
-    assert record["enum"] == "ResNet18_Weights.IMAGENET1K_V1"
+    assert record["kind"] == "pretrained" and record["path"] == str(path) and record["source"] == "torchvision"
+    assert record["weights"] == weights and record["enum"] == "ResNet18_Weights.IMAGENET1K_V1"
     assert record["weights_source"] == "imagenet (ResNet18_Weights.IMAGENET1K_V1)"
     assert record["weights_random"] is False and record["warning"] is None
 
@@ -323,36 +454,46 @@ def test_extraction_loads_the_recorded_file_without_resolving_again(
     """Resolved where the hub cache is (the login node); then, as on a compute node without the cache
     and without network, extraction still loads the recorded file and gives that model's features."""
     _, model = hub_cache
-    fw.fetch_weights("resnet18", "imagenet", init_seed=0, resolved=str(tmp_path / "resolved.json"))
+    fw.fetch_weights(SET, "torchvision", "resnet18", "pretrained", 0, str(tmp_path / "resolved.json"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
     monkeypatch.setattr(fw, "_imagenet_state_dict", closed_port_download(tmp_path / "hub"))
     with pytest.raises(AtlasError):
-        fw.resolve_weights("resnet18", "imagenet")  # resolving again here would fail...
-    attrs = run(manifest, image_folder, tmp_path / "f.h5", weights="imagenet", resolved=str(tmp_path / "resolved.json"))
+        fw.resolve_weights("resnet18", "pretrained", 0, KEY)  # resolving again here would fail...
+    attrs = run(
+        manifest, image_folder, tmp_path / "f.h5", weights="pretrained", resolved=str(tmp_path / "resolved.json")
+    )
     assert attrs["weights_source"] == "imagenet (ResNet18_Weights.IMAGENET1K_V1)" and not attrs["weights_random"]
     expected = flatten_features(model, image_folder)
-    with h5py.File(tmp_path / "f.h5") as h5:
-        np.testing.assert_array_equal(h5["features"][:], expected)  # ...but the recorded weights were used
+    np.testing.assert_array_equal(node_features(tmp_path / "f.h5"), expected)  # ...but the recorded weights were used
 
 
 def test_recorded_file_missing_on_this_node_is_a_clear_error(hub_cache, tmp_path):
     path, _ = hub_cache
-    record = fw.resolve_weights("resnet18", "auto")
+    record = fw.resolve_weights("resnet18", "auto", 0, KEY)
     path.unlink()
-    with pytest.raises(AtlasError, match=r"is not visible on .*\$TORCH_HOME"):
-        ef.model_from_record(record)
+    with pytest.raises(
+        AtlasError,
+        match=r"^weights file .*resnet18-f37072fd\.pth \(features\.r18\.weights 'auto', resolved by fetch_weights "
+        r"on the submitting host\) is not visible on .*\$TORCH_HOME.* or set features\.r18\.weights to a file there$",
+    ):
+        networks.build_network(set_settings(weights="auto"), record, KEY)
 
 
 def test_record_for_other_settings_is_refused(manifest, image_folder, tmp_path):
-    fw.fetch_weights("resnet18", "none", init_seed=0, resolved=str(tmp_path / "resolved.json"))
-    with pytest.raises(AtlasError, match=r"written for model.arch 'resnet18', model.weights 'none', not 'resnet34'"):
+    fw.fetch_weights(SET, "torchvision", "resnet18", "none", 0, str(tmp_path / "resolved.json"))
+    with pytest.raises(
+        AtlasError,
+        match=r"resolved\.json was written for arch 'resnet18', weights 'none', not 'resnet34', 'none'; "
+        r"delete it and rerun$",
+    ):
         run(manifest, image_folder, tmp_path / "f.h5", arch="resnet34", resolved=str(tmp_path / "resolved.json"))
+    assert not (tmp_path / "f.h5").exists()
 
 
 def test_auto_fallback_is_recorded_and_repeated_by_extraction(
     unreachable_weights, manifest, image_folder, tmp_path, caplog
 ):
-    record = fw.fetch_weights("resnet18", "auto", init_seed=2, resolved=str(tmp_path / "resolved.json"))
+    record = fw.fetch_weights(SET, "torchvision", "resnet18", "auto", 2, str(tmp_path / "resolved.json"))
     assert record["kind"] == "random" and record["path"] is None and "RANDOM initialisation" in record["warning"]
     caplog.clear()
     attrs = run(
@@ -363,14 +504,16 @@ def test_auto_fallback_is_recorded_and_repeated_by_extraction(
     assert "RANDOM initialisation" in caplog.text  # the extraction's log says it too
     # Same features as random initialisation with that seed resolved in place.
     run(manifest, image_folder, tmp_path / "g.h5", weights="auto", init_seed=2)
-    with h5py.File(tmp_path / "f.h5") as f, h5py.File(tmp_path / "g.h5") as g:
-        np.testing.assert_array_equal(f["features"][:], g["features"][:])
+    np.testing.assert_array_equal(node_features(tmp_path / "f.h5"), node_features(tmp_path / "g.h5"))
 
 
 def test_weights_file_record_names_the_file_and_its_hash(tmp_path):
     torch.save(get_model("resnet18", weights=None).state_dict(), tmp_path / "w.pth")
-    record = fw.resolve_weights("resnet18", str(tmp_path / "w.pth"))
+    record = fw.resolve_weights("resnet18", str(tmp_path / "w.pth"), 0, KEY)
     assert record["kind"] == "file" and record["path"] == str(tmp_path / "w.pth")
     assert record["weights_source"] == f"file w.pth (sha256 {fw.file_sha256(tmp_path / 'w.pth')[:16]})"
-    with pytest.raises(AtlasError, match="does not exist"):
-        fw.resolve_weights("resnet18", str(tmp_path / "missing.pth"))
+    with pytest.raises(
+        AtlasError,
+        match=r"^features\.r18\.weights file '.*missing\.pth' does not exist; give the path of a saved state dict$",
+    ):
+        fw.resolve_weights("resnet18", str(tmp_path / "missing.pth"), 0, KEY)

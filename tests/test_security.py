@@ -41,18 +41,20 @@ def test_demo_converter_admits_numpy_arrays_and_nothing_else(tmp_path):
 
 
 def test_a_weights_file_that_runs_code_is_refused(tmp_path):
-    from tsne_atlas import extraction as extract_features
+    from tsne_atlas.networks import load_state_dict_file
 
     marker = tmp_path / "pwned"
     with open(tmp_path / "evil.pth", "wb") as handle:
         pickle.dump(Payload(marker), handle)
-    with pytest.raises(AtlasError, match="could not be loaded as a state dict"):
-        extract_features.load_state_dict_file(tmp_path / "evil.pth")
+    with pytest.raises(
+        AtlasError, match=r"^features\.r18\.weights file '.*evil\.pth' could not be loaded as a state dict \(\w+\); "
+    ):
+        load_state_dict_file(tmp_path / "evil.pth", "features.r18.weights")
     assert not marker.exists()
     buffer = io.BytesIO()
     torch.save({"w": torch.zeros(2)}, buffer)
     (tmp_path / "ok.pth").write_bytes(buffer.getvalue())
-    assert set(extract_features.load_state_dict_file(tmp_path / "ok.pth")) == {"w"}
+    assert set(load_state_dict_file(tmp_path / "ok.pth", "features.r18.weights")) == {"w"}
 
 
 def test_workflow_code_never_unpickles_or_loads_torch_files_unsafely():
