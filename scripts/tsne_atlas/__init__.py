@@ -3,16 +3,19 @@
 The workflow's stages, in order, each a module with one function per rule:
 
 - ``sampling``     sample_images      image folder -> sample manifest
-- ``weights``      fetch_weights      model.weights -> a resolved-weights record
-- ``extraction``   extract_features   manifest + weights -> features file
-- ``preparation``  tsne_input, tsne_neighbors, tsne_affinities: what all runs of a sweep share
-- ``tsne``         tsne               one (perplexity, seed) run -> run record
-- ``metrics``      embedding_metrics, sweep_metrics
+- ``weights``      fetch_weights      a feature set's weights -> a resolved-weights record
+- ``extraction``   extract_features   manifest + weights -> a feature set's features file (all its
+                                      nodes from one forward pass, or a precomputed file imported)
+- ``preparation``  tsne_input, tsne_neighbors, tsne_affinities: what all runs of a feature set share
+- ``tsne``         tsne               one (feature set, perplexity, seed) run -> run record
+- ``metrics``      embedding_metrics; ``metrics_plot``: sweep_metrics
 - ``scatter``, ``mosaic``, ``grid_mosaic``, ``overview``, ``explorer``: figures of run records
+- ``compare``      compare_sheet, compare_metrics, compare_cka: figures across feature sets
 
 Each file passed between stages has one module in ``files/`` that owns its layout, writer and
 reader; figure stages read run records through ``files.runs`` and import no other stage.
 Shared helpers: ``jobs`` (errors, atomic outputs, job logs, the rule adapter), ``config``
-(checks the schema cannot express), ``resources`` (job sizes), ``images`` (one image reader),
-``figure_style`` and ``canvas`` (colours, notes, thumbnails shared by the figures).
+(checks the schema cannot express, feature set ids), ``networks`` (the sources a network comes
+from), ``precomputed`` (features files made elsewhere), ``resources`` (job sizes), ``images`` (one
+image reader), ``figure_style`` and ``canvas`` (colours, notes, thumbnails shared by the figures).
 """
