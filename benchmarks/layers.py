@@ -119,12 +119,15 @@ def job(args: argparse.Namespace, workdir: Path, nodes: list[str], tag: str) -> 
         "--json",
         str(out),
     ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0 or not out.is_file():
         raise SystemExit(f"job {tag} ({nodes}) failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    return {**json.loads(out.read_text()), "process_s": wall, "features": str(workdir / f"{tag}.h5")}
+    return {**json.loads(out.read_text()), "process_s": wall, "cpu_s": cpu, "features": str(workdir / f"{tag}.h5")}
 
 
 def run_layout(args, workdir: Path, layout: str, nodes: list[str], round_: int) -> list[dict]:
@@ -182,31 +185,53 @@ def spread(values: list[float]) -> str:
     return f"{median:.1f} ({min(values):.1f}–{max(values):.1f})"
 
 
+# Timed quantities of a job: (key, column title, compared with the one pass).
+METRICS = (
+    ("extract_s", "extract_features s", True),
+    ("process_s", "process s", True),
+    ("cpu_s", "process CPU s", True),
+    ("setup_s", "setup s (in extract_features s)", False),
+)
+
+
 def render(measured: dict, args: argparse.Namespace) -> str:
     nodes, rounds = args.node_list, measured["rounds"]
-    k = len(nodes)
+    k, full, med = len(nodes), args.node_list[-1], statistics.median
 
-    def layout_totals(layout: str, key: str) -> list[float]:
+    def totals(layout: str, key: str) -> list[float]:
+        """Per round: the layout's jobs summed."""
         return [sum(j[key] for j in r[layout]) for r in rounds]
 
     def single(node: str, key: str) -> list[float]:
         return [next(j[key] for j in r[K_PASSES] if j["nodes"] == [node]) for r in rounds]
 
-    one_extract, one_process = layout_totals(ONE_PASS, "extract_s"), layout_totals(ONE_PASS, "process_s")
-    k_extract, k_process = layout_totals(K_PASSES, "extract_s"), layout_totals(K_PASSES, "process_s")
-    # Ratios per round (both layouts of a round ran back to back), then their median.
-    ratio_extract = statistics.median(a / b for a, b in zip(k_extract, one_extract, strict=True))
-    ratio_process = statistics.median(a / b for a, b in zip(k_process, one_process, strict=True))
-    full = nodes[-1]
+    def row(label: str, jobs: int, values: dict[str, list[float]], ratios: dict[str, float], rss: str) -> str:
+        cells = [label, str(jobs)]
+        for key, _, compared in METRICS:
+            cells.append(spread(values[key]) if values.get(key) else "")
+            if compared:
+                cells.append(f"{ratios[key]:.2f}" if key in ratios else "")
+        return "| " + " | ".join([*cells, rss]) + " |"
+
+    one = {key: totals(ONE_PASS, key) for key, _, _ in METRICS}
+    several = {key: totals(K_PASSES, key) for key, _, _ in METRICS}
+
+    def round_ratio(values: list[float], reference: list[float]) -> float:
+        """Against the one pass of the same round (run back to back with it), then the median over rounds."""
+        return med(a / b for a, b in zip(values, reference, strict=True))
+
+    ratios = {key: round_ratio(several[key], one[key]) for key, _, compared in METRICS if compared}
     dims = rounds[0][ONE_PASS][0]["feature_dims"]
     rss_one = max(j["peak_rss_mib"] for r in rounds for j in r[ONE_PASS])
     rss_k = max(j["peak_rss_mib"] for r in rounds for j in r[K_PASSES])
-    med = statistics.median
     load = measured["load_before"], measured["load_after"]
+    header = ["layout", "jobs"]
+    for _, title, compared in METRICS:
+        header += [title, "× one pass"] if compared else [title]
     lines = [
         f"Measured {datetime.date.today().isoformat()} on {cpu_description()}, SHARED with other processes "
-        f"(load average {load[0][0]:.1f} before, {load[1][0]:.1f} after; the numbers carry that noise); "
-        f"torch {torch.__version__}, torchvision {torchvision.__version__}  ",
+        f"(load average {load[0][0]:.1f} before, {load[1][0]:.1f} after; wall and CPU times both carry that "
+        f"noise); torch {torch.__version__}, torchvision {torchvision.__version__}  ",
         f"N = {measured['n_images']} demo images (`{os.path.relpath(args.root, REPO)}`, stratified sample, "
         f"random_state 0), {args.arch} random init (seed 0), CPU fp32 NCHW, batch {args.batch_size}, "
         f"{args.num_workers} DataLoader workers, {measured['threads']} torch threads; nodes "
@@ -214,34 +239,51 @@ def render(measured: dict, args: argparse.Namespace) -> str:
         f"order alternating; median (min–max) over rounds  ",
         f"Command: `{command_line()}`",
         "",
-        "| layout | jobs | extract_features s | of which setup s | × one pass | process s | × one pass "
-        "| peak RSS MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        f"| one pass: one set, nodes [{', '.join(nodes)}] | 1 | {spread(one_extract)} "
-        f"| {med(layout_totals(ONE_PASS, 'setup_s')):.1f} | 1.00 | {spread(one_process)} | 1.00 | {rss_one:.0f} |",
-        f"| k passes: {k} sets of one node | {k} | {spread(k_extract)} | {med(layout_totals(K_PASSES, 'setup_s')):.1f} "
-        f"| **{ratio_extract:.2f}** | {spread(k_process)} | **{ratio_process:.2f}** | {rss_k:.0f} |",
+        "| " + " | ".join([*header, "peak RSS MiB"]) + " |",
+        "| --- | " + " | ".join(["---:"] * len(header)) + " |",
+        row(
+            f"one pass: one set, nodes [{', '.join(nodes)}]",
+            1,
+            one,
+            dict.fromkeys(ratios, 1.0),
+            f"{rss_one:.0f}",
+        ),
+        row(f"k passes: {k} sets of one node", k, several, ratios, f"{rss_k:.0f}"),
     ]
     for node in nodes:
-        e, p = single(node, "extract_s"), single(node, "process_s")
-        note = " (a full pass)" if node == full else ""
+        values = {key: single(node, key) for key, _, _ in METRICS}
         lines.append(
-            f"| &nbsp;&nbsp;of which `{node}` alone{note} | 1 | {spread(e)} | {med(single(node, 'setup_s')):.1f} "
-            f"| {med(e) / med(one_extract):.2f} | {spread(p)} | {med(p) / med(one_process):.2f} | |"
+            row(
+                f"&nbsp;&nbsp;of which `{node}` alone" + (" (a full pass)" if node == full else ""),
+                1,
+                values,
+                {key: round_ratio(values[key], one[key]) for key in ratios},
+                "",
+            )
         )
-    e_full, p_full = med(single(full, "extract_s")), med(single(full, "process_s"))
+    computed = {key: [k * value for value in single(full, key)] for key in ratios}
+    fastest_one, fastest_k = min(one["extract_s"]), min(several["extract_s"])
     lines += [
-        f"| {k} × a full pass (computed: {k} × `{full}` alone) | {k} | {k * e_full:.1f} | "
-        f"| {k * e_full / med(one_extract):.2f} | {k * p_full:.1f} | {k * p_full / med(one_process):.2f} | |",
+        row(
+            f"{k} × a full pass (computed: {k} × `{full}` alone)",
+            k,
+            computed,
+            {key: round_ratio(computed[key], one[key]) for key in ratios},
+            "",
+        ),
+        "",
+        f"Fastest round of each layout (least disturbed by the other processes): one pass {fastest_one:.1f} s, "
+        f"k passes {fastest_k:.1f} s of extract_features, {fastest_k / fastest_one:.2f}×.",
         "",
         "extract_features s: the call inside each job (network build and graph tracing, reading and decoding "
-        "the images, the forward passes, writing HDF5), summed over the layout's jobs (median of the sums); setup s: "
-        "the part of it before the first batch (network build, graph tracing, DataLoader). process s: each job's "
-        "whole process (interpreter start, imports of torch and the workflow's package, then the call), summed; "
-        "Snakemake adds its own per-job overhead on top. × one pass: median over rounds of the per-round ratio "
-        "(k-pass rows), or ratio of medians (per-job rows). peak RSS: the largest ru_maxrss of the layout's "
-        "job processes. Each node's features from the one pass equal those of its own job: largest |difference| "
-        f"{max(r['max_diff'] for r in rounds):.1e}.",
+        "the images, the forward passes, writing HDF5); setup s: the part of it before the first batch "
+        "(network build, graph tracing, DataLoader). process s: each job's whole process as started by the "
+        "parent (interpreter start, imports of torch and the workflow's package, then the call); Snakemake adds "
+        "its own per-job overhead on top. process CPU s: user + system CPU time of those processes (2 threads: "
+        "up to 2 CPU s per wall second). Layout rows sum the layout's jobs per round. × one pass: the median over "
+        "rounds of the ratio to the one pass of the same round. peak RSS: the largest "
+        "ru_maxrss of the layout's job processes. Each node's features from the one pass equal those of its own "
+        f"job: largest |difference| {max(r['max_diff'] for r in rounds):.1e}.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -254,7 +296,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--n-images", type=int, default=200, help="stratified sample size (default 200)")
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--nodes", default="layer2,layer3,layer4,penultimate", help="comma list, the deepest last")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported (default 5)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each job (default 2)")
