@@ -83,15 +83,9 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def resolve_weights(arch: str, weights: str, init_seed: int = 0, key: str = "features.resnet101") -> dict:
-    """Decide what a torchvision set's ``weights`` means here and now; returns the record described above.
-
-    ``pretrained``/``imagenet`` without reachable weights is a one-line AtlasError; ``auto`` falls
-    back to random initialisation with a loud warning. ``key`` names the set in messages.
-    """
-    check_arch(arch, f"{key}.arch")
-    weights = str(weights)
-    record = {
+def blank_record(arch: str, weights: str) -> dict:
+    """A weights record (``files.weights_record``) before it is decided what ``weights`` means."""
+    return {
         "arch": arch,
         "weights": weights,
         "kind": None,
@@ -101,6 +95,11 @@ def resolve_weights(arch: str, weights: str, init_seed: int = 0, key: str = "fea
         "weights_random": None,
         "warning": None,
     }
+
+
+def local_record(record: dict, init_seed: int) -> dict:
+    """The record of weights that need no lookup: ``none`` (random initialisation) or a checked file."""
+    weights = record["weights"]
     if weights == "none":
         return {
             **record,
@@ -108,16 +107,28 @@ def resolve_weights(arch: str, weights: str, init_seed: int = 0, key: str = "fea
             "weights_random": True,
             "weights_source": f"random initialisation (weights: none, init_seed {init_seed})",
         }
-    if weights not in WEIGHT_KEYWORDS:
-        if not Path(weights).is_file():
+    return {
+        **record,
+        "kind": "file",
+        "path": os.path.abspath(weights),
+        "weights_random": False,
+        "weights_source": f"file {Path(weights).name} (sha256 {file_sha256(weights)[:16]})",
+    }
+
+
+def resolve_weights(arch: str, weights: str, init_seed: int = 0, key: str = "features.resnet101") -> dict:
+    """Decide what a torchvision set's ``weights`` means here and now; returns the record described above.
+
+    ``pretrained``/``imagenet`` without reachable weights is a one-line AtlasError; ``auto`` falls
+    back to random initialisation with a loud warning. ``key`` names the set in messages.
+    """
+    check_arch(arch, f"{key}.arch")
+    weights = str(weights)
+    record = blank_record(arch, weights)
+    if weights == "none" or weights not in WEIGHT_KEYWORDS:
+        if weights != "none" and not Path(weights).is_file():
             raise AtlasError(f"{key}.weights file '{weights}' does not exist; give the path of a saved state dict")
-        return {
-            **record,
-            "kind": "file",
-            "path": os.path.abspath(weights),
-            "weights_random": False,
-            "weights_source": f"file {Path(weights).name} (sha256 {file_sha256(weights)[:16]})",
-        }
+        return local_record(record, init_seed)
     try:
         enum, _ = _imagenet_state_dict(arch)
         path = _imagenet_cache_path(arch)
@@ -442,32 +453,11 @@ def resolve_timm_weights(arch: str, weights: str, init_seed: int = 0, key: str =
     """
     check_timm_arch(arch, f"{key}.arch")
     weights = str(weights)
-    record = {
-        "arch": arch,
-        "weights": weights,
-        "kind": None,
-        "enum": None,
-        "path": None,
-        "weights_source": None,
-        "weights_random": None,
-        "warning": None,
-    }
-    if weights == "none":
-        return {
-            **record,
-            "kind": "none",
-            "weights_random": True,
-            "weights_source": f"random initialisation (weights: none, init_seed {init_seed})",
-        }
-    if weights not in WEIGHT_KEYWORDS:
-        checkpoint_shapes(weights, f"{key}.weights")
-        return {
-            **record,
-            "kind": "file",
-            "path": os.path.abspath(weights),
-            "weights_random": False,
-            "weights_source": f"file {Path(weights).name} (sha256 {file_sha256(weights)[:16]})",
-        }
+    record = blank_record(arch, weights)
+    if weights == "none" or weights not in WEIGHT_KEYWORDS:
+        if weights != "none":
+            checkpoint_shapes(weights, f"{key}.weights")
+        return local_record(record, init_seed)
     pretrained = timm_pretrained(arch)
     if pretrained is None:
         if weights != "auto":
