@@ -92,10 +92,15 @@ def test_other_architectures_extract(manifest, image_folder, tmp_path, arch, dim
 def test_unknown_node_lists_valid_ones(manifest, image_folder, tmp_path):
     with pytest.raises(
         AtlasError,
-        match=r"^features\.r18\.nodes: 'fc7' is not a node of this model; use 'penultimate' "
+        match=r"^features\.r18\.nodes: 'fc7' is not a node of this model; close matches: fc; use 'penultimate' "
         r"or one of its 70 nodes, the last being: .*, flatten, fc$",
     ):
         run(manifest, image_folder, tmp_path / "f.h5", nodes=["layer3", "fc7"])
+    # A mistyped module name is matched to the module.
+    with pytest.raises(
+        AtlasError, match=r"^features\.r18\.nodes: 'layr3' is not a node of this model; close matches: layer3"
+    ):
+        run(manifest, image_folder, tmp_path / "f.h5", nodes=["layr3"])
     assert list(tmp_path.glob("*.h5")) == [] and not list(tmp_path.glob(".tmp-*"))
 
 
@@ -321,7 +326,7 @@ def test_bad_weights_files_are_one_line_errors(tmp_path):
     torch.save(get_model("resnet34", weights=None).state_dict(), tmp_path / "r34.pth")
     with pytest.raises(
         AtlasError,
-        match=r"^features\.r18\.weights file '.*r34.pth' does not fit arch 'resnet18' \(.*\); "
+        match=r"^features\.r18\.weights file '.*r34.pth' does not fit features\.r18\.arch 'resnet18' \(.*\); "
         r"use the arch the weights were saved from$",
     ):
         file_network(tmp_path / "r34.pth")

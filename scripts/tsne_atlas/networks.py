@@ -24,7 +24,7 @@ from torchvision.models.feature_extraction import create_feature_extractor, get_
 
 from .config import PENULTIMATE
 from .jobs import AtlasError
-from .weights import check_arch, file_sha256
+from .weights import check_arch, close_matches, file_sha256
 
 LOGGER = logging.getLogger("tsne_atlas.networks")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -102,7 +102,7 @@ def load_weights_into(model: torch.nn.Module, state: dict, record: dict, key: st
         first = str(err).strip().splitlines()
         raise AtlasError(
             f"{key} file '{record['weights'] if record['kind'] == 'file' else record['path']}' does not fit "
-            f"arch '{record['arch']}' ({first[1].strip() if len(first) > 1 else first[0]}); "
+            f"{key.rsplit('.', 1)[0]}.arch '{record['arch']}' ({first[1].strip() if len(first) > 1 else first[0]}); "
             f"use the arch the weights were saved from"
         ) from None
 
@@ -160,9 +160,11 @@ def resolve_nodes(
             continue
         if node not in eval_nodes and not any(name.startswith(node + ".") for name in eval_nodes):
             tail = ", ".join(eval_nodes[-12:])
+            # Module names (layer3 for layer3.1.relu_1) count too: a typo of one is the usual mistake.
+            names = sorted(set(eval_nodes) | {name.rsplit(".", i)[0] for name in eval_nodes for i in (1, 2)})
             raise AtlasError(
-                f"{key}: '{node}' is not a node of this model; use '{PENULTIMATE}' or one of "
-                f"its {len(eval_nodes)} nodes, the last being: {tail}"
+                f"{key}: '{node}' is not a node of this model{close_matches(node, names)}; use '{PENULTIMATE}' "
+                f"or one of its {len(eval_nodes)} nodes, the last being: {tail}"
             )
         resolved[node] = node
     return resolved
