@@ -202,7 +202,7 @@ def test_run_menu_switches_coordinates_title_and_hover(page, sweep):
     row = sweep.paths.index("bee/bee_0.png")
     assert [column(page, name, "x")[index], column(page, name, "y")[index]] == list(sweep.coords[first][row])
     labels = model_value(page, bx.SELECT_NAME, "m.options.map(([value, label]) => label)")
-    assert labels == ["perplexity 5, seed 0 (KL 0.90)", "perplexity 30, seed 1 (KL 0.40)"]
+    assert labels == ["net · perplexity 5, seed 0 (KL 0.90)", "net · perplexity 30, seed 1 (KL 0.40)"]
     # Choose the other run in the real <select>, as a user would.
     menu = page.execute_script(
         "return Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name(arguments[0]))"
