@@ -30,7 +30,8 @@ NEW_VALUES = {
     "compare.seed": lambda tmp: 1,
     # Raising the largest perplexity: adding a smaller one reuses the graph (tested in test_workflow).
     "tsne.perplexities": lambda tmp: [5, 12],
-    "tsne.seeds": lambda tmp: [0, 1, 2],
+    # Other seeds from the first on: the comparison sheet shows the first seed's runs.
+    "tsne.seeds": lambda tmp: [1, 2],
     "tsne.implementation": lambda tmp: "sklearn",
     "tsne.negative_gradient": lambda tmp: "fft",
     "tsne.init": lambda tmp: "random",
