@@ -126,6 +126,7 @@ rule explorer:
     conda:
         "../envs/figures.yaml"
     params:
+        order=FEATURE_IDS,
         root=config["dataset"]["root"],
         thumb_size=config["explorer"]["thumb_size"],
         max_images=config["explorer"]["max_images"],

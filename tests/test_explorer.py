@@ -23,6 +23,7 @@ import headless_browser as hb
 from conftest import rule_job
 from tsne_atlas import explorer as bx
 from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE
+from tsne_atlas.files.runs import read_embedding
 from tsne_atlas.files.runs import write_run as write_embedding
 from tsne_atlas.jobs import AtlasError, run_rule
 from tsne_atlas.subsample import fixed_subsample
@@ -238,7 +239,7 @@ def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
     snakemake = rule_job(
         "explorer",
         input={"embeddings": [tsv for tsv, _ in runs], "metas": [meta for _, meta in runs]},
-        params={"root": str(sweep.root), "thumb_size": 16, "max_images": 5000},
+        params={"order": ["net"], "root": str(sweep.root), "thumb_size": 16, "max_images": 5000},
         output={"html": str(tmp_path / "out" / "explorer.html")},
         log=str(tmp_path / "logs" / "explorer.log"),
     )
@@ -246,6 +247,30 @@ def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
     text = Path(snakemake.output.html).read_text(encoding="utf-8")
     assert RANDOM_WEIGHTS_NOTE not in text and bx.NOTE_NAME not in text
     assert "wrote" in Path(snakemake.log[0]).read_text(encoding="utf-8")
+
+
+def test_runs_of_several_feature_sets_are_listed_in_config_order(sweep, tmp_path):
+    """The menu lists the feature sets as the config does (not alphabetically), then perplexity and seed."""
+    runs = []
+    for features_id in ("zeta", "alpha"):
+        for tsv, meta_json in sweep.runs:
+            meta = {**json.loads(Path(meta_json).read_text(encoding="utf-8")), "features": features_id}
+            paths, labels, coords = read_embedding(tsv)
+            stem = tmp_path / f"{features_id}-{Path(tsv).stem}"
+            write_embedding(f"{stem}.tsv", f"{stem}.json", paths, labels, coords, meta)
+            runs.append((f"{stem}.tsv", f"{stem}.json"))
+    _, _, _, metas = bx.load_runs(runs, order=["zeta", "alpha"])
+    assert [(m["features"], m["perplexity"]) for m in metas] == [
+        ("zeta", 5.0),
+        ("zeta", 30.0),
+        ("alpha", 5.0),
+        ("alpha", 30.0),
+    ]
+    _, _, _, by_name = bx.load_runs(runs)
+    assert [m["features"] for m in by_name] == ["alpha", "alpha", "zeta", "zeta"]
+    bx.build_explorer(runs, sweep.root, tmp_path / "two.html", THUMB_SIZE, 5000, order=["zeta", "alpha"])
+    text = (tmp_path / "two.html").read_text(encoding="utf-8")
+    assert "tsne-atlas explorer: zeta, alpha features" in text
 
 
 def test_thumbnail_applies_exif_rotation_and_converts_to_rgb(tmp_path):
@@ -326,7 +351,7 @@ def test_page_above_max_images_holds_a_fixed_subsample_says_so_and_is_byte_repro
     assert len(kept) == 10
     assert {p for p in capped.paths if p in text} == kept  # the other 20 images are not in the page
     assert CAPPED_NOTE in text and bx.SUBSAMPLE_NAME in text
-    assert "<title>tsne-atlas explorer: resnet18 features, 10 of 30 images (random subsample), 2 runs</title>" in text
+    assert "<title>tsne-atlas explorer: net features, 10 of 30 images (random subsample), 2 runs</title>" in text
     bx.build_explorer(capped.runs, capped.root, tmp_path / "again.html", thumb_size=8, max_images=10)
     assert (tmp_path / "again.html").read_bytes() == capped.html.read_bytes()
     # At or below the cap nothing changes and nothing is said.

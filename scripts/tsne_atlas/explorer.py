@@ -100,8 +100,11 @@ def run_label(meta: dict) -> str:
     )
 
 
-def load_runs(runs: list[tuple[str, str]]) -> tuple[list[str], list[str], list[np.ndarray], list[dict]]:
-    """Read every (embedding TSV, meta JSON) pair, sorted by (feature set, perplexity, seed).
+def load_runs(
+    runs: list[tuple[str, str]], order: list[str] | None = None
+) -> tuple[list[str], list[str], list[np.ndarray], list[dict]]:
+    """Read every (embedding TSV, meta JSON) pair, sorted by feature set (in ``order``, the config's,
+    when given; else by name), perplexity and seed.
 
     Returns the shared paths and labels, one N x 2 coordinate array per run and the
     runs' metadata. Every run must list the same images in the same order.
@@ -112,7 +115,8 @@ def load_runs(runs: list[tuple[str, str]]) -> tuple[list[str], list[str], list[n
     for tsv, meta_json in runs:
         run = read_run(tsv, meta_json)
         loaded.append((tsv, run.meta, run.paths, run.labels, run.coords))
-    loaded.sort(key=lambda run: run_sort_key(run[1]))
+    rank = {features_id: i for i, features_id in enumerate(order or [])}
+    loaded.sort(key=lambda run: (rank.get(run[1]["features"], len(rank)), *run_sort_key(run[1])))
     first_tsv, _, paths, labels, _ = loaded[0]
     for tsv, _, other_paths, other_labels, _ in loaded[1:]:
         if other_paths != paths or other_labels != labels:
@@ -264,13 +268,15 @@ def build_explorer(
     output: str | os.PathLike,
     thumb_size: int,
     max_images: int,
+    order: list[str] | None = None,
 ) -> None:
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
 
     ``root`` is the dataset root the TSVs' image paths are relative to. Above ``max_images``
     images the page holds a fixed random subsample of them (the same for every run) and says so.
+    ``order``: the feature set ids in the order the menu lists them.
     """
-    paths, labels, coords, metas = load_runs(runs)
+    paths, labels, coords, metas = load_runs(runs, order)
     n_total = len(paths)
     keep = fixed_subsample(n_total, max_images)
     note = subsample_note(len(keep), n_total, "explorer.max_images")
@@ -288,7 +294,8 @@ def build_explorer(
             subsample=note and note[0].upper() + note[1:],
         )
         shown = f"{len(paths):,} of {n_total:,} images (random subsample)" if note else f"{n_total:,} images"
-        title = f"tsne-atlas explorer: {metas[0].get('model')} features, {shown}, {len(metas)} runs"
+        feature_sets = ", ".join(dict.fromkeys(str(meta["features"]) for meta in metas))
+        title = f"tsne-atlas explorer: {feature_sets} features, {shown}, {len(metas)} runs"
         html = file_html(layout, INLINE, title=title)
     with atomic_path(output) as tmp:
         Path(tmp).write_text(html, encoding="utf-8")
@@ -297,6 +304,8 @@ def build_explorer(
     )
 
 
-def explorer(embeddings: list[str], metas: list[str], root: str, thumb_size: int, max_images: int, html: str) -> None:
-    """The explorer page of the whole sweep (rule explorer)."""
-    build_explorer(list(zip(embeddings, metas)), root, html, thumb_size, max_images)
+def explorer(
+    embeddings: list[str], metas: list[str], order: list[str], root: str, thumb_size: int, max_images: int, html: str
+) -> None:
+    """The explorer page of the whole sweep, every feature set's runs in config ``order`` (rule explorer)."""
+    build_explorer(list(zip(embeddings, metas)), root, html, thumb_size, max_images, order)
