@@ -217,6 +217,26 @@ def set_files(wildcards):
     )
 
 
+def set_setting(key):
+    """Param function: the wildcards' feature set's ``key`` (schema defaults filled in)."""
+    return lambda wildcards: FEATURE_SETS[wildcards.feature_set][key]
+
+
+def set_gpus(wildcards):
+    """The extraction job's ``gpu`` resource for the wildcards' feature set."""
+    return extraction_gpus(
+        config["extraction"]["device"], FEATURE_SETS[wildcards.feature_set]["source"]
+    )
+
+
+def features_file_per_id(wildcards):
+    """The features file of every feature set id, in FEATURE_IDS order (a set of several nodes repeats)."""
+    return [
+        f"{RESULTS}/features/{FEATURES[features_id][0]}.h5"
+        for features_id in FEATURE_IDS
+    ]
+
+
 def network_setting(key):
     """Param function: ``extraction.<key>`` for a set a network computes, None for a precomputed set."""
     return lambda wildcards: (

@@ -60,10 +60,7 @@ rule compare_metrics:
 
 rule compare_cka:
     input:
-        features=lambda wildcards: [
-            f"{RESULTS}/features/{FEATURES[features_id][0]}.h5"
-            for features_id in FEATURE_IDS
-        ],
+        features=features_file_per_id,
     output:
         table=f"{RESULTS}/compare/cka.csv",
         png=report(

@@ -15,10 +15,10 @@ rule fetch_weights:
         "../envs/features.yaml"
     params:
         feature_set=lambda wildcards: wildcards.feature_set,
-        source=lambda wildcards: FEATURE_SETS[wildcards.feature_set]["source"],
-        arch=lambda wildcards: FEATURE_SETS[wildcards.feature_set]["arch"],
-        weights=lambda wildcards: FEATURE_SETS[wildcards.feature_set]["weights"],
-        init_seed=lambda wildcards: FEATURE_SETS[wildcards.feature_set]["init_seed"],
+        source=set_setting("source"),
+        arch=set_setting("arch"),
+        weights=set_setting("weights"),
+        init_seed=set_setting("init_seed"),
     script:
         "../scripts/fetch_weights.py"
 
@@ -39,12 +39,7 @@ rule extract_features:
         "../envs/features.yaml"
     threads: config["extraction"]["threads"]
     resources:
-        # A precomputed set only reads a file: no GPU to wait for.
-        gpu=lambda wildcards: (
-            0
-            if FEATURE_SETS[wildcards.feature_set]["source"] == "precomputed"
-            else extraction_gpus(config["extraction"]["device"])
-        ),
+        gpu=set_gpus,
         mem_mb=extraction_mem_mb(config["extraction"]["num_workers"]),
         runtime=extraction_runtime_min(N_IMAGES, config["extraction"]["device"]),
     params:

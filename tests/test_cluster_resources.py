@@ -22,7 +22,9 @@ TINY = {
 
 
 def test_gpu_only_when_the_device_may_be_a_gpu():
-    assert [cr.extraction_gpus(d) for d in ("auto", "cuda", "cuda:1", "cpu")] == [1, 1, 1, 0]
+    assert [cr.extraction_gpus(d, "torchvision") for d in ("auto", "cuda", "cuda:1", "cpu")] == [1, 1, 1, 0]
+    assert [cr.extraction_gpus(d, "timm") for d in ("auto", "cpu")] == [1, 0]
+    assert [cr.extraction_gpus(d, "precomputed") for d in ("auto", "cuda", "cpu")] == [0, 0, 0]
 
 
 def test_sample_size_counts_the_dataset_only_for_all():

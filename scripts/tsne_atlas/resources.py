@@ -41,9 +41,10 @@ def uses_gpu(device: str) -> bool:
     return device == "auto" or device.startswith("cuda")
 
 
-def extraction_gpus(device: str) -> int:
-    """The ``gpu`` resource of the extraction job: 1 when it may use a GPU, else 0."""
-    return 1 if uses_gpu(device) else 0
+def extraction_gpus(device: str, source: str) -> int:
+    """The ``gpu`` resource of a feature set's extraction job: 1 when it may use a GPU, else 0 (a
+    precomputed set only reads a file, so it never waits for a GPU)."""
+    return 1 if uses_gpu(device) and source != "precomputed" else 0
 
 
 def sample_size(n_images, count_images=None) -> int:

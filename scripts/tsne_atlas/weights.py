@@ -116,6 +116,19 @@ def local_record(record: dict, init_seed: int) -> dict:
     }
 
 
+def random_fallback(record: dict, warning: str, missing: str, init_seed: int) -> dict:
+    """``auto`` without its pretrained weights: random initialisation, said loudly (here, in the record
+    that extraction repeats, and on every figure through ``weights_random``)."""
+    LOGGER.warning("%s", warning)
+    return {
+        **record,
+        "kind": "random",
+        "weights_random": True,
+        "warning": warning,
+        "weights_source": f"random initialisation ({missing} unavailable, init_seed {init_seed})",
+    }
+
+
 def resolve_weights(arch: str, weights: str, init_seed: int = 0, key: str = "features.resnet101") -> dict:
     """Decide what a torchvision set's ``weights`` means here and now; returns the record described above.
 
@@ -147,14 +160,7 @@ def resolve_weights(arch: str, weights: str, init_seed: int = 0, key: str = "fea
             f"initialisation. Features and figures do not show what a trained network sees. Put {url} at "
             f"{_imagenet_cache_path(arch)} or set {key}.weights to a state-dict file."
         )
-        LOGGER.warning("%s", warning)
-        return {
-            **record,
-            "kind": "random",
-            "weights_random": True,
-            "warning": warning,
-            "weights_source": f"random initialisation (ImageNet weights unavailable, init_seed {init_seed})",
-        }
+        return random_fallback(record, warning, "ImageNet weights", init_seed)
     name = f"{type(enum).__name__}.{enum.name}"
     return {
         **record,
@@ -502,14 +508,7 @@ def resolve_timm_weights(arch: str, weights: str, init_seed: int = 0, key: str =
         f"!!! pretrained weights for timm {arch} could not be had ({reason}); using RANDOM initialisation. "
         f"Features and figures do not show what a trained network sees. To fix: {fix}."
     )
-    LOGGER.warning("%s", warning)
-    return {
-        **record,
-        "kind": "random",
-        "weights_random": True,
-        "warning": warning,
-        "weights_source": f"random initialisation (pretrained weights unavailable, init_seed {init_seed})",
-    }
+    return random_fallback(record, warning, "pretrained weights", init_seed)
 
 
 # Weight resolvers by source: resolver(arch, weights, init_seed, key) -> record.
