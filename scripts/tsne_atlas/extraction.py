@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .config import PRECOMPUTED_NODE
 from .files.features import write_features
-from .files.manifest import read_manifest
+from .files.manifest import read_images
 from .files.weights_record import read_record
 from .images import load_rgb
 from .jobs import AtlasError
@@ -148,16 +148,12 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def read_labels(manifest: str) -> tuple[list[str], np.ndarray, list[str]]:
-    """The manifest's paths, label indices and sorted class names."""
-    rows = read_manifest(manifest)
-    if not rows:
-        raise AtlasError(f"{manifest}: the manifest lists no images; check dataset.root and sample.n_images")
-    paths = [path for path, _ in rows]
-    classes = sorted({label for _, label in rows})
-    class_index = {label: i for i, label in enumerate(classes)}
-    labels = np.array([class_index[label] for _, label in rows], dtype=np.int64)
-    return paths, labels, classes
+def read_sample_paths(images: str) -> list[str]:
+    """The sampled images' paths (``sample/images.csv``): extraction needs no labels."""
+    paths, _ = read_images(images)
+    if not paths:
+        raise AtlasError(f"{images}: the sample lists no images; check dataset.root and sample.n_images")
+    return paths
 
 
 def set_network(settings: dict, resolved: str | None, key: str) -> Network:
@@ -180,7 +176,7 @@ def set_network(settings: dict, resolved: str | None, key: str) -> Network:
 
 
 def extract_features(
-    manifest: str,
+    images: str,
     root: str,
     feature_set: str,
     settings: dict,
@@ -196,14 +192,14 @@ def extract_features(
     progress: bool = True,
 ) -> dict:
     """Extract the features of feature set ``feature_set`` (its ``settings``, schema defaults filled in)
-    for every manifest row into ``features``; return the file's attributes.
+    for every sampled image (``images``) into ``features``; return the file's attributes.
 
     ``resolved``: the record fetch_weights wrote for the set's weights (the workflow always gives it
     to sets with weights, so this job reads only local files). ``num_workers`` and ``threads``
     change how fast the job runs, never its result.
     """
     key = f"features.{feature_set}"
-    paths, labels, classes = read_labels(manifest)
+    paths = read_sample_paths(images)
     attrs = {
         "feature_set": feature_set,
         "source": settings["source"],
@@ -213,7 +209,7 @@ def extract_features(
         "config_hash": config_hash,
     }
     if settings["source"] == "precomputed":
-        return import_precomputed(settings, key, paths, labels, classes, root, features, attrs)
+        return import_precomputed(settings, key, paths, root, features, attrs)
     if threads:
         torch.set_num_threads(int(threads))
     use_deterministic_algorithms()
@@ -260,14 +256,12 @@ def extract_features(
         }
     )
     batches = iter_feature_batches(module, loader, torch_device, precision_used, channels_last, progress)
-    dims = write_features(features, batches, len(paths), labels, classes, paths, attrs, network.nodes)
+    dims = write_features(features, batches, len(paths), paths, attrs, network.nodes)
     LOGGER.info("wrote %s: %d images, dimensions %s", features, len(paths), dims)
     return {**attrs, "feature_dims": dims, "nodes": list(network.nodes)}
 
 
-def import_precomputed(
-    settings: dict, key: str, paths: list[str], labels: np.ndarray, classes: list[str], root: str, features: str, attrs
-) -> dict:
+def import_precomputed(settings: dict, key: str, paths: list[str], root: str, features: str, attrs) -> dict:
     """A precomputed set: the file's rows for the sampled images, in manifest order, as a features file."""
     from .precomputed import read_precomputed
 
@@ -287,8 +281,6 @@ def import_precomputed(
         features,
         [{PRECOMPUTED_NODE: rows}],
         len(paths),
-        labels,
-        classes,
         paths,
         attrs,
         {PRECOMPUTED_NODE: PRECOMPUTED_NODE},

@@ -4,16 +4,15 @@ Layout:
     /features/<node>  float32 (N, D_node)  one dataset per node of the set (as the config names it),
                                            one row per manifest row, in manifest order;
                                            attribute graph_node: the network node it resolved to
-    /labels    int64   (N,)     index into /classes
-    /classes   str     (C,)     class labels, sorted
-    /paths     str     (N,)     image paths relative to the dataset root
+    /paths     str     (N,)     image paths relative to the dataset root (sample/images.csv's order)
     attributes: feature_set, source, model, nodes (JSON list, config order), weights, weights_source,
                 weights_random, preprocessing, device, precision (as used), precision_setting,
                 channels_last, batch_size, dataset_root, n_images, versions (JSON), config_hash,
                 feature_dims (JSON node -> D, written last)
     A list- or dict-valued attribute is stored as JSON text with sorted keys.
 
-All nodes of a set come from one forward pass, so they share one file (and one job).
+All nodes of a set come from one forward pass, so they share one file (and one job). Labels are not
+in it: they join afterwards from sample/manifest.csv, so relabelling reruns no extraction.
 
 Written under a temporary name and renamed when complete, byte-reproducible (no HDF5 times).
 A file copied in truncated, or left by a crash of an older version or a full disk, can still
@@ -31,7 +30,7 @@ import numpy as np
 
 from ..jobs import AtlasError, atomic_path
 
-REQUIRED_DATASETS = ("features", "labels", "classes", "paths")
+REQUIRED_DATASETS = ("features", "paths")
 # Attributes of the features file (and of the node read) that travel on to every embedding and figure.
 PROVENANCE_ATTRS = (
     "feature_set",
@@ -52,8 +51,6 @@ def write_features(
     path: str | os.PathLike,
     batches: Iterable[dict[str, np.ndarray]],
     n_images: int,
-    labels: np.ndarray,
-    classes: Sequence[str],
     paths: Sequence[str],
     attrs: dict,
     graph_nodes: dict[str, str],
@@ -64,8 +61,6 @@ def write_features(
     with atomic_path(path) as tmp:
         # track_times=False keeps the file byte-identical across identical runs.
         with h5py.File(tmp, "w", track_order=True) as h5:
-            h5.create_dataset("labels", data=np.asarray(labels, dtype=np.int64), track_times=False)
-            h5.create_dataset("classes", data=np.asarray(classes, dtype=object), dtype=text, track_times=False)
             h5.create_dataset("paths", data=np.asarray(paths, dtype=object), dtype=text, track_times=False)
             group = h5.create_group("features", track_order=True)
             datasets: dict[str, h5py.Dataset] = {}
@@ -93,7 +88,7 @@ def write_features(
 
 
 def read_features(path: str | os.PathLike, node: str | None = None, with_features: bool = True) -> dict:
-    """One node of a features file as a dict: features (or None), shape, labels, classes, paths, attrs.
+    """One node of a features file as a dict: features (or None), shape, paths, attrs.
 
     ``node``: as the config names it; None for a file of one node. ``attrs`` holds the file's
     attributes plus ``node`` and ``graph_node``. ``with_features=False`` skips the N x D matrix
@@ -116,8 +111,6 @@ def read_features(path: str | os.PathLike, node: str | None = None, with_feature
             return {
                 "features": dataset[:] if with_features else None,
                 "shape": tuple(int(n) for n in dataset.shape),
-                "labels": h5["labels"][:],
-                "classes": [_text(c) for c in h5["classes"][:]],
                 "paths": [_text(p) for p in h5["paths"][:]],
                 "attrs": {**attrs, "node": node, "graph_node": plain_value(dataset.attrs["graph_node"])},
             }
@@ -151,7 +144,7 @@ def features_file_problem(path: str | os.PathLike) -> str | None:
                 return f"datasets {missing} are missing"
             if not isinstance(h5["features"], h5py.Group) or not len(h5["features"]):
                 return "no node's features (a file of an older version?)"
-            n_rows = {name: h5[name].shape[0] for name in REQUIRED_DATASETS if name not in ("classes", "features")}
+            n_rows = {"paths": h5["paths"].shape[0]}
             n_rows.update({f"features/{node}": h5["features"][node].shape[0] for node in h5["features"]})
             if len(set(n_rows.values())) != 1:
                 return f"datasets disagree on the number of images ({n_rows})"
