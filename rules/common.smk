@@ -33,7 +33,7 @@ from scripts.tsne_atlas.resources import (
     tsne_mem_mb,
     tsne_runtime_min,
 )
-from scripts.tsne_atlas.sampling import count_images
+from scripts.tsne_atlas.collection import count_images, manifest_digest
 from scripts.tsne_atlas.schema import (
     SCHEMA_PATH,
     feature_set_defaults,
@@ -76,12 +76,12 @@ for feature_set in FEATURE_SETS:
                 file=sys.stderr,
             )
 # Sizes the jobs' memory and run time (rules: resources); 'all' counts the dataset.
-N_IMAGES = sample_size(
-    config["sample"]["n_images"],
-    lambda: count_images(
-        config["dataset"]["root"], list(config["dataset"]["extensions"])
-    ),
-)
+N_IMAGES = sample_size(config["sample"]["n_images"], lambda: count_images(config["dataset"]))
+# What the sample depends on in a dataset manifest (None for the other layouts).
+try:
+    DATASET_MANIFEST_DIGEST = manifest_digest(config["dataset"], config["sample"]["stratified"])
+except AtlasError as err:
+    sys.exit(f"tsne-atlas: config error: {err}")
 PERPLEXITIES = [wildcard_value(p) for p in config["tsne"]["perplexities"]]
 SEEDS = [wildcard_value(s) for s in config["tsne"]["seeds"]]
 # The values of RUN's wildcards over the sweep.
@@ -197,12 +197,25 @@ def final_outputs():
     )
 
 
-def class_folders(wildcards):
-    """The dataset's class folders: a folder's mtime changes when images are added or removed."""
-    root = Path(config["dataset"]["root"])
-    return sorted(
+def collection_inputs(wildcards):
+    """What sampling reads: the dataset manifest (only as old as its digest param says: editing its
+    metadata or, unstratified, its labels must not resample), or the folders, whose mtimes change
+    when images are added or removed."""
+    dataset = config["dataset"]
+    if dataset["layout"] == "manifest":
+        return {"dataset_manifest": ancient(dataset["manifest"])}
+    root = Path(dataset["root"])
+    folders = sorted(
         str(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
     )
+    return folders + ([str(root)] if dataset["layout"] == "flat" else [])
+
+
+def dataset_manifest_input(wildcards):
+    """Labelling reads the dataset manifest (labels, metadata): any edit of it relabels."""
+    if config["dataset"]["layout"] == "manifest":
+        return {"dataset_manifest": config["dataset"]["manifest"]}
+    return {}
 
 
 def set_files(wildcards):

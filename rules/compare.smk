@@ -5,6 +5,7 @@ rule compare_sheet:
     input:
         embeddings=compare_files(rules.tsne.output.embedding),
         metas=compare_files(rules.tsne.output.meta),
+        manifest=rules.label_images.output.manifest,
     output:
         png=report(
             f"{RESULTS}/compare/sheet.png",

@@ -28,7 +28,7 @@ rule extract_features:
     input:
         set_files,
         unpack(weights_record),
-        manifest=rules.sample_images.output.manifest,
+        images=rules.sample_images.output.images,
     output:
         features=f"{RESULTS}/features/{{feature_set}}.h5",
     log:

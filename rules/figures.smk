@@ -2,6 +2,7 @@ rule scatter:
     input:
         embedding=rules.tsne.output.embedding,
         meta=rules.tsne.output.meta,
+        manifest=rules.label_images.output.manifest,
     output:
         png=report(
             f"{RESULTS}/scatter/{RUN}.png",
@@ -29,6 +30,7 @@ rule mosaic:
     input:
         embedding=rules.tsne.output.embedding,
         meta=rules.tsne.output.meta,
+        manifest=rules.label_images.output.manifest,
     output:
         png=report(
             f"{RESULTS}/mosaic/{RUN}.png",
@@ -58,6 +60,7 @@ rule grid_mosaic:
     input:
         embedding=rules.tsne.output.embedding,
         meta=rules.tsne.output.meta,
+        manifest=rules.label_images.output.manifest,
     output:
         png=report(
             f"{RESULTS}/grid_mosaic/{RUN}.png",
@@ -86,6 +89,7 @@ rule sweep_overview:
     input:
         embeddings=sweep_files(rules.tsne.output.embedding),
         metas=sweep_files(rules.tsne.output.meta),
+        manifest=rules.label_images.output.manifest,
         metrics=sweep_files(rules.embedding_metrics.output.metrics),
     output:
         png=report(
@@ -112,6 +116,7 @@ rule explorer:
     input:
         embeddings=all_sets_files(rules.tsne.output.embedding),
         metas=all_sets_files(rules.tsne.output.meta),
+        manifest=rules.label_images.output.manifest,
     output:
         html=report(
             f"{RESULTS}/explorer.html",

@@ -3,6 +3,7 @@ rule embedding_metrics:
         prepared=rules.tsne_input.output.prepared,
         embedding=rules.tsne.output.embedding,
         meta=rules.tsne.output.meta,
+        manifest=rules.label_images.output.manifest,
     output:
         metrics=f"{RESULTS}/metrics/{RUN}.json",
     log:

@@ -306,6 +306,7 @@ def plot_compare_sheet(
 def compare_sheet(
     embeddings: list[str],
     metas: list[str],
+    manifest: str,
     order: list[str],
     reference: str,
     png: str,
@@ -318,7 +319,7 @@ def compare_sheet(
         raise ValueError(f"{len(embeddings)} embeddings but {len(metas)} meta files")
     by_set: dict[str, list[RunRecord]] = {set_id: [] for set_id in order}
     for embedding, meta_json in zip(embeddings, metas):
-        run = read_run(embedding, meta_json)
+        run = read_run(embedding, meta_json, manifest)
         set_id = run.meta.get("features")
         if set_id not in by_set:
             raise AtlasError(f"{meta_json}: feature set {set_id!r} is not one of the compared sets {order}")
@@ -370,6 +371,11 @@ def plot_compare_metrics(rows: list[dict], order: list[str], note: str | None = 
         layout="constrained",
     )
     for ax, (key, title) in zip(axes, METRIC_PANELS):
+        if any(r[key] is None for r in rows):
+            ax.text(0.5, 0.5, "n/a: the images have no labels", ha="center", va="center", transform=ax.transAxes)
+            ax.set_title(title, fontsize=10)
+            ax.set_yticks([])
+            continue
         values = [np.array([r[key] for r in rows if r["features"] == set_id], dtype=float) for set_id in order]
         for x, vals in zip(positions, values):
             # Beside the mean, not under it, so single runs stay visible when they agree.

@@ -146,6 +146,27 @@ def check_feature_sets(given: dict, sets: dict[str, dict], defaults: dict) -> No
         seen[identity] = name
 
 
+def check_dataset(dataset: dict) -> None:
+    """The root must be a folder; a manifest layout needs its file, and only it takes one."""
+    root = Path(dataset["root"])
+    layout = dataset.get("layout", "folders")
+    if not root.is_dir():
+        what = {"folders": "with one sub-folder of images per class", "manifest": "the manifest's paths are relative to"}
+        raise AtlasError(
+            f"dataset.root '{root}' does not exist or is not a folder (working directory {os.getcwd()}); "
+            f"set dataset.root to the folder {what.get(layout, 'of the images')}"
+        )
+    manifest = dataset.get("manifest", "")
+    if layout == "manifest" and not manifest:
+        raise AtlasError("dataset.layout is 'manifest' but dataset.manifest is empty; give the CSV or TSV file's path")
+    if layout != "manifest" and manifest:
+        raise AtlasError(
+            f"dataset.manifest is set but dataset.layout is '{layout}'; set dataset.layout: manifest to use it"
+        )
+    if layout == "manifest" and not Path(manifest).is_file():
+        raise AtlasError(f"dataset.manifest '{manifest}' does not exist or is not a file; fix the path")
+
+
 def check_compare(compare: dict, ids: list[str], seeds: list[int]) -> None:
     """The comparison's reference and seed must be among the sweep's."""
     if compare["reference"] and compare["reference"] not in ids:
@@ -161,20 +182,15 @@ def check_config(config: dict, feature_set_defaults: dict, count_images=None) ->
 
     ``feature_set_defaults``: the schema's default of each feature-set key.
 
-    ``count_images(root, extensions)`` is called only when ``sample.n_images`` is ``all``.
+    ``count_images(dataset)`` is called only when ``sample.n_images`` is ``all``.
     """
-    root = Path(config["dataset"]["root"])
-    if not root.is_dir():
-        raise AtlasError(
-            f"dataset.root '{root}' does not exist or is not a folder (working directory {os.getcwd()}); "
-            f"set dataset.root to a folder with one sub-folder of images per class"
-        )
+    check_dataset(config["dataset"])
     sets = feature_set_settings(config, feature_set_defaults)
     check_feature_sets(config["features"], sets, feature_set_defaults)
     check_compare(config["compare"], list(feature_ids(sets)), list(config["tsne"]["seeds"]))
     n_images = config["sample"]["n_images"]
     if n_images == "all":
-        n_images = count_images(str(root), list(config["dataset"]["extensions"])) if count_images else None
+        n_images = count_images(config["dataset"]) if count_images else None
     if n_images is not None:
         for perplexity in config["tsne"]["perplexities"]:
             check_perplexity(float(perplexity), int(n_images))

@@ -101,7 +101,7 @@ def run_label(meta: dict) -> str:
 
 
 def load_runs(
-    runs: list[tuple[str, str]], order: list[str] | None = None
+    runs: list[tuple[str, str]], manifest: str, order: list[str] | None = None
 ) -> tuple[list[str], list[str], list[np.ndarray], list[dict]]:
     """Read every (embedding TSV, meta JSON) pair, sorted by feature set (in ``order``, the config's,
     when given; else by name), perplexity and seed.
@@ -113,7 +113,7 @@ def load_runs(
         raise AtlasError("the explorer got no embeddings; set at least one tsne.perplexities and tsne.seeds value")
     loaded = []
     for tsv, meta_json in runs:
-        run = read_run(tsv, meta_json)
+        run = read_run(tsv, meta_json, manifest)
         loaded.append((tsv, run.meta, run.paths, run.labels, run.coords))
     rank = {features_id: i for i, features_id in enumerate(order or [])}
     loaded.sort(key=lambda run: (rank.get(run[1]["features"], len(rank)), *run_sort_key(run[1])))
@@ -264,6 +264,7 @@ def deterministic_bokeh_ids(namespace: str = "tsne-atlas") -> Iterator[None]:
 
 def build_explorer(
     runs: list[tuple[str, str]],
+    manifest: str,
     root: str | os.PathLike,
     output: str | os.PathLike,
     thumb_size: int,
@@ -276,14 +277,14 @@ def build_explorer(
     images the page holds a fixed random subsample of them (the same for every run) and says so.
     ``order``: the feature set ids in the order the menu lists them.
     """
-    paths, labels, coords, metas = load_runs(runs, order)
+    paths, labels, coords, metas = load_runs(runs, manifest, order)
     n_total = len(paths)
     keep = fixed_subsample(n_total, max_images)
     note = subsample_note(len(keep), n_total, "explorer.max_images")
     if note:
         paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
         coords = [run_coords[keep] for run_coords in coords]
-    classes = list(metas[0]["classes"])
+    classes = sorted(set(labels))
     # One thumbnail per image, shared by all runs.
     thumbs = [thumbnail_data_uri(Path(root) / path, thumb_size) for path in paths]
     with deterministic_bokeh_ids():
@@ -305,7 +306,14 @@ def build_explorer(
 
 
 def explorer(
-    embeddings: list[str], metas: list[str], order: list[str], root: str, thumb_size: int, max_images: int, html: str
+    embeddings: list[str],
+    metas: list[str],
+    manifest: str,
+    order: list[str],
+    root: str,
+    thumb_size: int,
+    max_images: int,
+    html: str,
 ) -> None:
     """The explorer page of the whole sweep, every feature set's runs in config ``order`` (rule explorer)."""
-    build_explorer(list(zip(embeddings, metas)), root, html, thumb_size, max_images, order)
+    build_explorer(list(zip(embeddings, metas)), manifest, root, html, thumb_size, max_images, order)

@@ -84,10 +84,10 @@ def render_grid_mosaic(
 
 
 def grid_mosaic(
-    embedding: str, meta: str, root: str, thumb_size: int, border: int, background: str, max_images: int, png: str
+    embedding: str, meta: str, manifest: str, root: str, thumb_size: int, border: int, background: str, max_images: int, png: str
 ) -> None:
     """The grid mosaic of one run (rule grid_mosaic)."""
-    run = read_run(embedding, meta)
+    run = read_run(embedding, meta, manifest)
     # The same subsample for every run of the sweep (not the run's seed), so runs compare like with like.
     keep = fixed_subsample(len(run.paths), max_images)
     notes = [

@@ -38,36 +38,39 @@ def knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
     return float(np.mean(votes.argmax(axis=1) == labels))
 
 
-def embedding_metrics(X: np.ndarray, coords: np.ndarray, labels: np.ndarray, trust_k: int = 10, knn_k: int = 5) -> dict:
-    """Trustworthiness and k-NN accuracies of ``coords`` (N x 2) against features ``X``."""
+def embedding_metrics(
+    X: np.ndarray, coords: np.ndarray, labels: np.ndarray | None, trust_k: int = 10, knn_k: int = 5
+) -> dict:
+    """Trustworthiness and k-NN accuracies of ``coords`` (N x 2) against features ``X``; ``labels``
+    None (unlabelled images): the accuracies are None (n/a), trustworthiness needs no labels."""
     from sklearn.manifold import trustworthiness
 
     trust_k = min(trust_k, (len(X) - 1) // 2)  # scikit-learn needs k < N / 2
     return {
         "trustworthiness": float(trustworthiness(X, coords, n_neighbors=trust_k)),
-        "knn_accuracy_2d": knn_accuracy(coords, labels, knn_k),
-        "knn_accuracy_features": knn_accuracy(X, labels, knn_k),
+        "knn_accuracy_2d": None if labels is None else knn_accuracy(coords, labels, knn_k),
+        "knn_accuracy_features": None if labels is None else knn_accuracy(X, labels, knn_k),
         "trustworthiness_k": int(trust_k),
         "knn_k": int(knn_k),
     }
 
 
 def embedding_metrics_for_run(
-    prepared: str, embedding: str, meta: str, trust_k: int, knn_k: int, max_images: int, metrics: str
+    prepared: str, embedding: str, meta: str, manifest: str, trust_k: int, knn_k: int, max_images: int, metrics: str
 ) -> dict:
     """One run's quality metrics against the exact input t-SNE saw (rule embedding_metrics)."""
-    run = read_run(embedding, meta)
+    run = read_run(embedding, meta, manifest)
     X, _ = read_input(prepared)
     if len(X) != len(run.coords):
         raise AtlasError(f"{prepared} has {len(X)} rows but {embedding} {len(run.coords)}; delete both and rerun")
-    labels, coords = run.label_indices(), run.coords
+    labels, coords = (run.label_indices() if run.labelled else None), run.coords
     keep = fixed_subsample(len(X), max_images)  # the same points for every run
     run = run.meta
     result = {
         "features": run["features"],
         "perplexity": run["perplexity"],
         "seed": run["seed"],
-        **embedding_metrics(X[keep], coords[keep], labels[keep], trust_k, knn_k),
+        **embedding_metrics(X[keep], coords[keep], None if labels is None else labels[keep], trust_k, knn_k),
         "kl_divergence": run["kl_divergence"],
         "n_images": run["n_images"],
         "n_metric_images": len(keep),

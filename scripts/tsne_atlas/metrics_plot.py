@@ -11,6 +11,14 @@ LOGGER = logging.getLogger("tsne_atlas.metrics_plot")
 DPI = 150
 
 
+def not_applicable(ax, title: str) -> None:
+    """A label metric's panel when the images have no labels: says so instead of plotting."""
+    ax.text(0.5, 0.5, "n/a: the images have no labels", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def plot_sweep_metrics(rows: list[dict], note: str | None = None) -> plt.Figure:
     """Each metric against perplexity: seeds as dots, their mean as a line, min-max as a band."""
     panels = [
@@ -21,6 +29,9 @@ def plot_sweep_metrics(rows: list[dict], note: str | None = None) -> plt.Figure:
     perplexities = sorted({r["perplexity"] for r in rows})
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), layout="constrained")
     for ax, (key, title) in zip(axes, panels):
+        if any(r[key] is None for r in rows):
+            not_applicable(ax, title)
+            continue
         values = [[r[key] for r in rows if r["perplexity"] == p] for p in perplexities]
         for p, vals in zip(perplexities, values):
             ax.scatter([p] * len(vals), vals, s=14, color="#3f90da", alpha=0.7, zorder=3)
@@ -42,7 +53,7 @@ def plot_sweep_metrics(rows: list[dict], note: str | None = None) -> plt.Figure:
         ax.set_xlabel("perplexity")
         ax.set_xticks(perplexities)
         ax.grid(alpha=0.3)
-    handles, names = axes[1].get_legend_handles_labels()
+    handles, names = axes[0].get_legend_handles_labels()
     note_legend(fig, handles, names, note, ncols=len(names), fontsize=8)
     n_seeds = len({r["seed"] for r in rows})
     features = ", ".join(sorted({str(r.get("features")) for r in rows}))

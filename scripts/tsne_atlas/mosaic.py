@@ -76,6 +76,7 @@ def render_mosaic(
 def mosaic(
     embedding: str,
     meta: str,
+    manifest: str,
     root: str,
     canvas_size: int,
     thumb_size: int,
@@ -85,7 +86,7 @@ def mosaic(
     png: str,
 ) -> None:
     """The mosaic of one run (rule mosaic)."""
-    run = read_run(embedding, meta)
+    run = read_run(embedding, meta, manifest)
     # Above max_images: the same fixed random subsample for every run of the sweep.
     keep = fixed_subsample(len(run.paths), max_images)
     label_indices = run.label_indices()

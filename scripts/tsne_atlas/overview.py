@@ -16,7 +16,7 @@ from .figure_style import (
     plt,
     weights_note,
 )
-from .files.metrics import read_run_metrics
+from .files.metrics import format_metric, read_run_metrics
 from .files.runs import read_run
 from .jobs import atomic_path
 
@@ -26,7 +26,8 @@ LOGGER = logging.getLogger("tsne_atlas.overview")
 def panel_title(metrics: dict) -> str:
     return (
         f"p={metrics['perplexity']:g}  s={metrics['seed']}\n"
-        f"T={metrics['trustworthiness']:.3f}  kNN={metrics['knn_accuracy_2d']:.2f}  KL={metrics['kl_divergence']:.2f}"
+        f"T={metrics['trustworthiness']:.3f}  kNN={format_metric(metrics['knn_accuracy_2d'])}  "
+        f"KL={metrics['kl_divergence']:.2f}"
     )
 
 
@@ -69,12 +70,12 @@ def plot_overview(
 
 
 def sweep_overview(
-    embeddings: list[str], metas: list[str], metrics: list[str], panel_in: float, dpi: int, png: str, pdf: str
+    embeddings: list[str], metas: list[str], metrics: list[str], manifest: str, panel_in: float, dpi: int, png: str, pdf: str
 ) -> None:
     """The contact sheet of every run (rule sweep_overview)."""
     runs, classes, model, random_weights = [], None, None, False
     for embedding, meta_json, metrics_json in zip(embeddings, metas, metrics):
-        run = read_run(embedding, meta_json)
+        run = read_run(embedding, meta_json, manifest)
         classes, model = run.classes, features_label(run.meta)
         random_weights |= bool(run.meta.get("weights_random"))
         runs.append(

@@ -1,65 +1,25 @@
-"""Stage sample_images: pick images from a class-per-folder dataset and write the manifest.
+"""Stages sample_images and label_images: pick images from the collection (``collection``), then
+name them.
 
-The manifest (``files.manifest``) lists each sampled image's path and label (the folder
-name, or its entry in the label map).
+sample_images writes the image list (``files.manifest``: ``sample/images.csv``, paths and content
+hashes), the only input of extraction; label_images writes ``sample/manifest.csv``, each sampled
+image's label (its group through ``dataset.label_map``) and metadata. So relabelling reruns no
+extraction and no t-SNE.
 """
 
+import hashlib
 import logging
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .files.manifest import write_manifest, write_skipped
+from .collection import list_class_folders, read_collection, read_dataset_manifest
+from .files.manifest import UNLABELLED, SampleLabels, read_images, write_images, write_manifest, write_skipped
 from .images import image_problem, path_problem
 from .jobs import AtlasError
 
 LOGGER = logging.getLogger("tsne_atlas.sampling")
-
-
-def list_class_folders(root: str | os.PathLike) -> list[str]:
-    """Names of the class folders under ``root`` (hidden folders skipped), sorted."""
-    root = Path(root)
-    if not root.is_dir():
-        raise AtlasError(
-            f"dataset.root '{root}' is not a folder: point dataset.root at a folder holding one sub-folder per class"
-        )
-    return sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
-
-
-def list_images(root: str | os.PathLike, extensions: list[str]) -> dict[str, list[str]]:
-    """Map each class folder to its image files (relative POSIX paths, sorted).
-
-    Files are matched on extension, case-insensitively; hidden files are skipped.
-    """
-    wanted = {ext.lower() if ext.startswith(".") else f".{ext.lower()}" for ext in extensions}
-    images: dict[str, list[str]] = {}
-    for folder in list_class_folders(root):
-        found = []
-        for dirpath, dirnames, filenames in os.walk(Path(root) / folder):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            rel_dir = Path(dirpath).relative_to(root)
-            found.extend(
-                (rel_dir / name).as_posix()
-                for name in filenames
-                if not name.startswith(".") and Path(name).suffix.lower() in wanted
-            )
-        images[folder] = sorted(found)
-    return images
-
-
-def apply_label_map(images: dict[str, list[str]], label_map: dict[str, str]) -> dict[str, list[str]]:
-    """Group images by display label; folders missing from ``label_map`` keep their name."""
-    unknown = sorted(set(label_map) - set(images))
-    if unknown:
-        raise AtlasError(
-            f"dataset.label_map names folder(s) {unknown} that are not in dataset.root "
-            f"(folders there: {sorted(images)}); fix the names or remove the entries"
-        )
-    by_label: dict[str, list[str]] = {}
-    for folder, paths in images.items():
-        by_label.setdefault(str(label_map.get(folder, folder)), []).extend(paths)
-    return {label: sorted(paths) for label, paths in by_label.items()}
 
 
 def stratified_quotas(class_sizes: dict[str, int], n_images: int) -> dict[str, int]:
@@ -175,55 +135,128 @@ def sample_manifest(
     return sorted(chosen, key=lambda item: (item[1], item[0]))
 
 
-def count_images(root: str | os.PathLike, extensions: list[str]) -> int:
-    """Number of usable images under ``root`` (used to check the sweep when n_images is 'all')."""
-    return sum(len(paths) for paths in list_images(root, extensions).values())
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def strict_check(root: str | os.PathLike):
+    """``usable_check`` that stops at the first unusable image (dataset.on_bad_image: fail)."""
+    check = usable_check(root)
+
+    def strict(relative):
+        problem = check(relative)
+        if problem:
+            raise AtlasError(
+                f"{Path(root) / relative}: {problem}; fix or remove the file, or set dataset.on_bad_image: skip"
+            )
+        return None
+
+    return strict
 
 
 def sample_images(
+    layout: str,
     root: str,
     extensions: list[str],
-    label_map: dict[str, str],
+    label_column: str,
+    missing_label: str,
     n_images: int | str,
     random_state: int,
     stratified: bool,
     on_bad_image: str,
-    manifest: str,
+    images: str,
     skipped: str,
-) -> list[tuple[str, str]]:
-    """Sample, check and write the manifest and the sidecar of skipped files (rule sample_images).
+    dataset_manifest: str | None = None,
+    manifest_digest: str | None = None,
+) -> list[str]:
+    """Sample, check and hash the images; write the image list and the sidecar of skipped files (rule
+    sample_images). Labels are not written here (``label_images``): the sample depends on the
+    dataset's groups only, never on ``dataset.label_map``.
 
     ``on_bad_image``: ``skip`` replaces an unusable pick by another draw, ``fail`` stops at it.
+    ``manifest_digest``: only a rerun trigger (see ``collection.manifest_digest``).
     """
-    found = list_images(root, extensions)
-    for folder in sorted(folder for folder, paths in found.items() if not paths):
-        LOGGER.warning("class folder '%s' holds no images with extensions %s; it is left out", folder, extensions)
-    images = {label: paths for label, paths in apply_label_map(found, label_map).items() if paths}
-    if not images:
+    dataset = {
+        "layout": layout,
+        "root": root,
+        "extensions": extensions,
+        "manifest": dataset_manifest,
+        "label_column": label_column,
+        "missing_label": missing_label,
+    }
+    collection = read_collection(dataset)
+    groups = collection.by_group()
+    if layout == "folders":
+        for folder in sorted(set(list_class_folders(root)) - set(groups)):
+            LOGGER.warning("class folder '%s' holds no images with extensions %s; it is left out", folder, extensions)
+    if not collection.paths:
+        where = "in its class folders" if layout == "folders" else "under it"
         raise AtlasError(
-            f"dataset.root '{root}' holds no images with extensions {extensions} in its class folders; "
-            f"check dataset.root and dataset.extensions"
+            f"dataset.root '{root}' holds no images with extensions {extensions} {where}; "
+            f"check dataset.root, dataset.layout and dataset.extensions"
         )
-    check = usable_check(root)
-    if on_bad_image == "fail":
-        strict = check
-
-        def check(relative):
-            problem = strict(relative)
-            if problem:
-                raise AtlasError(
-                    f"{Path(root) / relative}: {problem}; fix or remove the file, or set dataset.on_bad_image: skip"
-                )
-            return None
-
+    check = strict_check(root) if on_bad_image == "fail" else usable_check(root)
     unusable: list[tuple[str, str, str]] = []
-    rows = sample_manifest(images, n_images, random_state, stratified, check=check, skipped=unusable)
-    write_manifest(manifest, rows)
-    write_skipped(skipped, unusable)
-    counts = {label: sum(1 for _, lab in rows if lab == label) for label in sorted(images)}
-    LOGGER.info("sampled %d of %d images from %s: %s", len(rows), sum(map(len, images.values())), root, counts)
+    rows = sample_manifest(groups, n_images, random_state, stratified, check=check, skipped=unusable)
+    paths = sorted(path for path, _ in rows)
+    write_images(images, paths, [file_sha256(Path(root) / path) for path in paths])
+    write_skipped(skipped, unusable + collection.left_out)
+    counts = {group: sum(1 for _, g in rows if g == group) for group in groups}
+    LOGGER.info("sampled %d of %d images from %s: %s", len(rows), len(collection.paths), root, counts)
+    if collection.left_out:
+        LOGGER.warning("left out %d manifest row(s) without a label, listed in %s", len(collection.left_out), skipped)
     if unusable:
         LOGGER.warning("skipped %d unusable file(s), listed with reasons in %s", len(unusable), skipped)
         for path, _, reason in unusable:
             LOGGER.info("skipped %s: %s", path, reason)
-    return rows
+    return paths
+
+
+def label_images(
+    layout: str,
+    root: str,
+    label_column: str,
+    missing_label: str,
+    label_map: dict[str, str],
+    images: str,
+    manifest: str,
+    dataset_manifest: str | None = None,
+) -> SampleLabels:
+    """Each sampled image's label (its group through ``label_map``) and metadata, into ``manifest``
+    (rule label_images). Cheap: changing labels reruns this and what draws labels, no extraction."""
+    paths, _ = read_images(images)
+    if layout == "manifest":
+        collection = read_dataset_manifest(dataset_manifest, root, label_column, missing_label, check_files=False)
+        row_of = {path: row for row, path in enumerate(collection.paths)}
+        missing = [path for path in paths if path not in row_of]
+        if missing:
+            raise AtlasError(
+                f"{images} lists '{missing[0]}', which {dataset_manifest} no longer has; "
+                f"delete the results/sample folder and rerun"
+            )
+        rows = [row_of[path] for path in paths]
+        groups = [collection.groups[row] for row in rows]
+        metadata = {name: [values[row] for row in rows] for name, values in collection.metadata.items()}
+        known, what = set(collection.groups), f"labels in column '{label_column}' of {dataset_manifest}"
+    elif layout == "folders":
+        groups = [PurePosixPath(path).parts[0] for path in paths]
+        metadata = {}
+        known, what = set(list_class_folders(root)), f"folders in dataset.root '{root}'"
+    else:
+        groups, metadata = [UNLABELLED] * len(paths), {}
+        known, what = {UNLABELLED}, f"labels of a flat layout (all '{UNLABELLED}')"
+    unknown = sorted(set(label_map) - known)
+    if unknown:
+        raise AtlasError(
+            f"dataset.label_map names {unknown}, which are not {what} ({sorted(known)[:12]}); "
+            f"fix the names or remove the entries"
+        )
+    labels = [str(label_map.get(group, group)) for group in groups]
+    write_manifest(manifest, paths, labels, metadata)
+    counts = {label: labels.count(label) for label in sorted(set(labels))}
+    LOGGER.info("labelled %d images: %s; metadata columns: %s", len(paths), counts, list(metadata) or "none")
+    return SampleLabels(paths, labels, metadata)

@@ -45,9 +45,10 @@ def plot_scatter(
     return fig
 
 
-def scatter(embedding: str, meta: str, point_size: float, width_in: float, dpi: int, png: str, svg: str) -> None:
+def scatter(
+    embedding: str, meta: str, manifest: str, point_size: float, width_in: float, dpi: int, png: str, svg: str) -> None:
     """The scatter plot of one run (rule scatter)."""
-    run = read_run(embedding, meta)
+    run = read_run(embedding, meta, manifest)
     fig = plot_scatter(
         run.coords, run.labels, run.classes, figure_title(run.meta), weights_note(run.meta), point_size, width_in
     )

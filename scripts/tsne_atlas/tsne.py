@@ -123,7 +123,6 @@ def run_tsne(
         bh_theta=bh_theta,
     )
     runtime = time.perf_counter() - start
-    labels = [data["classes"][i] for i in data["labels"]]
     record = {
         "features": features_id,
         "perplexity": float(perplexity),
@@ -139,11 +138,10 @@ def run_tsne(
         "runtime_s": round(runtime, 3),
         "n_images": len(coords),
         "feature_dim": int(data["shape"][1]),
-        "classes": data["classes"],
         "features_file": str(features_file),
         **{key: data["attrs"].get(key) for key in PROVENANCE_ATTRS},
     }
-    write_run(embedding, meta, data["paths"], labels, coords, record)
+    write_run(embedding, meta, data["paths"], coords, record)
     LOGGER.info(
         "t-SNE of %s, perplexity %g seed %d (%s): KL %.4f in %.1f s",
         features_id,

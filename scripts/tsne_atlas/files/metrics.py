@@ -23,6 +23,15 @@ SWEEP_FIELDS = (
 )
 
 
+# A label metric of unlabelled images (tables, figure titles).
+NOT_APPLICABLE = "n/a"
+
+
+def format_metric(value, digits: int = 2) -> str:
+    """A metric as text; None (a label metric of unlabelled images) is ``n/a``."""
+    return NOT_APPLICABLE if value is None else f"{value:.{digits}f}"
+
+
 def write_run_metrics(path: str | os.PathLike, metrics: dict) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -37,4 +46,4 @@ def write_sweep_table(rows: list[dict], path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=SWEEP_FIELDS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({key: NOT_APPLICABLE if value is None else value for key, value in row.items()} for row in rows)

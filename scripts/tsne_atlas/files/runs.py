@@ -5,20 +5,23 @@ Identity: a run is one (feature set, perplexity, seed) of the t-SNE sweep. ``RUN
 ``RUN_PATTERN`` (a folder per feature set, a file stem per perplexity and seed), and figures sort
 and label runs with ``run_sort_key`` and ``run_name``.
 
-Record: a TSV of ``path, label, x, y`` (manifest order; coordinates as Python reprs, so they
-round-trip exactly) and a JSON sidecar of the run's parameters, KL divergence, runtime and the
-provenance copied from the features file. Figure stages receive a ``RunRecord``.
+Record: a TSV of ``path, x, y`` (sample order; coordinates as Python reprs, so they round-trip
+exactly) and a JSON sidecar of the run's parameters, KL divergence, runtime and the provenance
+copied from the features file. No labels: a run is the same whatever the images are called, so
+relabelling reruns no t-SNE. Figure stages receive a ``RunRecord``, the run joined with the
+sample's labels and metadata (``sample/manifest.csv``, same rows in the same order).
 """
 
 import csv
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..jobs import AtlasError, atomic_path
+from .manifest import SampleLabels, sample_labels
 
 RUN_KEYS = ("features", "perplexity", "seed")
 # Path of a run's outputs below each output folder: Snakemake wildcards in the rules, formatted with
@@ -30,7 +33,7 @@ WILDCARD_CONSTRAINTS = {
     "perplexity": r"[0-9]+(\.[0-9]+)?",
     "seed": r"[0-9]+",
 }
-EMBEDDING_FIELDS = ("path", "label", "x", "y")
+EMBEDDING_FIELDS = ("path", "x", "y")
 
 
 def wildcard_value(value: float | str) -> str:
@@ -50,55 +53,56 @@ def run_sort_key(meta: dict) -> tuple[str, float, int]:
 
 @dataclass
 class RunRecord:
-    """One run as the figures see it: image paths, labels, N x 2 coordinates and the run's JSON."""
+    """One run as the figures see it: image paths, labels, N x 2 coordinates, the run's JSON and the
+    sample's metadata columns."""
 
     paths: list[str]
     labels: list[str]
     coords: np.ndarray
     meta: dict
+    metadata: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def classes(self) -> list[str]:
-        return list(self.meta["classes"])
+        return sorted(set(self.labels))
+
+    @property
+    def labelled(self) -> bool:
+        return SampleLabels(self.paths, self.labels).labelled
 
     def label_indices(self) -> np.ndarray:
-        index = {name: i for i, name in enumerate(self.classes)}
-        unknown = sorted(set(self.labels) - set(index))
-        if unknown:
-            raise AtlasError(
-                f"labels {unknown} are not in the run's 'classes' list; delete the results/tsne folder and rerun"
-            )
-        return np.array([index[label] for label in self.labels], dtype=np.int64)
+        """Each image's index into ``classes``."""
+        return SampleLabels(self.paths, self.labels).indices()
 
 
-def write_run(
-    tsv: str | os.PathLike, meta_json: str | os.PathLike, paths, labels, coords: np.ndarray, meta: dict
-) -> None:
+def write_run(tsv: str | os.PathLike, meta_json: str | os.PathLike, paths, coords: np.ndarray, meta: dict) -> None:
     with atomic_path(tsv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, delimiter="\t")
         writer.writerow(EMBEDDING_FIELDS)
-        for path, label, (x, y) in zip(paths, labels, coords):
-            writer.writerow((path, label, repr(float(x)), repr(float(y))))
+        for path, (x, y) in zip(paths, coords):
+            writer.writerow((path, repr(float(x)), repr(float(y))))
     with atomic_path(meta_json) as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def read_embedding(tsv: str | os.PathLike) -> tuple[list[str], list[str], np.ndarray]:
-    """An embedding TSV: (paths, labels, N x 2 coordinates)."""
+def read_embedding(tsv: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """An embedding TSV: (paths, N x 2 coordinates)."""
     with open(tsv, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle, delimiter="\t")
         header = next(reader, None)
         if tuple(header or ()) != EMBEDDING_FIELDS:
             raise AtlasError(f"{tsv}: not an embedding table (header {header}); delete it and rerun")
         rows = list(reader)
-    coords = np.array([[float(r[2]), float(r[3])] for r in rows], dtype=np.float64).reshape(-1, 2)
-    return [r[0] for r in rows], [r[1] for r in rows], coords
+    coords = np.array([[float(r[1]), float(r[2])] for r in rows], dtype=np.float64).reshape(-1, 2)
+    return [r[0] for r in rows], coords
 
 
 def read_meta(meta_json: str | os.PathLike) -> dict:
     return json.loads(Path(meta_json).read_text(encoding="utf-8"))
 
 
-def read_run(tsv: str | os.PathLike, meta_json: str | os.PathLike) -> RunRecord:
-    paths, labels, coords = read_embedding(tsv)
-    return RunRecord(paths, labels, coords, read_meta(meta_json))
+def read_run(tsv: str | os.PathLike, meta_json: str | os.PathLike, manifest: str | os.PathLike) -> RunRecord:
+    """A run joined with the sample's labels and metadata (``manifest``: ``sample/manifest.csv``)."""
+    paths, coords = read_embedding(tsv)
+    labels = sample_labels(manifest, paths, str(tsv))
+    return RunRecord(paths, labels.labels, coords, read_meta(meta_json), labels.metadata)
