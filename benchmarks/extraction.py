@@ -56,7 +56,7 @@ from tsne_atlas import extraction as project
 from tsne_atlas.config import feature_set_settings
 from tsne_atlas.files.manifest import read_manifest, write_manifest
 from tsne_atlas.networks import torchvision_preprocessing
-from tsne_atlas.sampling import list_images
+from tsne_atlas.collection import list_images
 from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
 
 REPO = Path(__file__).resolve().parent.parent

@@ -46,7 +46,8 @@ import torchvision
 from extraction import EXTENSIONS, command_line, cpu_description, loop_start_marker, set_settings
 from tsne_atlas import extraction as project
 from tsne_atlas.files.manifest import write_manifest
-from tsne_atlas.sampling import list_images, sample_manifest
+from tsne_atlas.collection import list_images
+from tsne_atlas.sampling import sample_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 ONE_PASS = "one pass"

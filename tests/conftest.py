@@ -155,3 +155,47 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.workflow)
         if not any(item.get_closest_marker(kind) for kind in SLOW_KINDS):
             item.add_marker(pytest.mark.unit)
+
+
+def sample_and_label(root, tmp_path, label_map=None, layout="folders", dataset_manifest=None, **sampling):
+    """The two sampling stages as the workflow runs them (sample_images, then label_images), with the
+    demo's defaults; returns the sample as (path, label) rows in sample order."""
+    from tsne_atlas.files.manifest import read_manifest
+    from tsne_atlas.sampling import label_images, sample_images
+
+    settings = {"extensions": [".png"], "n_images": "all", "random_state": 0, "stratified": True}
+    settings.update({"on_bad_image": "skip", "label_column": "label", "missing_label": "fail"})
+    settings.update(sampling)
+    images, manifest = str(tmp_path / "images.csv"), str(tmp_path / "manifest.csv")
+    sample_images(
+        layout=layout,
+        root=str(root),
+        images=images,
+        skipped=str(tmp_path / "skipped.csv"),
+        dataset_manifest=dataset_manifest,
+        **settings,
+    )
+    label_images(
+        layout=layout,
+        root=str(root),
+        label_column=settings["label_column"],
+        missing_label=settings["missing_label"],
+        label_map=label_map or {},
+        images=images,
+        manifest=manifest,
+        dataset_manifest=dataset_manifest,
+    )
+    labels = read_manifest(manifest)
+    return list(zip(labels.paths, labels.labels))
+
+
+def write_embedding(tsv, meta_json, paths, labels, coords, meta) -> str:
+    """A run record as the tsne rule writes it, plus the sample manifest beside it (``manifest.csv`` in
+    the same folder) with ``labels``, as label_images writes it; returns the manifest's path."""
+    from tsne_atlas.files.manifest import write_manifest
+    from tsne_atlas.files.runs import write_run
+
+    write_run(tsv, meta_json, list(paths), coords, meta)
+    manifest = Path(tsv).parent / "manifest.csv"
+    write_manifest(manifest, list(paths), list(labels))
+    return str(manifest)

@@ -14,10 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from conftest import sample_and_label
+from tsne_atlas.collection import list_images
 from tsne_atlas.files.manifest import read_manifest
 from tsne_atlas.images import image_problem, load_rgb, path_problem
 from tsne_atlas.jobs import AtlasError
-from tsne_atlas.sampling import list_images, sample_images, sample_manifest
+from tsne_atlas.sampling import sample_manifest
 
 GOOD_KINDS = [
     "rgb.jpg",
@@ -97,16 +99,13 @@ def zoo(tmp_path_factory):
 
 
 def run_sampling(root, tmp_path, n_images="all", on_bad_image="skip", stratified=True):
-    rows = sample_images(
-        root=str(root),
+    rows = sample_and_label(
+        root,
+        tmp_path,
         extensions=[".png", ".jpg"],
-        label_map={},
         n_images=n_images,
-        random_state=0,
         stratified=stratified,
         on_bad_image=on_bad_image,
-        manifest=str(tmp_path / "manifest.csv"),
-        skipped=str(tmp_path / "skipped.csv"),
     )
     with open(tmp_path / "skipped.csv", newline="") as handle:
         skipped = {row["path"].split("/")[-1]: row["reason"] for row in csv.DictReader(handle)}
@@ -126,7 +125,8 @@ def test_all_samples_every_usable_image_and_lists_every_bad_one(zoo, tmp_path, c
         "class folder 'empty_class' holds no images with extensions ['.png', '.jpg']; it is left out",
         f"skipped 9 unusable file(s), listed with reasons in {tmp_path / 'skipped.csv'}",
     ]
-    assert read_manifest(tmp_path / "manifest.csv") == rows  # odd names survive the CSV round trip
+    labels = read_manifest(tmp_path / "manifest.csv")  # odd names survive the CSV round trip
+    assert list(zip(labels.paths, labels.labels)) == rows
 
 
 def test_bad_picks_are_replaced_so_the_sample_keeps_its_size(zoo, tmp_path):
@@ -173,7 +173,7 @@ def test_odd_formats_load_as_8_bit_rgb(zoo):
 def test_manifest_paths_must_stay_under_the_root(tmp_path):
     for bad in ("../secret.png", "/etc/passwd"):
         (tmp_path / "m.csv").write_text(f"path,label\n{bad},x\n")
-        with pytest.raises(AtlasError, match="leaves the dataset root"):
+        with pytest.raises(AtlasError, match="image path '.*' leaves the dataset root"):
             read_manifest(tmp_path / "m.csv")
     assert path_problem(tmp_path, "../x.png") == "path leaves dataset.root"
 

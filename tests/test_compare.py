@@ -5,10 +5,11 @@ import pytest
 from matplotlib.colors import to_rgb
 from PIL import Image
 
+from conftest import write_embedding
 from tsne_atlas import compare as cmp
 from tsne_atlas.figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, plt
 from tsne_atlas.files.metrics import SWEEP_FIELDS, write_run_metrics
-from tsne_atlas.files.runs import RunRecord, write_run
+from tsne_atlas.files.runs import RunRecord
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.subsample import fixed_subsample
 
@@ -247,11 +248,14 @@ def test_comparison_sheet_keeps_an_empty_labelled_panel_where_a_set_lacks_a_perp
 
 
 def write_sheet_runs(tmp_path, rows) -> tuple[list[str], list[str]]:
+    """The runs as the workflow writes them: every run of one sample (the first run's images, in its order)."""
+    paths, labels = rows[0][1][0].paths, rows[0][1][0].labels
     embeddings, metas = [], []
     for set_id, runs in rows:
         for run in runs:
+            run = RunRecord(paths, labels, run.coords, run.meta)
             stem = tmp_path / f"{set_id}-{run.meta['perplexity']:g}"
-            write_run(f"{stem}.tsv", f"{stem}.json", run.paths, run.labels, run.coords, run.meta)
+            write_embedding(f"{stem}.tsv", f"{stem}.json", run.paths, run.labels, run.coords, run.meta)
             embeddings.append(f"{stem}.tsv")
             metas.append(f"{stem}.json")
     return embeddings, metas
@@ -261,7 +265,17 @@ def test_compare_sheet_stage_writes_png_and_pdf_with_rows_in_the_given_order(tmp
     embeddings, metas = write_sheet_runs(tmp_path, sheet_rows())
     png, pdf = tmp_path / "out" / "sheet.png", tmp_path / "out" / "sheet.pdf"
     order = ["noise", "ref", "copy"]
-    cmp.compare_sheet(embeddings[::-1], metas[::-1], order, "ref", str(png), str(pdf), panel_in=2.0, dpi=50)
+    cmp.compare_sheet(
+        embeddings[::-1],
+        metas[::-1],
+        str(tmp_path / "manifest.csv"),
+        order,
+        "ref",
+        str(png),
+        str(pdf),
+        panel_in=2.0,
+        dpi=50,
+    )
     with Image.open(png) as image:
         # 2 columns and 3 rows of 2-inch panels at 50 dpi, plus margins and the legend.
         assert image.size[0] >= 2 * 2.0 * 50 and image.size[1] >= 3 * 2.0 * 50
@@ -273,9 +287,11 @@ def test_compare_sheet_stage_refuses_runs_of_sets_not_compared_and_sets_without_
     embeddings, metas = write_sheet_runs(tmp_path, sheet_rows())
     args = (str(tmp_path / "s.png"), str(tmp_path / "s.pdf"), 2.0, 50)
     with pytest.raises(AtlasError, match=r"feature set 'noise' is not one of the compared sets \['ref', 'copy'\]"):
-        cmp.compare_sheet(embeddings, metas, ["ref", "copy"], "ref", *args)
+        cmp.compare_sheet(embeddings, metas, str(tmp_path / "manifest.csv"), ["ref", "copy"], "ref", *args)
     with pytest.raises(AtlasError, match=r"no runs of feature set\(s\) \['extra'\]"):
-        cmp.compare_sheet(embeddings, metas, ["ref", "copy", "noise", "extra"], "ref", *args)
+        cmp.compare_sheet(
+            embeddings, metas, str(tmp_path / "manifest.csv"), ["ref", "copy", "noise", "extra"], "ref", *args
+        )
     assert not (tmp_path / "s.png").exists()
 
 

@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from tsne_atlas import config as atlas_config
+from tsne_atlas.collection import count_images as count_collection
 from tsne_atlas.config import (
     check_perplexity,
     feature_ids,
@@ -21,12 +22,15 @@ from tsne_atlas.config import (
 )
 from tsne_atlas.files.runs import wildcard_value
 from tsne_atlas.jobs import AtlasError
-from tsne_atlas.sampling import count_images
 from tsne_atlas.schema import feature_set_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
 SET_DEFAULTS = feature_set_defaults(SCHEMA)
+
+
+def count_images(root, extensions, layout="folders"):
+    return count_collection({"layout": layout, "root": root, "extensions": extensions})
 
 
 def check_config(config, count_images=None):
@@ -251,16 +255,16 @@ def test_n_images_all_counts_the_dataset(image_folder):
 
     # The count reaches the check: 13 images are too few for perplexity 4, 15 are enough.
     with pytest.raises(AtlasError) as err:
-        check_config(config_with(4), count_images=lambda root, ext: 13)
+        check_config(config_with(4), count_images=lambda dataset: 13)
     assert str(err.value).startswith(
         "tsne.perplexities: perplexity 4 needs at least 14 images "
         "(3 x perplexity neighbours per point) but the sample has 13; "
     )
-    check_config(config_with(4), count_images=count_images)  # the real count: 15 images
+    check_config(config_with(4), count_images=count_collection)  # the real count: 15 images
     check_config(config_with(50))  # no counter given: the count is unknown, so is the check (sampling says)
     # ...and the real count is the one the message quotes.
     with pytest.raises(AtlasError) as err:
-        check_config(config_with(5), count_images=count_images)
+        check_config(config_with(5), count_images=count_collection)
     assert str(err.value) == (
         "tsne.perplexities: perplexity 5 needs at least 17 images (3 x perplexity neighbours "
         "per point) but the sample has 15; use perplexities below 4.333 or raise sample.n_images"
@@ -364,6 +368,7 @@ RULES = {
     "compare_metrics",
     "compare_cka",
     "sample_images",
+    "label_images",
     "fetch_weights",
     "extract_features",
     "tsne_input",

@@ -14,8 +14,8 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 import make_digits
+from tsne_atlas.collection import list_images
 from tsne_atlas.precomputed import read_precomputed
-from tsne_atlas.sampling import list_images
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = load_digits()

@@ -20,11 +20,10 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.support.select import Select
 
 import headless_browser as hb
-from conftest import rule_job
+from conftest import rule_job, write_embedding
 from tsne_atlas import explorer as bx
 from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE
 from tsne_atlas.files.runs import read_embedding
-from tsne_atlas.files.runs import write_run as write_embedding
 from tsne_atlas.jobs import AtlasError, run_rule
 from tsne_atlas.subsample import fixed_subsample
 
@@ -48,6 +47,11 @@ def write_dataset(root: Path) -> list[str]:
             Image.new("RGB", (40, 30), colour).save(root / name / f"{name}_{i}.png")
     Image.new("RGB", (30, 40), (250, 0, 0)).save(root / "ant" / HOSTILE_FILE)
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+
+
+def manifest_of(runs) -> str:
+    """The sample manifest written beside the runs (conftest.write_embedding)."""
+    return str(Path(runs[0][0]).parent / "manifest.csv")
 
 
 def write_runs(folder: Path, paths: list[str], weights_random: bool = True) -> tuple[list, dict]:
@@ -82,7 +86,7 @@ def sweep(tmp_path_factory) -> SimpleNamespace:
     paths = write_dataset(folder / "data")
     runs, coords = write_runs(folder, paths)
     page = folder / "explorer.html"
-    bx.build_explorer(runs, folder / "data", page, thumb_size=THUMB_SIZE, max_images=5000)
+    bx.build_explorer(runs, manifest_of(runs), folder / "data", page, thumb_size=THUMB_SIZE, max_images=5000)
     return SimpleNamespace(folder=folder, root=folder / "data", paths=paths, runs=runs, coords=coords, html=page)
 
 
@@ -151,7 +155,9 @@ def test_browser_check_names_the_install_script(tmp_path):
 def test_page_is_self_contained_and_byte_reproducible(sweep, tmp_path):
     text = sweep.html.read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]*\bsrc=|<link[^>]*\bhref=", text), "the page loads an external resource"
-    bx.build_explorer(sweep.runs, sweep.root, tmp_path / "again.html", thumb_size=THUMB_SIZE, max_images=5000)
+    bx.build_explorer(
+        sweep.runs, manifest_of(sweep.runs), sweep.root, tmp_path / "again.html", thumb_size=THUMB_SIZE, max_images=5000
+    )
     assert (tmp_path / "again.html").read_bytes() == sweep.html.read_bytes()
 
 
@@ -238,7 +244,11 @@ def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
     runs, _ = write_runs(tmp_path, sweep.paths, weights_random=False)
     snakemake = rule_job(
         "explorer",
-        input={"embeddings": [tsv for tsv, _ in runs], "metas": [meta for _, meta in runs]},
+        input={
+            "embeddings": [tsv for tsv, _ in runs],
+            "metas": [meta for _, meta in runs],
+            "manifest": manifest_of(runs),
+        },
         params={"order": ["net"], "root": str(sweep.root), "thumb_size": 16, "max_images": 5000},
         output={"html": str(tmp_path / "out" / "explorer.html")},
         log=str(tmp_path / "logs" / "explorer.log"),
@@ -255,20 +265,23 @@ def test_runs_of_several_feature_sets_are_listed_in_config_order(sweep, tmp_path
     for features_id in ("zeta", "alpha"):
         for tsv, meta_json in sweep.runs:
             meta = {**json.loads(Path(meta_json).read_text(encoding="utf-8")), "features": features_id}
-            paths, labels, coords = read_embedding(tsv)
+            paths, coords = read_embedding(tsv)
+            labels = [p.split("/")[0] for p in paths]
             stem = tmp_path / f"{features_id}-{Path(tsv).stem}"
             write_embedding(f"{stem}.tsv", f"{stem}.json", paths, labels, coords, meta)
             runs.append((f"{stem}.tsv", f"{stem}.json"))
-    _, _, _, metas = bx.load_runs(runs, order=["zeta", "alpha"])
+    _, _, _, metas = bx.load_runs(runs, manifest_of(runs), order=["zeta", "alpha"])
     assert [(m["features"], m["perplexity"]) for m in metas] == [
         ("zeta", 5.0),
         ("zeta", 30.0),
         ("alpha", 5.0),
         ("alpha", 30.0),
     ]
-    _, _, _, by_name = bx.load_runs(runs)
+    _, _, _, by_name = bx.load_runs(runs, manifest_of(runs))
     assert [m["features"] for m in by_name] == ["alpha", "alpha", "zeta", "zeta"]
-    bx.build_explorer(runs, sweep.root, tmp_path / "two.html", THUMB_SIZE, 5000, order=["zeta", "alpha"])
+    bx.build_explorer(
+        runs, manifest_of(runs), sweep.root, tmp_path / "two.html", THUMB_SIZE, 5000, order=["zeta", "alpha"]
+    )
     text = (tmp_path / "two.html").read_text(encoding="utf-8")
     assert "tsne-atlas explorer: zeta, alpha features" in text
 
@@ -288,16 +301,19 @@ def test_mismatched_runs_and_missing_images_are_one_line_errors(sweep, tmp_path)
     write_embedding(
         str(tmp_path / "short.tsv"), str(tmp_path / "short.json"), paths, labels, np.zeros((len(paths), 2)), meta
     )
-    with pytest.raises(AtlasError, match="short.tsv: lists other images"):
+    with pytest.raises(AtlasError, match="lists other images than .*short.tsv"):
         bx.build_explorer(
             [*sweep.runs, (str(tmp_path / "short.tsv"), str(tmp_path / "short.json"))],
+            manifest_of(sweep.runs),
             sweep.root,
             tmp_path / "x.html",
             THUMB_SIZE,
             5000,
         )
     with pytest.raises(AtlasError, match="image listed in the embedding is missing; restore it"):
-        bx.build_explorer(sweep.runs, tmp_path / "elsewhere", tmp_path / "x.html", THUMB_SIZE, 5000)
+        bx.build_explorer(
+            sweep.runs, manifest_of(sweep.runs), tmp_path / "elsewhere", tmp_path / "x.html", THUMB_SIZE, 5000
+        )
     assert not (tmp_path / "x.html").exists()
 
 
@@ -338,7 +354,7 @@ def capped(tmp_path_factory) -> SimpleNamespace:
         write_embedding(str(tsv), str(meta_json), paths, labels, grid + k, meta)
         runs.append((str(tsv), str(meta_json)))
     page = folder / "explorer.html"
-    bx.build_explorer(runs, folder / "data", page, thumb_size=8, max_images=10)
+    bx.build_explorer(runs, manifest_of(runs), folder / "data", page, thumb_size=8, max_images=10)
     return SimpleNamespace(folder=folder, root=folder / "data", paths=paths, runs=runs, html=page)
 
 
@@ -352,12 +368,19 @@ def test_page_above_max_images_holds_a_fixed_subsample_says_so_and_is_byte_repro
     assert {p for p in capped.paths if p in text} == kept  # the other 20 images are not in the page
     assert CAPPED_NOTE in text and bx.SUBSAMPLE_NAME in text
     assert "<title>tsne-atlas explorer: net features, 10 of 30 images (random subsample), 2 runs</title>" in text
-    bx.build_explorer(capped.runs, capped.root, tmp_path / "again.html", thumb_size=8, max_images=10)
+    bx.build_explorer(
+        capped.runs, manifest_of(capped.runs), capped.root, tmp_path / "again.html", thumb_size=8, max_images=10
+    )
     assert (tmp_path / "again.html").read_bytes() == capped.html.read_bytes()
     # At or below the cap nothing changes and nothing is said.
     assert bx.SUBSAMPLE_NAME not in sweep.html.read_text(encoding="utf-8")
     bx.build_explorer(
-        sweep.runs, sweep.root, tmp_path / "at-cap.html", thumb_size=THUMB_SIZE, max_images=len(sweep.paths)
+        sweep.runs,
+        manifest_of(sweep.runs),
+        sweep.root,
+        tmp_path / "at-cap.html",
+        thumb_size=THUMB_SIZE,
+        max_images=len(sweep.paths),
     )
     assert (tmp_path / "at-cap.html").read_bytes() == sweep.html.read_bytes()
 

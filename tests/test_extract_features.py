@@ -15,7 +15,7 @@ from tsne_atlas import networks
 from tsne_atlas import weights as fw
 from tsne_atlas.config import feature_set_settings
 from tsne_atlas.files.features import read_features, write_features
-from tsne_atlas.files.manifest import write_manifest
+from tsne_atlas.files.manifest import write_images
 from tsne_atlas.files.weights_record import read_record
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
@@ -28,9 +28,9 @@ EXTRACTION_KEYS = tuple(schema_defaults("extraction"))
 
 @pytest.fixture
 def manifest(image_folder, tmp_path):
-    rows = [(f"{c}/{c}_{i:03d}.png", c) for c in ("ant", "bee", "cat") for i in range(4)]
-    write_manifest(tmp_path / "manifest.csv", rows)
-    return tmp_path / "manifest.csv"
+    paths = [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)]
+    write_images(tmp_path / "images.csv", paths, ["0" * 64] * len(paths))
+    return tmp_path / "images.csv"
 
 
 def set_settings(**given) -> dict:
@@ -53,7 +53,7 @@ def run(manifest, root, out, resolved=None, config_hash="", **kwargs):
     }
     settings = set_settings(**{k: v for k, v in kwargs.items() if k not in EXTRACTION_KEYS})
     return ef.extract_features(
-        manifest=str(manifest),
+        images=str(manifest),
         root=str(root),
         feature_set=SET,
         settings=settings,
@@ -142,8 +142,7 @@ def test_hdf5_layout_and_attributes(manifest, image_folder, tmp_path):
         assert features.shape == (12, 512) and features.dtype == np.float32
         assert features.attrs["graph_node"] == "flatten"
         assert np.isfinite(features[:]).all()
-        assert list(h5["labels"][:]) == [0] * 4 + [1] * 4 + [2] * 4
-        assert [c.decode() for c in h5["classes"][:]] == ["ant", "bee", "cat"]
+        assert "labels" not in h5 and "classes" not in h5  # labels join later: relabelling extracts nothing
         assert h5["paths"][0].decode() == "ant/ant_000.png"
         for key in (
             "feature_set",
@@ -377,7 +376,7 @@ def test_interrupted_extraction_leaves_no_output(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        write_features(tmp_path / "f.h5", batches(), 4, np.zeros(4), ["a"], ["p"] * 4, {}, {"penultimate": "flatten"})
+        write_features(tmp_path / "f.h5", batches(), 4, ["p"] * 4, {}, {"penultimate": "flatten"})
     assert list(tmp_path.iterdir()) == []
 
 

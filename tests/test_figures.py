@@ -1,17 +1,17 @@
 import json
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageColor
 
-from conftest import schema_defaults
+from conftest import schema_defaults, write_embedding
 from tsne_atlas import canvas, figure_style
 from tsne_atlas import mosaic as rm
 from tsne_atlas import scatter as ps
 from tsne_atlas.figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255
-from tsne_atlas.files.runs import write_run as write_embedding
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.subsample import fixed_subsample
 
@@ -25,12 +25,22 @@ def test_class_colours_are_distinct(n):
 
 def mosaic(tsv, meta, root, png, canvas_size, thumb_size, border, background, max_images=10_000):
     """Rule mosaic's function with the arguments in the order these tests give them."""
-    rm.mosaic(str(tsv), str(meta), str(root), canvas_size, thumb_size, border, background, max_images, str(png))
+    manifest = str(Path(tsv).parent / "manifest.csv")  # conftest.write_embedding writes it there
+    rm.mosaic(
+        str(tsv), str(meta), manifest, str(root), canvas_size, thumb_size, border, background, max_images, str(png)
+    )
 
 
 def scatter(tsv, meta, png, svg):
     """Rule scatter's function at the schema's default settings."""
-    ps.scatter(str(tsv), str(meta), **schema_defaults("scatter"), png=str(png), svg=str(svg))
+    ps.scatter(
+        str(tsv),
+        str(meta),
+        str(Path(tsv).parent / "manifest.csv"),
+        **schema_defaults("scatter"),
+        png=str(png),
+        svg=str(svg),
+    )
 
 
 def test_layout_keeps_aspect_stays_on_canvas_and_matches_scatter_orientation():

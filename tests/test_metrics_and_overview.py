@@ -5,14 +5,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import schema_defaults
+from conftest import schema_defaults, write_embedding
 from tsne_atlas import grid_mosaic as gm
 from tsne_atlas import metrics as em
 from tsne_atlas import metrics_plot
 from tsne_atlas import overview as so
 from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255
 from tsne_atlas.files.metrics import SWEEP_FIELDS
-from tsne_atlas.files.runs import write_run as write_embedding
 from tsne_atlas.subsample import fixed_subsample
 
 
@@ -131,7 +130,12 @@ def test_grid_mosaic_draws_one_framed_cell_per_image(image_folder, tmp_path):
     meta = {"classes": ["ant", "bee", "cat"], "seed": 0, "weights_random": False}
     write_embedding(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), paths, [p[:3] for p in paths], coords, meta)
     gm.grid_mosaic(
-        str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder), **GRID, png=str(tmp_path / "g.png")
+        str(tmp_path / "e.tsv"),
+        str(tmp_path / "e.json"),
+        str(tmp_path / "manifest.csv"),
+        str(image_folder),
+        **GRID,
+        png=str(tmp_path / "g.png"),
     )
     image = np.asarray(Image.open(tmp_path / "g.png").convert("RGB"))[:, :, ::-1]  # BGR like OpenCV
     tile = 14
@@ -187,6 +191,7 @@ def test_grid_mosaic_above_the_cap_shows_the_same_subsample_for_every_seed_and_s
         gm.grid_mosaic(
             str(tmp_path / "e.tsv"),
             str(tmp_path / "e.json"),
+            str(tmp_path / "manifest.csv"),
             str(image_folder),
             **{**GRID, "max_images": 10},
             png=str(tmp_path / f"g{seed}.png"),
@@ -228,7 +233,7 @@ def test_metrics_of_a_large_run_use_the_fixed_subsample(tmp_path):
     labels = np.repeat(np.arange(3), 30)
     features = (rng.normal(size=(90, 12)) + 5 * labels[:, None]).astype(np.float32)
     paths = [f"p/{i}.png" for i in range(90)]
-    write_features(tmp_path / "f.h5", [{"n": features}], 90, labels, ["a", "b", "c"], paths, {}, {"n": "n"})
+    write_features(tmp_path / "f.h5", [{"n": features}], 90, paths, {}, {"n": "n"})
     ti.tsne_input(str(tmp_path / "f.h5"), "n", standardize=False, pca_components=0, prepared=str(tmp_path / "input.h5"))
     coords = features[:, :2].astype(np.float64) + rng.normal(scale=0.1, size=(90, 2))
     meta = {
@@ -252,6 +257,7 @@ def test_metrics_of_a_large_run_use_the_fixed_subsample(tmp_path):
         str(tmp_path / "input.h5"),
         str(tmp_path / "e.tsv"),
         str(tmp_path / "e.json"),
+        str(tmp_path / "manifest.csv"),
     )
     settings = {"trust_k": 10, "knn_k": 5}
     capped = em.embedding_metrics_for_run(*args, **settings, max_images=30, metrics=str(tmp_path / "capped.json"))

@@ -28,7 +28,7 @@ def blobs(n_per_class=30, dim=40, n_classes=3, seed=0):
 
 @pytest.fixture
 def features_file(tmp_path):
-    X, labels = blobs()
+    X, _ = blobs()
     X[:, 5] = 0.0  # a constant dimension, as random-init ResNets have
     path = tmp_path / "blobs.h5"
     attrs = {
@@ -42,9 +42,7 @@ def features_file(tmp_path):
         "config_hash": "abc",
     }
     paths = [f"p/{i}.png" for i in range(len(X))]
-    write_features(
-        path, [{"penultimate": X}], len(X), labels, ["a", "b", "c"], paths, attrs, {"penultimate": "flatten"}
-    )
+    write_features(path, [{"penultimate": X}], len(X), paths, attrs, {"penultimate": "flatten"})
     return path
 
 
@@ -248,15 +246,17 @@ def test_run_tsne_writes_table_and_provenance(features_file, sweep_inputs, tmp_p
         affinities=str(tmp_path / "p10.npz"),
         threads=1,
     )
-    paths, labels, coords = read_embedding(tmp_path / "e.tsv")
-    assert len(paths) == 90 and paths[0] == "p/0.png" and labels[0] == "a" and labels[-1] == "c"
+    paths, coords = read_embedding(tmp_path / "e.tsv")
+    assert len(paths) == 90 and paths[0] == "p/0.png" and paths[-1] == "p/89.png"
+    # No labels in a run: relabelling reruns no t-SNE.
+    assert (tmp_path / "e.tsv").read_text().splitlines()[0] == "path\tx\ty"
     assert coords.shape == (90, 2)
     saved = json.loads((tmp_path / "e.json").read_text())
     assert saved == json.loads(json.dumps(meta))
     assert saved["perplexity"] == 10.0 and saved["seed"] == 2 and saved["pca_components"] == 20
     assert saved["precomputed_affinities"] is True and saved["feature_dim"] == 40
     assert saved["negative_gradient"] == "bh"
-    assert saved["weights_random"] is True and saved["classes"] == ["a", "b", "c"]
+    assert saved["weights_random"] is True and "classes" not in saved
     assert saved["features"] == "blobs" and saved["feature_set"] == "blobs" and saved["node"] == "penultimate"
     assert saved["graph_node"] == "flatten" and saved["model"] == "resnet18"
     assert saved["kl_divergence"] > 0 and saved["runtime_s"] >= 0
@@ -303,7 +303,7 @@ def test_bh_theta_and_the_gradient_method_change_the_embedding(features_file, sw
             affinities=str(tmp_path / "p10.npz"),
         )
         assert meta["negative_gradient"] == gradient
-        coords[name] = read_embedding(tmp_path / f"{name}.tsv")[2]
+        coords[name] = read_embedding(tmp_path / f"{name}.tsv")[1]
         assert np.isfinite(coords[name]).all() and coords[name].shape == (90, 2)
     for name, theta in (("bh-0.5", 0.5), ("bh-0.8", 0.8)):
         expected = opentsne_directly(X, shared.read_affinities(tmp_path / "p10.npz"), 10.0, 0, theta, "bh")
@@ -335,7 +335,7 @@ def test_sklearn_runs_from_the_shared_input_alone(features_file, sweep_inputs, t
     )
     assert meta["implementation"] == "sklearn" and meta["precomputed_affinities"] is False
     X, _ = shared.read_input(tmp_path / "input.h5")
-    np.testing.assert_array_equal(read_embedding(tmp_path / "s.tsv")[2], rt.embed(X, 10.0, 0, "sklearn")[0])
+    np.testing.assert_array_equal(read_embedding(tmp_path / "s.tsv")[1], rt.embed(X, 10.0, 0, "sklearn")[0])
 
 
 @pytest.mark.parametrize("n_per_class", [30, 400])  # exact neighbours below 1,000 points, Annoy above
@@ -435,7 +435,7 @@ def test_incomplete_features_files_are_found_and_removed(features_file, tmp_path
     assert remove_if_incomplete(cut).startswith("not readable") and not cut.exists()
     with h5py.File(tmp_path / "partial.h5", "w") as h5:
         h5["features/penultimate"] = np.zeros((3, 2))
-    assert features_file_problem(tmp_path / "partial.h5") == "datasets ['labels', 'classes', 'paths'] are missing"
+    assert features_file_problem(tmp_path / "partial.h5") == "datasets ['paths'] are missing"
     # A file of the layout before feature sets (one /features matrix) is rebuilt, not misread.
     with h5py.File(tmp_path / "old.h5", "w") as h5:
         for name in ("features", "labels", "classes", "paths"):
@@ -448,7 +448,7 @@ def test_incomplete_features_files_are_found_and_removed(features_file, tmp_path
         del h5["paths"]
         h5.create_dataset("paths", data=paths[:-1], dtype=h5py.string_dtype())
     assert features_file_problem(features_file) == (
-        "datasets disagree on the number of images ({'labels': 90, 'paths': 89, 'features/penultimate': 90})"
+        "datasets disagree on the number of images ({'paths': 89, 'features/penultimate': 90})"
     )
     assert remove_if_incomplete(features_file).startswith("datasets disagree") and not features_file.exists()
 

@@ -2,17 +2,12 @@ import logging
 
 import pytest
 
-from conftest import make_image_folder
-from tsne_atlas.files.manifest import read_manifest, write_manifest
+from conftest import make_image_folder, sample_and_label
+from tsne_atlas.collection import list_images
+from tsne_atlas.files.manifest import read_images, read_manifest, write_manifest
 from tsne_atlas.images import image_problem
 from tsne_atlas.jobs import AtlasError
-from tsne_atlas.sampling import (
-    apply_label_map,
-    list_images,
-    sample_images,
-    sample_manifest,
-    stratified_quotas,
-)
+from tsne_atlas.sampling import file_sha256, sample_images, sample_manifest, stratified_quotas
 
 
 def test_list_images_skips_hidden_and_other_extensions(image_folder):
@@ -123,68 +118,64 @@ def test_too_few_images_is_one_clear_error():
     assert len(sample_manifest({"a": ["a/1", "a/2"], "b": ["b/1"]}, "all", random_state=0)) == 3
 
 
-def test_label_map_renames_and_merges_and_rejects_unknown_folders():
-    images = {"cane": ["cane/1"], "gatto": ["gatto/1"], "ragno": ["ragno/1"]}
-    mapped = apply_label_map(images, {"cane": "dog", "gatto": "cat"})
-    assert mapped == {"dog": ["cane/1"], "cat": ["gatto/1"], "ragno": ["ragno/1"]}
-    assert apply_label_map(images, {"cane": "pet", "gatto": "pet"})["pet"] == ["cane/1", "gatto/1"]
-    with pytest.raises(AtlasError, match="label_map names folder"):
-        apply_label_map(images, {"cavallo": "horse"})
+def test_label_map_renames_and_merges_after_sampling_and_rejects_unknown_folders(image_folder, tmp_path):
+    plain = sample_and_label(image_folder, tmp_path, n_images=9)
+    mapped = sample_and_label(image_folder, tmp_path, label_map={"ant": "formica"}, n_images=9)
+    # The same images (the sample depends on the folders, not on what they are called).
+    assert [p for p, _ in mapped] == [p for p, _ in plain]
+    assert [label for _, label in mapped].count("formica") == 3
+    merged = sample_and_label(image_folder, tmp_path, label_map={"ant": "pet", "bee": "pet"}, n_images=9)
+    assert [p for p, _ in merged] == [p for p, _ in plain]
+    assert {label for _, label in merged} == {"pet", "cat"}
+    with pytest.raises(AtlasError, match="label_map names \\['cavallo'\\], which are not folders"):
+        sample_and_label(image_folder, tmp_path, label_map={"cavallo": "horse"})
 
 
 def test_manifest_round_trip_and_bad_header(tmp_path):
-    rows = [("a/x, with comma.png", "a"), ("b/y.png", "b")]
-    write_manifest(tmp_path / "m.csv", rows)
-    assert read_manifest(tmp_path / "m.csv") == rows
+    paths, labels = ["a/x, with comma.png", "b/y.png"], ["a", 'b "quoted"']
+    metadata = {"note": ["<b>bold</b>", "line\nbreak"]}
+    write_manifest(tmp_path / "m.csv", paths, labels, metadata)
+    read = read_manifest(tmp_path / "m.csv")
+    assert (read.paths, read.labels, read.metadata) == (paths, labels, metadata)
     (tmp_path / "bad.csv").write_text("file,class\n")
     with pytest.raises(AtlasError, match="not a sample manifest"):
         read_manifest(tmp_path / "bad.csv")
 
 
-def test_sample_images_writes_the_manifest(image_folder, tmp_path):
-    rows = sample_images(
+def test_sample_images_writes_paths_and_content_hashes_only(image_folder, tmp_path):
+    paths = sample_images(
+        layout="folders",
         root=str(image_folder),
         extensions=[".png"],
-        label_map={"ant": "formica"},
+        label_column="label",
+        missing_label="fail",
         n_images=9,
         random_state=0,
         stratified=True,
         on_bad_image="skip",
-        manifest=str(tmp_path / "m.csv"),
+        images=str(tmp_path / "images.csv"),
         skipped=str(tmp_path / "skipped.csv"),
     )
-    assert read_manifest(tmp_path / "m.csv") == rows
-    assert [label for _, label in rows].count("formica") == 3
+    assert read_images(tmp_path / "images.csv") == (paths, [file_sha256(image_folder / p) for p in paths])
+    assert paths == sorted(paths) and len(paths) == 9
+    assert (tmp_path / "images.csv").read_text().splitlines()[0] == "path,sha256"
     assert not list(tmp_path.glob(".tmp-*"))
 
 
 @pytest.mark.parametrize("stratified", [True, False])
 def test_sample_images_passes_stratified_on(tmp_path, stratified):
     root = make_image_folder(tmp_path / "data", {"big": 30, "small": 3})
-    kwargs = dict(root=str(root), extensions=[".png"], label_map={}, n_images=6, random_state=0, on_bad_image="skip")
-    rows = sample_images(
-        **kwargs, stratified=stratified, manifest=str(tmp_path / "m.csv"), skipped=str(tmp_path / "s.csv")
-    )
-    assert rows == sample_manifest(list_images(root, [".png"]), 6, 0, stratified=stratified)
+    rows = sample_and_label(root, tmp_path, n_images=6, stratified=stratified)
+    assert rows == sorted(sample_manifest(list_images(root, [".png"]), 6, 0, stratified=stratified))
     assert ([label for _, label in rows].count("small") == 3) is stratified
 
 
 def test_sample_images_without_any_image_names_root_and_extensions(image_folder, tmp_path):
     with pytest.raises(AtlasError) as err:
-        sample_images(
-            root=str(image_folder),
-            extensions=[".jpg"],
-            label_map={},
-            n_images="all",
-            random_state=0,
-            stratified=True,
-            on_bad_image="skip",
-            manifest=str(tmp_path / "m.csv"),
-            skipped=str(tmp_path / "s.csv"),
-        )
+        sample_and_label(image_folder, tmp_path, extensions=[".jpg"])
     assert str(err.value) == (
         f"dataset.root '{image_folder}' holds no images with extensions ['.jpg'] in its class folders; "
-        "check dataset.root and dataset.extensions"
+        "check dataset.root, dataset.layout and dataset.extensions"
     )
 
 
@@ -192,21 +183,12 @@ def test_sample_images_logs_the_counts_and_each_skipped_file(image_folder, tmp_p
     """The job's log says how many images of each class were taken and why each skipped file was skipped."""
     (image_folder / "bee" / "broken.png").write_bytes(b"not a png")
     caplog.set_level(logging.INFO, logger="tsne_atlas.sampling")
-    sample_images(
-        root=str(image_folder),
-        extensions=[".png"],
-        label_map={"ant": "formica"},
-        n_images="all",
-        random_state=0,
-        stratified=True,
-        on_bad_image="skip",
-        manifest=str(tmp_path / "m.csv"),
-        skipped=str(tmp_path / "s.csv"),
-    )
+    sample_and_label(image_folder, tmp_path, label_map={"ant": "formica"})
     assert caplog.messages == [
-        f"sampled 15 of 16 images from {image_folder}: {{'bee': 5, 'cat': 4, 'formica': 6}}",
-        f"skipped 1 unusable file(s), listed with reasons in {tmp_path / 's.csv'}",
+        f"sampled 15 of 16 images from {image_folder}: {{'ant': 6, 'bee': 5, 'cat': 4}}",
+        f"skipped 1 unusable file(s), listed with reasons in {tmp_path / 'skipped.csv'}",
         f"skipped bee/broken.png: {image_problem(image_folder / 'bee' / 'broken.png')}",
+        "labelled 15 images: {'bee': 5, 'cat': 4, 'formica': 6}; metadata columns: none",
     ]
 
 

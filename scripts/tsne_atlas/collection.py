@@ -120,9 +120,7 @@ def _relative_path(manifest: Path, root: Path, text: str, line: int) -> str:
     if path.is_absolute():
         real_root = PurePosixPath(os.path.abspath(root))
         if not path.is_relative_to(real_root):
-            raise AtlasError(
-                f"{where}: '{text}' is outside dataset.root '{root}'; give paths relative to dataset.root"
-            )
+            raise AtlasError(f"{where}: '{text}' is outside dataset.root '{root}'; give paths relative to dataset.root")
         path = path.relative_to(real_root)
     normal = PurePosixPath(os.path.normpath(path.as_posix()))
     if normal.parts[:1] == ("..",) or normal.as_posix() == ".":
@@ -150,7 +148,9 @@ def read_dataset_manifest(
     reader = csv.reader(io.StringIO(_manifest_text(manifest), newline=""), delimiter=delimiter)
     header = next(reader, None)
     if not header:
-        raise AtlasError(f"{manifest}: the file is empty; give a header line with a 'path' column and one row per image")
+        raise AtlasError(
+            f"{manifest}: the file is empty; give a header line with a 'path' column and one row per image"
+        )
     header = [name.strip() for name in header]
     if "path" not in header:
         raise AtlasError(
@@ -164,7 +164,7 @@ def read_dataset_manifest(
     if label_column and label_column not in header and label_column != "label":
         raise AtlasError(
             f"dataset.label_column '{label_column}' is not a column of {manifest} (columns: {', '.join(header)}); "
-            f"name one of them, or give \"\" for unlabelled images"
+            f'name one of them, or give "" for unlabelled images'
         )
     label_column = label_column if label_column in header else ""
     metadata_columns = [name for name in header if name not in ("path", label_column)]

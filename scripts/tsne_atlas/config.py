@@ -151,7 +151,10 @@ def check_dataset(dataset: dict) -> None:
     root = Path(dataset["root"])
     layout = dataset.get("layout", "folders")
     if not root.is_dir():
-        what = {"folders": "with one sub-folder of images per class", "manifest": "the manifest's paths are relative to"}
+        what = {
+            "folders": "with one sub-folder of images per class",
+            "manifest": "the manifest's paths are relative to",
+        }
         raise AtlasError(
             f"dataset.root '{root}' does not exist or is not a folder (working directory {os.getcwd()}); "
             f"set dataset.root to the folder {what.get(layout, 'of the images')}"

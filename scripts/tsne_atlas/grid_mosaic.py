@@ -84,7 +84,15 @@ def render_grid_mosaic(
 
 
 def grid_mosaic(
-    embedding: str, meta: str, manifest: str, root: str, thumb_size: int, border: int, background: str, max_images: int, png: str
+    embedding: str,
+    meta: str,
+    manifest: str,
+    root: str,
+    thumb_size: int,
+    border: int,
+    background: str,
+    max_images: int,
+    png: str,
 ) -> None:
     """The grid mosaic of one run (rule grid_mosaic)."""
     run = read_run(embedding, meta, manifest)

@@ -70,7 +70,14 @@ def plot_overview(
 
 
 def sweep_overview(
-    embeddings: list[str], metas: list[str], metrics: list[str], manifest: str, panel_in: float, dpi: int, png: str, pdf: str
+    embeddings: list[str],
+    metas: list[str],
+    metrics: list[str],
+    manifest: str,
+    panel_in: float,
+    dpi: int,
+    png: str,
+    pdf: str,
 ) -> None:
     """The contact sheet of every run (rule sweep_overview)."""
     runs, classes, model, random_weights = [], None, None, False

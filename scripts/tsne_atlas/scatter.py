@@ -46,7 +46,8 @@ def plot_scatter(
 
 
 def scatter(
-    embedding: str, meta: str, manifest: str, point_size: float, width_in: float, dpi: int, png: str, svg: str) -> None:
+    embedding: str, meta: str, manifest: str, point_size: float, width_in: float, dpi: int, png: str, svg: str
+) -> None:
     """The scatter plot of one run (rule scatter)."""
     run = read_run(embedding, meta, manifest)
     fig = plot_scatter(

@@ -22,7 +22,9 @@ def write_compare_table(rows: list[dict], order: list[str], path: str | os.PathL
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=compare_columns(), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows({key: NOT_APPLICABLE if value is None else value for key, value in row.items()} for row in rows)
+        writer.writerows(
+            {key: NOT_APPLICABLE if value is None else value for key, value in row.items()} for row in rows
+        )
 
 
 def write_cka_table(ids: list[str], matrix: np.ndarray, path: str | os.PathLike) -> None:

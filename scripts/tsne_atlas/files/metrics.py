@@ -46,4 +46,6 @@ def write_sweep_table(rows: list[dict], path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=SWEEP_FIELDS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows({key: NOT_APPLICABLE if value is None else value for key, value in row.items()} for row in rows)
+        writer.writerows(
+            {key: NOT_APPLICABLE if value is None else value for key, value in row.items()} for row in rows
+        )
