@@ -222,3 +222,21 @@ def test_class_names_is_a_key_of_network_sources_only():
 
     assert SOURCE_KEYS["class_names"] == ("torchvision", "timm")
     assert feature_set_defaults(SCHEMA_PATH)["class_names"] == ""
+
+
+def test_the_config_check_refuses_a_missing_file_and_other_sources(tmp_path):
+    from tsne_atlas.config import check_feature_sets
+
+    defaults = feature_set_defaults(SCHEMA_PATH)
+
+    def check(given: dict) -> None:
+        config = {"features": {SET: given}}
+        check_feature_sets(config["features"], feature_set_settings(config, defaults), defaults)
+
+    check({"arch": "resnet18", "weights": "none"})  # the default: no file
+    with pytest.raises(AtlasError, match=rf"^{KEY}\.class_names '.*missing\.txt' does not exist or is not a file; "):
+        check({"arch": "resnet18", "weights": "none", "class_names": str(tmp_path / "missing.txt")})
+    (tmp_path / "net.pt").write_bytes(b"")
+    (tmp_path / "c.txt").write_text("a\n")
+    with pytest.raises(AtlasError, match=rf"^{KEY}\.class_names is only used by sources torchvision, timm, not "):
+        check({"source": "torchscript", "path": str(tmp_path / "net.pt"), "class_names": str(tmp_path / "c.txt")})
