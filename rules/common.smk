@@ -230,6 +230,15 @@ def set_files(wildcards):
     )
 
 
+def set_class_names(wildcards):
+    """A network set's class_names file is an input of its extraction only (replacing it reruns that
+    job, not fetch_weights: the weights do not depend on it)."""
+    settings = FEATURE_SETS[wildcards.feature_set]
+    if settings["source"] in NETWORK_SOURCES and settings.get("class_names"):
+        return [settings["class_names"]]
+    return []
+
+
 def set_setting(key):
     """Param function: the wildcards' feature set's ``key`` (schema defaults filled in)."""
     return lambda wildcards: FEATURE_SETS[wildcards.feature_set][key]

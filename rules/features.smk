@@ -27,6 +27,7 @@ rule fetch_weights:
 rule extract_features:
     input:
         set_files,
+        set_class_names,
         unpack(weights_record),
         images=rules.sample_images.output.images,
     output:

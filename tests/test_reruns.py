@@ -24,6 +24,7 @@ NEW_VALUES = {
     f"features.{TINY_SET}.weights": lambda tmp: str(tmp / "weights.pth"),
     f"features.{TINY_SET}.nodes": lambda tmp: ["layer2", "penultimate"],
     f"features.{TINY_SET}.source": lambda tmp: "timm",
+    f"features.{TINY_SET}.class_names": lambda tmp: class_names_file(tmp),
     "extraction.device": lambda tmp: "cpu",
     "extraction.precision": lambda tmp: "fp32",
     "compare.reference": lambda tmp: TINY_IDS[1],
@@ -38,6 +39,13 @@ NEW_VALUES = {
     "mosaic.background": lambda tmp: "black",
     "grid_mosaic.background": lambda tmp: "black",
 }
+
+
+def class_names_file(tmp) -> str:
+    """A class_names file for the tiny config's resnet18: one name per output of its 1000-way classifier."""
+    path = tmp / "classes.txt"
+    path.write_text("".join(f"class {i}\n" for i in range(1000)))
+    return str(path)
 
 
 def schema_leaves(source: str = "torchvision", feature_set: str = TINY_SET) -> list[tuple[str, str, dict]]:

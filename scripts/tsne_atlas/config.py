@@ -20,6 +20,8 @@ SOURCE_KEYS = {
     "arch": NETWORK_SOURCES,
     "weights": NETWORK_SOURCES,
     "init_seed": NETWORK_SOURCES,
+    # Sources with a classifier head: its outputs' names, for the predictions stored with the features.
+    "class_names": NETWORK_SOURCES,
     "nodes": NETWORK_SOURCES + OWN_NETWORK_SOURCES,
     "path": (*OWN_NETWORK_SOURCES, "precomputed"),
     "paths_file": ("precomputed",),
@@ -119,6 +121,12 @@ def check_feature_sets(given: dict, sets: dict[str, dict], defaults: dict) -> No
                 raise AtlasError(
                     f"{key}.weights '{weights}' is neither one of {list(WEIGHT_KEYWORDS)} nor an existing file; "
                     f"give one of those words or the path of a checkpoint file"
+                )
+            class_names = settings.get("class_names")
+            if class_names and not Path(class_names).is_file():
+                raise AtlasError(
+                    f"{key}.class_names '{class_names}' does not exist or is not a file; give a text file with "
+                    f"one class name per line, in the order of the classifier's outputs, or remove the key"
                 )
         else:
             if "path" not in settings:

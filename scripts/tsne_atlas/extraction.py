@@ -20,15 +20,17 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .config import PRECOMPUTED_NODE
-from .files.features import write_features
+from .files.features import TOP_INDEX, TOP_PROBABILITY, write_features
 from .files.manifest import read_images
 from .files.weights_record import read_record
 from .images import load_rgb
 from .jobs import AtlasError
-from .networks import Network, build_network
+from .networks import LOGITS, Network, build_network
 from .weights import RESOLVERS
 
 LOGGER = logging.getLogger("tsne_atlas.extract_features")
+TOP_K = 5
+NO_PREDICTIONS_PRECOMPUTED = "none: precomputed features"
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -101,6 +103,7 @@ def iter_feature_batches(
     precision: str,
     channels_last: bool,
     progress: bool = True,
+    n_classes: int | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Yield ``{node: float32 rows}`` batch by batch (memory stays flat in N); one forward pass
     gives every node.
@@ -108,6 +111,10 @@ def iter_feature_batches(
     Node outputs with spatial dimensions are averaged over them to one vector per image.
     ``channels_last``: feed NHWC batches (the module must be converted too), which
     oneDNN and cuDNN convolutions run faster.
+
+    A module that also returns its logits (under ``networks.LOGITS``; ``n_classes`` wide) gives each
+    image's top-k classes (k = min(5, n_classes)) too: ``TOP_INDEX`` (int32) and ``TOP_PROBABILITY``
+    (float32, the softmax computed in float32) rows in the same batch.
     """
     dtype = PRECISIONS[precision]
     with torch.inference_mode():
@@ -118,6 +125,9 @@ def iter_feature_batches(
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 outputs = module(batch)
             rows = {}
+            logits = outputs.pop(LOGITS, None) if isinstance(outputs, dict) else None
+            if logits is not None:
+                rows.update(top_classes(logits, n_classes, precision))
             for node, out in outputs.items():
                 if out.ndim > 2:
                     out = out.flatten(2).mean(dim=2)
@@ -128,6 +138,26 @@ def iter_feature_batches(
                         f"use precision bf16, fp32 or auto"
                     )
             yield rows
+
+
+def top_classes(logits: torch.Tensor, n_classes: int | None, precision: str) -> dict[str, np.ndarray]:
+    """``TOP_INDEX`` and ``TOP_PROBABILITY`` rows of a batch's logits (N x C): softmax in float32, top min(5, C)."""
+    if logits.ndim != 2 or (n_classes is not None and logits.shape[1] != n_classes):
+        raise AtlasError(
+            f"the network's output has shape {tuple(logits.shape)}, not (batch, {n_classes}) logits of its "
+            f"{n_classes} class names; remove the set's class_names or use a classifier with that many outputs"
+        )
+    probabilities = torch.softmax(logits.float(), dim=1)
+    if not torch.isfinite(probabilities).all():
+        raise AtlasError(
+            f"extraction.precision '{precision}' gave inf/NaN logits (activations beyond its range); "
+            f"use precision bf16, fp32 or auto"
+        )
+    top = torch.topk(probabilities, k=min(TOP_K, probabilities.shape[1]), dim=1)
+    return {
+        TOP_INDEX: top.indices.to(torch.int32).cpu().numpy(),
+        TOP_PROBABILITY: top.values.cpu().numpy(),
+    }
 
 
 def library_versions() -> dict[str, str]:
@@ -228,7 +258,8 @@ def extract_features(
     )
     model = settings["arch"] if settings["source"] in RESOLVERS else Path(settings["path"]).name
     LOGGER.info(
-        "%s: extracting %s nodes %s for %d images in one pass on %s (%s%s, batch %d, %d workers, %s); weights: %s",
+        "%s: extracting %s nodes %s for %d images in one pass on %s (%s%s, batch %d, %d workers, %s); weights: %s; "
+        "predictions: %s",
         key,
         model,
         ", ".join(f"{node} ({graph})" for node, graph in network.nodes.items()),
@@ -240,6 +271,7 @@ def extract_features(
         num_workers,
         "channels-last" if channels_last else "NCHW",
         network.weights_source,
+        network.predictions_reason,
     )
     attrs.update(
         {
@@ -255,10 +287,15 @@ def extract_features(
             "batch_size": int(batch_size),
         }
     )
-    batches = iter_feature_batches(module, loader, torch_device, precision_used, channels_last, progress)
-    dims = write_features(features, batches, len(paths), paths, attrs, network.nodes)
+    classes = network.class_names
+    batches = iter_feature_batches(
+        module, loader, torch_device, precision_used, channels_last, progress, len(classes) if classes else None
+    )
+    dims = write_features(
+        features, batches, len(paths), paths, attrs, network.nodes, classes, network.predictions_reason
+    )
     LOGGER.info("wrote %s: %d images, dimensions %s", features, len(paths), dims)
-    return {**attrs, "feature_dims": dims, "nodes": list(network.nodes)}
+    return {**attrs, "predictions": network.predictions_reason, "feature_dims": dims, "nodes": list(network.nodes)}
 
 
 def import_precomputed(settings: dict, key: str, paths: list[str], root: str, features: str, attrs) -> dict:
@@ -284,6 +321,7 @@ def import_precomputed(settings: dict, key: str, paths: list[str], root: str, fe
         paths,
         attrs,
         {PRECOMPUTED_NODE: PRECOMPUTED_NODE},
+        predictions=NO_PREDICTIONS_PRECOMPUTED,
     )
     LOGGER.info("%s: imported %s: %d images x %d dimensions", key, settings["path"], len(paths), dims[PRECOMPUTED_NODE])
-    return {**attrs, "feature_dims": dims, "nodes": [PRECOMPUTED_NODE]}
+    return {**attrs, "predictions": NO_PREDICTIONS_PRECOMPUTED, "feature_dims": dims, "nodes": [PRECOMPUTED_NODE]}

@@ -23,12 +23,23 @@ from torchvision.models import get_model, get_model_weights
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 from .config import PENULTIMATE
+from .files.features import PREDICTIONS_STORED
 from .jobs import AtlasError
 from .weights import check_arch, close_matches, file_sha256
 
 LOGGER = logging.getLogger("tsne_atlas.networks")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# The output key of the classifier's logits, beside the feature nodes (never a config node: the schema
+# does not allow '@' in node names). A network returns it only when it has class names to predict.
+LOGITS = "@logits"
+# Why a features file holds no predictions (its ``predictions`` attribute; "stored" when it does).
+NO_PREDICTIONS_RANDOM = "none: random weights"
+NO_PREDICTIONS_OWN = "none: own network (its output is the feature, no classifier)"
+
+
+def no_class_names(key: str) -> str:
+    return f"none: no class names (give {key}.class_names)"
 
 
 @dataclass
@@ -37,6 +48,10 @@ class Network:
 
     ``nodes`` maps each node as the config names it to what it resolved to (``penultimate`` ->
     ``flatten`` for a ResNet), recorded in the features file.
+
+    ``class_names``: the name of each of the classifier's outputs when the network predicts classes; then
+    ``module(batch)`` also returns the classifier's logits under ``LOGITS`` (not a node), from the same
+    pass. ``predictions_reason``: ``stored``, or why there are no predictions (``none: ...``).
     """
 
     module: torch.nn.Module
@@ -44,19 +59,84 @@ class Network:
     transform: Callable
     weights_source: str
     weights_random: bool
+    class_names: list[str] | None = None
+    predictions_reason: str = NO_PREDICTIONS_OWN
 
 
 class RenamedOutputs(torch.nn.Module):
-    """Wraps a feature extractor whose outputs are keyed by graph node: keys them by config node."""
+    """Wraps a feature extractor whose outputs are keyed by graph node: keys them by config node, and
+    the graph node ``logits_node`` (the model's output), when given, by ``LOGITS``."""
 
-    def __init__(self, extractor: torch.nn.Module, nodes: dict[str, str]):
+    def __init__(self, extractor: torch.nn.Module, nodes: dict[str, str], logits_node: str | None = None):
         super().__init__()
         self.extractor = extractor
         self.nodes = dict(nodes)
+        self.logits_node = logits_node
 
     def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs = self.extractor(batch)
-        return {node: outputs[graph_node] for node, graph_node in self.nodes.items()}
+        renamed = {node: outputs[graph_node] for node, graph_node in self.nodes.items()}
+        if self.logits_node is not None:
+            renamed[LOGITS] = outputs[self.logits_node]
+        return renamed
+
+
+def read_class_names(path: str, key: str) -> list[str]:
+    """The class names of a ``class_names`` file: one per line (trailing blank lines ignored)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise AtlasError(
+            f"{key} file '{path}' could not be read ({type(err).__name__}); give a UTF-8 text file "
+            f"with one class name per line"
+        ) from None
+    names = [line.strip() for line in text.splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    return names
+
+
+def head_width(model: torch.nn.Module) -> int:
+    """The number of outputs of a classifier: timm's ``num_classes``, else the out width of the last
+    ``Linear`` (of the last ``Conv2d`` for fully convolutional classifiers such as SqueezeNet); 0 without."""
+    if isinstance(getattr(model, "num_classes", None), int):
+        return int(model.num_classes)
+    for layer_type, width in ((torch.nn.Linear, "out_features"), (torch.nn.Conv2d, "out_channels")):
+        layers = [module for module in model.modules() if isinstance(module, layer_type)]
+        if layers:
+            return int(getattr(layers[-1], width))
+    return 0
+
+
+def prediction_classes(
+    record: dict, width: int, class_names: str | None, builtin: list[str] | None, key: str
+) -> tuple[list[str] | None, str]:
+    """(class names, predictions reason) of a network whose classifier has ``width`` outputs.
+
+    ``class_names``: the set's ``class_names`` file (checked whenever given), which comes before
+    ``builtin``, the names its weights come with (ImageNet's). Random weights predict nothing.
+    """
+    names = None
+    if class_names:
+        names_key = f"{key}.class_names"
+        names = read_class_names(class_names, names_key)
+        if width == 0:
+            raise AtlasError(
+                f"{names_key} '{class_names}' is given but the network has no classifier (its weights have none); "
+                f"remove {names_key}"
+            )
+        if len(names) != width:
+            raise AtlasError(
+                f"{names_key} file '{class_names}' has {len(names)} lines but the network's classifier has {width} "
+                f"outputs; give one class name per line, one line per output, in the order of the outputs"
+            )
+    elif builtin is not None and len(builtin) == width:
+        names = list(builtin)
+    if record["weights_random"]:
+        return None, NO_PREDICTIONS_RANDOM
+    if names is None:
+        return None, no_class_names(key)
+    return names, PREDICTIONS_STORED
 
 
 def load_state_dict_file(path: str | os.PathLike, key: str = "weights") -> dict:
@@ -118,6 +198,23 @@ def torchvision_model(record: dict, init_seed: int = 0, key: str = "weights") ->
     return model.eval()
 
 
+def torchvision_categories(record: dict) -> list[str] | None:
+    """The class names of the torchvision weights enum a ``pretrained`` record resolved to
+    (``weights.meta['categories']``, ImageNet's 1000 for ImageNet weights); None for other weights.
+    Read from torchvision's enum, so nothing is downloaded."""
+    if record.get("kind") != "pretrained" or not record.get("enum"):
+        return None
+    enum_class, _, member = str(record["enum"]).rpartition(".")
+    weights = get_model_weights(record["arch"])
+    if enum_class and weights.__name__ != enum_class:
+        return None
+    try:
+        categories = weights[member].meta.get("categories")
+    except KeyError:
+        return None
+    return list(categories) if categories else None
+
+
 def torchvision_preprocessing(arch: str):
     """The preprocessing of the arch's default torchvision weights (resize, crop, normalise).
 
@@ -170,17 +267,26 @@ def resolve_nodes(
     return resolved
 
 
-def torchvision_network(record: dict, nodes: list[str], init_seed: int = 0, key: str = "features") -> Network:
-    """A torchvision classifier giving ``nodes`` (one forward pass for all of them)."""
+def torchvision_network(
+    record: dict, nodes: list[str], init_seed: int = 0, key: str = "features", class_names: str | None = None
+) -> Network:
+    """A torchvision classifier giving ``nodes`` (one forward pass for all of them), and its logits when
+    it has class names (``class_names``, a file, or its ImageNet weights' categories): see ``Network``."""
     model = torchvision_model(record, init_seed, f"{key}.weights")
-    resolved = resolve_nodes(model, nodes, f"{key}.nodes")
-    extractor = create_feature_extractor(model, return_nodes=sorted(set(resolved.values())))
+    traced = get_graph_node_names(model)  # traced once, not once per question
+    resolved = resolve_nodes(model, nodes, f"{key}.nodes", node_names=lambda _: traced)
+    names, reason = prediction_classes(record, head_width(model), class_names, torchvision_categories(record), key)
+    logits_node = traced[1][-1] if names else None  # the model's output (``fc`` for a ResNet)
+    return_nodes = set(resolved.values()) | ({logits_node} if logits_node else set())
+    extractor = create_feature_extractor(model, return_nodes=sorted(return_nodes))
     return Network(
-        module=RenamedOutputs(extractor, resolved).eval(),
+        module=RenamedOutputs(extractor, resolved, logits_node).eval(),
         nodes=resolved,
         transform=torchvision_preprocessing(record["arch"]),
         weights_source=record["weights_source"],
         weights_random=bool(record["weights_random"]),
+        class_names=names,
+        predictions_reason=reason,
     )
 
 
@@ -212,14 +318,39 @@ def timm_penultimate_node(model: torch.nn.Module, node_names: Callable = timm_gr
 
 class PreLogits(torch.nn.Module):
     """A timm model's ``forward_head(forward_features(x), pre_logits=True)`` as ``{'penultimate': ...}``:
-    the classifier's input, exactly as timm defines it, without tracing."""
+    the classifier's input, exactly as timm defines it, without tracing. ``logits``: also the model's
+    output, ``forward_head(forward_features(x))``, under ``LOGITS`` (the same forward_features)."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, logits: bool = False):
         super().__init__()
         self.model = model
+        self.logits = logits
 
     def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {PENULTIMATE: self.model.forward_head(self.model.forward_features(batch), pre_logits=True)}
+        features = self.model.forward_features(batch)
+        outputs = {PENULTIMATE: self.model.forward_head(features, pre_logits=True)}
+        if self.logits:
+            outputs[LOGITS] = self.model.forward_head(features)
+        return outputs
+
+
+def timm_imagenet_names(model: torch.nn.Module, record: dict) -> list[str] | None:
+    """ImageNet-1k's class names as timm ships them (``timm.data.ImageNetInfo``; each class's first WordNet
+    lemma, e.g. 'tench') for a model whose pretrained weights were loaded and whose pretrained config is
+    an ImageNet-1k head (1000 classes, no label offset); None otherwise."""
+    if record.get("kind") != "pretrained":
+        return None
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    if (
+        getattr(model, "num_classes", None) != 1000
+        or cfg.get("num_classes") != 1000
+        or cfg.get("label_offset")
+        or infer_imagenet_subset(model) != "imagenet-1k"
+    ):
+        return None
+    return [description.split(", ")[0] for description in ImageNetInfo("imagenet-1k").label_descriptions()]
 
 
 def timm_classes(shapes: dict[str, tuple[int, ...]], arch: str) -> int:
@@ -285,7 +416,9 @@ def check_penultimate(model: torch.nn.Module, extractor: torch.nn.Module, node: 
         )
 
 
-def timm_network(record: dict, nodes: list[str], init_seed: int = 0, key: str = "features") -> Network:
+def timm_network(
+    record: dict, nodes: list[str], init_seed: int = 0, key: str = "features", class_names: str | None = None
+) -> Network:
     """A timm model giving ``nodes``, all in one forward pass.
 
     ``penultimate`` is the classifier's input as ``forward_head(..., pre_logits=True)`` gives it. Alone,
@@ -293,6 +426,8 @@ def timm_network(record: dict, nodes: list[str], init_seed: int = 0, key: str = 
     module names, as for torchvision) the model is traced with timm's FX feature extraction, the
     penultimate node is the one before the classifier, checked at build time to equal the pre-logits.
     Preprocessing is the model's own eval transform (``timm.data.resolve_data_config`` + ``create_transform``).
+    With class names (``class_names``, a file, or ImageNet's for pretrained ImageNet-1k weights) the
+    model's output (its logits) comes from the same pass: see ``Network``.
     """
     from timm.data import create_transform, resolve_data_config
     from timm.models._features_fx import create_feature_extractor as timm_feature_extractor
@@ -300,20 +435,23 @@ def timm_network(record: dict, nodes: list[str], init_seed: int = 0, key: str = 
     model = timm_model(record, init_seed, key)
     data_config = resolve_data_config({}, model=model)
     transform = create_transform(**data_config, is_training=False)
+    names, reason = prediction_classes(record, head_width(model), class_names, timm_imagenet_names(model, record), key)
     if list(nodes) == [PENULTIMATE]:
         if "pre_logits" not in inspect.signature(model.forward_head).parameters:
             raise AtlasError(
                 f"{key}.nodes: timm arch '{record['arch']}' has no forward_head(pre_logits=True); "
                 f"name the graph node to take instead of '{PENULTIMATE}'"
             )
-        module, resolved = PreLogits(model), {PENULTIMATE: "forward_head(pre_logits=True)"}
+        module, resolved = PreLogits(model, bool(names)), {PENULTIMATE: "forward_head(pre_logits=True)"}
     else:
         try:
             traced = timm_graph_node_names(model)  # traced once, not once per question
             resolved = resolve_nodes(
                 model, nodes, f"{key}.nodes", node_names=lambda _: traced, find_penultimate=timm_penultimate_node
             )
-            extractor = timm_feature_extractor(model, return_nodes=sorted(set(resolved.values())))
+            logits_node = traced[1][-1] if names else None  # the model's output (``fc`` for a ResNet)
+            return_nodes = set(resolved.values()) | ({logits_node} if logits_node else set())
+            extractor = timm_feature_extractor(model, return_nodes=sorted(return_nodes))
         except AtlasError:
             raise
         except Exception as err:
@@ -323,13 +461,15 @@ def timm_network(record: dict, nodes: list[str], init_seed: int = 0, key: str = 
             ) from None
         if PENULTIMATE in resolved:
             check_penultimate(model, extractor, resolved[PENULTIMATE], data_config["input_size"], key)
-        module = RenamedOutputs(extractor, resolved)
+        module = RenamedOutputs(extractor, resolved, logits_node)
     return Network(
         module=module.eval(),
         nodes=resolved,
         transform=transform,
         weights_source=record["weights_source"],
         weights_random=bool(record["weights_random"]),
+        class_names=names,
+        predictions_reason=reason,
     )
 
 
@@ -628,10 +768,10 @@ def _own(source: str) -> Callable[..., Network]:
 # fetch_weights record (None for sources without weights to resolve).
 BUILDERS: dict[str, Callable[..., Network]] = {
     "torchvision": lambda settings, record, key: torchvision_network(
-        record, list(settings["nodes"]), int(settings["init_seed"]), key
+        record, list(settings["nodes"]), int(settings["init_seed"]), key, settings.get("class_names") or None
     ),
     "timm": lambda settings, record, key: timm_network(
-        record, list(settings["nodes"]), int(settings["init_seed"]), key
+        record, list(settings["nodes"]), int(settings["init_seed"]), key, settings.get("class_names") or None
     ),
     "torchscript": _own("torchscript"),
     "export": _own("export"),

@@ -5,10 +5,21 @@ Layout:
                                            one row per manifest row, in manifest order;
                                            attribute graph_node: the network node it resolved to
     /paths     str     (N,)     image paths relative to the dataset root (sample/images.csv's order)
+    /predictions/top_index        int32   (N, K)  the network's own view: each image's K = min(5, C)
+                                                  most probable classes, most probable first, as
+                                                  indices into /predictions/classes
+    /predictions/top_probability  float32 (N, K)  their softmax probabilities (softmax in float32
+                                                  over all C logits), descending
+    /predictions/classes          str     (C,)    the name of each of the classifier's C outputs
+        Only when the attribute ``predictions`` is ``stored``: the set's network is a classifier with
+        trained weights and class names (its ImageNet weights' or the set's ``class_names`` file). The
+        logits come from the same forward pass as the features, which they leave unchanged.
     attributes: feature_set, source, model, nodes (JSON list, config order), weights, weights_source,
                 weights_random, preprocessing, device, precision (as used), precision_setting,
                 channels_last, batch_size, dataset_root, n_images, versions (JSON), config_hash,
-                feature_dims (JSON node -> D, written last)
+                predictions ("stored", or why not: "none: random weights", "none: no class names
+                (give features.<set>.class_names)", "none: own network (...)", "none: precomputed
+                features"), feature_dims (JSON node -> D, written last)
     A list- or dict-valued attribute is stored as JSON text with sorted keys.
 
 All nodes of a set come from one forward pass, so they share one file (and one job). Labels are not
@@ -23,6 +34,7 @@ file when it starts (``features_file_problem``) and removes it if it is not comp
 import json
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -45,6 +57,12 @@ PROVENANCE_ATTRS = (
     "config_hash",
 )
 JSON_ATTRS = ("nodes", "versions", "feature_dims")
+# Keys of a batch (beside its nodes) holding its images' predictions: top class indices, probabilities.
+TOP_INDEX = "@top_index"
+TOP_PROBABILITY = "@top_probability"
+PREDICTIONS_STORED = "stored"
+# The predictions attribute of a file written before predictions were recorded.
+NO_PREDICTIONS_OLD_FILE = "none: not recorded (a features file of an older version)"
 
 
 def write_features(
@@ -54,18 +72,49 @@ def write_features(
     paths: Sequence[str],
     attrs: dict,
     graph_nodes: dict[str, str],
+    classes: Sequence[str] | None = None,
+    predictions: str = NO_PREDICTIONS_OLD_FILE,
 ) -> dict[str, int]:
     """Stream batches (``{node: rows}``, every node of ``graph_nodes`` in each) into ``path``, renamed
-    into place only when complete. ``graph_nodes``: config node -> network node. Returns node -> D."""
+    into place only when complete. ``graph_nodes``: config node -> network node. Returns node -> D.
+
+    ``classes``: the class names when predictions are stored; then every batch also holds
+    ``TOP_INDEX`` and ``TOP_PROBABILITY`` rows, and the ``predictions`` attribute is ``stored``.
+    Otherwise ``predictions`` says why there are none."""
     text = h5py.string_dtype("utf-8")
+    if classes is not None:
+        predictions = PREDICTIONS_STORED
+    elif predictions == PREDICTIONS_STORED:
+        raise ValueError("predictions 'stored' without classes")
     with atomic_path(path) as tmp:
         # track_times=False keeps the file byte-identical across identical runs.
         with h5py.File(tmp, "w", track_order=True) as h5:
             h5.create_dataset("paths", data=np.asarray(paths, dtype=object), dtype=text, track_times=False)
             group = h5.create_group("features", track_order=True)
             datasets: dict[str, h5py.Dataset] = {}
+            top: dict[str, h5py.Dataset] = {}
+            if classes is not None:
+                stored = h5.create_group("predictions", track_order=True)
+                stored.create_dataset(
+                    "classes", data=np.asarray(list(classes), dtype=object), dtype=text, track_times=False
+                )
             row = 0
             for batch in batches:
+                if classes is not None:
+                    for name, key, dtype in (
+                        ("top_index", TOP_INDEX, "int32"),
+                        ("top_probability", TOP_PROBABILITY, "float32"),
+                    ):
+                        rows = batch[key]
+                        if name not in top:
+                            top[name] = stored.create_dataset(
+                                name,
+                                shape=(n_images, rows.shape[1]),
+                                dtype=dtype,
+                                chunks=(min(n_images, 256), rows.shape[1]),
+                                track_times=False,
+                            )
+                        top[name][row : row + len(rows)] = rows
                 for node in graph_nodes:
                     rows = batch[node]
                     if node not in datasets:
@@ -78,11 +127,12 @@ def write_features(
                         )
                         datasets[node].attrs["graph_node"] = graph_nodes[node]
                     datasets[node][row : row + len(rows)] = rows
-                row += len(next(iter(batch.values())))
+                row += len(batch[next(iter(graph_nodes))])
             if not datasets or row != n_images:
                 raise RuntimeError(f"extracted {row} feature rows for {n_images} images")
             feature_dims = {node: int(datasets[node].shape[1]) for node in graph_nodes}
-            for key, value in {**attrs, "nodes": list(graph_nodes), "feature_dims": feature_dims}.items():
+            written = {**attrs, "nodes": list(graph_nodes), "predictions": predictions, "feature_dims": feature_dims}
+            for key, value in written.items():
                 h5.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
     return feature_dims
 
@@ -120,6 +170,43 @@ def read_features(path: str | os.PathLike, node: str | None = None, with_feature
         ) from None
 
 
+@dataclass
+class Predictions:
+    """A features file's predictions: ``classes`` (C names), and per image (manifest order) the indices
+    into them of its K most probable classes (``top_index``, N x K, most probable first) and their
+    softmax probabilities (``top_probability``, N x K, descending)."""
+
+    classes: list[str]
+    top_index: np.ndarray
+    top_probability: np.ndarray
+
+    def top1(self) -> tuple[list[str], np.ndarray]:
+        """Each image's most probable class name and its probability (float32, N)."""
+        return [self.classes[int(i)] for i in self.top_index[:, 0]], self.top_probability[:, 0]
+
+
+def read_predictions(path: str | os.PathLike) -> tuple[Predictions | None, str]:
+    """(the file's predictions, or None, and its ``predictions`` attribute: ``stored`` or why there are none)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            reason = _text(plain_value(h5.attrs.get("predictions", NO_PREDICTIONS_OLD_FILE)))
+            if reason != PREDICTIONS_STORED:
+                return None, reason
+            stored = h5["predictions"]
+            return (
+                Predictions(
+                    classes=[_text(name) for name in stored["classes"][:]],
+                    top_index=stored["top_index"][:],
+                    top_probability=stored["top_probability"][:],
+                ),
+                reason,
+            )
+    except (OSError, KeyError) as err:
+        raise AtlasError(
+            f"{path}: not a complete features file ({err}); delete it and rerun to extract features again"
+        ) from None
+
+
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -146,6 +233,20 @@ def features_file_problem(path: str | os.PathLike) -> str | None:
                 return "no node's features (a file of an older version?)"
             n_rows = {"paths": h5["paths"].shape[0]}
             n_rows.update({f"features/{node}": h5["features"][node].shape[0] for node in h5["features"]})
+            if h5.attrs.get("predictions") == PREDICTIONS_STORED:
+                missing = [
+                    name
+                    for name in ("classes", "top_index", "top_probability")
+                    if name not in h5.get("predictions", {})
+                ]
+                if missing:
+                    return f"predictions {missing} are missing"
+                n_rows.update(
+                    {
+                        f"predictions/{name}": h5["predictions"][name].shape[0]
+                        for name in ("top_index", "top_probability")
+                    }
+                )
             if len(set(n_rows.values())) != 1:
                 return f"datasets disagree on the number of images ({n_rows})"
             if "feature_dims" not in h5.attrs:  # written last

@@ -1,0 +1,242 @@
+"""The network's own view: each image's top-5 predicted classes and their probabilities, stored in the
+features file from the same forward pass as the features when the weights come with class names (a
+``class_names`` file, or the ImageNet weights' own). Offline: random weights saved to local files."""
+
+import h5py
+import numpy as np
+import pytest
+import timm
+import torch
+from torchvision.models import ResNet18_Weights, get_model
+
+from conftest import make_image_folder, schema_defaults
+from tsne_atlas import extraction as ef
+from tsne_atlas import networks
+from tsne_atlas import weights as fw
+from tsne_atlas.config import feature_set_settings
+from tsne_atlas.files.features import features_file_problem, read_features, read_predictions
+from tsne_atlas.files.manifest import write_images
+from tsne_atlas.jobs import AtlasError
+from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
+
+SET = "net"
+KEY = f"features.{SET}"
+N_IMAGES = 7
+PATHS = [f"{c}/{c}_{i:03d}.png" for c, n in (("ant", 4), ("bee", 3)) for i in range(n)]
+
+
+@pytest.fixture(autouse=True)
+def offline_hub(tmp_path, monkeypatch):
+    """An empty Hugging Face cache and no hub: nothing here may reach the network or a user's cache."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def sample(tmp_path):
+    """(dataset root, sample/images.csv) of 7 small images."""
+    root = make_image_folder(tmp_path / "data", {"ant": 4, "bee": 3}, size=(40, 32))
+    write_images(tmp_path / "images.csv", PATHS, ["0" * 64] * len(PATHS))
+    return root, tmp_path / "images.csv"
+
+
+@pytest.fixture
+def class_file(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_text("".join(f"class {i}\n" for i in range(1000)))
+    return path
+
+
+def checkpoint(tmp_path, source: str, arch: str = "resnet18", seed: int = 5) -> str:
+    """A random-init model of ``arch`` saved as a local state-dict file (stands for trained weights)."""
+    torch.manual_seed(seed)
+    model = get_model(arch, weights=None) if source == "torchvision" else timm.create_model(arch)
+    path = tmp_path / f"{source}-{arch}.pth"
+    torch.save(model.state_dict(), path)
+    return str(path)
+
+
+def extract(sample, out, source="torchvision", **given) -> dict:
+    """extract_features for set ``net`` (resnet18 by default), fp32 NCHW, weights resolved in place."""
+    root, images = sample
+    settings = feature_set_settings(
+        {"features": {SET: {"source": source, "arch": "resnet18", "weights": "none", **given}}},
+        feature_set_defaults(SCHEMA_PATH),
+    )[SET]
+    extraction = {
+        **schema_defaults("extraction"),
+        "batch_size": 3,
+        "num_workers": 0,
+        "precision": "fp32",
+        "channels_last": False,
+    }
+    return ef.extract_features(
+        images=str(images),
+        root=str(root),
+        feature_set=SET,
+        settings=settings,
+        features=str(out),
+        progress=False,
+        **extraction,
+    )
+
+
+def check_stored(out, classes: list[str]) -> None:
+    predictions, reason = read_predictions(out)
+    assert reason == "stored" and predictions is not None
+    assert predictions.classes == classes
+    index, probability = predictions.top_index, predictions.top_probability
+    assert index.shape == probability.shape == (N_IMAGES, 5)
+    assert index.dtype == np.int32 and probability.dtype == np.float32
+    assert ((index >= 0) & (index < len(classes))).all()
+    assert all(len(set(row)) == 5 for row in index.tolist())  # five different classes per image
+    assert (np.diff(probability, axis=1) <= 0).all()  # most probable first
+    assert (probability > 0).all() and (probability.sum(axis=1) <= 1 + 1e-6).all()
+    names, top1 = predictions.top1()
+    assert names == [classes[i] for i in index[:, 0]] and np.array_equal(top1, probability[:, 0])
+    assert features_file_problem(out) is None
+    with h5py.File(out) as h5:
+        assert list(h5.attrs)[-2:] == ["predictions", "feature_dims"]  # feature_dims still written last
+
+
+@pytest.mark.parametrize("source", ["torchvision", "timm"])
+def test_weights_with_class_names_store_the_top5_from_the_same_pass(sample, tmp_path, class_file, source):
+    weights = checkpoint(tmp_path, source)
+    attrs = extract(sample, tmp_path / "p.h5", source, weights=weights, class_names=str(class_file))
+    assert attrs["predictions"] == "stored"
+    check_stored(tmp_path / "p.h5", class_file.read_text().splitlines())
+    # The features are those of the same run without class names.
+    without = extract(sample, tmp_path / "f.h5", source, weights=weights)
+    assert without["predictions"] == f"none: no class names (give {KEY}.class_names)"
+    assert read_predictions(tmp_path / "f.h5") == (None, without["predictions"])
+    with_names, plain = read_features(tmp_path / "p.h5"), read_features(tmp_path / "f.h5")
+    np.testing.assert_array_equal(with_names["features"], plain["features"])
+    with h5py.File(tmp_path / "f.h5") as h5:
+        assert "predictions" not in h5 and h5.attrs["predictions"] == without["predictions"]
+
+
+@pytest.mark.parametrize("source", ["torchvision", "timm"])
+def test_the_logits_are_the_models_own_output(tmp_path, class_file, source):
+    """What is ranked is the classifier's output for the image, for the one-node and the traced networks."""
+    weights = checkpoint(tmp_path, source)
+    resolve = fw.RESOLVERS[source]
+    record = resolve("resnet18", weights, 0, KEY)
+    model = (
+        networks.torchvision_model(record, 0, KEY) if source == "torchvision" else networks.timm_model(record, 0, KEY)
+    )
+    build = networks.torchvision_network if source == "torchvision" else networks.timm_network
+    batch = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    for nodes in (["penultimate"], ["layer3", "penultimate"]):
+        network = build(record, nodes, 0, KEY, str(class_file))
+        assert network.predictions_reason == "stored" and len(network.class_names) == 1000
+        assert list(network.nodes) == nodes  # the logits are no node
+        with torch.no_grad():
+            outputs = network.module(batch)
+            expected = model(batch)
+        assert set(outputs) == {*nodes, networks.LOGITS}
+        torch.testing.assert_close(outputs[networks.LOGITS], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("source", ["torchvision", "timm"])
+def test_random_weights_store_no_predictions_and_say_why(sample, tmp_path, class_file, source):
+    attrs = extract(sample, tmp_path / "f.h5", source, weights="none", class_names=str(class_file))
+    assert attrs["predictions"] == "none: random weights"
+    assert read_predictions(tmp_path / "f.h5") == (None, "none: random weights")
+    with h5py.File(tmp_path / "f.h5") as h5:
+        assert "predictions" not in h5
+
+
+def test_a_class_names_file_of_the_wrong_length_is_one_line(sample, tmp_path):
+    (tmp_path / "ten.txt").write_text("".join(f"c{i}\n" for i in range(10)))
+    weights = checkpoint(tmp_path, "torchvision")
+    for given_weights in (weights, "none"):  # checked whatever the weights
+        with pytest.raises(AtlasError) as error:
+            extract(sample, tmp_path / "f.h5", weights=given_weights, class_names=str(tmp_path / "ten.txt"))
+        message = str(error.value)
+        assert "\n" not in message
+        assert message == (
+            f"{KEY}.class_names file '{tmp_path / 'ten.txt'}' has 10 lines but the network's classifier has 1000 "
+            f"outputs; give one class name per line, one line per output, in the order of the outputs"
+        )
+    assert not (tmp_path / "f.h5").exists()
+
+
+def test_a_timm_checkpoint_of_another_head_takes_names_of_its_width(tmp_path):
+    """A fine-tuned timm model (10 classes): the class_names file has one line per class, top-5 of 10."""
+    torch.manual_seed(0)
+    path = tmp_path / "ft.pth"
+    torch.save(timm.create_model("resnet18", num_classes=10).state_dict(), path)
+    (tmp_path / "ten.txt").write_text("\n".join(f"c{i}" for i in range(10)) + "\n\n")  # trailing blank lines
+    record = fw.resolve_timm_weights("resnet18", str(path), 0, KEY)
+    network = networks.timm_network(record, ["penultimate"], 0, KEY, str(tmp_path / "ten.txt"))
+    assert network.class_names == [f"c{i}" for i in range(10)] and network.predictions_reason == "stored"
+    with pytest.raises(AtlasError, match=r"has 1000 lines but the network's classifier has 10 outputs"):
+        (tmp_path / "thousand.txt").write_text("x\n" * 1000)
+        networks.timm_network(record, ["penultimate"], 0, KEY, str(tmp_path / "thousand.txt"))
+
+
+def test_torchvision_imagenet_weights_name_their_classes_without_a_download(monkeypatch):
+    """A record of resolved ImageNet weights takes its class names from the enum's meta['categories']."""
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("downloads"))
+    record = {
+        **fw.blank_record("resnet18", "imagenet"),
+        "kind": "pretrained",
+        "enum": "ResNet18_Weights.IMAGENET1K_V1",
+        "weights_random": False,
+    }
+    categories = networks.torchvision_categories(record)
+    assert categories == ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+    assert len(categories) == 1000 and categories[0] == "tench"
+    names, reason = networks.prediction_classes(record, 1000, None, categories, KEY)
+    assert names == categories and reason == "stored"
+    # Other weights have no built-in names; a class_names file is then the way.
+    for kind in ("file", "none", "random"):
+        assert networks.torchvision_categories({**record, "kind": kind, "enum": None}) is None
+    assert networks.prediction_classes({**record, "kind": "file"}, 1000, None, None, KEY) == (
+        None,
+        f"none: no class names (give {KEY}.class_names)",
+    )
+
+
+def test_timm_pretrained_imagenet_heads_take_timms_imagenet_names(tmp_path):
+    """Loaded pretrained weights of an ImageNet-1k head name their classes as timm ships them; random
+    weights and other heads do not."""
+    model = timm.create_model("resnet18")
+    names = networks.timm_imagenet_names(model, {"kind": "pretrained"})
+    assert names is not None and len(names) == 1000 and names[0] == "tench"
+    assert networks.timm_imagenet_names(model, {"kind": "none"}) is None
+    assert networks.timm_imagenet_names(model, {"kind": "file"}) is None
+    assert networks.timm_imagenet_names(timm.create_model("resnet18", num_classes=10), {"kind": "pretrained"}) is None
+
+
+def test_own_networks_and_precomputed_sets_say_why_they_predict_nothing():
+    network = networks.Network(torch.nn.Identity(), {"penultimate": "output"}, lambda x: x, "own", False)
+    assert network.class_names is None and network.predictions_reason.startswith("none: own network")
+    assert ef.NO_PREDICTIONS_PRECOMPUTED == "none: precomputed features"
+
+
+def test_class_names_is_a_key_of_network_sources_only():
+    from tsne_atlas.config import SOURCE_KEYS
+
+    assert SOURCE_KEYS["class_names"] == ("torchvision", "timm")
+    assert feature_set_defaults(SCHEMA_PATH)["class_names"] == ""
+
+
+def test_the_config_check_refuses_a_missing_file_and_other_sources(tmp_path):
+    from tsne_atlas.config import check_feature_sets
+
+    defaults = feature_set_defaults(SCHEMA_PATH)
+
+    def check(given: dict) -> None:
+        config = {"features": {SET: given}}
+        check_feature_sets(config["features"], feature_set_settings(config, defaults), defaults)
+
+    check({"arch": "resnet18", "weights": "none"})  # the default: no file
+    with pytest.raises(AtlasError, match=rf"^{KEY}\.class_names '.*missing\.txt' does not exist or is not a file; "):
+        check({"arch": "resnet18", "weights": "none", "class_names": str(tmp_path / "missing.txt")})
+    (tmp_path / "net.pt").write_bytes(b"")
+    (tmp_path / "c.txt").write_text("a\n")
+    with pytest.raises(AtlasError, match=rf"^{KEY}\.class_names is only used by sources torchvision, timm, not "):
+        check({"source": "torchscript", "path": str(tmp_path / "net.pt"), "class_names": str(tmp_path / "c.txt")})
