@@ -6,6 +6,7 @@ import pytest
 from sklearn.neighbors import NearestNeighbors
 
 from tsne_atlas import suspects as su
+from tsne_atlas.files import suspects as sfile
 from tsne_atlas.jobs import AtlasError
 
 
@@ -170,3 +171,41 @@ def test_suspect_tables_are_deterministic():
     first, _ = planted_tables()
     second, _ = planted_tables()
     assert first == second
+
+
+def test_csv_files_round_trip_user_text(tmp_path):
+    tables, _ = planted_tables()
+    tricky = 'a, "quoted"\nlabel <b>html</b>'
+    tables.suspects[0]["label"] = tricky
+    tables.duplicates[0]["label_b"] = tricky
+    tables.outliers[0]["neighbour_labels"][0] = tricky
+    for write, read, rows, name in (
+        (sfile.write_suspects, sfile.read_suspects, tables.suspects, "suspects.csv"),
+        (sfile.write_duplicates, sfile.read_duplicates, tables.duplicates, "duplicates.csv"),
+        (sfile.write_outliers, sfile.read_outliers, tables.outliers, "outliers.csv"),
+    ):
+        write(tmp_path / name, rows)
+        back = read(tmp_path / name)
+        assert len(back) == len(rows)
+        for original, got in zip(rows, back):
+            assert set(got) == set(original)
+            for key, value in original.items():
+                if isinstance(value, float):
+                    assert got[key] == round(value, 4), key
+                elif key == "neighbour_distances":
+                    assert got[key] == [round(v, 4) for v in value]
+                else:
+                    assert got[key] == value, key
+    assert sfile.read_suspects(tmp_path / "suspects.csv")[0]["label"] == tricky
+    assert sfile.read_duplicates(tmp_path / "duplicates.csv")[0]["label_b"] == tricky
+    text = (tmp_path / "duplicates.csv").read_text(encoding="utf-8")
+    assert text.splitlines()[0] == "kind,path_a,path_b,label_a,label_b,cosine"
+    assert ",1.0000\n" in text.replace("\r\n", "\n")
+    assert " | " in (tmp_path / "outliers.csv").read_text(encoding="utf-8")
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_reading_a_foreign_table_names_the_file(tmp_path):
+    (tmp_path / "suspects.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(AtlasError, match=r"suspects\.csv: not a table with columns rank, path"):
+        sfile.read_suspects(tmp_path / "suspects.csv")
