@@ -3,9 +3,11 @@ their CSV files, and their figure."""
 
 import numpy as np
 import pytest
+from PIL import Image
 from sklearn.neighbors import NearestNeighbors
 
 from tsne_atlas import suspects as su
+from tsne_atlas import suspects_figure as sf
 from tsne_atlas.files import suspects as sfile
 from tsne_atlas.jobs import AtlasError
 
@@ -209,3 +211,68 @@ def test_reading_a_foreign_table_names_the_file(tmp_path):
     (tmp_path / "suspects.csv").write_text("a,b\n1,2\n", encoding="utf-8")
     with pytest.raises(AtlasError, match=r"suspects\.csv: not a table with columns rank, path"):
         sfile.read_suspects(tmp_path / "suspects.csv")
+
+
+def tiny_images(root, count: int) -> list[str]:
+    """``count`` small PNGs of different colours and shapes (some wide, some tall) under ``root``."""
+    paths = []
+    for i in range(count):
+        size = (40, 24) if i % 3 == 0 else (24, 40) if i % 3 == 1 else (32, 32)
+        name = f"img {i}, $x$.png"
+        Image.new("RGB", size, ((37 * i) % 256, (91 * i) % 256, (151 * i) % 256)).save(root / name)
+        paths.append(name)
+    return paths
+
+
+def test_figure_draws_rows_with_user_text_literally(tmp_path):
+    paths = tiny_images(tmp_path, 8)
+    long_label = "a_very_long_label_" * 6
+    # "$\\q{$" is broken mathtext: drawing it as math would raise, so the test fails without parse_math=False.
+    rows = [
+        (paths[0], "$x$", "#1  disagreement 1.00", [(p, "$\\q{$", "distance 0.12") for p in paths[1:8]]),
+        (paths[1], long_label, "#2  disagreement 0.80\nmajority: $x$", [(paths[2], "<b>html</b>", "cosine 0.991")]),
+    ]
+    png = tmp_path / "out" / "suspects.png"
+    sf.draw_neighbour_rows(rows, tmp_path, png, title="$x$ suspects of a_b", thumb_size=48, note="RANDOM WEIGHTS")
+    with Image.open(png) as image:
+        width, height = image.size
+    # Caption column plus 1 + 6 cells (the 7th neighbour is dropped) of about 60 px; two rows of about 90.
+    assert 500 < width < 800 and 200 < height < 400
+    first = png.read_bytes()
+    sf.draw_neighbour_rows(rows, tmp_path, png, title="$x$ suspects of a_b", thumb_size=48, note="RANDOM WEIGHTS")
+    assert png.read_bytes() == first  # byte-reproducible
+    assert not list(png.parent.glob(".tmp-*"))
+
+
+def test_figure_of_no_rows_says_why(tmp_path):
+    png = tmp_path / "empty.png"
+    sf.draw_neighbour_rows([], tmp_path, png, title="suspects", thumb_size=96, empty=su.NO_LABELS_REASON)
+    with Image.open(png) as image:
+        assert image.size == (700, 180)
+
+
+def test_shorten_cuts_user_text_with_an_ellipsis():
+    assert sf.shorten("dog\nbig", 20) == "dog big"
+    assert sf.shorten("abcdefghij", 5) == "abcd…"
+    assert sf.shorten("dir/sub/name.png", 9, keep_end=True) == "…name.png"
+
+
+def test_figure_rows_from_the_tables(tmp_path):
+    tables, _ = planted_tables()
+    suspect = sf.suspect_figure_rows(tables.suspects)
+    assert suspect[0][0] == tables.suspects[0]["path"]
+    assert suspect[0][2].startswith("#1  disagreement 1.00")
+    assert len(suspect[0][3]) == 5 and suspect[0][3][0][2].startswith("distance ")
+    outlier = sf.outlier_figure_rows(tables.outliers)
+    assert len(outlier) == sf.MAX_ROWS and outlier[0][2].startswith("#1  mean distance ")
+    duplicate = sf.duplicate_figure_rows(
+        [
+            {"kind": "exact", "path_a": "a", "path_b": "b", "label_a": "x", "label_b": "y", "cosine": 1.0},
+            {"kind": "exact", "path_a": "a", "path_b": "c", "label_a": "x", "label_b": "z", "cosine": 1.0},
+            {"kind": "near", "path_a": "d", "path_b": "e", "label_a": "x", "label_b": "x", "cosine": 0.9912},
+        ]
+    )
+    assert duplicate == [
+        ("a", "x", "exact duplicate", [("b", "y", "same file"), ("c", "z", "same file")]),
+        ("d", "x", "near-duplicate", [("e", "x", "cosine 0.991")]),
+    ]
