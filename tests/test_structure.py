@@ -203,4 +203,4 @@ def test_file_layouts_live_in_files_only():
         if path.stem in STAGES:
             assert not io_calls.search(path.read_text(encoding="utf-8")), path.stem
     owners = {p.stem for p in (PACKAGE / "files").glob("*.py")} - {"__init__"}
-    assert owners == {"manifest", "weights_record", "features", "tsne_inputs", "runs", "metrics", "compare"}
+    assert owners == {"manifest", "weights_record", "features", "tsne_inputs", "runs", "metrics", "compare", "suspects"}

@@ -1,0 +1,278 @@
+"""Which images look wrong: label disagreement, duplicates and outliers on planted synthetic cases,
+their CSV files, and their figure."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.neighbors import NearestNeighbors
+
+from tsne_atlas import suspects as su
+from tsne_atlas import suspects_figure as sf
+from tsne_atlas.files import suspects as sfile
+from tsne_atlas.jobs import AtlasError
+
+
+def knn_graph(X: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, distances) of X's k-NN graph, self excluded, nearest first (as openTSNE builds it)."""
+    distances, indices = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(X).kneighbors(X)
+    return indices[:, 1:], distances[:, 1:]
+
+
+def blobs(seed: int = 0, per_class: int = 40, dim: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Three well separated gaussian blobs, z-scored like the prepared input; labels 0, 1, 2."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 8, size=(3, dim))
+    X = np.concatenate([rng.normal(c, 1.0, size=(per_class, dim)) for c in centres])
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    return X, np.repeat([0, 1, 2], per_class)
+
+
+def test_planted_wrong_labels_rank_first():
+    X, labels = blobs()
+    wrong = [5, 47, 100]
+    noisy = labels.copy()
+    noisy[wrong] = [1, 2, 0]
+    indices, distances = knn_graph(X, 15)
+    scores = su.label_disagreement(indices, distances, noisy, k=10)
+    order = su.rank_suspects(scores["disagreement"], scores["agreement_weighted"])
+    assert sorted(order[:3]) == wrong
+    assert np.all(scores["disagreement"][wrong] == 1.0)
+    assert np.all(scores["agreement_weighted"][wrong] == 0.0)
+    assert list(scores["majority"][wrong]) == list(labels[wrong])  # the true class
+    # Images with a right label are not suspect at all, apart from the wrong images' own neighbours.
+    assert scores["disagreement"][order[3]] <= 0.2
+    assert sorted(order) == list(range(len(X)))
+
+
+def test_disagreement_majority_and_weights_by_hand():
+    # Image 0 (label 0) with neighbours labelled 1, 0, 1, 0 at distances 0, 1, 2, 3 (k = 4 of K = 5).
+    indices = np.array([[1, 2, 3, 4, 5]] + [[0, 1, 2, 3, 4]] * 5)
+    distances = np.array([[0.0, 1.0, 2.0, 3.0, 9.0]] + [[1.0] * 5] * 5)
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    scores = su.label_disagreement(indices, distances, labels, k=4)
+    assert scores["disagreement"][0] == 0.5
+    assert scores["majority"][0] == 1  # two each: label 1 has the nearer first occurrence
+    # An exact duplicate in another class outweighs everything else.
+    assert scores["agreement_weighted"][0] == pytest.approx(0.0, abs=1e-8)
+    distances[0, 0] = 1.0  # weights 1, 1, 1/2, 1/3 over labels 1, 0, 1, 0
+    agreement = su.label_disagreement(indices, distances, labels, k=4)["agreement_weighted"][0]
+    assert agreement == pytest.approx((1 + 1 / 3) / (1 + 1 + 1 / 2 + 1 / 3))
+
+
+def test_rank_suspects_breaks_ties_by_agreement_then_index():
+    disagreement = np.array([0.5, 1.0, 0.5, 0.5, 0.0])
+    agreement = np.array([0.3, 0.9, 0.1, 0.3, 1.0])
+    assert list(su.rank_suspects(disagreement, agreement)) == [1, 2, 0, 3, 4]
+
+
+def test_k_beyond_the_graph_is_a_one_line_user_error():
+    indices, distances = np.zeros((4, 3), dtype=int), np.ones((4, 3))
+    for call in (
+        lambda: su.label_disagreement(indices, distances, np.zeros(4, dtype=int), k=4),
+        lambda: su.outlier_scores(distances, k=4),
+    ):
+        with pytest.raises(
+            AtlasError, match=r"^k=4 nearest neighbours asked for, but the neighbour graph holds 3"
+        ) as err:
+            call()
+        assert "\n" not in str(err.value)
+
+
+def test_exact_duplicates_from_hashes():
+    hashes = ["c", "a", "b", "a", "c", "a", "", ""]
+    assert su.exact_duplicate_pairs(hashes) == [(0, 4), (1, 3), (1, 5), (3, 5)]
+    assert su.exact_duplicate_pairs(["x", "y"]) == []
+
+
+def test_a_near_copy_is_found_and_a_random_pair_is_not():
+    # One centred gaussian cloud: random pairs point in unrelated directions (cosine about 0 +- 0.2).
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 20))
+    copy = X[7] + rng.normal(0, 1e-3, size=X.shape[1])
+    X = np.vstack([X, copy])  # image 120 is a near copy of image 7
+    indices, _ = knn_graph(X, 10)
+    pairs, cosine = su.near_duplicate_pairs(X, indices, threshold=0.98)
+    assert [tuple(p) for p in pairs] == [(7, 120)]
+    assert cosine[0] > 0.9999
+    # A low threshold lists many pairs: sorted by cosine descending, each undirected edge once, i < j.
+    pairs, cosine = su.near_duplicate_pairs(X, indices, threshold=-1.0)
+    assert np.all(pairs[:, 0] < pairs[:, 1])
+    assert len({tuple(p) for p in pairs}) == len(pairs)
+    assert np.all(np.diff(cosine) <= 0)
+    assert tuple(pairs[0]) == (7, 120)
+
+
+def test_graph_edges_count_an_edge_found_from_both_ends_once():
+    indices = np.array([[1, 2], [0, 2], [1, 0]])
+    assert su.graph_edges(indices).tolist() == [[0, 1], [0, 2], [1, 2]]
+
+
+def test_near_duplicates_give_zero_rows_cosine_zero_and_sort_ties_by_pair():
+    X = np.array([[1.0, 0.0], [0.0, 0.0], [2.0, 0.0], [0.0, 3.0], [0.0, 1.0]])
+    indices = np.array([[2, 1], [0, 2], [0, 1], [4, 1], [3, 1]])
+    pairs, cosine = su.near_duplicate_pairs(X, indices, threshold=0.0)
+    assert [tuple(p) for p in pairs] == [(0, 2), (3, 4), (0, 1), (1, 2), (1, 3), (1, 4)]
+    assert cosine.tolist() == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    with pytest.raises(AtlasError, match="not a cosine"):
+        su.near_duplicate_pairs(X, indices, threshold=1.5)
+
+
+def test_a_far_outlier_ranks_first():
+    X, _ = blobs(seed=2)
+    X = np.vstack([X[:60], X[60:61] + 40.0, X[61:]])  # image 60 moved far from every blob
+    _, distances = knn_graph(X, 8)
+    scores = su.outlier_scores(distances, k=5)
+    assert scores.shape == (len(X),)
+    assert su.rank_outliers(scores)[0] == 60
+    assert scores[60] > 3 * np.sort(scores)[-2]
+    assert list(su.rank_outliers(np.array([1.0, 3.0, 1.0, 3.0]))) == [1, 3, 0, 2]
+
+
+def planted_tables(labelled: bool = True) -> tuple[su.SuspectTables, list[str]]:
+    X, classes = blobs(seed=3, per_class=20)
+    names = ['cat, "tabby"', "dog\nbig", "<b>html</b>"]
+    labels = [names[c] for c in classes]
+    labels[4] = names[1]  # a wrong label
+    paths = [f"images/{i:03d}, x.png" for i in range(len(X))]
+    hashes = [f"h{i}" for i in range(len(X))]
+    hashes[30] = hashes[31]  # an exact duplicate pair (same file content)
+    X[31] = X[30]  # features of the same content are the same
+    indices, distances = knn_graph(X, 8)
+    return su.suspect_tables(
+        X, indices, distances, labels, paths, hashes, k=5, near_threshold=0.98, labelled=labelled
+    ), paths
+
+
+def test_suspect_tables_rank_the_planted_cases():
+    tables, paths = planted_tables()
+    assert tables.suspects_reason is None
+    top = tables.suspects[0]
+    assert (top["rank"], top["path"], top["label"], top["disagreement"]) == (1, paths[4], "dog\nbig", 1.0)
+    assert top["majority_label"] == 'cat, "tabby"'
+    assert len(top["neighbours"]) == len(top["neighbour_labels"]) == len(top["neighbour_distances"]) == 5
+    assert all(row["disagreement"] > 0 for row in tables.suspects)
+    assert [row["rank"] for row in tables.suspects] == list(range(1, len(tables.suspects) + 1))
+    exact = [row for row in tables.duplicates if row["kind"] == "exact"]
+    assert [(r["path_a"], r["path_b"], r["cosine"]) for r in exact] == [(paths[30], paths[31], 1.0)]
+    assert tables.duplicates[0]["kind"] == "exact"
+    # The exact pair has cosine 1 in X too, yet is not listed again as near.
+    assert all({r["path_a"], r["path_b"]} != {paths[30], paths[31]} for r in tables.duplicates if r["kind"] == "near")
+    assert len(tables.outliers) == len(paths)
+    distances = [row["mean_neighbour_distance"] for row in tables.outliers]
+    assert distances == sorted(distances, reverse=True)
+
+
+def test_unlabelled_data_get_no_suspects_but_duplicates_and_outliers():
+    tables, paths = planted_tables(labelled=False)
+    assert tables.suspects == []
+    assert tables.suspects_reason.startswith("no labels: ")
+    assert tables.duplicates and len(tables.outliers) == len(paths)
+
+
+def test_suspect_tables_are_deterministic():
+    first, _ = planted_tables()
+    second, _ = planted_tables()
+    assert first == second
+
+
+def test_csv_files_round_trip_user_text(tmp_path):
+    tables, _ = planted_tables()
+    tricky = 'a, "quoted"\nlabel <b>html</b>'
+    tables.suspects[0]["label"] = tricky
+    tables.duplicates[0]["label_b"] = tricky
+    tables.outliers[0]["neighbour_labels"][0] = tricky
+    for write, read, rows, name in (
+        (sfile.write_suspects, sfile.read_suspects, tables.suspects, "suspects.csv"),
+        (sfile.write_duplicates, sfile.read_duplicates, tables.duplicates, "duplicates.csv"),
+        (sfile.write_outliers, sfile.read_outliers, tables.outliers, "outliers.csv"),
+    ):
+        write(tmp_path / name, rows)
+        back = read(tmp_path / name)
+        assert len(back) == len(rows)
+        for original, got in zip(rows, back):
+            assert set(got) == set(original)
+            for key, value in original.items():
+                if isinstance(value, float):
+                    assert got[key] == round(value, 4), key
+                elif key == "neighbour_distances":
+                    assert got[key] == [round(v, 4) for v in value]
+                else:
+                    assert got[key] == value, key
+    assert sfile.read_suspects(tmp_path / "suspects.csv")[0]["label"] == tricky
+    assert sfile.read_duplicates(tmp_path / "duplicates.csv")[0]["label_b"] == tricky
+    text = (tmp_path / "duplicates.csv").read_text(encoding="utf-8")
+    assert text.splitlines()[0] == "kind,path_a,path_b,label_a,label_b,cosine"
+    assert ",1.0000\n" in text.replace("\r\n", "\n")
+    assert " | " in (tmp_path / "outliers.csv").read_text(encoding="utf-8")
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_reading_a_foreign_table_names_the_file(tmp_path):
+    (tmp_path / "suspects.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(AtlasError, match=r"suspects\.csv: not a table with columns rank, path"):
+        sfile.read_suspects(tmp_path / "suspects.csv")
+
+
+def tiny_images(root, count: int) -> list[str]:
+    """``count`` small PNGs of different colours and shapes (some wide, some tall) under ``root``."""
+    paths = []
+    for i in range(count):
+        size = (40, 24) if i % 3 == 0 else (24, 40) if i % 3 == 1 else (32, 32)
+        name = f"img {i}, $x$.png"
+        Image.new("RGB", size, ((37 * i) % 256, (91 * i) % 256, (151 * i) % 256)).save(root / name)
+        paths.append(name)
+    return paths
+
+
+def test_figure_draws_rows_with_user_text_literally(tmp_path):
+    paths = tiny_images(tmp_path, 8)
+    long_label = "a_very_long_label_" * 6
+    # "$\\q{$" is broken mathtext: drawing it as math would raise, so the test fails without parse_math=False.
+    rows = [
+        (paths[0], "$x$", "#1  disagreement 1.00", [(p, "$\\q{$", "distance 0.12") for p in paths[1:8]]),
+        (paths[1], long_label, "#2  disagreement 0.80\nmajority: $x$", [(paths[2], "<b>html</b>", "cosine 0.991")]),
+    ]
+    png = tmp_path / "out" / "suspects.png"
+    sf.draw_neighbour_rows(rows, tmp_path, png, title="$x$ suspects of a_b", thumb_size=48, note="RANDOM WEIGHTS")
+    with Image.open(png) as image:
+        width, height = image.size
+    # Caption column plus 1 + 6 cells (the 7th neighbour is dropped) of about 60 px; two rows of about 90.
+    assert 500 < width < 800 and 200 < height < 400
+    first = png.read_bytes()
+    sf.draw_neighbour_rows(rows, tmp_path, png, title="$x$ suspects of a_b", thumb_size=48, note="RANDOM WEIGHTS")
+    assert png.read_bytes() == first  # byte-reproducible
+    assert not list(png.parent.glob(".tmp-*"))
+
+
+def test_figure_of_no_rows_says_why(tmp_path):
+    png = tmp_path / "empty.png"
+    sf.draw_neighbour_rows([], tmp_path, png, title="suspects", thumb_size=96, empty=su.NO_LABELS_REASON)
+    with Image.open(png) as image:
+        assert image.size == (700, 180)
+
+
+def test_shorten_cuts_user_text_with_an_ellipsis():
+    assert sf.shorten("dog\nbig", 20) == "dog big"
+    assert sf.shorten("abcdefghij", 5) == "abcd…"
+    assert sf.shorten("dir/sub/name.png", 9, keep_end=True) == "…name.png"
+
+
+def test_figure_rows_from_the_tables(tmp_path):
+    tables, _ = planted_tables()
+    suspect = sf.suspect_figure_rows(tables.suspects)
+    assert suspect[0][0] == tables.suspects[0]["path"]
+    assert suspect[0][2].startswith("#1  disagreement 1.00")
+    assert len(suspect[0][3]) == 5 and suspect[0][3][0][2].startswith("distance ")
+    outlier = sf.outlier_figure_rows(tables.outliers)
+    assert len(outlier) == sf.MAX_ROWS and outlier[0][2].startswith("#1  mean distance ")
+    duplicate = sf.duplicate_figure_rows(
+        [
+            {"kind": "exact", "path_a": "a", "path_b": "b", "label_a": "x", "label_b": "y", "cosine": 1.0},
+            {"kind": "exact", "path_a": "a", "path_b": "c", "label_a": "x", "label_b": "z", "cosine": 1.0},
+            {"kind": "near", "path_a": "d", "path_b": "e", "label_a": "x", "label_b": "x", "cosine": 0.9912},
+        ]
+    )
+    assert duplicate == [
+        ("a", "x", "exact duplicate", [("b", "y", "same file"), ("c", "z", "same file")]),
+        ("d", "x", "near-duplicate", [("e", "x", "cosine 0.991")]),
+    ]
