@@ -18,6 +18,7 @@ include: "rules/features.smk"
 include: "rules/tsne.smk"
 include: "rules/metrics.smk"
 include: "rules/figures.smk"
+include: "rules/suspects.smk"
 include: "rules/compare.smk"
 
 

@@ -76,10 +76,14 @@ for feature_set in FEATURE_SETS:
                 file=sys.stderr,
             )
 # Sizes the jobs' memory and run time (rules: resources); 'all' counts the dataset.
-N_IMAGES = sample_size(config["sample"]["n_images"], lambda: count_images(config["dataset"]))
+N_IMAGES = sample_size(
+    config["sample"]["n_images"], lambda: count_images(config["dataset"])
+)
 # What the sample depends on in a dataset manifest (None for the other layouts).
 try:
-    DATASET_MANIFEST_DIGEST = manifest_digest(config["dataset"], config["sample"]["stratified"])
+    DATASET_MANIFEST_DIGEST = manifest_digest(
+        config["dataset"], config["sample"]["stratified"]
+    )
 except AtlasError as err:
     sys.exit(f"tsne-atlas: config error: {err}")
 PERPLEXITIES = [wildcard_value(p) for p in config["tsne"]["perplexities"]]
@@ -169,7 +173,7 @@ def compare_files(pattern):
 
 
 def final_outputs():
-    """Per run: scatter (PNG, SVG), mosaic, grid mosaic; per feature set: metrics, overview; the
+    """Per run: scatter (PNG, SVG), mosaic, grid mosaic; per feature set: metrics, overview, suspects; the
     explorer; with two or more feature sets, the comparison figures."""
     per_run = [
         f"{RESULTS}/scatter/{RUN}.png",
@@ -181,6 +185,7 @@ def final_outputs():
         [
             f"{RESULTS}/metrics/{{features}}/sweep.csv",
             f"{RESULTS}/overview/{{features}}.png",
+            f"{RESULTS}/suspects/{{features}}/suspects.png",
         ],
         features=FEATURE_IDS,
     )
@@ -287,6 +292,7 @@ def results_summary():
         f"  mosaics      {RESULTS}/mosaic/<feature set>/*.png, {RESULTS}/grid_mosaic/<feature set>/*.png\n"
         f"  metrics      {RESULTS}/metrics/<feature set>/sweep.csv, sweep.png\n"
         f"  overview     {RESULTS}/overview/<feature set>.png, .pdf\n"
+        f"  suspects     {RESULTS}/suspects/<feature set>/suspects.csv, duplicates.csv, outliers.csv (+ PNGs)\n"
         f"  explorer     {RESULTS}/explorer.html (open in a browser)\n"
     )
     if COMPARE:

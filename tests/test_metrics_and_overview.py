@@ -144,7 +144,10 @@ def test_grid_mosaic_draws_one_framed_cell_per_image(image_folder, tmp_path):
     # Bottom row of the grid holds the ants (lowest y), top row the cats.
     assert tuple(image[2 * tile, 0]) == colours[0] and tuple(image[0, 0]) == colours[2]
     again = tmp_path / "g2.png"
-    gm.grid_mosaic(str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), str(image_folder), **GRID, png=str(again))
+    manifest = str(tmp_path / "manifest.csv")
+    gm.grid_mosaic(
+        str(tmp_path / "e.tsv"), str(tmp_path / "e.json"), manifest, str(image_folder), **GRID, png=str(again)
+    )
     assert again.read_bytes() == (tmp_path / "g.png").read_bytes()
 
 

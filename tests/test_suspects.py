@@ -34,7 +34,7 @@ def test_planted_wrong_labels_rank_first():
     noisy[wrong] = [1, 2, 0]
     indices, distances = knn_graph(X, 15)
     scores = su.label_disagreement(indices, distances, noisy, k=10)
-    order = su.rank_suspects(scores["disagreement"], scores["agreement_weighted"])
+    order = su.rank_suspects(scores["disagreement"], scores["agreement_weighted"], scores["nearest_other"])
     assert sorted(order[:3]) == wrong
     assert np.all(scores["disagreement"][wrong] == 1.0)
     assert np.all(scores["agreement_weighted"][wrong] == 0.0)
@@ -59,10 +59,27 @@ def test_disagreement_majority_and_weights_by_hand():
     assert agreement == pytest.approx((1 + 1 / 3) / (1 + 1 + 1 / 2 + 1 / 3))
 
 
-def test_rank_suspects_breaks_ties_by_agreement_then_index():
-    disagreement = np.array([0.5, 1.0, 0.5, 0.5, 0.0])
-    agreement = np.array([0.3, 0.9, 0.1, 0.3, 1.0])
-    assert list(su.rank_suspects(disagreement, agreement)) == [1, 2, 0, 3, 4]
+def test_rank_suspects_by_weighted_disagreement_then_nearest_other_label_then_index():
+    disagreement = np.array([0.5, 1.0, 0.5, 0.5, 0.0, 0.6])
+    agreement = np.array([0.3, 0.9, 0.1, 0.3, 1.0, 2e-10])
+    nearest_other = np.array([0.9, 0.8, 0.7, 0.9, np.inf, 0.0])
+    # 5: weighted disagreement 1.0000 (to 4 decimals) ties with none; 2 (0.9), then 0 and 3 (0.7,
+    # same nearest-other ratio: by index), 1 (0.1), 4.
+    assert list(su.rank_suspects(disagreement, agreement, nearest_other)) == [5, 2, 0, 3, 1, 4]
+    # Among images no neighbour agrees with, an identical copy under another label comes first.
+    tie = su.rank_suspects(np.array([1.0, 0.6]), np.array([0.0, 3e-10]), np.array([0.8, 0.0]))
+    assert list(tie) == [1, 0]
+
+
+def test_scores_of_an_identical_copy_under_another_label():
+    # Image 0 (label 0) has an identical copy (image 1, label 1) and three neighbours of its own label.
+    indices = np.array([[1, 2, 3, 4]] + [[0, 2, 3, 4]] * 4)
+    distances = np.array([[0.0, 5.0, 5.0, 5.0]] + [[5.0] * 4] * 4)
+    scores = su.label_disagreement(indices, distances, np.array([0, 1, 0, 0, 0]), k=4)
+    assert scores["disagreement"][0] == 0.25 and scores["nearest_other"][0] == 0.0
+    assert scores["agreement_weighted"][0] == pytest.approx(0.0, abs=1e-8)
+    # Image 1's neighbours all carry another label, the nearest at the mean distance; image 2's all share it.
+    assert scores["nearest_other"][1] == pytest.approx(1.0) and np.isinf(scores["nearest_other"][2])
 
 
 def test_k_beyond_the_graph_is_a_one_line_user_error():

@@ -178,6 +178,16 @@ def check_dataset(dataset: dict) -> None:
         raise AtlasError(f"dataset.manifest '{manifest}' does not exist or is not a file; fix the path")
 
 
+def check_suspects(suspects: dict, perplexities) -> None:
+    """The suspects' neighbours come from the sweep's k-NN graph, so there must be enough of them."""
+    available = graph_neighbors(perplexities)
+    if suspects["neighbours"] > available:
+        raise AtlasError(
+            f"suspects.neighbours is {suspects['neighbours']} but the sweep's neighbour graph holds {available} neighbours per image "
+            f"(3 x the largest perplexity); lower suspects.neighbours to {available} or less"
+        )
+
+
 def check_compare(compare: dict, ids: list[str], seeds: list[int]) -> None:
     """The comparison's reference and seed must be among the sweep's."""
     if compare["reference"] and compare["reference"] not in ids:
@@ -196,6 +206,7 @@ def check_config(config: dict, feature_set_defaults: dict, count_images=None) ->
     ``count_images(dataset)`` is called only when ``sample.n_images`` is ``all``.
     """
     check_dataset(config["dataset"])
+    check_suspects(config["suspects"], config["tsne"]["perplexities"])
     sets = feature_set_settings(config, feature_set_defaults)
     check_feature_sets(config["features"], sets, feature_set_defaults)
     check_compare(config["compare"], list(feature_ids(sets)), list(config["tsne"]["seeds"]))

@@ -6,11 +6,14 @@ here is N x N; every score looks at the graph's edges only, so 100,000 images co
 files these tables become are described in ``files/suspects.py``.
 """
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .jobs import AtlasError
+
+LOGGER = logging.getLogger("tsne_atlas.suspects")
 
 # Added to a distance before inverting it: an exact duplicate (distance 0) gets a weight so large
 # that its label alone decides ``agreement_weighted``, without dividing by zero.
@@ -46,7 +49,9 @@ def label_disagreement(indices: np.ndarray, distances: np.ndarray, labels: np.nd
       first occurrence is nearest;
     - ``agreement_weighted``: share of inverse-distance weight (1 / (d + eps)) carried by the
       neighbours with the image's own label. An exact duplicate in another class drives it to ~0,
-      the strongest evidence of a wrong label.
+      the strongest evidence of a wrong label;
+    - ``nearest_other``: distance to the nearest neighbour with another label, over the mean distance
+      to the k neighbours (0 for an identical copy under another label, inf when all k agree).
     """
     labels = np.asarray(labels)
     indices, distances = np.asarray(indices), np.asarray(distances, dtype=np.float64)
@@ -59,18 +64,33 @@ def label_disagreement(indices: np.ndarray, distances: np.ndarray, labels: np.nd
     # first maximum, i.e. the nearest neighbour carrying a most common label: the tie rule.
     counts = np.column_stack([(neighbour_labels == neighbour_labels[:, [j]]).sum(axis=1) for j in range(k)])
     majority = neighbour_labels[np.arange(len(labels)), counts.argmax(axis=1)]
+    other_distance = np.where(same, np.inf, distances[:, :k]).min(axis=1)
+    mean_distance = distances[:, :k].mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nearest_other = np.where(
+            np.isinf(other_distance), np.inf, other_distance / np.maximum(mean_distance, DISTANCE_EPS)
+        )
     return {
         "disagreement": (~same).sum(axis=1) / k,  # a count over k: equal counts tie exactly
         "majority": majority,
         "agreement_weighted": (weights * same).sum(axis=1) / weights.sum(axis=1),
+        "nearest_other": nearest_other,
     }
 
 
-def rank_suspects(disagreement: np.ndarray, agreement_weighted: np.ndarray) -> np.ndarray:
-    """Image indices, most suspect first: disagreement descending, then agreement_weighted ascending, then index."""
+def rank_suspects(
+    disagreement: np.ndarray, agreement_weighted: np.ndarray, nearest_other: np.ndarray | None = None
+) -> np.ndarray:
+    """Image indices, most suspect first: by distance-weighted disagreement (1 - agreement_weighted,
+    to 4 decimals, as the table shows it) descending; then by ``nearest_other`` ascending, so among
+    images no neighbour agrees with, one with a near-identical image under another label comes first
+    (features of random weights leave many images with no agreeing neighbour at all); then by
+    disagreement descending, then index."""
     disagreement, agreement_weighted = np.asarray(disagreement), np.asarray(agreement_weighted)
+    nearest_other = np.zeros(len(disagreement)) if nearest_other is None else np.asarray(nearest_other)
+    weighted = np.round(1.0 - agreement_weighted, 4)
     # lexsort sorts by its last key first; it is stable, so equal keys keep index order.
-    return np.lexsort((np.arange(len(disagreement)), agreement_weighted, -disagreement))
+    return np.lexsort((np.arange(len(disagreement)), -disagreement, nearest_other, -weighted))
 
 
 def exact_duplicate_pairs(hashes: list[str]) -> list[tuple[int, int]]:
@@ -172,9 +192,9 @@ def suspect_rows(indices, distances, labels: list[str], paths: list[str], k: int
     classes, codes = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
     scores = label_disagreement(indices, distances, codes, k)
     rows = []
-    for i in rank_suspects(scores["disagreement"], scores["agreement_weighted"]):
+    for i in rank_suspects(scores["disagreement"], scores["agreement_weighted"], scores["nearest_other"]):
         if scores["disagreement"][i] == 0:
-            break  # ranked by disagreement first: every later image agrees with all its neighbours too
+            continue  # every neighbour agrees: not a suspect
         rows.append(
             {
                 "rank": len(rows) + 1,
@@ -258,4 +278,48 @@ def suspect_tables(
         tables.suspects = suspect_rows(indices, distances, labels, paths, k)
     else:
         tables.suspects_reason = NO_LABELS_REASON
+    return tables
+
+
+def find_suspects(
+    prepared: str,
+    neighbors: str,
+    images: str,
+    manifest: str,
+    k: int,
+    near_threshold: float,
+    max_rows: int,
+    suspects: str,
+    duplicates: str,
+    outliers: str,
+) -> SuspectTables:
+    """The three tables of one feature set (rule find_suspects), from the sweep's prepared input and
+    k-NN graph, the sample's content hashes and its labels. ``max_rows`` caps the ranked suspects
+    and outliers lists (every duplicate pair is listed)."""
+    from .files.manifest import read_images, sample_labels
+    from .files.suspects import write_duplicates, write_outliers, write_suspects
+    from .files.tsne_inputs import read_input, read_neighbors
+
+    X, _ = read_input(prepared)
+    indices, distances = read_neighbors(neighbors)
+    paths, hashes = read_images(images)
+    if len(X) != len(paths):
+        raise AtlasError(
+            f"{prepared} has {len(X)} rows but {images} {len(paths)}; delete the results folder's tsne/ and rerun"
+        )
+    labels = sample_labels(manifest, paths, images)
+    tables = suspect_tables(X, indices, distances, labels.labels, paths, hashes, k, near_threshold, labels.labelled)
+    write_suspects(suspects, tables.suspects[:max_rows])
+    write_duplicates(duplicates, tables.duplicates)
+    write_outliers(outliers, tables.outliers[:max_rows])
+    exact = sum(row["kind"] == "exact" for row in tables.duplicates)
+    LOGGER.info(
+        "%d images: %s; %d exact and %d near-duplicate pairs (cosine >= %g); outliers by mean distance to %d neighbours",
+        len(paths),
+        tables.suspects_reason or f"{len(tables.suspects)} with a label some of their {k} neighbours do not share",
+        exact,
+        len(tables.duplicates) - exact,
+        near_threshold,
+        k,
+    )
     return tables

@@ -204,3 +204,58 @@ def duplicate_figure_rows(rows: list[dict]) -> list[tuple]:
         number = "same file" if row["kind"] == "exact" else f"cosine {row['cosine']:.3f}"
         grouped[row["path_a"]][3].append((row["path_b"], row["label_b"], number))
     return list(grouped.values())
+
+
+def suspects_figures(
+    suspects: str,
+    duplicates: str,
+    outliers: str,
+    manifest: str,
+    features: str,
+    features_id: str,
+    node: str,
+    root: str,
+    thumb_size: int,
+    near_threshold: float,
+    suspects_png: str,
+    duplicates_png: str,
+    outliers_png: str,
+) -> None:
+    """One figure per table of one feature set (rule suspects_figures): the top entries, each beside
+    its nearest neighbours (or its duplicates) as thumbnails with labels."""
+    from .figure_style import weights_note
+    from .files.features import read_features
+    from .files.manifest import read_manifest
+    from .files.suspects import read_duplicates, read_outliers, read_suspects
+    from .suspects import NO_LABELS_REASON
+
+    attrs = read_features(features, node, with_features=False)["attrs"]
+    note, name = weights_note(attrs), features_id
+    labelled = read_manifest(manifest).labelled
+    draw_neighbour_rows(
+        suspect_figure_rows(read_suspects(suspects)),
+        root,
+        suspects_png,
+        f"Suspect labels in {name} features: images whose nearest neighbours carry other labels",
+        thumb_size,
+        note,
+        empty=NO_LABELS_REASON if not labelled else "no image has a neighbour with another label",
+    )
+    draw_neighbour_rows(
+        duplicate_figure_rows(read_duplicates(duplicates)),
+        root,
+        duplicates_png,
+        f"Duplicates in {name} features: same file content, or cosine >= {near_threshold:g}",
+        thumb_size,
+        note,
+        empty=f"no duplicates: no two files are identical and no pair reaches cosine {near_threshold:g}",
+    )
+    draw_neighbour_rows(
+        outlier_figure_rows(read_outliers(outliers)),
+        root,
+        outliers_png,
+        f"Outliers in {name} features: images farthest from their nearest neighbours",
+        thumb_size,
+        note,
+        empty="no images",
+    )
