@@ -1,5 +1,6 @@
 rule scatter:
     input:
+        features=features_file,
         embedding=rules.tsne.output.embedding,
         meta=rules.tsne.output.meta,
         manifest=rules.label_images.output.manifest,
@@ -12,6 +13,13 @@ rule scatter:
             labels=RUN_LABELS,
         ),
         svg=f"{RESULTS}/scatter/{RUN}.svg",
+        predicted=report(
+            f"{RESULTS}/scatter/{RUN}.predicted.png",
+            caption="../report/scatter_predicted.rst",
+            category="Predictions",
+            subcategory="{features}",
+            labels=RUN_LABELS,
+        ),
     log:
         f"{RESULTS}/logs/scatter/{RUN}.log",
     benchmark:

@@ -12,6 +12,7 @@ from tsne_atlas import canvas, figure_style
 from tsne_atlas import mosaic as rm
 from tsne_atlas import scatter as ps
 from tsne_atlas.figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255
+from tsne_atlas.files.runs import read_embedding
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.subsample import fixed_subsample
 
@@ -31,15 +32,29 @@ def mosaic(tsv, meta, root, png, canvas_size, thumb_size, border, background, ma
     )
 
 
-def scatter(tsv, meta, png, svg):
-    """Rule scatter's function at the schema's default settings."""
+def write_features_without_predictions(path, paths, reason="none: random weights"):
+    from tsne_atlas.files.features import write_features
+
+    write_features(
+        path, [{"n": np.zeros((len(paths), 2), np.float32)}], len(paths), paths, {}, {"n": "n"}, None, reason
+    )
+
+
+def scatter(tsv, meta, png, svg, features=None):
+    """Rule scatter's function at the schema's default settings; ``features`` by default a features file
+    without predictions (random weights). The predicted-class plot goes beside ``png``."""
+    if features is None:
+        features = Path(tsv).parent / "no-predictions.h5"
+        write_features_without_predictions(features, read_embedding(tsv)[0])
     ps.scatter(
         str(tsv),
         str(meta),
         str(Path(tsv).parent / "manifest.csv"),
+        str(features),
         **schema_defaults("scatter"),
         png=str(png),
         svg=str(svg),
+        predicted=str(Path(png).with_suffix(".predicted.png")),
     )
 
 
@@ -122,6 +137,30 @@ def note_pixels(path) -> int:
     """Pixels of a PNG in the note's red (figure_style.NOTE_COLOUR)."""
     rgb = np.asarray(Image.open(path).convert("RGB"), dtype=int)
     return int((np.abs(rgb - np.array(ImageColor.getrgb(NOTE_COLOUR))).sum(axis=2) < 40).sum())
+
+
+def test_predicted_class_plot_colours_the_most_predicted_classes_or_says_why_not(embedding, tmp_path):
+    from tsne_atlas.files.features import TOP_INDEX, TOP_PROBABILITY, write_features
+
+    tsv, meta_json, _ = embedding
+    paths = read_embedding(tsv)[0]
+    names = [f"class {i}" for i in range(20)]
+    # 12 images: class 0 predicted 3 times, classes 1-9 once each: with a cap of 4 classes, 0 and 1-3 stay.
+    top = np.array([[0, 1, 2, 3, 4]] * 3 + [[i, 0, 1, 2, 3] for i in range(1, 10)], dtype=np.int32)
+    batch = {"n": np.zeros((12, 2), np.float32), TOP_INDEX: top, TOP_PROBABILITY: np.full((12, 5), 0.2, np.float32)}
+    write_features(tmp_path / "p.h5", [batch], 12, paths, {}, {"n": "n"}, names)
+    labels, classes = ps.most_predicted([names[i] for i in top[:, 0]], max_classes=4)
+    assert classes == ["class 0", "class 1", "class 2", "class 3", "other"]
+    assert labels.count("class 0") == 3 and labels.count("other") == 6
+    scatter(tsv, meta_json, tmp_path / "s.png", tmp_path / "s.svg", features=tmp_path / "p.h5")
+    with Image.open(tmp_path / "s.predicted.png") as png:
+        assert png.size[0] > 600
+    # Without predictions the plot says why, in words, and draws the map in grey.
+    fig = ps.plot_predicted(np.zeros((3, 2)), None, "none: random weights", "t", None, 12, 8)
+    assert "No predictions to colour by: random weights" in [t.get_text() for t in fig.axes[0].texts]
+    ps.plt.close(fig)
+    scatter(tsv, meta_json, tmp_path / "r.png", tmp_path / "r.svg")
+    assert (tmp_path / "r.predicted.png").stat().st_size > 1000
 
 
 def test_scatter_writes_png_and_svg_with_equal_aspect_and_note(embedding, tmp_path):

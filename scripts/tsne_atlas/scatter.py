@@ -1,4 +1,5 @@
-"""Stage scatter: class-coloured scatter plot of one run, PNG and SVG."""
+"""Stage scatter: scatter plots of one run: coloured by class (PNG and SVG), and by the network's own
+top-1 prediction (PNG) when the features file stores predictions, else a plot saying why not."""
 
 import logging
 
@@ -6,6 +7,7 @@ import numpy as np
 
 from .figure_style import (
     LEGEND_MARKER_AREA,
+    PNG_METADATA,
     add_note,
     draw_classes,
     figure_title,
@@ -14,9 +16,14 @@ from .figure_style import (
     save_figure,
     weights_note,
 )
+from .files.features import read_predictions
 from .files.runs import read_run
+from .jobs import AtlasError, atomic_path
 
 LOGGER = logging.getLogger("tsne_atlas.scatter")
+# The predicted-class plot colours the most frequent predicted classes (of up to 1,000) and greys the rest.
+MAX_PREDICTED_CLASSES = 12
+OTHER = "other"
 
 
 def plot_scatter(
@@ -27,6 +34,7 @@ def plot_scatter(
     note: str | None = None,
     point_size: float = 12.0,
     width_in: float = 8.0,
+    legend_title: str = "class",
 ) -> plt.Figure:
     """Scatter ``coords`` coloured by class, equal aspect, legend outside the axes."""
     fig, ax = plt.subplots(figsize=(width_in, width_in * 0.8), layout="constrained")
@@ -38,20 +46,86 @@ def plot_scatter(
         frameon=False,
         fontsize=9,
         markerscale=max(1.0, (LEGEND_MARKER_AREA / marker_area(point_size, len(coords))) ** 0.5),
-        title="class",
+        title=legend_title,
         ncols=1 + (len(classes) - 1) // 25,  # long class lists wrap into columns
     )
     add_note(fig, note)
     return fig
 
 
-def scatter(
-    embedding: str, meta: str, manifest: str, point_size: float, width_in: float, dpi: int, png: str, svg: str
-) -> None:
-    """The scatter plot of one run (rule scatter)."""
-    run = read_run(embedding, meta, manifest)
-    fig = plot_scatter(
-        run.coords, run.labels, run.classes, figure_title(run.meta), weights_note(run.meta), point_size, width_in
+def most_predicted(predicted: list[str], max_classes: int = MAX_PREDICTED_CLASSES) -> tuple[list[str], list[str]]:
+    """Each image's predicted class, the ``max_classes`` most frequent kept (ties by name) and the rest
+    ``other``; returns (labels, classes in legend order: most frequent first, ``other`` last)."""
+    counts: dict[str, int] = {}
+    for name in predicted:
+        counts[name] = counts.get(name, 0) + 1
+    kept = sorted(counts, key=lambda name: (-counts[name], name))[:max_classes]
+    labels = [name if name in kept else OTHER for name in predicted]
+    return labels, kept + ([OTHER] if len(counts) > len(kept) else [])
+
+
+def plot_predicted(
+    coords: np.ndarray,
+    predicted: list[str] | None,
+    reason: str,
+    title: str,
+    note: str | None,
+    point_size: float,
+    width_in: float,
+) -> plt.Figure:
+    """The map coloured by the network's top-1 prediction; without predictions, grey with ``reason``."""
+    if predicted is not None:
+        labels, classes = most_predicted(predicted)
+        return plot_scatter(coords, labels, classes, title, note, point_size, width_in, "predicted class (top-1)")
+    fig, ax = plt.subplots(figsize=(width_in, width_in * 0.8), layout="constrained")
+    ax.scatter(coords[:, 0], coords[:, 1], s=marker_area(point_size, len(coords)), color="0.8", linewidths=0)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    why = reason.removeprefix("none: ")
+    ax.text(
+        0.5,
+        0.5,
+        f"No predictions to colour by: {why}",
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        fontsize=11,
+        wrap=True,
+        parse_math=False,
+        bbox={"facecolor": "white", "edgecolor": "0.6"},
     )
+    add_note(fig, note)
+    return fig
+
+
+def scatter(
+    embedding: str,
+    meta: str,
+    manifest: str,
+    features: str,
+    point_size: float,
+    width_in: float,
+    dpi: int,
+    png: str,
+    svg: str,
+    predicted: str,
+) -> None:
+    """The scatter plots of one run (rule scatter): by class (``png``, ``svg``) and by predicted class
+    (``predicted``, from the predictions in ``features``)."""
+    run = read_run(embedding, meta, manifest)
+    title, note = figure_title(run.meta), weights_note(run.meta)
+    fig = plot_scatter(run.coords, run.labels, run.classes, title, note, point_size, width_in)
     save_figure(fig, png, svg, dpi)
-    LOGGER.info("wrote %s and %s", png, svg)
+    predictions, reason = read_predictions(features)
+    top1 = predictions.top1()[0] if predictions is not None else None
+    if predictions is not None and len(top1) != len(run.paths):
+        raise AtlasError(f"{features} holds predictions for {len(top1)} images, {embedding} {len(run.paths)}; rerun")
+    fig = plot_predicted(
+        run.coords, top1, reason, f"{title}\ncoloured by the network's top-1 prediction", note, point_size, width_in
+    )
+    with atomic_path(predicted) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA)
+    plt.close(fig)
+    LOGGER.info("wrote %s, %s and %s (%s)", png, svg, predicted, reason)
