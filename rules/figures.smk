@@ -125,6 +125,7 @@ rule explorer:
         embeddings=all_sets_files(rules.tsne.output.embedding),
         metas=all_sets_files(rules.tsne.output.meta),
         manifest=rules.label_images.output.manifest,
+        features=features_file_per_id,
     output:
         html=report(
             f"{RESULTS}/explorer.html",

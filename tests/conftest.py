@@ -189,13 +189,13 @@ def sample_and_label(root, tmp_path, label_map=None, layout="folders", dataset_m
     return list(zip(labels.paths, labels.labels))
 
 
-def write_embedding(tsv, meta_json, paths, labels, coords, meta) -> str:
+def write_embedding(tsv, meta_json, paths, labels, coords, meta, metadata=None) -> str:
     """A run record as the tsne rule writes it, plus the sample manifest beside it (``manifest.csv`` in
-    the same folder) with ``labels``, as label_images writes it; returns the manifest's path."""
+    the same folder) with ``labels`` and ``metadata``, as label_images writes it; returns its path."""
     from tsne_atlas.files.manifest import write_manifest
     from tsne_atlas.files.runs import write_run
 
     write_run(tsv, meta_json, list(paths), coords, meta)
     manifest = Path(tsv).parent / "manifest.csv"
-    write_manifest(manifest, list(paths), list(labels))
+    write_manifest(manifest, list(paths), list(labels), metadata)
     return str(manifest)

@@ -29,6 +29,9 @@ from tsne_atlas.subsample import fixed_subsample
 
 HOSTILE_FILE = "<img src=x onerror=alert(1)>.png"
 HOSTILE_CLASS = "<u>owl"
+# A metadata column and values, and a predicted class, that would be markup if a page let them.
+HOSTILE_COLUMN = "<b>source</b>"
+HOSTILE_PREDICTION = "<i>tench</i>"
 COUNTS = {"ant": 3, "bee": 3, HOSTILE_CLASS: 2}
 THUMB_SIZE = 32
 # Two runs, given out of (perplexity, seed) order: the menu sorts them.
@@ -54,6 +57,24 @@ def manifest_of(runs) -> str:
     return str(Path(runs[0][0]).parent / "manifest.csv")
 
 
+def hostile_metadata(paths: list[str]) -> dict[str, list[str]]:
+    return {HOSTILE_COLUMN: [f"<script>window.pwned = {i}</script> & 'q'" for i in range(len(paths))]}
+
+
+def write_predictions(path: Path, paths: list[str]) -> Path:
+    """A features file whose predictions put every image in class HOSTILE_PREDICTION at 90 %."""
+    from tsne_atlas.files.features import TOP_INDEX, TOP_PROBABILITY, write_features
+
+    n = len(paths)
+    batch = {
+        "n": np.zeros((n, 2), np.float32),
+        TOP_INDEX: np.tile(np.arange(2, dtype=np.int32), (n, 1)),
+        TOP_PROBABILITY: np.tile(np.array([0.9, 0.1], np.float32), (n, 1)),
+    }
+    write_features(path, [batch], n, paths, {}, {"n": "n"}, [HOSTILE_PREDICTION, "other"])
+    return path
+
+
 def write_runs(folder: Path, paths: list[str], weights_random: bool = True) -> tuple[list, dict]:
     """Embeddings on a well-spaced grid (one point per cell, so a hover hits one point).
 
@@ -74,7 +95,7 @@ def write_runs(folder: Path, paths: list[str], weights_random: bool = True) -> t
             "implementation": "opentsne",
         }
         tsv, meta_json = folder / f"run{k}.tsv", folder / f"run{k}.json"
-        write_embedding(str(tsv), str(meta_json), paths, labels, run_coords, meta)
+        write_embedding(str(tsv), str(meta_json), paths, labels, run_coords, meta, hostile_metadata(paths))
         pairs.append((str(tsv), str(meta_json)))
         coords[run["perplexity"], run["seed"]] = run_coords
     return pairs, coords
@@ -86,8 +107,13 @@ def sweep(tmp_path_factory) -> SimpleNamespace:
     paths = write_dataset(folder / "data")
     runs, coords = write_runs(folder, paths)
     page = folder / "explorer.html"
-    bx.build_explorer(runs, manifest_of(runs), folder / "data", page, thumb_size=THUMB_SIZE, max_images=5000)
-    return SimpleNamespace(folder=folder, root=folder / "data", paths=paths, runs=runs, coords=coords, html=page)
+    features = {"net": str(write_predictions(folder / "net.h5", paths))}
+    bx.build_explorer(
+        runs, manifest_of(runs), folder / "data", page, thumb_size=THUMB_SIZE, max_images=5000, features=features
+    )
+    return SimpleNamespace(
+        folder=folder, root=folder / "data", paths=paths, runs=runs, coords=coords, html=page, features=features
+    )
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +182,13 @@ def test_page_is_self_contained_and_byte_reproducible(sweep, tmp_path):
     text = sweep.html.read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]*\bsrc=|<link[^>]*\bhref=", text), "the page loads an external resource"
     bx.build_explorer(
-        sweep.runs, manifest_of(sweep.runs), sweep.root, tmp_path / "again.html", thumb_size=THUMB_SIZE, max_images=5000
+        sweep.runs,
+        manifest_of(sweep.runs),
+        sweep.root,
+        tmp_path / "again.html",
+        thumb_size=THUMB_SIZE,
+        max_images=5000,
+        features=sweep.features,
     )
     assert (tmp_path / "again.html").read_bytes() == sweep.html.read_bytes()
 
@@ -200,6 +232,13 @@ def test_hostile_file_and_class_names_show_as_text_and_run_nothing(page):
     assert_no_alert(page)
     assert count_deep(page, "el.tagName === 'IMG' && el.getAttribute('src') === 'x'") == 0
     assert count_deep(page, "el.tagName === 'U'") == 0
+    # Metadata (column name and value) and the network's prediction: text, never markup.
+    assert f"{HOSTILE_COLUMN}: <script>window.pwned = " in tip["text"]
+    assert f"predicted: {HOSTILE_PREDICTION} (90%)" in tip["text"]
+    assert count_deep(page, "el.tagName === 'B' && el.textContent === 'source'") == 0
+    assert count_deep(page, "el.tagName === 'I' && el.textContent === 'tench'") == 0
+    assert count_deep(page, "el.tagName === 'SCRIPT' && el.textContent.startsWith('window.pwned')") == 0
+    assert page.execute_script("return window.pwned === undefined")
     assert severe_console_messages(page) == []
 
 
@@ -248,6 +287,7 @@ def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
             "embeddings": [tsv for tsv, _ in runs],
             "metas": [meta for _, meta in runs],
             "manifest": manifest_of(runs),
+            "features": [sweep.features["net"]],
         },
         params={"order": ["net"], "root": str(sweep.root), "thumb_size": 16, "max_images": 5000},
         output={"html": str(tmp_path / "out" / "explorer.html")},
@@ -381,6 +421,7 @@ def test_page_above_max_images_holds_a_fixed_subsample_says_so_and_is_byte_repro
         tmp_path / "at-cap.html",
         thumb_size=THUMB_SIZE,
         max_images=len(sweep.paths),
+        features=sweep.features,
     )
     assert (tmp_path / "at-cap.html").read_bytes() == sweep.html.read_bytes()
 

@@ -21,6 +21,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
+from html import escape as html_escape
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
@@ -36,6 +37,8 @@ from matplotlib.colors import to_hex
 from PIL import Image, UnidentifiedImageError
 
 from .figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, class_markers, figure_title
+from .files.features import read_predictions
+from .files.manifest import read_manifest
 from .files.runs import read_run, run_sort_key
 from .images import load_rgb
 from .jobs import AtlasError, atomic_path
@@ -55,14 +58,47 @@ BOKEH_MARKERS = {
 }
 TOOLS = "pan,wheel_zoom,box_zoom,reset"
 # Bokeh escapes every @field it substitutes into this template (there is no {safe} here):
-# paths and labels are user data and must never become markup.
-TOOLTIP = """
+# paths, labels, predictions and metadata are user data and must never become markup. Metadata
+# column names are escaped where the template names them (``tooltip``).
+TOOLTIP_HEAD = """
 <div style="max-width: 320px">
   <img src="@thumb" alt="thumbnail" style="display: block; margin-bottom: 4px">
   <div style="font-family: monospace; font-size: 11px; overflow-wrap: anywhere">@path</div>
   <div style="font-size: 12px"><b>class:</b> @label</div>
-</div>
 """
+TOOLTIP_ROW = """  <div style="font-size: 12px; overflow-wrap: anywhere"><b>{name}:</b> @{{{field}}}</div>
+"""
+PREDICTED = "predicted"
+
+
+def tooltip(metadata_columns: list[str], predictions: bool) -> str:
+    """The hover template: thumbnail, path, class, then the prediction (when any set stores them) and
+    each metadata column (name escaped; values are Bokeh fields, which Bokeh escapes)."""
+    rows = [TOOLTIP_ROW.format(name="predicted", field=PREDICTED)] if predictions else []
+    rows += [
+        TOOLTIP_ROW.format(name=html_escape(name), field=metadata_field(i)) for i, name in enumerate(metadata_columns)
+    ]
+    return TOOLTIP_HEAD + "".join(rows) + "</div>\n"
+
+
+def metadata_field(column: int) -> str:
+    """The data-source field of a metadata column (user column names are never field names)."""
+    return f"meta{column}"
+
+
+def predicted_field(features_index: int) -> str:
+    return f"{PREDICTED}{features_index}"
+
+
+def prediction_texts(features: str | os.PathLike) -> list[str] | None:
+    """Each image's top-1 predicted class and probability as text, or None without predictions."""
+    predictions, _ = read_predictions(features)
+    if predictions is None:
+        return None
+    names, probabilities = predictions.top1()
+    return [f"{name} ({p:.0%})" for name, p in zip(names, probabilities)]
+
+
 # Stable model names: the browser tests (and anyone scripting the page) find models by them.
 SELECT_NAME = "run-select"
 PLOT_NAME = "tsne-plot"
@@ -125,9 +161,20 @@ def load_runs(
 
 
 def class_sources(
-    paths: list[str], labels: list[str], classes: list[str], coords: list[np.ndarray], thumbs: list[str]
+    paths: list[str],
+    labels: list[str],
+    classes: list[str],
+    coords: list[np.ndarray],
+    thumbs: list[str],
+    metadata: dict[str, list[str]] | None = None,
+    predicted: list[list[str] | None] | None = None,
 ) -> list[ColumnDataSource]:
-    """One data source per class: current x/y (the first run), x<k>/y<k> for run k, path, label, thumb."""
+    """One data source per class: current x/y (the first run), x<k>/y<k> for run k, path, label, thumb,
+    meta<i> per metadata column, and with predictions ``predicted`` (the first run's set) and
+    predicted<j> per feature set j (n/a for a set without predictions)."""
+    metadata = metadata or {}
+    predicted = list(predicted or [])
+    has_predictions = any(p is not None for p in predicted)
     index = {name: i for i, name in enumerate(classes)}
     unknown = sorted(set(labels) - set(index))
     if unknown:
@@ -148,6 +195,12 @@ def class_sources(
         for k, run_coords in enumerate(coords):
             data[f"x{k}"] = run_coords[rows, 0]
             data[f"y{k}"] = run_coords[rows, 1]
+        for column_index, values in enumerate(metadata.values()):
+            data[metadata_field(column_index)] = [values[i] for i in rows]
+        if has_predictions:
+            for j, texts in enumerate(predicted):
+                data[predicted_field(j)] = [texts[i] for i in rows] if texts is not None else ["n/a"] * len(rows)
+            data[PREDICTED] = data[predicted_field(0)]
         sources.append(ColumnDataSource(data, name=f"{renderer_name(class_index)}-source"))
     return sources
 
@@ -158,6 +211,8 @@ def explorer_layout(
     metas: list[dict],
     marker_size: float = 7.0,
     subsample: str | None = None,
+    hover: str | None = None,
+    run_sets: list[int] | None = None,
 ) -> Column:
     """The page's Bokeh layout: note (random weights only), subsample note (when given), run menu and the plot."""
     titles = [figure_title(meta) for meta in metas]
@@ -195,21 +250,25 @@ def explorer_layout(
     legend.title = "class (click to hide)"
     legend.ncols = 1 + (len(classes) - 1) // 25  # long class lists wrap into columns
     plot.add_layout(legend, "right")  # outside the data area, however many classes
-    plot.add_tools(HoverTool(renderers=renderers, tooltips=TOOLTIP))
+    plot.add_tools(HoverTool(renderers=renderers, tooltips=hover or tooltip([], False)))
 
     options = [(str(k), run_label(meta)) for k, meta in enumerate(metas)]
     select = Select(title="t-SNE run", value="0", options=options, name=SELECT_NAME, width=420)
     select.js_on_change(
         "value",
         CustomJS(
-            args=dict(sources=sources, plot=plot, titles=titles),
+            args=dict(sources=sources, plot=plot, titles=titles, run_sets=run_sets or [0] * len(metas)),
             code="""
-        // Every run's coordinates are already in each source as x<k>, y<k>: point x/y at run k's.
+        // Every run's coordinates are already in each source as x<k>, y<k>: point x/y at run k's,
+        // and the hover's prediction at that of run k's feature set, when there are predictions.
         const k = Number(cb_obj.value);
         for (const source of sources) {
             const data = source.data;
             data.x = data["x" + k];
             data.y = data["y" + k];
+            if ("predicted" in data) {
+                data.predicted = data["predicted" + run_sets[k]];
+            }
             source.change.emit();
         }
         plot.title.text = titles[k];
@@ -270,29 +329,39 @@ def build_explorer(
     thumb_size: int,
     max_images: int,
     order: list[str] | None = None,
+    features: dict[str, str] | None = None,
 ) -> None:
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
 
     ``root`` is the dataset root the TSVs' image paths are relative to. Above ``max_images``
     images the page holds a fixed random subsample of them (the same for every run) and says so.
-    ``order``: the feature set ids in the order the menu lists them.
+    ``order``: the feature set ids in the order the menu lists them. ``features``: each feature set
+    id's features file, whose predictions (when stored) the hover shows. The manifest's metadata
+    columns are shown on hover too.
     """
     paths, labels, coords, metas = load_runs(runs, manifest, order)
+    metadata = read_manifest(manifest).metadata
+    set_ids = list(dict.fromkeys(str(meta["features"]) for meta in metas))
+    predicted = [prediction_texts(features[set_id]) if features else None for set_id in set_ids]
     n_total = len(paths)
     keep = fixed_subsample(n_total, max_images)
     note = subsample_note(len(keep), n_total, "explorer.max_images")
     if note:
         paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
         coords = [run_coords[keep] for run_coords in coords]
+        metadata = {name: [values[i] for i in keep] for name, values in metadata.items()}
+        predicted = [None if texts is None else [texts[i] for i in keep] for texts in predicted]
     classes = sorted(set(labels))
     # One thumbnail per image, shared by all runs.
     thumbs = [thumbnail_data_uri(Path(root) / path, thumb_size) for path in paths]
     with deterministic_bokeh_ids():
         layout = explorer_layout(
-            class_sources(paths, labels, classes, coords, thumbs),
+            class_sources(paths, labels, classes, coords, thumbs, metadata, predicted),
             classes,
             metas,
             subsample=note and note[0].upper() + note[1:],
+            hover=tooltip(list(metadata), any(texts is not None for texts in predicted)),
+            run_sets=[set_ids.index(str(meta["features"])) for meta in metas],
         )
         shown = f"{len(paths):,} of {n_total:,} images (random subsample)" if note else f"{n_total:,} images"
         feature_sets = ", ".join(dict.fromkeys(str(meta["features"]) for meta in metas))
@@ -309,11 +378,15 @@ def explorer(
     embeddings: list[str],
     metas: list[str],
     manifest: str,
+    features: list[str],
     order: list[str],
     root: str,
     thumb_size: int,
     max_images: int,
     html: str,
 ) -> None:
-    """The explorer page of the whole sweep, every feature set's runs in config ``order`` (rule explorer)."""
-    build_explorer(list(zip(embeddings, metas)), manifest, root, html, thumb_size, max_images, order)
+    """The explorer page of the whole sweep, every feature set's runs in config ``order`` (rule explorer);
+    ``features``: the features file of each feature set id in ``order``."""
+    build_explorer(
+        list(zip(embeddings, metas)), manifest, root, html, thumb_size, max_images, order, dict(zip(order, features))
+    )

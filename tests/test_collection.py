@@ -1,0 +1,174 @@
+"""The three input layouts (class folders, a CSV/TSV manifest, a flat folder) and every bad manifest,
+each refused in one line that names the file, the line and the fix."""
+
+import pytest
+
+from conftest import make_image_folder, sample_and_label
+from tsne_atlas import config as atlas_config
+from tsne_atlas.collection import count_images, flat_collection, manifest_digest, read_dataset_manifest
+from tsne_atlas.files.manifest import UNLABELLED, read_manifest
+from tsne_atlas.jobs import AtlasError
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """Six images in class folders, and a manifest over five of them with a label and two metadata columns."""
+    root = make_image_folder(tmp_path / "images", {"ant": 3, "bee": 3})
+    return root
+
+
+def write(path, text: str, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+GOOD = (
+    "path,species,source,note\n"
+    "ant/ant_000.png,formica,field,plain\n"
+    'ant/ant_001.png,formica,lab,"comma, and ""quotes"""\n'
+    "bee/bee_000.png,apis,field,<b>bold</b>\n"
+    "./bee/bee_001.png,apis,lab,\n"
+    "bee/bee_002.png,apis,field,last\n"
+)
+
+
+def test_a_manifest_gives_paths_labels_and_metadata(dataset, tmp_path):
+    manifest = write(tmp_path / "m.csv", GOOD)
+    collection = read_dataset_manifest(manifest, dataset, label_column="species")
+    assert collection.paths == sorted(collection.paths) and "bee/bee_001.png" in collection.paths  # ./ dropped
+    assert collection.groups == ["formica", "formica", "apis", "apis", "apis"]
+    assert collection.metadata["note"][1] == 'comma, and "quotes"' and collection.metadata["source"][0] == "field"
+    # Through both sampling stages: metadata kept as text, HTML included, the label map applied.
+    rows = sample_and_label(
+        dataset,
+        tmp_path,
+        label_map={"apis": "honey bee"},
+        layout="manifest",
+        dataset_manifest=str(manifest),
+        label_column="species",
+    )
+    assert [label for _, label in rows] == ["formica", "formica", "honey bee", "honey bee", "honey bee"]
+    labels = read_manifest(tmp_path / "manifest.csv")
+    assert list(labels.metadata) == ["source", "note"] and labels.metadata["note"][2] == "<b>bold</b>"
+    # A TSV reads the same.
+    tsv = write(tmp_path / "m.tsv", GOOD.replace(",", "\t").replace('"comma\t and ""quotes"""', "x"))
+    assert read_dataset_manifest(tsv, dataset, label_column="species").groups == collection.groups
+
+
+def test_absolute_paths_under_the_root_are_made_relative(dataset, tmp_path):
+    manifest = write(tmp_path / "m.csv", f"path\n{dataset / 'ant' / 'ant_000.png'}\nbee/bee_000.png\n")
+    collection = read_dataset_manifest(manifest, dataset)
+    assert collection.paths == ["ant/ant_000.png", "bee/bee_000.png"]
+    assert collection.groups == [UNLABELLED, UNLABELLED]  # no label column: unlabelled
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("file,label\na.png,x\n", "no 'path' column (columns: file, label); name the column of image paths 'path'"),
+        ("", "the file is empty; give a header line with a 'path' column and one row per image"),
+        ("path,label\n", "lists no images (only a header, or every row left out); add one row per image"),
+        ("path\nant/ant_000.png\nant/ant_000.png\n", "line 3 lists 'ant/ant_000.png' again (first on line 2)"),
+        ("path\nant/nope.png\n", "line 2: 'ant/nope.png' does not exist under dataset.root"),
+        ("path\n../outside.png\n", "line 2: '../outside.png' leaves dataset.root with '..'"),
+        ("path\nant/../../outside.png\n", "line 2: 'ant/../../outside.png' leaves dataset.root with '..'"),
+        ("path\n/etc/passwd\n", "line 2: '/etc/passwd' is outside dataset.root"),
+        ("path,label\nant/ant_000.png,\n", "line 2: 'ant/ant_000.png' has an empty 'label'; fill it in"),
+        ("path,label,x\nant/ant_000.png,a,1\n", "column 'x' is named like one the workflow writes"),
+        ("path,label,path\nant/ant_000.png,a,b\n", "column 'path' appears twice in the header line"),
+        ("path,label\nant/ant_000.png,a,extra\n", "line 2 has 3 fields but the header has 2"),
+    ],
+)
+def test_bad_manifests_are_one_line_errors_naming_file_line_and_fix(dataset, tmp_path, text, expected):
+    manifest = write(tmp_path / "m.csv", text)
+    with pytest.raises(AtlasError) as err:
+        read_dataset_manifest(manifest, dataset)
+    message = str(err.value)
+    assert expected in message and str(manifest) in message and "\n" not in message
+
+
+def test_byte_order_mark_and_other_encodings_are_refused_with_the_fix(dataset, tmp_path):
+    bom = write(tmp_path / "bom.csv", "\ufeffpath\nant/ant_000.png\n")
+    with pytest.raises(AtlasError, match="starts with a byte-order mark .* save it as plain UTF-8"):
+        read_dataset_manifest(bom, dataset)
+    latin = write(tmp_path / "latin.csv", "path,label\nant/ant_000.png,caf\u00e9\n", encoding="latin-1")
+    with pytest.raises(AtlasError, match=r"latin.csv: line 2 is not UTF-8 text \(byte 0xe9\); save the file as UTF-8"):
+        read_dataset_manifest(latin, dataset)
+    with pytest.raises(AtlasError, match="must end in .csv or .tsv"):
+        read_dataset_manifest(write(tmp_path / "m.txt", "path\n"), dataset)
+
+
+def test_missing_labels_fail_or_are_skipped_and_listed(dataset, tmp_path):
+    manifest = write(tmp_path / "m.csv", "path,label\nant/ant_000.png,ant\nant/ant_001.png,\nbee/bee_000.png,bee\n")
+    collection = read_dataset_manifest(manifest, dataset, missing_label="skip")
+    assert collection.paths == ["ant/ant_000.png", "bee/bee_000.png"]
+    assert collection.left_out == [("ant/ant_001.png", "", "no label in the manifest")]
+    sample_and_label(dataset, tmp_path, layout="manifest", dataset_manifest=str(manifest), missing_label="skip")
+    assert "ant/ant_001.png,,no label in the manifest" in (tmp_path / "skipped.csv").read_text()
+
+
+def test_label_column_choice(dataset, tmp_path):
+    manifest = write(tmp_path / "m.csv", GOOD)
+    # A metadata column can be the label; "" makes the images unlabelled (then 'species' is metadata).
+    assert set(read_dataset_manifest(manifest, dataset, label_column="source").groups) == {"field", "lab"}
+    unlabelled = read_dataset_manifest(manifest, dataset, label_column="")
+    assert set(unlabelled.groups) == {UNLABELLED} and "species" in unlabelled.metadata
+    with pytest.raises(AtlasError, match="dataset.label_column 'kind' is not a column of .*m.csv"):
+        read_dataset_manifest(manifest, dataset, label_column="kind")
+    # A 'label' column that is not the label column would be ambiguous.
+    with pytest.raises(
+        AtlasError, match="column 'label' is named like one the workflow writes.*set dataset.label_column"
+    ):
+        read_dataset_manifest(write(tmp_path / "l.csv", "path,label,kind\nant/ant_000.png,a,b\n"), dataset, "kind")
+
+
+def test_flat_folder_is_every_image_unlabelled(tmp_path):
+    root = make_image_folder(tmp_path / "flat", {"day1": 2, "day2": 3})
+    (root / "loose.png").write_bytes((root / "day1" / "day1_000.png").read_bytes())
+    collection = flat_collection(root, [".png"])
+    assert len(collection.paths) == 6 and "loose.png" in collection.paths
+    assert set(collection.groups) == {UNLABELLED}
+    rows = sample_and_label(root, tmp_path, layout="flat", n_images=4)
+    assert len(rows) == 4 and {label for _, label in rows} == {UNLABELLED}
+    assert read_manifest(tmp_path / "manifest.csv").labelled is False
+    assert count_images({"layout": "flat", "root": str(root), "extensions": [".png"]}) == 6
+
+
+def test_the_sample_depends_on_paths_and_stratifying_labels_only(dataset, tmp_path):
+    """Editing metadata (or, unstratified, labels) leaves the digest the sampling rule reruns on unchanged."""
+    manifest = write(tmp_path / "m.csv", GOOD)
+    settings = {"layout": "manifest", "root": str(dataset), "manifest": str(manifest), "missing_label": "fail"}
+    settings["label_column"] = "species"
+    before = {stratified: manifest_digest(settings, stratified) for stratified in (True, False)}
+    write(manifest, GOOD.replace("plain", "edited note"))
+    assert {s: manifest_digest(settings, s) for s in (True, False)} == before
+    write(manifest, GOOD.replace("ant_000.png,formica", "ant_000.png,apis"))
+    assert manifest_digest(settings, False) == before[False] and manifest_digest(settings, True) != before[True]
+    write(manifest, GOOD.replace("bee/bee_002.png,apis,field,last\n", ""))
+    assert manifest_digest(settings, False) != before[False]
+    assert manifest_digest({**settings, "layout": "folders"}, True) is None
+
+
+def test_layout_and_manifest_must_agree(dataset, tmp_path):
+    base = {"root": str(dataset), "extensions": [".png"]}
+    with pytest.raises(AtlasError, match="dataset.layout is 'manifest' but dataset.manifest is empty"):
+        atlas_config.check_dataset({**base, "layout": "manifest", "manifest": ""})
+    with pytest.raises(AtlasError, match="dataset.manifest is set but dataset.layout is 'folders'"):
+        atlas_config.check_dataset({**base, "layout": "folders", "manifest": "m.csv"})
+    with pytest.raises(AtlasError, match="dataset.manifest '.*nope.csv' does not exist"):
+        atlas_config.check_dataset({**base, "layout": "manifest", "manifest": str(tmp_path / "nope.csv")})
+
+
+def test_label_map_names_only_existing_labels(dataset, tmp_path):
+    manifest = write(tmp_path / "m.csv", GOOD)
+    with pytest.raises(
+        AtlasError, match="dataset.label_map names \\['vespa'\\], which are not labels in column 'species'"
+    ):
+        sample_and_label(
+            dataset,
+            tmp_path,
+            label_map={"vespa": "wasp"},
+            layout="manifest",
+            dataset_manifest=str(manifest),
+            label_column="species",
+        )

@@ -1,0 +1,168 @@
+"""Any image collection in, through the real workflow: a CSV manifest with metadata, a flat unlabelled
+folder, relabelling that extracts nothing, the network's predictions, and planted faults (wrong
+labels, duplicates) found where they should be."""
+
+import csv
+import shutil
+
+import h5py
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+from conftest import DEMO_ROOT, TINY, TINY_SET, planned_jobs, snakemake, with_changes
+
+pytestmark = pytest.mark.workflow
+
+# What runs when only the labels change: labelling and everything that draws, counts or ranks labels.
+LABEL_JOBS = {
+    "label_images",
+    "scatter",
+    "mosaic",
+    "grid_mosaic",
+    "embedding_metrics",
+    "sweep_metrics",
+    "sweep_overview",
+    "explorer",
+    "find_suspects",
+    "suspects_figures",
+    "compare_sheet",
+    "compare_metrics",
+    "all",
+}
+# ...and what never does: the sample, the features and every t-SNE input and run.
+UNTOUCHED = {"sample_images", "fetch_weights", "extract_features", "tsne_input", "tsne_neighbors", "tsne_affinities"}
+SMALL = {
+    "features": {"r18": {"arch": "resnet18", "weights": "none"}},
+    "extraction": {"batch_size": 20, "num_workers": 0, "threads": 2},
+    "tsne": {"perplexities": [5], "seeds": [0], "pca_components": 20},
+    "scatter": {"dpi": 50},
+    "mosaic": {"canvas_size": 300, "thumb_size": 24},
+    "overview": {"dpi": 50},
+}
+
+
+def read_csv(path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def copy_demo(root, per_class: int):
+    """The first ``per_class`` demo images of each class, in class folders under ``root``."""
+    for folder in sorted(p for p in DEMO_ROOT.iterdir() if p.is_dir()):
+        (root / folder.name).mkdir(parents=True)
+        for image in sorted(folder.glob("*.png"))[:per_class]:
+            shutil.copy(image, root / folder.name / image.name)
+    return root
+
+
+def test_renaming_and_merging_labels_reruns_no_extraction_and_no_tsne(finished_run):
+    workdir, _ = finished_run
+    relabelled = with_changes(TINY, "dataset", label_map={"cat": "pet", "dog": "pet", "cow": "cattle"})
+    jobs = planned_jobs(workdir, relabelled)
+    assert set(jobs) == LABEL_JOBS and jobs["label_images"] == 1
+    assert not UNTOUCHED & set(jobs) and "tsne" not in jobs
+
+
+def test_planted_wrong_labels_and_duplicates_are_found(tmp_path):
+    """Five zebra images copied into the horse folder rank among the top ten suspects; a byte copy and a
+    re-encoded JPEG copy of one image are both found as its duplicates."""
+    root = copy_demo(tmp_path / "data", per_class=20)
+    zebras = sorted((root / "zebra").glob("*.png"))[:5]
+    for zebra in zebras:
+        shutil.copy(zebra, root / "horse" / f"planted_{zebra.name}")
+    cat = sorted((root / "cat").glob("*.png"))[3]
+    shutil.copy(cat, root / "cat" / "byte_copy.png")
+    Image.open(cat).convert("RGB").save(root / "cat" / "reencoded.jpg", quality=75)
+    config = {**SMALL, "dataset": {"root": str(root)}, "sample": {"n_images": "all"}}
+    lists = tmp_path / "results" / "suspects" / "r18"
+    result = snakemake(tmp_path, str(lists / "suspects.csv"), config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    top_ten = [row["path"] for row in read_csv(lists / "suspects.csv")[:10]]
+    planted = [f"horse/planted_{zebra.name}" for zebra in zebras]
+    assert set(planted) <= set(top_ten), top_ten
+    pairs = {(row["kind"], row["path_a"], row["path_b"]) for row in read_csv(lists / "duplicates.csv")}
+    original = f"cat/{cat.name}"
+    assert ("exact", "cat/byte_copy.png", original) in pairs
+    assert {("near", original, "cat/reencoded.jpg"), ("near", "cat/byte_copy.png", "cat/reencoded.jpg")} <= pairs
+    assert {("exact", planted[i], f"zebra/{zebra.name}") for i, zebra in enumerate(zebras)} <= pairs
+
+
+def write_checkpoint_and_class_names(tmp_path):
+    """A ResNet-18 checkpoint (random init, saved to a file as trained weights would be) and 1,000 class names."""
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    names = tmp_path / "classes.txt"
+    names.write_text("".join(f"class <{i}>\n" for i in range(1000)), encoding="utf-8")
+    return weights, names
+
+
+def test_a_manifest_with_metadata_runs_end_to_end_with_predictions_and_edits_rerun_only_labels(tmp_path):
+    root = copy_demo(tmp_path / "data", per_class=3)
+    images = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    manifest = tmp_path / "collection.csv"
+    with open(manifest, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "species", "annotator", "note"])
+        for i, path in enumerate(images):
+            writer.writerow([path, path.split("/")[0], f"annotator {i % 2}", f"<script>alert({i})</script>, ok"])
+    weights, names = write_checkpoint_and_class_names(tmp_path)
+    config = {
+        **SMALL,
+        "dataset": {"root": str(root), "layout": "manifest", "manifest": str(manifest), "label_column": "species"},
+        "sample": {"n_images": 24, "stratified": False},
+        "features": {"r18": {"arch": "resnet18", "weights": str(weights), "class_names": str(names)}},
+    }
+    result = snakemake(tmp_path, config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "results"
+    rows = read_csv(out / "sample" / "manifest.csv")
+    assert len(rows) == 24 and list(rows[0]) == ["path", "label", "annotator", "note"]
+    assert rows[0]["note"].startswith("<script>alert(")
+    with h5py.File(out / "features" / "r18.h5") as h5:
+        assert h5.attrs["predictions"] == "stored" and h5["predictions/top_index"].shape == (24, 5)
+        assert "labels" not in h5
+    assert (out / "scatter" / "r18" / "perplexity-5_seed-0.predicted.png").stat().st_size > 5000
+    page = (out / "explorer.html").read_text(encoding="utf-8")
+    # Metadata reaches the page as data (JSON-escaped), never as a live script tag.
+    assert "annotator" in page and "<script>alert(" not in page
+    # Editing metadata (the sample is unstratified: labels too) relabels; nothing is sampled or extracted again.
+    text = manifest.read_text(encoding="utf-8")
+    manifest.write_text(text.replace("annotator 1", "annotator 2").replace(",cat,", ",kitty,"), encoding="utf-8")
+    jobs = planned_jobs(tmp_path, config)
+    assert "label_images" in jobs and not UNTOUCHED & set(jobs) and "tsne" not in jobs
+    # With stratified sampling a label edit can change the sample: it resamples (the docs say so).
+    stratified = with_changes(config, "sample", stratified=True)
+    assert "sample_images" in planned_jobs(tmp_path, stratified)
+
+
+def test_a_flat_unlabelled_folder_runs_end_to_end_and_label_figures_say_n_a(tmp_path):
+    root = tmp_path / "photos"
+    for i, image in enumerate(sorted(DEMO_ROOT.glob("*/*.png"))[::40]):
+        folder = root / f"day-{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(image, folder / f"IMG_{i:04d}.png")
+    config = {**SMALL, "dataset": {"root": str(root), "layout": "flat"}, "sample": {"n_images": "all"}}
+    result = snakemake(tmp_path, config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "results"
+    assert {row["label"] for row in read_csv(out / "sample" / "manifest.csv")} == {"unlabelled"}
+    sweep = read_csv(out / "metrics" / "r18" / "sweep.csv")
+    assert sweep[0]["knn_accuracy_2d"] == "n/a" and float(sweep[0]["trustworthiness"]) > 0.5
+    assert read_csv(out / "suspects" / "r18" / "suspects.csv") == []  # no labels: no label suspects...
+    assert len(read_csv(out / "suspects" / "r18" / "outliers.csv")) == len(list(root.rglob("*.png")))  # ...outliers
+    for figure in ("suspects/r18/suspects.png", "overview/r18.png", "scatter/r18/perplexity-5_seed-0.png"):
+        assert (out / figure).stat().st_size > 3000, figure
+
+
+def test_tiny_run_lists_suspects_duplicates_and_outliers_per_feature_set(finished_run):
+    workdir, _ = finished_run
+    for features in (f"{TINY_SET}.layer3", f"{TINY_SET}.penultimate"):
+        folder = workdir / "results" / "suspects" / features
+        outliers = read_csv(folder / "outliers.csv")
+        assert len(outliers) == 40 and [int(row["rank"]) for row in outliers] == list(range(1, 41))
+        assert all(len(row["neighbours"].split(" | ")) == 10 for row in outliers)
+        for name in ("suspects.png", "duplicates.png", "outliers.png"):
+            assert (folder / name).stat().st_size > 3000, name
