@@ -216,6 +216,13 @@ def collection_inputs(wildcards):
     return folders + ([str(root)] if dataset["layout"] == "flat" else [])
 
 
+def manifest_setting(key):
+    """Param: ``dataset.<key>`` in a manifest layout, None in the others (which use no such key, so
+    changing it reruns nothing there)."""
+    layout = config["dataset"]["layout"]
+    return config["dataset"][key] if layout == "manifest" else None
+
+
 def dataset_manifest_input(wildcards):
     """Labelling reads the dataset manifest (labels, metadata): any edit of it relabels."""
     if config["dataset"]["layout"] == "manifest":

@@ -19,8 +19,8 @@ rule sample_images:
         layout=config["dataset"]["layout"],
         root=config["dataset"]["root"],
         extensions=config["dataset"]["extensions"],
-        label_column=config["dataset"]["label_column"],
-        missing_label=config["dataset"]["missing_label"],
+        label_column=manifest_setting("label_column"),
+        missing_label=manifest_setting("missing_label"),
         # What of a dataset manifest the sample depends on (its paths, and its labels when sampling
         # is stratified): editing its other columns reruns label_images only.
         manifest_digest=DATASET_MANIFEST_DIGEST,
@@ -47,8 +47,8 @@ rule label_images:
     params:
         layout=config["dataset"]["layout"],
         root=config["dataset"]["root"],
-        label_column=config["dataset"]["label_column"],
-        missing_label=config["dataset"]["missing_label"],
+        label_column=manifest_setting("label_column"),
+        missing_label=manifest_setting("missing_label"),
         label_map=config["dataset"]["label_map"],
     script:
         "../scripts/label_images.py"

@@ -33,6 +33,7 @@ LABEL_JOBS = {
 }
 # ...and what never does: the sample, the features and every t-SNE input and run.
 UNTOUCHED = {"sample_images", "fetch_weights", "extract_features", "tsne_input", "tsne_neighbors", "tsne_affinities"}
+MANIFEST_LEAVES = {("dataset", "manifest"), ("dataset", "label_column"), ("dataset", "missing_label")}
 SMALL = {
     "features": {"r18": {"arch": "resnet18", "weights": "none"}},
     "extraction": {"batch_size": 20, "num_workers": 0, "threads": 2},
@@ -128,6 +129,14 @@ def test_a_manifest_with_metadata_runs_end_to_end_with_predictions_and_edits_rer
     page = (out / "explorer.html").read_text(encoding="utf-8")
     # Metadata reaches the page as data (JSON-escaped), never as a live script tag.
     assert "annotator" in page and "<script>alert(" not in page
+    # The keys only a manifest layout uses rerun what the schema declares (checked here, on a manifest run).
+    from test_reruns import rerun_mismatches, schema_leaves
+
+    (tmp_path / "copy.csv").write_bytes(manifest.read_bytes())
+    leaves = [leaf for leaf in schema_leaves(layout="manifest") if leaf[:2] in MANIFEST_LEAVES]
+    assert len(leaves) == 3
+    values = {"manifest": str(tmp_path / "copy.csv"), "label_column": "annotator", "missing_label": "skip"}
+    assert rerun_mismatches(tmp_path, None, tmp_path, leaves, base=config, values=values) == []
     # Editing metadata (the sample is unstratified: labels too) relabels; nothing is sampled or extracted again.
     text = manifest.read_text(encoding="utf-8")
     manifest.write_text(text.replace("annotator 1", "annotator 2").replace(",cat,", ",kitty,"), encoding="utf-8")

@@ -19,6 +19,7 @@ NEW_VALUES = {
     "dataset.root": lambda tmp: str(tmp / "copy-of-demo"),
     "dataset.extensions": lambda tmp: [".png"],
     "dataset.label_map": lambda tmp: {"cat": "kitty"},
+    "dataset.layout": lambda tmp: "flat",
     "sample.n_images": lambda tmp: 36,
     f"features.{TINY_SET}.arch": lambda tmp: "resnet34",
     f"features.{TINY_SET}.weights": lambda tmp: str(tmp / "weights.pth"),
@@ -48,16 +49,23 @@ def class_names_file(tmp) -> str:
     return str(path)
 
 
-def schema_leaves(source: str = "torchvision", feature_set: str = TINY_SET) -> list[tuple[str, str, dict]]:
+def schema_leaves(
+    source: str = "torchvision", feature_set: str = TINY_SET, layout: str = "folders"
+) -> list[tuple[str, str, dict]]:
     """(section, key, leaf) for every setting; a feature set's keys as section ``features.<feature_set>``,
-    those its ``source`` uses (the others are refused for it; tests/test_sources_workflow.py has them)."""
-    from tsne_atlas.config import SOURCE_KEYS
+    those its ``source`` uses (the others are refused for it; tests/test_sources_workflow.py has them);
+    the dataset keys of a manifest layout only for ``layout: manifest`` (tests/test_inputs_workflow.py)."""
+    from tsne_atlas.config import MANIFEST_KEYS, SOURCE_KEYS
 
     schema = yaml.safe_load(SCHEMA.read_text())
     leaves = []
     for section, spec in schema["properties"].items():
         if "properties" in spec:
-            leaves += [(section, key, leaf) for key, leaf in spec["properties"].items()]
+            leaves += [
+                (section, key, leaf)
+                for key, leaf in spec["properties"].items()
+                if not (section == "dataset" and key in MANIFEST_KEYS and layout != "manifest")
+            ]
         elif isinstance(spec.get("additionalProperties"), dict):
             per_set = spec["additionalProperties"]["properties"]
             leaves += [
@@ -190,6 +198,8 @@ ONE_SET_JOBS = {
     "embedding_metrics": 4,
     "sweep_metrics": 1,
     "sweep_overview": 1,
+    "find_suspects": 1,
+    "suspects_figures": 1,
 }
 SPANNING_JOBS = {"explorer": 1, "compare_sheet": 1, "compare_metrics": 1, "compare_cka": 1, "all": 1}
 

@@ -186,6 +186,7 @@ def test_changing_the_sample_reruns_from_sampling(finished_run, change):
     config = with_changes(TINY, "sample", **change)
     assert planned_jobs(workdir, config) == {
         "sample_images": 1,
+        "label_images": 1,
         "extract_features": 1,  # one job for both nodes of the set
         "tsne_input": 2,
         "tsne_neighbors": 2,
@@ -201,6 +202,8 @@ def test_changing_the_sample_reruns_from_sampling(finished_run, change):
         "compare_sheet": 1,
         "compare_metrics": 1,
         "compare_cka": 1,
+        "find_suspects": 2,
+        "suspects_figures": 2,
         "all": 1,
     }
 

@@ -30,6 +30,8 @@ SOURCE_KEYS = {
     "std": OWN_NETWORK_SOURCES,
 }
 PENULTIMATE = "penultimate"
+# The dataset keys only a manifest layout uses (the other layouts pass them to no job).
+MANIFEST_KEYS = ("manifest", "label_column", "missing_label")
 # The one node of a precomputed set (the file's features as they are).
 PRECOMPUTED_NODE = "precomputed"
 
@@ -178,16 +180,6 @@ def check_dataset(dataset: dict) -> None:
         raise AtlasError(f"dataset.manifest '{manifest}' does not exist or is not a file; fix the path")
 
 
-def check_suspects(suspects: dict, perplexities) -> None:
-    """The suspects' neighbours come from the sweep's k-NN graph, so there must be enough of them."""
-    available = graph_neighbors(perplexities)
-    if suspects["neighbours"] > available:
-        raise AtlasError(
-            f"suspects.neighbours is {suspects['neighbours']} but the sweep's neighbour graph holds {available} neighbours per image "
-            f"(3 x the largest perplexity); lower suspects.neighbours to {available} or less"
-        )
-
-
 def check_compare(compare: dict, ids: list[str], seeds: list[int]) -> None:
     """The comparison's reference and seed must be among the sweep's."""
     if compare["reference"] and compare["reference"] not in ids:
@@ -206,7 +198,6 @@ def check_config(config: dict, feature_set_defaults: dict, count_images=None) ->
     ``count_images(dataset)`` is called only when ``sample.n_images`` is ``all``.
     """
     check_dataset(config["dataset"])
-    check_suspects(config["suspects"], config["tsne"]["perplexities"])
     sets = feature_set_settings(config, feature_set_defaults)
     check_feature_sets(config["features"], sets, feature_set_defaults)
     check_compare(config["compare"], list(feature_ids(sets)), list(config["tsne"]["seeds"]))

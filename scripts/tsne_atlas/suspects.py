@@ -302,6 +302,15 @@ def find_suspects(
 
     X, _ = read_input(prepared)
     indices, distances = read_neighbors(neighbors)
+    if k > indices.shape[1]:
+        # The sweep's graph holds 3 x the largest perplexity neighbours (at most N - 1): use what there is.
+        LOGGER.warning(
+            "suspects.neighbours is %d but %s holds %d neighbours per image; using %d",
+            k,
+            neighbors,
+            *[indices.shape[1]] * 2,
+        )
+        k = indices.shape[1]
     paths, hashes = read_images(images)
     if len(X) != len(paths):
         raise AtlasError(
