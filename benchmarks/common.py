@@ -100,3 +100,18 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def write_sample(path: str | os.PathLike, rows: list[tuple[str, str]]) -> None:
+    """The image list extract_features reads (``sample/images.csv``) for (path, label) rows of a
+    class-per-folder dataset; no content hashes (the benchmarks never look for duplicates)."""
+    from tsne_atlas.files.manifest import write_images
+
+    write_images(path, [path_ for path_, _ in rows], [""] * len(rows))
+
+
+def read_sample(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """(path, label) rows of an image list written by ``write_sample``; the label is the top folder."""
+    from tsne_atlas.files.manifest import read_images
+
+    return [(path_, path_.split("/")[0]) for path_ in read_images(path)[0]]

@@ -52,11 +52,11 @@ import torchvision
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from common import read_sample, write_sample
 from tsne_atlas import extraction as project
-from tsne_atlas.config import feature_set_settings
-from tsne_atlas.files.manifest import read_manifest, write_manifest
-from tsne_atlas.networks import torchvision_preprocessing
 from tsne_atlas.collection import list_images
+from tsne_atlas.config import feature_set_settings
+from tsne_atlas.networks import torchvision_preprocessing
 from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
 
 REPO = Path(__file__).resolve().parent.parent
@@ -228,7 +228,7 @@ def run_project(
     start = time.perf_counter()
     with loop_start_marker(marks):
         attrs = project.extract_features(
-            manifest=str(manifest),
+            images=str(manifest),
             resolved=None,
             root=str(root),
             feature_set=FEATURE_SET,
@@ -268,12 +268,12 @@ def measure_one(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
-    rows = read_manifest(workdir / "manifest.csv")
+    rows = read_sample(workdir / "manifest.csv")
     passes = []
     attrs = {}
     if setting.method == "article":
         run_article(
-            root, read_manifest(workdir / "warmup.csv"), args.arch, args.weights, setting.batch_size, args.num_workers
+            root, read_sample(workdir / "warmup.csv"), args.arch, args.weights, setting.batch_size, args.num_workers
         )
         for _ in range(args.repeats):
             feats, setup, loop = run_article(root, rows, args.arch, args.weights, setting.batch_size, args.num_workers)
@@ -471,8 +471,8 @@ def run_all(args: argparse.Namespace, workdir: Path) -> str:
     if REFERENCE not in names:
         names.append(REFERENCE)  # every error is measured against it
     rows = first_images(Path(args.root), args.n_images)
-    write_manifest(workdir / "manifest.csv", rows)
-    write_manifest(workdir / "warmup.csv", rows[: max(1, min(args.warmup, len(rows)))])
+    write_sample(workdir / "manifest.csv", rows)
+    write_sample(workdir / "warmup.csv", rows[: max(1, min(args.warmup, len(rows)))])
     results = [run_child(name, args, workdir) for name in names]
     reference = np.load(workdir / f"{REFERENCE}.npy") if (workdir / f"{REFERENCE}.npy").is_file() else None
     for result in results:

@@ -43,6 +43,8 @@ import torchvision
 from PIL import Image, ImageDraw, ImageFilter
 from torch.utils.data import DataLoader
 
+from common import write_sample
+
 # benchmarks/extraction.py, found because Python puts this script's folder first on the path.
 from extraction import (
     FEATURE_SET,
@@ -55,7 +57,6 @@ from extraction import (
     set_settings,
 )
 from tsne_atlas import extraction as project
-from tsne_atlas.files.manifest import write_manifest
 from tsne_atlas.networks import torchvision_preprocessing
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -244,14 +245,14 @@ def project_child(args: argparse.Namespace) -> None:
         progress=False,
     )
     project.extract_features(
-        manifest=str(workdir / "warmup.csv"), features=str(workdir / f"warmup-{args.tag}.h5"), **common
+        images=str(workdir / "warmup.csv"), features=str(workdir / f"warmup-{args.tag}.h5"), **common
     )
     reset_peak(device)
     marks: dict = {}
     start = time.perf_counter()
     with loop_start_marker(marks):
         attrs = project.extract_features(
-            manifest=str(workdir / "manifest.csv"), features=str(workdir / f"{args.tag}.h5"), **common
+            images=str(workdir / "manifest.csv"), features=str(workdir / f"{args.tag}.h5"), **common
         )
     end = time.perf_counter()
     import h5py
@@ -434,8 +435,8 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
     root = Path(args.root)
     rows = first_images(root, args.n_images)
     batches = [int(b) for b in args.batches.split(",")]
-    write_manifest(workdir / "manifest.csv", rows)
-    write_manifest(workdir / "warmup.csv", rows[: min(len(rows), max(64, 2 * max(batches)))])
+    write_sample(workdir / "manifest.csv", rows)
+    write_sample(workdir / "warmup.csv", rows[: min(len(rows), max(64, 2 * max(batches)))])
 
     model = article_model(args.arch, args.weights).to(device)
     dataset = project.ImageFiles(root, [p for p, _ in rows], torchvision_preprocessing(args.arch))

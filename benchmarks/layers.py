@@ -42,10 +42,11 @@ import numpy as np
 import torch
 import torchvision
 
+from common import write_sample
+
 # benchmarks/extraction.py, found because Python puts this script's folder first on the path.
 from extraction import EXTENSIONS, command_line, cpu_description, loop_start_marker, set_settings
 from tsne_atlas import extraction as project
-from tsne_atlas.files.manifest import write_manifest
 from tsne_atlas.collection import list_images
 from tsne_atlas.sampling import sample_manifest
 
@@ -66,7 +67,7 @@ def run_job(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     with loop_start_marker(marks):
         attrs = project.extract_features(
-            manifest=args.manifest,
+            images=args.manifest,
             root=args.root,
             feature_set="layers",
             settings=set_settings(args.arch, None, nodes),
@@ -152,7 +153,7 @@ def max_difference(one_pass: dict, singles: list[dict]) -> float:
 def measure(args: argparse.Namespace, workdir: Path) -> dict:
     nodes = args.node_list
     rows = sample_manifest(list_images(args.root, EXTENSIONS), args.n_images, random_state=0)
-    write_manifest(workdir / "manifest.csv", rows)
+    write_sample(workdir / "manifest.csv", rows)
     rounds = []
     load_before = os.getloadavg()
     for round_ in range(1, args.rounds + 1):
