@@ -293,3 +293,40 @@ def test_figure_rows_from_the_tables(tmp_path):
         ("a", "x", "exact duplicate", [("b", "y", "same file"), ("c", "z", "same file")]),
         ("d", "x", "near-duplicate", [("e", "x", "cosine 0.991")]),
     ]
+
+
+def test_find_suspects_stage_writes_three_tables_and_uses_the_neighbours_there_are(tmp_path, caplog):
+    from tsne_atlas.files.manifest import write_images, write_manifest
+    from tsne_atlas.files.suspects import read_duplicates, read_outliers, read_suspects
+    from tsne_atlas.files.tsne_inputs import write_input, write_neighbors
+
+    X, labels = blobs()
+    paths = [f"img/{i:03d}.png" for i in range(len(X))]
+    names = ["abc"[k] for k in labels]
+    names[7] = "c"  # one wrong label
+    hashes = [f"h{i}" for i in range(len(X))]
+    hashes[9] = hashes[8]  # one identical file
+    indices, distances = knn_graph(X, 6)
+    write_input(tmp_path / "input.h5", X, {})
+    write_neighbors(tmp_path / "k-6.npz", indices, distances)
+    write_images(tmp_path / "images.csv", paths, hashes)
+    write_manifest(tmp_path / "manifest.csv", paths, names)
+    caplog.set_level("WARNING", logger="tsne_atlas.suspects")
+    out = {name: str(tmp_path / f"{name}.csv") for name in ("suspects", "duplicates", "outliers")}
+    inputs = {"prepared": str(tmp_path / "input.h5"), "neighbors": str(tmp_path / "k-6.npz")}
+    su.find_suspects(
+        **inputs,
+        images=str(tmp_path / "images.csv"),
+        manifest=str(tmp_path / "manifest.csv"),
+        k=10,
+        near_threshold=0.999,
+        max_rows=5,
+        **out,
+    )
+    assert "suspects.neighbours is 10 but" in caplog.text and "holds 6 neighbours per image; using 6" in caplog.text
+    suspects = read_suspects(out["suspects"])
+    assert suspects[0]["path"] == "img/007.png" and len(suspects[0]["neighbours"]) == 6 and len(suspects) <= 5
+    assert ("exact", "img/008.png", "img/009.png") in {
+        (r["kind"], r["path_a"], r["path_b"]) for r in read_duplicates(out["duplicates"])
+    }
+    assert len(read_outliers(out["outliers"])) == 5  # max_rows
