@@ -303,3 +303,20 @@ def test_scatter_markers_shrink_above_ten_thousand_points():
     assert legend_sizes[0] == pytest.approx(legend_sizes[1])
     figure_style.plt.close(fig)
     figure_style.plt.close(small)
+
+
+def test_class_names_are_drawn_literally_never_as_mathtext():
+    """A class called "$x^2$" (user text) is drawn as written, not typeset as a formula: its legend entry
+    is as wide as the same characters drawn with mathtext off."""
+    coords = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]])
+    labels = ["$x^2$", "a_b", "$x^2$"]
+    fig = ps.plot_scatter(coords, labels, sorted(set(labels)), "t")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    entry = fig.axes[0].get_legend().get_texts()[0]
+    plain = fig.text(0, 0, "$x^2$ (2)", parse_math=False, fontproperties=entry.get_fontproperties())
+    math = fig.text(0, 0, "$x^2$ (2)", fontproperties=entry.get_fontproperties())
+    width = entry.get_window_extent(renderer).width
+    assert width == pytest.approx(plain.get_window_extent(renderer).width, abs=0.5)
+    assert abs(width - math.get_window_extent(renderer).width) > 3  # the check can tell the two apart
+    ps.plt.close(fig)

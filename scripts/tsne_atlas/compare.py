@@ -31,6 +31,7 @@ from .figure_style import (
     class_colours,
     class_markers,
     draw_classes,
+    literal,
     note_legend,
     plt,
     save_figure,
@@ -283,11 +284,17 @@ def plot_compare_sheet(
         ax.set_title(f"perplexity {perplexity:g}", fontsize=10)
     colours, markers = class_colours(len(classes)), class_markers(len(classes))
     handles = [
-        Line2D([], [], linestyle="", marker=m, color=c, markersize=7, label=name)
+        Line2D([], [], linestyle="", marker=m, color=c, markersize=7, label=literal(name))
         for name, c, m in zip(classes, colours, markers)
     ]
     notes = "\n".join(text for text in (RANDOM_WEIGHTS_NOTE if any_random else "", note) if text)
-    note_legend(fig, handles, list(classes), notes or None, ncols=min(len(classes), max(4, 2 * len(perplexities))))
+    note_legend(
+        fig,
+        handles,
+        [literal(name) for name in classes],
+        notes or None,
+        ncols=min(len(classes), max(4, 2 * len(perplexities))),
+    )
     sizes = {len(run.paths) for run in runs}
     count = f" (N={sizes.pop()})" if len(sizes) == 1 else ""
     # Wrapped to the figure's width (about 12 characters an inch at 11 pt): a sheet may be one column wide.

@@ -101,6 +101,12 @@ def add_note(fig, note: str | None) -> None:
         fig.supxlabel(note, color=NOTE_COLOUR, fontsize=10, fontweight="bold")
 
 
+def literal(text: str) -> str:
+    """User text (a class or predicted class name) as matplotlib draws it literally: a pair of ``$``
+    would otherwise start mathtext ("$x$" drawn as an italic x)."""
+    return str(text).replace("$", r"\$")
+
+
 def note_legend(fig, handles, labels, note: str | None, ncols: int, fontsize: float = 9):
     """A legend under the figure; the random-weights note, when given, is its (red) title.
 
@@ -144,7 +150,7 @@ def draw_classes(ax, coords: np.ndarray, labels: list[str], classes: list[str], 
             s=size,
             color=colours[index],
             marker=markers[index],
-            label=f"{name} ({int(mask.sum())})",
+            label=f"{literal(name)} ({int(mask.sum())})",
             linewidths=0,
             alpha=0.85,
         )

@@ -12,6 +12,7 @@ from .figure_style import (
     class_markers,
     draw_classes,
     features_label,
+    literal,
     note_legend,
     plt,
     weights_note,
@@ -61,10 +62,12 @@ def plot_overview(
             ax.set_title(panel_title(run["metrics"]), fontsize=8)
     colours, markers = class_colours(len(classes)), class_markers(len(classes))
     handles = [
-        Line2D([], [], linestyle="", marker=m, color=c, markersize=7, label=name)
+        Line2D([], [], linestyle="", marker=m, color=c, markersize=7, label=literal(name))
         for name, c, m in zip(classes, colours, markers)
     ]
-    note_legend(fig, handles, list(classes), note, ncols=min(len(classes), max(3, 2 * len(seeds))))
+    note_legend(
+        fig, handles, [literal(name) for name in classes], note, ncols=min(len(classes), max(3, 2 * len(seeds)))
+    )
     fig.suptitle(title or "t-SNE sweep: rows = perplexity, columns = seed", fontsize=11)
     return fig
 
