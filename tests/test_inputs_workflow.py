@@ -78,7 +78,7 @@ def test_planted_wrong_labels_and_duplicates_are_found(tmp_path):
     Image.open(cat).convert("RGB").save(root / "cat" / "reencoded.jpg", quality=75)
     config = {**SMALL, "dataset": {"root": str(root)}, "sample": {"n_images": "all"}}
     lists = tmp_path / "results" / "suspects" / "r18"
-    result = snakemake(tmp_path, str(lists / "suspects.csv"), config=config)
+    result = snakemake(tmp_path, "results/suspects/r18/suspects.csv", config=config)
     assert result.returncode == 0, result.stderr[-3000:]
     top_ten = [row["path"] for row in read_csv(lists / "suspects.csv")[:10]]
     planted = [f"horse/planted_{zebra.name}" for zebra in zebras]
