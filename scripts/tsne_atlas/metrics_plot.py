@@ -53,7 +53,9 @@ def plot_sweep_metrics(rows: list[dict], note: str | None = None) -> plt.Figure:
         ax.set_xlabel("perplexity")
         ax.set_xticks(perplexities)
         ax.grid(alpha=0.3)
-    handles, names = axes[0].get_legend_handles_labels()
+    # Every panel's entries once (the k-NN panel adds its feature-space line unless it says n/a).
+    entries = {name: handle for ax in axes for handle, name in zip(*ax.get_legend_handles_labels())}
+    handles, names = list(entries.values()), list(entries)
     note_legend(fig, handles, names, note, ncols=len(names), fontsize=8)
     n_seeds = len({r["seed"] for r in rows})
     features = ", ".join(sorted({str(r.get("features")) for r in rows}))
