@@ -77,6 +77,8 @@ def test_absolute_paths_under_the_root_are_made_relative(dataset, tmp_path):
         ("path,label,x\nant/ant_000.png,a,1\n", "column 'x' is named like one the workflow writes"),
         ("path,label,path\nant/ant_000.png,a,b\n", "column 'path' appears twice in the header line"),
         ("path,label\nant/ant_000.png,a,extra\n", "line 2 has 3 fields but the header has 2"),
+        ("path,\nant/ant_000.png,x\n", "a column has no name in the header line; name every column"),
+        ("path,label\n,a\n", "line 2: the path is empty; give each row the image's path relative to dataset.root"),
     ],
 )
 def test_bad_manifests_are_one_line_errors_naming_file_line_and_fix(dataset, tmp_path, text, expected):
@@ -96,6 +98,9 @@ def test_byte_order_mark_and_other_encodings_are_refused_with_the_fix(dataset, t
         read_dataset_manifest(latin, dataset)
     with pytest.raises(AtlasError, match="must end in .csv or .tsv"):
         read_dataset_manifest(write(tmp_path / "m.txt", "path\n"), dataset)
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(AtlasError, match=r"dataset.manifest '.*folder.csv' cannot be read \(Is a directory\); fix the path"):
+        read_dataset_manifest(tmp_path / "folder.csv", dataset)
 
 
 def test_missing_labels_fail_or_are_skipped_and_listed(dataset, tmp_path):
