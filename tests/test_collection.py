@@ -99,7 +99,9 @@ def test_byte_order_mark_and_other_encodings_are_refused_with_the_fix(dataset, t
     with pytest.raises(AtlasError, match="must end in .csv or .tsv"):
         read_dataset_manifest(write(tmp_path / "m.txt", "path\n"), dataset)
     (tmp_path / "folder.csv").mkdir()
-    with pytest.raises(AtlasError, match=r"dataset.manifest '.*folder.csv' cannot be read \(Is a directory\); fix the path"):
+    with pytest.raises(
+        AtlasError, match=r"dataset.manifest '.*folder.csv' cannot be read \(Is a directory\); fix the path"
+    ):
         read_dataset_manifest(tmp_path / "folder.csv", dataset)
 
 

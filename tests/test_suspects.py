@@ -143,6 +143,22 @@ def test_a_far_outlier_ranks_first():
     assert su.rank_outliers(scores)[0] == 60
     assert scores[60] > 3 * np.sort(scores)[-2]
     assert list(su.rank_outliers(np.array([1.0, 3.0, 1.0, 3.0]))) == [1, 3, 0, 2]
+    assert su.rank_outliers(su.relative_outlier_scores(*knn_graph(X, 8), k=5))[0] == 60
+
+
+def test_relative_outlier_score_ranks_the_odd_image_not_the_spread_class():
+    """A spread-out cluster (10 x the scale) holds no outlier; a point just off a tight cluster is one."""
+    rng = np.random.default_rng(4)
+    tight = rng.normal(0, 1, size=(50, 5))
+    spread = rng.normal(100, 10, size=(50, 5))
+    odd = np.full((1, 5), 6.0)  # about 13 from the tight cluster's centre
+    X = np.vstack([tight, spread, odd])
+    indices, distances = knn_graph(X, 8)
+    plain = su.rank_outliers(su.outlier_scores(distances, k=5))
+    relative = su.relative_outlier_scores(indices, distances, k=5)
+    assert 50 <= plain[0] < 100  # the plain mean distance puts the spread cluster first...
+    assert su.rank_outliers(relative)[0] == 100  # ...the relative one the odd image
+    assert np.median(relative[50:100]) == pytest.approx(1.0, abs=0.2)
 
 
 def planted_tables(labelled: bool = True) -> tuple[su.SuspectTables, list[str]]:
@@ -175,8 +191,9 @@ def test_suspect_tables_rank_the_planted_cases():
     # The exact pair has cosine 1 in X too, yet is not listed again as near.
     assert all({r["path_a"], r["path_b"]} != {paths[30], paths[31]} for r in tables.duplicates if r["kind"] == "near")
     assert len(tables.outliers) == len(paths)
-    distances = [row["mean_neighbour_distance"] for row in tables.outliers]
-    assert distances == sorted(distances, reverse=True)
+    relative = [row["relative_distance"] for row in tables.outliers]
+    assert relative == sorted(relative, reverse=True)
+    assert all(row["mean_neighbour_distance"] > 0 for row in tables.outliers)
 
 
 def test_unlabelled_data_get_no_suspects_but_duplicates_and_outliers():
@@ -281,7 +298,7 @@ def test_figure_rows_from_the_tables(tmp_path):
     assert suspect[0][2].startswith("#1  disagreement 1.00")
     assert len(suspect[0][3]) == 5 and suspect[0][3][0][2].startswith("distance ")
     outlier = sf.outlier_figure_rows(tables.outliers)
-    assert len(outlier) == sf.MAX_ROWS and outlier[0][2].startswith("#1  mean distance ")
+    assert len(outlier) == sf.MAX_ROWS and outlier[0][2].startswith("#1  relative distance ")
     duplicate = sf.duplicate_figure_rows(
         [
             {"kind": "exact", "path_a": "a", "path_b": "b", "label_a": "x", "label_b": "y", "cosine": 1.0},

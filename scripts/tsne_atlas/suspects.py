@@ -158,6 +158,19 @@ def outlier_scores(distances: np.ndarray, k: int) -> np.ndarray:
     return distances[:, :k].mean(axis=1)
 
 
+def relative_outlier_scores(indices: np.ndarray, distances: np.ndarray, k: int) -> np.ndarray:
+    """Each image's mean distance to its k nearest neighbours over theirs (N,): about 1 inside any
+    cluster, dense or spread, and large for an image far from neighbours that are close to each other.
+
+    The plain mean distance ranks whole spread-out classes first (features of striped or textured
+    images vary more); this ratio, a simple local outlier factor, ranks the images odd *for where
+    they are*.
+    """
+    mean = outlier_scores(distances, k)
+    neighbours = np.asarray(indices)[:, :k]
+    return mean / np.maximum(mean[neighbours].mean(axis=1), DISTANCE_EPS)
+
+
 def rank_outliers(scores: np.ndarray) -> np.ndarray:
     """Image indices by outlier score descending, ties by index."""
     scores = np.asarray(scores)
@@ -233,14 +246,17 @@ def duplicate_rows(X, indices, labels: list[str], paths: list[str], hashes: list
 
 
 def outlier_rows(indices, distances, labels: list[str], paths: list[str], k: int) -> list[dict]:
-    """outliers.csv rows: every image, the farthest from its k nearest neighbours first."""
-    scores = outlier_scores(distances, k)
+    """outliers.csv rows: every image, the farthest from its k nearest neighbours relative to how far
+    they are from theirs first (``relative_outlier_scores``), with the plain mean distance too."""
+    mean = outlier_scores(distances, k)
+    scores = relative_outlier_scores(indices, distances, k)
     return [
         {
             "rank": rank,
             "path": paths[i],
             "label": labels[i],
-            "mean_neighbour_distance": float(scores[i]),
+            "relative_distance": float(scores[i]),
+            "mean_neighbour_distance": float(mean[i]),
             **neighbour_fields(i, indices, distances, labels, paths, k),
         }
         for rank, i in enumerate(rank_outliers(scores), start=1)
@@ -323,7 +339,7 @@ def find_suspects(
     write_outliers(outliers, tables.outliers[:max_rows])
     exact = sum(row["kind"] == "exact" for row in tables.duplicates)
     LOGGER.info(
-        "%d images: %s; %d exact and %d near-duplicate pairs (cosine >= %g); outliers by mean distance to %d neighbours",
+        "%d images: %s; %d exact and %d near-duplicate pairs (cosine >= %g); outliers by relative distance to %d neighbours",
         len(paths),
         tables.suspects_reason or f"{len(tables.suspects)} with a label some of their {k} neighbours do not share",
         exact,

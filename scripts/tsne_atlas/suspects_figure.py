@@ -182,7 +182,8 @@ def outlier_figure_rows(rows: list[dict]) -> list[tuple]:
         (
             row["path"],
             row["label"],
-            f"#{row['rank']}  mean distance {row['mean_neighbour_distance']:.2f}",
+            f"#{row['rank']}  relative distance {row['relative_distance']:.2f}\n"
+            f"mean distance {row['mean_neighbour_distance']:.2f}",
             [
                 (path, label, f"distance {distance:.2f}")
                 for path, label, distance in zip(row["neighbours"], row["neighbour_labels"], row["neighbour_distances"])
@@ -254,7 +255,7 @@ def suspects_figures(
         outlier_figure_rows(read_outliers(outliers)),
         root,
         outliers_png,
-        f"Outliers in {name} features: images farthest from their nearest neighbours",
+        f"Outliers in {name} features: images far from neighbours that are close to each other",
         thumb_size,
         note,
         empty="no images",
