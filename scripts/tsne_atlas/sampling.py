@@ -9,6 +9,7 @@ extraction and no t-SNE.
 
 import hashlib
 import logging
+from collections import Counter
 import os
 from pathlib import Path, PurePosixPath
 
@@ -205,7 +206,8 @@ def sample_images(
     paths = sorted(path for path, _ in rows)
     write_images(images, paths, [file_sha256(Path(root) / path) for path in paths])
     write_skipped(skipped, unusable + collection.left_out)
-    counts = {group: sum(1 for _, g in rows if g == group) for group in groups}
+    taken = Counter(group for _, group in rows)
+    counts = {group: taken[group] for group in groups}
     LOGGER.info("sampled %d of %d images from %s: %s", len(rows), len(collection.paths), root, counts)
     if collection.left_out:
         LOGGER.warning("left out %d manifest row(s) without a label, listed in %s", len(collection.left_out), skipped)
@@ -257,6 +259,6 @@ def label_images(
         )
     labels = [str(label_map.get(group, group)) for group in groups]
     write_manifest(manifest, paths, labels, metadata)
-    counts = {label: labels.count(label) for label in sorted(set(labels))}
+    counts = dict(sorted(Counter(labels).items()))
     LOGGER.info("labelled %d images: %s; metadata columns: %s", len(paths), counts, list(metadata) or "none")
     return SampleLabels(paths, labels, metadata)
