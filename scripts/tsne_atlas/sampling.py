@@ -9,8 +9,8 @@ extraction and no t-SNE.
 
 import hashlib
 import logging
-from collections import Counter
 import os
+from collections import Counter
 from pathlib import Path, PurePosixPath
 
 import numpy as np
