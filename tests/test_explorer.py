@@ -109,7 +109,7 @@ def sweep(tmp_path_factory) -> SimpleNamespace:
     page = folder / "explorer.html"
     features = {"net": str(write_predictions(folder / "net.h5", paths))}
     bx.build_explorer(
-        runs, manifest_of(runs), folder / "data", page, thumb_size=THUMB_SIZE, max_images=5000, features=features
+        runs, manifest_of(runs), folder / "data", page, thumb_size=THUMB_SIZE, max_images=5000, features_files=features
     )
     return SimpleNamespace(
         folder=folder, root=folder / "data", paths=paths, runs=runs, coords=coords, html=page, features=features
@@ -188,7 +188,7 @@ def test_page_is_self_contained_and_byte_reproducible(sweep, tmp_path):
         tmp_path / "again.html",
         thumb_size=THUMB_SIZE,
         max_images=5000,
-        features=sweep.features,
+        features_files=sweep.features,
     )
     assert (tmp_path / "again.html").read_bytes() == sweep.html.read_bytes()
 
@@ -421,7 +421,7 @@ def test_page_above_max_images_holds_a_fixed_subsample_says_so_and_is_byte_repro
         tmp_path / "at-cap.html",
         thumb_size=THUMB_SIZE,
         max_images=len(sweep.paths),
-        features=sweep.features,
+        features_files=sweep.features,
     )
     assert (tmp_path / "at-cap.html").read_bytes() == sweep.html.read_bytes()
 

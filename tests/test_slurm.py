@@ -299,9 +299,9 @@ def test_slurm_profile_asks_slurm_for_a_gpu_for_extraction(cluster, tmp_path):
     """profiles/slurm as a user gets it: the extraction group job asks for a GPU, which this cluster
     has not, so Slurm refuses it at submission and Snakemake fails. Snakemake 9.27 shows only
     "Error in group features" for a group job it could not submit (it drops the plugin's message);
-    --verbose shows the sbatch call. Sampling runs locally first: as a cluster job it would be accepted
-    and polled with sacct, which this cluster (no slurmdbd) cannot answer."""
-    sampled = snakemake(tmp_path, "--until", "sample_images", config=TINY)
+    --verbose shows the sbatch call. Sampling and labelling run locally first: as a cluster job they
+    would be accepted and polled with sacct, which this cluster (no slurmdbd) cannot answer."""
+    sampled = snakemake(tmp_path, "--until", "label_images", config=TINY)
     assert sampled.returncode == 0, sampled.stderr[-2000:]
     result = slurm_snakemake(
         cluster,

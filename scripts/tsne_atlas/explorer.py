@@ -329,20 +329,20 @@ def build_explorer(
     thumb_size: int,
     max_images: int,
     order: list[str] | None = None,
-    features: dict[str, str] | None = None,
+    features_files: dict[str, str] | None = None,
 ) -> None:
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
 
     ``root`` is the dataset root the TSVs' image paths are relative to. Above ``max_images``
     images the page holds a fixed random subsample of them (the same for every run) and says so.
-    ``order``: the feature set ids in the order the menu lists them. ``features``: each feature set
-    id's features file, whose predictions (when stored) the hover shows. The manifest's metadata
+    ``order``: the feature set ids in the order the menu lists them. ``features_files``: each feature
+    set id's features file, whose predictions (when stored) the hover shows. The manifest's metadata
     columns are shown on hover too.
     """
     paths, labels, coords, metas = load_runs(runs, manifest, order)
     metadata = read_manifest(manifest).metadata
     set_ids = list(dict.fromkeys(str(meta["features"]) for meta in metas))
-    predicted = [prediction_texts(features[set_id]) if features else None for set_id in set_ids]
+    predicted = [prediction_texts(features_files[set_id]) if features_files else None for set_id in set_ids]
     n_total = len(paths)
     keep = fixed_subsample(n_total, max_images)
     note = subsample_note(len(keep), n_total, "explorer.max_images")
