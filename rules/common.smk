@@ -33,7 +33,11 @@ from scripts.tsne_atlas.resources import (
     tsne_mem_mb,
     tsne_runtime_min,
 )
-from scripts.tsne_atlas.collection import count_images, manifest_digest
+from scripts.tsne_atlas.collection import (
+    count_images,
+    manifest_digest,
+    watched_folders,
+)
 from scripts.tsne_atlas.schema import (
     SCHEMA_PATH,
     feature_set_defaults,
@@ -209,11 +213,7 @@ def collection_inputs(wildcards):
     dataset = config["dataset"]
     if dataset["layout"] == "manifest":
         return {"dataset_manifest": ancient(dataset["manifest"])}
-    root = Path(dataset["root"])
-    folders = sorted(
-        str(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-    )
-    return folders + ([str(root)] if dataset["layout"] == "flat" else [])
+    return watched_folders(dataset["root"], dataset["layout"])
 
 
 def manifest_setting(key):

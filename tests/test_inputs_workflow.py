@@ -164,6 +164,10 @@ def test_a_flat_unlabelled_folder_runs_end_to_end_and_label_figures_say_n_a(tmp_
     assert len(read_csv(out / "suspects" / "r18" / "outliers.csv")) == len(list(root.rglob("*.png")))  # ...outliers
     for figure in ("suspects/r18/suspects.png", "overview/r18.png", "scatter/r18/perplexity-5_seed-0.png"):
         assert (out / figure).stat().st_size > 3000, figure
+    # A new image two folders down is seen: sampling is planned again.
+    (root / "day-0" / "deeper").mkdir()
+    shutil.copy(next(root.rglob("*.png")), root / "day-0" / "deeper" / "new.png")
+    assert "sample_images" in planned_jobs(tmp_path, config)
 
 
 def test_tiny_run_lists_suspects_duplicates_and_outliers_per_feature_set(finished_run):

@@ -59,6 +59,18 @@ def _walk_images(root: Path, folder: Path, wanted: set[str]) -> list[str]:
     return sorted(found)
 
 
+def watched_folders(root: str | os.PathLike, layout: str) -> list[str]:
+    """The folders whose modification times tell that images were added or removed: every non-hidden
+    folder under the root at any depth, with the root itself for a flat layout (for class folders a
+    new folder at the top is a new input anyway)."""
+    root = Path(root)
+    found = [str(root)] if layout == "flat" else []
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(str(Path(dirpath) / d) for d in dirnames)
+    return sorted(found)
+
+
 def list_class_folders(root: str | os.PathLike) -> list[str]:
     """Names of the class folders under ``root`` (hidden folders skipped), sorted."""
     root = Path(root)
