@@ -1,6 +1,7 @@
 # tsne-atlas: how a neural network sees a set of images.
-# image folder -> sample manifest -> HDF5 features per feature set -> t-SNE sweep -> scatter plots +
-# mosaics per run, and with several feature sets the comparison figures
+# image collection -> sample (images, then labels) -> HDF5 features per feature set -> t-SNE sweep ->
+# scatter plots + mosaics per run, suspects per feature set, and with several feature sets the
+# comparison figures
 from snakemake.utils import min_version
 
 min_version("9.0")

@@ -141,7 +141,7 @@ def neighbors_file(wildcards):
 
 
 def tsne_run_inputs(wildcards):
-    """A run needs the features (labels, paths), the prepared input and, for openTSNE, its P."""
+    """A run needs the features file (paths, provenance), the prepared input and, for openTSNE, its P."""
     inputs = {
         "features": features_file(wildcards),
         "prepared": f"{RESULTS}/tsne/{wildcards.features}/input.h5",
@@ -292,7 +292,7 @@ def results_summary():
     summary = (
         f"\ntsne-atlas: done. Results in {RESULTS}/\n"
         f"  feature sets {', '.join(FEATURE_IDS)}\n"
-        f"  manifest     {RESULTS}/sample/manifest.csv\n"
+        f"  sample       {RESULTS}/sample/images.csv (paths, hashes), manifest.csv (labels, metadata)\n"
         f"  features     {RESULTS}/features/<set>.h5\n"
         f"  embeddings   {RESULTS}/tsne/<feature set>/ ({n_runs} runs: perplexities {', '.join(PERPLEXITIES)}; seeds {', '.join(SEEDS)})\n"
         f"  scatter      {RESULTS}/scatter/<feature set>/*.png, *.svg\n"
