@@ -199,3 +199,12 @@ def write_embedding(tsv, meta_json, paths, labels, coords, meta, metadata=None) 
     manifest = Path(tsv).parent / "manifest.csv"
     write_manifest(manifest, list(paths), list(labels), metadata)
     return str(manifest)
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """An empty Hugging Face cache and no hub: nothing may reach the network or a user's cache."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)

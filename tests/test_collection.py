@@ -179,3 +179,27 @@ def test_label_map_names_only_existing_labels(dataset, tmp_path):
             dataset_manifest=str(manifest),
             label_column="species",
         )
+
+
+def test_labelling_refuses_a_sample_the_manifest_no_longer_lists(dataset, tmp_path):
+    from tsne_atlas.sampling import label_images
+
+    manifest = write(tmp_path / "m.csv", GOOD)
+    sample_and_label(dataset, tmp_path, layout="manifest", dataset_manifest=str(manifest), label_column="species")
+    write(manifest, GOOD.replace("bee/bee_002.png,apis,field,last\n", ""))
+    with pytest.raises(AtlasError) as err:
+        label_images(
+            layout="manifest",
+            root=str(dataset),
+            label_column="species",
+            missing_label="fail",
+            label_map={},
+            images=str(tmp_path / "images.csv"),
+            manifest=str(tmp_path / "labels.csv"),
+            dataset_manifest=str(manifest),
+        )
+    assert str(err.value) == (
+        f"{tmp_path / 'images.csv'} lists 'bee/bee_002.png', which {manifest} no longer has; "
+        "delete the results/sample folder and rerun"
+    )
+    assert not (tmp_path / "labels.csv").exists()  # nothing half-written

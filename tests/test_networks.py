@@ -27,12 +27,8 @@ KEY = "features.test"
 
 
 @pytest.fixture(autouse=True)
-def offline_hub(tmp_path, monkeypatch):
-    """An empty Hugging Face cache and no hub: nothing here may reach the network or a user's cache."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
+def offline(offline_hub):
+    """Every test here runs offline (conftest.offline_hub)."""
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:

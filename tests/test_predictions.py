@@ -26,12 +26,8 @@ PATHS = [f"{c}/{c}_{i:03d}.png" for c, n in (("ant", 4), ("bee", 3)) for i in ra
 
 
 @pytest.fixture(autouse=True)
-def offline_hub(tmp_path, monkeypatch):
-    """An empty Hugging Face cache and no hub: nothing here may reach the network or a user's cache."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
+def offline(offline_hub):
+    """Every test here runs offline (conftest.offline_hub)."""
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 calls a stage function with a rule's named inputs, outputs and params."""
 
 import contextlib
+import hashlib
 import inspect
 import logging
 import os
@@ -10,6 +11,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks (images in the sample, weights and network files)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class AtlasError(Exception):

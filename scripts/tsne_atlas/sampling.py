@@ -7,7 +7,6 @@ image's label (its group through ``dataset.label_map``) and metadata. So relabel
 extraction and no t-SNE.
 """
 
-import hashlib
 import logging
 import os
 from collections import Counter
@@ -18,7 +17,7 @@ import numpy as np
 from .collection import list_class_folders, read_collection, read_dataset_manifest
 from .files.manifest import UNLABELLED, SampleLabels, read_images, write_images, write_manifest, write_skipped
 from .images import image_problem, path_problem
-from .jobs import AtlasError
+from .jobs import AtlasError, file_sha256
 
 LOGGER = logging.getLogger("tsne_atlas.sampling")
 
@@ -134,14 +133,6 @@ def sample_manifest(
             f"lower sample.n_images or set it to 'all'"
         )
     return sorted(chosen, key=lambda item: (item[1], item[0]))
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def strict_check(root: str | os.PathLike):

@@ -158,6 +158,14 @@ def draw_neighbour_rows(
         plt.close(fig)
 
 
+def neighbour_cells(row: dict) -> list[tuple[str, str, str]]:
+    """A suspects.csv or outliers.csv row's neighbours as figure cells: (path, label, distance text)."""
+    return [
+        (path, label, f"distance {distance:.2f}")
+        for path, label, distance in zip(row["neighbours"], row["neighbour_labels"], row["neighbour_distances"])
+    ]
+
+
 def suspect_figure_rows(rows: list[dict]) -> list[tuple]:
     """Rows of ``draw_neighbour_rows`` from suspects.csv rows: each image with its k nearest neighbours."""
     return [
@@ -167,10 +175,7 @@ def suspect_figure_rows(rows: list[dict]) -> list[tuple]:
             f"#{row['rank']}  disagreement {row['disagreement']:.2f}\n"
             f"majority: {shorten(row['majority_label'], 20)}\n"
             f"weighted agreement {row['agreement_weighted']:.2f}",
-            [
-                (path, label, f"distance {distance:.2f}")
-                for path, label, distance in zip(row["neighbours"], row["neighbour_labels"], row["neighbour_distances"])
-            ],
+            neighbour_cells(row),
         )
         for row in rows[:MAX_ROWS]
     ]
@@ -184,10 +189,7 @@ def outlier_figure_rows(rows: list[dict]) -> list[tuple]:
             row["label"],
             f"#{row['rank']}  relative distance {row['relative_distance']:.2f}\n"
             f"mean distance {row['mean_neighbour_distance']:.2f}",
-            [
-                (path, label, f"distance {distance:.2f}")
-                for path, label, distance in zip(row["neighbours"], row["neighbour_labels"], row["neighbour_distances"])
-            ],
+            neighbour_cells(row),
         )
         for row in rows[:MAX_ROWS]
     ]

@@ -13,7 +13,6 @@ pretrained weights gives kind ``random``: a loud warning here, which the extract
 
 import argparse
 import difflib
-import hashlib
 import logging
 import os
 import socket
@@ -30,7 +29,7 @@ from torchvision.models import get_model_weights, list_models
 
 from .config import WEIGHT_KEYWORDS
 from .files.weights_record import write_record
-from .jobs import AtlasError
+from .jobs import AtlasError, file_sha256
 
 LOGGER = logging.getLogger("tsne_atlas.fetch_weights")
 DOWNLOAD_TIMEOUT_S = 60
@@ -73,14 +72,6 @@ def _imagenet_state_dict(arch: str):
 def _imagenet_cache_path(arch: str) -> Path:
     weights = get_model_weights(arch).DEFAULT
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def blank_record(arch: str, weights: str) -> dict:
