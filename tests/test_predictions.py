@@ -236,3 +236,17 @@ def test_the_config_check_refuses_a_missing_file_and_other_sources(tmp_path):
     (tmp_path / "c.txt").write_text("a\n")
     with pytest.raises(AtlasError, match=rf"^{KEY}\.class_names is only used by sources torchvision, timm, not "):
         check({"source": "torchscript", "path": str(tmp_path / "net.pt"), "class_names": str(tmp_path / "c.txt")})
+
+
+def test_a_class_names_file_that_is_not_utf8_text_is_one_line(tmp_path):
+    from tsne_atlas.networks import read_class_names
+
+    (tmp_path / "latin.txt").write_bytes("caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(AtlasError) as err:
+        read_class_names(str(tmp_path / "latin.txt"), "features.r18.class_names")
+    assert str(err.value) == (
+        f"features.r18.class_names file '{tmp_path / 'latin.txt'}' could not be read (UnicodeDecodeError); "
+        "give a UTF-8 text file with one class name per line"
+    )
+    (tmp_path / "names.txt").write_text("tench\n goldfish \n\n\n", encoding="utf-8")
+    assert read_class_names(str(tmp_path / "names.txt"), "k") == ["tench", "goldfish"]  # trailing blanks dropped
