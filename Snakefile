@@ -20,6 +20,7 @@ include: "rules/tsne.smk"
 include: "rules/metrics.smk"
 include: "rules/figures.smk"
 include: "rules/suspects.smk"
+include: "rules/explorer.smk"
 include: "rules/compare.smk"
 
 

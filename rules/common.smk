@@ -1,6 +1,7 @@
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.utils import validate
 
@@ -267,6 +268,14 @@ def features_file_per_id(wildcards):
     """The features file of every feature set id, in FEATURE_IDS order (a set of several nodes repeats)."""
     return [
         f"{RESULTS}/features/{FEATURES[features_id][0]}.h5"
+        for features_id in FEATURE_IDS
+    ]
+
+
+def neighbors_file_per_id(wildcards):
+    """The sweep's k-NN graph of every feature set id, in FEATURE_IDS order."""
+    return [
+        neighbors_file(SimpleNamespace(features=features_id))
         for features_id in FEATURE_IDS
     ]
 

@@ -118,31 +118,3 @@ rule sweep_overview:
         dpi=config["overview"]["dpi"],
     script:
         "../scripts/sweep_overview.py"
-
-
-rule explorer:
-    input:
-        embeddings=all_sets_files(rules.tsne.output.embedding),
-        metas=all_sets_files(rules.tsne.output.meta),
-        manifest=rules.label_images.output.manifest,
-        features=features_file_per_id,
-    output:
-        html=report(
-            f"{RESULTS}/explorer.html",
-            caption="../report/explorer.rst",
-            category="Sweep",
-            labels={"features": "all", "figure": "interactive explorer"},
-        ),
-    log:
-        f"{RESULTS}/logs/explorer.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/explorer.tsv"
-    conda:
-        "../envs/figures.yaml"
-    params:
-        order=FEATURE_IDS,
-        root=config["dataset"]["root"],
-        thumb_size=config["explorer"]["thumb_size"],
-        max_images=config["explorer"]["max_images"],
-    script:
-        "../scripts/explorer.py"

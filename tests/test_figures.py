@@ -149,7 +149,7 @@ def test_predicted_class_plot_colours_the_most_predicted_classes_or_says_why_not
     top = np.array([[0, 1, 2, 3, 4]] * 3 + [[i, 0, 1, 2, 3] for i in range(1, 10)], dtype=np.int32)
     batch = {"n": np.zeros((12, 2), np.float32), TOP_INDEX: top, TOP_PROBABILITY: np.full((12, 5), 0.2, np.float32)}
     write_features(tmp_path / "p.h5", [batch], 12, paths, {}, {"n": "n"}, names)
-    labels, classes = ps.most_predicted([names[i] for i in top[:, 0]], max_classes=4)
+    labels, classes = figure_style.most_frequent([names[i] for i in top[:, 0]], max_classes=4)
     assert classes == ["class 0", "class 1", "class 2", "class 3", "other"]
     assert labels.count("class 0") == 3 and labels.count("other") == 6
     scatter(tsv, meta_json, tmp_path / "s.png", tmp_path / "s.svg", features=tmp_path / "p.h5")

@@ -1,132 +1,86 @@
-"""Stage explorer: one self-contained, offline HTML page for a whole t-SNE sweep.
+"""Stage explorer: one offline HTML page for a whole sweep, up to 100,000 images and more.
 
-A Bokeh scatter plot of every image, coloured by class, with a menu that switches
-between the (feature set, perplexity, seed) runs, a legend whose entries hide and show a class,
-and a hover tooltip with the image's thumbnail, path and class. BokehJS, the
-coordinates of every run and the thumbnails are all inlined, so the file works
-without a network and can be mailed on its own. Each thumbnail costs 5-20 KB of HTML, so
-above ``max_images`` images the page shows a fixed random subsample (the same for every
-run) and says so above the plot.
+A Bokeh plot (WebGL where the browser has it) of every image, and around it a small page of our own
+(``explorer.js``, ``explorer.css``): a run menu, colour by label, metadata column, predicted class or
+label disagreement, a legend whose entries hide and show points, a search box, box and lasso
+selection with a CSV download, a hover card with the image's thumbnail and fields, and, for a clicked
+image, its nearest neighbours in feature space beside its nearest on the map.
 
-Paths and class names come from the user's file system: the tooltip only ever shows
-them through Bokeh's escaped ``@field`` substitution, never ``{safe}``, so a file
-named ``<img src=x onerror=alert(1)>.png`` shows as text and runs nothing.
+What the page needs is one JSON document inside it (``payload``): coordinates of every run and the
+neighbour lists as base64 float32/int32 arrays, labels and text fields as category codes. Thumbnails
+are cells of the JPEG atlases ``explorer_thumbnails`` wrote to ``explorer/`` beside the page: up to
+``inline_max_images`` images they are inlined (one file to mail), above they load from that folder
+when first shown (``<img>``/CSS images work from ``file://``; ``fetch`` would not).
+
+Every user string (paths, labels, metadata, predictions, search input) reaches the page as JSON text
+and is only ever set as ``textContent`` or an attribute by the page's code, never as markup.
 """
 
 import base64
 import contextlib
-import io
 import itertools
+import json
 import logging
 import os
+import urllib.parse
 import uuid
 from collections.abc import Iterator
-from html import escape as html_escape
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 
 import numpy as np
 from bokeh.embed import file_html
-from bokeh.layouts import column
-from bokeh.models import Column, ColumnDataSource, CustomJS, Div, HoverTool, Select
+from bokeh.models import (
+    BooleanFilter,
+    BoxSelectTool,
+    CDSView,
+    ColumnDataSource,
+    CustomJS,
+    HoverTool,
+    LassoSelectTool,
+    LinearColorMapper,
+)
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
 from bokeh.util import serialization as bokeh_serialization
+from jinja2 import Template
+from matplotlib import colormaps
 from matplotlib.colors import to_hex
-from PIL import Image, UnidentifiedImageError
 
-from .figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, class_markers, figure_title
+from .figure_style import (
+    NOTE_COLOUR,
+    OTHER,
+    RANDOM_WEIGHTS_NOTE,
+    class_colours,
+    figure_title,
+    most_frequent,
+)
 from .files.features import read_predictions
-from .files.manifest import read_manifest
+from .files.manifest import sample_labels
 from .files.runs import read_run, run_sort_key
-from .images import load_rgb
+from .files.thumbnails import ThumbnailIndex, read_index
+from .files.tsne_inputs import read_neighbors
 from .jobs import AtlasError, atomic_path
 from .subsample import fixed_subsample, subsample_note
+from .suspects import label_disagreement
 
 LOGGER = logging.getLogger("tsne_atlas.build_explorer")
-# figure_style's matplotlib marker codes as Bokeh marker types, so a class has one shape everywhere.
-BOKEH_MARKERS = {
-    "o": "circle",
-    "s": "square",
-    "^": "triangle",
-    "D": "diamond",
-    "v": "inverted_triangle",
-    "P": "plus",
-    "X": "x",
-    "*": "star",
-}
-TOOLS = "pan,wheel_zoom,box_zoom,reset"
-# Bokeh escapes every @field it substitutes into this template (there is no {safe} here):
-# paths, labels, predictions and metadata are user data and must never become markup. Metadata
-# column names are escaped where the template names them (``tooltip``).
-TOOLTIP_HEAD = """
-<div style="max-width: 320px">
-  <img src="@thumb" alt="thumbnail" style="display: block; margin-bottom: 4px">
-  <div style="font-family: monospace; font-size: 11px; overflow-wrap: anywhere">@path</div>
-  <div style="font-size: 12px"><b>class:</b> @label</div>
-"""
-TOOLTIP_ROW = """  <div style="font-size: 12px; overflow-wrap: anywhere"><b>{name}:</b> @{{{field}}}</div>
-"""
-PREDICTED = "predicted"
-
-
-def tooltip(metadata_columns: list[str], predictions: bool) -> str:
-    """The hover template: thumbnail, path, class, then the prediction (when any set stores them) and
-    each metadata column (name escaped; values are Bokeh fields, which Bokeh escapes)."""
-    rows = [TOOLTIP_ROW.format(name="predicted", field=PREDICTED)] if predictions else []
-    rows += [
-        TOOLTIP_ROW.format(name=html_escape(name), field=metadata_field(i)) for i, name in enumerate(metadata_columns)
-    ]
-    return TOOLTIP_HEAD + "".join(rows) + "</div>\n"
-
-
-def metadata_field(column: int) -> str:
-    """The data-source field of a metadata column (user column names are never field names)."""
-    return f"meta{column}"
-
-
-def predicted_field(features_index: int) -> str:
-    return f"{PREDICTED}{features_index}"
-
-
-def prediction_texts(features: str | os.PathLike) -> list[str] | None:
-    """Each image's top-1 predicted class and probability as text, or None without predictions."""
-    predictions, _ = read_predictions(features)
-    if predictions is None:
-        return None
-    names, probabilities = predictions.top1()
-    return [f"{name} ({p:.0%})" for name, p in zip(names, probabilities)]
-
-
-# Stable model names: the browser tests (and anyone scripting the page) find models by them.
-SELECT_NAME = "run-select"
+PAGE_FILES = Path(__file__).with_name("explorer_page")
+# Stable model names: the page's code and the browser tests find models by them.
 PLOT_NAME = "tsne-plot"
-NOTE_NAME = "random-weights-note"
-SUBSAMPLE_NAME = "subsample-note"
+POINTS_NAME = "points"
+MATCHES_NAME = "matches"
+FOCUS_NAME = "focus"
+LINKS_NAME = "neighbour-links"
+MISSING_COLOUR = "#bbbbbb"  # n/a values and the "other" category
+CONTINUOUS_PALETTE = [to_hex(colour) for colour in colormaps["viridis"](np.linspace(0, 1, 256))]
+TOOLS = "pan,wheel_zoom,box_zoom,reset"
 
 
-def renderer_name(class_index: int) -> str:
-    """Name of the glyph renderer (and its data source, with ``-source``) of one class."""
-    return f"points-{class_index}"
-
-
-def thumbnail_data_uri(path: str | os.PathLike, thumb_size: int) -> str:
-    """The image as a PNG data URI whose longer side is ``thumb_size`` (EXIF rotation applied, RGB)."""
-    try:
-        rgb = load_rgb(path)
-    except FileNotFoundError:
-        raise AtlasError(
-            f"{path}: image listed in the embedding is missing; restore it or rerun the workflow from sampling"
-        ) from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise AtlasError(f"{path}: not a readable image ({err}); replace or remove it and rerun") from None
-    scale = thumb_size / max(rgb.size)
-    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
-    resample = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC
-    buffer = io.BytesIO()
-    rgb.resize(size, resample).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+def b64(array: np.ndarray, dtype) -> str:
+    """Little-endian bytes of ``array`` as ``dtype``, base64: the page decodes them into a typed array."""
+    return base64.b64encode(np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode()
 
 
 def run_label(meta: dict) -> str:
@@ -138,166 +92,342 @@ def run_label(meta: dict) -> str:
 
 def load_runs(
     runs: list[tuple[str, str]], manifest: str, order: list[str] | None = None
-) -> tuple[list[str], list[str], list[np.ndarray], list[dict]]:
+) -> tuple[list[str], list[np.ndarray], list[dict]]:
     """Read every (embedding TSV, meta JSON) pair, sorted by feature set (in ``order``, the config's,
     when given; else by name), perplexity and seed.
 
-    Returns the shared paths and labels, one N x 2 coordinate array per run and the
-    runs' metadata. Every run must list the same images in the same order.
+    Returns the shared image paths, one N x 2 coordinate array per run and the runs' metadata. Every
+    run must list the same images in the same order.
     """
     if not runs:
         raise AtlasError("the explorer got no embeddings; set at least one tsne.perplexities and tsne.seeds value")
     loaded = []
     for tsv, meta_json in runs:
         run = read_run(tsv, meta_json, manifest)
-        loaded.append((tsv, run.meta, run.paths, run.labels, run.coords))
+        loaded.append((tsv, run.meta, run.paths, run.coords))
     rank = {features_id: i for i, features_id in enumerate(order or [])}
     loaded.sort(key=lambda run: (rank.get(run[1]["features"], len(rank)), *run_sort_key(run[1])))
-    first_tsv, _, paths, labels, _ = loaded[0]
-    for tsv, _, other_paths, other_labels, _ in loaded[1:]:
-        if other_paths != paths or other_labels != labels:
+    first_tsv, _, paths, _ = loaded[0]
+    for tsv, _, other_paths, _ in loaded[1:]:
+        if other_paths != paths:
             raise AtlasError(f"{tsv}: lists other images than {first_tsv}; delete the results/tsne folder and rerun")
-    return paths, labels, [run[4] for run in loaded], [run[1] for run in loaded]
+    return paths, [run[3] for run in loaded], [run[1] for run in loaded]
 
 
-def class_sources(
+def categorical(values: list[str], categories: list[str], colours: list[str]) -> dict:
+    """A colouring by category: each image's code into ``categories`` (with its colour)."""
+    index = {name: i for i, name in enumerate(categories)}
+    codes = np.array([index[value] for value in values], dtype=np.int32)
+    return {"kind": "categorical", "categories": categories, "colours": colours, "codes": b64(codes, "<i4")}
+
+
+def top_categories(values: list[str]) -> dict:
+    """A colouring by the most frequent values, the rest grey as ``other`` (figure_style.most_frequent)."""
+    kept_values, categories = most_frequent(values)
+    colours = [to_hex(c) for c in class_colours(len(categories) - (OTHER in categories))]
+    return categorical(kept_values, categories, colours + ([MISSING_COLOUR] if OTHER in categories else []))
+
+
+def continuous(values: np.ndarray, low: float | None = None, high: float | None = None) -> dict:
+    """A colouring by number (NaN for n/a), viridis from ``low`` to ``high`` (the data's range by default)."""
+    finite = values[np.isfinite(values)]
+    low = float(finite.min()) if low is None and finite.size else (low or 0.0)
+    high = float(finite.max()) if high is None and finite.size else (high if high is not None else 1.0)
+    return {
+        "kind": "continuous",
+        "low": low,
+        "high": high if high > low else low + 1.0,
+        "values": b64(values, "<f4"),
+        "colours": CONTINUOUS_PALETTE,
+    }
+
+
+def metadata_colouring(values: list[str]) -> dict:
+    """Numbers (every non-empty value parses, empty is n/a) colour continuously, other text by category."""
+    try:
+        numbers = np.array([float(value) if value.strip() else np.nan for value in values], dtype=np.float64)
+    except ValueError:
+        return top_categories(values)
+    if not np.isfinite(numbers).any():
+        return top_categories(values)
+    return continuous(numbers)
+
+
+def colourings(
+    labels: list[str],
+    classes: list[str],
+    metadata: dict[str, list[str]],
+    predicted: list[list[str] | None],
+    disagreement: list[np.ndarray | None],
+) -> list[dict]:
+    """What the page can colour by: the label (the figures' class colours), each metadata column, and,
+    per feature set (None where a set has none), the predicted class and the label disagreement."""
+    options = [
+        {
+            "name": "label",
+            "per_set": False,
+            **categorical(labels, classes, list(map(to_hex, class_colours(len(classes))))),
+        }
+    ]
+    for column, values in metadata.items():
+        options.append({"name": f"metadata: {column}", "per_set": False, **metadata_colouring(values)})
+    if any(texts is not None for texts in predicted):
+        options.append(
+            {
+                "name": "predicted class",
+                "per_set": True,
+                "sets": [None if texts is None else top_categories(texts) for texts in predicted],
+            }
+        )
+    if any(values is not None for values in disagreement):
+        options.append(
+            {
+                "name": "label disagreement",
+                "hint": "share of its k nearest in feature space with another label",
+                "per_set": True,
+                "sets": [None if values is None else continuous(values, 0.0, 1.0) for values in disagreement],
+            }
+        )
+    return options
+
+
+def shown_neighbours(
+    indices: np.ndarray, distances: np.ndarray, keep: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest neighbours of each shown image (rows ``keep`` of the k-NN graph, sample order)
+    among the shown images, as indices into ``keep`` (int32) and distances (float32). In a subsample,
+    rows whose graph lists fewer than ``k`` shown neighbours are padded with -1 and NaN."""
+    position = np.full(len(indices), -1, dtype=np.int64)
+    position[keep] = np.arange(len(keep))
+    mapped = position[indices[keep]]
+    if (mapped[:, :k] >= 0).all():  # every image shown: a plain slice
+        return mapped[:, :k].astype(np.int32), distances[keep, :k].astype(np.float32)
+    out = np.full((len(keep), k), -1, dtype=np.int32)
+    out_distances = np.full((len(keep), k), np.nan, dtype=np.float32)
+    for row, graph_row in enumerate(keep):
+        shown = np.flatnonzero(mapped[row] >= 0)[:k]
+        out[row, : len(shown)] = mapped[row, shown]
+        out_distances[row, : len(shown)] = distances[graph_row, shown]
+    return out, out_distances
+
+
+def feature_set_data(
+    set_ids: list[str],
+    features_files: dict[str, str],
+    neighbors_files: dict[str, str],
+    label_indices: np.ndarray | None,
+    keep: np.ndarray,
+    n_total: int,
+    k: int,
+) -> tuple[list[dict], list[list[str] | None], list[np.ndarray | None]]:
+    """Per feature set: the neighbour lists of the shown images (for the page), their top-1 prediction
+    texts (None without predictions) and their label disagreement with their k nearest in the whole
+    sample (None when unlabelled)."""
+    sets, predicted, disagreement = [], [], []
+    for set_id in set_ids:
+        graph = neighbors_files[set_id]
+        indices, distances = read_neighbors(graph)
+        if len(indices) != n_total:
+            raise AtlasError(
+                f"{graph}: a k-NN graph of {len(indices)} images, but the runs list {n_total}; "
+                "delete the results/tsne folder and rerun"
+            )
+        if k > indices.shape[1]:
+            LOGGER.warning(
+                "explorer.neighbours %d is more than the k-NN graph's %d; listing %d",
+                k,
+                indices.shape[1],
+                indices.shape[1],
+            )
+        set_k = min(k, indices.shape[1])
+        shown, shown_distances = shown_neighbours(indices, distances, keep, set_k)
+        sets.append(
+            {"id": set_id, "k": set_k, "neighbours": b64(shown, "<i4"), "distances": b64(shown_distances, "<f4")}
+        )
+        predictions, _ = read_predictions(features_files[set_id])
+        if predictions is None:
+            predicted.append(None)
+        else:
+            names, probabilities = predictions.top1()
+            predicted.append([f"{names[i]} ({probabilities[i]:.0%})" for i in keep])
+        if label_indices is None:
+            disagreement.append(None)
+        else:
+            values = label_disagreement(indices, distances, label_indices, set_k)["disagreement"]
+            disagreement.append(np.asarray(values, dtype=np.float64)[keep])
+    return sets, predicted, disagreement
+
+
+def atlas_urls(index: ThumbnailIndex, page: Path, inline: bool) -> list[str]:
+    """Each atlas as the page loads it: a data URI (inlined), or its path relative to the page."""
+    if inline:
+        return [
+            "data:image/jpeg;base64," + base64.b64encode((index.folder / name).read_bytes()).decode()
+            for name in index.atlases
+        ]
+    folder = Path(os.path.relpath(index.folder.resolve(), page.resolve().parent)).as_posix()
+    return [f"{urllib.parse.quote(folder)}/{name}" for name in index.atlases]
+
+
+def image_base_url(root: str | os.PathLike, page: Path) -> str:
+    """The dataset root relative to the page, as a URL prefix: the page joins each image's path
+    (segments percent-encoded) to open the original."""
+    relative = Path(os.path.relpath(Path(root).resolve(), page.resolve().parent)).as_posix()
+    return urllib.parse.quote(relative) + "/"
+
+
+def payload(
+    title: str,
     paths: list[str],
     labels: list[str],
     classes: list[str],
+    labelled: bool,
+    metadata: dict[str, list[str]],
     coords: list[np.ndarray],
-    thumbs: list[str],
-    metadata: dict[str, list[str]] | None = None,
-    predicted: list[list[str] | None] | None = None,
-) -> list[ColumnDataSource]:
-    """One data source per class: current x/y (the first run), x<k>/y<k> for run k, path, label, thumb,
-    meta<i> per metadata column, and with predictions ``predicted`` (the first run's set) and
-    predicted<j> per feature set j (n/a for a set without predictions)."""
-    metadata = metadata or {}
-    predicted = list(predicted or [])
-    has_predictions = any(p is not None for p in predicted)
-    index = {name: i for i, name in enumerate(classes)}
-    unknown = sorted(set(labels) - set(index))
-    if unknown:
-        raise AtlasError(
-            f"labels {unknown} are not in the runs' 'classes' list; delete the results/tsne folder and rerun"
-        )
-    label_indices = np.array([index[label] for label in labels], dtype=np.int64)
-    sources = []
-    for class_index, name in enumerate(classes):
-        rows = np.flatnonzero(label_indices == class_index)
-        data = {
-            "x": coords[0][rows, 0],
-            "y": coords[0][rows, 1],
-            "path": [paths[i] for i in rows],
-            "label": [name] * len(rows),
-            "thumb": [thumbs[i] for i in rows],
-        }
-        for k, run_coords in enumerate(coords):
-            data[f"x{k}"] = run_coords[rows, 0]
-            data[f"y{k}"] = run_coords[rows, 1]
-        for column_index, values in enumerate(metadata.values()):
-            data[metadata_field(column_index)] = [values[i] for i in rows]
-        if has_predictions:
-            for j, texts in enumerate(predicted):
-                data[predicted_field(j)] = [texts[i] for i in rows] if texts is not None else ["n/a"] * len(rows)
-            data[PREDICTED] = data[predicted_field(0)]
-        sources.append(ColumnDataSource(data, name=f"{renderer_name(class_index)}-source"))
-    return sources
-
-
-def explorer_layout(
-    sources: list[ColumnDataSource],
-    classes: list[str],
     metas: list[dict],
-    marker_size: float = 7.0,
-    subsample: str | None = None,
-    hover: str | None = None,
-    run_sets: list[int] | None = None,
-) -> Column:
-    """The page's Bokeh layout: note (random weights only), subsample note (when given), run menu and the plot."""
-    titles = [figure_title(meta) for meta in metas]
+    set_ids: list[str],
+    sets: list[dict],
+    predicted: list[list[str] | None],
+    options: list[dict],
+    thumbs: dict,
+    image_base: str,
+) -> dict:
+    """Everything the page's code reads, as one JSON-ready dict (see explorer_page/explorer.js)."""
+    label_index = {name: i for i, name in enumerate(classes)}
+    return {
+        "title": title,
+        "n": len(paths),
+        "paths": paths,
+        "classes": classes,
+        "labelled": labelled,
+        "label_codes": b64(np.array([label_index[label] for label in labels]), "<i4"),
+        "metadata": {"columns": list(metadata), "values": list(metadata.values())},
+        "runs": [
+            {
+                "label": run_label(meta),
+                "title": figure_title(meta),
+                "set": set_ids.index(str(meta["features"])),
+                "x": b64(run_coords[:, 0], "<f4"),
+                "y": b64(run_coords[:, 1], "<f4"),
+            }
+            for run_coords, meta in zip(coords, metas)
+        ],
+        "sets": sets,
+        "predicted": predicted,
+        "colourings": options,
+        "thumbs": thumbs,
+        "image_base": image_base,
+    }
+
+
+def script_json(data: dict) -> str:
+    """JSON safe inside a ``<script type="application/json">`` element: no ``<``, ``>`` or ``&`` as such,
+    so no user string can close the element or open another."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def marker_size(n_points: int) -> float:
+    """Points shrink as they multiply: 7 px up to 1,000 images, about 3 px at 100,000."""
+    return float(np.clip(7.0 * (1000 / max(n_points, 1)) ** 0.18, 2.5, 7.0))
+
+
+def explorer_plot(coords: np.ndarray, label_codes: np.ndarray, colours: list[str], title: str):
+    """The Bokeh figure: the points (coloured through a colour mapper the page re-points), the search
+    matches, the clicked image and lines to its feature-space neighbours; hover, tap and selection
+    call the page's code."""
     plot = figure(
-        title=titles[0],
+        title=title,
         tools=TOOLS,
         active_scroll="wheel_zoom",
         match_aspect=True,
-        sizing_mode="stretch_width",
-        height=640,
-        min_width=600,
+        sizing_mode="stretch_both",
+        min_width=400,
+        min_height=400,
         name=PLOT_NAME,
-        output_backend="canvas",
+        output_backend="webgl",
     )
-    plot.xaxis.visible = plot.yaxis.visible = False  # t-SNE axes have no meaning
+    plot.xaxis.visible = plot.yaxis.visible = False  # embedding axes have no meaning
     plot.grid.visible = False
-    renderers = []
-    styles = zip(class_colours(len(classes)), class_markers(len(classes)))
-    for class_index, (name, (colour, marker), source) in enumerate(zip(classes, styles, sources)):
-        renderers.append(
-            plot.scatter(
-                "x",
-                "y",
-                source=source,
-                size=marker_size,
-                color=to_hex(colour),
-                alpha=0.85,
-                marker=BOKEH_MARKERS.get(marker, "circle"),
-                legend_label=f"{name} ({len(source.data['x'])})",
-                name=renderer_name(class_index),
-            )
-        )
-    legend = plot.legend[0]
-    legend.click_policy = "hide"
-    legend.title = "class (click to hide)"
-    legend.ncols = 1 + (len(classes) - 1) // 25  # long class lists wrap into columns
-    plot.add_layout(legend, "right")  # outside the data area, however many classes
-    plot.add_tools(HoverTool(renderers=renderers, tooltips=hover or tooltip([], False)))
-
-    options = [(str(k), run_label(meta)) for k, meta in enumerate(metas)]
-    select = Select(title="t-SNE run", value="0", options=options, name=SELECT_NAME, width=420)
-    select.js_on_change(
-        "value",
-        CustomJS(
-            args=dict(sources=sources, plot=plot, titles=titles, run_sets=run_sets or [0] * len(metas)),
-            code="""
-        // Every run's coordinates are already in each source as x<k>, y<k>: point x/y at run k's,
-        // and the hover's prediction at that of run k's feature set, when there are predictions.
-        const k = Number(cb_obj.value);
-        for (const source of sources) {
-            const data = source.data;
-            data.x = data["x" + k];
-            data.y = data["y" + k];
-            if ("predicted" in data) {
-                data.predicted = data["predicted" + run_sets[k]];
-            }
-            source.change.emit();
-        }
-        plot.title.text = titles[k];
-        plot.reset.emit();  // re-fit the ranges to the new layout
-    """,
-        ),
+    n = len(coords)
+    # Codes + 0.5 sit in the middle of their palette bin: no rounding puts one in its neighbour's.
+    source = ColumnDataSource(
+        {"x": coords[:, 0].astype(np.float32), "y": coords[:, 1].astype(np.float32), "c": label_codes + 0.5},
+        name=f"{POINTS_NAME}-source",
     )
-    children = []
-    if any(meta.get("weights_random") for meta in metas):
-        children.append(
-            Div(
-                text=RANDOM_WEIGHTS_NOTE,
-                render_as_text=True,
-                name=NOTE_NAME,
-                styles={"color": NOTE_COLOUR, "font-weight": "bold", "font-size": "16px"},
-            )
-        )
-    if subsample:
-        children.append(
-            Div(
-                text=subsample,
-                render_as_text=True,
-                name=SUBSAMPLE_NAME,
-                styles={"font-weight": "bold", "font-size": "14px"},
-            )
-        )
-    children.append(select)
-    children.append(plot)
-    return column(children, sizing_mode="stretch_width")
+    mapper = LinearColorMapper(
+        palette=colours, low=0, high=len(colours), nan_color=MISSING_COLOUR, name="colour-mapper"
+    )
+    view = CDSView(filter=BooleanFilter(name="visible-filter"))
+    points = plot.scatter(
+        "x",
+        "y",
+        source=source,
+        view=view,
+        size=marker_size(n),
+        fill_color={"field": "c", "transform": mapper},
+        line_color=None,
+        fill_alpha=0.8,
+        nonselection_fill_alpha=0.08,
+        name=POINTS_NAME,
+    )
+    empty = {"x": np.zeros(0, np.float32), "y": np.zeros(0, np.float32)}
+    plot.scatter(
+        "x", "y", source=ColumnDataSource(dict(empty), name=f"{MATCHES_NAME}-source"), size=marker_size(n) + 6,
+        fill_color=None, line_color="black", line_width=1.5, name=MATCHES_NAME,
+    )  # fmt: skip
+    plot.segment(
+        "x0", "y0", "x1", "y1",
+        source=ColumnDataSource({key: np.zeros(0, np.float32) for key in ("x0", "y0", "x1", "y1")}, name=f"{LINKS_NAME}-source"),
+        line_color="#222222", line_alpha=0.6, line_width=1.2, name=LINKS_NAME,
+    )  # fmt: skip
+    plot.scatter(
+        "x", "y", source=ColumnDataSource(dict(empty), name=f"{FOCUS_NAME}-source"), size=marker_size(n) + 10,
+        fill_color=None, line_color=NOTE_COLOUR, line_width=3, name=FOCUS_NAME,
+    )  # fmt: skip
+    plot.add_tools(
+        HoverTool(renderers=[points], tooltips=None, callback=CustomJS(code="window.tsneAtlas?.hover(cb_data);")),
+        BoxSelectTool(renderers=[points]),
+        LassoSelectTool(renderers=[points]),
+    )
+    plot.js_on_event("tap", CustomJS(code="window.tsneAtlas?.tap(cb_obj);"))
+    plot.js_on_event("mouseleave", CustomJS(code="window.tsneAtlas?.hover(null);"))
+    source.selected.js_on_change("indices", CustomJS(code="window.tsneAtlas?.selectionChanged();"))
+    return plot
+
+
+PAGE_TEMPLATE = Template(
+    """{% extends base %}
+{% block postamble %}<style>{{ page_css }}</style>{% endblock %}
+{% block contents %}
+<header>
+  <h1>{{ heading | e }}</h1>
+  {% if random_note %}<p class="note" id="random-weights-note" style="color: {{ note_colour }}">{{ random_note | e }}</p>{% endif %}
+  {% if subsample_note %}<p class="note" id="subsample-note">{{ subsample_note | e }}</p>{% endif %}
+</header>
+<div class="controls">
+  <label>run <select id="run-select"></select></label>
+  <label>colour by <select id="colour-select"></select></label>
+  <label>find <input id="search" type="search" placeholder="file name or label" autocomplete="off"></label>
+  <span id="search-count" class="count"></span>
+  <button id="select-matches" type="button" disabled>select matches</button>
+  <button id="clear-selection" type="button" disabled>clear selection</button>
+  <button id="export-selection" type="button" disabled>download selection (CSV)</button>
+  <span id="selection-count" class="count"></span>
+</div>
+<div class="main">
+  <div class="plot">{{ embed(roots.plot) }}</div>
+  <aside>
+    <section id="legend"></section>
+    <section id="neighbours"><p class="hint">Click a point to see its nearest neighbours in feature space beside its nearest on the map. Drag with the box or lasso tool to select.</p></section>
+  </aside>
+</div>
+<div id="hover-card" hidden></div>
+<script type="application/json" id="tsne-atlas-data">{{ data_json }}</script>
+<script>{{ page_js }}</script>
+{% endblock %}
+"""
+)
 
 
 @contextlib.contextmanager
@@ -321,56 +451,111 @@ def deterministic_bokeh_ids(namespace: str = "tsne-atlas") -> Iterator[None]:
         yield
 
 
+def render_page(data: dict, plot, random_note: str | None, subsample: str | None) -> str:
+    """The page's HTML: Bokeh's standalone file (BokehJS inlined) around our controls, data and code."""
+    with deterministic_bokeh_ids():
+        plot.name = "plot"
+        return file_html(
+            plot,
+            INLINE,
+            title=data["title"],
+            template=PAGE_TEMPLATE,
+            template_variables={
+                "heading": data["title"],
+                "random_note": random_note,
+                "subsample_note": subsample,
+                "note_colour": NOTE_COLOUR,
+                "data_json": script_json(data),
+                "page_js": (PAGE_FILES / "explorer.js").read_text(encoding="utf-8"),
+                "page_css": (PAGE_FILES / "explorer.css").read_text(encoding="utf-8"),
+            },
+        )
+
+
 def build_explorer(
     runs: list[tuple[str, str]],
     manifest: str,
     root: str | os.PathLike,
     output: str | os.PathLike,
-    thumb_size: int,
-    max_images: int,
+    thumbnails: str | os.PathLike,
+    features_files: dict[str, str],
+    neighbors_files: dict[str, str],
+    inline_max_images: int,
+    neighbours: int,
     order: list[str] | None = None,
-    features_files: dict[str, str] | None = None,
 ) -> None:
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
 
-    ``root`` is the dataset root the TSVs' image paths are relative to. Above ``max_images``
-    images the page holds a fixed random subsample of them (the same for every run) and says so.
-    ``order``: the feature set ids in the order the menu lists them. ``features_files``: each feature
-    set id's features file, whose predictions (when stored) the hover shows. The manifest's metadata
-    columns are shown on hover too.
+    ``thumbnails``: the explorer_thumbnails folder (its index names the images shown: all, or a fixed
+    subsample); ``features_files``/``neighbors_files``: each feature set id's features file (for its
+    predictions) and k-NN graph; ``order``: the feature set ids in the order the menu lists them.
     """
-    paths, labels, coords, metas = load_runs(runs, manifest, order)
-    metadata = read_manifest(manifest).metadata
-    set_ids = list(dict.fromkeys(str(meta["features"]) for meta in metas))
-    predicted = [prediction_texts(features_files[set_id]) if features_files else None for set_id in set_ids]
-    n_total = len(paths)
-    keep = fixed_subsample(n_total, max_images)
-    note = subsample_note(len(keep), n_total, "explorer.max_images")
-    if note:
-        paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
-        coords = [run_coords[keep] for run_coords in coords]
-        metadata = {name: [values[i] for i in keep] for name, values in metadata.items()}
-        predicted = [None if texts is None else [texts[i] for i in keep] for texts in predicted]
-    classes = sorted(set(labels))
-    # One thumbnail per image, shared by all runs.
-    thumbs = [thumbnail_data_uri(Path(root) / path, thumb_size) for path in paths]
-    with deterministic_bokeh_ids():
-        layout = explorer_layout(
-            class_sources(paths, labels, classes, coords, thumbs, metadata, predicted),
-            classes,
-            metas,
-            subsample=note and note[0].upper() + note[1:],
-            hover=tooltip(list(metadata), any(texts is not None for texts in predicted)),
-            run_sets=[set_ids.index(str(meta["features"])) for meta in metas],
+    paths, coords, metas = load_runs(runs, manifest, order)
+    sample = sample_labels(manifest, paths, runs[0][0])
+    index = read_index(thumbnails)
+    keep = fixed_subsample(len(paths), len(index.paths))
+    if [paths[i] for i in keep] != index.paths:
+        raise AtlasError(
+            f"{Path(thumbnails) / 'thumbnails.json'}: lists other images than the runs; delete {thumbnails} and rerun"
         )
-        shown = f"{len(paths):,} of {n_total:,} images (random subsample)" if note else f"{n_total:,} images"
-        feature_sets = ", ".join(dict.fromkeys(str(meta["features"]) for meta in metas))
-        title = f"tsne-atlas explorer: {feature_sets} features, {shown}, {len(metas)} runs"
-        html = file_html(layout, INLINE, title=title)
+    set_ids = list(dict.fromkeys(str(meta["features"]) for meta in metas))
+    labels = sample.labels
+    sets, predicted, disagreement = feature_set_data(
+        set_ids,
+        features_files,
+        neighbors_files,
+        sample.indices() if sample.labelled else None,
+        keep,
+        len(paths),
+        neighbours,
+    )
+    n_total = len(paths)
+    note = subsample_note(len(keep), n_total, "explorer.max_images")
+    paths, labels = index.paths, [labels[i] for i in keep]
+    coords = [run_coords[keep] for run_coords in coords]
+    metadata = {name: [values[i] for i in keep] for name, values in sample.metadata.items()}
+    classes = sorted(set(labels))
+    shown = f"{len(paths):,} of {n_total:,} images (random subsample)" if note else f"{n_total:,} images"
+    feature_sets = ", ".join(set_ids)
+    title = f"tsne-atlas explorer: {feature_sets} features, {shown}, {len(metas)} runs"
+    inline = len(paths) <= inline_max_images
+    thumbs = {
+        "atlases": atlas_urls(index, Path(output), inline),
+        "cell": index.cell,
+        "columns": index.columns,
+        "inline": inline,
+    }
+    options = colourings(labels, classes, metadata, predicted, disagreement)
+    data = payload(
+        title,
+        paths,
+        labels,
+        classes,
+        sample.labelled,
+        metadata,
+        coords,
+        metas,
+        set_ids,
+        sets,
+        predicted,
+        options,
+        thumbs,
+        image_base_url(root, Path(output)),
+    )
+    label_codes = np.searchsorted(classes, labels).astype(np.float64)  # classes are sorted
+    plot = explorer_plot(coords[0], label_codes, options[0]["colours"], figure_title(metas[0]))
+    random_note = RANDOM_WEIGHTS_NOTE if any(meta.get("weights_random") for meta in metas) else None
+    html = render_page(data, plot, random_note, note and note[0].upper() + note[1:])
     with atomic_path(output) as tmp:
         Path(tmp).write_text(html, encoding="utf-8")
     LOGGER.info(
-        "wrote %s (%d of %d images, %d runs, %.1f MB)", output, len(paths), n_total, len(metas), len(html) / 1e6
+        "wrote %s (%d of %d images, %d runs, thumbnails %s, %.1f MB)",
+        output,
+        len(paths),
+        n_total,
+        len(metas),
+        "inlined" if inline else f"in {thumbnails}",
+        len(html) / 1e6,
     )
 
 
@@ -379,14 +564,25 @@ def explorer(
     metas: list[str],
     manifest: str,
     features: list[str],
+    neighbors: list[str],
+    thumbnails: str,
     order: list[str],
     root: str,
-    thumb_size: int,
-    max_images: int,
+    inline_max_images: int,
+    neighbours: int,
     html: str,
 ) -> None:
     """The explorer page of the whole sweep, every feature set's runs in config ``order`` (rule explorer);
-    ``features``: the features file of each feature set id in ``order``."""
+    ``features``, ``neighbors``: the features file and k-NN graph of each feature set id in ``order``."""
     build_explorer(
-        list(zip(embeddings, metas)), manifest, root, html, thumb_size, max_images, order, dict(zip(order, features))
+        list(zip(embeddings, metas)),
+        manifest,
+        root,
+        html,
+        thumbnails,
+        dict(zip(order, features)),
+        dict(zip(order, neighbors)),
+        inline_max_images,
+        neighbours,
+        order,
     )

@@ -167,3 +167,21 @@ def save_figure(fig: plt.Figure, png: str, svg: str, dpi: int) -> None:
         with plt.rc_context({"svg.hashsalt": "tsne-atlas"}):
             fig.savefig(tmp, format="svg", metadata=SVG_METADATA)
     plt.close(fig)
+
+
+# Figures coloured by something with many values (up to 1,000 predicted classes, a metadata column)
+# colour the most frequent values and grey the rest.
+MAX_COLOURED_CATEGORIES = 12
+OTHER = "other"
+
+
+def most_frequent(values: list[str], max_classes: int = MAX_COLOURED_CATEGORIES) -> tuple[list[str], list[str]]:
+    """Each image's value (a predicted class, a metadata value), the ``max_classes`` most frequent kept
+    (ties by name) and the rest ``other``; returns (labels, classes in legend order: most frequent first,
+    ``other`` last)."""
+    counts: dict[str, int] = {}
+    for name in values:
+        counts[name] = counts.get(name, 0) + 1
+    kept = sorted(counts, key=lambda name: (-counts[name], name))[:max_classes]
+    labels = [name if name in kept else OTHER for name in values]
+    return labels, kept + ([OTHER] if len(counts) > len(kept) else [])

@@ -12,6 +12,7 @@ from .figure_style import (
     draw_classes,
     figure_title,
     marker_area,
+    most_frequent,
     plt,
     save_figure,
     weights_note,
@@ -21,9 +22,6 @@ from .files.runs import read_run
 from .jobs import AtlasError, atomic_path
 
 LOGGER = logging.getLogger("tsne_atlas.scatter")
-# The predicted-class plot colours the most frequent predicted classes (of up to 1,000) and greys the rest.
-MAX_PREDICTED_CLASSES = 12
-OTHER = "other"
 
 
 def plot_scatter(
@@ -53,17 +51,6 @@ def plot_scatter(
     return fig
 
 
-def most_predicted(predicted: list[str], max_classes: int = MAX_PREDICTED_CLASSES) -> tuple[list[str], list[str]]:
-    """Each image's predicted class, the ``max_classes`` most frequent kept (ties by name) and the rest
-    ``other``; returns (labels, classes in legend order: most frequent first, ``other`` last)."""
-    counts: dict[str, int] = {}
-    for name in predicted:
-        counts[name] = counts.get(name, 0) + 1
-    kept = sorted(counts, key=lambda name: (-counts[name], name))[:max_classes]
-    labels = [name if name in kept else OTHER for name in predicted]
-    return labels, kept + ([OTHER] if len(counts) > len(kept) else [])
-
-
 def plot_predicted(
     coords: np.ndarray,
     predicted: list[str] | None,
@@ -75,7 +62,7 @@ def plot_predicted(
 ) -> plt.Figure:
     """The map coloured by the network's top-1 prediction; without predictions, grey with ``reason``."""
     if predicted is not None:
-        labels, classes = most_predicted(predicted)
+        labels, classes = most_frequent(predicted)
         return plot_scatter(coords, labels, classes, title, note, point_size, width_in, "predicted class (top-1)")
     fig, ax = plt.subplots(figsize=(width_in, width_in * 0.8), layout="constrained")
     ax.scatter(coords[:, 0], coords[:, 1], s=marker_area(point_size, len(coords)), color="0.8", linewidths=0)

@@ -1,0 +1,52 @@
+# The interactive explorer: thumbnails of the sample as JPEG atlases (results/explorer/), then one page
+# for every run of the sweep (results/explorer.html) with neighbours, search, colour-by and selection.
+
+
+rule explorer_thumbnails:
+    input:
+        images=rules.sample_images.output.images,
+    output:
+        thumbnails=directory(f"{RESULTS}/explorer"),
+    log:
+        f"{RESULTS}/logs/explorer/thumbnails.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/explorer/thumbnails.tsv"
+    conda:
+        "../envs/figures.yaml"
+    threads: 2
+    params:
+        root=config["dataset"]["root"],
+        thumb_size=config["explorer"]["thumb_size"],
+        max_images=config["explorer"]["max_images"],
+    script:
+        "../scripts/explorer_thumbnails.py"
+
+
+rule explorer:
+    input:
+        embeddings=all_sets_files(rules.tsne.output.embedding),
+        metas=all_sets_files(rules.tsne.output.meta),
+        manifest=rules.label_images.output.manifest,
+        features=features_file_per_id,
+        neighbors=neighbors_file_per_id,
+        thumbnails=rules.explorer_thumbnails.output.thumbnails,
+    output:
+        html=report(
+            f"{RESULTS}/explorer.html",
+            caption="../report/explorer.rst",
+            category="Sweep",
+            labels={"features": "all", "figure": "interactive explorer"},
+        ),
+    log:
+        f"{RESULTS}/logs/explorer.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/explorer.tsv"
+    conda:
+        "../envs/figures.yaml"
+    params:
+        order=FEATURE_IDS,
+        root=config["dataset"]["root"],
+        inline_max_images=config["explorer"]["inline_max_images"],
+        neighbours=config["explorer"]["neighbours"],
+    script:
+        "../scripts/explorer.py"

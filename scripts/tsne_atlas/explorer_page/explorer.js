@@ -1,0 +1,438 @@
+// The explorer page's own code (scripts/tsne_atlas/explorer.py inlines it): runs, colour-by, legend,
+// search, selection export, hover card and the neighbours panel around the Bokeh plot.
+//
+// Every user string (paths, labels, metadata, predictions, the search box) is only ever set as
+// textContent or as an attribute value, never parsed as markup.
+(() => {
+  "use strict";
+  const DATA = JSON.parse(document.getElementById("tsne-atlas-data").textContent);
+  const N = DATA.n;
+  const T = DATA.thumbs;
+  const PER_ATLAS = T.columns * T.columns;
+  const MISSING = "#bbbbbb";
+
+  // Base64 arrays are decoded once, when first needed: at 100,000 images and many runs most are never.
+  const decoded = new Map();
+  function decode(text, Type) {
+    if (decoded.has(text)) return decoded.get(text);
+    const binary = atob(text);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    const array = new Type(bytes.buffer);
+    decoded.set(text, array);
+    return array;
+  }
+
+  const labelCodes = decode(DATA.label_codes, Int32Array);
+  const label = (i) => DATA.classes[labelCodes[i]];
+  const state = { run: 0, colouring: 0, hidden: new Set(), matches: [], focus: -1, hovered: -1 };
+  let models = null; // Bokeh models, once the document is up
+
+  const el = (id) => document.getElementById(id);
+  function make(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+  const run = () => DATA.runs[state.run];
+  const set = () => DATA.sets[run().set];
+  const coords = (r = run()) => [decode(r.x, Float32Array), decode(r.y, Float32Array)];
+  const fmt = (value) => (Number.isFinite(value) ? Number(value.toPrecision(4)).toString() : "n/a");
+
+  // --- thumbnails: cells of the JPEG atlases, one CSS class per atlas so a URL is written once ---
+  function atlasStyles() {
+    const style = document.createElement("style");
+    style.textContent = T.atlases.map((url, a) => `.atlas-${a} { background-image: url("${url}"); }`).join("\n");
+    document.head.appendChild(style);
+  }
+  function thumb(i, size = T.cell) {
+    const atlas = Math.floor(i / PER_ATLAS);
+    const cell = i % PER_ATLAS;
+    const scale = size / T.cell;
+    const node = make("div", `thumb atlas-${atlas}`);
+    node.style.width = node.style.height = `${size}px`;
+    node.style.backgroundSize = `${T.columns * size}px auto`;
+    node.style.backgroundPosition = `${-(cell % T.columns) * T.cell * scale}px ${-Math.floor(cell / T.columns) * T.cell * scale}px`;
+    node.dataset.index = String(i);
+    node.dataset.atlas = String(atlas);
+    node.dataset.cell = String(cell);
+    return node;
+  }
+
+  // --- per-image fields: label, predicted class of the current run's feature set, metadata ---
+  function fieldRows(i) {
+    const rows = [["class", label(i)]];
+    const predicted = predictedText(i);
+    if (predicted !== null) rows.push(["predicted", predicted]);
+    DATA.metadata.columns.forEach((column, c) => rows.push([column, DATA.metadata.values[c][i]]));
+    return rows;
+  }
+  // The top-1 text ("tabby (83%)") of the current run's feature set, null when it has no predictions.
+  function predictedText(i) {
+    const texts = DATA.predicted[run().set];
+    return texts ? texts[i] : null;
+  }
+  function fields(i) {
+    const box = make("div", "fields");
+    box.appendChild(make("div", "path", DATA.paths[i]));
+    for (const [name, value] of fieldRows(i)) {
+      const row = make("div", "field");
+      row.appendChild(make("b", "", `${name}: `));
+      row.appendChild(document.createTextNode(value));
+      box.appendChild(row);
+    }
+    return box;
+  }
+
+  // --- colour by ---
+  function currentColouring() {
+    const option = DATA.colourings[state.colouring];
+    return option.per_set ? option.sets[run().set] : option;
+  }
+  function colourValues(colouring) {
+    if (!colouring) return null;
+    if (colouring.kind === "categorical") return decode(colouring.codes, Int32Array);
+    return decode(colouring.values, Float32Array);
+  }
+  function applyColour() {
+    const colouring = currentColouring();
+    const values = colourValues(colouring);
+    const field = new Float32Array(N);
+    const mapper = models.mapper;
+    if (!colouring) {
+      field.fill(NaN);
+      mapper.setv({ palette: [MISSING], low: 0, high: 1 });
+    } else if (colouring.kind === "categorical") {
+      for (let i = 0; i < N; i++) field[i] = values[i] + 0.5; // the middle of its palette bin
+      mapper.setv({ palette: colouring.colours, low: 0, high: colouring.colours.length });
+    } else {
+      field.set(values);
+      mapper.setv({ palette: colouring.colours, low: colouring.low, high: colouring.high });
+    }
+    state.hidden.clear();
+    models.source.data.c = field;
+    models.source.change.emit();
+    updateVisible();
+    renderLegend(colouring, values);
+  }
+  function visible() {
+    const colouring = currentColouring();
+    if (!state.hidden.size || !colouring || colouring.kind !== "categorical") return null;
+    const codes = colourValues(colouring);
+    return Array.from(codes, (code) => !state.hidden.has(code));
+  }
+  function updateVisible() {
+    const mask = visible();
+    models.filter.booleans = mask; // null shows every point
+    models.source.change.emit();
+    const shown = mask ? mask.filter(Boolean).length : N;
+    el("legend").dataset.shown = String(shown);
+  }
+  function renderLegend(colouring, values) {
+    const legend = el("legend");
+    const option = DATA.colourings[state.colouring];
+    legend.replaceChildren(make("h2", "", option.name));
+    if (option.hint) legend.appendChild(make("p", "hint", option.hint));
+    if (!colouring) {
+      legend.appendChild(make("p", "hint", "n/a for this run's feature set"));
+      return;
+    }
+    if (colouring.kind === "categorical") {
+      const counts = new Array(colouring.categories.length).fill(0);
+      for (let i = 0; i < N; i++) counts[values[i]]++;
+      legend.appendChild(make("p", "hint", "click an entry to hide or show its points"));
+      colouring.categories.forEach((name, code) => {
+        const entry = make("button", "entry");
+        entry.type = "button";
+        entry.dataset.code = String(code);
+        const swatch = make("span", "swatch");
+        swatch.style.background = colouring.colours[code];
+        entry.append(swatch, make("span", "name", name), make("span", "n", counts[code].toLocaleString("en")));
+        entry.addEventListener("click", () => {
+          if (state.hidden.has(code)) state.hidden.delete(code);
+          else state.hidden.add(code);
+          entry.classList.toggle("hidden", state.hidden.has(code));
+          updateVisible();
+        });
+        legend.appendChild(entry);
+      });
+    } else {
+      const bar = make("div", "gradient");
+      const stops = colouring.colours.filter((_, j) => j % 32 === 0).concat(colouring.colours.slice(-1));
+      bar.style.background = `linear-gradient(to right, ${stops.join(", ")})`;
+      const range = make("div", "range");
+      range.append(make("span", "", fmt(colouring.low)), make("span", "", fmt(colouring.high)));
+      let missing = 0;
+      for (let i = 0; i < N; i++) if (!Number.isFinite(values[i])) missing++;
+      legend.append(bar, range);
+      if (missing) legend.appendChild(make("p", "hint", `${missing.toLocaleString("en")} images n/a (grey)`));
+    }
+  }
+
+  // --- runs ---
+  function showRun(k) {
+    state.run = k;
+    const [x, y] = coords();
+    models.source.data.x = x;
+    models.source.data.y = y;
+    models.source.change.emit();
+    models.plot.title.text = run().title;
+    if (DATA.colourings[state.colouring].per_set) applyColour();
+    showMatches();
+    if (state.focus >= 0) focus(state.focus);
+    models.plot.reset.emit(); // re-fit the ranges to the new layout
+  }
+
+  // --- hover card ---
+  function hover(cbData) {
+    const card = el("hover-card");
+    const indices = cbData ? cbData.index.indices : [];
+    if (!indices.length) {
+      card.hidden = true;
+      state.hovered = -1;
+      return;
+    }
+    const i = indices[0];
+    if (i !== state.hovered) {
+      state.hovered = i;
+      card.replaceChildren(thumb(i), fields(i));
+      if (indices.length > 1) card.appendChild(make("div", "hint", `+${indices.length - 1} more under the pointer`));
+    }
+    card.hidden = false;
+    const rect = canvasRect();
+    const left = rect.left + cbData.geometry.sx + 16;
+    const top = rect.top + cbData.geometry.sy + 16;
+    const width = card.offsetWidth;
+    const height = card.offsetHeight;
+    card.style.left = `${left + width > window.innerWidth ? Math.max(0, left - width - 32) : left}px`;
+    card.style.top = `${top + height > window.innerHeight ? Math.max(0, top - height - 32) : top}px`;
+  }
+  function canvasRect() {
+    return Bokeh.index.find_one(models.plot).canvas_view.el.getBoundingClientRect();
+  }
+
+  // --- click: the image's neighbours in feature space and on the map ---
+  function pointsView() {
+    return Bokeh.index.find_one(models.points);
+  }
+  function nearestOnScreen(sx, sy, radius) {
+    const view = pointsView();
+    const xs = view.coordinates.x_scale;
+    const ys = view.coordinates.y_scale;
+    const [x, y] = coords();
+    const mask = visible();
+    let best = -1;
+    let bestDistance = radius * radius;
+    for (let i = 0; i < N; i++) {
+      if (mask && !mask[i]) continue;
+      const dx = xs.compute(x[i]) - sx;
+      const dy = ys.compute(y[i]) - sy;
+      const d = dx * dx + dy * dy;
+      if (d <= bestDistance) {
+        best = i;
+        bestDistance = d;
+      }
+    }
+    return best;
+  }
+  function tap(event) {
+    const i = nearestOnScreen(event.sx, event.sy, 12);
+    if (i >= 0) focus(i);
+  }
+  function featureNeighbours(i) {
+    const s = set();
+    const all = decode(s.neighbours, Int32Array);
+    const distances = decode(s.distances, Float32Array);
+    const out = [];
+    for (let j = 0; j < s.k; j++) {
+      const n = all[i * s.k + j];
+      if (n >= 0) out.push([n, distances[i * s.k + j]]);
+    }
+    return out;
+  }
+  function mapNeighbours(i, k) {
+    const [x, y] = coords();
+    const best = []; // [index, squared distance], ascending, at most k
+    for (let j = 0; j < N; j++) {
+      if (j === i) continue;
+      const dx = x[j] - x[i];
+      const dy = y[j] - y[i];
+      const d = dx * dx + dy * dy;
+      if (best.length === k && d >= best[k - 1][1]) continue;
+      let at = best.length;
+      while (at > 0 && best[at - 1][1] > d) at--;
+      best.splice(at, 0, [j, d]);
+      if (best.length > k) best.pop();
+    }
+    return best.map(([j, d]) => [j, Math.sqrt(d)]);
+  }
+  function imageUrl(i) {
+    return DATA.image_base + DATA.paths[i].split("/").map(encodeURIComponent).join("/");
+  }
+  function neighbourList(title, list, others) {
+    const box = make("div", "list");
+    box.appendChild(make("h2", "", title));
+    for (const [j, distance] of list) {
+      const row = make("div", `neighbour${others.has(j) ? " shared" : ""}`);
+      row.dataset.index = String(j);
+      const text = make("div", "text");
+      const first = make("div", "", label(j));
+      if (others.has(j)) first.appendChild(make("span", "both", " ●"));
+      text.appendChild(first);
+      text.appendChild(make("div", "distance", `distance ${fmt(distance)}`));
+      row.title = DATA.paths[j];
+      row.append(thumb(j, 48), text);
+      row.addEventListener("click", () => focus(j));
+      box.appendChild(row);
+    }
+    return box;
+  }
+  function focus(i) {
+    state.focus = i;
+    const [x, y] = coords();
+    const features = featureNeighbours(i);
+    const k = set().k;
+    const map = mapNeighbours(i, k);
+    const inMap = new Set(map.map(([j]) => j));
+    const inFeatures = new Set(features.map(([j]) => j));
+    const kept = features.filter(([j]) => inMap.has(j)).length;
+    models.focus.data = { x: [x[i]], y: [y[i]] };
+    models.links.data = {
+      x0: features.map(() => x[i]),
+      y0: features.map(() => y[i]),
+      x1: features.map(([j]) => x[j]),
+      y1: features.map(([j]) => y[j]),
+    };
+    const panel = el("neighbours");
+    const head = make("div", "focus-head");
+    head.append(thumb(i, Math.max(T.cell, 96)), fields(i));
+    const open = make("a", "open", "open the image");
+    open.href = imageUrl(i);
+    open.target = "_blank";
+    open.rel = "noopener";
+    head.querySelector(".fields").appendChild(open);
+    const summary = make(
+      "p",
+      "summary",
+      `${kept} of its ${features.length} nearest in feature space are among its ${map.length} nearest on the map ` +
+        "(● in both); lines on the map go to its feature-space neighbours.",
+    );
+    const columns = make("div", "columns");
+    columns.append(
+      neighbourList(`feature space (${set().id})`, features, inMap),
+      neighbourList("on the map", map, inFeatures),
+    );
+    panel.replaceChildren(head, summary, columns);
+    panel.dataset.index = String(i);
+  }
+
+  // --- search ---
+  let lowerPaths = null;
+  function search(query) {
+    const q = query.trim().toLowerCase();
+    state.matches = [];
+    if (q) {
+      lowerPaths = lowerPaths || DATA.paths.map((p) => p.toLowerCase());
+      const classHit = DATA.classes.map((c) => c.toLowerCase().includes(q));
+      for (let i = 0; i < N; i++) if (classHit[labelCodes[i]] || lowerPaths[i].includes(q)) state.matches.push(i);
+    }
+    el("search-count").textContent = q ? `${state.matches.length.toLocaleString("en")} of ${N.toLocaleString("en")} match` : "";
+    el("select-matches").disabled = state.matches.length === 0;
+    showMatches();
+    return state.matches.length;
+  }
+  function showMatches() {
+    const [x, y] = coords();
+    models.matches.data = { x: state.matches.map((i) => x[i]), y: state.matches.map((i) => y[i]) };
+  }
+
+  // --- selection and its CSV ---
+  function selected() {
+    return Array.from(models.source.selected.indices).sort((a, b) => a - b);
+  }
+  function selectionChanged() {
+    const n = selected().length;
+    el("selection-count").textContent = n ? `${n.toLocaleString("en")} selected` : "";
+    el("export-selection").disabled = n === 0;
+    el("clear-selection").disabled = n === 0;
+  }
+  function csvField(value) {
+    const text = String(value);
+    return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  }
+  function selectionCsv() {
+    const [x, y] = coords();
+    const predicted = DATA.predicted[run().set];
+    const header = ["path", "label", "x", "y"].concat(predicted ? ["predicted"] : [], DATA.metadata.columns);
+    const lines = [header.map(csvField).join(",")];
+    for (const i of selected()) {
+      const row = [DATA.paths[i], label(i), x[i].toPrecision(7), y[i].toPrecision(7)];
+      if (predicted) row.push(predicted[i]);
+      DATA.metadata.values.forEach((values) => row.push(values[i]));
+      lines.push(row.map(csvField).join(","));
+    }
+    return lines.join("\r\n") + "\r\n";
+  }
+  function downloadSelection() {
+    const blob = new Blob([selectionCsv()], { type: "text/csv;charset=utf-8" });
+    const link = make("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = "tsne-atlas-selection.csv";
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  }
+
+  // --- start, once BokehJS has built the plot ---
+  function controls() {
+    const runSelect = el("run-select");
+    DATA.runs.forEach((r, k) => runSelect.appendChild(Object.assign(make("option", "", r.label), { value: String(k) })));
+    runSelect.addEventListener("change", () => showRun(Number(runSelect.value)));
+    const colourSelect = el("colour-select");
+    DATA.colourings.forEach((c, k) => colourSelect.appendChild(Object.assign(make("option", "", c.name), { value: String(k) })));
+    colourSelect.addEventListener("change", () => {
+      state.colouring = Number(colourSelect.value);
+      applyColour();
+    });
+    let timer = null;
+    el("search").addEventListener("input", (event) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => search(event.target.value), 120);
+    });
+    el("select-matches").addEventListener("click", () => {
+      models.source.selected.indices = state.matches.slice();
+    });
+    el("clear-selection").addEventListener("click", () => {
+      models.source.selected.indices = [];
+    });
+    el("export-selection").addEventListener("click", downloadSelection);
+  }
+  function start() {
+    const doc = window.Bokeh && Bokeh.documents[0];
+    const points = doc && doc.get_model_by_name("points");
+    if (!points || !Bokeh.index.find_one(points)) {
+      setTimeout(start, 25);
+      return;
+    }
+    models = {
+      plot: doc.get_model_by_name("plot"),
+      points,
+      source: points.data_source,
+      filter: points.view.filter,
+      mapper: doc.get_model_by_name("colour-mapper"),
+      matches: doc.get_model_by_name("matches-source"),
+      focus: doc.get_model_by_name("focus-source"),
+      links: doc.get_model_by_name("neighbour-links-source"),
+    };
+    atlasStyles();
+    controls();
+    applyColour();
+    window.tsneAtlas.ready = true;
+    document.documentElement.dataset.explorerReady = "true";
+  }
+
+  window.tsneAtlas = { ready: false, hover, tap, selectionChanged, focus, search, selectionCsv, state, data: DATA };
+  start();
+})();
