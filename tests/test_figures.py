@@ -60,11 +60,83 @@ def scatter(tsv, meta, png, svg, features=None):
 
 def test_layout_keeps_aspect_stays_on_canvas_and_matches_scatter_orientation():
     coords = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 5.0], [10.0, 5.0]])
+    assert rm.canvas_shape(coords, canvas_size=110, tile_size=10) == (110, 60)  # 10 + 100 / 2
     pos = rm.layout_positions(coords, canvas_size=110, tile_size=10)
-    assert pos.min() >= 0 and pos.max() <= 100
     assert pos[1, 0] - pos[0, 0] == 100  # x spans the canvas
     assert pos[0, 1] - pos[2, 1] == 50  # y has half the span (equal aspect) and points up
-    assert pos[0, 1] == 75  # ...centred vertically
+    assert pos[0, 1] == 50 and pos[2, 1] == 0  # ...and spans the (shorter) canvas: no blank band
+
+
+@pytest.mark.parametrize(
+    "extent, shape",
+    [
+        ((2.0, 1.0), (2000, 70 + 965)),  # 2 : 1: one tile plus half the long side's 1930 px of corners
+        ((1.0, 2.0), (70 + 965, 2000)),  # 1 : 2: the same, standing up
+        ((2.3, 1.0), (2000, 70 + 839)),  # the demo's shape: 1930 / 2.3 = 839.1
+        ((1.0, 1.0), (2000, 2000)),
+    ],
+)
+def test_canvas_follows_the_embeddings_aspect_with_the_long_side_canvas_size(extent, shape):
+    rng = np.random.default_rng(0)
+    coords = np.vstack([[0.0, 0.0], extent, rng.uniform(size=(50, 2)) * extent]) - 7.0
+    assert rm.canvas_shape(coords, 2000, 70) == shape
+    pos = rm.layout_positions(coords, 2000, 70)
+    room = np.array(shape) - 70
+    # Tiles reach all four edges of the canvas...
+    assert pos.min(axis=0).tolist() == [0, 0] and pos.max(axis=0).tolist() == room.tolist()
+    # ...at one scale for x and y: the corners' spread has the embedding's aspect (to a pixel of rounding).
+    spread = np.ptp(pos, axis=0)
+    assert spread[0] * extent[1] == pytest.approx(spread[1] * extent[0], abs=max(extent))
+
+
+@pytest.mark.parametrize(
+    "coords, shape, first",
+    [
+        ([[0.0, 3.0], [5.0, 3.0], [9.0, 3.0]], (300, 30), (0, 0)),  # on a horizontal line: one tile high
+        ([[2.0, 0.0], [2.0, 5.0], [2.0, 9.0]], (30, 300), (0, 270)),  # on a vertical line: one tile wide
+        ([[4.0, 4.0]], (300, 30), (135, 0)),  # one point: a strip one tile high, the tile centred
+        ([[4.0, 4.0], [4.0, 4.0]], (300, 30), (135, 0)),  # several points, all in one place
+    ],
+)
+def test_degenerate_embeddings_get_a_canvas_one_tile_thick(coords, shape, first):
+    assert rm.canvas_shape(np.array(coords), 300, 30) == shape
+    pos = rm.layout_positions(np.array(coords), 300, 30)
+    assert tuple(pos[0]) == first and (pos >= 0).all() and (pos <= np.array(shape) - 30).all()
+
+
+def test_legend_is_the_canvas_width_unless_the_canvas_is_tall_and_thin():
+    assert canvas.legend_width(2000, 2000) == 2000
+    assert canvas.legend_width(2000, 870) == 2000  # a wide canvas: its own width
+    assert canvas.legend_width(300, 1000) == 600  # LEGEND_MIN_WIDTH at text unit 1
+    assert canvas.legend_width(70, 2000) == 1200  # text twice the size: twice the minimum
+    assert canvas.legend_width(140, 200) == 200  # never wider than the canvas' long side
+
+
+def test_tall_thin_mosaic_keeps_a_legible_legend_below_its_centred_canvas(image_folder):
+    paths = sorted(image_folder.rglob("*.png"))
+    coords = np.column_stack([np.linspace(0, 1, len(paths)), np.linspace(0, 20, len(paths))])  # 1 : 20
+    width, height = rm.canvas_shape(coords, 2000, 26)
+    assert (width, height) == (26 + 99, 2000)
+    classes = ["ant", "bee", "cat"]
+    labels = np.array([["ant", "bee", "cat"].index(p.parent.name) for p in paths])
+    image = rm.render_mosaic(coords, paths, labels, classes, 2000, 20, 3, "white", RANDOM_WEIGHTS_NOTE)
+    assert image.shape[1] == 1200 and image.shape[0] > 2000  # the strip's width, not the canvas's 125 px
+    # The canvas is centred over the strip; its tiles span it (the last to a pixel of rounding).
+    left = (1200 - width) // 2
+    drawn = np.flatnonzero((image[:2000] != 255).any(axis=(0, 2)))
+    assert drawn.min() == left and left + width - 2 <= drawn.max() <= left + width - 1
+    # The strip is the one legend_strip draws at that width, its text sized by the 2000-px long side.
+    colours = [colour_bgr255(c) for c in class_colours(3)]
+    strip = canvas.legend_strip(classes, colours, 1200, (255, 255, 255), RANDOM_WEIGHTS_NOTE, text_size=2000)
+    np.testing.assert_array_equal(image[2000:], strip)
+    assert strip.shape[0] > canvas.legend_strip(classes, colours, 1200, (255, 255, 255), RANDOM_WEIGHTS_NOTE).shape[0]
+
+
+def test_degenerate_embeddings_render(image_folder):
+    paths = sorted(image_folder.rglob("*.png"))[:3]
+    for coords in (np.zeros((1, 2)), np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 2.0]])):
+        image = rm.render_mosaic(coords, paths, np.zeros(len(coords), int), ["ant"], 300, 20, 3, "black")
+        assert max(image.shape[:2]) >= 300 and (image != 0).any()
 
 
 @pytest.fixture
@@ -92,22 +164,24 @@ def test_mosaic_places_framed_thumbnails_and_is_reproducible(embedding, tmp_path
     mosaic(str(tsv), str(meta), str(root), str(tmp_path / "b.png"), 200, 20, 3, "white")
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     image = cv2.imread(str(tmp_path / "a.png"))
-    assert image.shape[1] == 200 and image.shape[0] > 200  # legend strip below the canvas
+    # A 3 : 2 embedding: the canvas is 200 x (one 26-px tile + 174 * 2/3), the legend strip below it.
+    height = 26 + 116
+    assert image.shape[1] == 200 and image.shape[0] > height
     colours = [colour_bgr255(c) for c in class_colours(3)]
     tile = 20 + 2 * 3
     coords = np.array([[i % 4 * 10.0, i // 4 * 10.0] for i in range(12)])
     positions = rm.layout_positions(coords, 200, tile)
     # Point 0 (ant) has the lowest y, so it is drawn lowest; point 11 (cat) is top-right.
-    assert positions[0, 1] > positions[11, 1] and positions[11, 0] == 200 - tile
+    assert positions[0, 1] == height - tile and positions[11].tolist() == [200 - tile, 0]
     for index, colour in ((0, colours[0]), (11, colours[2])):
         x, y = positions[index]
         top = y + (tile - (16 + 6)) // 2  # 20x16 images: framed 26x22, centred in the tile
         assert tuple(image[top, x + tile // 2]) == colour  # the class-coloured border
         assert tuple(image[top + 11, x + tile // 2]) not in colours  # the image inside it
     # Somewhere in the middle of the canvas is empty background.
-    assert (image[:200][image[:200].sum(axis=2) == 765]).size > 0
+    assert (image[:height][image[:height].sum(axis=2) == 765]).size > 0
     # The random-weights note is drawn in red below the legend.
-    strip = image[200:]
+    strip = image[height:]
     assert ((strip[:, :, 2] > 150) & (strip[:, :, 1] < 80)).any()
 
 
@@ -256,8 +330,10 @@ def test_mosaic_above_max_images_draws_a_fixed_subsample_and_says_so(embedding30
     mosaic(str(tsv), str(meta), str(root), str(tmp_path / "all.png"), 200, 20, 3, "white", max_images=30)
     assert seen["note"] == RANDOM_WEIGHTS_NOTE and len(seen["paths"]) == 30
     capped, full = cv2.imread(str(tmp_path / "a.png")), cv2.imread(str(tmp_path / "all.png"))
-    assert capped.shape[0] > full.shape[0] and capped.shape[1] == full.shape[1] == 200
-    red = (capped[200:, :, 2] > 150) & (capped[200:, :, 1] < 80)
+    # Each canvas follows the aspect of the points it draws; the legend strips are what lies below.
+    capped_h, full_h = rm.canvas_shape(coords[keep], 200, 26)[1], rm.canvas_shape(coords, 200, 26)[1]
+    assert capped.shape[0] - capped_h > full.shape[0] - full_h and capped.shape[1] == full.shape[1] == 200
+    red = (capped[capped_h:, :, 2] > 150) & (capped[capped_h:, :, 1] < 80)
     rows = np.flatnonzero(red.any(axis=1))
     assert rows.max() - rows.min() > 20  # two lines of red text
     assert np.flatnonzero(red.any(axis=0)).max() < 200 - 5  # long lines shrink to fit the width

@@ -11,6 +11,8 @@ from .jobs import atomic_path
 
 BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0)}
 NOTE_BGR = (1, 31, 189)
+# Narrowest legend strip at text unit 1: three or four class names a line, and a note that stays legible.
+LEGEND_MIN_WIDTH = 600
 
 
 def load_thumbnail(path: str | os.PathLike, thumb_size: int) -> np.ndarray:
@@ -23,14 +25,41 @@ def load_thumbnail(path: str | os.PathLike, thumb_size: int) -> np.ndarray:
     return cv2.cvtColor(cv2.resize(rgb, size, interpolation=interpolation), cv2.COLOR_RGB2BGR)
 
 
-def legend_strip(classes: list[str], colours_bgr: list[tuple], width: int, background, note: str | None) -> np.ndarray:
+def text_unit(size: int) -> float:
+    """Text scale for a figure ``size`` pixels across: 1 up to 1000 px, then in proportion.
+
+    Text grows with the canvas so it stays readable when the PNG is scaled to fit a screen.
+    """
+    return max(1.0, size / 1000)
+
+
+def legend_width(canvas_width: int, long_side: int) -> int:
+    """Width of the legend strip under a canvas ``canvas_width`` wide whose longer side is ``long_side``.
+
+    At least the canvas' width; a canvas narrower than LEGEND_MIN_WIDTH (at its text size)
+    gets a wider strip, so a tall, thin mosaic keeps a legend of a few classes a line and a
+    note that is not shrunk to nothing. Never wider than ``long_side``: a small canvas keeps
+    the small legend it had.
+    """
+    return max(canvas_width, min(long_side, round(LEGEND_MIN_WIDTH * text_unit(long_side))))
+
+
+def legend_strip(
+    classes: list[str],
+    colours_bgr: list[tuple],
+    width: int,
+    background,
+    note: str | None,
+    text_size: int | None = None,
+) -> np.ndarray:
     """A strip of colour swatches and class names, wrapped to ``width``, plus the note.
 
     ``note`` may hold several lines (separated by newlines); each gets its own line, its
-    text shrunk when it would not fit the strip's width.
+    text shrunk when it would not fit the strip's width. ``text_size`` (default ``width``)
+    is the figure's longer side, which sets the size of the text: a tall figure is scaled
+    to fit a screen by its height, so its legend must not be sized by its narrow width.
     """
-    # Text grows with the canvas so it stays readable when the PNG is scaled to fit a screen.
-    unit = max(1.0, width / 1000)
+    unit = text_unit(text_size or width)
     font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.6 * unit, max(1, round(unit))
     pad, box, line_h = round(12 * unit), round(18 * unit), round(28 * unit)
     text_colour = (0, 0, 0) if sum(background) > 382 else (255, 255, 255)
