@@ -72,7 +72,7 @@ format: $(STAMP)
 # The README's pictures: the demo run's, the layer comparison's and the digits' outputs, downscaled for the page.
 readme-figures: run compare-layers digits system-deps
 	$(VENV)/bin/python tools/make_readme_figures.py results docs --compare results/compare-layers --digits results/digits
-	PYTHONPATH=scripts $(VENV)/bin/python tools/screenshot_page.py results/explorer.html docs/demo-explorer.png --hover --height 880
+	PYTHONPATH=scripts $(VENV)/bin/python tools/screenshot_page.py results/explorer.html docs/demo-explorer.png --click --width 1400 --height 900
 
 clean:
 	rm -rf results .snakemake

@@ -381,6 +381,7 @@ RULES = {
     "mosaic",
     "grid_mosaic",
     "sweep_overview",
+    "explorer_thumbnails",
     "explorer",
     "find_suspects",
     "suspects_figures",

@@ -1,15 +1,15 @@
-"""The explorer page, built from a small sweep and checked in a real headless Chromium.
+"""The explorer page, built from a small sweep and driven in a real headless Chromium.
 
 The browser is Debian's chromium with its chromium-driver (tools/install_system_deps.sh);
 when either is missing these tests fail and say so, they never skip.
 """
 
-import base64
 import contextlib
-import html
-import io
+import csv
 import json
 import re
+import time
+import urllib.parse
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,15 +17,24 @@ import numpy as np
 import pytest
 from PIL import Image
 from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.ui import WebDriverWait
+from sklearn.neighbors import NearestNeighbors
 
 import headless_browser as hb
 from conftest import rule_job, write_embedding
 from tsne_atlas import explorer as bx
 from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE
-from tsne_atlas.files.runs import read_embedding
+from tsne_atlas.files.explorer_page import script_json
+from tsne_atlas.files.manifest import write_images
+from tsne_atlas.files.thumbnails import read_index
+from tsne_atlas.files.tsne_inputs import write_neighbors
 from tsne_atlas.jobs import AtlasError, run_rule
 from tsne_atlas.subsample import fixed_subsample
+from tsne_atlas.suspects import label_disagreement
+from tsne_atlas.thumbnails import explorer_thumbnails, thumbnail
 
 HOSTILE_FILE = "<img src=x onerror=alert(1)>.png"
 HOSTILE_CLASS = "<u>owl"
@@ -34,6 +43,7 @@ HOSTILE_COLUMN = "<b>source</b>"
 HOSTILE_PREDICTION = "<i>tench</i>"
 COUNTS = {"ant": 3, "bee": 3, HOSTILE_CLASS: 2}
 THUMB_SIZE = 32
+K = 3  # neighbours listed per clicked image; the graph holds 4
 # Two runs, given out of (perplexity, seed) order: the menu sorts them.
 RUNS = (
     {"features": "net", "perplexity": 30.0, "seed": 1, "kl_divergence": 0.4},
@@ -75,30 +85,56 @@ def write_predictions(path: Path, paths: list[str]) -> Path:
     return path
 
 
-def write_runs(folder: Path, paths: list[str], weights_random: bool = True) -> tuple[list, dict]:
-    """Embeddings on a well-spaced grid (one point per cell, so a hover hits one point).
+def write_plain_features(path: Path, paths: list[str]) -> str:
+    """A features file without predictions."""
+    from tsne_atlas.files.features import write_features
 
-    The second run puts every image in another cell. Returns the (tsv, json) pairs and
-    each run's coordinates keyed by (perplexity, seed).
-    """
+    n = len(paths)
+    write_features(path, [{"n": np.zeros((n, 2), np.float32)}], n, paths, {}, {"n": "n"}, predictions="none: test")
+    return str(path)
+
+
+def grid(n: int, columns: int = 4) -> np.ndarray:
+    """Well-spaced points, one per cell, so a hover or a click hits one point."""
+    return np.array([[i % columns * 10.0, i // columns * 10.0] for i in range(n)])
+
+
+def write_runs(folder: Path, paths: list[str], weights_random: bool = True, features: str = "net") -> tuple[list, dict]:
+    """Two runs on a grid; the second puts every image in another cell. Returns the (tsv, json) pairs
+    and each run's coordinates keyed by (perplexity, seed)."""
     labels = [p.split("/")[0] for p in paths]
-    grid = np.array([[i % 4 * 10.0, i // 4 * 10.0] for i in range(len(paths))])
     pairs, coords = [], {}
     for k, run in enumerate(RUNS):
-        run_coords = grid[::-1] + k if k else grid  # run 1: reversed order, shifted
+        run_coords = grid(len(paths))[::-1] + k if k else grid(len(paths))
         meta = {
             **run,
-            "classes": sorted(COUNTS),
+            "features": features,
+            "classes": sorted(set(labels)),
             "weights_random": weights_random,
             "model": "resnet18",
             "n_images": len(paths),
             "implementation": "opentsne",
         }
-        tsv, meta_json = folder / f"run{k}.tsv", folder / f"run{k}.json"
+        tsv, meta_json = folder / f"{features}-run{k}.tsv", folder / f"{features}-run{k}.json"
         write_embedding(str(tsv), str(meta_json), paths, labels, run_coords, meta, hostile_metadata(paths))
         pairs.append((str(tsv), str(meta_json)))
         coords[run["perplexity"], run["seed"]] = run_coords
     return pairs, coords
+
+
+def write_graph(path: Path, n: int, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An exact k-NN graph of random features, as tsne_neighbors writes it."""
+    features = np.random.default_rng(seed).normal(size=(n, 5))
+    distances, indices = NearestNeighbors(n_neighbors=k + 1).fit(features).kneighbors(features)
+    write_neighbors(path, indices[:, 1:], distances[:, 1:])
+    return indices[:, 1:], distances[:, 1:]
+
+
+def write_thumbnails(folder: Path, root: Path, paths: list[str], thumb_size: int, max_images: int = 5000) -> Path:
+    images = folder / "images.csv"
+    write_images(images, paths, ["0" * 64] * len(paths))
+    explorer_thumbnails(str(images), str(root), str(folder / "explorer"), thumb_size, max_images, threads=1)
+    return folder / "explorer"
 
 
 @pytest.fixture(scope="module")
@@ -106,20 +142,44 @@ def sweep(tmp_path_factory) -> SimpleNamespace:
     folder = tmp_path_factory.mktemp("explorer")
     paths = write_dataset(folder / "data")
     runs, coords = write_runs(folder, paths)
-    page = folder / "explorer.html"
-    features = {"net": str(write_predictions(folder / "net.h5", paths))}
-    bx.build_explorer(
-        runs, manifest_of(runs), folder / "data", page, thumb_size=THUMB_SIZE, max_images=5000, features_files=features
+    graph, distances = write_graph(folder / "k-4.npz", len(paths))
+    thumbnails = write_thumbnails(folder, folder / "data", paths, THUMB_SIZE)
+    sweep = SimpleNamespace(
+        folder=folder,
+        root=folder / "data",
+        paths=paths,
+        runs=runs,
+        coords=coords,
+        graph=graph,
+        distances=distances,
+        thumbnails=thumbnails,
+        features={"net": str(write_predictions(folder / "net.h5", paths))},
+        neighbors={"net": str(folder / "k-4.npz")},
+        html=folder / "explorer.html",
     )
-    return SimpleNamespace(
-        folder=folder, root=folder / "data", paths=paths, runs=runs, coords=coords, html=page, features=features
+    build(sweep, sweep.html)
+    return sweep
+
+
+def build(sweep, page: Path, **changes) -> None:
+    arguments = dict(
+        runs=sweep.runs,
+        manifest=manifest_of(sweep.runs),
+        root=sweep.root,
+        output=page,
+        thumbnails=sweep.thumbnails,
+        features_files=sweep.features,
+        neighbors_files=sweep.neighbors,
+        inline_max_images=5000,
+        neighbours=K,
     )
+    bx.build_explorer(**{**arguments, **changes})
 
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory):
     try:
-        browser = hb.start_chromium(tmp_path_factory.mktemp("chromium-profile"), width=1280, height=960)
+        browser = hb.start_chromium(tmp_path_factory.mktemp("chromium-profile"), width=1400, height=960)
     except AtlasError as err:
         pytest.fail(str(err), pytrace=False)
     try:
@@ -128,14 +188,18 @@ def driver(tmp_path_factory):
         browser.quit()
 
 
-@pytest.fixture
-def page(driver, sweep):
-    """The explorer freshly loaded, with the browser console emptied beforehand."""
+def open_fresh(driver, html: Path):
+    """The page freshly loaded, with the browser console emptied beforehand."""
     with contextlib.suppress(NoAlertPresentException):
         driver.switch_to.alert.dismiss()  # left open by a failed test: it would block this one
     driver.get_log("browser")
-    hb.open_page(driver, sweep.html)
+    hb.open_page(driver, html)
     return driver
+
+
+@pytest.fixture
+def page(driver, sweep):
+    return open_fresh(driver, sweep.html)
 
 
 def severe_console_messages(driver) -> list[str]:
@@ -149,18 +213,8 @@ def model_value(driver, name: str, expression: str):
     )
 
 
-def column(driver, renderer: str, field: str) -> list:
-    return model_value(driver, renderer, f"Array.from(m.data_source.data[{json.dumps(field)}])")
-
-
-def find_point(driver, path: str) -> tuple[str, int]:
-    """(renderer name, index in its source) of the image ``path``."""
-    for class_index in range(len(COUNTS)):
-        name = bx.renderer_name(class_index)
-        paths = column(driver, name, "path")
-        if path in paths:
-            return name, paths.index(path)
-    raise AssertionError(f"{path} is in no renderer")
+def points_column(driver, field: str) -> list:
+    return model_value(driver, bx.POINTS_NAME, f"Array.from(m.data_source.data[{json.dumps(field)}])")
 
 
 def count_deep(driver, condition_js: str) -> int:
@@ -173,68 +227,176 @@ def assert_no_alert(driver) -> None:
         driver.switch_to.alert
 
 
+def choose(driver, select_id: str, text: str) -> None:
+    """Pick an entry of one of the page's menus by its visible text, as a user would."""
+    Select(driver.find_element("id", select_id)).select_by_visible_text(text)
+    hb.wait_for_paint(driver)
+
+
+def search(driver, text: str) -> str:
+    """Type into the search box (after clearing it) and return the count it shows."""
+    box = driver.find_element("id", "search")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.BACKSPACE)  # as a user empties it (WebDriver's clear() fires no input event)
+    box.send_keys(text)
+    WebDriverWait(driver, 5).until(lambda d: d.execute_script("return tsneAtlas.state.query") == text.strip().lower())
+    return driver.find_element("id", "search-count").text
+
+
+def click_point(driver, index: int) -> None:
+    hb.move_to_point(driver, index, click=True)
+    WebDriverWait(driver, 5).until(
+        lambda d: d.execute_script("return document.getElementById('neighbours').dataset.index") == str(index)
+    )
+
+
+def panel_indices(driver) -> list[list[int]]:
+    """The image indices the neighbours panel lists: [feature space, on the map]."""
+    return driver.execute_script(
+        """return Array.from(document.querySelectorAll('#neighbours .list'))
+            .map((list) => Array.from(list.querySelectorAll('.neighbour')).map((n) => Number(n.dataset.index)));"""
+    )
+
+
 def test_browser_check_names_the_install_script(tmp_path):
     with pytest.raises(AtlasError, match="tools/install_system_deps.sh"):
         hb.check_browser(tmp_path / "chromium", tmp_path / "chromedriver")
 
 
-def test_page_is_self_contained_and_byte_reproducible(sweep, tmp_path):
+def test_small_page_is_self_contained_and_byte_reproducible(sweep, tmp_path):
     text = sweep.html.read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]*\bsrc=|<link[^>]*\bhref=", text), "the page loads an external resource"
-    bx.build_explorer(
-        sweep.runs,
-        manifest_of(sweep.runs),
-        sweep.root,
-        tmp_path / "again.html",
-        thumb_size=THUMB_SIZE,
-        max_images=5000,
-        features_files=sweep.features,
-    )
-    assert (tmp_path / "again.html").read_bytes() == sweep.html.read_bytes()
+    assert "atlas-0000.jpg" not in text and text.count("data:image/jpeg;base64,") == 1  # 9 images: one atlas
+    build(sweep, sweep.folder / "again.html")  # beside it: the page links the images relative to itself
+    assert (sweep.folder / "again.html").read_bytes() == sweep.html.read_bytes()
 
 
 def test_page_loads_without_console_errors_and_holds_every_point(page, sweep):
     assert severe_console_messages(page) == []
-    n_points = sum(model_value(page, bx.renderer_name(i), "m.data_source.data.x.length") for i in range(len(COUNTS)))
-    assert n_points == len(sweep.paths) == 9
-    assert model_value(page, bx.renderer_name(0), "m.data_source.data.label[0]") == HOSTILE_CLASS
-    # One legend, beside the plot, whose entries hide their class when clicked.
-    assert model_value(page, bx.PLOT_NAME, "m.right.filter((r) => r.type == 'Legend').map((r) => r.click_policy)") == [
-        "hide"
-    ]
-    assert model_value(page, bx.PLOT_NAME, "m.match_aspect") is True
+    assert len(points_column(page, "x")) == page.execute_script("return tsneAtlas.data.n") == len(sweep.paths) == 9
+    assert model_value(page, bx.PLOT_NAME, "[m.match_aspect, m.output_backend]") == [True, "webgl"]
+    legend = page.find_element("id", "legend").text
+    assert "ant\n4" in legend and "bee\n3" in legend and f"{HOSTILE_CLASS}\n2" in legend
 
 
-def test_hover_shows_thumbnail_path_and_class(page, sweep):
-    name, index = find_point(page, "bee/bee_1.png")
-    hb.hover_point(page, name, index)
-    tooltips = hb.visible_tooltips(page)
-    assert len(tooltips) == 1
-    tip = tooltips[0]
-    assert "bee/bee_1.png" in tip["text"] and "class: bee" in tip["text"]
-    src = re.search(r'<img src="(data:image/png;base64,[^"]+)"', tip["html"]).group(1)
-    with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as thumb:
-        assert thumb.format == "PNG" and thumb.mode == "RGB" and thumb.size == (THUMB_SIZE, 24)  # 40x30 image
+def atlas_cell(sweep, index: int) -> np.ndarray:
+    thumbs = read_index(sweep.thumbnails)
+    name, left, top = thumbs.position(index)
+    with Image.open(sweep.thumbnails / name) as atlas:
+        return np.asarray(atlas.convert("RGB").crop((left, top, left + thumbs.cell, top + thumbs.cell)), dtype=float)
+
+
+def test_hover_shows_the_images_own_thumbnail_path_and_fields(page, sweep):
+    index = sweep.paths.index("bee/bee_1.png")
+    card = hb.hover_point(page, index)
+    assert card["thumb"] == index
+    assert "bee/bee_1.png" in card["text"] and "class: bee" in card["text"]
+    assert f"predicted: {HOSTILE_PREDICTION} (90%)" in card["text"]
+    # The cell the card shows is that image's thumbnail (JPEG: nearly), and not another's.
+    own = np.asarray(thumbnail(sweep.root / "bee/bee_1.png", THUMB_SIZE), dtype=float)
+    other = np.asarray(thumbnail(sweep.root / "ant/ant_0.png", THUMB_SIZE), dtype=float)
+    assert np.abs(atlas_cell(sweep, index) - own).mean() < 4 < np.abs(atlas_cell(sweep, index) - other).mean()
+    shown = page.execute_script(
+        "const t = document.querySelector('#hover-card .thumb'); const s = getComputedStyle(t);"
+        "return [s.backgroundImage.slice(0, 27), s.width, s.backgroundPosition];"
+    )
+    thumbs = read_index(sweep.thumbnails)
+    _, left, top = thumbs.position(index)
+    assert shown == ['url("data:image/jpeg;base64', f"{THUMB_SIZE}px", f"{-left}px {-top}px"]
     assert severe_console_messages(page) == []
 
 
-def test_hostile_file_and_class_names_show_as_text_and_run_nothing(page):
-    hostile_path = f"ant/{HOSTILE_FILE}"
-    hb.hover_point(page, *find_point(page, hostile_path))
-    tip = hb.visible_tooltips(page)[0]
-    assert hostile_path in tip["text"]
-    assert html.escape(hostile_path, quote=False) in tip["html"]
-    assert "data:image/png;base64," in tip["html"]  # its own thumbnail is shown all the same
-    owl = f"{HOSTILE_CLASS}/{HOSTILE_CLASS}_0.png"
-    hb.hover_point(page, *find_point(page, owl))
-    tip = hb.visible_tooltips(page)[0]
-    assert owl in tip["text"] and f"class: {HOSTILE_CLASS}" in tip["text"]
+def test_click_lists_k_neighbours_in_feature_space_beside_those_on_the_map(page, sweep):
+    index = sweep.paths.index("ant/ant_1.png")
+    click_point(page, index)
+    features, on_map = panel_indices(page)
+    assert features == list(sweep.graph[index, :K])  # the sweep's graph, nearest first
+    coords = sweep.coords[min(sweep.coords)]  # the first run in the menu
+    distances = np.linalg.norm(coords - coords[index], axis=1)
+    distances[index] = np.inf
+    assert on_map == list(np.argsort(distances, kind="stable")[:K])
+    kept = len(set(features) & set(on_map))
+    assert (
+        f"{kept} of its {K} nearest in feature space are among its {K} nearest on the map"
+        in page.find_element("id", "neighbours").text
+    )
+    # Lines on the map from the clicked image to its feature-space neighbours.
+    links = model_value(page, "neighbour-links-source", "[Array.from(m.data.x1), Array.from(m.data.y1)]")
+    assert np.allclose(np.array(links).T, coords[features])
+    # A neighbour's entry is clickable: it becomes the clicked image.
+    page.execute_script("document.querySelector('#neighbours .neighbour').click()")
+    assert page.execute_script("return document.getElementById('neighbours').dataset.index") == str(features[0])
+    link = page.execute_script("return document.querySelector('#neighbours a.open').getAttribute('href')")
+    assert urllib.parse.unquote(link) == f"data/{sweep.paths[features[0]]}" and not re.search(r"[<> ]", link)
+    assert severe_console_messages(page) == []
+
+
+def test_search_counts_and_rings_the_matches_and_selects_them(page, sweep):
+    assert search(page, "bee") == "3 of 9 match"
+    assert len(model_value(page, "matches-source", "Array.from(m.data.x)")) == 3
+    assert search(page, "_1") == f"{sum('_1' in p for p in sweep.paths)} of 9 match"
+    assert search(page, "OWL") == "2 of 9 match"  # a label, any case
+    page.find_element("id", "select-matches").click()
+    assert sorted(model_value(page, bx.POINTS_NAME, "Array.from(m.data_source.selected.indices)")) == [
+        i for i, p in enumerate(sweep.paths) if p.startswith(HOSTILE_CLASS)
+    ]
+    assert page.find_element("id", "selection-count").text == "2 selected"
+    assert search(page, "") == ""
+    assert model_value(page, "matches-source", "m.data.x.length") == 0
+
+
+def test_box_selection_downloads_exactly_the_selected_rows(page, sweep, tmp_path):
+    hb.allow_downloads(page, tmp_path)
+    page.execute_script(
+        "const plot = Bokeh.documents[0].get_model_by_name('plot');"
+        "plot.toolbar.active_drag = plot.toolbar.tools.find((t) => t.constructor.__name__ === 'BoxSelectTool');"
+    )
+    # A box around the lowest row of the first run's grid (4 points), drawn on the screen.
+    coords = sweep.coords[min(sweep.coords)]
+    first_row = [i for i in range(len(sweep.paths)) if coords[i, 1] == coords[:, 1].min()]
+    corners = np.array([hb.point_position(page, i) for i in first_row])
+    (left, top), (right, bottom) = corners.min(axis=0) - 15, corners.max(axis=0) + 15
+    actions = ActionChains(page)
+    pointer = actions.w3c_actions.pointer_action
+    pointer.move_to_location(round(left), round(top))
+    pointer.pointer_down()
+    pointer.move_to_location(round((left + right) / 2), round((top + bottom) / 2))
+    pointer.move_to_location(round(right), round(bottom))
+    pointer.pointer_up()
+    actions.perform()
+    WebDriverWait(page, 5).until(lambda d: d.find_element("id", "selection-count").text == "4 selected")
+    page.find_element("id", "export-selection").click()
+    target = tmp_path / "tsne-atlas-selection.csv"
+    deadline = time.monotonic() + 10
+    while not target.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with open(target, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["path", "label", "x", "y", "predicted", HOSTILE_COLUMN]
+    assert [row[0] for row in rows[1:]] == [sweep.paths[i] for i in first_row]
+    for row, i in zip(rows[1:], first_row):
+        assert row[1] == sweep.paths[i].split("/")[0]
+        assert np.allclose([float(row[2]), float(row[3])], coords[i])
+        assert row[4:] == [f"{HOSTILE_PREDICTION} (90%)", hostile_metadata(sweep.paths)[HOSTILE_COLUMN][i]]
+    assert severe_console_messages(page) == []
+
+
+def test_hostile_names_metadata_predictions_and_search_input_stay_text(page, sweep):
+    hostile = sweep.paths.index(f"ant/{HOSTILE_FILE}")
+    card = hb.hover_point(page, hostile)
+    assert f"ant/{HOSTILE_FILE}" in card["text"] and card["thumb"] == hostile  # its own thumbnail all the same
+    assert f"{HOSTILE_COLUMN}: <script>window.pwned = " in card["text"]
+    owl = sweep.paths.index(f"{HOSTILE_CLASS}/{HOSTILE_CLASS}_0.png")
+    click_point(page, owl)
+    assert f"class: {HOSTILE_CLASS}" in page.find_element("id", "neighbours").text
+    choose(page, "colour-select", f"metadata: {HOSTILE_COLUMN}")
+    choose(page, "colour-select", "predicted class")
+    assert HOSTILE_PREDICTION in page.find_element("id", "legend").text
+    assert search(page, "<img src=x onerror=window.pwned=1>") == "0 of 9 match"
+    assert search(page, "<img src=x onerror=alert(1)>") == "1 of 9 match"
     assert_no_alert(page)
     assert count_deep(page, "el.tagName === 'IMG' && el.getAttribute('src') === 'x'") == 0
     assert count_deep(page, "el.tagName === 'U'") == 0
-    # Metadata (column name and value) and the network's prediction: text, never markup.
-    assert f"{HOSTILE_COLUMN}: <script>window.pwned = " in tip["text"]
-    assert f"predicted: {HOSTILE_PREDICTION} (90%)" in tip["text"]
     assert count_deep(page, "el.tagName === 'B' && el.textContent === 'source'") == 0
     assert count_deep(page, "el.tagName === 'I' && el.textContent === 'tench'") == 0
     assert count_deep(page, "el.tagName === 'SCRIPT' && el.textContent.startsWith('window.pwned')") == 0
@@ -244,39 +406,42 @@ def test_hostile_file_and_class_names_show_as_text_and_run_nothing(page):
 
 def test_run_menu_switches_coordinates_title_and_hover(page, sweep):
     first, second = sorted(sweep.coords)  # the menu lists runs by (perplexity, seed)
-    name, index = find_point(page, "bee/bee_0.png")
-    row = sweep.paths.index("bee/bee_0.png")
-    assert [column(page, name, "x")[index], column(page, name, "y")[index]] == list(sweep.coords[first][row])
-    labels = model_value(page, bx.SELECT_NAME, "m.options.map(([value, label]) => label)")
+    index = sweep.paths.index("bee/bee_0.png")
+    assert [points_column(page, "x")[index], points_column(page, "y")[index]] == list(sweep.coords[first][index])
+    labels = [option.text for option in Select(page.find_element("id", "run-select")).options]
     assert labels == ["net · perplexity 5, seed 0 (KL 0.90)", "net · perplexity 30, seed 1 (KL 0.40)"]
-    # Choose the other run in the real <select>, as a user would.
-    menu = page.execute_script(
-        "return Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name(arguments[0]))"
-        ".shadow_el.querySelector('select')",
-        bx.SELECT_NAME,
-    )
-    Select(menu).select_by_visible_text(labels[1])
-    hb.wait_for_paint(page)
-    assert model_value(page, bx.SELECT_NAME, "m.value") == "1"
-    assert [column(page, name, "x")[index], column(page, name, "y")[index]] == list(sweep.coords[second][row])
+    choose(page, "run-select", labels[1])
+    assert [points_column(page, "x")[index], points_column(page, "y")[index]] == list(sweep.coords[second][index])
     assert "perplexity 30, seed 1" in model_value(page, bx.PLOT_NAME, "m.title.text")
-    # The hover follows the point to its new place.
-    hb.hover_point(page, name, index)
-    assert "bee/bee_0.png" in hb.visible_tooltips(page)[0]["text"]
+    assert hb.hover_point(page, index)["thumb"] == index  # the hover follows the point to its new place
+    assert severe_console_messages(page) == []
+
+
+def test_colour_by_metadata_predictions_and_disagreement_and_legend_hides(page, sweep):
+    options = [option.text for option in Select(page.find_element("id", "colour-select")).options]
+    assert options == ["label", f"metadata: {HOSTILE_COLUMN}", "predicted class", "label disagreement"]
+    # Hiding a class in the legend hides its points (from hover and selection too).
+    bee = sorted(COUNTS).index("bee")
+    page.execute_script(f"document.querySelector('#legend .entry[data-code=\"{bee}\"]').click()")
+    visible = model_value(page, bx.POINTS_NAME, "m.view.filter.booleans")
+    assert visible == [not p.startswith("bee/") for p in sweep.paths]
+    hb.move_to_point(page, sweep.paths.index("bee/bee_0.png"))
+    hb.wait_for_paint(page)
+    assert hb.hover_card(page)["hidden"]
+    choose(page, "colour-select", "label disagreement")
+    assert model_value(page, bx.POINTS_NAME, "m.view.filter.booleans") is None  # a new colouring shows all
+    labels = np.searchsorted(sorted(COUNTS), [p.split("/")[0] for p in sweep.paths])
+    expected = label_disagreement(sweep.graph, sweep.distances, labels, K)["disagreement"]
+    assert np.allclose(points_column(page, "c"), expected)
+    assert model_value(page, "colour-mapper", "[m.palette.length, m.low, m.high]") == [256, 0, 1]
+    assert "share of its k nearest in feature space with another label" in page.find_element("id", "legend").text
     assert severe_console_messages(page) == []
 
 
 def test_random_weights_note_is_visible(page):
-    shown = model_value(
-        page,
-        bx.NOTE_NAME,
-        """(() => {
-        const view = Bokeh.index.find_one(m);
-        const box = view.el.getBoundingClientRect();
-        return [view.markup_el.innerText, box.width > 0 && box.height > 0, getComputedStyle(view.markup_el).color];
-    })()""",
-    )
-    assert shown == [RANDOM_WEIGHTS_NOTE, True, "rgb(189, 31, 1)"]
+    note = page.find_element("id", "random-weights-note")
+    assert note.text == RANDOM_WEIGHTS_NOTE and note.is_displayed()
+    assert note.value_of_css_property("color") == "rgba(189, 31, 1, 1)"
 
 
 def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
@@ -288,84 +453,60 @@ def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
             "metas": [meta for _, meta in runs],
             "manifest": manifest_of(runs),
             "features": [sweep.features["net"]],
+            "neighbors": [sweep.neighbors["net"]],
+            "thumbnails": str(sweep.thumbnails),
         },
-        params={"order": ["net"], "root": str(sweep.root), "thumb_size": 16, "max_images": 5000},
+        params={"order": ["net"], "root": str(sweep.root), "inline_max_images": 5000, "neighbours": 2},
         output={"html": str(tmp_path / "out" / "explorer.html")},
         log=str(tmp_path / "logs" / "explorer.log"),
     )
     run_rule(snakemake, bx.explorer)
     text = Path(snakemake.output.html).read_text(encoding="utf-8")
-    assert RANDOM_WEIGHTS_NOTE not in text and bx.NOTE_NAME not in text
+    assert RANDOM_WEIGHTS_NOTE not in text and "random-weights-note" not in text
     assert "wrote" in Path(snakemake.log[0]).read_text(encoding="utf-8")
 
 
 def test_runs_of_several_feature_sets_are_listed_in_config_order(sweep, tmp_path):
-    """The menu lists the feature sets as the config does (not alphabetically), then perplexity and seed."""
-    runs = []
-    for features_id in ("zeta", "alpha"):
-        for tsv, meta_json in sweep.runs:
-            meta = {**json.loads(Path(meta_json).read_text(encoding="utf-8")), "features": features_id}
-            paths, coords = read_embedding(tsv)
-            labels = [p.split("/")[0] for p in paths]
-            stem = tmp_path / f"{features_id}-{Path(tsv).stem}"
-            write_embedding(f"{stem}.tsv", f"{stem}.json", paths, labels, coords, meta)
-            runs.append((f"{stem}.tsv", f"{stem}.json"))
-    _, _, _, metas = bx.load_runs(runs, manifest_of(runs), order=["zeta", "alpha"])
-    assert [(m["features"], m["perplexity"]) for m in metas] == [
-        ("zeta", 5.0),
-        ("zeta", 30.0),
-        ("alpha", 5.0),
-        ("alpha", 30.0),
-    ]
-    _, _, _, by_name = bx.load_runs(runs, manifest_of(runs))
+    runs = (
+        write_runs(tmp_path, sweep.paths, features="zeta")[0] + write_runs(tmp_path, sweep.paths, features="alpha")[0]
+    )
+    _, _, by_name = bx.load_runs(runs, manifest_of(runs))
     assert [m["features"] for m in by_name] == ["alpha", "alpha", "zeta", "zeta"]
-    bx.build_explorer(
-        runs, manifest_of(runs), sweep.root, tmp_path / "two.html", THUMB_SIZE, 5000, order=["zeta", "alpha"]
+    page = tmp_path / "two.html"
+    two = {"zeta": sweep.neighbors["net"], "alpha": sweep.neighbors["net"]}
+    build(sweep, page, runs=runs, features_files={"zeta": sweep.features["net"], "alpha": write_plain_features(tmp_path / "none.h5", sweep.paths)},
+          neighbors_files=two, order=["zeta", "alpha"])  # fmt: skip
+    text = page.read_text(encoding="utf-8")
+    assert "<title>tsne-atlas explorer: zeta, alpha features, 9 images, 4 runs</title>" in text
+
+
+def test_large_page_loads_its_thumbnails_from_the_folder_beside_it(driver, sweep, tmp_path):
+    page = sweep.folder / "large.html"
+    build(sweep, page, inline_max_images=4)
+    text = page.read_text(encoding="utf-8")
+    assert "data:image/jpeg" not in text and '"explorer/atlas-0000.jpg"' in text
+    open_fresh(driver, page)
+    index = sweep.paths.index("bee/bee_2.png")
+    assert hb.hover_point(driver, index)["thumb"] == index
+    # The atlas the card shows really loads from file:// (an <img> of the same URL reports its size).
+    size = driver.execute_async_script(
+        """const done = arguments[0];
+        const url = getComputedStyle(document.querySelector('#hover-card .thumb')).backgroundImage.slice(5, -2);
+        const image = new Image(); image.onload = () => done([url, image.naturalWidth]); image.onerror = () => done([url, -1]);
+        image.src = url;"""
     )
-    text = (tmp_path / "two.html").read_text(encoding="utf-8")
-    assert "tsne-atlas explorer: zeta, alpha features" in text
+    assert size[0].endswith("/explorer/atlas-0000.jpg") and size[1] == 16 * THUMB_SIZE
+    assert severe_console_messages(driver) == []
 
 
-def test_thumbnail_applies_exif_rotation_and_converts_to_rgb(tmp_path):
-    exif = Image.Exif()
-    exif[0x0112] = 6  # orientation: rotate 90 degrees to display
-    Image.new("L", (40, 20), 128).save(tmp_path / "rotated.jpg", exif=exif)
-    uri = bx.thumbnail_data_uri(tmp_path / "rotated.jpg", 64)
-    with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as thumb:
-        assert thumb.size == (32, 64) and thumb.mode == "RGB"
-
-
-def test_mismatched_runs_and_missing_images_are_one_line_errors(sweep, tmp_path):
-    paths, labels = sweep.paths[:-1], [p.split("/")[0] for p in sweep.paths[:-1]]
-    meta = json.loads(Path(sweep.runs[0][1]).read_text(encoding="utf-8"))
-    write_embedding(
-        str(tmp_path / "short.tsv"), str(tmp_path / "short.json"), paths, labels, np.zeros((len(paths), 2)), meta
+def test_thumbnails_are_letterboxed_cells_of_atlases_in_sample_order(sweep):
+    thumbs = read_index(sweep.thumbnails)
+    assert thumbs.paths == sweep.paths and thumbs.cell == THUMB_SIZE and thumbs.atlases == ["atlas-0000.jpg"]
+    hostile = thumbnail(sweep.root / "ant" / HOSTILE_FILE, THUMB_SIZE)  # 30 x 40: white bands left and right
+    pixels = np.asarray(hostile)
+    assert (
+        hostile.size == (THUMB_SIZE, THUMB_SIZE) and (pixels[:, :3] == 255).all() and (pixels[:, 6:26, 0] > 240).all()
     )
-    with pytest.raises(AtlasError, match="lists other images than .*short.tsv"):
-        bx.build_explorer(
-            [*sweep.runs, (str(tmp_path / "short.tsv"), str(tmp_path / "short.json"))],
-            manifest_of(sweep.runs),
-            sweep.root,
-            tmp_path / "x.html",
-            THUMB_SIZE,
-            5000,
-        )
-    with pytest.raises(AtlasError, match="image listed in the embedding is missing; restore it"):
-        bx.build_explorer(
-            sweep.runs, manifest_of(sweep.runs), tmp_path / "elsewhere", tmp_path / "x.html", THUMB_SIZE, 5000
-        )
-    assert not (tmp_path / "x.html").exists()
-
-
-def test_many_classes_get_marker_shapes_and_a_wrapped_legend():
-    classes = [f"class{i:02d}" for i in range(30)]
-    coords = [np.arange(60, dtype=float).reshape(30, 2)]
-    sources = bx.class_sources([f"{c}/a.png" for c in classes], classes, classes, coords, ["data:,"] * 30)
-    layout = bx.explorer_layout(sources, classes, [{**RUNS[0], "n_images": 30, "model": "m"}])
-    plot = layout.select_one({"name": bx.PLOT_NAME})
-    markers = [plot.select_one({"name": bx.renderer_name(i)}).glyph.marker for i in (0, 9, 10, 29)]
-    assert markers[0] == markers[1] == "circle" and markers[2] != "circle" and markers[3] != markers[2]
-    assert plot.right[0].ncols == 2 and len(plot.right[0].items) == 30
 
 
 @pytest.fixture(scope="module")
@@ -378,80 +519,159 @@ def capped(tmp_path_factory) -> SimpleNamespace:
         (folder / "data" / name).mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (12, 10), (8 * i, 100, 200 - 6 * i)).save(folder / "data" / name / f"img_{i:02d}.png")
         paths.append(f"{name}/img_{i:02d}.png")
-    labels = [p.split("/")[0] for p in paths]
-    grid = np.array([[i % 6 * 10.0, i // 6 * 10.0] for i in range(30)])
-    runs = []
-    for k, run in enumerate(RUNS):
-        meta = {
-            **run,
-            "classes": ["ant", "bee", "cat"],
-            "weights_random": False,
-            "model": "resnet18",
-            "n_images": 30,
-            "implementation": "opentsne",
-        }
-        tsv, meta_json = folder / f"run{k}.tsv", folder / f"run{k}.json"
-        write_embedding(str(tsv), str(meta_json), paths, labels, grid + k, meta)
-        runs.append((str(tsv), str(meta_json)))
-    page = folder / "explorer.html"
-    bx.build_explorer(runs, manifest_of(runs), folder / "data", page, thumb_size=8, max_images=10)
-    return SimpleNamespace(folder=folder, root=folder / "data", paths=paths, runs=runs, html=page)
+    runs, coords = write_runs(folder, paths, weights_random=False)
+    capped = SimpleNamespace(
+        folder=folder,
+        root=folder / "data",
+        paths=paths,
+        runs=runs,
+        coords=coords,
+        thumbnails=write_thumbnails(folder, folder / "data", paths, 8, max_images=10),
+        features={"net": write_plain_features(folder / "none.h5", paths)},
+        neighbors={"net": str(folder / "k-4.npz")},
+        html=folder / "explorer.html",
+    )
+    write_graph(folder / "k-4.npz", 30)
+    build(capped, capped.html)
+    return capped
 
 
 CAPPED_NOTE = "Showing a random 10 of 30 images (fixed subsample; explorer.max_images)"
 
 
-def test_page_above_max_images_holds_a_fixed_subsample_says_so_and_is_byte_reproducible(capped, sweep, tmp_path):
+def test_page_above_max_images_holds_a_fixed_subsample_says_so_and_is_byte_reproducible(capped, tmp_path):
     text = capped.html.read_text(encoding="utf-8")
     kept = {capped.paths[i] for i in fixed_subsample(30, 10)}
-    assert len(kept) == 10
-    assert {p for p in capped.paths if p in text} == kept  # the other 20 images are not in the page
-    assert CAPPED_NOTE in text and bx.SUBSAMPLE_NAME in text
+    assert read_index(capped.thumbnails).paths == sorted(kept, key=capped.paths.index)
+    assert {p for p in capped.paths if f'"{p}"' in text} == kept  # the other 20 images are not in the page
+    assert CAPPED_NOTE in text
     assert "<title>tsne-atlas explorer: net features, 10 of 30 images (random subsample), 2 runs</title>" in text
-    bx.build_explorer(
-        capped.runs, manifest_of(capped.runs), capped.root, tmp_path / "again.html", thumb_size=8, max_images=10
-    )
-    assert (tmp_path / "again.html").read_bytes() == capped.html.read_bytes()
-    # At or below the cap nothing changes and nothing is said.
-    assert bx.SUBSAMPLE_NAME not in sweep.html.read_text(encoding="utf-8")
-    bx.build_explorer(
-        sweep.runs,
-        manifest_of(sweep.runs),
-        sweep.root,
-        tmp_path / "at-cap.html",
-        thumb_size=THUMB_SIZE,
-        max_images=len(sweep.paths),
-        features_files=sweep.features,
-    )
-    assert (tmp_path / "at-cap.html").read_bytes() == sweep.html.read_bytes()
+    build(capped, capped.folder / "again.html")
+    assert (capped.folder / "again.html").read_bytes() == capped.html.read_bytes()
 
 
 def test_subsample_note_is_visible_and_every_run_shows_the_same_points(driver, capped):
-    with contextlib.suppress(NoAlertPresentException):
-        driver.switch_to.alert.dismiss()
-    driver.get_log("browser")
-    hb.open_page(driver, capped.html)
-    shown = model_value(
-        driver,
-        bx.SUBSAMPLE_NAME,
-        """(() => {
-        const view = Bokeh.index.find_one(m);
-        const box = view.el.getBoundingClientRect();
-        return [view.markup_el.innerText, box.width > 0 && box.height > 0];
-    })()""",
-    )
-    assert shown == [CAPPED_NOTE, True]
+    open_fresh(driver, capped.html)
+    note = driver.find_element("id", "subsample-note")
+    assert note.text == CAPPED_NOTE and note.is_displayed()
     keep = fixed_subsample(30, 10)
-    grid = np.array([[i % 6 * 10.0, i // 6 * 10.0] for i in range(30)])
-    # The page lists runs by (perplexity, seed); file run k has its points at grid + k.
-    order = sorted(range(len(RUNS)), key=lambda k: (RUNS[k]["perplexity"], RUNS[k]["seed"]))
-    for j, k in enumerate(order):
-        points = {}
-        for class_index in range(3):
-            name = bx.renderer_name(class_index)
-            for path, x, y in zip(
-                column(driver, name, "path"), column(driver, name, f"x{j}"), column(driver, name, f"y{j}")
-            ):
-                points[path] = [x, y]
-        assert points == {capped.paths[i]: list(grid[i] + k) for i in keep}
+    for label, key in zip(
+        ["net · perplexity 5, seed 0 (KL 0.90)", "net · perplexity 30, seed 1 (KL 0.40)"], sorted(capped.coords)
+    ):
+        choose(driver, "run-select", label)
+        shown = np.column_stack([points_column(driver, "x"), points_column(driver, "y")])
+        assert np.allclose(shown, capped.coords[key][keep])
+    # Neighbours are listed among the shown images only (indices into the page's points).
+    click_point(driver, 0)
+    features, on_map = panel_indices(driver)
+    assert all(0 <= i < 10 for i in features + on_map) and len(on_map) == K
+    assert severe_console_messages(driver) == []
+
+
+def test_mismatched_inputs_are_one_line_errors_and_write_nothing(sweep, tmp_path):
+    paths, labels = sweep.paths[:-1], [p.split("/")[0] for p in sweep.paths[:-1]]
+    meta = json.loads(Path(sweep.runs[0][1]).read_text(encoding="utf-8"))
+    write_embedding(
+        str(tmp_path / "short.tsv"), str(tmp_path / "short.json"), paths, labels, np.zeros((len(paths), 2)), meta
+    )
+    page = tmp_path / "x.html"
+    with pytest.raises(AtlasError, match="lists other images than .*short.tsv"):
+        build(sweep, page, runs=[*sweep.runs, (str(tmp_path / "short.tsv"), str(tmp_path / "short.json"))])
+    other = write_thumbnails(tmp_path, sweep.root, sweep.paths[::-1], 8)
+    with pytest.raises(AtlasError, match=r"thumbnails.json: lists other images than the runs; delete .* and rerun"):
+        build(sweep, page, thumbnails=other)
+    write_graph(tmp_path / "k-4.npz", 5)
+    with pytest.raises(AtlasError, match=r"k-4.npz: a k-NN graph of 5 images, but the runs list 9; delete"):
+        build(sweep, page, neighbors_files={"net": str(tmp_path / "k-4.npz")})
+    (other / "atlas-0000.jpg").unlink()
+    with pytest.raises(AtlasError, match=r"atlas files missing .*atlas-0000.jpg.*; delete .* and rerun"):
+        read_index(other)
+    assert not page.exists()
+
+
+def test_missing_image_is_a_one_line_error_naming_it(sweep, tmp_path):
+    with pytest.raises(AtlasError, match=r"bee_0.png: image listed in the sample is missing; restore it"):
+        write_thumbnails(tmp_path, tmp_path / "elsewhere", ["bee/bee_0.png"], 8)
+    assert not (tmp_path / "explorer" / "thumbnails.json").exists()
+
+
+def test_thumbnail_applies_exif_rotation_and_converts_to_rgb(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees to display
+    Image.new("L", (40, 20), 128).save(tmp_path / "rotated.jpg", exif=exif)
+    cell = np.asarray(thumbnail(tmp_path / "rotated.jpg", 64))
+    assert cell.shape == (64, 64, 3)
+    assert (cell[:, :16] == 255).all() and abs(cell[:, 20:44].mean() - 128) < 3  # upright: 32 wide, 64 tall
+
+
+def test_shown_neighbours_of_a_subsample_skip_hidden_images_and_pad():
+    indices = np.array([[1, 2, 3], [0, 2, 3], [3, 0, 1], [2, 1, 0]])
+    distances = np.arange(12, dtype=float).reshape(4, 3)
+    shown, shown_distances = bx.shown_neighbours(indices, distances, np.array([0, 2, 3]), 2)
+    # image 1 is not shown: row 0 lists images 2 and 3 (positions 1, 2), row "3" lists 2, 0.
+    assert shown.tolist() == [[1, 2], [2, 0], [1, 0]]
+    assert shown_distances.tolist() == [[1, 2], [6, 7], [9, 11]]
+    shown, shown_distances = bx.shown_neighbours(indices, distances, np.array([0, 1]), 2)
+    assert shown.tolist() == [[1, -1], [0, -1]] and np.isnan(shown_distances[:, 1]).all()
+
+
+def test_metadata_colours_numbers_continuously_and_text_by_its_most_frequent_values():
+    numbers = bx.metadata_colouring(["1.5", "", "3"])
+    assert numbers["kind"] == "continuous" and (numbers["low"], numbers["high"]) == (1.5, 3.0)
+    text = bx.metadata_colouring([f"v{i % 20}" for i in range(100)] + ["v0"])
+    assert text["kind"] == "categorical" and text["categories"][0] == "v0" and text["categories"][-1] == "other"
+    assert len(text["categories"]) == 13 and text["colours"][-1] == bx.MISSING_COLOUR
+
+
+def test_page_json_cannot_close_its_script_element():
+    text = script_json({"path": "</script><script>alert(1)</script>&"})
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"path": "</script><script>alert(1)</script>&"}
+
+
+@pytest.fixture(scope="module")
+def ten_thousand(tmp_path_factory) -> Path:
+    """A 10,000-image explorer page: thumbnails as grey atlases of 16-pixel cells (the page only needs the
+    index and the files), two runs, ten classes, a metadata column, a 10-NN graph."""
+    from tsne_atlas.files.thumbnails import atlas_name, write_index
+
+    folder = tmp_path_factory.mktemp("explorer-10k")
+    n = 10_000
+    rng = np.random.default_rng(0)
+    paths = [f"class{i % 10}/image_{i:05d}.jpg" for i in range(n)]
+    labels = [p.split("/")[0] for p in paths]
+    per_atlas = 16 * 16
+    atlases = [atlas_name(a) for a in range(-(-n // per_atlas))]
+    (folder / "explorer").mkdir()
+    for name in atlases:
+        Image.new("RGB", (16 * 16, 16 * 16), (128, 128, 128)).save(folder / "explorer" / name, quality=50)
+    write_index(
+        folder / "explorer",
+        {"cell": 16, "columns": 16, "quality": 50, "atlases": atlases, "paths": paths, "n_total": n},
+    )
+    runs = []
+    for k, run in enumerate(RUNS):
+        centres = rng.normal(scale=30, size=(10, 2))
+        coords = centres[np.arange(n) % 10] + rng.normal(size=(n, 2))
+        meta = {**run, "classes": sorted(set(labels)), "weights_random": True, "model": "resnet18", "n_images": n}
+        tsv, meta_json = folder / f"run{k}.tsv", folder / f"run{k}.json"
+        write_embedding(
+            str(tsv), str(meta_json), paths, labels, coords, meta, {"batch": [str(i % 7) for i in range(n)]}
+        )
+        runs.append((str(tsv), str(meta_json)))
+    write_graph(folder / "k-10.npz", n, k=10)
+    page = folder / "explorer.html"
+    bx.build_explorer(runs, manifest_of(runs), folder / "data", page, folder / "explorer", {"net": write_plain_features(folder / "none.h5", paths)},
+                      {"net": str(folder / "k-10.npz")}, inline_max_images=5000, neighbours=10)  # fmt: skip
+    return page
+
+
+def test_ten_thousand_point_page_loads_without_console_errors_and_works(driver, ten_thousand):
+    open_fresh(driver, ten_thousand)
+    assert driver.execute_script("return tsneAtlas.data.n") == len(points_column(driver, "x")) == 10_000
+    index = hb.central_point(driver)
+    assert hb.hover_point(driver, index)["thumb"] == index
+    click_point(driver, index)
+    assert [len(entries) for entries in panel_indices(driver)] == [10, 10]
+    assert search(driver, "image_0000") == "10 of 10,000 match"
     assert severe_console_messages(driver) == []

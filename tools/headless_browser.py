@@ -72,21 +72,23 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[webdriver.Chrome]
             driver.quit()
 
 
-# Resolves when BokehJS has built the views of every root of the page's document.
-_BOKEH_READY_JS = """
+# Resolves when the explorer's own code has started (after BokehJS built the plot's views), or, on a
+# page without it, when BokehJS has built the views of every root of the document.
+_PAGE_READY_JS = """
 const done = arguments[arguments.length - 1];
-const ready = () => window.Bokeh !== undefined && Bokeh.documents.length > 0
+const bokehReady = () => window.Bokeh !== undefined && Bokeh.documents.length > 0
     && Bokeh.documents[0].roots().every((root) => Bokeh.index.find_one(root) != null);
-const poll = () => ready() ? done(true) : setTimeout(poll, 50);
+const ready = () => window.tsneAtlas !== undefined ? window.tsneAtlas.ready : bokehReady();
+const poll = () => ready() ? done(true) : setTimeout(poll, 20);
 poll();
 """
 
 
-def open_page(driver: webdriver.Chrome, html: str | os.PathLike, timeout: float = 20.0) -> None:
-    """Load a local HTML file and wait until its Bokeh document is rendered."""
+def open_page(driver: webdriver.Chrome, html: str | os.PathLike, timeout: float = 60.0) -> None:
+    """Load a local HTML file and wait until its page (the explorer's code, or Bokeh) is ready and painted."""
     driver.set_script_timeout(timeout)
     driver.get(Path(html).resolve().as_uri())
-    driver.execute_async_script(_BOKEH_READY_JS)
+    driver.execute_async_script(_PAGE_READY_JS)
     wait_for_paint(driver)
 
 
@@ -95,6 +97,11 @@ def wait_for_paint(driver: webdriver.Chrome) -> None:
     driver.execute_async_script(
         "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));"
     )
+
+
+def allow_downloads(driver: webdriver.Chrome, folder: str | os.PathLike) -> None:
+    """Let the page's downloads (the explorer's selection CSV) land in ``folder`` without a prompt."""
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
 
 
 # Viewport position (CSS pixels) of point `index` of the glyph renderer named `name`:
@@ -112,26 +119,46 @@ return [rect.left + sx, rect.top + sy];
 """
 
 
-def point_position(driver: webdriver.Chrome, renderer: str, index: int) -> tuple[float, float]:
+def point_position(driver: webdriver.Chrome, index: int, renderer: str = "points") -> tuple[float, float]:
     """Where point ``index`` of the named Bokeh glyph renderer is on the screen (CSS pixels)."""
     x, y = driver.execute_script(_POINT_POSITION_JS, renderer, index)
     return float(x), float(y)
 
 
-def hover_point(driver: webdriver.Chrome, renderer: str, index: int) -> None:
-    """Move the mouse onto a point, as a user would, and wait for the tooltip to paint."""
-    x, y = point_position(driver, renderer, index)
+def move_to_point(driver: webdriver.Chrome, index: int, click: bool = False) -> None:
+    """Move the mouse onto point ``index`` as a user would (scrolling it into view first), and click it."""
+    x, y = point_position(driver, index)
     width, height = driver.execute_script("return [window.innerWidth, window.innerHeight]")
     if not (0 <= x < width and 0 <= y < height):
         # The pointer can only reach the viewport: scroll the point to its middle first.
         driver.execute_script("window.scrollBy(arguments[0], arguments[1])", x - width / 2, y - height / 2)
         wait_for_paint(driver)
-        x, y = point_position(driver, renderer, index)
+        x, y = point_position(driver, index)
     actions = ActionChains(driver)
     actions.w3c_actions.pointer_action.move_to_location(round(x), round(y))
+    if click:
+        actions.w3c_actions.pointer_action.click()
     actions.perform()
-    WebDriverWait(driver, 5).until(lambda d: visible_tooltips(d), "no tooltip appeared")
+
+
+def hover_point(driver: webdriver.Chrome, index: int) -> dict:
+    """Hover point ``index`` and return the explorer's hover card: its text and its thumbnail's image index."""
+    move_to_point(driver, index)
+    WebDriverWait(driver, 5).until(
+        lambda d: d.execute_script("return !document.getElementById('hover-card').hidden"), "no hover card appeared"
+    )
     wait_for_paint(driver)
+    return hover_card(driver)
+
+
+def hover_card(driver: webdriver.Chrome) -> dict:
+    """The hover card as shown: ``text``, ``html`` and ``thumb`` (the image index of its thumbnail)."""
+    return driver.execute_script(
+        """const card = document.getElementById('hover-card');
+        const thumb = card.querySelector('.thumb');
+        return {text: card.innerText, html: card.innerHTML, hidden: card.hidden,
+                thumb: thumb ? Number(thumb.dataset.index) : null};"""
+    )
 
 
 # Every element of the page, inside Bokeh's shadow roots too (document.querySelectorAll stops at them).
@@ -146,47 +173,32 @@ const walk = (root) => {
 walk(document);
 """
 
-_VISIBLE_TOOLTIPS_JS = (
-    DEEP_ELEMENTS_JS
-    + """
-const shown = (el) => el.getClientRects().length > 0 && getComputedStyle(el).display !== "none";
-return all.filter((el) => el.classList.contains("bk-Tooltip") && shown(el))
-    .map((el) => (el.shadowRoot ?? el).querySelector(".bk-tooltip-content"))
-    .filter((content) => content != null && content.childElementCount > 0)
-    .map((content) => ({html: content.innerHTML, text: content.innerText}));
-"""
-)
 
-
-def visible_tooltips(driver: webdriver.Chrome) -> list[dict[str, str]]:
-    """Every tooltip shown right now, as ``{"html": inner HTML, "text": rendered text}``."""
-    return driver.execute_script(_VISIBLE_TOOLTIPS_JS)
-
-
-# The point nearest the middle of the plot's frame, over every renderer whose name starts
-# with the given prefix: a hover there shows a tooltip with room on every side.
+# The point nearest the middle of the plot's frame: a hover there shows a card with room on every side.
 _CENTRAL_POINT_JS = """
-const prefix = arguments[0];
+const renderer = Bokeh.documents[0].get_model_by_name(arguments[0]);
+const view = Bokeh.index.find_one(renderer);
+const frame = view.plot_view.frame.bbox;
+const {x, y} = renderer.data_source.data;
 let best = null;
-for (const renderer of Bokeh.documents[0].all_models) {
-    if (typeof renderer.name !== "string" || !renderer.name.startsWith(prefix) || !("data_source" in renderer)) continue;
-    const view = Bokeh.index.find_one(renderer);
-    const frame = view.plot_view.frame.bbox;
-    const {x, y} = renderer.data_source.data;
-    for (let i = 0; i < x.length; i++) {
-        const dx = view.coordinates.x_scale.compute(x[i]) - frame.hcenter;
-        const dy = view.coordinates.y_scale.compute(y[i]) - frame.vcenter;
-        const distance = dx * dx + dy * dy;
-        if (best == null || distance < best[2]) best = [renderer.name, i, distance];
-    }
+for (let i = 0; i < x.length; i++) {
+    const dx = view.coordinates.x_scale.compute(x[i]) - frame.hcenter;
+    const dy = view.coordinates.y_scale.compute(y[i]) - frame.vcenter;
+    const distance = dx * dx + dy * dy;
+    if (best == null || distance < best[1]) best = [i, distance];
 }
 return best;
 """
 
 
-def central_point(driver: webdriver.Chrome, prefix: str = "points-") -> tuple[str, int]:
-    """(renderer name, index) of the point nearest the plot's centre; AtlasError when there is none."""
-    best = driver.execute_script(_CENTRAL_POINT_JS, prefix)
+def central_point(driver: webdriver.Chrome, renderer: str = "points") -> int:
+    """Index of the point nearest the plot's centre; AtlasError when the page has no such renderer."""
+    try:
+        best = driver.execute_script(_CENTRAL_POINT_JS, renderer)
+    except Exception as err:  # JavaScript error: no such model
+        raise AtlasError(
+            f"the page has no glyph renderer named '{renderer}' to hover; is it an explorer page?"
+        ) from err
     if best is None:
-        raise AtlasError(f"the page has no glyph renderer named '{prefix}*' to hover; is it an explorer page?")
-    return best[0], int(best[1])
+        raise AtlasError(f"the page's '{renderer}' renderer has no points to hover")
+    return int(best[0])

@@ -1,9 +1,9 @@
-"""Screenshot a local HTML page (the explorer) in headless Chromium, optionally with a tooltip.
+"""Screenshot a local HTML page (the explorer) in headless Chromium, optionally with a point clicked.
 
-    python tools/screenshot_page.py page.html out.png [--hover] [--width 1280 --height 960]
+    python tools/screenshot_page.py page.html out.png [--click] [--width 1280 --height 960]
 
-``--hover`` first moves the mouse onto the point nearest the plot's centre, so the
-picture shows a tooltip with its thumbnail. Needs Debian's chromium and chromium-driver
+``--click`` first clicks the point nearest the plot's centre and leaves the mouse on it, so the
+picture shows the neighbours panel and the hover card with its thumbnail. Needs Debian's chromium and chromium-driver
 (``tools/install_system_deps.sh``).
 """
 
@@ -11,18 +11,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from headless_browser import central_point, chromium, hover_point, open_page
+from headless_browser import central_point, chromium, hover_point, move_to_point, open_page
 from tsne_atlas.jobs import AtlasError, atomic_path
 
 
-def screenshot_page(html: str, png: str, hover: bool = False, width: int = 1280, height: int = 960) -> None:
+def screenshot_page(html: str, png: str, click: bool = False, width: int = 1280, height: int = 960) -> None:
     """Write a PNG of what a ``width`` x ``height`` browser window shows of ``html``."""
     if not Path(html).is_file():
         raise AtlasError(f"{html}: no such page; build the explorer first")
     with chromium(width, height) as driver:
         open_page(driver, html)
-        if hover:
-            hover_point(driver, *central_point(driver))
+        if click:
+            index = central_point(driver)
+            move_to_point(driver, index, click=True)
+            hover_point(driver, index)
         image = driver.get_screenshot_as_png()
     with atomic_path(png) as tmp:
         Path(tmp).write_bytes(image)
@@ -32,12 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("html", help="local HTML file")
     parser.add_argument("png", help="screenshot to write")
-    parser.add_argument("--hover", action="store_true", help="hover the point nearest the plot's centre first")
+    parser.add_argument("--click", action="store_true", help="click the point nearest the plot's centre first")
     parser.add_argument("--width", type=int, default=1280, help="window width in CSS pixels")
     parser.add_argument("--height", type=int, default=960, help="window height in CSS pixels")
     args = parser.parse_args(argv)
     try:
-        screenshot_page(args.html, args.png, args.hover, args.width, args.height)
+        screenshot_page(args.html, args.png, args.click, args.width, args.height)
     except AtlasError as err:
         print(f"tsne-atlas: error: {err}", file=sys.stderr)
         return 1

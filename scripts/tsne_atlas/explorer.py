@@ -19,7 +19,6 @@ and is only ever set as ``textContent`` or an attribute by the page's code, neve
 import base64
 import contextlib
 import itertools
-import json
 import logging
 import os
 import urllib.parse
@@ -56,6 +55,7 @@ from .figure_style import (
     figure_title,
     most_frequent,
 )
+from .files.explorer_page import SCRIPT_ID, b64, script_json
 from .files.features import read_predictions
 from .files.manifest import sample_labels
 from .files.runs import read_run, run_sort_key
@@ -68,7 +68,7 @@ from .suspects import label_disagreement
 LOGGER = logging.getLogger("tsne_atlas.build_explorer")
 PAGE_FILES = Path(__file__).with_name("explorer_page")
 # Stable model names: the page's code and the browser tests find models by them.
-PLOT_NAME = "tsne-plot"
+PLOT_NAME = "plot"  # the page template embeds the root of this name
 POINTS_NAME = "points"
 MATCHES_NAME = "matches"
 FOCUS_NAME = "focus"
@@ -76,11 +76,6 @@ LINKS_NAME = "neighbour-links"
 MISSING_COLOUR = "#bbbbbb"  # n/a values and the "other" category
 CONTINUOUS_PALETTE = [to_hex(colour) for colour in colormaps["viridis"](np.linspace(0, 1, 256))]
 TOOLS = "pan,wheel_zoom,box_zoom,reset"
-
-
-def b64(array: np.ndarray, dtype) -> str:
-    """Little-endian bytes of ``array`` as ``dtype``, base64: the page decodes them into a typed array."""
-    return base64.b64encode(np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode()
 
 
 def run_label(meta: dict) -> str:
@@ -320,13 +315,6 @@ def payload(
     }
 
 
-def script_json(data: dict) -> str:
-    """JSON safe inside a ``<script type="application/json">`` element: no ``<``, ``>`` or ``&`` as such,
-    so no user string can close the element or open another."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
 def marker_size(n_points: int) -> float:
     """Points shrink as they multiply: 7 px up to 1,000 images, about 3 px at 100,000."""
     return float(np.clip(7.0 * (1000 / max(n_points, 1)) ** 0.18, 2.5, 7.0))
@@ -423,7 +411,7 @@ PAGE_TEMPLATE = Template(
   </aside>
 </div>
 <div id="hover-card" hidden></div>
-<script type="application/json" id="tsne-atlas-data">{{ data_json }}</script>
+<script type="application/json" id="{{ script_id }}">{{ data_json }}</script>
 <script>{{ page_js }}</script>
 {% endblock %}
 """
@@ -452,24 +440,24 @@ def deterministic_bokeh_ids(namespace: str = "tsne-atlas") -> Iterator[None]:
 
 
 def render_page(data: dict, plot, random_note: str | None, subsample: str | None) -> str:
-    """The page's HTML: Bokeh's standalone file (BokehJS inlined) around our controls, data and code."""
-    with deterministic_bokeh_ids():
-        plot.name = "plot"
-        return file_html(
-            plot,
-            INLINE,
-            title=data["title"],
-            template=PAGE_TEMPLATE,
-            template_variables={
-                "heading": data["title"],
-                "random_note": random_note,
-                "subsample_note": subsample,
-                "note_colour": NOTE_COLOUR,
-                "data_json": script_json(data),
-                "page_js": (PAGE_FILES / "explorer.js").read_text(encoding="utf-8"),
-                "page_css": (PAGE_FILES / "explorer.css").read_text(encoding="utf-8"),
-            },
-        )
+    """The page's HTML: Bokeh's standalone file (BokehJS inlined) around our controls, data and code.
+    Call it, and make ``plot``, inside ``deterministic_bokeh_ids`` for a byte-reproducible page."""
+    return file_html(
+        plot,
+        INLINE,
+        title=data["title"],
+        template=PAGE_TEMPLATE,
+        template_variables={
+            "heading": data["title"],
+            "random_note": random_note,
+            "subsample_note": subsample,
+            "note_colour": NOTE_COLOUR,
+            "data_json": script_json(data),
+            "script_id": SCRIPT_ID,
+            "page_js": (PAGE_FILES / "explorer.js").read_text(encoding="utf-8"),
+            "page_css": (PAGE_FILES / "explorer.css").read_text(encoding="utf-8"),
+        },
+    )
 
 
 def build_explorer(
@@ -543,9 +531,10 @@ def build_explorer(
         image_base_url(root, Path(output)),
     )
     label_codes = np.searchsorted(classes, labels).astype(np.float64)  # classes are sorted
-    plot = explorer_plot(coords[0], label_codes, options[0]["colours"], figure_title(metas[0]))
     random_note = RANDOM_WEIGHTS_NOTE if any(meta.get("weights_random") for meta in metas) else None
-    html = render_page(data, plot, random_note, note and note[0].upper() + note[1:])
+    with deterministic_bokeh_ids():
+        plot = explorer_plot(coords[0], label_codes, options[0]["colours"], figure_title(metas[0]))
+        html = render_page(data, plot, random_note, note and note[0].upper() + note[1:])
     with atomic_path(output) as tmp:
         Path(tmp).write_text(html, encoding="utf-8")
     LOGGER.info(

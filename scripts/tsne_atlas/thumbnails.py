@@ -52,9 +52,9 @@ def write_atlases(
     image_files: list[Path],
     folder: str | os.PathLike,
     cell: int,
+    threads: int,
     columns: int = ATLAS_COLUMNS,
     quality: int = JPEG_QUALITY,
-    threads: int = 1,
 ) -> list[str]:
     """Write the atlases of ``image_files`` (in cell order) into ``folder``; their file names."""
     per_atlas = columns * columns
@@ -76,7 +76,7 @@ def write_atlases(
 
 
 def explorer_thumbnails(
-    images: str, root: str, thumbnails: str, thumb_size: int, max_images: int, threads: int = 1
+    images: str, root: str, thumbnails: str, thumb_size: int, max_images: int, threads: int
 ) -> None:
     """The thumbnails of the images the explorer shows (rule explorer_thumbnails): every sampled image,
     or the explorer's fixed subsample above ``max_images``, into the folder ``thumbnails``."""
@@ -84,7 +84,7 @@ def explorer_thumbnails(
     keep = fixed_subsample(len(paths), max_images)
     shown = [paths[i] for i in keep]
     Path(thumbnails).mkdir(parents=True, exist_ok=True)
-    atlases = write_atlases([Path(root) / path for path in shown], thumbnails, thumb_size, threads=threads)
+    atlases = write_atlases([Path(root) / path for path in shown], thumbnails, thumb_size, threads)
     write_index(
         thumbnails,
         {

@@ -25,7 +25,7 @@
 
   const labelCodes = decode(DATA.label_codes, Int32Array);
   const label = (i) => DATA.classes[labelCodes[i]];
-  const state = { run: 0, colouring: 0, hidden: new Set(), matches: [], focus: -1, hovered: -1 };
+  const state = { run: 0, colouring: 0, hidden: new Set(), query: "", matches: [], focus: -1, hovered: -1 };
   let models = null; // Bokeh models, once the document is up
 
   const el = (id) => document.getElementById(id);
@@ -142,6 +142,8 @@
       const counts = new Array(colouring.categories.length).fill(0);
       for (let i = 0; i < N; i++) counts[values[i]]++;
       legend.appendChild(make("p", "hint", "click an entry to hide or show its points"));
+      const entries = make("div", "entries");
+      legend.appendChild(entries);
       colouring.categories.forEach((name, code) => {
         const entry = make("button", "entry");
         entry.type = "button";
@@ -155,7 +157,7 @@
           entry.classList.toggle("hidden", state.hidden.has(code));
           updateVisible();
         });
-        legend.appendChild(entry);
+        entries.appendChild(entry);
       });
     } else {
       const bar = make("div", "gradient");
@@ -331,6 +333,7 @@
   let lowerPaths = null;
   function search(query) {
     const q = query.trim().toLowerCase();
+    state.query = q;
     state.matches = [];
     if (q) {
       lowerPaths = lowerPaths || DATA.paths.map((p) => p.toLowerCase());

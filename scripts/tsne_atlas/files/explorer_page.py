@@ -1,0 +1,58 @@
+"""The data inside ``explorer.html``: one JSON document in ``<script type="application/json"
+id="tsne-atlas-data">``, read by the page's own code (``explorer_page/explorer.js``). Keys:
+
+- ``title``, ``n`` (images shown), ``paths`` (relative to dataset.root), ``classes`` (sorted labels),
+  ``labelled``, ``label_codes`` (each image's index into ``classes``);
+- ``metadata``: ``columns`` (names) and ``values`` (one list of texts per column);
+- ``runs``: per run, in menu order, ``label`` (menu text), ``title``, ``set`` (index into ``sets``),
+  ``x`` and ``y``;
+- ``sets``: per feature set id, ``id``, ``k`` and each image's ``k`` nearest neighbours in feature
+  space, ``neighbours`` (indices into ``paths``, -1 for none) and ``distances``, nearest first;
+- ``predicted``: per feature set, each image's top-1 predicted class and probability as text, or null;
+- ``colourings``: what the page can colour by, each ``name`` and ``per_set`` (then ``sets``: one per
+  feature set, null where it has none) with ``kind`` ``categorical`` (``categories``, ``colours``,
+  ``codes``) or ``continuous`` (``values``, NaN for n/a; ``low``, ``high``, ``colours``);
+- ``thumbs``: ``atlases`` (URLs: data URIs when ``inline``, else paths relative to the page), ``cell``,
+  ``columns``; image ``i`` is cell ``i % columns²`` of atlas ``i // columns²``, row by row;
+- ``image_base``: the dataset root relative to the page, as a URL prefix.
+
+Number arrays are base64 strings of little-endian float32 (coordinates, distances, values) or int32
+(codes, neighbours), row-major: the page decodes them into typed arrays without parsing numbers.
+"""
+
+import base64
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..jobs import AtlasError
+
+SCRIPT_ID = "tsne-atlas-data"
+
+
+def b64(array: np.ndarray, dtype: str) -> str:
+    """``array`` as little-endian ``dtype`` (``<f4`` or ``<i4``) bytes, base64."""
+    return base64.b64encode(np.ascontiguousarray(array, dtype=np.dtype(dtype)).tobytes()).decode("ascii")
+
+
+def from_b64(text: str, dtype: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=np.dtype(dtype))
+
+
+def script_json(data: dict) -> str:
+    """``data`` as JSON safe inside a ``<script type="application/json">`` element: no ``<``, ``>`` or
+    ``&`` as such, so no user string can close the element or open another."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def read_page_data(html: str | os.PathLike) -> dict:
+    """The data document of an explorer page."""
+    text = Path(html).read_text(encoding="utf-8")
+    match = re.search(rf'<script type="application/json" id="{SCRIPT_ID}">(.*?)</script>', text, flags=re.S)
+    if match is None:
+        raise AtlasError(f"{html}: no explorer data in the page; rebuild it with the explorer rule")
+    return json.loads(match.group(1))
