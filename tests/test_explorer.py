@@ -68,7 +68,7 @@ def manifest_of(runs) -> str:
 
 
 def hostile_metadata(paths: list[str]) -> dict[str, list[str]]:
-    return {HOSTILE_COLUMN: [f"<script>window.pwned = {i}</script> & 'q'" for i in range(len(paths))]}
+    return {HOSTILE_COLUMN: [f"<script>window.pwned = {i}</script> & 'q', \"quoted\"" for i in range(len(paths))]}
 
 
 def write_predictions(path: Path, paths: list[str]) -> Path:

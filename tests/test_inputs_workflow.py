@@ -32,7 +32,15 @@ LABEL_JOBS = {
     "all",
 }
 # ...and what never does: the sample, the features and every t-SNE input and run.
-UNTOUCHED = {"sample_images", "fetch_weights", "extract_features", "tsne_input", "tsne_neighbors", "tsne_affinities"}
+UNTOUCHED = {
+    "sample_images",
+    "explorer_thumbnails",
+    "fetch_weights",
+    "extract_features",
+    "tsne_input",
+    "tsne_neighbors",
+    "tsne_affinities",
+}
 MANIFEST_LEAVES = {("dataset", "manifest"), ("dataset", "label_column"), ("dataset", "missing_label")}
 SMALL = {
     "features": {"r18": {"arch": "resnet18", "weights": "none"}},

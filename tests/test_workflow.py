@@ -187,6 +187,7 @@ def test_changing_the_sample_reruns_from_sampling(finished_run, change):
     assert planned_jobs(workdir, config) == {
         "sample_images": 1,
         "label_images": 1,
+        "explorer_thumbnails": 1,
         "extract_features": 1,  # one job for both nodes of the set
         "tsne_input": 2,
         "tsne_neighbors": 2,
