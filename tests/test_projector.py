@@ -246,8 +246,9 @@ def get(url: str) -> tuple[bytes, str]:
 
 @pytest.mark.tensorboard
 def test_a_real_tensorboard_serves_every_set_with_its_metadata_and_sprite(tmp_path):
-    """`tensorboard --logdir results/projector` on loopback: its projector plugin lists both sets under run
-    '.' (a logdir without event files), with their shapes, and serves each set's rows, metadata and sprite."""
+    """`tensorboard --logdir results/projector` on loopback: its projector plugin is active, lists both sets
+    under run '.' (a logdir without event files), with their shapes, and serves each set's rows, metadata
+    and sprite."""
     if not TENSORBOARD.exists():
         pytest.fail(f"{TENSORBOARD} is missing: install the pinned requirements (make test does)")
     root, paths, labels, _, X = sample(tmp_path, {"ant": 5, "bee": 4, "cat": 3})
@@ -276,6 +277,10 @@ def test_a_real_tensorboard_serves_every_set_with_its_metadata_and_sprite(tmp_pa
                     pytest.fail(f"tensorboard did not start: {server.communicate(timeout=10)[0][-2000:]}")
                 time.sleep(0.3)
         assert json.loads(runs) == ["."]
+        # The Projector tab is active: the plugin decides in a thread of its own, so the first answer may be no.
+        while not json.loads(get(f"http://127.0.0.1:{port}/data/plugins_listing")[0])["projector"]["enabled"]:
+            assert time.monotonic() < deadline, "the projector plugin never became active"
+            time.sleep(0.3)
         info, _ = get(f"{base}/info?run=.")
         embeddings = json.loads(info)["embeddings"]
         assert [e["tensorName"] for e in embeddings] == list(ids)
