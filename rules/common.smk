@@ -29,6 +29,8 @@ from scripts.tsne_atlas.resources import (
     extraction_runtime_min,
     metrics_mem_mb,
     metrics_runtime_min,
+    projector_mem_mb,
+    projector_runtime_min,
     sample_size,
     tsne_input_mem_mb,
     tsne_mem_mb,
@@ -103,6 +105,8 @@ COMPARE_SEED = wildcard_value(
     else config["tsne"]["seeds"][0]
 )
 COMPARE_REFERENCE = config["compare"]["reference"] or FEATURE_IDS[0]
+# Every feature set exported for TensorBoard's Embedding Projector (results/projector/).
+PROJECTOR = config["projector"]["enabled"]
 
 
 # A run's identity (scripts/tsne_atlas/files/runs.py): every per-run file is named RUN, and
@@ -178,8 +182,9 @@ def compare_files(pattern):
 
 
 def final_outputs():
-    """Per run: scatter (PNG, SVG), mosaic, grid mosaic; per feature set: metrics, overview, suspects; the
-    explorer; with two or more feature sets, the comparison figures."""
+    """Per run: scatter (PNG, SVG), mosaic, grid mosaic; per feature set: metrics, overview, suspects and,
+    unless projector.enabled is false, the projector export; the explorer and the projector's config file;
+    with two or more feature sets, the comparison figures."""
     per_run = [
         f"{RESULTS}/scatter/{RUN}.png",
         f"{RESULTS}/scatter/{RUN}.svg",
@@ -194,6 +199,9 @@ def final_outputs():
         ],
         features=FEATURE_IDS,
     )
+    projector = expand(
+        f"{RESULTS}/projector/{{features}}/tensors.tsv", features=FEATURE_IDS
+    ) + [f"{RESULTS}/projector/projector_config.pbtxt"]
     compare = [
         f"{RESULTS}/compare/sheet.png",
         f"{RESULTS}/compare/metrics.csv",
@@ -203,6 +211,7 @@ def final_outputs():
         run_files(per_run)
         + per_set
         + [f"{RESULTS}/explorer.html"]
+        + (projector if PROJECTOR else [])
         + (compare if COMPARE else [])
     )
 
@@ -311,6 +320,8 @@ def results_summary():
         f"  suspects     {RESULTS}/suspects/<feature set>/suspects.csv, duplicates.csv, outliers.csv (+ PNGs)\n"
         f"  explorer     {RESULTS}/explorer.html (open in a browser)\n"
     )
+    if PROJECTOR:
+        summary += f"  projector    {RESULTS}/projector/ (tensorboard --logdir {RESULTS}/projector)\n"
     if COMPARE:
         summary += f"  compare      {RESULTS}/compare/sheet.png, metrics.png, cka.png (+ CSV tables)\n"
     return summary + f"  logs         {RESULTS}/logs/\n"

@@ -142,7 +142,7 @@ def rule_job(rule: str, input: dict, output: dict, params: dict, log: str, threa
 
 
 # Kinds of test (pyproject.toml lists the markers): `make check` runs the unit tests alone.
-SLOW_KINDS = ("workflow", "browser", "slurm")
+SLOW_KINDS = ("workflow", "browser", "slurm", "tensorboard")
 
 
 def pytest_collection_modifyitems(items):

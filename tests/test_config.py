@@ -385,6 +385,8 @@ RULES = {
     "explorer",
     "find_suspects",
     "suspects_figures",
+    "projector_export",
+    "projector_config",
 }
 
 
@@ -425,6 +427,7 @@ SECTIONS = [
     "compare",
     "overview",
     "explorer",
+    "projector",
 ]
 
 
@@ -444,8 +447,8 @@ def test_unknown_keys_are_refused_in_every_object_of_the_schema():
 
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     paths = list(closed_objects(schema))
-    # Every object the schema closes, found by walking it (the top level, its 11 sections and a feature set).
-    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 14
+    # Every object the schema closes, found by walking it (the top level, its 12 sections and a feature set).
+    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 15
     for path in paths:
         config = {"dataset": {"root": "x"}}
         target = config

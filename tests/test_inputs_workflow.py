@@ -27,6 +27,8 @@ LABEL_JOBS = {
     "explorer",
     "find_suspects",
     "suspects_figures",
+    "projector_export",
+    "projector_config",
     "compare_sheet",
     "compare_metrics",
     "all",

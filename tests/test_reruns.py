@@ -40,6 +40,9 @@ NEW_VALUES = {
     "mosaic.background": lambda tmp: "black",
     "grid_mosaic.background": lambda tmp: "black",
 }
+# Switches that only add outputs (on by default): switching one off on the finished run plans nothing (no
+# output is redone or removed); its x-reruns say what switching it on runs (test_switching_the_projector_on_…).
+OUTPUT_SWITCHES = {"projector.enabled"}
 
 
 def class_names_file(tmp) -> str:
@@ -150,6 +153,8 @@ def rerun_mismatches(workdir, rule_graph, tmp_path, leaves, base: dict = TINY, v
         config = changed(base, section, key, value)
         declared = leaf["x-reruns"]
         expected = every_rule if declared == "all" else downstream(set(declared), rule_graph) if declared else set()
+        if name in OUTPUT_SWITCHES and value is False:
+            expected = set()
         planned = set(planned_jobs(workdir, config))
         if planned != expected:
             mismatches.append(f"{name}={value!r}: planned {sorted(planned)}, declared {sorted(expected)}")
@@ -169,6 +174,19 @@ def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph,
     # Run-only settings: how many workers and threads, never what comes out.
     run_only = {f"{section}.{key}" for section, key, leaf in leaves if leaf["x-reruns"] == []}
     assert {"extraction.num_workers", "extraction.threads", "tsne.threads"} <= run_only
+
+
+def test_switching_the_projector_on_runs_what_the_schema_declares(finished_run, rule_graph, tmp_path):
+    """On a copy of the finished run without its projector export (as if run with projector.enabled false),
+    switching it on runs projector_export and projector_config (and the target rule), nothing else."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(finished_run[0], workdir, symlinks=True)
+    shutil.rmtree(workdir / "results" / "projector")
+    declared = schema_leaves_by_name()["projector.enabled"]["x-reruns"]
+    assert planned_jobs(workdir, with_changes(TINY, "projector", enabled=False)) == {}
+    planned = planned_jobs(workdir, with_changes(TINY, "projector", enabled=True))
+    assert planned == {"projector_export": len(TINY_IDS), "projector_config": 1, "all": 1}
+    assert set(planned) == downstream(set(declared), rule_graph)
 
 
 def test_a_wrong_declaration_is_reported(finished_run, rule_graph, tmp_path):
@@ -200,8 +218,16 @@ ONE_SET_JOBS = {
     "sweep_overview": 1,
     "find_suspects": 1,
     "suspects_figures": 1,
+    "projector_export": 1,
 }
-SPANNING_JOBS = {"explorer": 1, "compare_sheet": 1, "compare_metrics": 1, "compare_cka": 1, "all": 1}
+SPANNING_JOBS = {
+    "explorer": 1,
+    "compare_sheet": 1,
+    "compare_metrics": 1,
+    "compare_cka": 1,
+    "projector_config": 1,
+    "all": 1,
+}
 
 
 def files_of(out, features_id: str) -> dict[str, int]:

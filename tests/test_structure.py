@@ -32,6 +32,7 @@ STAGES = {
     "grid_mosaic",
     "overview",
     "explorer",
+    "projector",
 }
 FIGURE_STAGES = {"metrics_plot", "scatter", "mosaic", "grid_mosaic", "overview", "explorer", "compare"}
 
@@ -51,7 +52,7 @@ def rule_directives() -> dict[str, dict[str, str]]:
 
 def test_every_script_is_the_entry_point_of_the_rule_it_is_named_after():
     rules = rule_directives()
-    assert len(rules) == 21
+    assert len(rules) == 23
     scripts = {p.stem for p in (REPO / "scripts").glob("*.py")} - {"__init__"}
     assert scripts == set(rules)
     for rule, directives in rules.items():
@@ -134,7 +135,7 @@ def test_every_rules_conda_env_provides_what_its_script_imports():
         provided = env_modules(REPO / directives["conda"])
         assert needed <= provided, f"rule {rule}: {directives['conda']} lacks {sorted(needed - provided)}"
         checked += 1
-    assert checked == 21
+    assert checked == 23
     # The check sees through the package: extraction needs torch, t-SNE runs never do.
     assert "torch" in third_party_imports(REPO / "scripts" / "extract_features.py")
     assert "torch" not in third_party_imports(REPO / "scripts" / "tsne.py")
@@ -214,4 +215,5 @@ def test_file_layouts_live_in_files_only():
         "suspects",
         "thumbnails",
         "explorer_page",
+        "projector",
     }

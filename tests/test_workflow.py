@@ -205,6 +205,8 @@ def test_changing_the_sample_reruns_from_sampling(finished_run, change):
         "compare_cka": 1,
         "find_suspects": 2,
         "suspects_figures": 2,
+        "projector_export": 2,
+        "projector_config": 1,
         "all": 1,
     }
 

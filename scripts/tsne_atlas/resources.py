@@ -12,6 +12,8 @@ grow with it:
   the feature width is not known before extraction, so 4096 dimensions are assumed (ResNet-101
   gives 2048). The neighbour graph, affinity and per-run t-SNE jobs hold only the 50-d input, the
   graph and a sparse P: a few KB per image (measured: 538 MB for a run of 100,000 images).
+- the projector export holds its sprite, at most TensorBoard's 8192 x 8192 pixels (twice, while it is
+  encoded), and the prepared input, labels and metadata of the images: a few KB per image.
 - the metrics' trustworthiness (scikit-learn) builds N x N distance and rank matrices: about
   32 bytes x N^2 for the N <= metrics.max_images points it uses (5,000: ~0.8 GB).
 
@@ -33,6 +35,10 @@ MIN_RUNTIME_MIN = 10
 EXTRACTION_IMAGES_PER_S = {"gpu": 20, "cpu": 2}
 TSNE_MIN_PER_1000_IMAGES = 3
 METRICS_MIN_PER_1000_IMAGES = 1
+# The projector sprite's largest size (RGB, 8192 x 8192), the rest per image, and its run time, generously.
+PROJECTOR_SPRITE_BYTES = 3 * 8192 * 8192
+PROJECTOR_BYTES_PER_IMAGE = 2_000
+PROJECTOR_MIN_PER_1000_IMAGES = 1
 MB = 2**20
 
 
@@ -88,3 +94,12 @@ def metrics_mem_mb(n_images: int, max_images: int) -> int:
 
 def metrics_runtime_min(n_images: int) -> int:
     return MIN_RUNTIME_MIN + math.ceil(METRICS_MIN_PER_1000_IMAGES * n_images / 1000)
+
+
+def projector_mem_mb(n_images: int) -> int:
+    """The projector export: the sprite twice (built, then encoded) and a few KB per image."""
+    return BASE_MEM_MB + math.ceil((2 * PROJECTOR_SPRITE_BYTES + n_images * PROJECTOR_BYTES_PER_IMAGE) / MB)
+
+
+def projector_runtime_min(n_images: int) -> int:
+    return MIN_RUNTIME_MIN + math.ceil(PROJECTOR_MIN_PER_1000_IMAGES * n_images / 1000)
