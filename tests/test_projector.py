@@ -122,7 +122,7 @@ def sweep_config(out: Path, records: list[dict]) -> list[pfile.ProjectorEmbeddin
 
 def thumbnails(tmp_path: Path, root: Path, max_images: int) -> Path:
     folder = tmp_path / "explorer"
-    explorer_thumbnails(str(tmp_path / "images.csv"), str(root), str(folder), CELL, max_images)
+    explorer_thumbnails(str(tmp_path / "images.csv"), str(root), str(folder), CELL, max_images, threads=1)
     return folder
 
 
