@@ -1,6 +1,7 @@
 """Helpers shared by the tests: the tiny workflow config and real Snakemake runs of it, schema defaults,
 synthetic image folders, and what Snakemake hands a rule's script."""
 
+import hashlib
 import re
 import subprocess
 import sys
@@ -51,8 +52,14 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subproce
 
 
 def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
-    """Jobs a dry run would execute, from Snakemake's own 'Job stats' table."""
-    result = snakemake(workdir, "--dry-run", "--quiet", "rules", config=config)
+    """Jobs a dry run would execute, from Snakemake's own 'Job stats' table. The config goes to a file
+    named after its content, so dry runs of several configs may run side by side in one workdir."""
+    text = yaml.safe_dump(config)
+    config_file = workdir / f"config-{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
+    config_file.write_text(text)
+    command = snakemake_command(workdir, "--dry-run", "--quiet", "rules")
+    command[command.index("--configfile") + 1] = str(config_file)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr + result.stdout
     text = result.stdout + result.stderr
     if "Nothing to be done" in text:

@@ -118,18 +118,9 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def cluster_run(cluster, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("slurm-run")
-    began = time.monotonic()
-    result = slurm_snakemake(cluster, workdir, CONFIG)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    print(f"cluster run: {time.monotonic() - began:.0f} s")
-    return workdir, output
-
-
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
+def local_run_started(tmp_path_factory):
+    """The same config run locally, started in the background: it runs while the cluster run waits on
+    Slurm (test_outputs_are_those_of_a_local_run compares the two)."""
     workdir = tmp_path_factory.mktemp("local-run")
     cmd = [
         MAIN_SNAKEMAKE,
@@ -140,10 +131,33 @@ def local_run(tmp_path_factory):
         "--configfile",
         str(write_config(workdir, CONFIG)),
         "--cores",
-        "2",
+        "2",  # as the cluster's jobs get: threads, and so results, are the same
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    assert result.returncode == 0, result.stderr[-4000:]
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        yield workdir, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+@pytest.fixture(scope="module")
+def cluster_run(cluster, local_run_started, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("slurm-run")
+    began = time.monotonic()
+    result = slurm_snakemake(cluster, workdir, CONFIG)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    print(f"cluster run: {time.monotonic() - began:.0f} s")
+    return workdir, output
+
+
+@pytest.fixture(scope="module")
+def local_run(local_run_started):
+    workdir, process = local_run_started
+    _, stderr = process.communicate(timeout=RUN_TIMEOUT_S)
+    assert process.returncode == 0, stderr[-4000:]
     return workdir
 
 
@@ -283,12 +297,15 @@ def test_outputs_are_those_of_a_local_run(cluster_run, local_run):
 
 def test_a_failing_job_makes_snakemake_fail(cluster, tmp_path):
     config = with_set_changes(TINY, nodes=["fc7"])  # valid config, impossible graph node
+    # Sampling locally first (the cluster run above shows it on Slurm): one cluster job to wait for.
+    sampled = snakemake(tmp_path, "--until", "label_images", config=config)
+    assert sampled.returncode == 0, sampled.stderr[-2000:]
     result = slurm_snakemake(cluster, tmp_path, config)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     ids = submitted_jobs(output)
-    # Sampling, then the features job, which failed; nothing after it ran.
-    assert len(ids) == 2 and [job_info(cluster, i)["JobState"] for i in ids] == ["COMPLETED", "FAILED"]
+    # The features job failed; nothing after it ran.
+    assert len(ids) == 1 and [job_info(cluster, i)["JobState"] for i in ids] == ["FAILED"]
     assert "Error in rule extract_features" in output
     log = (tmp_path / "results" / "logs" / "extract_features" / f"{TINY_SET}.log").read_text()
     assert f"features.{TINY_SET}.nodes: 'fc7' is not a node of this model" in log
