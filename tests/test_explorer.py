@@ -381,6 +381,32 @@ def test_box_selection_downloads_exactly_the_selected_rows(page, sweep, tmp_path
     assert severe_console_messages(page) == []
 
 
+def test_lasso_selects_the_points_inside_its_path(page, sweep):
+    page.execute_script(
+        "const plot = Bokeh.documents[0].get_model_by_name('plot');"
+        "plot.toolbar.active_drag = plot.toolbar.tools.find((t) => t.constructor.__name__ === 'LassoSelectTool');"
+    )
+    coords = sweep.coords[min(sweep.coords)]
+    lowest = sorted(
+        (i for i in range(len(sweep.paths)) if coords[i, 1] == coords[:, 1].min()), key=lambda i: coords[i, 0]
+    )
+    inside = lowest[:2]  # the two leftmost points of the lowest row
+    corners = np.array([hb.point_position(page, i) for i in inside])
+    (left, top), (right, bottom) = corners.min(axis=0) - 15, corners.max(axis=0) + 15
+    actions = ActionChains(page)
+    pointer = actions.w3c_actions.pointer_action
+    pointer.move_to_location(round(left), round(top))
+    pointer.pointer_down()
+    for x, y in ((right, top), (right, bottom), (left, bottom), (left, top + 1)):
+        pointer.move_to_location(round(x), round(y))
+    pointer.pointer_up()
+    actions.perform()
+    WebDriverWait(page, 5).until(lambda d: d.find_element("id", "selection-count").text == "2 selected")
+    assert sorted(model_value(page, bx.POINTS_NAME, "Array.from(m.data_source.selected.indices)")) == sorted(inside)
+    page.find_element("id", "clear-selection").click()
+    assert page.find_element("id", "selection-count").text == ""
+
+
 def test_hostile_names_metadata_predictions_and_search_input_stay_text(page, sweep):
     hostile = sweep.paths.index(f"ant/{HOSTILE_FILE}")
     card = hb.hover_point(page, hostile)
