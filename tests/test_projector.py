@@ -116,7 +116,9 @@ def export(tmp_path: Path, features_id: str, out: Path, thumbnails: Path | None 
 def sweep_config(out: Path, records: list[dict]) -> list[pfile.ProjectorEmbedding]:
     """Rule projector_config's function on the records of ``out``'s feature sets."""
     return pj.projector_config(
-        [str(out / r["features"] / "embedding.json") for r in records], str(out / pfile.CONFIG_NAME)
+        [str(out / r["features"] / "embedding.json") for r in records],
+        [r["features"] for r in records],
+        str(out / pfile.CONFIG_NAME),
     )
 
 

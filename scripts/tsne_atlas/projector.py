@@ -159,13 +159,16 @@ def projector_export(
     return written
 
 
-def projector_config(records: list[str], config: str) -> list[files.ProjectorEmbedding]:
+def projector_config(records: list[str], order: list[str], config: str) -> list[files.ProjectorEmbedding]:
     """The sweep's projector_config.pbtxt: one entry per feature set's record (rule projector_config), its
-    paths relative to the config file's folder (TensorBoard refuses paths that leave it)."""
+    paths relative to the config file's folder (TensorBoard refuses paths that leave it). ``order``: the
+    feature set ids, one per record (a param, so that removing a set from the config rewrites the file)."""
     folder = Path(config).parent
     embeddings = []
-    for path in records:
+    for path, features_id in zip(records, order, strict=True):
         record = files.read_record(path)
+        if record["features"] != features_id:
+            raise AtlasError(f"{path}: the export of '{record['features']}', not '{features_id}'; delete it and rerun")
         relative = Path(os.path.relpath(Path(path).parent, folder))
         if relative.parts and relative.parts[0] == "..":
             raise ValueError(f"{path} is not under {folder}: TensorBoard would refuse its files")
