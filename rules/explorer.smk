@@ -48,5 +48,6 @@ rule explorer:
         root=config["dataset"]["root"],
         inline_max_images=config["explorer"]["inline_max_images"],
         neighbours=config["explorer"]["neighbours"],
+        backend=config["explorer"]["backend"],
     script:
         "../scripts/explorer.py"

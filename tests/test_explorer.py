@@ -172,6 +172,7 @@ def build(sweep, page: Path, **changes) -> None:
         neighbors_files=sweep.neighbors,
         inline_max_images=5000,
         neighbours=K,
+        backend="canvas",
     )
     bx.build_explorer(**{**arguments, **changes})
 
@@ -274,7 +275,7 @@ def test_small_page_is_self_contained_and_byte_reproducible(sweep, tmp_path):
 def test_page_loads_without_console_errors_and_holds_every_point(page, sweep):
     assert severe_console_messages(page) == []
     assert len(points_column(page, "x")) == page.execute_script("return tsneAtlas.data.n") == len(sweep.paths) == 9
-    assert model_value(page, bx.PLOT_NAME, "[m.match_aspect, m.output_backend]") == [True, "webgl"]
+    assert model_value(page, bx.PLOT_NAME, "[m.match_aspect, m.output_backend]") == [True, "canvas"]
     legend = page.find_element("id", "legend").text
     assert "ant\n4" in legend and "bee\n3" in legend and f"{HOSTILE_CLASS}\n2" in legend
 
@@ -482,13 +483,20 @@ def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
             "neighbors": [sweep.neighbors["net"]],
             "thumbnails": str(sweep.thumbnails),
         },
-        params={"order": ["net"], "root": str(sweep.root), "inline_max_images": 5000, "neighbours": 2},
+        params={
+            "order": ["net"],
+            "root": str(sweep.root),
+            "inline_max_images": 5000,
+            "neighbours": 2,
+            "backend": "webgl",
+        },
         output={"html": str(tmp_path / "out" / "explorer.html")},
         log=str(tmp_path / "logs" / "explorer.log"),
     )
     run_rule(snakemake, bx.explorer)
     text = Path(snakemake.output.html).read_text(encoding="utf-8")
     assert RANDOM_WEIGHTS_NOTE not in text and "random-weights-note" not in text
+    assert '"output_backend":"webgl"' in text  # explorer.backend reaches the plot
     assert "wrote" in Path(snakemake.log[0]).read_text(encoding="utf-8")
 
 
@@ -694,7 +702,7 @@ def ten_thousand(tmp_path_factory) -> Path:
     write_graph(folder / "k-10.npz", n, k=10)
     page = folder / "explorer.html"
     bx.build_explorer(runs, manifest_of(runs), folder / "data", page, folder / "explorer", {"net": write_plain_features(folder / "none.h5", paths)},
-                      {"net": str(folder / "k-10.npz")}, inline_max_images=5000, neighbours=10)  # fmt: skip
+                      {"net": str(folder / "k-10.npz")}, inline_max_images=5000, neighbours=10, backend="canvas")  # fmt: skip
     return page
 
 

@@ -1,6 +1,6 @@
 """Stage explorer: one offline HTML page for a whole sweep, up to 100,000 images and more.
 
-A Bokeh plot (WebGL where the browser has it) of every image, and around it a small page of our own
+A Bokeh plot (HTML canvas, or WebGL: ``explorer.backend``) of every image, and around it a small page of our own
 (``explorer.js``, ``explorer.css``): a run menu, colour by label, metadata column, predicted class or
 label disagreement, a legend whose entries hide and show points, a search box, box and lasso
 selection with a CSV download, a hover card with the image's thumbnail and fields, and, for a clicked
@@ -320,7 +320,7 @@ def marker_size(n_points: int) -> float:
     return float(np.clip(7.0 * (1000 / max(n_points, 1)) ** 0.18, 2.5, 7.0))
 
 
-def explorer_plot(coords: np.ndarray, label_codes: np.ndarray, colours: list[str], title: str):
+def explorer_plot(coords: np.ndarray, label_codes: np.ndarray, colours: list[str], title: str, backend: str):
     """The Bokeh figure: the points (coloured through a colour mapper the page re-points), the search
     matches, the clicked image and lines to its feature-space neighbours; hover, tap and selection
     call the page's code."""
@@ -333,7 +333,7 @@ def explorer_plot(coords: np.ndarray, label_codes: np.ndarray, colours: list[str
         min_width=400,
         min_height=400,
         name=PLOT_NAME,
-        output_backend="webgl",
+        output_backend=backend,
     )
     plot.xaxis.visible = plot.yaxis.visible = False  # embedding axes have no meaning
     plot.grid.visible = False
@@ -470,6 +470,7 @@ def build_explorer(
     neighbors_files: dict[str, str],
     inline_max_images: int,
     neighbours: int,
+    backend: str,
     order: list[str] | None = None,
 ) -> None:
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
@@ -533,7 +534,7 @@ def build_explorer(
     label_codes = np.searchsorted(classes, labels).astype(np.float64)  # classes are sorted
     random_note = RANDOM_WEIGHTS_NOTE if any(meta.get("weights_random") for meta in metas) else None
     with deterministic_bokeh_ids():
-        plot = explorer_plot(coords[0], label_codes, options[0]["colours"], figure_title(metas[0]))
+        plot = explorer_plot(coords[0], label_codes, options[0]["colours"], figure_title(metas[0]), backend)
         html = render_page(data, plot, random_note, note and note[0].upper() + note[1:])
     with atomic_path(output) as tmp:
         Path(tmp).write_text(html, encoding="utf-8")
@@ -559,6 +560,7 @@ def explorer(
     root: str,
     inline_max_images: int,
     neighbours: int,
+    backend: str,
     html: str,
 ) -> None:
     """The explorer page of the whole sweep, every feature set's runs in config ``order`` (rule explorer);
@@ -573,5 +575,6 @@ def explorer(
         dict(zip(order, neighbors)),
         inline_max_images,
         neighbours,
+        backend,
         order,
     )
