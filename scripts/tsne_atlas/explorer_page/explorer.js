@@ -239,7 +239,8 @@
     return best;
   }
   function tap(event) {
-    const i = nearestOnScreen(event.sx, event.sy, 12);
+    // The point under the pointer, as Bokeh's own hit test found it for the hover; else the nearest.
+    const i = state.hovered >= 0 ? state.hovered : nearestOnScreen(event.sx, event.sy, 12);
     if (i >= 0) focus(i);
   }
   function featureNeighbours(i) {
