@@ -24,6 +24,7 @@ from scripts.tsne_atlas.files.runs import (
 )
 from scripts.tsne_atlas.jobs import AtlasError, is_dry_run
 from scripts.tsne_atlas.resources import (
+    explorer_mem_mb,
     extraction_gpus,
     extraction_mem_mb,
     extraction_runtime_min,
@@ -32,6 +33,7 @@ from scripts.tsne_atlas.resources import (
     projector_mem_mb,
     projector_runtime_min,
     sample_size,
+    thumbnails_runtime_min,
     tsne_input_mem_mb,
     tsne_mem_mb,
     tsne_runtime_min,

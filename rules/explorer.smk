@@ -14,6 +14,8 @@ rule explorer_thumbnails:
     conda:
         "../envs/figures.yaml"
     threads: 2
+    resources:
+        runtime=thumbnails_runtime_min(N_IMAGES),
     params:
         root=config["dataset"]["root"],
         thumb_size=config["explorer"]["thumb_size"],
@@ -43,6 +45,8 @@ rule explorer:
         f"{RESULTS}/benchmarks/explorer.tsv"
     conda:
         "../envs/figures.yaml"
+    resources:
+        mem_mb=explorer_mem_mb(N_IMAGES),
     params:
         order=FEATURE_IDS,
         root=config["dataset"]["root"],

@@ -14,6 +14,10 @@ grow with it:
   graph and a sparse P: a few KB per image (measured: 538 MB for a run of 100,000 images).
 - the projector export holds its sprite, at most TensorBoard's 8192 x 8192 pixels (twice, while it is
   encoded), and the prepared input, labels and metadata of the images: a few KB per image.
+- the explorer's thumbnails are written one atlas at a time: flat memory (measured: 132 MB at 100,000
+  images); decoding large photos dominates their run time. The explorer page holds the sweep's k-NN
+  graph (k = 3 x the largest perplexity, indices and distances) and the page's text (measured: 449 MB
+  at 100,000 images with k = 90).
 - the metrics' trustworthiness (scikit-learn) builds N x N distance and rank matrices: about
   32 bytes x N^2 for the N <= metrics.max_images points it uses (5,000: ~0.8 GB).
 
@@ -39,6 +43,9 @@ METRICS_MIN_PER_1000_IMAGES = 1
 PROJECTOR_SPRITE_BYTES = 3 * 8192 * 8192
 PROJECTOR_BYTES_PER_IMAGE = 2_000
 PROJECTOR_MIN_PER_1000_IMAGES = 1
+# Explorer: thumbnails at ~10 ms per large photo, the page at 10 KB per image (graph, page text), generously.
+THUMBNAILS_MIN_PER_1000_IMAGES = 0.5
+EXPLORER_BYTES_PER_IMAGE = 10_000
 MB = 2**20
 
 
@@ -103,3 +110,12 @@ def projector_mem_mb(n_images: int) -> int:
 
 def projector_runtime_min(n_images: int) -> int:
     return MIN_RUNTIME_MIN + math.ceil(PROJECTOR_MIN_PER_1000_IMAGES * n_images / 1000)
+
+
+def thumbnails_runtime_min(n_images: int) -> int:
+    return MIN_RUNTIME_MIN + math.ceil(THUMBNAILS_MIN_PER_1000_IMAGES * n_images / 1000)
+
+
+def explorer_mem_mb(n_images: int) -> int:
+    """The explorer page's job: the sweep's k-NN graph and the page's text grow with the sample."""
+    return BASE_MEM_MB + math.ceil(n_images * EXPLORER_BYTES_PER_IMAGE / MB)
