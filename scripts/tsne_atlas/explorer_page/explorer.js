@@ -188,6 +188,7 @@
 
   // --- hover card ---
   function hover(cbData) {
+    if (!models) return; // BokehJS may hover before start() has found its models
     const card = el("hover-card");
     const indices = cbData ? cbData.index.indices : [];
     if (!indices.length) {
@@ -239,6 +240,7 @@
     return best;
   }
   function tap(event) {
+    if (!models) return;
     // The point under the pointer, as Bokeh's own hit test found it for the hover; else the nearest.
     const i = state.hovered >= 0 ? state.hovered : nearestOnScreen(event.sx, event.sy, 12);
     if (i >= 0) focus(i);
@@ -356,6 +358,7 @@
     return Array.from(models.source.selected.indices).sort((a, b) => a - b);
   }
   function selectionChanged() {
+    if (!models) return;
     const n = selected().length;
     el("selection-count").textContent = n ? `${n.toLocaleString("en")} selected` : "";
     el("export-selection").disabled = n === 0;
@@ -432,7 +435,9 @@
     };
     atlasStyles();
     controls();
-    applyColour();
+    // The plot already shows the first colouring (the label): draw its legend, not all points again.
+    const colouring = currentColouring();
+    renderLegend(colouring, colourValues(colouring));
     window.tsneAtlas.ready = true;
     document.documentElement.dataset.explorerReady = "true";
   }
