@@ -1,0 +1,702 @@
+"""Explorer at scale: the explorer's stages and its page in headless Chromium at 10,000 and 100,000 images.
+
+Per N (``--sizes``), in ``benchmarks/work/explorer-<N>/`` (the layout the workflow writes:
+``results/explorer.html`` beside ``results/explorer/``):
+
+1. images: ``datasets.synthetic(N)`` (48-px PNGs in 10 class folders, made once under
+   benchmarks/data/), the sample list ``images.csv`` and a manifest with the class label and one
+   metadata column (``batch``, numbers: a continuous colouring);
+2. the real ``explorer_thumbnails`` stage (``--thumb-size``, 2 threads, every image shown) in a child
+   process: wall time, that process' peak RSS (its own ``VmHWM``: ``ru_maxrss`` of a child also
+   counts the parent's RSS at fork, Linux keeps it across exec; its RSS after the imports alone
+   beside it), atlas count and folder size;
+3. three runs (class blobs, perplexity 30, seeds 0-2) and a real k-NN graph, k = 90 (what perplexity
+   30 gives, ``config.graph_neighbors``), over 20-d class-blob features (scikit-learn, exact); a
+   features file with top-5 predictions, so the page has a predicted-class colouring;
+4. the real ``build_explorer`` in a child process (page above ``inline_max_images``: thumbnails stay
+   in the folder): wall time, peak RSS, page size. For N = 10,000 also a page of the fixed 5,000
+   subsample, whose thumbnails are inlined (the largest self-contained page the defaults make);
+5. each page in a fresh headless Chromium (tools/headless_browser.py), as built (``webgl``) and
+   with ``"output_backend":"webgl"`` replaced by ``"output_backend":"canvas"`` in its HTML text
+   (a copy beside it, for this benchmark only): ``--repeats`` fresh browsers after one untimed
+   warm-up load, medians reported.
+
+Browser measures (in-page times, ``performance.now()``; an interaction is timed from its input
+event to the later of the end of the plot's last paint it caused, waiting until the plot has not
+painted for 0.8 s, and the page's own change, two animation frames after it happened):
+
+- ready: navigation start to ``tsneAtlas.ready`` (BokehJS built the plot, the page's code ran);
+- hover works: from ``driver.get`` until a hover on the plot's central point first shows its card
+  (painted), the pointer wiggled on and off the point from the moment ``driver.get`` returns;
+  ``hover ms``: that hover, from its pointer move to the card painted;
+- click: pointer up on that point to the neighbours panel filled and the plot's focus ring and
+  neighbour lines painted;
+- search: the last keystroke of ``class3`` (a tenth of the images match; the page waits 120 ms
+  after the last keystroke before it searches) to the count shown and the rings painted;
+- run: choosing the second run in the menu to the new layout painted;
+- zoom: one mouse-wheel step over the plot (wheel zoom): to its first frame / to the full frame
+  (while a tool interacts, Bokeh draws a decimated canvas frame, every 10th point, and the full one
+  500 ms later; its WebGL glyphs draw every point in both): what panning and zooming cost per frame;
+- memory: the JS heap after a forced garbage collection (CDP ``Performance.getMetrics``), the
+  renderer's and the GPU process' peak RSS (``VmHWM``; headless Chromium here draws WebGL in
+  software, SwiftShader, in the GPU process), all after the interactions.
+
+    PYTHONPATH=scripts python benchmarks/explorer.py
+    PYTHONPATH=scripts python benchmarks/explorer.py --sizes 10000 --repeats 1 --reuse
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+from selenium.webdriver.support.select import Select
+
+from common import REPO, command_line, machine, markdown_table
+from datasets import synthetic
+
+# tools/ holds scripts, not a package: load the file by its path rather than editing the import path.
+_spec = importlib.util.spec_from_file_location("headless_browser", REPO / "tools" / "headless_browser.py")
+hb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hb)
+
+WORK = REPO / "benchmarks" / "work"
+N_CLASSES = 10
+PERPLEXITY = 30.0
+SEEDS = (0, 1, 2)
+FEATURES_ID = "synthetic20"
+FEATURE_DIM = 20
+NEIGHBOURS = 10  # explorer.neighbours, the default
+INLINE_MAX_IMAGES = 5000  # explorer.inline_max_images, the default
+SEARCH = "class3"
+WIDTH, HEIGHT = 1400, 960
+BACKENDS = ("webgl", "canvas")
+MEDIANS = ("ready_s", "hover_s", "hover_ms", "click_ms", "search_ms", "run_ms", "zoom_ms", "zoom_full_ms")
+MEDIANS += ("js_heap_mib",)
+MEDIANS += ("renderer_peak_mib", "renderer_rss_mib", "gpu_peak_mib", "gpu_rss_mib")
+PHASES = ("response_end", "dom_content_loaded", "load", "first_paint", "first_contentful_paint", "ready")
+STAGE_HEADER = ["images", "stage", "wall s", "RSS after imports MiB", "peak RSS MiB", "output"]
+BROWSER_HEADER = ["images", "backend", "ready s", "hover works s", "hover ms", "click → neighbours ms"]
+BROWSER_HEADER += [
+    f"search `{SEARCH}` ms",
+    "run switch ms",
+    "zoom step ms: first / full frame",
+    "JS heap MiB",
+    "renderer peak RSS MiB",
+]
+BROWSER_HEADER += ["GPU process peak RSS MiB", "page + thumbnails MiB"]
+PHASE_HEADER = ["images", "backend", "HTML received", "DOMContentLoaded", "load", "first contentful paint", "ready"]
+PHASE_HEADER += ["JSON.parse"]
+
+# A child process running one stage: its wall time and peak RSS. VmHWM, the high-water mark of this
+# process' own memory (ru_maxrss would also count the parent's RSS at fork: Linux keeps it across exec).
+CHILD = """
+import importlib, json, sys, time
+def hwm():
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+spec = json.loads(sys.argv[1])
+function = getattr(importlib.import_module(spec["module"]), spec["function"])
+imported = hwm()
+start = time.perf_counter()
+function(**spec["kwargs"])
+print(json.dumps({"s": time.perf_counter() - start, "imports_rss_mib": imported, "peak_rss_mib": hwm()}))
+"""
+
+
+def child(module: str, function: str, **kwargs) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+    spec = json.dumps({"module": module, "function": function, "kwargs": kwargs})
+    result = subprocess.run([sys.executable, "-c", CHILD, spec], capture_output=True, text=True, env=env, cwd=REPO)
+    if result.returncode != 0:
+        raise SystemExit(f"{module}.{function} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def folder_mib(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+
+
+# --- inputs -----------------------------------------------------------------------------------------
+
+
+def sample(n: int, work: Path) -> tuple[Path, list[str], list[str]]:
+    """The images (made once), ``images.csv`` and ``manifest.csv``; (root, paths, labels)."""
+    from tsne_atlas.files.manifest import write_images, write_manifest
+
+    root = synthetic(n)
+    paths = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    labels = [p.split("/")[0] for p in paths]
+    work.mkdir(parents=True, exist_ok=True)
+    write_images(work / "images.csv", paths, ["0" * 64] * n)  # no duplicate search here: dummy hashes
+    batch = [f"{(i * 7919) % 1000 / 10:g}" for i in range(n)]
+    write_manifest(work / "manifest.csv", paths, labels, {"batch": batch})
+    return root, paths, labels
+
+
+def write_runs(work: Path, paths: list[str], labels: list[str]) -> list[tuple[str, str]]:
+    """Three runs of class blobs (perplexity 30, seeds 0-2), as the tsne rule records them."""
+    from tsne_atlas.files.runs import write_run
+
+    codes = np.searchsorted(sorted(set(labels)), labels)
+    runs = []
+    for seed in SEEDS:
+        rng = np.random.default_rng(seed)
+        centres = rng.normal(scale=40, size=(N_CLASSES, 2))
+        coords = centres[codes] + rng.normal(scale=8, size=(len(paths), 2))
+        meta = {
+            "features": FEATURES_ID,
+            "perplexity": PERPLEXITY,
+            "seed": seed,
+            "kl_divergence": 3.0 + seed / 10,
+            "classes": sorted(set(labels)),
+            "weights_random": False,
+            "model": "synthetic",
+            "n_images": len(paths),
+            "implementation": "opentsne",
+        }
+        tsv, meta_json = work / f"run-seed{seed}.tsv", work / f"run-seed{seed}.json"
+        write_run(tsv, meta_json, paths, coords, meta)
+        runs.append((str(tsv), str(meta_json)))
+    return runs
+
+
+def write_graph_and_features(work: Path, paths: list[str], labels: list[str]) -> tuple[str, str, float]:
+    """The k-NN graph (k = 90) of 20-d class-blob features and a features file with top-5 predictions;
+    (graph, features file, seconds for the graph)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from tsne_atlas.config import graph_neighbors
+    from tsne_atlas.files.features import TOP_INDEX, TOP_PROBABILITY, write_features
+    from tsne_atlas.files.tsne_inputs import write_neighbors
+
+    n, k = len(paths), graph_neighbors([PERPLEXITY])
+    rng = np.random.default_rng(1)
+    codes = np.searchsorted(sorted(set(labels)), labels)
+    features = (rng.normal(scale=2.0, size=(N_CLASSES, FEATURE_DIM))[codes] + rng.normal(size=(n, FEATURE_DIM))).astype(
+        np.float32
+    )
+    start = time.perf_counter()
+    distances, indices = NearestNeighbors(n_neighbors=k + 1, n_jobs=2).fit(features).kneighbors(features)
+    seconds = time.perf_counter() - start
+    graph = work / f"k-{k}.npz"
+    write_neighbors(graph, indices[:, 1:], distances[:, 1:])
+    # Predictions: the image's own class 80 % of the time, at 30-99 %.
+    top = np.argsort(rng.random((n, N_CLASSES)), axis=1)[:, :5].astype(np.int32)
+    right = rng.random(n) < 0.8
+    top[right, 0] = codes[right]
+    probability = np.sort(rng.dirichlet(np.ones(5), size=n), axis=1)[:, ::-1].astype(np.float32)
+    probability[:, 0] = rng.uniform(0.3, 0.99, size=n)
+    batch = {"penultimate": features, TOP_INDEX: top, TOP_PROBABILITY: probability}
+    features_file = work / f"{FEATURES_ID}.h5"
+    write_features(features_file, [batch], n, paths, {}, {"penultimate": "avgpool"}, sorted(set(labels)))
+    return str(graph), str(features_file), seconds
+
+
+def build(work: Path, root: Path, runs, graph: str, features: str, thumbnails: Path, page: Path) -> dict:
+    measured = child(
+        "tsne_atlas.explorer",
+        "build_explorer",
+        runs=runs,
+        manifest=str(work / "manifest.csv"),
+        root=str(root),
+        output=str(page),
+        thumbnails=str(thumbnails),
+        features_files={FEATURES_ID: features},
+        neighbors_files={FEATURES_ID: graph},
+        inline_max_images=INLINE_MAX_IMAGES,
+        neighbours=NEIGHBOURS,
+    )
+    return {**measured, "page_mib": page.stat().st_size / 2**20}
+
+
+def thumbnails(work: Path, root: Path, folder: Path, thumb_size: int, max_images: int) -> dict:
+    measured = child(
+        "tsne_atlas.thumbnails",
+        "explorer_thumbnails",
+        images=str(work / "images.csv"),
+        root=str(root),
+        thumbnails=str(folder),
+        thumb_size=thumb_size,
+        max_images=max_images,
+        threads=2,
+    )
+    atlases = len(json.loads((folder / "thumbnails.json").read_text())["atlases"])
+    return {**measured, "atlases": atlases, "folder_mib": folder_mib(folder)}
+
+
+def prepare(n: int, thumb_size: int, reuse: bool) -> dict:
+    """Everything but the browser for N images; the stages' measures (kept in stages.json for --reuse)."""
+    work = WORK / f"explorer-{n}"
+    record = work / "stages.json"
+    results = work / "results"
+    if reuse and record.exists():
+        print(f"{n}: reusing {work} (stage measures from its first run)", file=sys.stderr)
+        return json.loads(record.read_text())
+    print(f"{n}: images", file=sys.stderr)
+    root, paths, labels = sample(n, work)
+    print(f"{n}: thumbnails", file=sys.stderr)
+    stages = {"n": n, "root": str(root), "work": str(work), "pages": {}}
+    stages["thumbnails"] = thumbnails(work, root, results / "explorer", thumb_size, n)
+    print(f"{n}: runs, k-NN graph, features", file=sys.stderr)
+    runs = write_runs(work, paths, labels)
+    graph, features, graph_s = write_graph_and_features(work, paths, labels)
+    stages["graph_s"] = graph_s
+    print(f"{n}: page", file=sys.stderr)
+    page = results / "explorer.html"
+    stages["pages"]["all"] = {**build(work, root, runs, graph, features, results / "explorer", page), "html": str(page)}
+    if n > INLINE_MAX_IMAGES and n <= 2 * INLINE_MAX_IMAGES:
+        print(f"{n}: inline page of {INLINE_MAX_IMAGES}", file=sys.stderr)
+        folder = results / f"explorer-{INLINE_MAX_IMAGES}"
+        stages["inline_thumbnails"] = thumbnails(work, root, folder, thumb_size, INLINE_MAX_IMAGES)
+        page = results / f"explorer-{INLINE_MAX_IMAGES}.html"
+        stages["pages"]["inline"] = {**build(work, root, runs, graph, features, folder, page), "html": str(page)}
+    record.write_text(json.dumps(stages, indent=1))
+    return stages
+
+
+def canvas_copy(page: Path) -> Path:
+    """The page with Bokeh's canvas backend: its HTML text with the plot's output_backend replaced."""
+    text = page.read_text(encoding="utf-8")
+    if text.count('"output_backend":"webgl"') != 1:
+        raise SystemExit(f'{page}: expected one "output_backend":"webgl" in the page')
+    target = page.with_name(page.stem + "-canvas.html")
+    target.write_text(text.replace('"output_backend":"webgl"', '"output_backend":"canvas"'), encoding="utf-8")
+    return target
+
+
+# --- browser ----------------------------------------------------------------------------------------
+
+# Injected (CDP Page.addScriptToEvaluateOnNewDocument) before any of the page's own scripts: marks the moment the explorer is ready, times every
+# large JSON.parse (the explorer's data, Bokeh's document) and offers one-shot marks for interactions.
+INSTRUMENT_JS = """
+(() => {
+  const bench = { parses: [], events: {}, marks: {} };
+  window.__bench = bench;
+  const parse = JSON.parse;
+  JSON.parse = function (text, reviver) {
+    const start = performance.now();
+    const value = parse.call(this, text, reviver);
+    if (typeof text === "string" && text.length > 100000) bench.parses.push([start, performance.now() - start, text.length]);
+    return value;
+  };
+  new MutationObserver((records, observer) => {
+    if (document.documentElement && document.documentElement.dataset.explorerReady === "true") {
+      bench.ready = performance.now();
+      observer.disconnect();
+    }
+  }).observe(document, { attributes: true, subtree: true, attributeFilter: ["data-explorer-ready"] });
+  // The hover card's first showing (whenever it happens, from the first load on), and the pointer
+  // move it answered (its event time: when the browser took the input, however busy the page).
+  window.addEventListener("pointermove", (event) => { bench.lastMove = event.timeStamp; }, true);
+  const cardWatch = () => {
+    const card = document.getElementById("hover-card");
+    if (!card) return setTimeout(cardWatch, 5);
+    new MutationObserver((records, observer) => {
+      if (!card.hidden) {
+        observer.disconnect();
+        const move = bench.lastMove;
+        bench.hoverIndex = Number(card.querySelector(".thumb")?.dataset.index);
+        requestAnimationFrame(() => requestAnimationFrame(() => {
+          bench.hoverLatency = performance.now() - move;
+          bench.hoverShown = performance.now();
+        }));
+      }
+    }).observe(card, { attributes: true, attributeFilter: ["hidden"] });
+  };
+  cardWatch();
+  // arm(name, event type, condition): the last such event's time, and the time two frames after
+  // the condition first holds.
+  bench.arm = (name, type, condition) => {
+    const entry = { event: null, done: null };
+    bench.marks[name] = entry;
+    const onEvent = (event) => { entry.event = event.timeStamp; };
+    window.addEventListener(type, onEvent, true);
+    const check = () => {
+      if (entry.done !== null) return;
+      if (entry.event !== null && condition()) {
+        entry.met = performance.now();
+        window.removeEventListener(type, onEvent, true);
+        requestAnimationFrame(() => requestAnimationFrame(() => { entry.done = performance.now(); }));
+      } else setTimeout(check, 2);
+    };
+    check();
+  };
+})();
+"""
+
+MARKS_JS = """
+const nav = performance.getEntriesByType("navigation")[0];
+const paint = Object.fromEntries(performance.getEntriesByType("paint").map((e) => [e.name, e.startTime]));
+return {origin: performance.timeOrigin, ready: __bench.ready, hover: __bench.hoverShown,
+        hoverLatency: __bench.hoverLatency, hoverIndex: __bench.hoverIndex, parses: __bench.parses,
+        response_end: nav.responseEnd, dom_content_loaded: nav.domContentLoadedEventEnd, load: nav.loadEventEnd,
+        first_paint: paint["first-paint"] ?? null, first_contentful_paint: paint["first-contentful-paint"] ?? null};
+"""
+
+# Every paint of the plot from now on, [start, end] (wraps PlotView._actual_paint, a BokehJS detail).
+WATCH_PAINTS_JS = """
+const view = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name("plot"));
+const paint = view._actual_paint;
+__bench.paints = [];
+view._actual_paint = function (...args) {
+  const start = performance.now();
+  const result = paint.apply(this, args);
+  __bench.paints.push([start, performance.now()]);
+  return result;
+};
+"""
+
+# Wait until the mark is done and the plot has not painted for SETTLE_MS (Bokeh draws a decimated frame
+# while a tool interacts and the full one 500 ms later); the mark and the plot's paints since its event.
+WAIT_MARK_JS = """
+const [name, timeout, settle] = arguments;
+const done = arguments[arguments.length - 1];
+const start = performance.now();
+const poll = () => {
+  const entry = window.__bench.marks[name];
+  const paints = __bench.paints.filter(([begin]) => entry.event !== null && begin >= entry.event);
+  const last = Math.max(entry.done ?? 0, ...paints.map(([, end]) => end));
+  if (entry.done !== null && performance.now() - last > settle) done({...entry, paints});
+  else if (performance.now() - start > timeout) done(null);
+  else setTimeout(poll, 5);
+};
+poll();
+"""
+SETTLE_MS = 800
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for kid in children.get(todo.pop(), []):
+            found.append(kid)
+            todo.append(kid)
+    return found
+
+
+def process_memory(driver) -> dict:
+    """Peak and current RSS (MiB) of this driver's largest renderer and its GPU process."""
+    out = {}
+    for pid in descendants(driver.service.process.pid):
+        try:
+            cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace")
+            status = (Path("/proc") / str(pid) / "status").read_text()
+        except OSError:
+            continue
+        kind = "renderer" if "--type=renderer" in cmdline else "gpu" if "--type=gpu-process" in cmdline else None
+        if kind is None:
+            continue
+        fields = {line.split(":")[0]: line.split()[1] for line in status.splitlines() if line.startswith("Vm")}
+        hwm, rss = int(fields.get("VmHWM", 0)) / 1024, int(fields.get("VmRSS", 0)) / 1024
+        if hwm > out.get(f"{kind}_peak_mib", -1):
+            out[f"{kind}_peak_mib"], out[f"{kind}_rss_mib"] = hwm, rss
+    return out
+
+
+def move(driver, x: float, y: float, click: bool = False) -> None:
+    """The pointer straight to (x, y) in one move event (no interpolated moves on the way)."""
+    actions = ActionChains(driver, duration=0)
+    actions.w3c_actions.pointer_action.move_to_location(round(x), round(y))
+    if click:
+        actions.w3c_actions.pointer_action.click()
+    actions.perform()
+
+
+def open_instrumented(profile: str):
+    driver = hb.start_chromium(profile, WIDTH, HEIGHT)
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": INSTRUMENT_JS})
+    driver.execute_cdp_cmd("Performance.enable", {})
+    driver.set_script_timeout(300)
+    return driver
+
+
+def wait_ready(driver) -> None:
+    driver.execute_async_script(
+        "const done = arguments[0]; const poll = () => window.tsneAtlas?.ready ? done(true) : setTimeout(poll, 5); poll();"
+    )
+
+
+def warm_up(page: Path) -> dict:
+    """An untimed load: the central point, where it is on the screen, and what the plot draws with."""
+    with tempfile.TemporaryDirectory(prefix="bench-chromium-") as profile:
+        driver = open_instrumented(profile)
+        try:
+            driver.get(page.resolve().as_uri())
+            wait_ready(driver)
+            hb.wait_for_paint(driver)
+            index = hb.central_point(driver)
+            x, y = hb.point_position(driver, index)
+            info = driver.execute_script(
+                """const doc = Bokeh.documents[0];
+                const plot = doc.get_model_by_name('plot');
+                const view = Bokeh.index.find_one(doc.get_model_by_name('points'));
+                return {n: tsneAtlas.data.n, backend: plot.output_backend, gl: view.glyph.has_webgl(),
+                        renderer: (() => { const c = document.createElement('canvas').getContext('webgl');
+                          if (!c) return 'no WebGL';
+                          const ext = c.getExtension('WEBGL_debug_renderer_info');
+                          return ext ? c.getParameter(ext.UNMASKED_RENDERER_WEBGL) : c.getParameter(c.RENDERER); })()};"""
+            )
+            console = driver.get_log("browser")
+        finally:
+            driver.quit()
+    return {"index": index, "x": x, "y": y, **info, "console": console}
+
+
+def load_and_hover(driver, page: Path, spot: dict) -> dict:
+    """Load the page and wiggle the pointer onto the central point and off it, from the moment
+    ``driver.get`` returns, until a hover card shows; the load's marks."""
+    started = time.time()
+    driver.get(page.resolve().as_uri())
+    deadline = time.monotonic() + 120
+    while not driver.execute_script("return window.__bench.hoverShown !== undefined"):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{page}: no hover card within 120 s")
+        move(driver, spot["x"], spot["y"])
+        time.sleep(0.02)
+        if driver.execute_script("return window.__bench.hoverShown !== undefined"):
+            break
+        move(driver, 5, 5)  # off the plot, onto the page's heading
+        time.sleep(0.02)
+    wait_ready(driver)
+    hb.wait_for_paint(driver)
+    marks = driver.execute_script(MARKS_JS)
+    offset = marks["origin"] / 1000 - started  # driver.get was issued this long before navigation start
+    # The card is that of a point under the pointer (dense regions hold several).
+    off = np.subtract(hb.point_position(driver, marks["hoverIndex"]), (spot["x"], spot["y"]))
+    return {
+        "ready_s": marks["ready"] / 1000,
+        "hover_s": offset + marks["hover"] / 1000,
+        "hover_ms": marks["hoverLatency"],
+        "hover_off_px": float(np.hypot(*off)),
+        "phases": marks,
+    }
+
+
+def interact(driver, spot: dict) -> dict:
+    """Click, search, run switch and a zoom step, each from its input event until painted (ms)."""
+    out = {}
+    driver.execute_script(WATCH_PAINTS_JS)
+    driver.execute_script(
+        "__bench.arm('click', 'pointerup', () => document.getElementById('neighbours').dataset.index !== undefined);"
+    )
+    move(driver, spot["x"], spot["y"], click=True)
+    out["click_ms"] = latency(driver, "click")[1]
+    driver.execute_script(
+        "__bench.arm('search', 'input', () => document.getElementById('search-count').textContent !== '');"
+    )
+    driver.find_element("id", "search").send_keys(SEARCH)
+    out["search_ms"] = latency(driver, "search")[1]
+    out["matches"] = driver.execute_script("return tsneAtlas.state.matches.length")
+    driver.execute_script("__bench.arm('run', 'change', () => tsneAtlas.state.run === 1);")
+    Select(driver.find_element("id", "run-select")).select_by_index(1)
+    out["run_ms"] = latency(driver, "run")[1]
+    # One wheel step over the plot (wheel zoom is its active scroll tool): the ranges change, all repaints.
+    driver.execute_script(
+        "const plot = Bokeh.documents[0].get_model_by_name('plot'); const start = plot.x_range.start;"
+        "__bench.arm('zoom', 'wheel', () => plot.x_range.start !== start);"
+    )
+    origin = ScrollOrigin.from_viewport(round(spot["x"]), round(spot["y"]))
+    ActionChains(driver).scroll_from_origin(origin, 0, -100).perform()
+    out["zoom_ms"], out["zoom_full_ms"] = latency(driver, "zoom")
+    return out
+
+
+def measure_once(page: Path, spot: dict) -> dict:
+    """One fresh browser: load, hover until a card shows, interactions, then memory and console."""
+    with tempfile.TemporaryDirectory(prefix="bench-chromium-") as profile:
+        driver = open_instrumented(profile)
+        try:
+            out = load_and_hover(driver, page, spot)
+            out.update(interact(driver, spot))
+            hb.wait_for_paint(driver)
+            driver.execute_cdp_cmd("HeapProfiler.collectGarbage", {})
+            metrics = {m["name"]: m["value"] for m in driver.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]}
+            out["js_heap_mib"] = metrics["JSHeapUsedSize"] / 2**20
+            out.update(process_memory(driver))
+            out["console"] = driver.get_log("browser")
+        finally:
+            driver.quit()
+    return out
+
+
+def latency(driver, name: str) -> tuple[float, float]:
+    """(ms from the input event to the first paint of the plot or, without one, the mark; ms to the
+    last paint or the mark, whichever is later)."""
+    entry = driver.execute_async_script(WAIT_MARK_JS, name, 60000, SETTLE_MS)
+    if entry is None:
+        raise SystemExit(f"no '{name}' response within 60 s")
+    ends = [end for _, end in entry["paints"]]
+    first = ends[0] if ends else entry["done"]
+    return first - entry["event"], max([entry["done"], *ends]) - entry["event"]
+
+
+def browse(page: Path, repeats: int) -> dict:
+    spot = warm_up(page)
+    runs = [measure_once(page, spot) for _ in range(repeats)]
+    median = {
+        key: statistics.median(run[key] for run in runs if run.get(key) is not None)
+        for key in MEDIANS
+        if any(run.get(key) is not None for run in runs)
+    }
+    console = spot["console"] + [entry for run in runs for entry in run["console"]]
+    phases = [run["phases"] for run in runs]
+    return {
+        **median,
+        "spot": {k: v for k, v in spot.items() if k != "console"},
+        "hover_off_px": max(run["hover_off_px"] for run in runs),
+        "matches": runs[0]["matches"],
+        "severe": sorted({e["message"] for e in console if e["level"] == "SEVERE"}),
+        "warnings": sorted({e["message"] for e in console if e["level"] == "WARNING"}),
+        "phases": {
+            key: statistics.median(p[key] for p in phases if p[key] is not None)
+            for key in PHASES
+            if any(p[key] is not None for p in phases)
+        },
+        "parses_ms": [
+            [round(statistics.median(p["parses"][i][1] for p in phases)), p0[2]]
+            for i, p0 in enumerate(phases[0]["parses"])
+        ],
+    }
+
+
+# --- report -----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--thumb-size", type=int, default=96, help="explorer.thumb_size (default 96)")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh browsers per page (after one warm-up load)")
+    parser.add_argument("--reuse", action="store_true", help="reuse a work folder's inputs, thumbnails and pages")
+    parser.add_argument("--out", type=Path, help="also write the report here")
+    parser.add_argument("--json", type=Path, help="write every measure here")
+    args = parser.parse_args()
+    hb.check_browser()
+
+    load = [os.getloadavg()[0]]
+    everything = []
+    for n in args.sizes:
+        stages = prepare(n, args.thumb_size, args.reuse)
+        for name, page in stages["pages"].items():
+            html = Path(page["html"])
+            for backend in BACKENDS if name == "all" else ("webgl",):
+                target = html if backend == "webgl" else canvas_copy(html)
+                print(f"{n}: {name} page, {backend}: browser", file=sys.stderr)
+                page[backend] = browse(target, args.repeats)
+        everything.append(stages)
+    load.append(os.getloadavg()[0])
+    if args.json:
+        args.json.write_text(json.dumps(everything, indent=1))
+    text = report(everything, args, load)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+def stage_row(label: str, stage: str, measured: dict, output: str) -> list[str]:
+    return [label, stage, f"{measured['s']:.1f}", f"{measured['imports_rss_mib']:.0f}",
+            f"{measured['peak_rss_mib']:.0f}", output]  # fmt: skip
+
+
+def browser_row(label: str, backend: str, b: dict, folder_mib: float) -> list[str]:
+    drawn = "WebGL" if b["spot"]["gl"] else "canvas"
+    return [label, f"{backend} (draws with {drawn})", f"{b['ready_s']:.2f}", f"**{b['hover_s']:.2f}**",
+            f"{b['hover_ms']:.0f}", f"{b['click_ms']:.0f}", f"{b['search_ms']:.0f}", f"{b['run_ms']:.0f}",
+            f"{b['zoom_ms']:.0f} / {b['zoom_full_ms']:.0f}", f"{b['js_heap_mib']:.0f}", f"{b.get('renderer_peak_mib', float('nan')):.0f}",
+            f"{b.get('gpu_peak_mib', float('nan')):.0f}", f"{folder_mib:.1f}"]  # fmt: skip
+
+
+def phase_row(label: str, backend: str, b: dict) -> list[str]:
+    p = b["phases"]
+    parses = ", ".join(f"{ms} ms ({size / 2**20:.1f} MiB)" for ms, size in b["parses_ms"])
+    return [label, backend, *(f"{p.get(key, float('nan')):.0f}" for key in PHASES if key != "first_paint"), parses]
+
+
+def console_text(message: str) -> str:
+    """A console message's first sentence, without its page URL, context address and repeat note."""
+    text = message.split(" - ", 1)[-1]
+    text = re.sub(r"^\[[^\]]*\]", "", text).replace(" (this message will no longer repeat)", "")
+    return text.split(". ")[0]
+
+
+def report(everything: list[dict], args, load: list[float]) -> str:
+    stage_rows, browser_rows, phase_rows, notes, warnings = [], [], [], [], set()
+    for stages in everything:
+        n, thumbs = stages["n"], stages["thumbnails"]
+        stage_rows.append(
+            stage_row(
+                f"{n:,}", "explorer_thumbnails", thumbs, f"{thumbs['atlases']} atlases, {thumbs['folder_mib']:.1f} MiB"
+            )
+        )
+        for name, page in stages["pages"].items():
+            inline = name == "inline"
+            label = f"{INLINE_MAX_IMAGES:,} of {n:,}" if inline else f"{n:,}"
+            if inline:
+                t = stages["inline_thumbnails"]
+                stage_rows.append(
+                    stage_row(label, "explorer_thumbnails", t, f"{t['atlases']} atlases, {t['folder_mib']:.1f} MiB")
+                )
+            where = "thumbnails inlined" if inline else "thumbnails in explorer/"
+            stage_rows.append(
+                stage_row(label, "build_explorer", page, f"explorer.html {page['page_mib']:.1f} MiB ({where})")
+            )
+            folder = page["page_mib"] + (0 if inline else thumbs["folder_mib"])
+            for backend in (b for b in BACKENDS if b in page):
+                b = page[backend]
+                browser_rows.append(browser_row(label, backend, b, folder))
+                phase_rows.append(phase_row(label, backend, b))
+                if b["hover_off_px"] > 4:
+                    notes.append(
+                        f"{label} {backend}: a first hover card showed an image {b['hover_off_px']:.0f} px away"
+                    )
+                notes += [f"{label} {backend}: SEVERE console message: {message[:300]}" for message in b["severe"]]
+                warnings.update(console_text(message) for message in b["warnings"])
+    renderer = everything[0]["pages"]["all"]["webgl"]["spot"]["renderer"]
+    graph = ", ".join(f"{s['n']:,}: {s['graph_s']:.0f} s" for s in everything)
+    lines = [
+        f"Machine: {machine()}; {hb.CHROMIUM} (headless, window {WIDTH}x{HEIGHT}), WebGL renderer: {renderer}",
+        "",
+        f"Command: `{command_line()}` (1-minute load average {load[0]:.1f} at the start, {load[-1]:.1f} at the end)",
+        "",
+        f"Stages (child processes; thumbnails {args.thumb_size} px, 2 threads; 3 runs, k-NN graph k = 90, "
+        f"top-5 predictions; the graph by scikit-learn, not a stage here: {graph}):",
+        "",
+        markdown_table(STAGE_HEADER, stage_rows),
+        "",
+        f"Browser (median of {args.repeats} fresh headless Chromiums after a warm-up load; `canvas`: the page's "
+        '`"output_backend":"webgl"` replaced by `"output_backend":"canvas"` for this benchmark only):',
+        "",
+        markdown_table(BROWSER_HEADER, browser_rows),
+        "",
+        "Page load phases (ms from navigation start, medians; JSON.parse calls over 100 kB: time and text size):",
+        "",
+        markdown_table(PHASE_HEADER, phase_rows),
+        "",
+        "Console: " + ("; ".join(notes) if notes else "no SEVERE entries") + ".",
+    ]
+    if warnings:
+        lines += ["", "Console warnings (distinct): " + " | ".join(sorted(warnings))]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
