@@ -16,10 +16,9 @@ Per N (``--sizes``), in ``benchmarks/work/explorer-<N>/`` (the layout the workfl
 4. the real ``build_explorer`` in a child process (page above ``inline_max_images``: thumbnails stay
    in the folder): wall time, peak RSS, page size. For N = 10,000 also a page of the fixed 5,000
    subsample, whose thumbnails are inlined (the largest self-contained page the defaults make);
-5. each page in a fresh headless Chromium (tools/headless_browser.py), as built (``canvas``, the
-   default ``explorer.backend``) and with ``"output_backend":"canvas"`` replaced by
-   ``"output_backend":"webgl"`` in its HTML text (a copy beside it: the one difference
-   ``explorer.backend: webgl`` makes to the page): ``--repeats`` fresh browsers after one untimed
+5. each page in a fresh headless Chromium (tools/headless_browser.py), as built with the default
+   ``explorer.backend: canvas`` and, for the page of every image, again with ``webgl``
+   (``explorer-webgl.html`` beside it): ``--repeats`` fresh browsers after one untimed
    warm-up load, medians reported.
 
 Browser measures (in-page times, ``performance.now()``; an interaction is timed from its input
@@ -204,7 +203,9 @@ def write_graph_and_features(work: Path, paths: list[str], labels: list[str]) ->
     return str(graph), str(features_file), seconds
 
 
-def build(work: Path, root: Path, runs, graph: str, features: str, thumbnails: Path, page: Path) -> dict:
+def build(
+    work: Path, root: Path, runs, graph: str, features: str, thumbnails: Path, page: Path, backend: str = "canvas"
+) -> dict:
     measured = child(
         "tsne_atlas.explorer",
         "build_explorer",
@@ -217,7 +218,7 @@ def build(work: Path, root: Path, runs, graph: str, features: str, thumbnails: P
         neighbors_files={FEATURES_ID: graph},
         inline_max_images=INLINE_MAX_IMAGES,
         neighbours=NEIGHBOURS,
-        backend="canvas",
+        backend=backend,
     )
     return {**measured, "page_mib": page.stat().st_size / 2**20}
 
@@ -257,6 +258,9 @@ def prepare(n: int, thumb_size: int, reuse: bool) -> dict:
     print(f"{n}: page", file=sys.stderr)
     page = results / "explorer.html"
     stages["pages"]["all"] = {**build(work, root, runs, graph, features, results / "explorer", page), "html": str(page)}
+    webgl = results / "explorer-webgl.html"  # the same page as explorer.backend: webgl builds it
+    build(work, root, runs, graph, features, results / "explorer", webgl, backend="webgl")
+    stages["pages"]["all"]["html_webgl"] = str(webgl)
     if n > INLINE_MAX_IMAGES and n <= 2 * INLINE_MAX_IMAGES:
         print(f"{n}: inline page of {INLINE_MAX_IMAGES}", file=sys.stderr)
         folder = results / f"explorer-{INLINE_MAX_IMAGES}"
@@ -265,16 +269,6 @@ def prepare(n: int, thumb_size: int, reuse: bool) -> dict:
         stages["pages"]["inline"] = {**build(work, root, runs, graph, features, folder, page), "html": str(page)}
     record.write_text(json.dumps(stages, indent=1))
     return stages
-
-
-def webgl_copy(page: Path) -> Path:
-    """The page as ``explorer.backend: webgl`` builds it: its HTML text with the plot's output_backend replaced."""
-    text = page.read_text(encoding="utf-8")
-    if text.count('"output_backend":"canvas"') != 1:
-        raise SystemExit(f'{page}: expected one "output_backend":"canvas" in the page')
-    target = page.with_name(page.stem + "-webgl.html")
-    target.write_text(text.replace('"output_backend":"canvas"', '"output_backend":"webgl"'), encoding="utf-8")
-    return target
 
 
 # --- browser ----------------------------------------------------------------------------------------
@@ -599,9 +593,8 @@ def main() -> None:
     for n in args.sizes:
         stages = prepare(n, args.thumb_size, args.reuse)
         for name, page in stages["pages"].items():
-            html = Path(page["html"])
             for backend in BACKENDS if name == "all" else ("canvas",):
-                target = html if backend == "canvas" else webgl_copy(html)
+                target = Path(page["html"] if backend == "canvas" else page["html_webgl"])
                 print(f"{n}: {name} page, {backend}: browser", file=sys.stderr)
                 page[backend] = browse(target, args.repeats)
         everything.append(stages)
@@ -684,8 +677,8 @@ def report(everything: list[dict], args, load: list[float]) -> str:
         "",
         markdown_table(STAGE_HEADER, stage_rows),
         "",
-        f"Browser (median of {args.repeats} fresh headless Chromiums after a warm-up load; `webgl`: the page's "
-        '`"output_backend":"canvas"` replaced by `"output_backend":"webgl"`, as `explorer.backend: webgl` builds it):',
+        f"Browser (median of {args.repeats} fresh headless Chromiums after a warm-up load; `canvas`: the default "
+        "`explorer.backend`, `webgl`: the same page built with `explorer.backend: webgl`):",
         "",
         markdown_table(BROWSER_HEADER, browser_rows),
         "",
