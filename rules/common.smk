@@ -320,7 +320,7 @@ def results_summary():
         f"  metrics      {RESULTS}/metrics/<feature set>/sweep.csv, sweep.png\n"
         f"  overview     {RESULTS}/overview/<feature set>.png, .pdf\n"
         f"  suspects     {RESULTS}/suspects/<feature set>/suspects.csv, duplicates.csv, outliers.csv (+ PNGs)\n"
-        f"  explorer     {RESULTS}/explorer.html (open in a browser)\n"
+        f"  explorer     {RESULTS}/explorer.html (open in a browser; thumbnails in {RESULTS}/explorer/)\n"
     )
     if PROJECTOR:
         summary += f"  projector    {RESULTS}/projector/ (tensorboard --logdir {RESULTS}/projector)\n"
