@@ -465,6 +465,27 @@ def test_colour_by_metadata_predictions_and_disagreement_and_legend_hides(page, 
     assert severe_console_messages(page) == []
 
 
+def test_the_address_keeps_the_view_and_a_link_to_it_opens_it(driver, sweep):
+    page = open_fresh(driver, sweep.html)
+    choose(page, "run-select", "net · perplexity 30, seed 1 (KL 0.40)")
+    search(page, "bee")
+    index = sweep.paths.index("ant/ant_2.png")
+    click_point(page, index)
+    fragment = urllib.parse.urlparse(page.current_url).fragment
+    assert urllib.parse.parse_qs(fragment) == {"run": ["1"], "find": ["bee"], "image": ["ant/ant_2.png"]}
+    # Esc (outside the search box) clears the clicked image, and the address forgets it.
+    ActionChains(page).move_to_element(page.find_element("tag name", "h1")).click().send_keys(Keys.ESCAPE).perform()
+    assert page.execute_script("return document.getElementById('neighbours').dataset.index") is None
+    assert "image=" not in page.current_url
+    # The saved address, opened afresh: the same run, search and clicked image.
+    page.get("about:blank")
+    hb.open_page(page, sweep.html, fragment=fragment)
+    assert page.find_element("id", "run-select").get_attribute("value") == "1"
+    assert page.find_element("id", "search-count").text == "3 of 9 match"
+    assert page.execute_script("return document.getElementById('neighbours').dataset.index") == str(index)
+    assert severe_console_messages(page) == []
+
+
 def test_random_weights_note_is_visible(page):
     note = page.find_element("id", "random-weights-note")
     assert note.text == RANDOM_WEIGHTS_NOTE and note.is_displayed()

@@ -84,10 +84,11 @@ poll();
 """
 
 
-def open_page(driver: webdriver.Chrome, html: str | os.PathLike, timeout: float = 60.0) -> None:
-    """Load a local HTML file and wait until its page (the explorer's code, or Bokeh) is ready and painted."""
+def open_page(driver: webdriver.Chrome, html: str | os.PathLike, timeout: float = 60.0, fragment: str = "") -> None:
+    """Load a local HTML file (with ``#fragment`` when given) and wait until its page (the explorer's code,
+    or Bokeh) is ready and painted."""
     driver.set_script_timeout(timeout)
-    driver.get(Path(html).resolve().as_uri())
+    driver.get(Path(html).resolve().as_uri() + (f"#{fragment}" if fragment else ""))
     driver.execute_async_script(_PAGE_READY_JS)
     wait_for_paint(driver)
 

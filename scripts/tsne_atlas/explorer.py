@@ -408,7 +408,7 @@ PAGE_TEMPLATE = Template(
   <div class="plot">{{ embed(roots.plot) }}</div>
   <aside>
     <section id="legend"></section>
-    <section id="neighbours"><p class="hint">Click a point to see its nearest neighbours in feature space beside its nearest on the map. Drag with the box or lasso tool to select.</p></section>
+    <section id="neighbours"><p class="hint">Click a point to see its nearest neighbours in feature space beside its nearest on the map (Esc clears it). Drag with the box or lasso tool to select. The address of the page keeps the run, colouring, search and clicked image: copy it to share the view.</p></section>
   </aside>
 </div>
 <div id="hover-card" hidden></div>

@@ -184,6 +184,7 @@
     showMatches();
     if (state.focus >= 0) focus(state.focus);
     models.plot.reset.emit(); // re-fit the ranges to the new layout
+    saveState();
   }
 
   // --- hover card ---
@@ -330,6 +331,7 @@
     );
     panel.replaceChildren(head, summary, columns);
     panel.dataset.index = String(i);
+    saveState();
   }
 
   // --- search ---
@@ -346,6 +348,7 @@
     el("search-count").textContent = q ? `${state.matches.length.toLocaleString("en")} of ${N.toLocaleString("en")} match` : "";
     el("select-matches").disabled = state.matches.length === 0;
     showMatches();
+    saveState();
     return state.matches.length;
   }
   function showMatches() {
@@ -402,6 +405,7 @@
     colourSelect.addEventListener("change", () => {
       state.colouring = Number(colourSelect.value);
       applyColour();
+      saveState();
     });
     let timer = null;
     el("search").addEventListener("input", (event) => {
@@ -415,6 +419,56 @@
       models.source.selected.indices = [];
     });
     el("export-selection").addEventListener("click", downloadSelection);
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && event.target === document.body) unfocus();
+    });
+  }
+
+  // --- the view in the page's address (#run=2&colour=1&find=zebra&image=zebra/z_01.png): a link to it
+  // opens the same run, colouring, search and clicked image. Images are named by path, not by index.
+  function saveState() {
+    const params = new URLSearchParams();
+    if (state.run) params.set("run", String(state.run));
+    if (state.colouring) params.set("colour", String(state.colouring));
+    if (state.query) params.set("find", state.query);
+    if (state.focus >= 0) params.set("image", DATA.paths[state.focus]);
+    const hash = params.toString();
+    if (hash === location.hash.slice(1)) return;
+    try {
+      history.replaceState(null, "", hash ? `#${hash}` : location.pathname + location.search);
+    } catch (error) {
+      // Some browsers refuse history changes on file:// pages: the view still works, unsaved.
+    }
+  }
+  function restoreState() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    const run = Number(params.get("run"));
+    if (Number.isInteger(run) && run > 0 && run < DATA.runs.length) {
+      el("run-select").value = String(run);
+      showRun(run);
+    }
+    const colour = Number(params.get("colour"));
+    if (Number.isInteger(colour) && colour > 0 && colour < DATA.colourings.length) {
+      el("colour-select").value = String(colour);
+      state.colouring = colour;
+      applyColour();
+    }
+    const query = params.get("find");
+    if (query) {
+      el("search").value = query;
+      search(query);
+    }
+    const image = DATA.paths.indexOf(params.get("image"));
+    if (image >= 0) focus(image);
+  }
+  function unfocus() {
+    state.focus = -1;
+    models.focus.data = { x: [], y: [] };
+    models.links.data = { x0: [], y0: [], x1: [], y1: [] };
+    const panel = el("neighbours");
+    panel.replaceChildren(make("p", "hint", "Click a point to see its nearest neighbours in feature space beside its nearest on the map."));
+    delete panel.dataset.index;
+    saveState();
   }
   function start() {
     const doc = window.Bokeh && Bokeh.documents[0];
@@ -438,10 +492,11 @@
     // The plot already shows the first colouring (the label): draw its legend, not all points again.
     const colouring = currentColouring();
     renderLegend(colouring, colourValues(colouring));
+    restoreState();
     window.tsneAtlas.ready = true;
     document.documentElement.dataset.explorerReady = "true";
   }
 
-  window.tsneAtlas = { ready: false, hover, tap, selectionChanged, focus, search, selectionCsv, state, data: DATA };
+  window.tsneAtlas = { ready: false, hover, tap, selectionChanged, focus, unfocus, search, selectionCsv, state, data: DATA };
   start();
 })();
