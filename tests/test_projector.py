@@ -233,6 +233,15 @@ def test_config_lists_every_set_with_paths_inside_its_folder(tmp_path):
         "embeddings {\n"
         '  tensor_name: "net.penultimate"\n'
     )
+    # A record that is another set's export (a stale or copied folder) is refused, naming it and the fix.
+    with pytest.raises(
+        AtlasError,
+        match=r"net.layer3/embedding.json: the export of 'net.layer3', not 'net.penultimate'; delete it and rerun",
+    ):
+        pj.projector_config(
+            [str(out / "net.layer3" / "embedding.json")], ["net.penultimate"], str(tmp_path / "other.pbtxt")
+        )
+    assert not (tmp_path / "other.pbtxt").exists()
 
 
 def free_port() -> int:
