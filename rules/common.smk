@@ -1,7 +1,6 @@
 import re
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 from snakemake.utils import validate
 
@@ -142,9 +141,15 @@ def features_file(wildcards):
     return f"{RESULTS}/features/{feature_set_of(wildcards)}.h5"
 
 
+def neighbors_path(features_id):
+    """The sweep's k-NN graph of a feature set id, reused by every perplexity; its name carries k."""
+    return (
+        f"{RESULTS}/tsne/{features_id}/neighbors/k-{graph_neighbors(PERPLEXITIES)}.npz"
+    )
+
+
 def neighbors_file(wildcards):
-    """The sweep's k-NN graph of a feature set, reused by every perplexity; its name carries k."""
-    return f"{RESULTS}/tsne/{wildcards.features}/neighbors/k-{graph_neighbors(PERPLEXITIES)}.npz"
+    return neighbors_path(wildcards.features)
 
 
 def tsne_run_inputs(wildcards):
@@ -285,10 +290,7 @@ def features_file_per_id(wildcards):
 
 def neighbors_file_per_id(wildcards):
     """The sweep's k-NN graph of every feature set id, in FEATURE_IDS order."""
-    return [
-        neighbors_file(SimpleNamespace(features=features_id))
-        for features_id in FEATURE_IDS
-    ]
+    return [neighbors_path(features_id) for features_id in FEATURE_IDS]
 
 
 def network_setting(key):
