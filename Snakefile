@@ -1,6 +1,6 @@
 # tsne-atlas: how a neural network sees a set of images.
-# image collection -> sample (images, then labels) -> HDF5 features per feature set -> t-SNE sweep ->
-# scatter plots + mosaics per run, suspects and a TensorBoard projector export per feature set, and with
+# image collection -> sample (images, then labels) -> HDF5 features per feature set -> maps (t-SNE,
+# UMAP, PCA sweeps) -> scatter plots + mosaics per run, suspects and a TensorBoard projector export per feature set, and with
 # several feature sets the comparison figures
 from snakemake.utils import min_version
 
@@ -16,7 +16,7 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/sample.smk"
 include: "rules/features.smk"
-include: "rules/tsne.smk"
+include: "rules/embeddings.smk"
 include: "rules/metrics.smk"
 include: "rules/figures.smk"
 include: "rules/suspects.smk"

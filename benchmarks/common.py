@@ -81,8 +81,10 @@ def rule_benchmarks(results: Path) -> dict[str, dict]:
     for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
         rel = tsv.relative_to(results / "benchmarks")
         rule = rel.parts[0] if len(rel.parts) > 1 else rel.stem
-        if len(rel.parts) > 1 and rule == "tsne":
-            rule = "tsne " + rel.stem.split("-", 1)[0] if not rel.stem.startswith("perplexity") else "tsne"
+        if rule == "embeddings":
+            # embeddings/<set>/<method>/<run>.tsv: a map; embeddings/<set>/<input|neighbors-k|affinities-p>.tsv:
+            # what the set's maps share (named as before the methods: "tsne input", ...).
+            rule = rel.parts[2] if len(rel.parts) == 4 else "tsne " + rel.stem.split("-", 1)[0]
         with open(tsv, newline="") as handle:
             rows = list(csv.DictReader(handle, delimiter="\t"))
         if not rows:

@@ -58,7 +58,7 @@ def main() -> None:
     per_rule = rule_benchmarks(results)
     sizes = {
         name: (results / name).stat().st_size / 2**20
-        for name in (f"features/{args.arch}.h5", f"tsne/{args.arch}/input.h5", "explorer.html")
+        for name in (f"features/{args.arch}.h5", f"embeddings/{args.arch}/input.h5", "explorer.html")
         if (results / name).exists()
     }
     rows = [

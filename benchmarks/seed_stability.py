@@ -21,11 +21,11 @@ from tsne_atlas.tsne import embed
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=REPO / "results", help="results folder of a finished run")
-    parser.add_argument("--features", default="resnet101", help="feature set id (a folder of results/tsne)")
+    parser.add_argument("--features", default="resnet101", help="feature set id (a folder of results/embeddings)")
     parser.add_argument("--perplexity", type=float, default=30)
     args = parser.parse_args()
     defaults = yaml.safe_load((REPO / "config.yaml").read_text())["tsne"]
-    X, attrs = read_input(args.results / "tsne" / args.features / "input.h5")
+    X, attrs = read_input(args.results / "embeddings" / args.features / "input.h5")
     rows = []
     for implementation in ("sklearn", "opentsne"):
         cells = []

@@ -140,8 +140,8 @@ def main() -> None:
     print(f"extracting features in {workdir} (not timed)", file=sys.stderr)
     run_snakemake(workdir, "--until", "extract_features", cores=args.cores)
     # Time the t-SNE part alone, from scratch.
-    shutil.rmtree(results / "tsne", ignore_errors=True)
-    shutil.rmtree(results / "benchmarks" / "tsne", ignore_errors=True)
+    shutil.rmtree(results / "embeddings", ignore_errors=True)
+    shutil.rmtree(results / "benchmarks" / "embeddings", ignore_errors=True)
     print("workflow sweep (timed)", file=sys.stderr)
     workflow_s = run_snakemake(workdir, "--until", "tsne", cores=args.cores)
     per_rule = rule_benchmarks(results)
@@ -152,7 +152,7 @@ def main() -> None:
     ours = []
     for perplexity in PERPLEXITIES:
         for seed in SEEDS:
-            tsv = results / "tsne" / "resnet101" / f"perplexity-{perplexity}_seed-{seed}.tsv"
+            tsv = results / "embeddings" / "resnet101" / "tsne" / f"perplexity-{perplexity}_seed-{seed}.tsv"
             ours.append(
                 {
                     "perplexity": perplexity,

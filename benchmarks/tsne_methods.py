@@ -46,8 +46,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    X, _ = read_input(args.results / "tsne" / "resnet101" / "input.h5")
-    P = read_affinities(args.results / "tsne" / "resnet101" / "affinities" / "perplexity-30.npz")
+    X, _ = read_input(args.results / "embeddings" / "resnet101" / "input.h5")
+    P = read_affinities(args.results / "embeddings" / "resnet101" / "affinities" / "perplexity-30.npz")
     raw = read_features(args.results / "features" / "resnet101.h5")["features"].astype(np.float64)
     datasets = [
         (f"Animal-MNIST ResNet-101, N={len(X)}", X, P, raw, [("bh", 0.5), ("bh", 0.8), ("bh", 1.0), ("fft", 0.5)])

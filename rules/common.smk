@@ -1,3 +1,4 @@
+import os
 import re
 import sys
 from pathlib import Path
@@ -13,12 +14,18 @@ from scripts.tsne_atlas.config import (
     feature_ids,
     feature_set_settings,
     graph_neighbors,
+    runs_at_seed,
+    sweep_runs,
+    umap_graph_neighbors,
 )
 from scripts.tsne_atlas.files.features import features_file_problem
 from scripts.tsne_atlas.files.runs import (
+    METHODS,
+    PARAMS_PATTERNS,
     RUN_KEYS,
     RUN_PATTERN,
     WILDCARD_CONSTRAINTS,
+    parse_params,
     wildcard_value,
 )
 from scripts.tsne_atlas.jobs import AtlasError, is_dry_run
@@ -95,12 +102,13 @@ try:
 except AtlasError as err:
     sys.exit(f"tsne-atlas: config error: {err}")
 PERPLEXITIES = [wildcard_value(p) for p in config["tsne"]["perplexities"]]
-SEEDS = [wildcard_value(s) for s in config["tsne"]["seeds"]]
-# The values of RUN's wildcards over the sweep.
-SWEEP = {"features": FEATURE_IDS, "perplexity": PERPLEXITIES, "seed": SEEDS}
+# Every map of a feature set (method, settings, and ``params``, the file stem of RUN), in METHODS order.
+RUNS = sweep_runs(config)
+# Where each feature set's maps and the input they share live: embeddings/<feature set id>/.
+EMBEDDINGS = f"{RESULTS}/embeddings"
 # The comparison figures (compare/) show every feature set at one seed, aligned to a reference set.
 COMPARE = len(FEATURE_IDS) > 1
-COMPARE_SEED = wildcard_value(
+COMPARE_SEED = (
     config["compare"]["seed"]
     if config["compare"]["seed"] is not None
     else config["tsne"]["seeds"][0]
@@ -108,22 +116,34 @@ COMPARE_SEED = wildcard_value(
 COMPARE_REFERENCE = config["compare"]["reference"] or FEATURE_IDS[0]
 # Every feature set exported for TensorBoard's Embedding Projector (results/projector/).
 PROJECTOR = config["projector"]["enabled"]
+# umap-learn's numba code is compiled on first use in each job (~11 s cold): numba keeps it in this
+# folder, which every job (local or on a cluster node) can write, so later jobs load it. A
+# NUMBA_CACHE_DIR already set (tests share one) is kept.
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.abspath(f"{RESULTS}/.numba-cache"))
 
 
 # A run's identity (scripts/tsne_atlas/files/runs.py): every per-run file is named RUN, and
 # the report labels each run's figures with its wildcards.
 RUN = RUN_PATTERN
 RUN_LABELS = {key: f"{{{key}}}" for key in RUN_KEYS}
+# A run's record (files/runs.py), written by the rule of its method.
+EMBEDDING = f"{EMBEDDINGS}/{RUN}.tsv"
+EMBEDDING_META = f"{EMBEDDINGS}/{RUN}.json"
 
 
 wildcard_constraints:
     # features: only the configured ids, so a file of another (removed) set matches no rule.
+    # method: only the configured methods, likewise.
     **{
         **WILDCARD_CONSTRAINTS,
         "features": "|".join(re.escape(features_id) for features_id in FEATURE_IDS),
+        "method": "|".join(
+            method for method in METHODS if method in config["methods"]
+        ),
     },
     feature_set="|".join(re.escape(name) for name in FEATURE_SETS),
     k=r"[0-9]+",
+    perplexity=r"[0-9]+(\.[0-9]+)?",
 
 
 def feature_set_of(wildcards):
@@ -141,35 +161,59 @@ def features_file(wildcards):
     return f"{RESULTS}/features/{feature_set_of(wildcards)}.h5"
 
 
-def neighbors_path(features_id):
-    """The sweep's k-NN graph of a feature set id, reused by every perplexity; its name carries k."""
-    return (
-        f"{RESULTS}/tsne/{features_id}/neighbors/k-{graph_neighbors(PERPLEXITIES)}.npz"
-    )
+def neighbors_path(features_id, k=None):
+    """A k-NN graph of a feature set id's prepared input; its name carries k. By default the sweep's,
+    k = 3 x the largest perplexity: every perplexity, the suspects and the explorer read it.
+    """
+    k = graph_neighbors(PERPLEXITIES) if k is None else k
+    return f"{EMBEDDINGS}/{features_id}/neighbors/k-{k}.npz"
 
 
 def neighbors_file(wildcards):
     return neighbors_path(wildcards.features)
 
 
+def umap_neighbors_file(wildcards):
+    """The graph UMAP's maps read: the sweep's when it holds enough neighbours, else their own."""
+    k = umap_graph_neighbors(
+        config["umap"]["n_neighbors"], graph_neighbors(PERPLEXITIES)
+    )
+    return neighbors_path(wildcards.features, k)
+
+
+def run_setting(key):
+    """Param function: one setting of the wildcards' run, read from its file stem (``params``)."""
+    return lambda wildcards: parse_params(wildcards.method, wildcards.params)[key]
+
+
 def tsne_run_inputs(wildcards):
     """A run needs the features file (paths, provenance), the prepared input and, for openTSNE, its P."""
     inputs = {
         "features": features_file(wildcards),
-        "prepared": f"{RESULTS}/tsne/{wildcards.features}/input.h5",
+        "prepared": f"{EMBEDDINGS}/{wildcards.features}/input.h5",
     }
     if config["tsne"]["implementation"] == "opentsne":
+        perplexity = wildcard_value(run_setting("perplexity")(wildcards))
         inputs["affinities"] = (
-            f"{RESULTS}/tsne/{wildcards.features}/affinities/perplexity-{wildcards.perplexity}.npz"
+            f"{EMBEDDINGS}/{wildcards.features}/affinities/perplexity-{perplexity}.npz"
         )
     return inputs
 
 
-def run_files(pattern, **fixed):
-    """``pattern`` (with the run's wildcards, see RUN) for every run of the sweep; ``fixed`` narrows
-    a wildcard to one value (``features=...``, ``seed=...``)."""
+def run_files(pattern, runs=None, features=None):
+    """``pattern`` (with the run's wildcards, see RUN) for every run of the sweep (or of ``runs``, a
+    part of RUNS), of every feature set or of one (``features``)."""
+    chosen = [
+        (features_id, run)
+        for features_id in ([features] if features else FEATURE_IDS)
+        for run in (RUNS if runs is None else runs)
+    ]
     return expand(
-        pattern, **{**SWEEP, **{key: [value] for key, value in fixed.items()}}
+        pattern,
+        zip,
+        features=[features_id for features_id, _ in chosen],
+        method=[run["method"] for _, run in chosen],
+        params=[run["params"] for _, run in chosen],
     )
 
 
@@ -184,8 +228,9 @@ def all_sets_files(pattern):
 
 
 def compare_files(pattern):
-    """Input function giving ``pattern`` for every feature set and perplexity at the comparison seed."""
-    return lambda wildcards: run_files(pattern, seed=COMPARE_SEED)
+    """Input function giving ``pattern`` for every feature set's runs at the comparison seed (each
+    method's first seed if it has no run at it; PCA's one run)."""
+    return lambda wildcards: run_files(pattern, runs=runs_at_seed(RUNS, COMPARE_SEED))
 
 
 def final_outputs():
@@ -310,15 +355,19 @@ def weights_record(wildcards):
 
 
 def results_summary():
-    n_runs = len(FEATURE_IDS) * len(PERPLEXITIES) * len(SEEDS)
+    methods = ", ".join(
+        f"{sum(run['method'] == method for run in RUNS)} {method}"
+        for method in METHODS
+        if method in config["methods"]
+    )
     summary = (
         f"\ntsne-atlas: done. Results in {RESULTS}/\n"
         f"  feature sets {', '.join(FEATURE_IDS)}\n"
         f"  sample       {RESULTS}/sample/images.csv (paths, hashes), manifest.csv (labels, metadata)\n"
         f"  features     {RESULTS}/features/<set>.h5\n"
-        f"  embeddings   {RESULTS}/tsne/<feature set>/ ({n_runs} runs: perplexities {', '.join(PERPLEXITIES)}; seeds {', '.join(SEEDS)})\n"
-        f"  scatter      {RESULTS}/scatter/<feature set>/*.png, *.svg\n"
-        f"  mosaics      {RESULTS}/mosaic/<feature set>/*.png, {RESULTS}/grid_mosaic/<feature set>/*.png\n"
+        f"  embeddings   {EMBEDDINGS}/<feature set>/<method>/ ({len(FEATURE_IDS) * len(RUNS)} maps; per feature set {methods})\n"
+        f"  scatter      {RESULTS}/scatter/<feature set>/<method>/*.png, *.svg\n"
+        f"  mosaics      {RESULTS}/mosaic/<feature set>/<method>/*.png, {RESULTS}/grid_mosaic/<feature set>/<method>/*.png\n"
         f"  metrics      {RESULTS}/metrics/<feature set>/sweep.csv, sweep.png\n"
         f"  overview     {RESULTS}/overview/<feature set>.png, .pdf\n"
         f"  suspects     {RESULTS}/suspects/<feature set>/suspects.csv, duplicates.csv, outliers.csv (+ PNGs)\n"

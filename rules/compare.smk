@@ -3,8 +3,8 @@
 
 rule compare_sheet:
     input:
-        embeddings=compare_files(rules.tsne.output.embedding),
-        metas=compare_files(rules.tsne.output.meta),
+        embeddings=compare_files(EMBEDDING),
+        metas=compare_files(EMBEDDING_META),
         manifest=rules.label_images.output.manifest,
     output:
         png=report(

@@ -26,8 +26,8 @@ rule explorer_thumbnails:
 
 rule explorer:
     input:
-        embeddings=all_sets_files(rules.tsne.output.embedding),
-        metas=all_sets_files(rules.tsne.output.meta),
+        embeddings=all_sets_files(EMBEDDING),
+        metas=all_sets_files(EMBEDDING_META),
         manifest=rules.label_images.output.manifest,
         features=features_file_per_id,
         neighbors=neighbors_file_per_id,

@@ -1,8 +1,8 @@
 rule scatter:
     input:
         features=features_file,
-        embedding=rules.tsne.output.embedding,
-        meta=rules.tsne.output.meta,
+        embedding=EMBEDDING,
+        meta=EMBEDDING_META,
         manifest=rules.label_images.output.manifest,
     output:
         png=report(
@@ -36,8 +36,8 @@ rule scatter:
 
 rule mosaic:
     input:
-        embedding=rules.tsne.output.embedding,
-        meta=rules.tsne.output.meta,
+        embedding=EMBEDDING,
+        meta=EMBEDDING_META,
         manifest=rules.label_images.output.manifest,
     output:
         png=report(
@@ -66,8 +66,8 @@ rule mosaic:
 
 rule grid_mosaic:
     input:
-        embedding=rules.tsne.output.embedding,
-        meta=rules.tsne.output.meta,
+        embedding=EMBEDDING,
+        meta=EMBEDDING_META,
         manifest=rules.label_images.output.manifest,
     output:
         png=report(
@@ -95,8 +95,8 @@ rule grid_mosaic:
 
 rule sweep_overview:
     input:
-        embeddings=sweep_files(rules.tsne.output.embedding),
-        metas=sweep_files(rules.tsne.output.meta),
+        embeddings=sweep_files(EMBEDDING),
+        metas=sweep_files(EMBEDDING_META),
         manifest=rules.label_images.output.manifest,
         metrics=sweep_files(rules.embedding_metrics.output.metrics),
     output:

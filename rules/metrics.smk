@@ -1,8 +1,8 @@
 rule embedding_metrics:
     input:
         prepared=rules.tsne_input.output.prepared,
-        embedding=rules.tsne.output.embedding,
-        meta=rules.tsne.output.meta,
+        embedding=EMBEDDING,
+        meta=EMBEDDING_META,
         manifest=rules.label_images.output.manifest,
     output:
         metrics=f"{RESULTS}/metrics/{RUN}.json",

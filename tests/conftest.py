@@ -2,9 +2,11 @@
 synthetic image folders, and what Snakemake hands a rule's script."""
 
 import hashlib
+import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
+# umap-learn's compiled numba code, shared by every test and every workflow the tests run (each test's
+# own results folder would compile it again, ~11 s); tests/test_maps.py runs one workflow without it.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"tsne-atlas-tests-numba-{os.getuid()}"))
 
 
 def tiny_config() -> dict:

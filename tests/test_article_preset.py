@@ -49,9 +49,9 @@ def test_article_preset_runs_end_to_end(tmp_path):
         labels = {row["label"] for row in csv.DictReader(handle)}
     assert labels <= {"dog", "horse", "elephant", "butterfly", "chicken", "cat", "cow", "sheep", "spider", "squirrel"}
     assert len(labels) >= 8
-    meta = yaml.safe_load((out / "tsne" / "resnet101" / "perplexity-30_seed-0.json").read_text())
+    meta = yaml.safe_load((out / "embeddings" / "resnet101" / "tsne" / "perplexity-30_seed-0.json").read_text())
     assert meta["implementation"] == "sklearn" and meta["pca_components"] == 0 and meta["feature_dim"] == 2048
-    with Image.open(out / "mosaic" / "resnet101" / "perplexity-30_seed-0.png") as mosaic:
+    with Image.open(out / "mosaic" / "resnet101" / "tsne" / "perplexity-30_seed-0.png") as mosaic:
         # The canvas' long side is 1000 px: the width of a wide map, the height (above the legend) of a tall
         # one, whose legend strip may be wider than its canvas but not than 1000 px.
         width, height = mosaic.size

@@ -159,6 +159,7 @@ def clustered(n: int, seed: int) -> tuple[list[str], list[str], np.ndarray]:
 def run_record(set_id, perplexity, paths, labels, coords, weights_random=False, seed=0) -> RunRecord:
     meta = {
         "features": set_id,
+        "method": "tsne",
         "perplexity": perplexity,
         "seed": seed,
         "classes": CLASSES,
@@ -203,7 +204,7 @@ def test_aligned_runs_need_the_reference_and_its_run_at_each_perplexity():
     with pytest.raises(AtlasError, match=r"reference feature set 'nope' is not among .*'ref', 'copy', 'noise'"):
         cmp.aligned_runs(rows, "nope")
     extra = run_record("copy", 50.0, *clustered(30, seed=3))
-    with pytest.raises(AtlasError, match=r"'copy' has a run at perplexity 50, the reference 'ref' has none"):
+    with pytest.raises(AtlasError, match=r"'copy' has a t-SNE perplexity 50 map, the reference 'ref' has none"):
         cmp.aligned_runs([rows[0], ("copy", [*rows[1][1], extra])], "ref")
 
 
@@ -234,7 +235,7 @@ def test_comparison_sheet_shows_one_seed_and_one_run_per_cell_and_leaks_no_figur
         cmp.plot_compare_sheet(rows, "ref", panel_in=2.0)
     rows = sheet_rows()
     twice = ("copy", [*rows[1][1], rows[1][1][0]])
-    with pytest.raises(AtlasError, match=r"'copy' has two runs at perplexity 30 for one seed"):
+    with pytest.raises(AtlasError, match=r"'copy' has two t-SNE perplexity 30 maps on one sheet"):
         cmp.plot_compare_sheet([rows[0], twice], "ref", panel_in=2.0)
     assert plt.get_fignums() == open_figures
 
@@ -306,6 +307,7 @@ def metric_rows() -> list[dict]:
                 rows.append(
                     {
                         "features": set_id,
+                        "method": "tsne",
                         "perplexity": perplexity,
                         "seed": seed,
                         "trustworthiness": 0.5 + 0.1 * set_index + perplexity / 1000 + seed / 100,

@@ -375,6 +375,8 @@ RULES = {
     "tsne_neighbors",
     "tsne_affinities",
     "tsne",
+    "umap_embedding",
+    "pca_embedding",
     "embedding_metrics",
     "sweep_metrics",
     "scatter",
@@ -420,6 +422,7 @@ SECTIONS = [
     "sample",
     "extraction",
     "tsne",
+    "umap",
     "scatter",
     "mosaic",
     "grid_mosaic",
@@ -447,8 +450,8 @@ def test_unknown_keys_are_refused_in_every_object_of_the_schema():
 
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     paths = list(closed_objects(schema))
-    # Every object the schema closes, found by walking it (the top level, its 12 sections and a feature set).
-    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 15
+    # Every object the schema closes, found by walking it (the top level, its 13 sections and a feature set).
+    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 16
     for path in paths:
         config = {"dataset": {"root": "x"}}
         target = config

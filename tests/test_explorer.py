@@ -46,8 +46,8 @@ THUMB_SIZE = 32
 K = 3  # neighbours listed per clicked image; the graph holds 4
 # Two runs, given out of (perplexity, seed) order: the menu sorts them.
 RUNS = (
-    {"features": "net", "perplexity": 30.0, "seed": 1, "kl_divergence": 0.4},
-    {"features": "net", "perplexity": 5.0, "seed": 0, "kl_divergence": 0.9},
+    {"features": "net", "method": "tsne", "perplexity": 30.0, "seed": 1, "kl_divergence": 0.4},
+    {"features": "net", "method": "tsne", "perplexity": 5.0, "seed": 0, "kl_divergence": 0.9},
 )
 
 
@@ -638,7 +638,7 @@ def test_mismatched_inputs_are_one_line_errors_and_write_nothing(sweep, tmp_path
     write_graph(tmp_path / "k-4.npz", 5)
     with pytest.raises(
         AtlasError,
-        match="k-4.npz: a k-NN graph of 5 images, but the runs list 9; delete the results/tsne folder and rerun",
+        match="k-4.npz: a k-NN graph of 5 images, but the runs list 9; delete the results/embeddings folder and rerun",
     ):
         build(sweep, page, neighbors_files={"net": str(tmp_path / "k-4.npz")})
     (other / "atlas-0000.jpg").unlink()

@@ -147,6 +147,7 @@ def embedding(image_folder, tmp_path):
     meta = {
         "classes": ["ant", "bee", "cat"],
         "features": "resnet18",
+        "method": "tsne",
         "perplexity": 5.0,
         "seed": 0,
         "n_images": 12,
@@ -281,6 +282,7 @@ def embedding30(image_folder, tmp_path):
     meta = {
         "classes": ["ant", "bee", "cat"],
         "features": "resnet18",
+        "method": "tsne",
         "perplexity": 5.0,
         "seed": 0,
         "n_images": 30,

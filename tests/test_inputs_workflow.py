@@ -135,7 +135,7 @@ def test_a_manifest_with_metadata_runs_end_to_end_with_predictions_and_edits_rer
     with h5py.File(out / "features" / "r18.h5") as h5:
         assert h5.attrs["predictions"] == "stored" and h5["predictions/top_index"].shape == (24, 5)
         assert "labels" not in h5
-    assert (out / "scatter" / "r18" / "perplexity-5_seed-0.predicted.png").stat().st_size > 5000
+    assert (out / "scatter" / "r18" / "tsne" / "perplexity-5_seed-0.predicted.png").stat().st_size > 5000
     page = (out / "explorer.html").read_text(encoding="utf-8")
     # Metadata reaches the page as data (JSON-escaped), never as a live script tag.
     assert "annotator" in page and "<script>alert(" not in page
@@ -172,7 +172,7 @@ def test_a_flat_unlabelled_folder_runs_end_to_end_and_label_figures_say_n_a(tmp_
     assert sweep[0]["knn_accuracy_2d"] == "n/a" and float(sweep[0]["trustworthiness"]) > 0.5
     assert read_csv(out / "suspects" / "r18" / "suspects.csv") == []  # no labels: no label suspects...
     assert len(read_csv(out / "suspects" / "r18" / "outliers.csv")) == len(list(root.rglob("*.png")))  # ...outliers
-    for figure in ("suspects/r18/suspects.png", "overview/r18.png", "scatter/r18/perplexity-5_seed-0.png"):
+    for figure in ("suspects/r18/suspects.png", "overview/r18.png", "scatter/r18/tsne/perplexity-5_seed-0.png"):
         assert (out / figure).stat().st_size > 3000, figure
     # A new image two folders down is seen: sampling is planned again.
     (root / "day-0" / "deeper").mkdir()

@@ -121,7 +121,10 @@ def stop_inside_the_optimisation(pid: int, meta_json: Path) -> bool:
 def kill_during_a_tsne_run(workdir: Path, timeout: float = 300) -> str:
     """Start the workflow, and SIGKILL its process group while a (perplexity, seed) run is inside
     openTSNE's optimisation; return that run's name."""
-    logs, tsne = workdir / "results" / "logs" / "tsne" / FEATURES, workdir / "results" / "tsne" / FEATURES
+    logs, tsne = (
+        workdir / "results" / "logs" / "embeddings" / FEATURES / "tsne",
+        workdir / "results" / "embeddings" / FEATURES / "tsne",
+    )
     process = subprocess.Popen(
         command(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -130,7 +133,7 @@ def kill_during_a_tsne_run(workdir: Path, timeout: float = 300) -> str:
         while True:
             assert process.poll() is None, f"the workflow finished; t-SNE runs {sorted(missed)} ended uninterrupted"
             assert time.monotonic() < deadline, "timed out waiting for a t-SNE run"
-            # Per-run logs only: logs/tsne/input.log and the graph and affinity logs belong to the shared steps.
+            # Per-run logs only (logs/embeddings/<set>/tsne/): the input, graph and affinity logs belong to the shared steps.
             for log in sorted(logs.glob("perplexity-*_seed-*.log")) if logs.is_dir() else []:
                 if (tsne / f"{log.stem}.json").exists():
                     missed.add(log.stem)
@@ -179,12 +182,12 @@ def test_two_runs_of_one_config_give_identical_files(reference, tmp_path):
     assert len(reference) > 37 and f"features/{TINY_SET}.h5" in reference
     # ...on the default path: the shared input, k-NN graph and affinities, then openTSNE.
     assert {
-        f"tsne/{FEATURES}/input.h5",
-        f"tsne/{FEATURES}/neighbors/k-30.npz",
-        f"tsne/{FEATURES}/affinities/perplexity-5.npz",
-        f"tsne/{FEATURES}/affinities/perplexity-10.npz",
+        f"embeddings/{FEATURES}/input.h5",
+        f"embeddings/{FEATURES}/neighbors/k-30.npz",
+        f"embeddings/{FEATURES}/affinities/perplexity-5.npz",
+        f"embeddings/{FEATURES}/affinities/perplexity-10.npz",
     } <= set(reference)
-    meta = reference[f"tsne/{FEATURES}/perplexity-5_seed-0.json"]
+    meta = reference[f"embeddings/{FEATURES}/tsne/perplexity-5_seed-0.json"]
     assert (meta["implementation"], meta["precomputed_affinities"], meta["negative_gradient"]) == (
         "opentsne",
         True,
@@ -209,10 +212,10 @@ def test_killed_during_tsne_resumes_to_the_same_results(reference, tmp_path):
     killed = kill_during_a_tsne_run(tmp_path)
     # The kill hit a run mid-optimisation: its log exists, its results do not; the shared inputs
     # it was reading were complete.
-    tsne = out / "tsne" / FEATURES
-    assert (out / "logs" / "tsne" / FEATURES / f"{killed}.log").exists()
+    tsne = out / "embeddings" / FEATURES / "tsne"
+    assert (out / "logs" / "embeddings" / FEATURES / "tsne" / f"{killed}.log").exists()
     assert not (tsne / f"{killed}.tsv").exists() and not (tsne / f"{killed}.json").exists()
-    assert (tsne / "input.h5").exists() and (tsne / "neighbors" / "k-30.npz").exists()
+    assert (tsne.parent / "input.h5").exists() and (tsne.parent / "neighbors" / "k-30.npz").exists()
     assert not (out / "metrics" / FEATURES / "sweep.csv").exists()
     resume(tmp_path)
     assert results(tmp_path) == reference

@@ -39,6 +39,7 @@ def fake_rows():
     return [
         {
             "features": "resnet18",
+            "method": "tsne",
             "perplexity": p,
             "seed": s,
             "trustworthiness": 0.9 + p / 1000 + s / 100,
@@ -75,7 +76,12 @@ def test_sweep_table_and_plot(tmp_path):
     ]
     assert list(table[0]) == list(SWEEP_FIELDS)
     fig = metrics_plot.plot_sweep_metrics(fake_rows(), RANDOM_WEIGHTS_NOTE)
-    assert [ax.get_title() for ax in fig.axes] == ["trustworthiness", "k-NN label accuracy", "KL divergence"]
+    assert [ax.get_title() for ax in fig.axes] == [
+        "trustworthiness",
+        "k-NN label accuracy",
+        "KL divergence (t-SNE)",
+        "seconds per run",
+    ]
     assert fig.legends[0].get_title().get_text() == RANDOM_WEIGHTS_NOTE
     with Image.open(tmp_path / "s.png") as image:
         assert image.size[0] > 1000
@@ -85,8 +91,7 @@ def test_contact_sheet_has_a_panel_per_run_with_metrics_in_titles():
     rng = np.random.default_rng(1)
     runs = [
         {
-            "perplexity": r["perplexity"],
-            "seed": r["seed"],
+            "meta": {"features": "resnet18", "method": "tsne", "perplexity": r["perplexity"], "seed": r["seed"]},
             "coords": rng.normal(size=(50, 2)),
             "labels": ["a", "b"] * 25,
             "metrics": r,
@@ -95,7 +100,7 @@ def test_contact_sheet_has_a_panel_per_run_with_metrics_in_titles():
     ]
     fig = so.plot_overview(runs, ["a", "b"], 2.6, note=RANDOM_WEIGHTS_NOTE)
     axes = np.array(fig.axes).reshape(2, 3)
-    assert axes[0, 0].get_title().startswith("p=5  s=0") and axes[1, 2].get_title().startswith("p=30  s=2")
+    assert axes[0, 0].get_title().startswith("t-SNE p=5 s=0") and axes[1, 2].get_title().startswith("t-SNE p=30 s=2")
     assert "T=0.925" in axes[0, 2].get_title()
     assert all(ax.get_aspect() == 1.0 for ax in axes.ravel())
     legend = fig.legends[0]
@@ -183,6 +188,7 @@ def test_grid_mosaic_above_the_cap_shows_the_same_subsample_for_every_seed_and_s
         meta = {
             "classes": ["ant", "bee", "cat"],
             "features": "resnet18",
+            "method": "tsne",
             "perplexity": 5.0,
             "seed": seed,
             "n_images": 30,
@@ -214,8 +220,7 @@ def test_contact_sheet_markers_shrink_with_many_points():
     rng = np.random.default_rng(1)
     runs = [
         {
-            "perplexity": r["perplexity"],
-            "seed": r["seed"],
+            "meta": {"features": "resnet18", "method": "tsne", "perplexity": r["perplexity"], "seed": r["seed"]},
             "coords": rng.normal(size=(n, 2)),
             "labels": ["a", "b"] * (n // 2),
             "metrics": r,
@@ -241,6 +246,7 @@ def test_metrics_of_a_large_run_use_the_fixed_subsample(tmp_path):
     coords = features[:, :2].astype(np.float64) + rng.normal(scale=0.1, size=(90, 2))
     meta = {
         "features": "f",
+        "method": "tsne",
         "perplexity": 10.0,
         "seed": 0,
         "kl_divergence": 1.0,

@@ -44,9 +44,9 @@ def test_a_wrapper_workflow_runs_this_one_as_a_module(tmp_path):
     out = tmp_path / "wrapper" / "results"
     for name in (
         f"features/{TINY_SET}.h5",
-        f"tsne/{TINY_IDS[0]}/perplexity-3_seed-0.tsv",
-        f"scatter/{TINY_IDS[1]}/perplexity-3_seed-0.png",
-        f"grid_mosaic/{TINY_IDS[1]}/perplexity-3_seed-0.png",
+        f"embeddings/{TINY_IDS[0]}/tsne/perplexity-3_seed-0.tsv",
+        f"scatter/{TINY_IDS[1]}/tsne/perplexity-3_seed-0.png",
+        f"grid_mosaic/{TINY_IDS[1]}/tsne/perplexity-3_seed-0.png",
         f"metrics/{TINY_IDS[0]}/sweep.csv",
         "explorer.html",
         "compare/cka.png",

@@ -43,7 +43,7 @@ def test_layer_preset_compares_four_layers_and_a_random_baseline_end_to_end(tmp_
     # One extraction per set: the four layers of resnet18 came from one forward pass.
     assert sorted(p.name for p in (out / "features").iterdir()) == ["resnet18-random.h5", "resnet18.h5"]
     for features_id in ids:
-        assert (out / "scatter" / features_id / "perplexity-5_seed-0.png").exists(), features_id
+        assert (out / "scatter" / features_id / "tsne" / "perplexity-5_seed-0.png").exists(), features_id
     with open(out / "compare" / "cka.csv", newline="") as handle:
         table = list(csv.reader(handle))
     assert table[0] == ["features", *ids]
@@ -56,7 +56,7 @@ def test_layer_preset_compares_four_layers_and_a_random_baseline_end_to_end(tmp_
     assert cka[3, 4] < 0.99
     with Image.open(out / "compare" / "sheet.png") as sheet:
         assert sheet.size[1] > sheet.size[0]  # five rows of one perplexity each
-    meta = json.loads((out / "tsne" / "resnet18.layer2" / "perplexity-5_seed-0.json").read_text())
+    meta = json.loads((out / "embeddings" / "resnet18.layer2" / "tsne" / "perplexity-5_seed-0.json").read_text())
     assert (meta["feature_set"], meta["node"], meta["graph_node"], meta["feature_dim"]) == (
         "resnet18",
         "layer2",
@@ -89,10 +89,10 @@ def test_digits_preset_reproduces_the_ten_digit_clusters_from_precomputed_pixels
     result = snakemake(tmp_path, config=config)
     assert result.returncode == 0, result.stderr[-4000:]
     out = tmp_path / "results"
-    metrics = json.loads((out / "metrics" / "pixels" / "perplexity-30_seed-0.json").read_text())
+    metrics = json.loads((out / "metrics" / "pixels" / "tsne" / "perplexity-30_seed-0.json").read_text())
     # Ten clusters: nearly every digit's 5 nearest neighbours on the map are the same digit.
     assert metrics["n_images"] == 1797 and metrics["knn_accuracy_2d"] > 0.95
-    meta = json.loads((out / "tsne" / "pixels" / "perplexity-30_seed-0.json").read_text())
+    meta = json.loads((out / "embeddings" / "pixels" / "tsne" / "perplexity-30_seed-0.json").read_text())
     assert meta["implementation"] == "sklearn" and meta["feature_dim"] == 64 and not meta["weights_random"]
     assert meta["model"] == "precomputed features.csv"
     assert not (out / "weights").exists()  # nothing to resolve for a file of features

@@ -151,8 +151,9 @@ def rerun_mismatches(workdir, rule_graph, tmp_path, leaves, base: dict = TINY, v
         name = f"{section}.{key}" if key else section
         current = current_value(base, section, key, leaf)
         value = (values or {}).get(key) if key in (values or {}) else new_value(section, key, leaf, current, tmp_path)
-        declared = leaf["x-reruns"]
-        expected = every_rule if declared == "all" else downstream(set(declared), rule_graph) if declared else set()
+        # The declared rules the base config has (a method it leaves out has no jobs to rerun).
+        declared = leaf["x-reruns"] if leaf["x-reruns"] == "all" else set(leaf["x-reruns"]) & every_rule
+        expected = every_rule if declared == "all" else downstream(declared, rule_graph) if declared else set()
         if name in OUTPUT_SWITCHES and value is False:
             expected = set()
         cases.append((name, value, changed(base, section, key, value), expected))
@@ -166,6 +167,11 @@ def rerun_mismatches(workdir, rule_graph, tmp_path, leaves, base: dict = TINY, v
     ]
 
 
+# Settings of the methods the tiny config leaves out (UMAP, PCA) rerun nothing there: tests/test_maps.py
+# checks them on a run of every method, and enabling a method below.
+METHOD_SETTINGS = ("methods", "umap")
+
+
 def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph, tmp_path):
     workdir, _ = finished_run
     shutil.copytree(TINY["dataset"]["root"], tmp_path / "copy-of-demo")
@@ -173,7 +179,7 @@ def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph,
     from torchvision.models import get_model
 
     torch.save(get_model("resnet18", weights=None).state_dict(), tmp_path / "weights.pth")
-    leaves = schema_leaves()
+    leaves = [leaf for leaf in schema_leaves() if leaf[0] not in METHOD_SETTINGS]
     assert len(leaves) > 40
     assert rerun_mismatches(workdir, rule_graph, tmp_path, leaves) == []
     # Run-only settings: how many workers and threads, never what comes out.
@@ -192,6 +198,21 @@ def test_switching_the_projector_on_runs_what_the_schema_declares(finished_run, 
     planned = planned_jobs(workdir, with_changes(TINY, "projector", enabled=True))
     assert planned == {"projector_export": len(TINY_IDS), "projector_config": 1, "all": 1}
     assert set(planned) == downstream(set(declared), rule_graph)
+
+
+@pytest.mark.parametrize("method", ["umap", "pca"])
+def test_enabling_a_method_runs_its_maps_and_what_spans_runs_and_no_tsne(finished_run, rule_graph, method):
+    """On the finished t-SNE-only run: adding UMAP (or PCA) plans its maps, their per-run figures and the
+    figures that span runs; no t-SNE job, no shared input, graph or affinity job."""
+    workdir, _ = finished_run
+    n_runs = len(TINY_IDS) * (len(TINY["tsne"]["seeds"]) if method == "umap" else 1)
+    planned = planned_jobs(workdir, {**TINY, "methods": ["tsne", method]})
+    per_run = {"scatter": n_runs, "mosaic": n_runs, "grid_mosaic": n_runs, "embedding_metrics": n_runs}
+    spanning = {"sweep_metrics": len(TINY_IDS), "sweep_overview": len(TINY_IDS), "explorer": 1, "all": 1}
+    compare = {"compare_sheet": 1, "compare_metrics": 1}
+    assert planned == {f"{method}_embedding": n_runs, **per_run, **spanning, **compare}
+    declared = schema_leaves_by_name()["methods"]["x-reruns"]
+    assert f"{method}_embedding" in declared
 
 
 def test_a_wrong_declaration_is_reported(finished_run, rule_graph, tmp_path):

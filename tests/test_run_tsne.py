@@ -160,7 +160,7 @@ def test_the_approximate_graph_is_built_on_one_thread_whatever_the_rules_threads
     X = blobs(n_per_class=400)[0].astype(np.float64)  # 1,200 points: Annoy
     ti.nearest_neighbors(X, k=30)
     assert asked == [1]
-    rule = Path(ti.__file__).parents[2].joinpath("rules", "tsne.smk").read_text().split("rule tsne_neighbors:")[1]
+    rule = Path(ti.__file__).parents[2].joinpath("rules", "embeddings.smk").read_text().split("rule tsne_neighbors:")[1]
     assert "threads:" not in rule.split("\nrule ")[0]
 
 

@@ -68,11 +68,11 @@ def test_every_source_gives_features_runs_and_the_comparison(sources_run):
     out = workdir / "results"
     dims = {"vit": None, "scripted": 8, "exported": 8, "clip": 5}
     for name, dim in dims.items():
-        meta = json.loads((out / "tsne" / name / "perplexity-3_seed-0.json").read_text())
+        meta = json.loads((out / "embeddings" / name / "tsne" / "perplexity-3_seed-0.json").read_text())
         assert meta["source"] == config["features"][name]["source"] and meta["features"] == name
         if dim:
             assert meta["feature_dim"] == dim, name
-        assert (out / "scatter" / name / "perplexity-3_seed-0.png").exists()
+        assert (out / "scatter" / name / "tsne" / "perplexity-3_seed-0.png").exists()
     # A script and an export of one network give the same features.
     with h5py.File(out / "features" / "scripted.h5") as a, h5py.File(out / "features" / "exported.h5") as b:
         np.testing.assert_allclose(a["features/penultimate"][:], b["features/penultimate"][:], rtol=1e-5, atol=1e-6)

@@ -46,11 +46,11 @@ def test_run_produces_every_output(finished_run):
         assert h5["features/layer3"].shape == (40, 256) and h5["features/penultimate"].shape == (40, 512)
         assert h5["features/penultimate"].attrs["graph_node"] == "flatten"
         assert h5.attrs["model"] == "resnet18" and bool(h5.attrs["weights_random"])
-    runs = [f"{features}/perplexity-{p}_seed-{s}" for features in TINY_IDS for p in (5, 10) for s in (0, 1)]
+    runs = [f"{features}/tsne/perplexity-{p}_seed-{s}" for features in TINY_IDS for p in (5, 10) for s in (0, 1)]
     for features in TINY_IDS:
         # Shared by the set's sweep, computed once: the PCA input, the k-NN graph at 3 x 10, P per perplexity.
         for shared in ("input.h5", "neighbors/k-30.npz", "affinities/perplexity-5.npz", "affinities/perplexity-10.npz"):
-            assert (out / "tsne" / features / shared).stat().st_size > 0, shared
+            assert (out / "embeddings" / features / shared).stat().st_size > 0, shared
         for name in (
             f"metrics/{features}/sweep.csv",
             f"metrics/{features}/sweep.png",
@@ -64,16 +64,16 @@ def test_run_produces_every_output(finished_run):
         assert len(table) == 4 and {row["n_metric_images"] for row in table} == {"40"}
         assert {row["features"] for row in table} == {features}
     for run in runs:
-        meta = json.loads((out / "tsne" / f"{run}.json").read_text())
+        meta = json.loads((out / "embeddings" / f"{run}.json").read_text())
         assert meta["precomputed_affinities"] is True and meta["negative_gradient"] == "bh" and meta["bh_theta"] == 0.8
         assert meta["features"] == run.split("/")[0] and meta["node"] == run.split("/")[0].split(".")[1]
         assert meta["feature_dim"] == (256 if meta["node"] == "layer3" else 512)
-        assert (out / "tsne" / f"{run}.tsv").stat().st_size > 0
+        assert (out / "embeddings" / f"{run}.tsv").stat().st_size > 0
         assert (out / "scatter" / f"{run}.svg").stat().st_size > 0
         for png in (out / "scatter" / f"{run}.png", out / "mosaic" / f"{run}.png"):
             with Image.open(png) as image:
                 assert image.format == "PNG"
-        assert (out / "logs" / "tsne" / f"{run}.log").exists()
+        assert (out / "logs" / "embeddings" / f"{run}.log").exists()
         with Image.open(out / "grid_mosaic" / f"{run}.png") as image:
             assert image.size[0] == 7 * (48 + 2 * 2)  # 40 images: a 6 x 7 grid of 52-px tiles
     # Two feature sets: the comparison outputs.
@@ -103,7 +103,7 @@ def test_the_configs_tsne_settings_reach_opentsne(finished_run):
     from openTSNE.affinity import PrecomputedAffinities
     from scipy.sparse import load_npz
 
-    out = finished_run[0] / "results" / "tsne" / TINY_IDS[1]
+    out = finished_run[0] / "results" / "embeddings" / TINY_IDS[1]
     with h5py.File(out / "input.h5") as h5:
         X = h5["X"][:]
 
@@ -113,7 +113,7 @@ def test_the_configs_tsne_settings_reach_opentsne(finished_run):
         return np.asarray(tsne.fit(X, affinities=PrecomputedAffinities(P, normalize=False)))
 
     for perplexity, seed in ((5, 0), (10, 1)):
-        with open(out / f"perplexity-{perplexity}_seed-{seed}.tsv", newline="") as handle:
+        with open(out / "tsne" / f"perplexity-{perplexity}_seed-{seed}.tsv", newline="") as handle:
             written = np.array([[float(r["x"]), float(r["y"])] for r in csv.DictReader(handle, delimiter="\t")])
         np.testing.assert_array_equal(written, opentsne(perplexity, seed, negative_gradient_method="bh", theta=0.8))
         # openTSNE's own default theta (0.5) gives another embedding.

@@ -1,9 +1,10 @@
 """Copy the runs' figures into docs/ for the README, downscaled for the page.
 
     python tools/make_readme_figures.py results docs      the demo run (make run)
-    python tools/make_readme_figures.py results docs --compare results/compare-layers --digits results/digits
+    python tools/make_readme_figures.py results docs --compare results/compare-layers --digits results/digits \
+        --methods results/methods
 
-(or: make readme-figures, which makes all three runs first)
+(or: make readme-figures, which makes all four runs first)
 """
 
 import argparse
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import cv2
 
-RUN = "perplexity-30_seed-0"
+RUN = "tsne/perplexity-30_seed-0"
 DEMO_SET = "resnet101"
 
 
@@ -41,6 +42,11 @@ def digits_figures(results: Path, docs: Path) -> list[tuple[Path, Path, int]]:
     return [(results / "scatter" / "pixels" / f"{RUN}.png", docs / "digits-scatter.png", 620)]
 
 
+def methods_figures(results: Path, docs: Path) -> list[tuple[Path, Path, int]]:
+    """The methods preset's contact sheet: t-SNE, UMAP and PCA side by side (presets/methods.yaml)."""
+    return [(results / "overview" / f"{DEMO_SET}.png", docs / "methods-overview.png", 620)]
+
+
 def copy_downscaled(source: Path, target: Path, width: int) -> None:
     image = cv2.imread(str(source))
     if image is None:
@@ -57,6 +63,7 @@ def main(argv=None) -> None:
     parser.add_argument("docs", type=Path)
     parser.add_argument("--compare", type=Path, help="results folder of presets/compare-layers.yaml")
     parser.add_argument("--digits", type=Path, help="results folder of presets/digits.yaml")
+    parser.add_argument("--methods", type=Path, help="results folder of presets/methods.yaml")
     args = parser.parse_args(argv)
     args.docs.mkdir(parents=True, exist_ok=True)
     figures = demo_figures(args.results, args.docs)
@@ -64,6 +71,8 @@ def main(argv=None) -> None:
         figures += compare_figures(args.compare, args.docs)
     if args.digits:
         figures += digits_figures(args.digits, args.docs)
+    if args.methods:
+        figures += methods_figures(args.methods, args.docs)
     for source, target, width in figures:
         copy_downscaled(source, target, width)
 

@@ -6,8 +6,9 @@ The workflow's stages, in order, each a module with one function per rule:
 - ``weights``      fetch_weights      a feature set's weights -> a resolved-weights record
 - ``extraction``   extract_features   manifest + weights -> a feature set's features file (all its
                                       nodes from one forward pass, or a precomputed file imported)
-- ``preparation``  tsne_input, tsne_neighbors, tsne_affinities: what all runs of a feature set share
-- ``tsne``         tsne               one (feature set, perplexity, seed) run -> run record
+- ``preparation``  tsne_input, tsne_neighbors, tsne_affinities: what all maps of a feature set share
+- ``tsne``         tsne               one (feature set, perplexity, seed) t-SNE run -> run record
+- ``maps``         umap_embedding, pca_embedding: UMAP and PCA maps of the same input -> run records
 - ``metrics``      embedding_metrics; ``metrics_plot``: sweep_metrics
 - ``scatter``, ``mosaic``, ``grid_mosaic``, ``overview``, ``explorer``: figures of run records
 - ``compare``      compare_sheet, compare_metrics, compare_cka: figures across feature sets

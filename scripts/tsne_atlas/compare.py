@@ -1,12 +1,14 @@
 """Stages of ``compare/``: how the feature sets differ, shown three ways.
 
-- ``compare_sheet``: a contact sheet, rows = feature sets, columns = perplexity, one seed. Each
-  embedding is aligned to the reference set's embedding at the same perplexity by orthogonal
+- ``compare_sheet``: a contact sheet, rows = feature sets, columns = each map's method and settings
+  (t-SNE's perplexities, UMAP's settings, PCA), one seed. Each map is aligned to the reference
+  set's map of the same method and settings by orthogonal
   Procrustes (translation, rotation, reflection, one uniform scale; no shear), so a cluster sits in
   the same place down a column and differences between sets are not mere rotations or mirror images
   of t-SNE's arbitrary frame. PNG and PDF.
-- ``compare_metrics``: per feature set, trustworthiness and k-NN label accuracy (in 2-D and in the
-  feature space) over its runs, as a CSV table (one row per run) and a plot (PNG, SVG).
+- ``compare_metrics``: per feature set (and method, side by side), trustworthiness and k-NN label
+  accuracy (in 2-D and in the feature space) over its runs, as a CSV table (one row per run) and a
+  plot (PNG, SVG).
 - ``cka_table``: linear CKA (Kornblith et al. 2019) between every pair of feature sets, on the
   images they share: a CSV matrix and a heatmap (PNG). CKA compares the features themselves, not
   their embeddings, so it is free of t-SNE's randomness.
@@ -24,6 +26,7 @@ from matplotlib.lines import Line2D
 from scipy.linalg import orthogonal_procrustes
 
 from .figure_style import (
+    METHOD_COLOURS,
     NOTE_COLOUR,
     PDF_METADATA,
     PNG_METADATA,
@@ -39,7 +42,17 @@ from .figure_style import (
 from .files.compare import write_cka_table, write_compare_table
 from .files.features import read_features
 from .files.metrics import read_run_metrics
-from .files.runs import RunRecord, read_run
+from .files.runs import (
+    METHOD_NAMES,
+    METHODS,
+    RunRecord,
+    read_run,
+    run_seed,
+    run_settings,
+    run_sort_key,
+    setting_label,
+    settings_text,
+)
 from .jobs import AtlasError, atomic_path
 from .subsample import SUBSAMPLE_RANDOM_STATE, fixed_subsample
 
@@ -180,12 +193,13 @@ def matched_rows(paths_by_set: list[list[str]]) -> list[np.ndarray]:
 # --- the contact sheet -----------------------------------------------------------------------
 
 
-def _perplexity(run: RunRecord) -> float:
-    return float(run.meta["perplexity"])
+def _column(run: RunRecord) -> tuple:
+    """A run's column on the sheet: its method and settings (the sheet shows one seed)."""
+    return METHODS.index(run.meta["method"]), run_settings(run.meta)
 
 
 def aligned_runs(rows: list[tuple[str, list[RunRecord]]], reference: str) -> list[tuple[str, list[np.ndarray]]]:
-    """Each run's coordinates in the frame of the reference set's run at the same perplexity.
+    """Each run's coordinates in the frame of the reference set's run of the same method and settings.
 
     ``rows``: (feature set id, its runs). Returns (id, aligned N x 2 coordinates per run, in the
     row's order). The map is fitted on the images both runs hold (matched by path) and applied to
@@ -196,7 +210,7 @@ def aligned_runs(rows: list[tuple[str, list[RunRecord]]], reference: str) -> lis
         raise AtlasError(
             f"the reference feature set {reference!r} is not among the compared sets {[i for i, _ in rows]}"
         )
-    reference_at = _by_perplexity(reference, references)
+    reference_at = _by_column(reference, references)
     aligned = []
     for set_id, runs in rows:
         coords = []
@@ -204,10 +218,10 @@ def aligned_runs(rows: list[tuple[str, list[RunRecord]]], reference: str) -> lis
             if set_id == reference:
                 coords.append(np.asarray(run.coords, dtype=np.float64))
                 continue
-            target = reference_at.get(_perplexity(run))
+            target = reference_at.get(_column(run))
             if target is None:
                 raise AtlasError(
-                    f"feature set {set_id!r} has a run at perplexity {_perplexity(run):g}, the reference "
+                    f"feature set {set_id!r} has a {setting_label(run.meta)} map, the reference "
                     f"{reference!r} has none to align it to"
                 )
             target_rows, run_rows = matched_rows([target.paths, run.paths])
@@ -217,13 +231,13 @@ def aligned_runs(rows: list[tuple[str, list[RunRecord]]], reference: str) -> lis
     return aligned
 
 
-def _by_perplexity(set_id: str, runs: list[RunRecord], values: list | None = None) -> dict:
-    """``values`` (default: the runs themselves) keyed by their run's perplexity; a sheet has one run per cell."""
+def _by_column(set_id: str, runs: list[RunRecord], values: list | None = None) -> dict:
+    """``values`` (default: the runs themselves) keyed by their run's column; a sheet has one run per cell."""
     keyed = {}
     for run, value in zip(runs, runs if values is None else values):
-        if _perplexity(run) in keyed:
-            raise AtlasError(f"feature set {set_id!r} has two runs at perplexity {_perplexity(run):g} for one seed")
-        keyed[_perplexity(run)] = value
+        if _column(run) in keyed:
+            raise AtlasError(f"feature set {set_id!r} has two {setting_label(run.meta)} maps on one sheet")
+        keyed[_column(run)] = value
     return keyed
 
 
@@ -235,42 +249,47 @@ def _class_order(runs: list[RunRecord]) -> list[str]:
     return classes
 
 
-def _one_seed(runs: list[RunRecord]) -> int:
-    seeds = sorted({int(run.meta["seed"]) for run in runs})
-    if len(seeds) != 1:
-        raise AtlasError(f"the comparison sheet shows the runs of one seed, got seeds {seeds}")
-    return seeds[0]
+def _one_seed_per_column(runs: list[RunRecord]) -> list:
+    """The seeds the sheet shows (one per column; none for PCA): a column of two seeds is refused."""
+    seeds: dict[tuple, set] = {}
+    for run in runs:
+        seeds.setdefault(_column(run), set()).add(run_seed(run.meta))
+    mixed = [column for column, found in seeds.items() if len(found) > 1]
+    if mixed:
+        raise AtlasError(f"the comparison sheet shows the runs of one seed, got seeds {sorted(seeds[mixed[0]])}")
+    return sorted({seed for found in seeds.values() for seed in found} - {None})
 
 
 def plot_compare_sheet(
     rows: list[tuple[str, list[RunRecord]]], reference: str, panel_in: float, note: str = ""
 ) -> plt.Figure:
-    """Rows = feature sets (in ``rows``' order), columns = perplexity (sorted), every run aligned to ``reference``.
+    """Rows = feature sets (in ``rows``' order), columns = method and settings (``run_sort_key`` order),
+    every run aligned to ``reference``.
 
     ``note`` (e.g. a subsample note) goes under the legend, after the random-weights note that any
     set with random weights adds; such sets' row labels say so too.
     """
     runs = [run for _, set_runs in rows for run in set_runs]
-    seed = _one_seed(runs)
-    perplexities = sorted({_perplexity(run) for run in runs})
+    seeds = _one_seed_per_column(runs)
+    columns = {_column(run): run.meta for run in sorted(runs, key=_column)}
     classes = _class_order([run for set_id, set_runs in rows if set_id == reference for run in set_runs] + runs)
     # Everything that can fail, before a figure exists to leak.
     cells = [
-        _by_perplexity(set_id, set_runs, list(zip(set_runs, set_coords)))
+        _by_column(set_id, set_runs, list(zip(set_runs, set_coords)))
         for (set_id, set_runs), (_, set_coords) in zip(rows, aligned_runs(rows, reference))
     ]
     fig, axes = plt.subplots(
         len(rows),
-        len(perplexities),
-        figsize=(panel_in * len(perplexities) + 1.0, panel_in * len(rows) + 1.6),
+        len(columns),
+        figsize=(panel_in * len(columns) + 1.0, panel_in * len(rows) + 1.6),
         squeeze=False,
         layout="constrained",
     )
     any_random = False
-    for row_axes, (set_id, set_runs), at_perplexity in zip(axes, rows, cells):
-        for ax, perplexity in zip(row_axes, perplexities):
-            if perplexity in at_perplexity:
-                run, coords = at_perplexity[perplexity]
+    for row_axes, (set_id, set_runs), at_column in zip(axes, rows, cells):
+        for ax, column in zip(row_axes, columns):
+            if column in at_column:
+                run, coords = at_column[column]
                 draw_classes(ax, coords, run.labels, classes, PANEL_POINT_SIZE)
             else:  # keep the frame so the row label stays; say why it is empty
                 ax.set_xticks([])
@@ -280,8 +299,14 @@ def plot_compare_sheet(
         any_random |= random
         label = set_id + ("\n(reference)" if set_id == reference else "") + ("\nRANDOM WEIGHTS" if random else "")
         row_axes[0].set_ylabel(label, fontsize=10, color=NOTE_COLOUR if random else "black")
-    for ax, perplexity in zip(axes[0], perplexities):
-        ax.set_title(f"perplexity {perplexity:g}", fontsize=10)
+    methods = list(dict.fromkeys(meta["method"] for meta in columns.values()))
+    for ax, meta in zip(axes[0], columns.values()):
+        # One seed on the sheet: the title says it; several (a method without a run at compare.seed): each column.
+        seed = f", seed {run_seed(meta)}" if len(seeds) > 1 and run_seed(meta) is not None else ""
+        if methods == ["tsne"]:
+            ax.set_title(f"{settings_text(meta)}{seed}", fontsize=10)
+        else:
+            ax.set_title(f"{METHOD_NAMES[meta['method']]}\n{settings_text(meta)}{seed}".strip(), fontsize=9)
     colours, markers = class_colours(len(classes)), class_markers(len(classes))
     handles = [
         Line2D([], [], linestyle="", marker=m, color=c, markersize=7, label=literal(name))
@@ -293,15 +318,18 @@ def plot_compare_sheet(
         handles,
         [literal(name) for name in classes],
         notes or None,
-        ncols=min(len(classes), max(4, 2 * len(perplexities))),
+        ncols=min(len(classes), max(4, 2 * len(columns))),
     )
     sizes = {len(run.paths) for run in runs}
     count = f" (N={sizes.pop()})" if len(sizes) == 1 else ""
     # Wrapped to the figure's width (about 12 characters an inch at 11 pt): a sheet may be one column wide.
     width_chars = max(30, int(12 * fig.get_figwidth()))
+    what = "perplexity" if methods == ["tsne"] else "method and settings"
+    at_seed = f", seed {seeds[0]}" if len(seeds) == 1 else ""
     title = (
-        f"t-SNE of each feature set{count}: rows = feature sets, columns = perplexity, seed {seed}; "
-        f"aligned to {reference} by orthogonal Procrustes (rotation, reflection, uniform scale)"
+        f"{'t-SNE' if methods == ['tsne'] else 'Maps'} of each feature set{count}: rows = feature sets, "
+        f"columns = {what}{at_seed}; aligned to {reference} by orthogonal Procrustes (rotation, reflection, "
+        "uniform scale)"
     )
     fig.suptitle(
         textwrap.fill(title, width_chars, break_long_words=False),
@@ -334,7 +362,7 @@ def compare_sheet(
     missing = [set_id for set_id, runs in by_set.items() if not runs]
     if missing:
         raise AtlasError(f"no runs of feature set(s) {missing} were given to the comparison sheet")
-    rows = [(set_id, sorted(by_set[set_id], key=_perplexity)) for set_id in order]
+    rows = [(set_id, sorted(by_set[set_id], key=lambda run: run_sort_key(run.meta))) for set_id in order]
     fig = plot_compare_sheet(rows, reference, panel_in)
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA)
@@ -369,11 +397,15 @@ def plot_compare_metrics(rows: list[dict], order: list[str], note: str | None = 
     """
     _check_sets([r["features"] for r in rows], order, "metrics")
     positions = np.arange(len(order))
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    # Several methods share a set's column: each gets a slot, its runs' dots beside its mean.
+    method_step = 0.8 / len(methods) if len(methods) > 1 else 0.0
+    run_offset = RUN_OFFSET if len(methods) == 1 else method_step * 0.3
     fig, axes = plt.subplots(
         len(METRIC_PANELS),
         1,
         # At least wide enough for the random-weights note under the legend.
-        figsize=(max(6.5, 0.6 * len(order) + 2.0), 2.1 * len(METRIC_PANELS) + 1.8),
+        figsize=(max(6.5, 0.6 * len(order) * len(methods) + 2.0), 2.1 * len(METRIC_PANELS) + 1.8),
         sharex=True,
         layout="constrained",
     )
@@ -383,23 +415,23 @@ def plot_compare_metrics(rows: list[dict], order: list[str], note: str | None = 
             ax.set_title(title, fontsize=10)
             ax.set_yticks([])
             continue
-        values = [np.array([r[key] for r in rows if r["features"] == set_id], dtype=float) for set_id in order]
-        for x, vals in zip(positions, values):
-            # Beside the mean, not under it, so single runs stay visible when they agree.
-            ax.scatter(np.full(len(vals), x + RUN_OFFSET), vals, s=12, color="0.55", alpha=0.6, zorder=2, clip_on=False)
-        means = np.array([v.mean() for v in values])
-        spread = np.array([means - [v.min() for v in values], [v.max() for v in values] - means])
-        ax.errorbar(
-            positions,
-            means,
-            yerr=spread,
-            fmt="o",
-            color=COMPARE_COLOUR,
-            markersize=6,
-            capsize=4,
-            zorder=3,
-            clip_on=False,
-        )
+        for i, method in enumerate(methods):
+            # Methods side by side within a set's column.
+            offset = (i - (len(methods) - 1) / 2) * method_step
+            of_method = [
+                [r[key] for r in rows if r["features"] == set_id and r["method"] == method] for set_id in order
+            ]
+            xs = [x + offset for x, vals in zip(positions, of_method) if vals]
+            values = [np.array(vals, dtype=float) for vals in of_method if vals]
+            colour = COMPARE_COLOUR if len(methods) == 1 else METHOD_COLOURS[method]
+            for x, vals in zip(xs, values):
+                # Beside the mean, not under it, so single runs stay visible when they agree.
+                ax.scatter(
+                    np.full(len(vals), x + run_offset), vals, s=12, color="0.55", alpha=0.6, zorder=2, clip_on=False
+                )
+            means = np.array([v.mean() for v in values])
+            spread = np.array([means - [v.min() for v in values], [v.max() for v in values] - means])
+            ax.errorbar(xs, means, yerr=spread, fmt="o", color=colour, markersize=6, capsize=4, zorder=3, clip_on=False)
         ax.set_ylim(0.0, 1.0)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
@@ -412,8 +444,13 @@ def plot_compare_metrics(rows: list[dict], order: list[str], note: str | None = 
     for tick, set_id in zip(axes[-1].get_xticklabels(), order):
         if set_id in random_sets:
             tick.set_color(NOTE_COLOUR)
-    handles = [
-        Line2D([], [], linestyle="", marker="o", color=COMPARE_COLOUR, label="mean over runs, bars: min-max"),
+    handles = [Line2D([], [], linestyle="", marker="o", color=COMPARE_COLOUR, label="mean over runs, bars: min-max")]
+    if len(methods) > 1:
+        handles = [
+            Line2D([], [], linestyle="", marker="o", color=METHOD_COLOURS[m], label=f"{METHOD_NAMES[m]}: mean, min-max")
+            for m in methods
+        ]
+    handles += [
         Line2D(
             [], [], linestyle="", marker="o", color="0.55", alpha=0.6, markersize=4, label="one run (beside the mean)"
         ),
@@ -421,8 +458,9 @@ def plot_compare_metrics(rows: list[dict], order: list[str], note: str | None = 
     note_legend(fig, handles, [h.get_label() for h in handles], note, ncols=2, fontsize=8)
     runs_per_set = sorted({sum(r["features"] == set_id for r in rows) for set_id in order})
     runs_text = f"{runs_per_set[0]}" if len(runs_per_set) == 1 else f"{runs_per_set[0]}-{runs_per_set[-1]}"
+    what = "perplexities x seeds" if methods == ["tsne"] else "methods x settings x seeds"
     fig.suptitle(
-        f"Per feature set: separability and neighbourhood preservation\n({runs_text} runs per set: perplexities x seeds)",
+        f"Per feature set: separability and neighbourhood preservation\n({runs_text} runs per set: {what})",
         fontsize=11,
     )
     return fig

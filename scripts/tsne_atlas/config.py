@@ -10,6 +10,7 @@ import math
 import os
 from pathlib import Path
 
+from .files.runs import METHODS, PCA_COMPONENTS, run_params, run_seed
 from .jobs import AtlasError
 
 WEIGHT_KEYWORDS = ("auto", "pretrained", "imagenet", "none")
@@ -40,6 +41,66 @@ def graph_neighbors(perplexities) -> int:
     """k of the sweep's one k-NN graph: 3 x the largest perplexity, so every perplexity's
     3 x perplexity nearest neighbours are its first columns (openTSNE's set_perplexity rule)."""
     return int(3 * max(float(p) for p in perplexities))
+
+
+def umap_seeds(config: dict) -> list[int]:
+    """The UMAP maps' seeds: ``umap.seeds``, or ``tsne.seeds`` when it is null."""
+    seeds = config["umap"].get("seeds")
+    return list(config["tsne"]["seeds"] if seeds is None else seeds)
+
+
+def sweep_runs(config: dict) -> list[dict]:
+    """Every map of one feature set, in METHODS order then settings order: the method, its settings
+    and ``params``, the file stem naming it (``files.runs``)."""
+    methods = [method for method in METHODS if method in config["methods"]]
+    runs = []
+    for method in methods:
+        if method == "tsne":
+            settings = [
+                {"perplexity": p, "seed": s}
+                for p in sorted(config["tsne"]["perplexities"])
+                for s in sorted(config["tsne"]["seeds"])
+            ]
+        elif method == "umap":
+            settings = [
+                {"n_neighbors": k, "min_dist": d, "seed": s}
+                for k in sorted(config["umap"]["n_neighbors"])
+                for d in sorted(config["umap"]["min_dist"])
+                for s in sorted(umap_seeds(config))
+            ]
+        else:
+            settings = [{"components": PCA_COMPONENTS}]
+        runs += [{"method": method, **setting, "params": run_params(method, setting)} for setting in settings]
+    return runs
+
+
+def runs_at_seed(runs: list[dict], seed: int) -> list[dict]:
+    """The runs a comparison at ``seed`` shows: each stochastic method's at that seed (or, if the method
+    has no run at it, at its first seed), and the deterministic ones."""
+    chosen = []
+    for method in METHODS:
+        of_method = [run for run in runs if run["method"] == method]
+        seeds = sorted({run_seed(run) for run in of_method} - {None})
+        at = seed if seed in seeds else (seeds[0] if seeds else None)
+        chosen += [run for run in of_method if run_seed(run) in (None, at)]
+    return chosen
+
+
+def umap_graph_neighbors(n_neighbors, sweep_k: int) -> int:
+    """k of the graph UMAP's maps read: the sweep's (``sweep_k``) when it holds the largest
+    ``n_neighbors`` - 1 neighbours (UMAP counts the point itself), else a graph of their own."""
+    needed = max(int(k) for k in n_neighbors) - 1
+    return sweep_k if needed <= sweep_k else needed
+
+
+def check_umap(umap: dict, n_images: int) -> None:
+    """UMAP needs at most as many neighbours as there are images (the point itself included)."""
+    for k in umap["n_neighbors"]:
+        if k > n_images:
+            raise AtlasError(
+                f"umap.n_neighbors: {k} is more than the sample's {n_images} images; "
+                f"use values up to {n_images} or raise sample.n_images"
+            )
 
 
 def min_images_for_perplexity(perplexity: float) -> int:
@@ -205,5 +266,8 @@ def check_config(config: dict, feature_set_defaults: dict, count_images=None) ->
     if n_images == "all":
         n_images = count_images(config["dataset"]) if count_images else None
     if n_images is not None:
-        for perplexity in config["tsne"]["perplexities"]:
-            check_perplexity(float(perplexity), int(n_images))
+        if "tsne" in config["methods"]:
+            for perplexity in config["tsne"]["perplexities"]:
+                check_perplexity(float(perplexity), int(n_images))
+        if "umap" in config["methods"]:
+            check_umap(config["umap"], int(n_images))

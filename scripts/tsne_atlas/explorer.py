@@ -58,7 +58,7 @@ from .figure_style import (
 from .files.explorer_page import SCRIPT_ID, b64, script_json
 from .files.features import read_predictions
 from .files.manifest import sample_labels
-from .files.runs import read_run, run_sort_key
+from .files.runs import read_run, run_label, run_sort_key
 from .files.thumbnails import ThumbnailIndex, read_index
 from .files.tsne_inputs import read_neighbors
 from .jobs import AtlasError, atomic_path
@@ -78,24 +78,23 @@ CONTINUOUS_PALETTE = [to_hex(colour) for colour in colormaps["viridis"](np.linsp
 TOOLS = "pan,wheel_zoom,box_zoom,reset"
 
 
-def run_label(meta: dict) -> str:
-    """The menu entry of one run, e.g. ``resnet101 · perplexity 30, seed 0 (KL 0.69)``."""
-    return (
-        f"{meta['features']} · perplexity {meta['perplexity']:g}, seed {meta['seed']} (KL {meta['kl_divergence']:.2f})"
-    )
+def menu_label(meta: dict) -> str:
+    """The menu entry of one run, e.g. ``resnet101 · t-SNE perplexity 30, seed 0 (KL 0.69)``, ``resnet101 · PCA``."""
+    kl = f" (KL {meta['kl_divergence']:.2f})" if meta.get("kl_divergence") is not None else ""
+    return f"{meta['features']} · {run_label(meta)}{kl}"
 
 
 def load_runs(
     runs: list[tuple[str, str]], manifest: str, order: list[str] | None = None
 ) -> tuple[list[str], list[np.ndarray], list[dict]]:
     """Read every (embedding TSV, meta JSON) pair, sorted by feature set (in ``order``, the config's,
-    when given; else by name), perplexity and seed.
+    when given; else by name), then method, settings and seed (``run_sort_key``).
 
     Returns the shared image paths, one N x 2 coordinate array per run and the runs' metadata. Every
     run must list the same images in the same order.
     """
     if not runs:
-        raise AtlasError("the explorer got no embeddings; set at least one tsne.perplexities and tsne.seeds value")
+        raise AtlasError("the explorer got no embeddings; set at least one method (methods) with its settings")
     loaded = []
     for tsv, meta_json in runs:
         run = read_run(tsv, meta_json, manifest)
@@ -105,7 +104,9 @@ def load_runs(
     first_tsv, _, paths, _ = loaded[0]
     for tsv, _, other_paths, _ in loaded[1:]:
         if other_paths != paths:
-            raise AtlasError(f"{tsv}: lists other images than {first_tsv}; delete the results/tsne folder and rerun")
+            raise AtlasError(
+                f"{tsv}: lists other images than {first_tsv}; delete the results/embeddings folder and rerun"
+            )
     return paths, [run[3] for run in loaded], [run[1] for run in loaded]
 
 
@@ -225,7 +226,7 @@ def feature_set_data(
         if len(indices) != n_total:
             raise AtlasError(
                 f"{graph}: a k-NN graph of {len(indices)} images, but the runs list {n_total}; "
-                "delete the results/tsne folder and rerun"
+                "delete the results/embeddings folder and rerun"
             )
         if k > indices.shape[1]:
             LOGGER.warning(
@@ -299,7 +300,7 @@ def payload(
         "metadata": {"columns": list(metadata), "values": list(metadata.values())},
         "runs": [
             {
-                "label": run_label(meta),
+                "label": menu_label(meta),
                 "title": figure_title(meta),
                 "set": set_ids.index(str(meta["features"])),
                 "x": b64(run_coords[:, 0], "<f4"),

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import matplotlib.style
 import numpy as np
 
+from .files.runs import METHOD_NAMES, run_seed, settings_text
 from .jobs import atomic_path
 
 # Fixed metadata keeps SVG/PNG output byte-identical across runs.
@@ -83,10 +84,24 @@ def features_label(meta: dict) -> str:
     return f"{features_id} ({', '.join(parts)})" if parts else str(features_id)
 
 
+# A colour per method (metrics plots): Petroff's blue, orange and purple.
+METHOD_COLOURS = {"tsne": "#3f90da", "umap": "#e76300", "pca": "#832db6"}
+
+
 def figure_title(meta: dict) -> str:
+    """``t-SNE of resnet101 features, perplexity 30, seed 0 (N=500, KL 0.693)``; UMAP's and PCA's alike,
+    PCA with the share of the input's variance its two axes hold."""
+    settings, seed = settings_text(meta), run_seed(meta)
+    extras = [f"N={meta['n_images']}"]
+    if meta.get("kl_divergence") is not None:
+        extras.append(f"KL {meta['kl_divergence']:.3f}")
+    if meta.get("explained_variance_ratio"):
+        extras.append(" + ".join(f"{100 * r:.0f}%" for r in meta["explained_variance_ratio"]) + " of the variance")
     return (
-        f"t-SNE of {features_label(meta)} features, perplexity {meta['perplexity']:g}, seed {meta['seed']} "
-        f"(N={meta['n_images']}, KL {meta['kl_divergence']:.3f})"
+        f"{METHOD_NAMES[meta['method']]} of {features_label(meta)} features"
+        + (f", {settings}" if settings else "")
+        + (f", seed {seed}" if seed is not None else "")
+        + f" ({', '.join(extras)})"
     )
 
 

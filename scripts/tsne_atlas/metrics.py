@@ -1,11 +1,11 @@
 """Stage embedding_metrics: quality metrics of one embedding (the sweep table and plot: ``metrics_plot``).
 
-All metrics compare the 2-D embedding with the features t-SNE was given (the sweep's
-z-scored, PCA-reduced input, tsne/{features}/input.h5). Above ``max_images`` images they are computed on
+All metrics compare the 2-D map with the features every method was given (the sweep's
+z-scored, PCA-reduced input, embeddings/{features}/input.h5), so methods compare on the same input. Above ``max_images`` images they are computed on
 a fixed random subsample (trustworthiness needs N x N matrices):
 - trustworthiness (scikit-learn, k neighbours): are 2-D neighbours also neighbours in the features?
 - k-NN accuracy of the class labels, leave-one-out, in 2-D and in the feature space;
-- the KL divergence t-SNE reached (from the run's JSON).
+- the KL divergence t-SNE reached (from the run's JSON; None for UMAP and PCA).
 """
 
 import logging
@@ -13,7 +13,7 @@ import logging
 import numpy as np
 
 from .files.metrics import write_run_metrics
-from .files.runs import read_run
+from .files.runs import METHOD_KEYS, read_run, run_label, run_seed
 from .files.tsne_inputs import read_input
 from .jobs import AtlasError
 from .subsample import fixed_subsample
@@ -58,25 +58,26 @@ def embedding_metrics(
 def embedding_metrics_for_run(
     prepared: str, embedding: str, meta: str, manifest: str, trust_k: int, knn_k: int, max_images: int, metrics: str
 ) -> dict:
-    """One run's quality metrics against the exact input t-SNE saw (rule embedding_metrics)."""
+    """One run's quality metrics against the exact input its method saw (rule embedding_metrics)."""
     run = read_run(embedding, meta, manifest)
     X, _ = read_input(prepared)
     if len(X) != len(run.coords):
         raise AtlasError(f"{prepared} has {len(X)} rows but {embedding} {len(run.coords)}; delete both and rerun")
     labels, coords = (run.label_indices() if run.labelled else None), run.coords
     keep = fixed_subsample(len(X), max_images)  # the same points for every run
-    run = run.meta
+    meta = run.meta
     result = {
-        "features": run["features"],
-        "perplexity": run["perplexity"],
-        "seed": run["seed"],
+        "features": meta["features"],
+        "method": meta["method"],
+        **{key: meta[key] for key in METHOD_KEYS[meta["method"]]},
+        "seed": run_seed(meta),
         **embedding_metrics(X[keep], coords[keep], None if labels is None else labels[keep], trust_k, knn_k),
-        "kl_divergence": run["kl_divergence"],
-        "n_images": run["n_images"],
+        "kl_divergence": meta.get("kl_divergence"),
+        "n_images": meta["n_images"],
         "n_metric_images": len(keep),
-        "runtime_s": run["runtime_s"],
-        "weights_random": run.get("weights_random"),
+        "runtime_s": meta["runtime_s"],
+        "weights_random": meta.get("weights_random"),
     }
     write_run_metrics(metrics, result)
-    LOGGER.info("%s perplexity %g seed %d: %s", run["features"], run["perplexity"], run["seed"], result)
+    LOGGER.info("%s %s: %s", meta["features"], run_label(meta), result)
     return result

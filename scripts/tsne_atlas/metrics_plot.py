@@ -4,11 +4,13 @@ import logging
 
 import numpy as np
 
-from .figure_style import note_legend, plt, save_figure, weights_note
+from .figure_style import METHOD_COLOURS, note_legend, plt, save_figure, weights_note
 from .files.metrics import read_run_metrics, write_sweep_table
+from .files.runs import METHOD_NAMES, METHODS, run_settings, run_sort_key, settings_text
 
 LOGGER = logging.getLogger("tsne_atlas.metrics_plot")
 DPI = 150
+SETTINGS_KEY_LABEL = "p = perplexity (t-SNE); k = n_neighbors, d = min_dist (UMAP)"
 
 
 def not_applicable(ax, title: str) -> None:
@@ -20,46 +22,64 @@ def not_applicable(ax, title: str) -> None:
 
 
 def plot_sweep_metrics(rows: list[dict], note: str | None = None) -> plt.Figure:
-    """Each metric against perplexity: seeds as dots, their mean as a line, min-max as a band."""
-    panels = [
-        ("trustworthiness", "trustworthiness"),
-        ("knn_accuracy_2d", "k-NN label accuracy"),
-        ("kl_divergence", "KL divergence"),
-    ]
-    perplexities = sorted({r["perplexity"] for r in rows})
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), layout="constrained")
+    """Each metric for every setting of the sweep (t-SNE's perplexities, UMAP's settings, PCA), a
+    colour per method: seeds as dots, their mean as a line within a method, min-max as a band; the
+    seconds each run took beside them. KL divergence only when t-SNE is in the sweep."""
+    rows = sorted(rows, key=run_sort_key)
+    settings = list(dict.fromkeys((r["method"], run_settings(r)) for r in rows))
+    representative = {key: next(r for r in rows if (r["method"], run_settings(r)) == key) for key in settings}
+    x_of = {key: i for i, key in enumerate(settings)}
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    panels = [("trustworthiness", "trustworthiness"), ("knn_accuracy_2d", "k-NN label accuracy")]
+    if "tsne" in methods:
+        panels.append(("kl_divergence", "KL divergence (t-SNE)"))
+    panels.append(("runtime_s", "seconds per run"))
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(max(4.0, 0.45 * len(settings) + 2.2) * len(panels), 3.8), layout="constrained"
+    )
     for ax, (key, title) in zip(axes, panels):
-        if any(r[key] is None for r in rows):
+        if any(r[key] is None for r in rows if key != "kl_divergence" or r["method"] == "tsne"):
             not_applicable(ax, title)
             continue
-        values = [[r[key] for r in rows if r["perplexity"] == p] for p in perplexities]
-        for p, vals in zip(perplexities, values):
-            ax.scatter([p] * len(vals), vals, s=14, color="#3f90da", alpha=0.7, zorder=3)
-        ax.plot(perplexities, [np.mean(v) for v in values], color="#3f90da", label="mean over seeds")
-        ax.fill_between(
-            perplexities,
-            [min(v) for v in values],
-            [max(v) for v in values],
-            color="#3f90da",
-            alpha=0.15,
-            label="min-max over seeds",
-        )
+        for method in methods:
+            of_method = [k for k in settings if k[0] == method]
+            values = [[r[key] for r in rows if (r["method"], run_settings(r)) == k] for k in of_method]
+            if key == "kl_divergence" and method != "tsne":
+                continue
+            xs = [x_of[k] for k in of_method]
+            colour, name = METHOD_COLOURS[method], METHOD_NAMES[method]
+            for x, vals in zip(xs, values):
+                ax.scatter([x] * len(vals), vals, s=14, color=colour, alpha=0.7, zorder=3)
+            ax.plot(xs, [np.mean(v) for v in values], color=colour, marker="_", label=name)
+            ax.fill_between(xs, [min(v) for v in values], [max(v) for v in values], color=colour, alpha=0.15)
         if key == "knn_accuracy_2d":
-            feature_acc = [
-                np.mean([r["knn_accuracy_features"] for r in rows if r["perplexity"] == p]) for p in perplexities
-            ]
-            ax.plot(perplexities, feature_acc, color="#e76300", linestyle="--", label="k-NN accuracy in features")
+            # The same for every run: the features do not depend on the map.
+            feature_acc = np.mean([r["knn_accuracy_features"] for r in rows])
+            ax.axhline(feature_acc, color="0.35", linestyle="--", label="k-NN accuracy in features")
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("perplexity")
-        ax.set_xticks(perplexities)
+        only_tsne = methods == ["tsne"]
+        ax.set_xticks(
+            range(len(settings)),
+            [settings_text(representative[k], short=not only_tsne) or METHOD_NAMES[k[0]] for k in settings],
+            rotation=0 if only_tsne or len(settings) < 5 else 40,
+            ha="center" if only_tsne or len(settings) < 5 else "right",
+            rotation_mode="anchor",
+            fontsize=8,
+        )
+        ax.set_xlim(-0.5, len(settings) - 0.5)
+        ax.set_xlabel("perplexity" if only_tsne else SETTINGS_KEY_LABEL, fontsize=8)
         ax.grid(alpha=0.3)
     # Every panel's entries once (the k-NN panel adds its feature-space line unless it says n/a).
     entries = {name: handle for ax in axes for handle, name in zip(*ax.get_legend_handles_labels())}
     handles, names = list(entries.values()), list(entries)
-    note_legend(fig, handles, names, note, ncols=len(names), fontsize=8)
-    n_seeds = len({r["seed"] for r in rows})
+    note_legend(fig, handles, names, note, ncols=min(len(names), 4), fontsize=8)
+    n_seeds = len({r["seed"] for r in rows} - {None})
     features = ", ".join(sorted({str(r.get("features")) for r in rows}))
-    fig.suptitle(f"Embedding quality over the sweep of {features} ({n_seeds} seeds per perplexity)", fontsize=11)
+    fig.suptitle(
+        f"Map quality over the sweep of {features} ({n_seeds} seed{'s' if n_seeds != 1 else ''} per setting: "
+        "dots = seeds, line = their mean, band = min-max)",
+        fontsize=11,
+    )
     return fig
 
 

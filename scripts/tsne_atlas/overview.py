@@ -1,7 +1,9 @@
-"""Stage sweep_overview: a contact sheet of every embedding, rows = perplexity, columns = seed,
-one shared legend, each panel titled with its metrics. PNG and PDF (vector)."""
+"""Stage sweep_overview: a contact sheet of every map of a feature set, rows = method and settings
+(t-SNE's perplexities, then UMAP's settings, then PCA), columns = seed, one shared legend, each panel
+titled with its run and metrics. PNG and PDF (vector)."""
 
 import logging
+import textwrap
 
 from matplotlib.lines import Line2D
 
@@ -18,17 +20,18 @@ from .figure_style import (
     weights_note,
 )
 from .files.metrics import format_metric, read_run_metrics
-from .files.runs import read_run
+from .files.runs import METHOD_NAMES, METHODS, read_run, run_label, run_seed, run_settings, run_sort_key
 from .jobs import atomic_path
 
 LOGGER = logging.getLogger("tsne_atlas.overview")
 
 
-def panel_title(metrics: dict) -> str:
+def panel_title(meta: dict, metrics: dict) -> str:
+    """``t-SNE p=30 s=0`` over ``T=0.912  kNN=0.83  KL=1.21`` (KL for t-SNE only)."""
+    kl = f"  KL={metrics['kl_divergence']:.2f}" if metrics.get("kl_divergence") is not None else ""
     return (
-        f"p={metrics['perplexity']:g}  s={metrics['seed']}\n"
-        f"T={metrics['trustworthiness']:.3f}  kNN={format_metric(metrics['knn_accuracy_2d'])}  "
-        f"KL={metrics['kl_divergence']:.2f}"
+        f"{run_label(meta, short=True)}\n"
+        f"T={metrics['trustworthiness']:.3f}  kNN={format_metric(metrics['knn_accuracy_2d'])}{kl}"
     )
 
 
@@ -40,26 +43,32 @@ def plot_overview(
     note: str | None = None,
     title: str = "",
 ) -> plt.Figure:
-    """``runs``: dicts with perplexity, seed, coords, labels and metrics; one panel each."""
-    perplexities = sorted({r["perplexity"] for r in runs})
-    seeds = sorted({r["seed"] for r in runs})
+    """``runs``: dicts with meta (the run's JSON), coords, labels and metrics; one panel each. A row per
+    method and settings in ``run_sort_key`` order, a column per seed (a deterministic run in the first)."""
+    runs = sorted(runs, key=lambda run: run_sort_key(run["meta"]))
+    rows = list(dict.fromkeys((run["meta"]["method"], run_settings(run["meta"])) for run in runs))
+    seeds = sorted({run_seed(run["meta"]) for run in runs} - {None}) or [None]
     fig, axes = plt.subplots(
-        len(perplexities),
+        len(rows),
         len(seeds),
-        figsize=(panel_in * len(seeds) + 2.2, panel_in * len(perplexities) + 0.9),
+        figsize=(panel_in * len(seeds) + 2.2, panel_in * len(rows) + 0.9),
         squeeze=False,
         layout="constrained",
     )
-    by_key = {(r["perplexity"], r["seed"]): r for r in runs}
-    for i, p in enumerate(perplexities):
+    by_key = {}
+    for run in runs:
+        meta = run["meta"]
+        seed = run_seed(meta)
+        by_key[(meta["method"], run_settings(meta), seeds[0] if seed is None else seed)] = run
+    for i, row in enumerate(rows):
         for j, s in enumerate(seeds):
             ax = axes[i][j]
-            run = by_key.get((p, s))
+            run = by_key.get((*row, s))
             if run is None:
                 ax.set_axis_off()
                 continue
             draw_classes(ax, run["coords"], run["labels"], classes, panel_point_size)
-            ax.set_title(panel_title(run["metrics"]), fontsize=8)
+            ax.set_title(panel_title(run["meta"], run["metrics"]), fontsize=8)
     colours, markers = class_colours(len(classes)), class_markers(len(classes))
     handles = [
         Line2D([], [], linestyle="", marker=m, color=c, markersize=7, label=literal(name))
@@ -68,7 +77,12 @@ def plot_overview(
     note_legend(
         fig, handles, [literal(name) for name in classes], note, ncols=min(len(classes), max(3, 2 * len(seeds)))
     )
-    fig.suptitle(title or "t-SNE sweep: rows = perplexity, columns = seed", fontsize=11)
+    title = title or "Maps of the sweep: rows = method and settings, columns = seed"
+    # Wrapped to the figure's width (about 12 characters an inch at 11 pt): a sheet may be two columns wide.
+    width_chars = max(30, int(12 * fig.get_figwidth()))
+    fig.suptitle(
+        "\n".join(textwrap.fill(line, width_chars, break_long_words=False) for line in title.split("\n")), fontsize=11
+    )
     return fig
 
 
@@ -89,17 +103,15 @@ def sweep_overview(
         classes, model = run.classes, features_label(run.meta)
         random_weights |= bool(run.meta.get("weights_random"))
         runs.append(
-            {
-                "perplexity": run.meta["perplexity"],
-                "seed": run.meta["seed"],
-                "coords": run.coords,
-                "labels": run.labels,
-                "metrics": read_run_metrics(metrics_json),
-            }
+            {"meta": run.meta, "coords": run.coords, "labels": run.labels, "metrics": read_run_metrics(metrics_json)}
         )
     n = runs[0]["metrics"]["n_images"]
+    methods = [METHOD_NAMES[method] for method in METHODS if any(r["meta"]["method"] == method for r in runs)]
+    rows = "perplexity" if methods == ["t-SNE"] else "method and settings"
+    names = ", ".join(methods[:-1]) + " and " + methods[-1] if len(methods) > 1 else methods[0]
     title = (
-        f"t-SNE sweep of {model} features (N={n}): rows = perplexity, columns = seed\n"
+        f"{names} of {model} features (N={n})\n"
+        f"rows = {rows}, columns = seed\n"
         f"T = trustworthiness, kNN = {runs[0]['metrics']['knn_k']}-NN label accuracy in 2-D"
     )
     fig = plot_overview(runs, classes, panel_in, note=weights_note({"weights_random": random_weights}), title=title)

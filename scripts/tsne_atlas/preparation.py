@@ -3,11 +3,12 @@
 One function per rule, per feature set (files: ``files.tsne_inputs``):
 
 - ``tsne_input``: z-scoring and PCA of the features, once for the whole sweep
-  -> ``tsne/{features}/input.h5`` (``/X``, float64 N x d, and how it was made as attributes).
+  -> ``embeddings/{features}/input.h5`` (``/X``, float64 N x d, and how it was made as attributes).
 - ``tsne_neighbors``: the k-nearest-neighbour graph of that input, once, with k = 3 x the
-  largest perplexity (openTSNE's rule) -> ``tsne/{features}/neighbors/k-{k}.npz``.
+  largest perplexity (openTSNE's rule) -> ``embeddings/{features}/neighbors/k-{k}.npz``; UMAP's maps
+  read its first columns too (``maps``), or a graph of their own when they need more neighbours.
 - ``tsne_affinities``: the perplexity-calibrated affinity matrix P for one perplexity, from the
-  first 3 x perplexity neighbours of that graph -> ``tsne/{features}/affinities/perplexity-{p}.npz``.
+  first 3 x perplexity neighbours of that graph -> ``embeddings/{features}/affinities/perplexity-{p}.npz``.
   This is what openTSNE's ``PerplexityBasedNN.set_perplexity`` does: the neighbour search,
   which dominates affinity cost, is not repeated per perplexity.
 

@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 from .config import check_perplexity
-from .files.features import PROVENANCE_ATTRS, read_features
-from .files.runs import write_run
+from .files.features import read_features
+from .files.runs import input_provenance, write_run
 from .files.tsne_inputs import read_affinities, read_input
 from .jobs import AtlasError
 
@@ -125,21 +125,17 @@ def run_tsne(
     runtime = time.perf_counter() - start
     record = {
         "features": features_id,
+        "method": "tsne",
         "perplexity": float(perplexity),
         "seed": int(seed),
         "implementation": implementation,
         "init": init,
-        "standardize": bool(input_attrs["standardize"]),
-        "pca_components": int(input_attrs["pca_components"]),
         "precomputed_affinities": affinities_file is not None,
         "negative_gradient": gradient_method(negative_gradient, len(X)) if implementation == "opentsne" else "bh",
         "bh_theta": float(bh_theta) if implementation == "opentsne" else 0.5,
         "kl_divergence": kl,
         "runtime_s": round(runtime, 3),
-        "n_images": len(coords),
-        "feature_dim": int(data["shape"][1]),
-        "features_file": str(features_file),
-        **{key: data["attrs"].get(key) for key in PROVENANCE_ATTRS},
+        **input_provenance(features_file, data, input_attrs, len(coords)),
     }
     write_run(embedding, meta, data["paths"], coords, record)
     LOGGER.info(

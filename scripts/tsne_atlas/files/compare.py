@@ -8,6 +8,7 @@ import numpy as np
 
 from ..jobs import atomic_path
 from .metrics import NOT_APPLICABLE, SWEEP_FIELDS
+from .runs import run_sort_key
 
 
 def compare_columns() -> tuple[str, ...]:
@@ -16,11 +17,11 @@ def compare_columns() -> tuple[str, ...]:
 
 
 def write_compare_table(rows: list[dict], order: list[str], path: str | os.PathLike) -> None:
-    """One row per run, by feature set (in ``order``), then perplexity, then seed."""
+    """One row per run, by feature set (in ``order``), then method, settings and seed (``run_sort_key``)."""
     rank = {set_id: i for i, set_id in enumerate(order)}
-    rows = sorted(rows, key=lambda r: (rank[r["features"]], float(r["perplexity"]), int(r["seed"])))
+    rows = sorted(rows, key=lambda r: (rank[r["features"]], *run_sort_key(r)[1:]))
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=compare_columns(), extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=compare_columns(), restval=NOT_APPLICABLE, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(
             {key: NOT_APPLICABLE if value is None else value for key, value in row.items()} for row in rows

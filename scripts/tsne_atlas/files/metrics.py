@@ -1,5 +1,5 @@
 """metrics/{run}.json (one run's quality metrics) and metrics/{features}/sweep.csv (every run of a feature
-set, one row each)."""
+set, one row each; a setting another method has, or t-SNE's KL divergence of a UMAP or PCA map, is n/a)."""
 
 import csv
 import json
@@ -11,7 +11,10 @@ from .runs import run_sort_key
 
 SWEEP_FIELDS = (
     "features",
+    "method",
     "perplexity",
+    "n_neighbors",
+    "min_dist",
     "seed",
     "trustworthiness",
     "knn_accuracy_2d",
@@ -44,7 +47,7 @@ def read_run_metrics(path: str | os.PathLike) -> dict:
 def write_sweep_table(rows: list[dict], path: str | os.PathLike) -> None:
     rows = sorted(rows, key=run_sort_key)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SWEEP_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=SWEEP_FIELDS, restval=NOT_APPLICABLE, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(
             {key: NOT_APPLICABLE if value is None else value for key, value in row.items()} for row in rows

@@ -1,6 +1,6 @@
 """TensorBoard's Embedding Projector files, in ``results/projector/`` (``tensorboard --logdir results/projector``):
 
-- ``<features>/tensors.tsv``: the prepared input of the feature set (``tsne/<features>/input.h5``'s
+- ``<features>/tensors.tsv``: the prepared input of the feature set (``embeddings/<features>/input.h5``'s
   ``/X``: z-scored, PCA-reduced, what every t-SNE run sees), one row per image, tab-separated, no
   header: the values as float32 (what TensorBoard holds), written with 9 significant digits, so they
   read back exactly.

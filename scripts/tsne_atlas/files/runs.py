@@ -1,37 +1,58 @@
-"""A run of the sweep: its identity, and its record on disk (``tsne/{run}.tsv`` + ``.json``).
+"""A run of the sweep: its identity, and its record on disk (``embeddings/{run}.tsv`` + ``.json``).
 
-Identity: a run is one (feature set, perplexity, seed) of the t-SNE sweep. ``RUN_KEYS`` and
-``RUN_PATTERN`` are the one definition of it: the rules name every per-run file with
-``RUN_PATTERN`` (a folder per feature set, a file stem per perplexity and seed), and figures sort
-and label runs with ``run_sort_key`` and ``run_name``.
+Identity: a run is one map of one feature set: a method (t-SNE, UMAP or PCA), that method's
+settings and, for a stochastic method, a seed. ``METHOD_KEYS``, ``RUN_KEYS`` and ``RUN_PATTERN``
+are the one definition of it: the rules name every per-run file with ``RUN_PATTERN`` (a folder per
+feature set and method, a file stem of the settings, e.g. ``resnet101/tsne/perplexity-30_seed-0``),
+``run_params`` and ``parse_params`` turn settings into that stem and back, and figures sort and
+label runs with ``run_sort_key``, ``run_label`` and ``setting_label``.
 
 Record: a TSV of ``path, x, y`` (sample order; coordinates as Python reprs, so they round-trip
-exactly) and a JSON sidecar of the run's parameters, KL divergence, runtime and the provenance
-copied from the features file. No labels: a run is the same whatever the images are called, so
-relabelling reruns no t-SNE. Figure stages receive a ``RunRecord``, the run joined with the
-sample's labels and metadata (``sample/manifest.csv``, same rows in the same order).
+exactly) and a JSON sidecar of the run's method, settings, runtime, the method's own figures (t-SNE's
+KL divergence, PCA's explained variance) and the provenance copied from the features file. No labels:
+a run is the same whatever the images are called, so relabelling reruns no map. Figure stages
+receive a ``RunRecord``, the run joined with the sample's labels and metadata
+(``sample/manifest.csv``, same rows in the same order).
 """
 
 import csv
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..jobs import AtlasError, atomic_path
+from .features import PROVENANCE_ATTRS
 from .manifest import SampleLabels, sample_labels
 
-RUN_KEYS = ("features", "perplexity", "seed")
+# The methods, in the order figures group them, and each one's settings in file-name order (a
+# stochastic method's seed last). PCA has one fixed setting: a map is its first two components.
+METHOD_KEYS = {
+    "tsne": ("perplexity", "seed"),
+    "umap": ("n_neighbors", "min_dist", "seed"),
+    "pca": ("components",),
+}
+METHODS = tuple(METHOD_KEYS)
+METHOD_NAMES = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
+PCA_COMPONENTS = 2
+# How figures abbreviate a setting in small panel titles.
+SHORT_KEYS = {"perplexity": "p", "n_neighbors": "k", "min_dist": "d", "seed": "s", "components": "PCs"}
+RUN_KEYS = ("features", "method", "params")
 # Path of a run's outputs below each output folder: Snakemake wildcards in the rules, formatted with
 # run_name() here.
-RUN_PATTERN = "{features}/perplexity-{perplexity}_seed-{seed}"
-# The workflow narrows ``features`` to the configured feature set ids.
+RUN_PATTERN = "{features}/{method}/{params}"
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+# The file stem of each method's runs, e.g. n_neighbors-15_min_dist-0.1_seed-0 (a regex per method).
+PARAMS_PATTERNS = {method: "_".join(f"{key}-{_NUMBER}" for key in keys) for method, keys in METHOD_KEYS.items()}
+# The workflow narrows ``features`` to the configured feature set ids and ``method`` to the configured
+# methods; each method's rule narrows ``params`` to its own pattern.
 WILDCARD_CONSTRAINTS = {
     "features": r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    "perplexity": r"[0-9]+(\.[0-9]+)?",
-    "seed": r"[0-9]+",
+    "method": "|".join(METHODS),
+    "params": "|".join(f"(?:{pattern})" for pattern in PARAMS_PATTERNS.values()),
 }
 EMBEDDING_FIELDS = ("path", "x", "y")
 
@@ -41,14 +62,66 @@ def wildcard_value(value: float | str) -> str:
     return value if isinstance(value, str) else f"{value:g}"
 
 
+def run_params(method: str, settings: dict) -> str:
+    """The file stem of a run, e.g. ``perplexity-30_seed-0``; ``settings`` holds the method's keys."""
+    return "_".join(f"{key}-{wildcard_value(settings[key])}" for key in METHOD_KEYS[method])
+
+
+def parse_params(method: str, params: str) -> dict:
+    """A run's settings from its file stem (``run_params`` reversed): numbers, seeds as int."""
+    keys = METHOD_KEYS[method]
+    match = re.fullmatch("_".join(f"{key}-({_NUMBER})" for key in keys), params)
+    if match is None:
+        raise AtlasError(
+            f"'{params}' is not a {METHOD_NAMES[method]} run's name (expected {run_params(method, dict.fromkeys(keys, 1))})"
+        )
+    return {
+        key: int(value) if key in ("seed", "components") else float(value) for key, value in zip(keys, match.groups())
+    }
+
+
 def run_name(meta: dict) -> str:
-    """A run's path below an output folder, e.g. ``resnet101/perplexity-30_seed-0``."""
-    return RUN_PATTERN.format(**{key: wildcard_value(meta[key]) for key in RUN_KEYS})
+    """A run's path below an output folder, e.g. ``resnet101/tsne/perplexity-30_seed-0``."""
+    return RUN_PATTERN.format(features=meta["features"], method=meta["method"], params=run_params(meta["method"], meta))
 
 
-def run_sort_key(meta: dict) -> tuple[str, float, int]:
-    """Order of runs in tables and figures: by feature set, perplexity, then seed."""
-    return str(meta["features"]), float(meta["perplexity"]), int(meta["seed"])
+def run_settings(meta: dict) -> tuple[float, ...]:
+    """A run's settings without its seed, e.g. (15, 0.1) for UMAP: the runs a seed sweep repeats."""
+    return tuple(float(meta[key]) for key in METHOD_KEYS[meta["method"]] if key != "seed")
+
+
+def run_seed(meta: dict) -> int | None:
+    """A run's seed, None for a deterministic method."""
+    return None if meta.get("seed") is None else int(meta["seed"])
+
+
+def run_sort_key(meta: dict) -> tuple:
+    """Order of runs in tables and figures: by feature set, method (METHODS order), settings, seed."""
+    seed = run_seed(meta)
+    return str(meta["features"]), METHODS.index(meta["method"]), run_settings(meta), -1 if seed is None else seed
+
+
+def settings_text(meta: dict, short: bool = False) -> str:
+    """A run's settings without its seed: ``perplexity 30``, ``n_neighbors 15, min_dist 0.1``, '' for
+    PCA; ``short``: ``p=30``, ``k=15 d=0.1``."""
+    keys = [key for key in METHOD_KEYS[meta["method"]] if key not in ("seed", "components")]
+    if short:
+        return " ".join(f"{SHORT_KEYS[key]}={wildcard_value(float(meta[key]))}" for key in keys)
+    return ", ".join(f"{key} {wildcard_value(float(meta[key]))}" for key in keys)
+
+
+def setting_label(meta: dict, short: bool = False) -> str:
+    """A run's method and settings without its seed: ``t-SNE perplexity 30``, ``UMAP n_neighbors 15,
+    min_dist 0.1``, ``PCA``; ``short``: ``t-SNE p=30``, ``UMAP k=15 d=0.1``."""
+    return f"{METHOD_NAMES[meta['method']]} {settings_text(meta, short)}".strip()
+
+
+def run_label(meta: dict, short: bool = False) -> str:
+    """A run's method, settings and seed: ``t-SNE perplexity 30, seed 0``, ``PCA``; ``short``: ``t-SNE p=30 s=0``."""
+    seed = run_seed(meta)
+    if seed is None:
+        return setting_label(meta, short)
+    return f"{setting_label(meta, short)}{' s=' if short else ', seed '}{seed}"
 
 
 @dataclass
@@ -73,6 +146,19 @@ class RunRecord:
     def label_indices(self) -> np.ndarray:
         """Each image's index into ``classes``."""
         return SampleLabels(self.paths, self.labels).indices()
+
+
+def input_provenance(features_file, data: dict, input_attrs: dict, n_images: int) -> dict:
+    """What every run record says of its input: how the prepared input was made (``input_attrs``), the
+    features' shape and file, and the provenance the features file records (``data``: read_features)."""
+    return {
+        "standardize": bool(input_attrs["standardize"]),
+        "pca_components": int(input_attrs["pca_components"]),
+        "n_images": int(n_images),
+        "feature_dim": int(data["shape"][1]),
+        "features_file": str(features_file),
+        **{key: data["attrs"].get(key) for key in PROVENANCE_ATTRS},
+    }
 
 
 def write_run(tsv: str | os.PathLike, meta_json: str | os.PathLike, paths, coords: np.ndarray, meta: dict) -> None:

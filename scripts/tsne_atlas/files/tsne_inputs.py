@@ -1,5 +1,5 @@
-"""The files the t-SNE runs of one feature set share (written once by the preparation stage, read
-by every run), in ``tsne/{features}/``:
+"""The files the maps of one feature set share (written once by the preparation stage, read by every
+run: t-SNE reads all three, UMAP the input and a graph, PCA the input), in ``embeddings/{features}/``:
 
 - ``input.h5``: ``/X`` (float64, N x d), the z-scored, PCA-reduced features, with
   attributes standardize, pca_components, feature_dim, n_images, features_file, node.
@@ -29,7 +29,7 @@ def write_input(path: str | os.PathLike, X: np.ndarray, attrs: dict) -> None:
 
 
 def read_input(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
-    """(X, attributes) of a ``tsne/{features}/input.h5`` file."""
+    """(X, attributes) of an ``embeddings/{features}/input.h5`` file."""
     try:
         with h5py.File(path, "r") as h5:
             return h5["X"][:], {key: plain_value(value) for key, value in h5.attrs.items()}

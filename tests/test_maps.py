@@ -1,0 +1,335 @@
+"""UMAP and PCA beside t-SNE: a run's identity across methods, the maps themselves (UMAP on the sweep's
+k-NN graph, bitwise repeatable with a seed; PCA's first two components), the config's one-line refusals,
+and a real workflow run of all three methods whose settings rerun only their own maps."""
+
+import copy
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from snakemake.utils import validate
+
+from conftest import REPO, SCHEMA, TINY, planned_jobs, snakemake, with_changes, with_set_changes
+from tsne_atlas.config import check_config as check_whole_config
+from tsne_atlas.config import runs_at_seed, sweep_runs, umap_graph_neighbors
+from tsne_atlas.files.runs import (
+    METHODS,
+    PARAMS_PATTERNS,
+    parse_params,
+    read_embedding,
+    read_meta,
+    run_label,
+    run_name,
+    run_params,
+    run_sort_key,
+)
+from tsne_atlas.jobs import AtlasError
+from tsne_atlas.maps import pca_embedding, umap_embedding, umap_knn
+from tsne_atlas.preparation import nearest_neighbors
+from tsne_atlas.schema import feature_set_defaults
+
+
+def blobs(n_per_class=60, dim=20, n_classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 8, size=(n_classes, dim))
+    X = np.concatenate([c + rng.normal(0, 1, size=(n_per_class, dim)) for c in centres])
+    return X, np.repeat(np.arange(n_classes), n_per_class)
+
+
+def check_config(config):
+    check_whole_config(config, feature_set_defaults(SCHEMA))
+
+
+def validated(config):
+    config = copy.deepcopy(config)
+    validate(config, schema=str(SCHEMA))
+    return config
+
+
+# --- identity --------------------------------------------------------------------------------
+
+
+def test_each_methods_run_name_round_trips_and_matches_only_its_own_rule():
+    runs = {
+        "tsne": {"perplexity": 7.5, "seed": 2},
+        "umap": {"n_neighbors": 15, "min_dist": 0.1, "seed": 0},
+        "pca": {"components": 2},
+    }
+    names = {method: run_params(method, settings) for method, settings in runs.items()}
+    assert names == {
+        "tsne": "perplexity-7.5_seed-2",
+        "umap": "n_neighbors-15_min_dist-0.1_seed-0",
+        "pca": "components-2",
+    }
+    for method, name in names.items():
+        assert parse_params(method, name) == runs[method]
+        # Each rule's wildcard constraint accepts its own runs only: no two rules can make one file.
+        assert [m for m in METHODS if re.fullmatch(PARAMS_PATTERNS[m], name)] == [method]
+        assert run_name({"features": "net", "method": method, **runs[method]}) == f"net/{method}/{name}"
+    with pytest.raises(AtlasError, match="'perplexity-5' is not a UMAP run's name"):
+        parse_params("umap", "perplexity-5")
+    metas = [{"features": "net", "method": m, **s} for m, s in runs.items()]
+    assert [run_label(m) for m in metas] == [
+        "t-SNE perplexity 7.5, seed 2",
+        "UMAP n_neighbors 15, min_dist 0.1, seed 0",
+        "PCA",
+    ]
+    assert [run_label(m, short=True) for m in metas] == ["t-SNE p=7.5 s=2", "UMAP k=15 d=0.1 s=0", "PCA"]
+    # Tables and figures: t-SNE, then UMAP, then PCA, whatever order they come in.
+    assert [m["method"] for m in sorted(reversed(metas), key=run_sort_key)] == ["tsne", "umap", "pca"]
+
+
+def test_the_sweep_lists_every_methods_runs_and_umap_seeds_default_to_tsnes(demo_root):
+    config = validated({"dataset": {"root": str(demo_root)}, "methods": ["pca", "umap", "tsne"]})
+    config["tsne"]["perplexities"], config["umap"]["min_dist"] = [30, 5], [0.1, 0.5]
+    runs = sweep_runs(config)
+    assert [run["params"] for run in runs] == [
+        *[f"perplexity-{p}_seed-{s}" for p in (5, 30) for s in (0, 1, 2)],
+        *[f"n_neighbors-15_min_dist-{d}_seed-{s}" for d in (0.1, 0.5) for s in (0, 1, 2)],
+        "components-2",
+    ]
+    config["umap"]["seeds"] = [7]
+    runs = sweep_runs(config)
+    assert {run["seed"] for run in runs if run["method"] == "umap"} == {7}
+    # The comparison sheet's runs at seed 1: t-SNE's at 1, UMAP's at its only seed, and PCA.
+    assert [(r["method"], r.get("seed")) for r in runs_at_seed(runs, 1)] == [
+        ("tsne", 1),
+        ("tsne", 1),
+        ("umap", 7),
+        ("umap", 7),
+        ("pca", None),
+    ]
+    assert [r["method"] for r in sweep_runs({**config, "methods": ["tsne"]})] == ["tsne"] * 6
+
+
+def test_umap_reads_the_sweeps_graph_when_it_holds_enough_neighbours():
+    assert umap_graph_neighbors([15], sweep_k=150) == 150  # the default sweep: k = 3 x 50
+    assert umap_graph_neighbors([5, 31], sweep_k=30) == 30  # 30 others + the point itself
+    assert umap_graph_neighbors([5, 32], sweep_k=30) == 31  # a graph of UMAP's own
+
+
+# --- config ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"methods": ["tsne", "umapp"]}, "methods.1: 'umapp' is not one of ['tsne', 'umap', 'pca']"),
+        ({"methods": []}, "methods: [] should be non-empty"),
+        ({"umap": {"min_dist": [1.5]}}, "umap.min_dist.0: 1.5 is greater than the maximum of 1"),
+        ({"umap": {"min_dist": [-0.1]}}, "umap.min_dist.0: -0.1 is less than the minimum of 0"),
+        ({"umap": {"n_neighbors": [1]}}, "umap.n_neighbors.0: 1 is less than the minimum of 2"),
+    ],
+)
+def test_bad_method_settings_are_one_line_schema_errors(demo_root, patch, expected):
+    from tsne_atlas.schema import schema_error_line
+
+    assert schema_error_line({"dataset": {"root": str(demo_root)}, **patch}, SCHEMA) == (
+        f"{expected}; see docs/configuration.md"
+    )
+
+
+def test_more_umap_neighbours_than_images_is_refused_naming_the_key(demo_root):
+    config = validated({"dataset": {"root": str(demo_root)}, "sample": {"n_images": 40}, "methods": ["umap"]})
+    config["umap"]["n_neighbors"] = [15, 41]
+    with pytest.raises(AtlasError) as err:
+        check_config(config)
+    assert str(err.value) == (
+        "umap.n_neighbors: 41 is more than the sample's 40 images; use values up to 40 or raise sample.n_images"
+    )
+    config["umap"]["n_neighbors"] = [40]
+    check_config(config)
+    # Without t-SNE among the methods its perplexities are not checked against the sample.
+    config["tsne"]["perplexities"] = [50]
+    check_config(config)
+
+
+@pytest.mark.workflow
+def test_bad_method_settings_stop_the_workflow_before_any_job(tmp_path):
+    """Through Snakemake itself: one line on stderr, nothing run."""
+    cases = [
+        (with_changes(TINY, "umap", n_neighbors=[41]), "umap.n_neighbors: 41 is more than the sample's 40 images"),
+        (with_changes(TINY, "umap", min_dist=[2]), "umap.min_dist.0: 2 is greater than the maximum of 1"),
+        ({**TINY, "methods": ["tsne", "isomap"]}, "methods.1: 'isomap' is not one of ['tsne', 'umap', 'pca']"),
+    ]
+    for config, expected in cases:
+        if "n_neighbors" in config.get("umap", {}):
+            config = {**config, "methods": ["tsne", "umap"]}
+        result = snakemake(tmp_path, "--dry-run", config=config)
+        assert result.returncode != 0
+        assert result.stderr.strip().startswith(f"tsne-atlas: config error: {expected}"), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "results").exists()
+
+
+# --- the maps --------------------------------------------------------------------------------
+
+
+def test_umap_knn_puts_each_point_first_and_keeps_n_neighbors_columns():
+    X, _ = blobs(n_per_class=10)
+    indices, distances = nearest_neighbors(X, 6)
+    knn_indices, knn_distances = umap_knn(indices, distances, n_neighbors=4)
+    assert knn_indices.shape == knn_distances.shape == (30, 4)
+    assert (knn_indices[:, 0] == np.arange(30)).all() and (knn_distances[:, 0] == 0).all()
+    np.testing.assert_array_equal(knn_indices[:, 1:], indices[:, :3])
+    with pytest.raises(AtlasError, match="needs 9 neighbours but the graph has 6"):
+        umap_knn(indices, distances, n_neighbors=10)
+
+
+def test_umap_with_a_seed_is_bitwise_repeatable_and_separates_blobs():
+    from tsne_atlas.metrics import knn_accuracy
+
+    X, labels = blobs()
+    knn = nearest_neighbors(X, 20)
+    first = umap_embedding(X, 15, 0.1, 0, knn=knn)
+    again = umap_embedding(X, 15, 0.1, 0, knn=knn)
+    assert first.shape == (180, 2) and first.dtype == np.float64
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, umap_embedding(X, 15, 0.1, 1, knn=knn))
+    assert knn_accuracy(first, labels) == 1.0
+    # The precomputed graph is the graph umap-learn would build itself: the same quality.
+    own = umap_embedding(X, 15, 0.1, 0)
+    assert knn_accuracy(own, labels) == 1.0
+
+
+def test_pca_map_is_the_first_two_principal_components():
+    X, _ = blobs()
+    coords, ratio = pca_embedding(X)
+    centred = X - X.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(centred, rowvar=False))
+    top = eigenvectors[:, ::-1][:, :2]
+    # The same axes up to sign, and the variance they hold.
+    np.testing.assert_allclose(np.abs(coords), np.abs(centred @ top), atol=1e-8)
+    np.testing.assert_allclose(ratio, eigenvalues[::-1][:2] / eigenvalues.sum(), rtol=1e-8)
+    np.testing.assert_array_equal(coords, pca_embedding(X.copy())[0])  # deterministic, signs included
+    flat, flat_ratio = pca_embedding(X[:, :1])
+    assert flat.shape == (180, 2) and (flat[:, 1] == 0).all() and flat_ratio[1] == 0
+
+
+def test_map_modules_do_not_import_torch():
+    """A map job imports its module and umap-learn (or scikit-learn), never torch: they start fast."""
+    code = "import sys, tsne_atlas.maps, umap, sklearn.decomposition; print('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(REPO / "scripts")
+    )
+    assert out.stdout.strip() == "False"
+
+
+# --- the workflow ----------------------------------------------------------------------------
+
+# One feature set, one map per method (t-SNE at perplexity 5, UMAP with 10 neighbours, PCA), seed 0.
+METHODS_CONFIG = {
+    **with_set_changes(with_changes(TINY, "tsne", perplexities=[5], seeds=[0]), nodes=["penultimate"]),
+    "methods": ["tsne", "umap", "pca"],
+    "umap": {"n_neighbors": [10]},
+}
+RUNS = ("tsne/perplexity-5_seed-0", "umap/n_neighbors-10_min_dist-0.1_seed-0", "pca/components-2")
+SPANNING = {"sweep_metrics": 1, "sweep_overview": 1, "explorer": 1, "all": 1}
+
+
+@pytest.fixture(scope="module")
+def methods_run(tmp_path_factory):
+    """The three methods run to the end, with numba's cache at the workflow's default place."""
+    workdir = tmp_path_factory.mktemp("methods")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("NUMBA_CACHE_DIR", raising=False)
+        result = snakemake(workdir, config=METHODS_CONFIG)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+@pytest.mark.workflow
+def test_every_method_gets_every_per_run_output_and_the_sweep_figures_show_them_all(methods_run):
+    out = methods_run / "results"
+    features_id = "resnet18"
+    for run in RUNS:
+        for path in (
+            f"embeddings/{features_id}/{run}.tsv",
+            f"scatter/{features_id}/{run}.png",
+            f"scatter/{features_id}/{run}.svg",
+            f"mosaic/{features_id}/{run}.png",
+            f"grid_mosaic/{features_id}/{run}.png",
+            f"metrics/{features_id}/{run}.json",
+        ):
+            assert (out / path).stat().st_size > 0, path
+    metas = {run: read_meta(out / "embeddings" / features_id / f"{run}.json") for run in RUNS}
+    assert [meta["method"] for meta in metas.values()] == ["tsne", "umap", "pca"]
+    assert metas[RUNS[1]]["precomputed_knn"] is True and metas[RUNS[1]]["kl_divergence"] is None
+    assert metas[RUNS[2]]["seed"] is None and 0 < sum(metas[RUNS[2]]["explained_variance_ratio"]) < 1
+    # One table compares the methods on the same input.
+    table = (out / "metrics" / features_id / "sweep.csv").read_text().splitlines()
+    assert [line.split(",")[1] for line in table[1:]] == ["tsne", "umap", "pca"]
+    assert table[3].startswith("resnet18,pca,n/a,n/a,n/a,n/a,")
+    # The explorer's run menu has every map.
+    from tsne_atlas.files.explorer_page import read_page_data
+
+    labels = [run["label"] for run in read_page_data(out / "explorer.html")["runs"]]
+    assert [label.split(" · ")[1].split(" (")[0] for label in labels] == [
+        "t-SNE perplexity 5, seed 0",
+        "UMAP n_neighbors 10, min_dist 0.1, seed 0",
+        "PCA",
+    ]
+    # numba kept what it compiled where every job can write it: the results folder.
+    assert list((out / ".numba-cache").rglob("*.nbi"))
+
+
+@pytest.mark.workflow
+def test_the_workflows_umap_map_is_the_one_of_the_shared_input_and_graph(methods_run):
+    """The UMAP job read the sweep's prepared input and k-NN graph: the same map comes out of them in
+    this process, bit for bit (a seed makes UMAP repeatable, in any process)."""
+    from tsne_atlas.files.tsne_inputs import read_input, read_neighbors
+
+    shared = methods_run / "results" / "embeddings" / "resnet18"
+    X, _ = read_input(shared / "input.h5")
+    graph = read_neighbors(shared / "neighbors" / "k-15.npz")  # the sweep's: 3 x perplexity 5
+    _, coords = read_embedding(shared / f"{RUNS[1]}.tsv")
+    np.testing.assert_array_equal(coords, umap_embedding(X, 10, 0.1, 0, knn=graph))
+    _, pca = read_embedding(shared / f"{RUNS[2]}.tsv")
+    np.testing.assert_array_equal(pca, pca_embedding(X)[0])
+
+
+@pytest.mark.workflow
+def test_umap_settings_rerun_only_umap_maps_and_what_spans_runs(methods_run, tmp_path):
+    from test_reruns import rerun_mismatches, schema_leaves
+
+    # UMAP's settings, and t-SNE's seeds, which are UMAP's too while umap.seeds is null.
+    leaves = [(s, key, leaf) for s, key, leaf in schema_leaves() if s == "umap" or (s, key) == ("tsne", "seeds")]
+    assert [key for _, key, _ in leaves] == ["seeds", "n_neighbors", "min_dist", "seeds"]
+    values = {"n_neighbors": [12], "min_dist": [0.3], "seeds": [1]}
+    assert rerun_mismatches(methods_run, None, tmp_path, leaves, base=METHODS_CONFIG, values=values) == []
+    per_run = {"scatter": 1, "mosaic": 1, "grid_mosaic": 1, "embedding_metrics": 1}
+    assert planned_jobs(methods_run, with_changes(METHODS_CONFIG, "umap", min_dist=[0.3])) == {
+        "umap_embedding": 1,
+        **per_run,
+        **SPANNING,
+    }
+    # More neighbours than the sweep's graph holds: UMAP gets a graph of its own, t-SNE keeps its own.
+    assert planned_jobs(methods_run, with_changes(METHODS_CONFIG, "umap", n_neighbors=[20])) == {
+        "tsne_neighbors": 1,
+        "umap_embedding": 1,
+        **per_run,
+        **SPANNING,
+    }
+    # Leaving a method out redoes only what spans runs; the other maps stay.
+    assert planned_jobs(methods_run, {**METHODS_CONFIG, "methods": ["tsne", "umap"]}) == SPANNING
+
+
+@pytest.mark.workflow
+def test_the_report_holds_every_methods_figures_with_their_captions(methods_run):
+    import zipfile
+
+    report = methods_run / "report.zip"
+    result = snakemake(methods_run, "--report", str(report), config=METHODS_CONFIG)
+    assert result.returncode == 0, result.stderr[-3000:]
+    archive = zipfile.ZipFile(report)
+    names = archive.namelist()
+    text = archive.read("report/report.html").decode("utf-8")
+    for run in RUNS:
+        method, params = run.split("/")
+        # The scatter (and predicted classes, mosaic, grid mosaic) of every map, labelled with its run...
+        assert sum(name.endswith(f"/{params}.png") for name in names) == 3, run
+        assert f'"method": "{method}", "params": "{params}"' in text, run
+        # ...and captioned with it, rendered from the rule's wildcards.
+        assert f'<span class=\\"pre\\">{run}</span>' in text, run
