@@ -6,6 +6,7 @@
 #   make slurm-env   .venv-slurm: .venv's packages plus Snakemake's SLURM executor plugin, for clusters
 #   make compare-layers  the layer-comparison preset on the demo data (presets/compare-layers.yaml)
 #   make digits      write scikit-learn's digits as images + pixel features, run presets/digits.yaml
+#   make methods     t-SNE, UMAP and PCA side by side on the demo data (presets/methods.yaml)
 #   make mutation    mutation testing (mutmut) of sampling, config checks and t-SNE input: ~20 min, not in make test
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +15,7 @@ CORES ?= all
 STAMP := $(VENV)/.requirements-installed
 SLURM_STAMP := $(SLURM_VENV)/.requirements-installed
 
-.PHONY: run test check system-deps slurm-env lint format readme-figures clean mutation compare-layers digits
+.PHONY: run test check system-deps slurm-env lint format readme-figures clean mutation compare-layers digits methods
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,9 @@ test: $(STAMP) $(SLURM_STAMP) system-deps
 
 compare-layers: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/compare-layers.yaml
+
+methods: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/methods.yaml
 
 digits: $(STAMP)
 	PYTHONPATH=scripts $(VENV)/bin/python tools/make_digits.py data/digits
@@ -69,9 +73,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/snakefmt Snakefile rules/
 
-# The README's pictures: the demo run's, the layer comparison's and the digits' outputs, downscaled for the page.
-readme-figures: run compare-layers digits system-deps
-	$(VENV)/bin/python tools/make_readme_figures.py results docs --compare results/compare-layers --digits results/digits
+# The README's pictures: the demo run's, the layer comparison's, the digits' and the methods' outputs, downscaled for the page.
+readme-figures: run compare-layers digits methods system-deps
+	$(VENV)/bin/python tools/make_readme_figures.py results docs --compare results/compare-layers --digits results/digits --methods results/methods
 	PYTHONPATH=scripts $(VENV)/bin/python tools/screenshot_page.py results/explorer.html docs/demo-explorer.png --click --width 1400 --height 900
 
 clean:
