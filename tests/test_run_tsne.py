@@ -152,11 +152,15 @@ def test_the_approximate_graph_is_built_on_one_thread_whatever_the_rules_threads
     """Annoy's index differs with the number of threads that build it (mutation testing found 1,666 of
     36,000 neighbours differing at 1,200 points with 1 vs 2), so tsne.threads or --cores would change the
     graph: the search runs on one thread, and the rule asks for no more."""
-    from openTSNE import affinity
+    from openTSNE import nearest_neighbors
 
     asked = []
-    real = affinity.get_knn_index
-    monkeypatch.setattr(affinity, "get_knn_index", lambda *a, **kw: (asked.append(kw["n_jobs"]), real(*a, **kw))[1])
+    real = nearest_neighbors.Annoy.__init__
+    monkeypatch.setattr(
+        nearest_neighbors.Annoy,
+        "__init__",
+        lambda self, *a, **kw: (asked.append(kw["n_jobs"]), real(self, *a, **kw))[1],
+    )
     X = blobs(n_per_class=400)[0].astype(np.float64)  # 1,200 points: Annoy
     ti.nearest_neighbors(X, k=30)
     assert asked == [1]
@@ -394,6 +398,29 @@ def test_truncated_shared_files_are_rejected(sweep_inputs, tmp_path):
         message = str(err.value)
         assert message.startswith(f"{cut}: {what} (") and "\n" not in message, message
         assert message.endswith("); delete it and rerun"), message
+
+
+def test_the_graph_is_the_one_opentsne_would_build_without_importing_pynndescent():
+    """openTSNE's own choice (get_knn_index "auto"), made without its pynndescent import: with umap-learn
+    installed that import alone compiles ~15 s of numba code in every graph job."""
+    import subprocess
+    import sys
+
+    from openTSNE.affinity import get_knn_index
+
+    for n_per_class in (100, 400):  # 300 points: exact; 1,200: Annoy
+        X = blobs(n_per_class=n_per_class)[0].astype(np.float64)
+        expected = get_knn_index(X, "auto", 30, "euclidean", n_jobs=1, random_state=0).build()
+        for ours, theirs in zip(ti.nearest_neighbors(X, 30), expected):
+            np.testing.assert_array_equal(ours, theirs)
+    code = (
+        "import sys, numpy as np, tsne_atlas.preparation as p; "
+        "p.nearest_neighbors(np.random.default_rng(0).normal(size=(1200, 10)), 30); print('pynndescent' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(Path(rt.__file__).parents[1])
+    )
+    assert out.stdout.strip() == "False"
 
 
 def test_tsne_modules_do_not_import_torch():

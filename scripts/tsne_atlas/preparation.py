@@ -37,6 +37,8 @@ LOGGER = logging.getLogger("tsne_atlas.preparation")
 # the data alone, whatever tsne.threads or --cores.
 NEIGHBORS_RANDOM_STATE = 0
 NEIGHBORS_THREADS = 1
+# openTSNE's switch from the exact search to Annoy.
+EXACT_MAX_POINTS = 1000
 
 
 def pca_dimensions(features_shape: tuple[int, int], pca_components: int) -> int:
@@ -87,11 +89,22 @@ def neighbors_for(perplexity: float, n_images: int) -> int:
 
 
 def nearest_neighbors(X: np.ndarray, k: int, random_state: int = NEIGHBORS_RANDOM_STATE):
-    """(indices, distances), each N x k, by openTSNE's own choice of method (exact below 1,000 points)."""
-    from openTSNE.affinity import get_knn_index
+    """(indices, distances), each N x k, by openTSNE's own choice of method for euclidean distances
+    (``get_knn_index(X, "auto", ...)``: exact below EXACT_MAX_POINTS, Annoy from there on), made here:
+    get_knn_index imports pynndescent to decide, which costs ~15 s of numba compilation in every graph
+    job once umap-learn (and so pynndescent) is installed, and changes nothing for euclidean distances."""
+    from openTSNE import nearest_neighbors as knn
 
-    index = get_knn_index(
-        X, "auto", min(k, len(X) - 1), "euclidean", n_jobs=NEIGHBORS_THREADS, random_state=random_state
+    index_class = knn.Sklearn if len(X) < EXACT_MAX_POINTS else knn.Annoy
+    index = index_class(
+        data=X,
+        k=min(k, len(X) - 1),
+        metric="euclidean",
+        metric_params=None,
+        n_jobs=NEIGHBORS_THREADS,
+        random_state=random_state,
+        verbose=False,
+        knn_kwargs=None,
     )
     indices, distances = index.build()
     return np.ascontiguousarray(indices, dtype=np.int64), np.ascontiguousarray(distances, dtype=np.float64)
