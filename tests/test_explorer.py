@@ -436,7 +436,7 @@ def test_run_menu_switches_coordinates_title_and_hover(page, sweep):
     index = sweep.paths.index("bee/bee_0.png")
     assert [points_column(page, "x")[index], points_column(page, "y")[index]] == list(sweep.coords[first][index])
     labels = [option.text for option in Select(page.find_element("id", "run-select")).options]
-    assert labels == ["net · perplexity 5, seed 0 (KL 0.90)", "net · perplexity 30, seed 1 (KL 0.40)"]
+    assert labels == ["net · t-SNE perplexity 5, seed 0 (KL 0.90)", "net · t-SNE perplexity 30, seed 1 (KL 0.40)"]
     choose(page, "run-select", labels[1])
     assert [points_column(page, "x")[index], points_column(page, "y")[index]] == list(sweep.coords[second][index])
     assert "perplexity 30, seed 1" in model_value(page, bx.PLOT_NAME, "m.title.text")
@@ -467,7 +467,7 @@ def test_colour_by_metadata_predictions_and_disagreement_and_legend_hides(page, 
 
 def test_the_address_keeps_the_view_and_a_link_to_it_opens_it(driver, sweep):
     page = open_fresh(driver, sweep.html)
-    choose(page, "run-select", "net · perplexity 30, seed 1 (KL 0.40)")
+    choose(page, "run-select", "net · t-SNE perplexity 30, seed 1 (KL 0.40)")
     search(page, "bee")
     index = sweep.paths.index("ant/ant_2.png")
     click_point(page, index)
@@ -611,7 +611,8 @@ def test_subsample_note_is_visible_and_every_run_shows_the_same_points(driver, c
     assert note.text == CAPPED_NOTE and note.is_displayed()
     keep = fixed_subsample(30, 10)
     for label, key in zip(
-        ["net · perplexity 5, seed 0 (KL 0.90)", "net · perplexity 30, seed 1 (KL 0.40)"], sorted(capped.coords)
+        ["net · t-SNE perplexity 5, seed 0 (KL 0.90)", "net · t-SNE perplexity 30, seed 1 (KL 0.40)"],
+        sorted(capped.coords),
     ):
         choose(driver, "run-select", label)
         shown = np.column_stack([points_column(driver, "x"), points_column(driver, "y")])

@@ -80,7 +80,6 @@ def test_sweep_table_and_plot(tmp_path):
         "trustworthiness",
         "k-NN label accuracy",
         "KL divergence (t-SNE)",
-        "seconds per run",
     ]
     assert fig.legends[0].get_title().get_text() == RANDOM_WEIGHTS_NOTE
     with Image.open(tmp_path / "s.png") as image:

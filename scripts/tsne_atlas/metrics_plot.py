@@ -23,8 +23,9 @@ def not_applicable(ax, title: str) -> None:
 
 def plot_sweep_metrics(rows: list[dict], note: str | None = None) -> plt.Figure:
     """Each metric for every setting of the sweep (t-SNE's perplexities, UMAP's settings, PCA), a
-    colour per method: seeds as dots, their mean as a line within a method, min-max as a band; the
-    seconds each run took beside them. KL divergence only when t-SNE is in the sweep."""
+    colour per method: seeds as dots, their mean as a line within a method, min-max as a band. KL
+    divergence only when t-SNE is in the sweep. No run times: the figure is the same file on every run of
+    a config (they are in the table)."""
     rows = sorted(rows, key=run_sort_key)
     settings = list(dict.fromkeys((r["method"], run_settings(r)) for r in rows))
     representative = {key: next(r for r in rows if (r["method"], run_settings(r)) == key) for key in settings}
@@ -33,7 +34,6 @@ def plot_sweep_metrics(rows: list[dict], note: str | None = None) -> plt.Figure:
     panels = [("trustworthiness", "trustworthiness"), ("knn_accuracy_2d", "k-NN label accuracy")]
     if "tsne" in methods:
         panels.append(("kl_divergence", "KL divergence (t-SNE)"))
-    panels.append(("runtime_s", "seconds per run"))
     fig, axes = plt.subplots(
         1, len(panels), figsize=(max(4.0, 0.45 * len(settings) + 2.2) * len(panels), 3.8), layout="constrained"
     )
