@@ -314,22 +314,3 @@ def test_umap_settings_rerun_only_umap_maps_and_what_spans_runs(methods_run, tmp
     }
     # Leaving a method out redoes only what spans runs; the other maps stay.
     assert planned_jobs(methods_run, {**METHODS_CONFIG, "methods": ["tsne", "umap"]}) == SPANNING
-
-
-@pytest.mark.workflow
-def test_the_report_holds_every_methods_figures_with_their_captions(methods_run):
-    import zipfile
-
-    report = methods_run / "report.zip"
-    result = snakemake(methods_run, "--report", str(report), config=METHODS_CONFIG)
-    assert result.returncode == 0, result.stderr[-3000:]
-    archive = zipfile.ZipFile(report)
-    names = archive.namelist()
-    text = archive.read("report/report.html").decode("utf-8")
-    for run in RUNS:
-        method, params = run.split("/")
-        # The scatter (and predicted classes, mosaic, grid mosaic) of every map, labelled with its run...
-        assert sum(name.endswith(f"/{params}.png") for name in names) == 3, run
-        assert f'"method": "{method}", "params": "{params}"' in text, run
-        # ...and captioned with it, rendered from the rule's wildcards.
-        assert f'<span class=\\"pre\\">{run}</span>' in text, run

@@ -293,8 +293,12 @@ def test_report_builds(finished_run):
     assert result.returncode == 0, result.stderr[-3000:]
     import zipfile
 
-    names = zipfile.ZipFile(workdir / "report.zip").namelist()
+    archive = zipfile.ZipFile(workdir / "report.zip")
+    names = archive.namelist()
     assert any(n.endswith("perplexity-5_seed-0.png") for n in names)
+    # A run's captions name it by method and settings, rendered from the rules' wildcards (every method's
+    # figures share these captions).
+    assert '<span class=\\"pre\\">tsne/perplexity-5_seed-0</span>' in archive.read("report/report.html").decode()
     assert any(n.endswith("cka.png") for n in names) and any(n.endswith("sheet.png") for n in names)
 
 
