@@ -60,7 +60,11 @@ def plot_sweep_metrics(rows: list[dict], note: str | None = None) -> plt.Figure:
         only_tsne = methods == ["tsne"]
         ax.set_xticks(
             range(len(settings)),
-            [settings_text(representative[k], short=not only_tsne) or METHOD_NAMES[k[0]] for k in settings],
+            # t-SNE alone: the perplexities, under an axis named so; else each setting short, PCA by name.
+            [
+                f"{k[1][0]:g}" if only_tsne else settings_text(representative[k], short=True) or METHOD_NAMES[k[0]]
+                for k in settings
+            ],
             rotation=0 if only_tsne or len(settings) < 5 else 40,
             ha="center" if only_tsne or len(settings) < 5 else "right",
             rotation_mode="anchor",
