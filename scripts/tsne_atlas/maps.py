@@ -12,6 +12,7 @@ umap-learn's numba code is cached in ``NUMBA_CACHE_DIR`` (set by the workflow) b
 """
 
 import logging
+import os
 import time
 import warnings
 
@@ -121,6 +122,7 @@ def run_umap(
         raise AtlasError(f"{neighbors} has {len(indices)} rows but {prepared} {len(X)}; delete {neighbors} and rerun")
     # Before the clock starts, so a run's time is its fit, as for t-SNE: compiling is the job's, not the map's.
     compile_s = compile_umap()
+    LOGGER.info("numba compiled for %.1f s (cache: %s)", compile_s, os.environ.get("NUMBA_CACHE_DIR", "none"))
     start = time.perf_counter()
     coords = umap_embedding(X, n_neighbors, min_dist, seed, knn=(indices, distances))
     runtime = time.perf_counter() - start
