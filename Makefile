@@ -2,7 +2,7 @@
 #   make run    create .venv, install the pinned requirements, run the workflow on the demo data
 #   make test   the same set-up (plus .venv-slurm, Debian's chromium for the browser tests and Debian's
 #               Slurm + munge for the cluster test), then the test suite
-#   make check  lint + unit tests: about 90 s, no root, no network (after the first `make run`)
+#   make check  lint + unit tests: about 2 minutes, no root, no network (after the first `make run`)
 #   make slurm-env   .venv-slurm: .venv's packages plus Snakemake's SLURM executor plugin, for clusters
 #   make compare-layers  the layer-comparison preset on the demo data (presets/compare-layers.yaml)
 #   make digits      write scikit-learn's digits as images + pixel features, run presets/digits.yaml
