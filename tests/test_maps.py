@@ -317,3 +317,35 @@ def test_umap_settings_rerun_only_umap_maps_and_what_spans_runs(methods_run, tmp
     }
     # Leaving a method out redoes only what spans runs; the other maps stay.
     assert planned_jobs(methods_run, {**METHODS_CONFIG, "methods": ["tsne", "umap"]}) == SPANNING
+
+
+def test_a_map_job_refuses_inputs_of_another_sample_or_a_short_graph_in_one_line(tmp_path):
+    """A prepared input of another sample, or a graph with fewer neighbours than UMAP needs, stops the job
+    with one line naming the file and the fix, and writes no run."""
+    from tsne_atlas.files.features import write_features
+    from tsne_atlas.files.tsne_inputs import write_input, write_neighbors
+    from tsne_atlas.maps import run_pca, run_umap
+
+    X, _ = blobs(n_per_class=10)
+    features = tmp_path / "f.h5"
+    paths = [f"a/{i}.png" for i in range(30)]
+    write_features(features, [{"penultimate": X.astype(np.float32)}], 30, paths, {}, {"penultimate": "flatten"})
+    attrs = {"standardize": True, "pca_components": 0}
+    write_input(tmp_path / "input.h5", X[:29], attrs)
+    out = {"embedding": str(tmp_path / "run.tsv"), "meta": str(tmp_path / "run.json")}
+    with pytest.raises(AtlasError) as err:
+        run_pca(str(features), "f", "penultimate", str(tmp_path / "input.h5"), **out)
+    assert (
+        str(err.value)
+        == f"{tmp_path / 'input.h5'} has 29 rows but {features} 30; delete {tmp_path / 'input.h5'} and rerun"
+    )
+    write_input(tmp_path / "input.h5", X, attrs)
+    write_neighbors(tmp_path / "k-5.npz", *nearest_neighbors(X, 5))
+    with pytest.raises(AtlasError) as err:
+        run_umap(
+            str(features), "f", "penultimate", str(tmp_path / "input.h5"), str(tmp_path / "k-5.npz"), 10, 0.1, 0, **out
+        )
+    assert str(err.value) == (
+        f"{tmp_path / 'k-5.npz'} holds 5 neighbours per image, UMAP with n_neighbors 10 needs 9; delete it and rerun"
+    )
+    assert not list(tmp_path.glob("run.*"))

@@ -18,9 +18,8 @@ import warnings
 
 import numpy as np
 
-from .files.features import read_features
 from .files.runs import PCA_COMPONENTS, input_provenance, write_run
-from .files.tsne_inputs import read_input, read_neighbors
+from .files.tsne_inputs import read_map_input, read_neighbors
 from .jobs import AtlasError
 
 LOGGER = logging.getLogger("tsne_atlas.maps")
@@ -93,16 +92,6 @@ def pca_embedding(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coords, ratio
 
 
-def _load(features: str, node: str, prepared: str):
-    data = read_features(features, node, with_features=False)
-    X, input_attrs = read_input(prepared)
-    if len(X) != len(data["paths"]):
-        raise AtlasError(
-            f"{prepared} has {len(X)} rows but {features} {len(data['paths'])}; delete {prepared} and rerun"
-        )
-    return data, X, input_attrs
-
-
 def run_umap(
     features: str,
     features_id: str,
@@ -116,10 +105,15 @@ def run_umap(
     meta: str,
 ) -> dict:
     """One UMAP run of the sweep on the prepared input and the sweep's k-NN graph (rule umap_embedding)."""
-    data, X, input_attrs = _load(features, node, prepared)
+    data, X, input_attrs = read_map_input(features, node, prepared)
     indices, distances = read_neighbors(neighbors)
     if len(indices) != len(X):
         raise AtlasError(f"{neighbors} has {len(indices)} rows but {prepared} {len(X)}; delete {neighbors} and rerun")
+    if indices.shape[1] < n_neighbors - 1:
+        raise AtlasError(
+            f"{neighbors} holds {indices.shape[1]} neighbours per image, UMAP with n_neighbors {n_neighbors} "
+            f"needs {n_neighbors - 1}; delete it and rerun"
+        )
     # Before the clock starts, so a run's time is its fit, as for t-SNE: compiling is the job's, not the map's.
     compile_s = compile_umap()
     LOGGER.info("numba compiled for %.1f s (cache: %s)", compile_s, os.environ.get("NUMBA_CACHE_DIR", "none"))
@@ -153,7 +147,7 @@ def run_umap(
 
 def run_pca(features: str, features_id: str, node: str, prepared: str, embedding: str, meta: str) -> dict:
     """The PCA map of the prepared input (rule pca_embedding)."""
-    data, X, input_attrs = _load(features, node, prepared)
+    data, X, input_attrs = read_map_input(features, node, prepared)
     import sklearn.decomposition  # noqa: F401  (before the clock starts)
 
     start = time.perf_counter()

@@ -13,10 +13,8 @@ import time
 import numpy as np
 
 from .config import check_perplexity
-from .files.features import read_features
 from .files.runs import input_provenance, write_run
-from .files.tsne_inputs import read_affinities, read_input
-from .jobs import AtlasError
+from .files.tsne_inputs import read_affinities, read_map_input
 
 LOGGER = logging.getLogger("tsne_atlas.tsne")
 # Barnes-Hut vs openTSNE's FFT gradient (the PyPI wheel's FFT is numpy's, not FFTW), one core:
@@ -101,13 +99,8 @@ def run_tsne(
     ``affinities``: the sweep's P for this perplexity (openTSNE); None lets the implementation
     compute its own. ``features_id``: the run's feature set id, ``node`` its node in ``features``.
     """
-    features_file, input_file, affinities_file = features, prepared, affinities
-    data = read_features(features_file, node, with_features=False)
-    X, input_attrs = read_input(input_file)
-    if len(X) != len(data["paths"]):
-        raise AtlasError(
-            f"{input_file} has {len(X)} rows but {features_file} {len(data['paths'])}; delete {input_file} and rerun"
-        )
+    features_file, affinities_file = features, affinities
+    data, X, input_attrs = read_map_input(features, node, prepared)
     check_perplexity(perplexity, len(X))
     start = time.perf_counter()
     P = read_affinities(affinities_file) if affinities_file else None

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..jobs import AtlasError, atomic_path
-from .features import plain_value
+from .features import plain_value, read_features
 
 # What a truncated or foreign .npz raises when read.
 NPZ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile)
@@ -35,6 +35,18 @@ def read_input(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
             return h5["X"][:], {key: plain_value(value) for key, value in h5.attrs.items()}
     except (OSError, KeyError) as err:
         raise AtlasError(f"{path}: not a complete t-SNE input file ({err}); delete it and rerun") from None
+
+
+def read_map_input(features: str, node: str, prepared: str) -> tuple[dict, np.ndarray, dict]:
+    """What every map job reads: the features file's paths and provenance (not its features), and the
+    prepared input X with its attributes; a prepared input of another sample is refused in one line."""
+    data = read_features(features, node, with_features=False)
+    X, input_attrs = read_input(prepared)
+    if len(X) != len(data["paths"]):
+        raise AtlasError(
+            f"{prepared} has {len(X)} rows but {features} {len(data['paths'])}; delete {prepared} and rerun"
+        )
+    return data, X, input_attrs
 
 
 def write_neighbors(path: str | os.PathLike, indices: np.ndarray, distances: np.ndarray) -> None:
