@@ -34,6 +34,8 @@ from scripts.tsne_atlas.resources import (
     extraction_gpus,
     extraction_mem_mb,
     extraction_runtime_min,
+    merge_mem_mb,
+    merge_runtime_min,
     metrics_mem_mb,
     metrics_runtime_min,
     projector_mem_mb,
@@ -49,6 +51,7 @@ from scripts.tsne_atlas.collection import (
     manifest_digest,
     watched_folders,
 )
+from scripts.tsne_atlas.shards import shard_count, shard_rows
 from scripts.tsne_atlas.schema import (
     SCHEMA_PATH,
     feature_set_defaults,
@@ -94,6 +97,22 @@ for feature_set in FEATURE_SETS:
 N_IMAGES = sample_size(
     config["sample"]["n_images"], lambda: count_images(config["dataset"])
 )
+# Extraction jobs per feature set (extraction.shards): 1 is one extract_features job writing
+# features/<set>.h5; K > 1 is K extract_features_shard jobs over slices of the sample and one
+# merge_features job writing the same file. A precomputed set is imported in one job.
+SHARDS = {
+    name: (
+        1
+        if settings["source"] == "precomputed"
+        else shard_count(
+            N_IMAGES,
+            config["extraction"]["batch_size"],
+            config["extraction"]["shards"],
+            config["extraction"]["images_per_shard"],
+        )
+    )
+    for name, settings in FEATURE_SETS.items()
+}
 # What the sample depends on in a dataset manifest (None for the other layouts).
 try:
     DATASET_MANIFEST_DIGEST = manifest_digest(
@@ -311,6 +330,33 @@ def set_class_names(wildcards):
     if settings["source"] in NETWORK_SOURCES and settings.get("class_names"):
         return [settings["class_names"]]
     return []
+
+
+def sets_pattern(sharded):
+    """The feature_set wildcard's values for the rules of sharded sets (or of unsharded ones);
+    ``(?!)`` matches nothing where there is no such set."""
+    names = [name for name, count in SHARDS.items() if (count > 1) == sharded]
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+def feature_shards(wildcards):
+    """The shard files a sharded set's merge joins, in index order."""
+    count = SHARDS[wildcards.feature_set]
+    return [
+        f"{RESULTS}/features/shards/{wildcards.feature_set}/{index}-of-{count}.h5"
+        for index in range(1, count + 1)
+    ]
+
+
+def shard_runtime_min(wildcards):
+    """A shard job's wall time, sized from its slice of the sample."""
+    start, stop = shard_rows(
+        N_IMAGES,
+        config["extraction"]["batch_size"],
+        int(wildcards.shard),
+        int(wildcards.shards),
+    )
+    return extraction_runtime_min(stop - start, config["extraction"]["device"])
 
 
 def set_setting(key):

@@ -1,5 +1,6 @@
-"""Rule extract_features: calls tsne_atlas.extraction.extract_features with the rule's named
-input, output and params, and two values that are deliberately not rule params."""
+"""Rules extract_features and extract_features_shard (which adds the param ``shard``): call
+tsne_atlas.extraction.extract_features with the rule's named input, output and params, and two values
+that are deliberately not rule params."""
 
 from tsne_atlas.config import features_config_hash
 from tsne_atlas.extraction import extract_features

@@ -409,7 +409,12 @@ def test_every_schema_key_has_a_default_a_description_and_its_reruns():
         else:
             assert isinstance(reruns, list) and set(reruns) <= RULES, key
     run_only = {key for key, spec in keys if spec["x-reruns"] == []}
-    assert run_only == {"extraction.num_workers", "extraction.threads", "tsne.threads"}
+    assert run_only == {
+        "extraction.num_workers",
+        "extraction.threads",
+        "extraction.images_per_shard",  # used only with shards: auto, whose shard count reruns (see shards)
+        "tsne.threads",
+    }
 
 
 # Values of every JSON type, to throw at every key of the schema.

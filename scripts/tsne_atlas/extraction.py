@@ -20,12 +20,14 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .config import PRECOMPUTED_NODE
+from .files.feature_shards import shard_header, write_shard
 from .files.features import TOP_INDEX, TOP_PROBABILITY, write_features
 from .files.manifest import read_images
 from .files.weights_record import read_record
 from .images import load_rgb
 from .jobs import AtlasError
 from .networks import LOGITS, Network, build_network
+from .shards import shard_rows
 from .weights import RESOLVERS
 
 LOGGER = logging.getLogger("tsne_atlas.extract_features")
@@ -220,6 +222,7 @@ def extract_features(
     resolved: str | None = None,
     config_hash: str = "",
     progress: bool = True,
+    shard: Sequence[int] | None = None,
 ) -> dict:
     """Extract the features of feature set ``feature_set`` (its ``settings``, schema defaults filled in)
     for every sampled image (``images``) into ``features``; return the file's attributes.
@@ -227,18 +230,30 @@ def extract_features(
     ``resolved``: the record fetch_weights wrote for the set's weights (the workflow always gives it
     to sets with weights, so this job reads only local files). ``num_workers`` and ``threads``
     change how fast the job runs, never its result.
+
+    ``shard``: (index, count), 1-based: extract only that slice of the sample (``shards.shard_rows``:
+    whole batches) into a shard file (``files.feature_shards``) for rule merge_features.
     """
     key = f"features.{feature_set}"
     paths = read_sample_paths(images)
+    n_images = len(paths)
+    header = None
+    if shard is not None:
+        index, count = (int(n) for n in shard)
+        start, stop = shard_rows(n_images, batch_size, index, count)
+        header = shard_header(images, index, count, start, stop)
+        paths = paths[start:stop]
     attrs = {
         "feature_set": feature_set,
         "source": settings["source"],
         "dataset_root": str(root),
-        "n_images": len(paths),
+        "n_images": n_images,
         "versions": library_versions(),
         "config_hash": config_hash,
     }
     if settings["source"] == "precomputed":
+        if header is not None:
+            raise AtlasError(f"{key}: a precomputed set is imported in one job, not in shards")
         return import_precomputed(settings, key, paths, root, features, attrs)
     if threads:
         torch.set_num_threads(int(threads))
@@ -258,12 +273,15 @@ def extract_features(
     )
     model = settings["arch"] if settings["source"] in RESOLVERS else Path(settings["path"]).name
     LOGGER.info(
-        "%s: extracting %s nodes %s for %d images in one pass on %s (%s%s, batch %d, %d workers, %s); weights: %s; "
+        "%s: extracting %s nodes %s for %s in one pass on %s (%s%s, batch %d, %d workers, %s); weights: %s; "
         "predictions: %s",
         key,
         model,
         ", ".join(f"{node} ({graph})" for node, graph in network.nodes.items()),
-        len(paths),
+        f"{len(paths)} images"
+        if header is None
+        else f"shard {header['index']} of {header['count']}: rows {header['start']}-{header['stop'] - 1} of "
+        f"{n_images} images",
         torch_device,
         precision_used,
         " from auto" if precision == "auto" else "",
@@ -291,9 +309,12 @@ def extract_features(
     batches = iter_feature_batches(
         module, loader, torch_device, precision_used, channels_last, progress, len(classes) if classes else None
     )
-    dims = write_features(
-        features, batches, len(paths), paths, attrs, network.nodes, classes, network.predictions_reason
-    )
+    if header is None:
+        dims = write_features(
+            features, batches, len(paths), paths, attrs, network.nodes, classes, network.predictions_reason
+        )
+    else:
+        dims = write_shard(features, batches, paths, attrs, network.nodes, header, classes, network.predictions_reason)
     LOGGER.info("wrote %s: %d images, dimensions %s", features, len(paths), dims)
     return {**attrs, "predictions": network.predictions_reason, "feature_dims": dims, "nodes": list(network.nodes)}
 

@@ -7,7 +7,8 @@ The rules declare these as ``resources``, so the same rules run on a workstation
 grow with it:
 
 - extraction streams features to disk, so its memory is flat in N (the model, a few batches and
-  one process per DataLoader worker); its run time grows with N.
+  one process per DataLoader worker); its run time grows with N (with extraction.shards, with the
+  shard's slice). Merging shards copies one batch at a time: flat memory, time linear in N.
 - the sweep's t-SNE input job holds the features as float64 several times over (z-scoring, PCA);
   the feature width is not known before extraction, so 4096 dimensions are assumed (ResNet-101
   gives 2048). The neighbour graph, affinity and per-run t-SNE jobs hold only the 50-d input, the
@@ -37,6 +38,8 @@ TSNE_RUN_BYTES_PER_IMAGE = 20_000
 MIN_RUNTIME_MIN = 10
 # Conservative throughput (images per second) of a ResNet-101 extraction, image decoding included.
 EXTRACTION_IMAGES_PER_S = {"gpu": 20, "cpu": 2}
+# Conservative rate of joining extraction shards (a copy of the features: measured ~X images/s).
+MERGE_IMAGES_PER_S = 1000
 TSNE_MIN_PER_1000_IMAGES = 3
 METRICS_MIN_PER_1000_IMAGES = 1
 # The projector sprite's largest size (RGB, 8192 x 8192), the rest per image, and its run time, generously.
@@ -77,6 +80,15 @@ def extraction_mem_mb(num_workers: int) -> int:
 def extraction_runtime_min(n_images: int, device: str) -> int:
     rate = EXTRACTION_IMAGES_PER_S["gpu" if uses_gpu(device) else "cpu"]
     return MIN_RUNTIME_MIN + math.ceil(n_images / rate / 60)
+
+
+def merge_mem_mb() -> int:
+    """Joining extraction shards copies one batch at a time: flat in N."""
+    return BASE_MEM_MB
+
+
+def merge_runtime_min(n_images: int) -> int:
+    return MIN_RUNTIME_MIN + math.ceil(n_images / MERGE_IMAGES_PER_S / 60)
 
 
 def tsne_input_mem_mb(n_images: int) -> int:
