@@ -115,3 +115,38 @@ def test_local_profile_gives_every_core_and_one_gpu(tmp_path):
     assert profile == {"cores": "all", "resources": {"gpu": 1}}
     resources = job_resources(tmp_path, TINY, "--profile", str(REPO / "profiles" / "local"))
     assert resources["extract_features"]["gpu"] == "1"
+
+
+@pytest.mark.workflow  # Snakemake dry runs
+def test_each_shard_is_a_gpu_job_sized_from_its_slice_and_the_merge_a_small_cpu_job(tmp_path):
+    # The 1,000 demo images in batches of 16 (63 batches), auto shards of 300 images: 4 shards of 15-16 batches.
+    extraction = {**TINY["extraction"], "shards": "auto", "images_per_shard": 300}
+    config = {**TINY, "sample": {"n_images": "all"}, "extraction": extraction}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    jobs = [
+        (rule, dict(re.findall(r"(\w+)=([^,\n]+)", re.search(r"wildcards: (.*)", block).group(1))), block)
+        for rule, block in re.findall(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", result.stdout, flags=re.M | re.S)
+        if rule in ("extract_features", "extract_features_shard", "merge_features")
+    ]
+    shards = sorted(
+        (int(w["shard"]), int(w["shards"]), block) for rule, w, block in jobs if rule == "extract_features_shard"
+    )
+    assert [(index, count) for index, count, _ in shards] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    slices = [(0, 240), (240, 496), (496, 752), (752, 1000)]  # 15, 16, 16 and 16 batches (the last one short)
+    for (index, _, block), (start, stop) in zip(shards, slices):
+        resources = dict(item.split("=", 1) for item in re.search(r"resources: (.*)", block).group(1).split(", "))
+        assert resources["gpu"] == "1" and resources["mem_mb"] == str(cr.extraction_mem_mb(0))
+        assert resources["runtime"] == str(cr.extraction_runtime_min(stop - start, "auto")), index
+    [merge] = [block for rule, _, block in jobs if rule == "merge_features"]
+    resources = dict(item.split("=", 1) for item in re.search(r"resources: (.*)", merge).group(1).split(", "))
+    assert "gpu" not in resources and resources["mem_mb"] == str(cr.merge_mem_mb())
+    assert resources["runtime"] == str(cr.merge_runtime_min(1000))
+    assert "features/shards/resnet18/4-of-4.h5" in merge and not [job for job in jobs if job[0] == "extract_features"]

@@ -6,6 +6,7 @@ Both run the default t-SNE path: openTSNE on the sweep's shared input, k-NN grap
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -26,25 +27,29 @@ FEATURES = TINY_SET
 VOLATILE = {"runtime_s"}  # wall-clock times: the only values allowed to differ between runs
 
 
-def command(workdir: Path, *args: str) -> list[str]:
-    return snakemake_command(workdir, *args, config=CONFIG)
+def command(workdir: Path, *args: str, config: dict = CONFIG) -> list[str]:
+    return snakemake_command(workdir, *args, config=config)
 
 
-def run(workdir: Path, *args: str) -> None:
-    result = subprocess.run(command(workdir, *args), capture_output=True, text=True, timeout=900)
+def run(workdir: Path, *args: str, config: dict = CONFIG) -> str:
+    result = subprocess.run(command(workdir, *args, config=config), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout + result.stderr
 
 
-def resume(workdir: Path) -> None:
+def resume(workdir: Path, *targets: str, config: dict = CONFIG) -> str:
     """What a user does after a kill: release Snakemake's lock, rerun what was incomplete."""
-    run(workdir, "--unlock")
-    run(workdir, "--rerun-incomplete")
+    run(workdir, "--unlock", config=config)
+    return run(workdir, "--rerun-incomplete", *targets, config=config)
 
 
-def kill_when(workdir: Path, ready, timeout: float = 300) -> None:
-    """Start the workflow, SIGKILL its whole process group as soon as ``ready()`` is true."""
+def kill_when(workdir: Path, ready, timeout: float = 300, config: dict = CONFIG, targets: tuple = ()) -> None:
+    """Start the workflow (or its ``targets``), SIGKILL its whole process group as soon as ``ready()`` is true."""
     process = subprocess.Popen(
-        command(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command(workdir, *targets, config=config),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + timeout
     try:
@@ -220,3 +225,44 @@ def test_killed_during_tsne_resumes_to_the_same_results(reference, tmp_path):
     resume(tmp_path)
     assert results(tmp_path) == reference
     assert not list(out.rglob(".tmp-*"))
+
+
+# The same sample in three extraction jobs (extraction.shards): 15 batches of 4 images, 5 per shard.
+SHARDED = with_changes(CONFIG, "extraction", shards=3)
+
+
+def test_a_shard_killed_mid_run_is_redone_alone_and_the_merged_features_are_identical(reference, tmp_path):
+    out = tmp_path / "results"
+    features = out / "features" / f"{TINY_SET}.h5"
+    shards = out / "features" / "shards" / TINY_SET
+    names = [f"{index}-of-3.h5" for index in (1, 2, 3)]
+    target = str(features.relative_to(tmp_path))
+    # Shards run one at a time here (each takes both cores): kill one mid-way once another is done.
+    kill_when(
+        tmp_path,
+        lambda: shards.is_dir() and any(shards.glob(".tmp-*")) and any((shards / name).exists() for name in names),
+        config=SHARDED,
+        targets=(target,),
+    )
+    done = {name for name in names if (shards / name).exists()}
+    assert done and len(done) < 3 and not features.exists()
+    logs = out / "logs" / "extract_features" / TINY_SET
+    stamps = {name: (logs / name.replace(".h5", ".log")).stat().st_mtime_ns for name in done}
+    output = resume(tmp_path, target, config=SHARDED)
+    # Only the shards the kill left unfinished ran again (the finished ones' logs are untouched), then the merge.
+    redone = {f"{index}-of-3.h5" for index in re.findall(r"shard=(\d+), shards=3", output)}
+    assert redone == set(names) - done
+    assert {name: (logs / name.replace(".h5", ".log")).stat().st_mtime_ns for name in done} == stamps
+    assert output.count("(Rule: merge_features)") == 1
+    assert features.read_bytes() == reference[f"features/{TINY_SET}.h5"]  # as one unkilled, unsharded job
+    assert not shards.exists() or not list(shards.iterdir())  # merged: the shard files are gone, no leftovers
+    assert "Nothing to be done" in run(tmp_path, "--dry-run", target, config=SHARDED)
+    # The shards are gone but not forgotten: a setting they were extracted with reruns them and the merge.
+    rebatched = run(
+        tmp_path, target, "--dry-run", "--quiet", "rules", config=with_changes(SHARDED, "extraction", batch_size=5)
+    )
+    assert dict(re.findall(r"^(\w+)\s+(\d+)$", rebatched.split("Job stats:")[1], flags=re.M)) == {
+        "extract_features_shard": "3",
+        "merge_features": "1",
+        "total": "4",
+    }

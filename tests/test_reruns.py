@@ -170,6 +170,8 @@ def rerun_mismatches(workdir, rule_graph, tmp_path, leaves, base: dict = TINY, v
 # Settings of the methods the tiny config leaves out (UMAP, PCA) rerun nothing there: tests/test_maps.py
 # checks them on a run of every method, and enabling a method below.
 METHOD_SETTINGS = ("methods", "umap")
+# How the extraction is split: it changes no feature, but switching it re-extracts (test below).
+SHARDING = ("extraction.shards",)
 
 
 def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph, tmp_path):
@@ -179,7 +181,9 @@ def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph,
     from torchvision.models import get_model
 
     torch.save(get_model("resnet18", weights=None).state_dict(), tmp_path / "weights.pth")
-    leaves = [leaf for leaf in schema_leaves() if leaf[0] not in METHOD_SETTINGS]
+    leaves = [
+        leaf for leaf in schema_leaves() if leaf[0] not in METHOD_SETTINGS and f"{leaf[0]}.{leaf[1]}" not in SHARDING
+    ]
     assert len(leaves) > 40
     assert rerun_mismatches(workdir, rule_graph, tmp_path, leaves) == []
     # Run-only settings: how many workers and threads, never what comes out.
@@ -213,6 +217,22 @@ def test_enabling_a_method_runs_its_maps_and_what_spans_runs_and_no_tsne(finishe
     assert planned == {f"{method}_embedding": n_runs, **per_run, **spanning, **compare}
     declared = schema_leaves_by_name()["methods"]["x-reruns"]
     assert f"{method}_embedding" in declared
+
+
+def test_sharding_a_finished_extraction_extracts_again_in_shards_and_reruns_what_follows(finished_run, rule_graph):
+    """extraction.shards changes how the features are computed, never what (the merged file is the same
+    bytes), but Snakemake sees a features file made by another rule from other inputs: switching to shards
+    extracts again, in shards, and reruns everything after extraction, as the schema's extract_features says."""
+    workdir, _ = finished_run
+    planned = planned_jobs(workdir, with_changes(TINY, "extraction", shards=2))
+    after = downstream({"extract_features"}, rule_graph) - {"extract_features"}
+    assert set(planned) == after | {"extract_features_shard", "merge_features"}
+    assert (planned["extract_features_shard"], planned["merge_features"]) == (2, 1)
+    assert schema_leaves_by_name()["extraction.shards"]["x-reruns"] == ["extract_features"]
+    # auto: one shard per images_per_shard (100,000) images, so the tiny sample's 40 make one, as run.
+    assert planned_jobs(workdir, with_changes(TINY, "extraction", shards="auto")) == {}
+    # More shards than batches (two of 20 images): one per batch.
+    assert planned_jobs(workdir, with_changes(TINY, "extraction", shards=9))["extract_features_shard"] == 2
 
 
 def test_a_wrong_declaration_is_reported(finished_run, rule_graph, tmp_path):

@@ -37,6 +37,9 @@ CONFIG = with_set_changes(
     init_seed=1,
 )
 SETS = (TINY_SET, "other")
+# On the cluster each set's extraction is split in two shards (extraction.shards), each its own cluster job,
+# joined by a merge job; the local run extracts each set in one job. The features must come out the same.
+CLUSTER_CONFIG = with_changes(CONFIG, "extraction", shards=2)
 
 pytestmark = pytest.mark.slurm
 
@@ -146,7 +149,7 @@ def local_run_started(tmp_path_factory):
 def cluster_run(cluster, local_run_started, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("slurm-run")
     began = time.monotonic()
-    result = slurm_snakemake(cluster, workdir, CONFIG)
+    result = slurm_snakemake(cluster, workdir, CLUSTER_CONFIG)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     print(f"cluster run: {time.monotonic() - began:.0f} s")
@@ -197,7 +200,8 @@ def test_test_profile_is_the_slurm_profile_but_for_the_test_cluster():
     # resource, cpus_per_gpu included, must be the real one's, and neither may add a resource the
     # other lacks); cores, jobs and latency-wait, to these values; three status/log keys of the
     # plugin, in the test profile only.
-    assert test["set-resources"]["extract_features"].pop("gpu") == 0  # no GPU on the test cluster
+    for rule in ("extract_features", "extract_features_shard"):
+        assert test["set-resources"][rule].pop("gpu") == 0  # no GPU on the test cluster
     assert test.pop("cores") == 2 and real.pop("cores") == 4
     assert (test.pop("jobs"), test.pop("latency-wait")) == (10, 5) and (real.pop("jobs"), real.pop("latency-wait")) == (
         50,
@@ -208,10 +212,13 @@ def test_test_profile_is_the_slurm_profile_but_for_the_test_cluster():
     assert test.pop("slurm-keep-successful-logs") is True
     assert test == real  # set-resources, default-resources, groups and the rest, key for key
     assert real["executor"] == "slurm" and real["default-resources"] == {"mem_mb": 2000, "runtime": 15}
-    assert real["set-resources"] == {"extract_features": {"cpus_per_gpu": 4}}
+    assert real["set-resources"] == {
+        "extract_features": {"cpus_per_gpu": 4},
+        "extract_features_shard": {"cpus_per_gpu": 4},
+    }
 
 
-def test_jobs_ran_on_slurm_grouped_into_seven_cluster_jobs(cluster, cluster_run):
+def test_jobs_ran_on_slurm_grouped_into_eleven_cluster_jobs(cluster, cluster_run):
     workdir, output = cluster_run
     ids = submitted_jobs(output)
     jobs = {job_id: job_info(cluster, job_id) for job_id in ids}
@@ -219,19 +226,21 @@ def test_jobs_ran_on_slurm_grouped_into_seven_cluster_jobs(cluster, cluster_run)
     # Slurm keeps the start of a long comment: the summary group's ends in '...'.
     summary = "rule_summary_compare_cka_compare_metrics_compare_sheet_explorer_explorer_thumbnails_"
     comments = sorted(info["Comment"] for info in jobs.values())
-    assert comments[5].startswith(summary)
-    assert comments[:5] + comments[6:] == [
-        # One extraction job per feature set, and one job of shared t-SNE inputs per set.
-        "rule_features_extract_features",
-        "rule_features_extract_features",
+    assert comments[9].startswith(summary)
+    assert comments[:9] + comments[10:] == [
+        # Two extraction shards per feature set, each its own job, and one merge job per set; one job of
+        # shared t-SNE inputs per set.
+        *["rule_features_extract_features_shard"] * 4,
+        *["rule_merge_merge_features"] * 2,
         "rule_sample_label_images_sample_images",
         "rule_shared_tsne_affinities_tsne_input_tsne_neighbors",
         "rule_shared_tsne_affinities_tsne_input_tsne_neighbors",
         "rule_sweep_embedding_metrics_grid_mosaic_mosaic_scatter_tsne",
     ]
-    # 48 rule jobs ran on the cluster, in 7 cluster jobs; each left its Slurm log.
+    # 52 rule jobs ran on the cluster, in 11 cluster jobs; each left its Slurm log.
     cluster_side = {rule: n for rule, n in job_stats(output).items() if rule not in LOCAL_RULES}
-    assert sum(cluster_side.values()) == 48 and len(ids) == 7
+    assert cluster_side["extract_features_shard"] == 4 and cluster_side["merge_features"] == 2
+    assert sum(cluster_side.values()) == 52 and len(ids) == 11
     for job_id, info in jobs.items():
         group = info["Comment"].split("_")[1]
         folder = f"group_{group}_*"
@@ -248,7 +257,7 @@ def test_jobs_ran_on_slurm_grouped_into_seven_cluster_jobs(cluster, cluster_run)
 def test_extraction_ran_as_a_cpu_job(cluster, cluster_run):
     workdir, output = cluster_run
     extractions = [i for i in submitted_jobs(output) if "extract_features" in job_info(cluster, i)["Comment"]]
-    assert len(extractions) == 2
+    assert len(extractions) == 4  # two shards per set
     for job_id in extractions:
         assert "gres/gpu" not in job_info(cluster, job_id)["TRES"]  # profiles/slurm-test sets gpu: 0
     for feature_set in SETS:
@@ -281,12 +290,23 @@ def comparable(path: Path, relative: Path):
     return path.read_bytes()
 
 
+def output_files(out: Path) -> list[Path]:
+    """Every result file, less logs and benchmarks (a sharded extraction logs each shard and the merge)."""
+    return sorted(
+        p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.relative_to(out).parts[0] not in TIMED_FOLDERS
+    )
+
+
 def test_outputs_are_those_of_a_local_run(cluster_run, local_run):
+    """The cluster extracted in shards, the local run in one job per set: the same files, byte for byte
+    (the shard files were temporary: merged, then removed)."""
     cluster_out, local_out = cluster_run[0] / "results", local_run / "results"
-    files = sorted(p.relative_to(cluster_out) for p in cluster_out.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(local_out) for p in local_out.rglob("*") if p.is_file())
-    compared = [f for f in files if f.parts[0] not in TIMED_FOLDERS]
+    compared = output_files(cluster_out)
+    assert compared == output_files(local_out)
     assert len(compared) >= 50  # manifest, 2 weights records and features, 4 runs x 7 files, 12 sweep figures
+    for feature_set in SETS:
+        assert (cluster_out / "logs" / "merge_features" / f"{feature_set}.log").exists()
+        assert not list((cluster_out / "features" / "shards" / feature_set).glob("*.h5"))
     for relative in compared:
         assert comparable(cluster_out / relative, relative) == comparable(local_out / relative, relative), relative
     # Byte for byte, among others: the features, every PNG, SVG and PDF, and the explorer page.
