@@ -185,7 +185,12 @@ def refused(shard_files, sample, tmp_path) -> str:
 @pytest.mark.parametrize(
     ("index", "change", "expected"),
     [
-        (2, set_header(start=4), r"2-of-3\.h5 starts at row 4, inside the shard before it \(up to row 7\): rows 4-7 "),
+        (
+            2,
+            set_header(start=4),
+            r"2-of-3\.h5 starts at row 4, inside the shard before it \(up to row 7\): rows 4-7 are in two shards; "
+            r"delete it and rerun$",
+        ),
         (2, set_header(start=12, stop=16), r"2-of-3\.h5 starts at row 12: rows 8-11 of .*images\.csv are in no shard"),
         (3, set_header(stop=20), r"3-of-3\.h5 holds 7 rows, not rows 16-19"),
         (2, set_header(index=3), r"2-of-3\.h5 is shard 3 of 3, not 2 of 3"),
