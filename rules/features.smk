@@ -96,7 +96,7 @@ rule extract_features_shard:
         batch_size=network_setting("batch_size"),
         shard=lambda wildcards: [int(wildcards.shard), int(wildcards.shards)],
     script:
-        "../scripts/extract_features.py"
+        "../scripts/extract_features_shard.py"
 
 
 # A sharded set's features file, joined from its shards batch by batch: a small CPU job. Its params are

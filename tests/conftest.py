@@ -136,6 +136,15 @@ def schema_defaults(section: str, *keys: str) -> dict:
     return {key: properties[key]["default"] for key in wanted}
 
 
+# extraction.shards and images_per_shard decide which jobs the workflow makes, not how one extracts.
+SHARDING_KEYS = ("shards", "images_per_shard")
+
+
+def extraction_defaults() -> dict:
+    """The schema's extraction defaults an extraction job is handed (extract_features' keyword arguments)."""
+    return {k: v for k, v in schema_defaults("extraction").items() if k not in SHARDING_KEYS}
+
+
 def rule_job(rule: str, input: dict, output: dict, params: dict, log: str, threads: int = 1):
     """What Snakemake's script directive hands a rule's script as ``snakemake``, with Snakemake's own
     named lists, so the rule adapter (tsne_atlas.jobs.run_rule) can be called without a workflow."""

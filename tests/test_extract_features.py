@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 from torchvision.models import get_model
 from torchvision.models.feature_extraction import create_feature_extractor
 
-from conftest import schema_defaults
+from conftest import extraction_defaults
 from tsne_atlas import extraction as ef
 from tsne_atlas import networks
 from tsne_atlas import weights as fw
@@ -23,7 +23,7 @@ from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
 # The feature set every test extracts: its name appears in every message as features.r18.<key>.
 SET = "r18"
 KEY = f"features.{SET}"
-EXTRACTION_KEYS = tuple(schema_defaults("extraction"))
+EXTRACTION_KEYS = tuple(extraction_defaults())
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def run(manifest, root, out, resolved=None, config_hash="", **kwargs):
     """extract_features for set r18; ``kwargs`` are extraction settings or the set's own settings."""
     # fp32 NCHW: bitwise comparable with a plain loop over the model (the fast settings are tested apart).
     extraction = {
-        **schema_defaults("extraction"),
+        **extraction_defaults(),
         "batch_size": 5,
         "num_workers": 0,
         "precision": "fp32",

@@ -9,7 +9,7 @@ import timm
 import torch
 from torchvision.models import ResNet18_Weights, get_model
 
-from conftest import make_image_folder, schema_defaults
+from conftest import extraction_defaults, make_image_folder
 from tsne_atlas import extraction as ef
 from tsne_atlas import networks
 from tsne_atlas import weights as fw
@@ -62,7 +62,7 @@ def extract(sample, out, source="torchvision", **given) -> dict:
         feature_set_defaults(SCHEMA_PATH),
     )[SET]
     extraction = {
-        **schema_defaults("extraction"),
+        **extraction_defaults(),
         "batch_size": 3,
         "num_workers": 0,
         "precision": "fp32",

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torchvision.models import get_model
 
-from conftest import make_image_folder, schema_defaults
+from conftest import extraction_defaults, make_image_folder
 from tsne_atlas.config import feature_set_settings
 from tsne_atlas.extraction import extract_features
 from tsne_atlas.files.feature_shards import SHARD_ATTR, merge_shards
@@ -82,7 +82,7 @@ def extract(sample, out, shard=None, precision="fp32", **given) -> dict:
         {"features": {SET: {"arch": "resnet18", "weights": "none", "nodes": ["layer3", "penultimate"], **given}}},
         feature_set_defaults(SCHEMA_PATH),
     )[SET]
-    extraction = {k: v for k, v in schema_defaults("extraction").items() if k not in ("shards", "images_per_shard")}
+    extraction = extraction_defaults()
     extraction.update(batch_size=BATCH, num_workers=0, precision=precision)
     return extract_features(
         images=str(images),

@@ -29,6 +29,7 @@ STAGES = {
     "sampling",
     "weights",
     "extraction",
+    "merge",
     "preparation",
     "tsne",
     "maps",
@@ -59,7 +60,7 @@ def rule_directives() -> dict[str, dict[str, str]]:
 
 def test_every_script_is_the_entry_point_of_the_rule_it_is_named_after():
     rules = rule_directives()
-    assert len(rules) == 25
+    assert len(rules) == 27
     scripts = {p.stem for p in (REPO / "scripts").glob("*.py")} - {"__init__"}
     assert scripts == set(rules)
     for rule, directives in rules.items():
@@ -148,7 +149,7 @@ def test_every_rules_conda_env_provides_what_its_script_imports():
         provided = env_modules(REPO / directives["conda"])
         assert needed <= provided, f"rule {rule}: {directives['conda']} lacks {sorted(needed - provided)}"
         checked += 1
-    assert checked == 25
+    assert checked == 27
     # The check sees through the package: extraction needs torch, map jobs (t-SNE, UMAP, PCA) never do.
     assert "torch" in third_party_imports(REPO / "scripts" / "extract_features.py")
     for map_rule in ("tsne", "umap_embedding", "pca_embedding"):
@@ -223,6 +224,7 @@ def test_file_layouts_live_in_files_only():
         "manifest",
         "weights_record",
         "features",
+        "feature_shards",
         "tsne_inputs",
         "runs",
         "metrics",

@@ -140,6 +140,16 @@ def features_config_hash(config: dict, feature_set: str) -> str:
     )
 
 
+def extraction_job_arguments(config: dict, feature_set: str) -> dict:
+    """What an extraction job (one job or one shard) gets beside its rule's params, on purpose: the
+    DataLoader's worker count (how fast, never what: as a param, changing it would rerun extraction and
+    all after it) and the ``config_hash`` provenance recorded in the features file."""
+    return {
+        "num_workers": config["extraction"]["num_workers"],
+        "config_hash": features_config_hash(config, feature_set),
+    }
+
+
 def feature_set_settings(config: dict, defaults: dict) -> dict[str, dict]:
     """Every feature set of ``config['features']`` with the schema's ``defaults`` filled in, in config order.
 
