@@ -85,6 +85,9 @@ def rule_benchmarks(results: Path) -> dict[str, dict]:
             # embeddings/<set>/<method>/<run>.tsv: a map; embeddings/<set>/<input|neighbors-k|affinities-p>.tsv:
             # what the set's maps share (named as before the methods: "tsne input", ...).
             rule = rel.parts[2] if len(rel.parts) == 4 else "tsne " + rel.stem.split("-", 1)[0]
+        elif rule == "extract_features" and len(rel.parts) == 3:
+            # extract_features/<set>/<i>-of-<K>.tsv: one shard of a sharded set (extraction.shards).
+            rule = "extract_features_shard"
         with open(tsv, newline="") as handle:
             rows = list(csv.DictReader(handle, delimiter="\t"))
         if not rows:

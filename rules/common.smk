@@ -41,6 +41,7 @@ from scripts.tsne_atlas.resources import (
     projector_mem_mb,
     projector_runtime_min,
     sample_size,
+    sampling_runtime_min,
     thumbnails_runtime_min,
     tsne_input_mem_mb,
     tsne_mem_mb,

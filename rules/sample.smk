@@ -15,6 +15,8 @@ rule sample_images:
         f"{RESULTS}/benchmarks/sample_images.tsv"
     conda:
         "../envs/figures.yaml"
+    resources:
+        runtime=sampling_runtime_min(N_IMAGES),
     params:
         layout=config["dataset"]["layout"],
         root=config["dataset"]["root"],
@@ -44,6 +46,8 @@ rule label_images:
         f"{RESULTS}/benchmarks/label_images.tsv"
     conda:
         "../envs/figures.yaml"
+    resources:
+        runtime=sampling_runtime_min(N_IMAGES),
     params:
         layout=config["dataset"]["layout"],
         root=config["dataset"]["root"],

@@ -52,7 +52,15 @@ def test_memory_and_time_grow_with_the_sample_where_it_matters():
         5000
     )
     assert cr.metrics_mem_mb(100_000, 5000) < 4000
-    for size in (cr.tsne_input_mem_mb, cr.tsne_mem_mb, cr.tsne_runtime_min, cr.metrics_runtime_min):
+    # Sampling checks every sampled file on one core: ~10 ms per large photo, 8.5 hours asked at 1,000,000.
+    assert cr.sampling_runtime_min(500) == 11 and cr.sampling_runtime_min(1_000_000) == 10 + 500
+    for size in (
+        cr.tsne_input_mem_mb,
+        cr.tsne_mem_mb,
+        cr.tsne_runtime_min,
+        cr.metrics_runtime_min,
+        cr.sampling_runtime_min,
+    ):
         assert size(100) <= size(1000) < size(100_000)
 
 
@@ -98,6 +106,7 @@ def test_rules_declare_gpu_memory_and_time(tmp_path):
     assert resources["tsne_input"]["mem_mb"] == str(cr.tsne_input_mem_mb(40))
     assert resources["embedding_metrics"]["mem_mb"] == str(cr.metrics_mem_mb(40, 5000))
     assert "gpu" not in resources["tsne"] and "gpu" not in resources["scatter"]  # only extraction uses a GPU
+    assert resources["sample_images"]["runtime"] == str(cr.sampling_runtime_min(40))
 
 
 @pytest.mark.workflow  # Snakemake dry runs

@@ -38,7 +38,8 @@ TSNE_RUN_BYTES_PER_IMAGE = 20_000
 MIN_RUNTIME_MIN = 10
 # Conservative throughput (images per second) of a ResNet-101 extraction, image decoding included.
 EXTRACTION_IMAGES_PER_S = {"gpu": 20, "cpu": 2}
-# Conservative rate of joining extraction shards (a copy of the features: measured ~X images/s).
+# Conservative rate of joining extraction shards (it copies the features: 20,000 images/s of ResNet-101's
+# 2,048 floats measured from a cold page cache, BENCHMARKS.md).
 MERGE_IMAGES_PER_S = 1000
 TSNE_MIN_PER_1000_IMAGES = 3
 METRICS_MIN_PER_1000_IMAGES = 1
@@ -48,6 +49,8 @@ PROJECTOR_BYTES_PER_IMAGE = 2_000
 PROJECTOR_MIN_PER_1000_IMAGES = 1
 # Explorer: thumbnails at ~10 ms per large photo, the page at 10 KB per image (graph, page text), generously.
 THUMBNAILS_MIN_PER_1000_IMAGES = 0.5
+# Sampling decodes and hashes every sampled file on one core: ~10 ms per large photo, as the thumbnails.
+SAMPLING_MIN_PER_1000_IMAGES = 0.5
 EXPLORER_BYTES_PER_IMAGE = 10_000
 MB = 2**20
 
@@ -70,6 +73,12 @@ def sample_size(n_images, count_images=None) -> int:
             raise ValueError("sample.n_images is 'all': give count_images to count the dataset")
         return int(count_images())
     return int(n_images)
+
+
+def sampling_runtime_min(n_images: int) -> int:
+    """Every sampled file is fully decoded and hashed, one at a time: time linear in N (a cluster's
+    default 15 minutes would not check 1,000,000 photos)."""
+    return MIN_RUNTIME_MIN + math.ceil(SAMPLING_MIN_PER_1000_IMAGES * n_images / 1000)
 
 
 def extraction_mem_mb(num_workers: int) -> int:
