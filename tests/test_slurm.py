@@ -28,9 +28,12 @@ import local_cluster
 from conftest import TINY, TINY_SET, snakemake, with_changes, with_set_changes
 
 # The tiny config of the local workflow tests, as two feature sets of one node each (so two extraction
-# jobs, which run in parallel on a cluster) and one seed.
+# jobs, which run in parallel on a cluster) and one seed; extraction on one thread, so that two extraction
+# jobs fit the test node's two CPUs side by side.
 CONFIG = with_set_changes(
-    with_set_changes(with_changes(TINY, "tsne", seeds=[0]), nodes=["penultimate"]),
+    with_set_changes(
+        with_changes(with_changes(TINY, "tsne", seeds=[0]), "extraction", threads=1), nodes=["penultimate"]
+    ),
     "other",
     arch="resnet18",
     weights="none",
