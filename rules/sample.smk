@@ -46,8 +46,6 @@ rule label_images:
         f"{RESULTS}/benchmarks/label_images.tsv"
     conda:
         "../envs/figures.yaml"
-    resources:
-        runtime=sampling_runtime_min(N_IMAGES),
     params:
         layout=config["dataset"]["layout"],
         root=config["dataset"]["root"],

@@ -127,8 +127,9 @@ def settings_hash(settings: dict) -> str:
 def features_config_hash(config: dict, feature_set: str) -> str:
     """The ``config_hash`` recorded in a set's features file: the dataset and sample sections, the
     set's own settings and the extraction settings that can change a feature (not the worker and
-    thread counts, nor how the extraction is split into shards). Provenance only: it is not a rule param, so it reruns nothing itself (every
-    setting in it that can change a feature is a param or input of extraction)."""
+    thread counts, nor how the extraction is split into shards: a merged file equals one job's).
+    Provenance only: it is not a rule param, so it reruns nothing itself (every setting in it that can
+    change a feature is a param or input of extraction)."""
     run_only = ("threads", "num_workers", "shards", "images_per_shard")
     return settings_hash(
         {
