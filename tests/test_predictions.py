@@ -135,6 +135,72 @@ def test_the_logits_are_the_models_own_output(tmp_path, class_file, source):
         torch.testing.assert_close(outputs[networks.LOGITS], expected, rtol=1e-5, atol=1e-5)
 
 
+def softmax_top5_one_image_at_a_time(root, weights: str, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """(N x 1000 softmax, N x 5 top classes) of each sampled image fed alone (a batch of one) to the model
+    built here from the checkpoint, with no code of the package: the stored top-5 must be these."""
+    from PIL import Image
+    from timm.data import create_transform, resolve_data_config
+
+    if source == "torchvision":
+        model = get_model("resnet18", weights=None)
+        transform = ResNet18_Weights.DEFAULT.transforms()
+    else:
+        model = timm.create_model("resnet18", pretrained=False)
+        transform = create_transform(**resolve_data_config({}, model=model), is_training=False)
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    model.eval()
+    softmax = []
+    with torch.no_grad():
+        for path in PATHS:
+            with Image.open(root / path) as image:
+                batch = transform(image.convert("RGB")).unsqueeze(0)
+            softmax.append(torch.softmax(model(batch).float(), dim=1)[0])
+    probabilities = torch.stack(softmax)
+    return probabilities.numpy(), torch.topk(probabilities, k=5, dim=1).indices.numpy()
+
+
+@pytest.fixture
+def varied_sample(tmp_path):
+    """(dataset root, sample/images.csv) of 7 small images of full-range noise, each with its own colour
+    balance: a random network scores them clearly apart (``sample``'s images of one class nearly alike)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "varied"
+    for path in PATHS:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 256, size=(32, 40, 3)) * rng.uniform(0.2, 1.0, size=3)
+        Image.fromarray(pixels.astype(np.uint8)).save(root / path)
+    write_images(tmp_path / "varied.csv", PATHS, ["0" * 64] * len(PATHS))
+    return root, tmp_path / "varied.csv"
+
+
+@pytest.mark.parametrize("source", ["torchvision", "timm"])
+def test_each_images_stored_top5_is_the_models_softmax_top5_for_that_image(varied_sample, tmp_path, class_file, source):
+    """Stored row i is image i's own top-5 (classes and softmax probabilities), in batches of 3 images
+    (rows 0-2, 3-5, 6), checked against the model run on each image alone."""
+    weights = checkpoint(tmp_path, source)
+    extract(varied_sample, tmp_path / "p.h5", source, weights=weights, class_names=str(class_file))
+    predictions, _ = read_predictions(tmp_path / "p.h5")
+    assert predictions.classes == class_file.read_text().splitlines()
+    assert read_features(tmp_path / "p.h5")["paths"] == PATHS
+    softmax, expected_top = softmax_top5_one_image_at_a_time(varied_sample[0], weights, source)
+    # The images' scores differ, so a row given to the wrong image shows: every two images' top-5
+    # differ in their classes or by far more than the tolerance below in their probabilities.
+    expected_probability = np.take_along_axis(softmax, expected_top, axis=1)
+    for i in range(N_IMAGES):
+        for j in range(i):
+            assert not np.array_equal(expected_top[i], expected_top[j]) or (
+                np.abs(expected_probability[i] - expected_probability[j]).max() > 1e-4
+            ), (PATHS[i], PATHS[j])
+    index, probability = predictions.top_index, predictions.top_probability
+    # Classes compared through their probabilities: two near-tied classes may rank either way in a batch.
+    np.testing.assert_allclose(probability, expected_probability, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.take_along_axis(softmax, index.astype(np.int64), axis=1), probability, rtol=1e-5, atol=1e-6
+    )
+
+
 @pytest.mark.parametrize("source", ["torchvision", "timm"])
 def test_random_weights_store_no_predictions_and_say_why(sample, tmp_path, class_file, source):
     attrs = extract(sample, tmp_path / "f.h5", source, weights="none", class_names=str(class_file))
