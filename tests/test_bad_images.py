@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import logging
 import os
 import subprocess
@@ -202,6 +203,54 @@ def test_a_decompression_bomb_is_refused_without_being_decoded(tmp_path):
             assert out[0] == "None"
     # Decoding would have raised the checker's peak memory by 100 MB over checking a tiny image.
     assert peak["bomb.png"] - peak["small.png"] < 30_000, peak
+
+
+# A child process that runs sample_images and prints every file it opened (Python's audit hook sees
+# each open(), PIL's included), then the sample and the skipped files it wrote.
+OPENS_OF_SAMPLING = """
+import csv, json, os, sys
+opened = []
+def record(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        opened.append(os.fsdecode(args[0]))
+sys.addaudithook(record)
+from tsne_atlas.files.manifest import read_images
+from tsne_atlas.sampling import sample_images
+root, out, stratified = sys.argv[1], sys.argv[2], sys.argv[3] == "stratified"
+sample_images(layout="folders", root=root, extensions=[".png"], label_column="label", missing_label="fail",
+              n_images=9, random_state=0, stratified=stratified, on_bad_image="skip",
+              images=os.path.join(out, "images.csv"), skipped=os.path.join(out, "skipped.csv"))
+with open(os.path.join(out, "skipped.csv"), newline="") as handle:
+    skipped = [row["path"] for row in csv.DictReader(handle)]
+print(json.dumps({"opened": opened, "sample": read_images(os.path.join(out, "images.csv"))[0], "skipped": skipped}))
+"""
+
+
+@pytest.mark.parametrize("stratified", ["stratified", "pooled"])
+def test_only_the_drawn_candidates_are_opened_never_the_whole_dataset(tmp_path, stratified):
+    """150 files, a third of them not pictures, a sample of 9: sampling opens the 9 it takes and the bad picks
+    they replaced, and no other file of the dataset."""
+    root = tmp_path / "data"
+    for label in ("ant", "bee", "cat"):
+        (root / label).mkdir(parents=True)
+        for i in range(50):
+            if i % 3 == 0:
+                (root / label / f"{i:02d}.png").write_text("not a picture")
+            else:
+                Image.new("L", (4, 4), i).save(root / label / f"{i:02d}.png")
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    result = subprocess.run(
+        [sys.executable, "-c", OPENS_OF_SAMPLING, str(root), str(tmp_path), stratified],
+        capture_output=True,
+        text=True,
+        cwd=scripts,
+        check=True,
+    )
+    found = json.loads(result.stdout.splitlines()[-1])
+    opened = {os.path.relpath(path, root) for path in found["opened"] if Path(path).is_relative_to(root)}
+    assert len(found["sample"]) == 9 and found["skipped"]  # some picks were bad and replaced
+    assert opened == set(found["sample"]) | set(found["skipped"])
+    assert len(opened) < 30  # of 150
 
 
 REASONS = ("empty file", "not an image", "truncated or corrupt", "too large", "image has no pixels")
