@@ -200,22 +200,40 @@ def source_of(file: str, function: str) -> str:
     return "\n".join(parts)
 
 
+def quoted_texts(outcome: str) -> list[tuple[str, bool]]:
+    """What a row's outcome quotes (`...` or "..."): for each quotation, the text a named test must hold and
+    whether it is a message. A message's text is the first stretch between elisions (… or <placeholder>)
+    of at least 12 characters with a space; any other quotation (a value: a file name, a number, an
+    assertion) stands for its longest stretch, if that has 3 characters or more."""
+    texts = []
+    for quoted in re.findall(r"`([^`]+)`|\"([^\"]+)\"", outcome):
+        pieces = [p.strip(" '(:;") for p in re.split(r"…|<\w+>", quoted[0] or quoted[1])]
+        message = next((p for p in pieces if len(p) >= 12 and " " in p), None)
+        if message:
+            texts.append((message, True))
+        elif len(value := max(pieces, key=len)) >= 3:
+            texts.append((value, False))
+    return texts
+
+
 def test_every_reliability_row_names_a_test_that_checks_its_message():
-    """Each row names at least one test; where a row quotes what the user sees (`...` or "..."), the
-    first stretch of the quotation between elisions (… or <placeholder>) appears in a named test
-    (or its module's constants)."""
+    """Each row names at least one test and quotes (`...` or "...") the message or value that test asserts:
+    every message a row quotes appears in a named test (or its module's constants), and every row quotes at
+    least one message or value that does."""
     rows = reliability_rows()
     assert len(rows) > 35
     for section, case, outcome, tests in rows:
         if outcome.startswith("Snakemake's own"):
             continue  # malformed YAML: Snakemake's message, not ours
         assert tests, f"no test named for: {case}"
-        if section == "Security":
-            continue  # its quotations are code (torch.load(...)), not messages
         sources = " ".join(source_of(f, t) for f, t in tests if t).replace("\\", "")
         sources = re.sub(r"\"\s*\n\s*[rf]?\"", "", sources)  # adjacent string literals, as Python joins them
-        for quoted in re.findall(r"`([^`]+)`|\"([^\"]+)\"", outcome):
-            pieces = [p.strip(" '(:;") for p in re.split(r"…|<\w+>", quoted[0] or quoted[1])]
-            text = next((p for p in pieces if len(p) >= 12 and " " in p), None)
-            if text and not text.startswith("snakemake "):  # commands the user runs are not messages
+        texts = quoted_texts(outcome)
+        assert any(text in sources for text, _ in texts), (
+            f'{case}: quotes no message or value that {tests} assert; quote what the test checks, in `...` or "..."'
+        )
+        if section == "Security":
+            continue  # its other quotations are code (torch.load(...)), not messages
+        for text, message in texts:
+            if message and not text.startswith("snakemake "):  # commands the user runs are not messages
                 assert text in sources, f"{case}: '{text}' is not in {tests}"

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, planned_jobs, snakemake, with_changes
+from conftest import TINY, TINY_SET, planned_jobs, snakemake, with_changes
 from test_reruns import rerun_mismatches, schema_leaves
+from tsne_atlas.schema import SCHEMA_PATH, load_schema
 
 pytestmark = pytest.mark.workflow
 
@@ -35,18 +36,23 @@ def own_sources(folder) -> dict:
     example = torch.zeros(2, 3, 32, 32)
     batch = torch.export.Dim("batch", min=1, max=1024)
     torch.export.save(torch.export.export(model, (example,), dynamic_shapes=({0: batch},)), folder / "net.pt2")
-    # Precomputed: 5 numbers for every demo image (more rows than the sample: a whole-dataset file).
+    # Precomputed: 5 numbers for every demo image (more rows than the sample: a whole-dataset file), as
+    # .npy with its paths file, the one format with a key of its own (HDF5 and CSV: tests/test_precomputed.py,
+    # CSV through the workflow: the digits preset, tests/test_presets.py).
     root = TINY["dataset"]["root"]
     paths = sorted(p.relative_to(root).as_posix() for p in Path(root).rglob("*.png"))
     rng = np.random.default_rng(0)
-    with h5py.File(folder / "embeddings.h5", "w") as h5:
-        h5["features"] = rng.normal(size=(len(paths), 5)).astype(np.float32)
-        h5["paths"] = np.array(paths, dtype=object)
+    np.save(folder / "embeddings.npy", rng.normal(size=(len(paths), 5)).astype(np.float32))
+    (folder / "embeddings.txt").write_text("".join(f"{path}\n" for path in paths), encoding="utf-8")
     return {
         "vit": {"source": "timm", "arch": "test_vit", "weights": "none"},
         "scripted": {"source": "torchscript", "path": str(folder / "net.pt"), "input_size": 32},
         "exported": {"source": "export", "path": str(folder / "net.pt2"), "input_size": 32},
-        "clip": {"source": "precomputed", "path": str(folder / "embeddings.h5")},
+        "clip": {
+            "source": "precomputed",
+            "path": str(folder / "embeddings.npy"),
+            "paths_file": str(folder / "embeddings.txt"),
+        },
     }
 
 
@@ -76,29 +82,73 @@ def test_every_source_gives_features_runs_and_the_comparison(sources_run):
     # A script and an export of one network give the same features.
     with h5py.File(out / "features" / "scripted.h5") as a, h5py.File(out / "features" / "exported.h5") as b:
         np.testing.assert_allclose(a["features/penultimate"][:], b["features/penultimate"][:], rtol=1e-5, atol=1e-6)
-    # The precomputed rows are the file's, matched to the sample by path.
-    with h5py.File(out / "features" / "clip.h5") as imported, h5py.File(workdir / "embeddings.h5") as source:
-        index = {p.decode() if isinstance(p, bytes) else p: i for i, p in enumerate(source["paths"][:])}
+    # The precomputed rows are the file's, matched to the sample by the paths file.
+    index = {path: i for i, path in enumerate((workdir / "embeddings.txt").read_text(encoding="utf-8").splitlines())}
+    with h5py.File(out / "features" / "clip.h5") as imported:
         rows = [index[p.decode() if isinstance(p, bytes) else p] for p in imported["paths"][:]]
-        np.testing.assert_array_equal(imported["features/precomputed"][:], source["features"][:][rows])
+        np.testing.assert_array_equal(imported["features/precomputed"][:], np.load(workdir / "embeddings.npy")[rows])
     assert json.loads((out / "weights" / "vit.json").read_text())["source"] == "timm"
     assert sorted(p.stem for p in (out / "weights").iterdir()) == ["vit"]  # only sets with weights resolve
     assert (out / "compare" / "cka.png").exists()
 
 
+# Every key of a feature set is changed by a rerun test: those the torchvision set of the tiny run takes
+# in tests/test_reruns.py, the others here, each on a set of the sources run whose source uses it, to a
+# new value (lambdas get the test's tmp folder and the sources run's folder). A key that can be neither
+# goes to EXEMPT, with the reason.
+OWN_SOURCE_CHANGES = {
+    "path": ("scripted", lambda tmp, run: copy_of(run / "net.pt", tmp)),
+    "input_size": ("scripted", lambda tmp, run: 40),
+    "mean": ("scripted", lambda tmp, run: [0.5, 0.5, 0.5]),
+    "std": ("scripted", lambda tmp, run: [0.2, 0.2, 0.2]),
+    "paths_file": ("clip", lambda tmp, run: copy_of(run / "embeddings.txt", tmp)),
+}
+EXEMPT: dict[str, str] = {}
+
+
+def copy_of(path: Path, folder: Path) -> str:
+    """A copy of ``path`` in ``folder``: the same content under another path."""
+    (folder / path.name).write_bytes(path.read_bytes())
+    return str(folder / path.name)
+
+
+def feature_set_keys() -> set[str]:
+    """The keys of a feature set, from the schema as the workflow loads it."""
+    return set(load_schema(str(SCHEMA_PATH))["properties"]["features"]["additionalProperties"]["properties"])
+
+
+def test_every_feature_set_key_has_a_rerun_test_or_a_reason():
+    """A key added to the schema fails here until a rerun test changes it: none is skipped silently."""
+    torchvision = {key for section, key, _ in schema_leaves() if section == f"features.{TINY_SET}"}
+    untested = feature_set_keys() - torchvision - set(OWN_SOURCE_CHANGES) - set(EXEMPT)
+    assert not untested, (
+        f"features.<set> keys no rerun test changes: {sorted(untested)}; add each to OWN_SOURCE_CHANGES in "
+        "tests/test_sources_workflow.py (a set of the sources run whose source uses it, and a new value), "
+        "or to EXEMPT with the reason"
+    )
+    stale = (set(OWN_SOURCE_CHANGES) | set(EXEMPT)) - feature_set_keys()
+    assert not stale, f"not keys of features.<set> in the schema: {sorted(stale)}"
+    assert not torchvision & (set(OWN_SOURCE_CHANGES) | set(EXEMPT)), "changed by tests/test_reruns.py already"
+    assert all(reason.strip() for reason in EXEMPT.values())
+
+
 def test_own_source_keys_rerun_what_the_schema_declares(sources_run, tmp_path):
-    """The keys the torchvision set of the tiny run cannot take (path, input_size, mean, std, paths_file),
-    changed on sets that use them."""
+    """The keys the torchvision set of the tiny run cannot take, changed on sets whose source uses them:
+    a dry run plans the schema's x-reruns for the key, and what depends on them, nothing else."""
     workdir, config = sources_run
-    (tmp_path / "other.pt").write_bytes((workdir / "net.pt").read_bytes())
-    own_keys = ("path", "input_size", "mean", "std")
-    leaves = [leaf for leaf in schema_leaves("torchscript", "scripted") if leaf[1] in own_keys]
-    assert len(leaves) == 4
-    new_values = {"path": str(tmp_path / "other.pt"), "input_size": 40, "mean": [0.5, 0.5, 0.5], "std": [0.2] * 3}
-    mismatches = rerun_mismatches(workdir, None, tmp_path, leaves, base=config, values=new_values)
+    leaves, values = [], {}
+    for key, (name, value) in OWN_SOURCE_CHANGES.items():
+        source = config["features"][name]["source"]
+        leaf = [leaf for leaf in schema_leaves(source, name) if leaf[1] == key]
+        assert leaf, f"features.{name} (source {source}) does not use {key}: pick a set whose source does"
+        leaves += leaf
+        values[key] = value(tmp_path, workdir)
+    assert [leaf[1] for leaf in leaves] == list(OWN_SOURCE_CHANGES)
+    mismatches = rerun_mismatches(workdir, None, tmp_path, leaves, base=config, values=values)
     assert mismatches == []
     # Replacing the precomputed file reruns that set only.
-    with h5py.File(workdir / "embeddings.h5", "a") as h5:
-        h5["features"][0, 0] += 1.0
+    features = np.load(workdir / "embeddings.npy")
+    features[0, 0] += 1.0
+    np.save(workdir / "embeddings.npy", features)
     planned = planned_jobs(workdir, config)
     assert planned["extract_features"] == 1 and planned["tsne"] == 1

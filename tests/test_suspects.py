@@ -3,6 +3,7 @@ their CSV files, and their figure."""
 
 import numpy as np
 import pytest
+from matplotlib import pyplot as plt
 from PIL import Image
 from sklearn.neighbors import NearestNeighbors
 
@@ -279,10 +280,21 @@ def test_figure_draws_rows_with_user_text_literally(tmp_path):
 
 
 def test_figure_of_no_rows_says_why(tmp_path):
+    figure = sf.draw_empty("suspects", su.NO_LABELS_REASON, None)
+    assert [text.get_text() for text in figure.texts] == [
+        "suspects",
+        "no labels: label disagreement needs labelled images",
+    ]
+    plt.close(figure)
     png = tmp_path / "empty.png"
     sf.draw_neighbour_rows([], tmp_path, png, title="suspects", thumb_size=96, empty=su.NO_LABELS_REASON)
     with Image.open(png) as image:
         assert image.size == (700, 180)
+    # The reason is drawn: another one gives other pixels.
+    other = tmp_path / "other.png"
+    sf.draw_neighbour_rows([], tmp_path, other, title="suspects", thumb_size=96, empty="nothing to show")
+    with Image.open(png) as image, Image.open(other) as drawn:
+        assert not np.array_equal(np.asarray(image), np.asarray(drawn))
 
 
 def test_shorten_cuts_user_text_with_an_ellipsis():
