@@ -178,7 +178,8 @@ def reliability_rows() -> list[tuple[str, str, str, list[tuple[str, str]]]]:
         if not line.startswith("|") or len(cells) != 3 or cells[0] in ("case", "---"):
             continue
         named = re.findall(r"`(test_\w+\.py)(?:::(test_\w+))?`", cells[2])
-        tests = previous if cells[2].startswith("same") and not named else named
+        # "same" is the row above's tests; "same, and X" those and X.
+        tests = [*previous, *named] if cells[2].startswith("same") else named
         rows.append((section, cells[0], cells[1], tests))
         previous = tests
     return rows
