@@ -1,4 +1,6 @@
 import csv
+import re
+import zlib
 
 import numpy as np
 import pytest
@@ -262,6 +264,23 @@ def write_sheet_runs(tmp_path, rows) -> tuple[list[str], list[str]]:
     return embeddings, metas
 
 
+def pdf_row_labels(pdf) -> list[str]:
+    """The sheet's row labels as the PDF draws them, top row first: each rotated (quarter-turn) text
+    of the page's content streams, by its y position on the page. A line of a multi-line label is a
+    text of its own."""
+    placed = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf.read_bytes(), re.S):
+        try:
+            content = zlib.decompress(stream)
+        except zlib.error:
+            continue  # a font program or image, not page content
+        for x, y, body in re.findall(rb"0 1 -1 0 ([-\d.]+) ([-\d.]+) cm\s*BT(.*?)ET", content, re.S):
+            glyphs = re.findall(rb"\(((?:\\.|[^\\)])*)\)", body)
+            text = b"".join(re.sub(rb"\\(.)", rb"\1", glyph) for glyph in glyphs).decode("latin-1")
+            placed.append((-float(y), float(x), text))
+    return [text for _, _, text in sorted(placed)]
+
+
 def test_compare_sheet_stage_writes_png_and_pdf_with_rows_in_the_given_order(tmp_path):
     embeddings, metas = write_sheet_runs(tmp_path, sheet_rows())
     png, pdf = tmp_path / "out" / "sheet.png", tmp_path / "out" / "sheet.pdf"
@@ -281,6 +300,8 @@ def test_compare_sheet_stage_writes_png_and_pdf_with_rows_in_the_given_order(tmp
         # 2 columns and 3 rows of 2-inch panels at 50 dpi, plus margins and the legend.
         assert image.size[0] >= 2 * 2.0 * 50 and image.size[1] >= 3 * 2.0 * 50
     assert pdf.read_bytes().startswith(b"%PDF")
+    # Rows top to bottom in the given order (not the embeddings' order, not sorted), each with its note.
+    assert pdf_row_labels(pdf) == ["noise", "RANDOM WEIGHTS", "ref", "(reference)", "copy"]
     assert sorted(p.name for p in png.parent.iterdir()) == ["sheet.pdf", "sheet.png"]  # no temporary left
 
 

@@ -1,4 +1,5 @@
-"""Killed runs resume to the same results, and two runs of one config give identical files.
+"""Killed runs resume to the same results, and two runs of one config give identical files, UMAP and
+PCA maps made in two more processes too.
 
 Both run the default t-SNE path: openTSNE on the sweep's shared input, k-NN graph and affinities.
 """
@@ -24,7 +25,7 @@ CONFIG = with_set_changes(
     with_changes(with_changes(TINY, "extraction", batch_size=4), "sample", n_images=60), nodes=["penultimate"]
 )
 FEATURES = TINY_SET
-VOLATILE = {"runtime_s"}  # wall-clock times: the only values allowed to differ between runs
+VOLATILE = {"runtime_s", "compile_s"}  # wall-clock times: the only values allowed to differ between runs
 
 
 def command(workdir: Path, *args: str, config: dict = CONFIG) -> list[str]:
@@ -173,13 +174,23 @@ def results(workdir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference_workdir(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("reference")
     run(workdir)
-    return results(workdir)
+    return workdir
 
 
-def test_two_runs_of_one_config_give_identical_files(reference, tmp_path):
+@pytest.fixture(scope="module")
+def reference(reference_workdir) -> dict:
+    return results(reference_workdir)
+
+
+# The UMAP and PCA maps of the same feature set, made on the shared input and k-NN graph both runs have.
+MAPS = {**CONFIG, "methods": ["tsne", "umap", "pca"]}
+MAP_RUNS = ("umap/n_neighbors-15_min_dist-0.1_seed-0", "pca/components-2")
+
+
+def test_two_runs_of_one_config_give_identical_files(reference, reference_workdir, tmp_path):
     run(tmp_path)
     again = results(tmp_path)
     assert sorted(again) == sorted(reference)
@@ -200,6 +211,16 @@ def test_two_runs_of_one_config_give_identical_files(reference, tmp_path):
     )
     different = [name for name in reference if again[name] != reference[name]]
     assert different == []
+    # UMAP (seeded) and PCA maps of each run's identical input, each made by a job of its own process.
+    targets = [f"results/embeddings/{FEATURES}/{name}.{suffix}" for name in MAP_RUNS for suffix in ("tsv", "json")]
+    for workdir in (reference_workdir, tmp_path):
+        log = run(workdir, *targets, config=MAPS)
+        jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", log.split("Job stats:", 1)[1], flags=re.M))
+        assert jobs == {"umap_embedding": "1", "pca_embedding": "1", "total": "2"}, log[-2000:]
+    # A map byte for byte; its record but for wall-clock times.
+    assert [
+        target for target in targets if comparable(tmp_path / target) != comparable(reference_workdir / target)
+    ] == []
 
 
 def test_killed_during_extraction_resumes_to_the_same_results(reference, tmp_path):

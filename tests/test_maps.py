@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +195,29 @@ def test_umap_with_a_seed_is_bitwise_repeatable_and_separates_blobs():
     # The precomputed graph is the graph umap-learn would build itself: the same quality.
     own = umap_embedding(X, 15, 0.1, 0)
     assert knn_accuracy(own, labels) == 1.0
+
+
+def test_umap_lays_out_the_graph_it_is_given_not_one_of_its_own():
+    """A valid graph that is not X's: the k-NN graph of points whose blobs are a shuffle of X's labels.
+    The map is umap-learn's own fit with that graph as precomputed_knn, bit for bit, and its clusters
+    are the graph's, not X's."""
+    import umap
+
+    from tsne_atlas.metrics import knn_accuracy
+
+    X, labels = blobs()
+    rng = np.random.default_rng(1)
+    shuffled = rng.permutation(labels)  # each point's blob in the given graph
+    Z = rng.normal(0, 8, size=(3, X.shape[1]))[shuffled] + rng.normal(0, 1, size=X.shape)
+    indices, distances = nearest_neighbors(Z, 20)
+    coords = umap_embedding(X, 15, 0.1, 0, knn=(indices, distances))
+    given = (np.hstack([np.arange(180)[:, None], indices[:, :14]]), np.hstack([np.zeros((180, 1)), distances[:, :14]]))
+    reference = umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=0, n_jobs=1, precomputed_knn=(*given, None))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+        np.testing.assert_array_equal(coords, reference.fit_transform(X))
+    assert knn_accuracy(coords, shuffled) == 1.0 and knn_accuracy(coords, labels) < 0.6
+    assert not np.array_equal(coords, umap_embedding(X, 15, 0.1, 0))
 
 
 def test_pca_map_is_the_first_two_principal_components():
