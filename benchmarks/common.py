@@ -13,6 +13,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+# Where the benchmarks keep their work folders and the datasets they make (both git-ignored);
+# TSNE_ATLAS_BENCH_DIR moves both elsewhere (the smoke tests, tests/test_benchmarks.py, use a temporary folder).
+BENCH_DIR = Path(os.environ.get("TSNE_ATLAS_BENCH_DIR") or REPO / "benchmarks")
+WORK = BENCH_DIR / "work"
+DATA_DIR = BENCH_DIR / "data"
+# The bundled 1,000 demo images: the smallest dataset a benchmark can run on (no download).
+DEMO = REPO / "resources" / "animal-mnist"
 
 
 def machine() -> str:

@@ -1,4 +1,4 @@
-"""Datasets for the benchmarks, made on demand under benchmarks/data/ (git-ignored).
+"""Datasets for the benchmarks, made on demand under benchmarks/data/ (git-ignored; ``common.DATA_DIR``).
 
 - ``animal-mnist-full``: all 10,000 Animal-MNIST silhouettes (PyPI ``animal-mnist==0.4``,
   MIT; the repository bundles only 1,000 of them). The wheel is fetched with
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-REPO = Path(__file__).resolve().parents[1]
+from common import DATA_DIR, REPO
 
 # tools/ holds scripts, not a package: load the file by its path rather than editing the import path.
 _spec = importlib.util.spec_from_file_location("make_demo_data", REPO / "tools" / "make_demo_data.py")
@@ -32,7 +32,6 @@ DATA_MEMBER = _make_demo_data.DATA_MEMBER
 LABEL_MEMBER = _make_demo_data.LABEL_MEMBER
 load_numpy_pickle = _make_demo_data.load_numpy_pickle
 
-DATA_DIR = REPO / "benchmarks" / "data"
 WHEEL = "animal_mnist-0.4-py3-none-any.whl"
 WHEEL_SHA256 = "aeebf3d9de4552d6fd2d5701424e1a5b9020f8e5115d68df9db252f2f53ce2ce"
 SHAPES = ("ellipse", "rectangle", "triangle", "cross", "ring")

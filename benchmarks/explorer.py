@@ -62,7 +62,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
 from selenium.webdriver.support.select import Select
 
-from common import REPO, command_line, machine, markdown_table
+from common import REPO, WORK, command_line, machine, markdown_table
 from datasets import synthetic
 
 # tools/ holds scripts, not a package: load the file by its path rather than editing the import path.
@@ -70,7 +70,6 @@ _spec = importlib.util.spec_from_file_location("headless_browser", REPO / "tools
 hb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(hb)
 
-WORK = REPO / "benchmarks" / "work"
 N_CLASSES = 10
 PERPLEXITY = 30.0
 SEEDS = (0, 1, 2)
@@ -156,6 +155,7 @@ def write_runs(work: Path, paths: list[str], labels: list[str]) -> list[tuple[st
         coords = centres[codes] + rng.normal(scale=8, size=(len(paths), 2))
         meta = {
             "features": FEATURES_ID,
+            "method": "tsne",
             "perplexity": PERPLEXITY,
             "seed": seed,
             "kl_divergence": 3.0 + seed / 10,
@@ -582,10 +582,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--thumb-size", type=int, default=96, help="explorer.thumb_size (default 96)")
     parser.add_argument("--repeats", type=int, default=3, help="fresh browsers per page (after one warm-up load)")
+    parser.add_argument(
+        "--backends", default=",".join(BACKENDS), help="explorer.backend of the pages browsed (default canvas,webgl)"
+    )
     parser.add_argument("--reuse", action="store_true", help="reuse a work folder's inputs, thumbnails and pages")
     parser.add_argument("--out", type=Path, help="also write the report here")
     parser.add_argument("--json", type=Path, help="write every measure here")
     args = parser.parse_args()
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not backends or set(backends) - set(BACKENDS):
+        raise SystemExit(f"--backends: {args.backends!r}; give a comma list of {', '.join(BACKENDS)}")
     hb.check_browser()
 
     load = [os.getloadavg()[0]]
@@ -593,7 +599,7 @@ def main() -> None:
     for n in args.sizes:
         stages = prepare(n, args.thumb_size, args.reuse)
         for name, page in stages["pages"].items():
-            for backend in BACKENDS if name == "all" else ("canvas",):
+            for backend in [b for b in backends if name == "all" or b == "canvas"]:
                 target = Path(page["html"] if backend == "canvas" else page["html_webgl"])
                 print(f"{n}: {name} page, {backend}: browser", file=sys.stderr)
                 page[backend] = browse(target, args.repeats)
@@ -665,7 +671,8 @@ def report(everything: list[dict], args, load: list[float]) -> str:
                     )
                 notes += [f"{label} {backend}: SEVERE console message: {message[:300]}" for message in b["severe"]]
                 warnings.update(console_text(message) for message in b["warnings"])
-    renderer = everything[0]["pages"]["all"]["webgl"]["spot"]["renderer"]
+    browsed = [page[b] for page in everything[0]["pages"].values() for b in BACKENDS if b in page]
+    renderer = browsed[0]["spot"]["renderer"] if browsed else "not measured"
     graph = ", ".join(f"{s['n']:,}: {s['graph_s']:.0f} s" for s in everything)
     lines = [
         f"Machine: {machine()}; {hb.CHROMIUM} (headless, window {WIDTH}x{HEIGHT}), WebGL renderer: {renderer}",

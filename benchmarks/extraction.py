@@ -56,6 +56,7 @@ from common import read_sample, write_sample
 from tsne_atlas import extraction as project
 from tsne_atlas.collection import list_images
 from tsne_atlas.config import feature_set_settings
+from tsne_atlas.files.features import read_features
 from tsne_atlas.networks import torchvision_preprocessing
 from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
 
@@ -243,10 +244,7 @@ def run_project(
             progress=False,
         )
     end = time.perf_counter()
-    import h5py
-
-    with h5py.File(output, "r") as h5:
-        feats = h5["features"]["penultimate"][...]
+    feats = read_features(output, "penultimate")["features"]
     return feats, marks["loop_start"] - start, end - marks["loop_start"], attrs
 
 

@@ -255,10 +255,9 @@ def project_child(args: argparse.Namespace) -> None:
             images=str(workdir / "manifest.csv"), features=str(workdir / f"{args.tag}.h5"), **common
         )
     end = time.perf_counter()
-    import h5py
+    from tsne_atlas.files.features import read_features
 
-    with h5py.File(workdir / f"{args.tag}.h5", "r") as h5:
-        np.save(workdir / f"{args.tag}.npy", h5["features"]["penultimate"][...])
+    np.save(workdir / f"{args.tag}.npy", read_features(workdir / f"{args.tag}.h5", "penultimate")["features"])
     n = attrs["n_images"]
     result = {
         "images_per_s": n / (end - marks["loop_start"]),

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "resources" / "animal-mnist"
 
 
-def run(images: Path, out: Path, settings: dict, device: str, precision: str) -> float:
+def run(images: Path, out: Path, settings: dict, device: str, precision: str, num_workers: int) -> float:
     start = time.perf_counter()
     extract_features(
         images=str(images),
@@ -40,7 +40,7 @@ def run(images: Path, out: Path, settings: dict, device: str, precision: str) ->
         precision=precision,
         channels_last=True,
         batch_size=64,
-        num_workers=4,
+        num_workers=num_workers,
         features=str(out),
         threads=None,
         progress=False,
@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--n-images", type=int, default=300)
     parser.add_argument("--arch", default="resnet50")
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu for a smoke test of this script")
+    parser.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (default 4)")
+    parser.add_argument("--out", type=Path, help="also write the Markdown here")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_predictions: no CUDA GPU visible; run it on a CUDA machine")
@@ -71,17 +73,17 @@ def main() -> None:
         results = {}
         for device, precision in dict.fromkeys(cases):
             out = tmp / f"{device}-{precision}.h5"
-            seconds = run(tmp / "images.csv", out, settings, device, precision)
+            seconds = run(tmp / "images.csv", out, settings, device, precision, args.num_workers)
             predictions, reason = read_predictions(out)
             data = read_features(out)
             results[device, precision] = (seconds, data, predictions, reason)
         gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else "none (smoke test)"
-        print(f"GPU: {gpu}; torch {torch.__version__}, torchvision {torchvision.__version__}")
-        print(f"{args.arch}, {len(paths)} demo images, checkpoint file + 1,000 class names\n")
-        print(
-            "| device | precision used | images/s | predictions | min feature cosine to CPU fp32 | top-1 = CPU | max top-5 prob diff |"
-        )
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+        lines = [
+            f"GPU: {gpu}; torch {torch.__version__}, torchvision {torchvision.__version__}",
+            f"{args.arch}, {len(paths)} demo images, checkpoint file + 1,000 class names\n",
+            "| device | precision used | images/s | predictions | min feature cosine to CPU fp32 | top-1 = CPU | max top-5 prob diff |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
         _, ref, ref_pred, _ = results["cpu", "fp32"]
         a = ref["features"] / np.linalg.norm(ref["features"], axis=1, keepdims=True)
         for (device, _), (seconds, data, pred, reason) in results.items():
@@ -89,10 +91,14 @@ def main() -> None:
             cosine = float((a * b).sum(axis=1).min())
             same_top1 = float(np.mean(pred.top_index[:, 0] == ref_pred.top_index[:, 0])) if pred else float("nan")
             prob_diff = float(np.abs(pred.top_probability - ref_pred.top_probability).max()) if pred else float("nan")
-            print(
+            lines.append(
                 f"| {device} | {data['attrs']['precision']} | {len(paths) / seconds:.0f} | {reason} | {cosine:.6f} "
                 f"| {same_top1:.3f} | {prob_diff:.2e} |"
             )
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.out:
+        args.out.write_text(text)
 
 
 if __name__ == "__main__":

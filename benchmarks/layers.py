@@ -37,7 +37,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 import torchvision
@@ -48,6 +47,7 @@ from common import write_sample
 from extraction import EXTENSIONS, command_line, cpu_description, loop_start_marker, set_settings
 from tsne_atlas import extraction as project
 from tsne_atlas.collection import list_images
+from tsne_atlas.files.features import read_features
 from tsne_atlas.sampling import sample_manifest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,11 +142,11 @@ def run_layout(args, workdir: Path, layout: str, nodes: list[str], round_: int) 
 def max_difference(one_pass: dict, singles: list[dict]) -> float:
     """Largest |difference| between a node's features from the one pass and from its own job."""
     worst = 0.0
-    with h5py.File(one_pass["features"], "r") as together:
-        for single in singles:
-            (node,) = single["nodes"]
-            with h5py.File(single["features"], "r") as alone:
-                worst = max(worst, float(np.abs(together["features"][node][:] - alone["features"][node][:]).max()))
+    for single in singles:
+        (node,) = single["nodes"]
+        together = read_features(one_pass["features"], node)["features"]
+        alone = read_features(single["features"], node)["features"]
+        worst = max(worst, float(np.abs(together - alone).max()))
     return worst
 
 

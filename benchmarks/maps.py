@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, command_line, machine, markdown_table, run_snakemake, write_config
+from common import DEMO, REPO, WORK, command_line, machine, markdown_table, run_snakemake, write_config
 
 METRICS_MAX_IMAGES = 5000  # the workflow's metrics.max_images
 TRUST_K = 10
@@ -70,9 +70,9 @@ print(json.dumps({**timings, "first_fit_s": fits[0], "second_fit_s": fits[1]}))
 """
 
 
-def features_file(workdir: Path, n_images: int, cores: int) -> Path:
-    """The ResNet-101 features of ``n_images`` Animal-MNIST images, extracted by the workflow if absent."""
-    path = workdir / "results" / "features" / "resnet101.h5"
+def features_file(workdir: Path, dataset: str, n_images: int, arch: str, cores: int) -> Path:
+    """The ``arch`` features of ``n_images`` Animal-MNIST images, extracted by the workflow if absent."""
+    path = workdir / "results" / "features" / f"{arch}.h5"
     if path.exists():
         return path
     from datasets import animal_mnist_full
@@ -81,9 +81,9 @@ def features_file(workdir: Path, n_images: int, cores: int) -> Path:
         workdir,
         {
             "results": "results",
-            "dataset": {"root": str(animal_mnist_full())},
+            "dataset": {"root": str(DEMO if dataset == "demo" else animal_mnist_full())},
             "sample": {"n_images": n_images, "seed": 0},
-            "features": {"resnet101": {"arch": "resnet101", "weights": "none"}},
+            "features": {arch: {"arch": arch, "weights": "none"}},
             "extraction": {"num_workers": 2, "threads": 2},
         },
     )
@@ -131,7 +131,11 @@ def jit_probe(data: Path, cache: Path, n_neighbors: int, min_dist: float, seed: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--dataset", choices=["animal-mnist-full", "demo"], default="animal-mnist-full", help="demo: the bundled 1,000"
+    )
     parser.add_argument("--n-images", type=int, default=10_000, help="Animal-MNIST images (at most 10,000)")
+    parser.add_argument("--arch", default="resnet101", help="the network (random init; default resnet101)")
     parser.add_argument("--rounds", type=int, default=3, help="timed runs per method (median reported)")
     parser.add_argument("--perplexity", type=float, default=30)
     parser.add_argument("--n-neighbors", type=int, default=15)
@@ -142,13 +146,13 @@ def main() -> None:
     )
     parser.add_argument("--cores", type=int, default=2, help="cores of the (untimed) feature extraction")
     parser.add_argument("--workdir", type=Path)
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "work" / "maps.json")
+    parser.add_argument("--json", type=Path, default=WORK / "maps.json")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
     args = parser.parse_args()
     bench_start = time.perf_counter()
 
-    workdir = args.workdir or REPO / "benchmarks" / "work" / f"maps-{args.n_images}"
-    path = features_file(workdir, args.n_images, args.cores)
+    workdir = args.workdir or WORK / f"maps-{args.n_images}"
+    path = features_file(workdir, args.dataset, args.n_images, args.arch, args.cores)
     # As in the workflow: numba's cache in the work folder, not in site-packages.
     os.environ.setdefault("NUMBA_CACHE_DIR", str(workdir / ".numba-cache"))
 
@@ -163,7 +167,7 @@ def main() -> None:
 
     data = read_features(path, "penultimate")
     features, labels = data["features"], label_indices(data["paths"])
-    weights_random = bool(data.get("weights_random", True))
+    weights_random = bool(data["attrs"].get("weights_random", True))
     n = len(features)
     k = neighbors_for(args.perplexity, n)
     limits = threadpool_limits(1)  # one thread everywhere (the workflow's map jobs run on one)
@@ -353,7 +357,7 @@ def main() -> None:
     )
     wall = time.perf_counter() - bench_start
     notes = (
-        f"N = {n:,} images ({'random' if weights_random else 'trained'} ResNet-101 weights), prepared input "
+        f"N = {n:,} images ({'random' if weights_random else 'trained'} {args.arch} weights), prepared input "
         f"{X.shape[0]:,} x {X.shape[1]} (z-scored, PCA 50: {prep_s:.1f} s); k-NN graph k = {k} (Annoy, one thread) "
         f"{graph_s:.1f} s (k = {k_default}, the default perplexities': {graph_default_s:.1f} s); P for perplexity {args.perplexity:g} {p_s:.1f} s; umap-learn's own NN-descent search "
         f"alone {own_search_s:.1f} s. Quality on the fixed {len(keep):,}-point subsample against the prepared input; "

@@ -21,13 +21,18 @@ from pathlib import Path
 
 import yaml
 
-from common import REPO, command_line, machine, markdown_table, rule_benchmarks, run_snakemake, write_config
+from common import DEMO, WORK, command_line, machine, markdown_table, rule_benchmarks, run_snakemake, write_config
 from datasets import animal_mnist_full, synthetic
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=["animal-mnist-full", "synthetic"], default="animal-mnist-full")
+    parser.add_argument(
+        "--dataset",
+        choices=["animal-mnist-full", "synthetic", "demo"],
+        default="animal-mnist-full",
+        help="demo: the bundled 1,000",
+    )
     parser.add_argument("--n-images", type=int, default=100_000, help="synthetic images to make and use")
     parser.add_argument("--arch", default="resnet101")
     parser.add_argument("--perplexities", type=float, nargs="+", default=[30])
@@ -37,12 +42,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    root = animal_mnist_full() if args.dataset == "animal-mnist-full" else synthetic(args.n_images)
-    workdir = args.workdir or REPO / "benchmarks" / "work" / f"scale-{root.name}"
+    folders = {"animal-mnist-full": "animal-mnist-full", "synthetic": f"synthetic-{args.n_images}", "demo": "demo"}
+    workdir = args.workdir or WORK / f"scale-{folders[args.dataset]}"
     config_file = workdir / "config.yaml"
     if config_file.exists():  # continue a run made by another benchmark with its own config
         config = yaml.safe_load(config_file.read_text())
+        root = Path(config["dataset"]["root"])
     else:
+        makers = {
+            "animal-mnist-full": animal_mnist_full,
+            "synthetic": lambda: synthetic(args.n_images),
+            "demo": lambda: DEMO,
+        }
+        root = makers[args.dataset]()
         config = {
             "results": "results",
             "dataset": {"root": str(root)},
@@ -56,18 +68,16 @@ def main() -> None:
     wall = run_snakemake(workdir, cores=args.cores)
     results = workdir / "results"
     per_rule = rule_benchmarks(results)
-    sizes = {
-        name: (results / name).stat().st_size / 2**20
-        for name in (f"features/{args.arch}.h5", f"embeddings/{args.arch}/input.h5", "explorer.html")
-        if (results / name).exists()
-    }
+    sets = list(config["features"])
+    names = [f"features/{s}.h5" for s in sets] + [f"embeddings/{s}/input.h5" for s in sets] + ["explorer.html"]
+    sizes = {name: (results / name).stat().st_size / 2**20 for name in names if (results / name).exists()}
     rows = [
         [rule, e["jobs"], f"{e['s']:.1f}", f"{e['s'] / e['jobs']:.1f}", f"{e['max_rss_mib']:.0f}"]
         for rule, e in per_rule.items()
     ]
     n_runs = len(config["tsne"]["perplexities"]) * len(config["tsne"]["seeds"])
     text = (
-        f"{root.name}: {args.arch} (random init), perplexities {config['tsne']['perplexities']} x "
+        f"{root.name}: {', '.join(sets)} (random init), perplexities {config['tsne']['perplexities']} x "
         f"seeds {config['tsne']['seeds']} ({n_runs} runs)\n\nMachine: {machine()}\n\n"
         f"Command: `{command_line()}` (this invocation's wall time: {wall:.0f} s)\n\n"
         + markdown_table(["rule", "jobs", "summed job s", "s per job", "peak RSS MiB"], rows)

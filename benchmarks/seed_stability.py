@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=REPO / "results", help="results folder of a finished run")
     parser.add_argument("--features", default="resnet101", help="feature set id (a folder of results/embeddings)")
     parser.add_argument("--perplexity", type=float, default=30)
+    parser.add_argument("--out", type=Path, help="also write the Markdown here")
     args = parser.parse_args()
     defaults = yaml.safe_load((REPO / "config.yaml").read_text())["tsne"]
     X, attrs = read_input(args.results / "embeddings" / args.features / "input.h5")
@@ -36,11 +37,15 @@ def main() -> None:
             ]
             cells.append(", ".join(f"{procrustes(layouts[0], other)[2]:.3f}" for other in layouts[1:]))
         rows.append([f"`{implementation}`", *cells])
-    print(
+    text = (
         f"N = {len(X)}, input {X.shape[1]}-d (standardize {attrs['standardize']}, PCA {attrs['pca_components']}), "
-        f"perplexity {args.perplexity:g}\n\nCommand: `{command_line()}`\n"
+        f"perplexity {args.perplexity:g}\n\nCommand: `{command_line()}`\n\n"
+        + markdown_table(["implementation", "`init: pca`", "`init: random`"], rows)
+        + "\n"
     )
-    print(markdown_table(["implementation", "`init: pca`", "`init: random`"], rows))
+    print(text)
+    if args.out:
+        args.out.write_text(text)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, command_line, machine, markdown_table, rule_benchmarks, run_snakemake, write_config
+from common import DEMO, REPO, WORK, command_line, machine, markdown_table, rule_benchmarks, run_snakemake, write_config
 
 SET = "resnet101"  # the feature set of the merge measurements (its attributes come from a real extraction)
 MIB = 2**20
@@ -88,30 +88,29 @@ def schema_extraction_defaults() -> dict:
     return {key: value["default"] for key, value in spec.items() if "default" in value}
 
 
-def real_extraction_attrs(tmp: Path, batch_size: int) -> tuple[dict, dict[str, str], str]:
-    """The attributes (in the order written), graph nodes and ``predictions`` of a real ResNet-101
-    extraction's features file: a small one (32 Animal-MNIST images, CPU, random init), not timed."""
-    import h5py
-
-    from datasets import animal_mnist_full
+def real_extraction_attrs(tmp: Path, batch_size: int, arch: str) -> tuple[dict, dict[str, str], str]:
+    """The attributes (in the order written), graph nodes and ``predictions`` of a real extraction's
+    features file (``arch``, ResNet-101 by default): a small one (32 bundled Animal-MNIST images, CPU,
+    random init), not timed."""
     from tsne_atlas.extraction import extract_features
     from tsne_atlas.files.feature_shards import WRITTEN_ATTRS
-    from tsne_atlas.files.features import JSON_ATTRS, plain_value
+    from tsne_atlas.files.features import read_features
     from tsne_atlas.files.manifest import write_images
     from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
 
-    root = animal_mnist_full()
+    root = DEMO
     paths = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*.png"))[:32]
     images = tmp / "attrs" / "images.csv"
     images.parent.mkdir(parents=True)
     write_images(images, paths, [""] * len(paths))
     defaults = schema_extraction_defaults()
+    settings = {**feature_set_defaults(SCHEMA_PATH), "arch": arch, "weights": "none"}
     features = tmp / "attrs" / f"{SET}.h5"
     extract_features(
         images=str(images),
         root=str(root),
         feature_set=SET,
-        settings={**feature_set_defaults(SCHEMA_PATH), "arch": "resnet101", "weights": "none"},
+        settings=settings,
         device=defaults["device"],
         precision=defaults["precision"],
         channels_last=defaults["channels_last"],
@@ -122,16 +121,15 @@ def real_extraction_attrs(tmp: Path, batch_size: int) -> tuple[dict, dict[str, s
         config_hash="benchmark",
         progress=False,
     )
-    with h5py.File(features, "r") as h5:
-        written = {key: plain_value(value) for key, value in h5.attrs.items()}
-        graph_nodes = {node: plain_value(h5["features"][node].attrs["graph_node"]) for node in h5["features"]}
+    # The file's attributes as read_features gives them (JSON-valued ones as lists and dicts), plus
+    # each node's graph_node; what the reader adds (node, graph_node) is not a file attribute.
+    nodes = settings["nodes"]
+    read = {node: read_features(features, node, with_features=False)["attrs"] for node in nodes}
+    written = {key: value for key, value in read[nodes[0]].items() if key not in ("node", "graph_node")}
+    graph_nodes = {node: attrs["graph_node"] for node, attrs in read.items()}
     shutil.rmtree(tmp / "attrs")
-    # As extraction passes them: JSON-valued attributes as dicts, without what write_features adds.
-    attrs = {
-        key: json.loads(value) if key in JSON_ATTRS else value
-        for key, value in written.items()
-        if key not in WRITTEN_ATTRS
-    }
+    # As extraction passes them: without what write_features adds.
+    attrs = {key: value for key, value in written.items() if key not in WRITTEN_ATTRS}
     return attrs, graph_nodes, written["predictions"]
 
 
@@ -313,8 +311,8 @@ def benchmark_rows(results: Path) -> dict:
 def end_to_end(args) -> dict:
     from datasets import animal_mnist_full
 
-    root = animal_mnist_full()
-    base = args.e2e_workdir or REPO / "benchmarks" / "work" / f"shards-e2e-{args.e2e_images}"
+    root = DEMO if args.e2e_dataset == "demo" else animal_mnist_full()
+    base = args.e2e_workdir or WORK / f"shards-e2e-{args.e2e_images}"
     counts = [1, args.e2e_shards]
     workdirs = {}
     for count in counts:
@@ -327,6 +325,8 @@ def end_to_end(args) -> dict:
                 "sample": {"n_images": args.e2e_images, "seed": 0},
                 "features": {args.e2e_arch: {"arch": args.e2e_arch, "weights": "none"}},
                 "extraction": {"num_workers": 2, "threads": 2, "shards": count},
+                # Only extraction runs here; a perplexity small samples allow, so that the config check passes.
+                "tsne": {"perplexities": [5]},
             },
         )
         workdirs[count] = workdir
@@ -491,13 +491,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="merge rounds at 10,000 images or fewer (median)")
     parser.add_argument("--large-rounds", type=int, default=2, help="merge rounds above 10,000 images")
     parser.add_argument("--e2e-images", type=int, default=10_000, help="Animal-MNIST images end to end (0 skips)")
+    parser.add_argument(
+        "--e2e-dataset",
+        choices=["animal-mnist-full", "demo"],
+        default="animal-mnist-full",
+        help="demo: the bundled 1,000",
+    )
     parser.add_argument("--e2e-arch", default="mobilenet_v3_small")
+    parser.add_argument(
+        "--attrs-arch", default="resnet101", help="network of the small extraction the attributes come from"
+    )
     parser.add_argument("--e2e-shards", type=int, default=4)
     parser.add_argument("--e2e-rounds", type=int, default=1, help="rounds of shards 1 and K, alternating order")
     parser.add_argument("--e2e-workdir", type=Path)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--tmpdir", type=Path, help="where the shard and merged files go (removed at the end)")
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "work" / "shards.json")
+    parser.add_argument("--json", type=Path, default=WORK / "shards.json")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
     args = parser.parse_args()
     bench_start = time.perf_counter()
@@ -511,7 +520,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tsne-atlas-shards-", dir=args.tmpdir) as tmp:
         if sizes:
             print("a small real extraction for the files' attributes (not timed)", file=sys.stderr)
-            attrs, graph_nodes, predictions = real_extraction_attrs(Path(tmp), args.batch_size)
+            attrs, graph_nodes, predictions = real_extraction_attrs(Path(tmp), args.batch_size, args.attrs_arch)
         for position, n in enumerate(sizes):
             counts = sorted({args.shards, *(trend if position == 0 else [])})
             rows += measure_merges(args, Path(tmp), n, counts, attrs, graph_nodes, predictions)
@@ -524,7 +533,7 @@ def main() -> None:
         times, disk = merge_tables(rows)
         parts += [
             f"Merge: {args.dim} float32 per image, batch {args.batch_size}, one node ({next(iter(graph_nodes))}), "
-            f"no predictions ({predictions}); random rows; attributes of a real ResNet-101 extraction "
+            f"no predictions ({predictions}); random rows; attributes of a real {args.attrs_arch} extraction "
             f"(device {attrs['device']}, precision {attrs['precision']}). Rounds: {args.rounds} at 10,000 images or "
             f"fewer, {args.large_rounds} above; warm: shards in the page cache, cold: dropped first. "
             f"One-pass write_features of the same batches (random generation included): "

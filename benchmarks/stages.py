@@ -26,9 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO
-
-WORK = REPO / "benchmarks" / "work"
+from common import REPO, WORK
 
 CHILD = """
 import json, sys, time, importlib
@@ -69,6 +67,9 @@ def blob_batches(labels: np.ndarray, centers: np.ndarray, rows_per_batch: int = 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument(
+        "--umap-runs", type=int, choices=[1, 2], default=2, help="UMAP jobs: 2 = cache empty, then warm"
+    )
     parser.add_argument("--out", type=Path, default=WORK / "stages.json")
     args = parser.parse_args()
     from tsne_atlas.files.features import write_features
@@ -143,8 +144,8 @@ def main() -> None:
             )
             res["projector_export"]["output_mib"] = {p.name: p.stat().st_size / 2**20 for p in (tmp / "p").iterdir()}
             print(n, "projector_export", res["projector_export"], file=sys.stderr)
-            os.environ["NUMBA_CACHE_DIR"] = str(WORK / ".numba-cache-stages")
-            for attempt in ("first (cache empty or stale)", "second (cache warm)"):
+            os.environ.setdefault("NUMBA_CACHE_DIR", str(WORK / ".numba-cache-stages"))  # unless one is set
+            for attempt in ("first (cache empty or stale)", "second (cache warm)")[: args.umap_runs]:
                 res[f"umap_embedding {attempt}"] = child(
                     "tsne_atlas.maps",
                     "run_umap",

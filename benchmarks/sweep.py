@@ -20,6 +20,8 @@ on one fixed random subsample of at most 5,000 points shared by all methods.
 
     PYTHONPATH=scripts python benchmarks/sweep.py --n-images 500
     PYTHONPATH=scripts python benchmarks/sweep.py --dataset animal-mnist-full --n-images 10000 --article-seeds 1
+
+``--arch``, ``--perplexities`` and ``--seeds`` make a smaller sweep (tests/test_benchmarks.py runs one).
 """
 
 import argparse
@@ -31,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, command_line, machine, markdown_table, rule_benchmarks, run_snakemake, write_config
+from common import DEMO, WORK, command_line, machine, markdown_table, rule_benchmarks, run_snakemake, write_config
 from datasets import animal_mnist_full
 from tsne_atlas.files.features import read_features
-from tsne_atlas.files.runs import read_embedding
+from tsne_atlas.files.runs import read_embedding, run_name
 from tsne_atlas.preparation import preprocess
 from tsne_atlas.subsample import fixed_subsample
 from tsne_atlas.tsne import gradient_method
@@ -46,19 +48,24 @@ TRUST_MAX_IMAGES = 5000
 BH_THETA = 0.8  # the workflow's default (config.yaml)
 
 
-def sweep_config(root: Path, n_images: int, threads: int) -> dict:
+def wildcard_number(value: float) -> int | float:
+    """A perplexity as the config and the run file names write it: 30, not 30.0."""
+    return int(value) if float(value).is_integer() else value
+
+
+def sweep_config(root: Path, n_images: int, threads: int, arch: str, perplexities: list, seeds: list) -> dict:
     return {
         "results": "results",
         "dataset": {"root": str(root)},
         "sample": {"n_images": n_images, "seed": 0},
-        "features": {"resnet101": {"arch": "resnet101", "weights": "none"}},
+        "features": {arch: {"arch": arch, "weights": "none"}},
         "extraction": {"num_workers": 2, "threads": 2},
         # The article's input space (no z-scoring), so quality is compared like with like; PCA to 50
         # dimensions is part of the project's method and stays.
         "tsne": {
             "implementation": "opentsne",
-            "perplexities": PERPLEXITIES,
-            "seeds": SEEDS,
+            "perplexities": perplexities,
+            "seeds": seeds,
             "threads": threads,
             "standardize": False,
             "pca_components": 50,
@@ -72,12 +79,12 @@ def trustworthiness_of(features: np.ndarray, coords: np.ndarray, keep: np.ndarra
     return float(trustworthiness(features[keep], coords[keep], n_neighbors=TRUST_K))
 
 
-def article_runs(features: np.ndarray, seeds: list[int], keep: np.ndarray) -> list[dict]:
+def article_runs(features: np.ndarray, perplexities: list, seeds: list[int], keep: np.ndarray) -> list[dict]:
     """The article's loop: scikit-learn TSNE per (perplexity, seed) on the raw features."""
     from sklearn.manifold import TSNE
 
     runs = []
-    for perplexity in PERPLEXITIES:
+    for perplexity in perplexities:
         for seed in seeds:
             start = time.perf_counter()
             coords = TSNE(perplexity=perplexity, random_state=seed).fit_transform(features)
@@ -94,12 +101,12 @@ def article_runs(features: np.ndarray, seeds: list[int], keep: np.ndarray) -> li
     return runs
 
 
-def per_run_opentsne(features: np.ndarray, seeds: list[int], keep: np.ndarray) -> list[dict]:
+def per_run_opentsne(features: np.ndarray, perplexities: list, seeds: list[int], keep: np.ndarray) -> list[dict]:
     """openTSNE with everything recomputed per run (PCA 50, neighbours, P), as the workflow's input."""
     from openTSNE import TSNE
 
     runs = []
-    for perplexity in PERPLEXITIES:
+    for perplexity in perplexities:
         for seed in seeds:
             start = time.perf_counter()
             X = preprocess(features, False, 50)
@@ -127,15 +134,19 @@ def main() -> None:
     parser.add_argument("--dataset", choices=["demo", "animal-mnist-full"], default="demo")
     parser.add_argument("--n-images", type=int, default=500)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--arch", default="resnet101", help="the network (random init; default resnet101)")
+    parser.add_argument("--perplexities", type=float, nargs="+", default=PERPLEXITIES)
+    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     parser.add_argument("--article-seeds", type=int, default=5, help="seeds per perplexity the article runs (1-5)")
     parser.add_argument("--per-run-opentsne", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
     args = parser.parse_args()
 
-    root = REPO / "resources" / "animal-mnist" if args.dataset == "demo" else animal_mnist_full()
-    workdir = args.workdir or REPO / "benchmarks" / "work" / f"sweep-{args.dataset}-{args.n_images}"
-    write_config(workdir, sweep_config(root, args.n_images, threads=1))
+    root = DEMO if args.dataset == "demo" else animal_mnist_full()
+    workdir = args.workdir or WORK / f"sweep-{args.dataset}-{args.n_images}"
+    perplexities, seeds, arch = [wildcard_number(p) for p in args.perplexities], args.seeds, args.arch
+    write_config(workdir, sweep_config(root, args.n_images, 1, arch, perplexities, seeds))
     results = workdir / "results"
     print(f"extracting features in {workdir} (not timed)", file=sys.stderr)
     run_snakemake(workdir, "--until", "extract_features", cores=args.cores)
@@ -146,26 +157,22 @@ def main() -> None:
     workflow_s = run_snakemake(workdir, "--until", "tsne", cores=args.cores)
     per_rule = rule_benchmarks(results)
 
-    data = read_features(results / "features" / "resnet101.h5")
+    data = read_features(results / "features" / f"{arch}.h5")
     features = data["features"].astype(np.float64)
     keep = fixed_subsample(len(features), TRUST_MAX_IMAGES)
     ours = []
-    for perplexity in PERPLEXITIES:
-        for seed in SEEDS:
-            tsv = results / "embeddings" / "resnet101" / "tsne" / f"perplexity-{perplexity}_seed-{seed}.tsv"
-            ours.append(
-                {
-                    "perplexity": perplexity,
-                    "seed": seed,
-                    "trust": trustworthiness_of(features, read_embedding(tsv)[2], keep),
-                }
-            )
+    for perplexity in perplexities:
+        for seed in seeds:
+            run = {"features": arch, "method": "tsne", "perplexity": perplexity, "seed": seed}
+            tsv = results / "embeddings" / f"{run_name(run)}.tsv"
+            _, coords = read_embedding(tsv)
+            ours.append({"perplexity": perplexity, "seed": seed, "trust": trustworthiness_of(features, coords, keep)})
 
-    n_runs = len(PERPLEXITIES) * len(SEEDS)
-    article_seeds = SEEDS[: max(1, min(args.article_seeds, len(SEEDS)))]
+    n_runs = len(perplexities) * len(seeds)
+    article_seeds = seeds[: max(1, min(args.article_seeds, len(seeds)))]
     print("article sweep (timed)", file=sys.stderr)
-    article = article_runs(features, article_seeds, keep)
-    scale = len(SEEDS) / len(article_seeds)
+    article = article_runs(features, perplexities, article_seeds, keep)
+    scale = len(seeds) / len(article_seeds)
     article_s = sum(r["s"] for r in article) * scale
     rows = []
 
@@ -190,7 +197,7 @@ def main() -> None:
         "" if scale == 1 else f" (sweep = measured x {scale:g})",
     )
     if args.per_run_opentsne:
-        per_run = per_run_opentsne(features, article_seeds, keep)
+        per_run = per_run_opentsne(features, perplexities, article_seeds, keep)
         add(
             "openTSNE, everything per run (one process)",
             len(per_run),
@@ -204,8 +211,8 @@ def main() -> None:
     by_run = {(r["perplexity"], r["seed"]): r["trust"] for r in ours}
     deltas = [by_run[(r["perplexity"], r["seed"])] - r["trust"] for r in article]
     header = (
-        f"N = {len(features)} images, {features.shape[1]}-d ResNet-101 features (random init), "
-        f"perplexities {PERPLEXITIES} x seeds {SEEDS}\n\nMachine: {machine()}\n\nCommand: `{command_line()}`\n"
+        f"N = {len(features)} images, {features.shape[1]}-d {arch} features (random init), "
+        f"perplexities {perplexities} x seeds {seeds}\n\nMachine: {machine()}\n\nCommand: `{command_line()}`\n"
     )
     table = markdown_table(
         ["method", "runs measured", "sweep wall s", "s per run", "x faster than article", "trustworthiness (mean)"],

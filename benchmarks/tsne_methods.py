@@ -18,13 +18,15 @@ import numpy as np
 from sklearn.datasets import make_blobs
 from sklearn.manifold import trustworthiness
 
-from common import REPO, command_line, machine, markdown_table
+from common import WORK, command_line, machine, markdown_table
 from tsne_atlas.files.features import read_features
+from tsne_atlas.files.runs import wildcard_value
 from tsne_atlas.files.tsne_inputs import read_affinities, read_input
 from tsne_atlas.preparation import affinities_from_neighbors, nearest_neighbors
 from tsne_atlas.subsample import fixed_subsample
 
-SWEEP_RESULTS = REPO / "benchmarks" / "work" / "sweep-animal-mnist-full-10000" / "results"
+BLOB_PERPLEXITY = 30
+SWEEP_RESULTS = WORK / "sweep-animal-mnist-full-10000" / "results"
 
 
 def timed_run(X, P, reference, keep, method: str, theta: float) -> tuple[float, float]:
@@ -42,23 +44,25 @@ def timed_run(X, P, reference, keep, method: str, theta: float) -> tuple[float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=SWEEP_RESULTS, help="results of the 10k sweep benchmark")
+    parser.add_argument("--features", default="resnet101", help="the sweep's feature set (default resnet101)")
+    parser.add_argument("--perplexity", type=float, default=30, help="the sweep's P used (default 30)")
     parser.add_argument("--blobs", type=int, default=30_000)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    X, _ = read_input(args.results / "embeddings" / "resnet101" / "input.h5")
-    P = read_affinities(args.results / "embeddings" / "resnet101" / "affinities" / "perplexity-30.npz")
-    raw = read_features(args.results / "features" / "resnet101.h5")["features"].astype(np.float64)
-    datasets = [
-        (f"Animal-MNIST ResNet-101, N={len(X)}", X, P, raw, [("bh", 0.5), ("bh", 0.8), ("bh", 1.0), ("fft", 0.5)])
-    ]
+    embeddings = args.results / "embeddings" / args.features
+    X, _ = read_input(embeddings / "input.h5")
+    P = read_affinities(embeddings / "affinities" / f"perplexity-{wildcard_value(args.perplexity)}.npz")
+    raw = read_features(args.results / "features" / f"{args.features}.h5")["features"].astype(np.float64)
+    name = f"Animal-MNIST {args.features}, N={len(X)}, perplexity {args.perplexity:g}"
+    datasets = [(name, X, P, raw, [("bh", 0.5), ("bh", 0.8), ("bh", 1.0), ("fft", 0.5)])]
     blobs, _ = make_blobs(n_samples=args.blobs, n_features=50, centers=20, cluster_std=4, random_state=0)
-    indices, distances = nearest_neighbors(blobs, 90)
+    indices, distances = nearest_neighbors(blobs, 3 * BLOB_PERPLEXITY)
     datasets.append(
         (
             f"20 Gaussian blobs, 50-d, N={args.blobs}",
             blobs,
-            affinities_from_neighbors(indices, distances, 30),
+            affinities_from_neighbors(indices, distances, BLOB_PERPLEXITY),
             blobs,
             [("bh", 0.8), ("fft", 0.5)],
         )

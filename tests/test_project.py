@@ -138,8 +138,9 @@ def test_every_test_named_in_the_reliability_table_exists():
 
 
 def test_benchmark_scripts_start_and_stay_out_of_the_test_run():
-    """Benchmarks are not tests (nothing timed runs in `make test`), but they must not rot:
-    each script parses its options, and its imports of the project's modules still resolve."""
+    """Benchmarks are not tests (nothing timed runs in `make test`), but they must not rot: each script
+    parses its options, and its imports of the project's modules still resolve (a unit-level check;
+    tests/test_benchmarks.py runs each one end to end at a tiny size)."""
     import subprocess
     import sys
 
