@@ -403,3 +403,29 @@ def test_cka_table_matches_images_subsamples_and_writes_an_exact_csv(tmp_path):
     np.testing.assert_array_equal(np.array([[float(v) for v in r[1:]] for r in rows[1:]]), matrix)
     with Image.open(png) as image:
         assert image.size[0] > 450
+
+
+# --- edge cases the mutation run (docs/development.md, "Mutation testing") found untested ---
+
+
+def test_procrustes_puts_coincident_points_on_the_reference_centroid():
+    """Coords with no spread have no frame: scale 0 maps every point onto the reference's centroid (no NaN)."""
+    reference = np.random.default_rng(10).normal(size=(6, 2)) + 3.0
+    aligned = cmp.procrustes_align(reference, np.full((6, 2), 2.5))
+    np.testing.assert_allclose(aligned, np.tile(reference.mean(axis=0), (6, 1)), atol=1e-12)
+
+
+def test_cka_refuses_row_counts_that_differ_and_features_that_are_not_a_matrix():
+    rng = np.random.default_rng(11)
+    with pytest.raises(ValueError, match=r"^CKA needs the same images in both: 10 rows against 9$"):
+        cmp.linear_cka(rng.normal(size=(10, 3)), rng.normal(size=(9, 3)))
+    with pytest.raises(ValueError, match=r"^CKA needs the same images in every set, got row counts \[10, 10, 9\]$"):
+        cmp.cka_matrix([rng.normal(size=(10, 3)), rng.normal(size=(10, 2)), rng.normal(size=(9, 3))])
+    with pytest.raises(ValueError, match=r"^CKA needs N x D features, got shape \(10,\)$"):
+        cmp.linear_cka(rng.normal(size=10), rng.normal(size=(10, 3)))
+
+
+def test_cka_matrix_without_ids_names_the_constant_set_by_its_position():
+    rng = np.random.default_rng(12)
+    with pytest.raises(AtlasError, match=r"^feature set 2 of 3 is the same for every compared image"):
+        cmp.cka_matrix([rng.normal(size=(10, 3)), np.ones((10, 3)), rng.normal(size=(10, 3))])

@@ -347,3 +347,53 @@ def test_find_suspects_stage_writes_three_tables_and_uses_the_neighbours_there_a
         (r["kind"], r["path_a"], r["path_b"]) for r in read_duplicates(out["duplicates"])
     }
     assert len(read_outliers(out["outliers"])) == 5  # max_rows
+
+
+# --- edge cases the mutation run (docs/development.md, "Mutation testing") found untested ---
+
+
+def test_a_graph_that_does_not_fit_the_points_is_a_programming_error():
+    indices, distances = np.zeros((4, 3), dtype=np.int64), np.ones((4, 3))
+    su.check_graph(indices, distances, 4)  # fits
+    for bad_indices, bad_distances, n_points in (
+        (indices[:, 0], distances[:, 0], 4),  # not N x K
+        (indices, distances[:, :2], 4),  # shapes differ
+        (indices, distances, 5),  # other N
+    ):
+        with pytest.raises(ValueError, match=r"^neighbour graph of shape .* does not fit \d points$"):
+            su.check_graph(bad_indices, bad_distances, n_points)
+    with pytest.raises(ValueError, match=r"^neighbour graph of 4 rows does not fit X of 5 rows$"):
+        su.near_duplicate_pairs(np.ones((5, 2)), indices, threshold=0.5)
+
+
+def test_k_from_one_to_the_graphs_width_is_accepted():
+    su.check_k(1, 3)
+    su.check_k(3, 3)
+    for k in (0, 4):
+        with pytest.raises(AtlasError, match=rf"^k={k} nearest neighbours asked for, .* use a k from 1 to 3 "):
+            su.check_k(k, 3)
+
+
+def test_near_duplicate_thresholds_of_exactly_minus_one_and_one_are_cosines():
+    X = np.array([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0]])
+    indices = np.array([[1, 2], [0, 2], [0, 1]])
+    pairs, cosine = su.near_duplicate_pairs(X, indices, threshold=1.0)
+    assert [tuple(p) for p in pairs] == [(0, 1)] and cosine.tolist() == [1.0]
+    pairs, cosine = su.near_duplicate_pairs(X, indices, threshold=-1.0)
+    assert [tuple(p) for p in pairs] == [(0, 1), (0, 2), (1, 2)] and cosine.tolist() == [1.0, -1.0, -1.0]
+    for threshold in (-1.001, 1.001):
+        with pytest.raises(AtlasError, match=rf"^near-duplicate threshold {threshold} is not a cosine"):
+            su.near_duplicate_pairs(X, indices, threshold=threshold)
+
+
+def test_near_duplicates_on_a_graph_of_more_edges_than_one_chunk():
+    """The cosine of every edge, computed PAIR_CHUNK edges at a time: the same as all at once."""
+    rng = np.random.default_rng(13)
+    n, k = 7_000, 12
+    X = rng.normal(size=(n, 4))
+    indices = (np.arange(n)[:, None] + np.arange(1, k + 1)[None, :]) % n  # a ring: n * k distinct edges
+    assert n * k > su.PAIR_CHUNK
+    pairs, cosine = su.near_duplicate_pairs(X, indices, threshold=-1.0)
+    assert len(pairs) == n * k
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    np.testing.assert_allclose(cosine, np.sum(unit[pairs[:, 0]] * unit[pairs[:, 1]], axis=1), atol=1e-12)
