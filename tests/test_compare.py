@@ -429,3 +429,14 @@ def test_cka_matrix_without_ids_names_the_constant_set_by_its_position():
     rng = np.random.default_rng(12)
     with pytest.raises(AtlasError, match=r"^feature set 2 of 3 is the same for every compared image"):
         cmp.cka_matrix([rng.normal(size=(10, 3)), np.ones((10, 3)), rng.normal(size=(10, 3))])
+
+
+def test_cka_of_a_constant_representation_says_which_of_the_two():
+    rng = np.random.default_rng(15)
+    varied, flat = rng.normal(size=(10, 3)), np.zeros((10, 3))
+    for x, y, which in ((flat, varied, "first"), (varied, flat, "second")):
+        with pytest.raises(AtlasError) as err:
+            cmp.linear_cka(x, y)
+        assert str(err.value) == (
+            f"the {which} representation is the same for every compared image: its CKA with anything is undefined"
+        )

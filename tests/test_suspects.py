@@ -397,3 +397,50 @@ def test_near_duplicates_on_a_graph_of_more_edges_than_one_chunk():
     assert len(pairs) == n * k
     unit = X / np.linalg.norm(X, axis=1, keepdims=True)
     np.testing.assert_allclose(cosine, np.sum(unit[pairs[:, 0]] * unit[pairs[:, 1]], axis=1), atol=1e-12)
+
+
+def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_length(tmp_path, caplog):
+    from tsne_atlas.files.manifest import write_images, write_manifest
+    from tsne_atlas.files.tsne_inputs import write_input, write_neighbors
+
+    X, labels = blobs()
+    paths = [f"img/{i:03d}.png" for i in range(len(X))]
+    names = ["abc"[k] for k in labels]
+    names[7] = "c"
+    hashes = [f"h{i}" for i in range(len(X))]
+    hashes[9] = hashes[8]
+    write_input(tmp_path / "input.h5", X, {})
+    write_neighbors(tmp_path / "k-6.npz", *knn_graph(X, 6))
+    write_images(tmp_path / "images.csv", paths, hashes)
+    write_manifest(tmp_path / "manifest.csv", paths, names)
+    out = {name: str(tmp_path / f"{name}.csv") for name in ("suspects", "duplicates", "outliers")}
+    stage = {
+        "prepared": str(tmp_path / "input.h5"),
+        "neighbors": str(tmp_path / "k-6.npz"),
+        "images": str(tmp_path / "images.csv"),
+        "manifest": str(tmp_path / "manifest.csv"),
+        "near_threshold": 0.999,
+        "max_rows": 5,
+        **out,
+    }
+    with caplog.at_level("INFO", logger="tsne_atlas.suspects"):
+        tables = su.find_suspects(k=6, **stage)  # k = the graph's width: used as it is, no warning
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    near = sum(row["kind"] == "near" for row in tables.duplicates)
+    assert caplog.records[0].getMessage() == (
+        f"120 images: {len(tables.suspects)} with a label some of their 6 neighbours do not share; 1 exact and "
+        f"{near} near-duplicate pairs (cosine >= 0.999); outliers by relative distance to 6 neighbours"
+    )
+    caplog.clear()
+    with caplog.at_level("INFO", logger="tsne_atlas.suspects"):
+        su.find_suspects(k=9, **stage)
+    assert caplog.records[0].getMessage() == (
+        f"suspects.neighbours is 9 but {tmp_path / 'k-6.npz'} holds 6 neighbours per image; using 6"
+    )
+    write_images(tmp_path / "images.csv", paths[:-1], hashes[:-1])
+    with pytest.raises(AtlasError) as err:
+        su.find_suspects(k=6, **stage)
+    assert str(err.value) == (
+        f"{tmp_path / 'input.h5'} has 120 rows but {tmp_path / 'images.csv'} 119; delete the results folder's "
+        "tsne/ and rerun"
+    )
