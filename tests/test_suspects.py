@@ -404,6 +404,7 @@ def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_le
     from tsne_atlas.files.tsne_inputs import write_input, write_neighbors
 
     X, labels = blobs()
+    X[11] = X[10] + 1e-3  # a near copy: cosine above 0.999, below 1
     paths = [f"img/{i:03d}.png" for i in range(len(X))]
     names = ["abc"[k] for k in labels]
     names[7] = "c"
@@ -426,6 +427,8 @@ def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_le
     with caplog.at_level("INFO", logger="tsne_atlas.suspects"):
         tables = su.find_suspects(k=6, **stage)  # k = the graph's width: used as it is, no warning
     assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert ("near", "img/010.png", "img/011.png") in {(r["kind"], r["path_a"], r["path_b"]) for r in tables.duplicates}
+    assert tables.suspects and tables.suspects_reason is None
     near = sum(row["kind"] == "near" for row in tables.duplicates)
     assert caplog.records[0].getMessage() == (
         f"120 images: {len(tables.suspects)} with a label some of their 6 neighbours do not share; 1 exact and "
@@ -437,6 +440,17 @@ def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_le
     assert caplog.records[0].getMessage() == (
         f"suspects.neighbours is 9 but {tmp_path / 'k-6.npz'} holds 6 neighbours per image; using 6"
     )
+    write_manifest(tmp_path / "manifest.csv", paths, ["unlabelled"] * len(paths))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="tsne_atlas.suspects"):
+        tables = su.find_suspects(k=6, **stage)
+    assert tables.suspects == [] and tables.suspects_reason == su.NO_LABELS_REASON
+    assert caplog.records[0].getMessage().startswith(f"120 images: {su.NO_LABELS_REASON}; 1 exact and ")
+    write_manifest(tmp_path / "manifest.csv", paths[::-1], names[::-1])
+    with pytest.raises(
+        AtlasError, match=rf"^{tmp_path / 'manifest.csv'} lists other images than {tmp_path / 'images.csv'} "
+    ):
+        su.find_suspects(k=6, **stage)
     write_images(tmp_path / "images.csv", paths[:-1], hashes[:-1])
     with pytest.raises(AtlasError) as err:
         su.find_suspects(k=6, **stage)
@@ -444,3 +458,15 @@ def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_le
         f"{tmp_path / 'input.h5'} has 120 rows but {tmp_path / 'images.csv'} 119; delete the results folder's "
         "tsne/ and rerun"
     )
+
+
+def test_suspect_rows_put_an_identical_copy_under_another_label_first_among_equals():
+    """Two images no neighbour agrees with: the one at distance 0 from another label's image ranks first
+    (``nearest_other``), though it comes later in the sample; images whose neighbours all agree are left out."""
+    labels = ["a", "a", "b", "b", "b", "b"]
+    paths = [f"{label}/{i}.png" for i, label in enumerate(labels)]
+    indices = np.array([[2, 3], [4, 5], [3, 4], [2, 4], [5, 2], [4, 3]])
+    distances = np.array([[1.0, 1.0], [0.0, 2.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    rows = su.suspect_rows(indices, distances, labels, paths, k=2)
+    assert [row["path"] for row in rows] == ["a/1.png", "a/0.png"]
+    assert [row["rank"] for row in rows] == [1, 2] and rows[0]["majority_label"] == "b"
