@@ -470,3 +470,18 @@ def test_suspect_rows_put_an_identical_copy_under_another_label_first_among_equa
     rows = su.suspect_rows(indices, distances, labels, paths, k=2)
     assert [row["path"] for row in rows] == ["a/1.png", "a/0.png"]
     assert [row["rank"] for row in rows] == [1, 2] and rows[0]["majority_label"] == "b"
+
+
+def test_suspect_tables_take_labels_by_default_use_k_of_a_wider_graph_and_check_row_counts():
+    X, labels = blobs(per_class=10)
+    labels = ["abc"[k] for k in labels]
+    labels[3] = "b"
+    paths = [f"img/{i:02d}.png" for i in range(len(X))]
+    hashes = [f"h{i}" for i in range(len(X))]
+    indices, distances = knn_graph(X, 8)
+    tables = su.suspect_tables(X, indices, distances, labels, paths, hashes, k=4, near_threshold=0.99)
+    assert tables.suspects_reason is None and tables.suspects[0]["path"] == "img/03.png"
+    for row in [*tables.suspects, *tables.outliers]:
+        assert len(row["neighbours"]) == len(row["neighbour_labels"]) == len(row["neighbour_distances"]) == 4
+    with pytest.raises(ValueError, match=r"^30 labels, 30 paths, 29 hashes for 30 rows of X$"):
+        su.suspect_tables(X, indices, distances, labels, paths, hashes[:-1], k=4, near_threshold=0.99)
