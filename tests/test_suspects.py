@@ -485,3 +485,9 @@ def test_suspect_tables_take_labels_by_default_use_k_of_a_wider_graph_and_check_
         assert len(row["neighbours"]) == len(row["neighbour_labels"]) == len(row["neighbour_distances"]) == 4
     with pytest.raises(ValueError, match=r"^30 labels, 30 paths, 29 hashes for 30 rows of X$"):
         su.suspect_tables(X, indices, distances, labels, paths, hashes[:-1], k=4, near_threshold=0.99)
+
+
+def test_rank_suspects_without_nearest_other_ranks_by_weighted_then_plain_disagreement_then_index():
+    disagreement = np.array([0.5, 1.0, 0.5, 0.75])
+    agreement = np.array([0.3, 0.3, 0.1, 0.3])
+    assert list(su.rank_suspects(disagreement, agreement)) == [2, 1, 3, 0]
