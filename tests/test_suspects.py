@@ -491,3 +491,5 @@ def test_rank_suspects_without_nearest_other_ranks_by_weighted_then_plain_disagr
     disagreement = np.array([0.5, 1.0, 0.5, 0.75])
     agreement = np.array([0.3, 0.3, 0.1, 0.3])
     assert list(su.rank_suspects(disagreement, agreement)) == [2, 1, 3, 0]
+    # Weighted disagreement is compared to 4 decimals: 0.99999 and 1.0 tie, and nearest_other decides.
+    assert list(su.rank_suspects(np.array([1.0, 1.0]), np.array([1e-5, 0.0]), np.array([0.0, 0.5]))) == [0, 1]
