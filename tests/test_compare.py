@@ -440,3 +440,11 @@ def test_cka_of_a_constant_representation_says_which_of_the_two():
         assert str(err.value) == (
             f"the {which} representation is the same for every compared image: its CKA with anything is undefined"
         )
+
+
+def test_cka_of_float32_features_is_computed_in_float64():
+    """Features files hold float32: CKA is the float64 value of those numbers, not a float32 computation."""
+    rng = np.random.default_rng(16)
+    x = rng.normal(size=(200, 64)).astype(np.float32)
+    y = (x @ rng.normal(size=(64, 48)).astype(np.float32)) + rng.normal(size=(200, 48)).astype(np.float32)
+    assert cmp.linear_cka(x, y) == cmp.linear_cka(x.astype(np.float64), y.astype(np.float64))

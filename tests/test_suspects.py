@@ -493,3 +493,13 @@ def test_rank_suspects_without_nearest_other_ranks_by_weighted_then_plain_disagr
     assert list(su.rank_suspects(disagreement, agreement)) == [2, 1, 3, 0]
     # Weighted disagreement is compared to 4 decimals: 0.99999 and 1.0 tie, and nearest_other decides.
     assert list(su.rank_suspects(np.array([1.0, 1.0]), np.array([1e-5, 0.0]), np.array([0.0, 0.5]))) == [0, 1]
+
+
+def test_majority_is_the_most_common_label_not_the_nearest_and_self_edges_are_no_pairs():
+    # Neighbours labelled 2, 1, 1 / 0, 0, 9 / 1, 3, 1: each row's majority sits at other columns.
+    labels = np.array([9, 2, 1, 1, 0, 0, 3])
+    indices = np.array([[1, 2, 3], [4, 5, 0], [3, 6, 2]] + [[0, 1, 2]] * 4)
+    distances = np.array([[1.0, 2.0, 3.0]] * 7)
+    scores = su.label_disagreement(indices, distances, labels, k=3)
+    assert scores["majority"][:3].tolist() == [1, 0, 1]
+    assert su.graph_edges(np.array([[0, 1], [1, 0]])).tolist() == [[0, 1]]  # a self edge is dropped
