@@ -448,3 +448,23 @@ def test_cka_of_float32_features_is_computed_in_float64():
     x = rng.normal(size=(200, 64)).astype(np.float32)
     y = (x @ rng.normal(size=(64, 48)).astype(np.float32)) + rng.normal(size=(200, 48)).astype(np.float32)
     assert cmp.linear_cka(x, y) == cmp.linear_cka(x.astype(np.float64), y.astype(np.float64))
+
+
+def test_procrustes_scales_a_copy_with_little_spread_and_matched_rows_accept_three_images():
+    reference = np.random.default_rng(17).normal(size=(5, 2))
+    tiny = 0.01 * reference @ rotation(0.4) + 1.0  # sum of squares about 0.001, well under 1
+    np.testing.assert_allclose(cmp.procrustes_align(reference, tiny), reference, atol=1e-9)
+    assert [r.tolist() for r in cmp.matched_rows([["a", "b", "c"], ["c", "b", "a"]])] == [[0, 1, 2], [2, 1, 0]]
+    with pytest.raises(AtlasError) as err:
+        cmp.matched_rows([["a", "b"], ["b", "a"]])
+    assert str(err.value) == (
+        "the 2 feature sets share 2 image(s), at least 3 are needed to compare them; do they come from the "
+        "same sample of the same dataset?"
+    )
+
+
+def test_aligned_runs_refuse_a_reference_with_two_maps_of_one_setting():
+    rows = sheet_rows()
+    twice = [*rows[0][1], rows[0][1][0]]
+    with pytest.raises(AtlasError, match=r"^feature set 'ref' has two t-SNE perplexity 30 maps on one sheet$"):
+        cmp.aligned_runs([("ref", twice), rows[1]], "ref")
