@@ -404,7 +404,8 @@ def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_le
     from tsne_atlas.files.tsne_inputs import write_input, write_neighbors
 
     X, labels = blobs()
-    X[11] = X[10] + 1e-3  # a near copy: cosine above 0.999, below 1
+    X[11] = X[10] + 1e-3  # near copies: cosine above 0.999, below 1
+    X[13] = X[12] + 1e-3
     paths = [f"img/{i:03d}.png" for i in range(len(X))]
     names = ["abc"[k] for k in labels]
     names[7] = "c"
@@ -430,6 +431,7 @@ def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_le
     assert ("near", "img/010.png", "img/011.png") in {(r["kind"], r["path_a"], r["path_b"]) for r in tables.duplicates}
     assert tables.suspects and tables.suspects_reason is None
     near = sum(row["kind"] == "near" for row in tables.duplicates)
+    assert near >= 2  # other than the one exact pair, so the two counts cannot be swapped unnoticed
     assert caplog.records[0].getMessage() == (
         f"120 images: {len(tables.suspects)} with a label some of their 6 neighbours do not share; 1 exact and "
         f"{near} near-duplicate pairs (cosine >= 0.999); outliers by relative distance to 6 neighbours"
