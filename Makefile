@@ -7,7 +7,8 @@
 #   make compare-layers  the layer-comparison preset on the demo data (presets/compare-layers.yaml)
 #   make digits      write scikit-learn's digits as images + pixel features, run presets/digits.yaml
 #   make methods     t-SNE, UMAP and PCA side by side on the demo data (presets/methods.yaml)
-#   make mutation    mutation testing (mutmut) of sampling, config checks and t-SNE input: ~20 min, not in make test
+#   make mutation    mutation testing (mutmut) of sampling, config, t-SNE input, suspects, comparison, shards,
+#                    the stored top-5 and files/: hours on 2 cores, not in make test
 PYTHON ?= python3
 VENV ?= .venv
 SLURM_VENV ?= .venv-slurm
@@ -52,7 +53,7 @@ digits: $(STAMP)
 check: lint
 	$(VENV)/bin/python -m pytest -q -m unit tests
 
-# Mutation testing of sampling, config checks and t-SNE input (docs/development.md); slow, not part of `make test`.
+# Mutation testing (docs/development.md, "Mutation testing": the modules, the run time); slow, not part of `make test`.
 # mutmut names mutants after the file path and strips only `src.`, so it mutates scripts/ through a `src` link.
 mutation: $(STAMP)
 	$(VENV)/bin/pip install --quiet mutmut==3.8.1 && ln -sfn scripts src && OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children 2; status=$$?; rm -f src; exit $$status

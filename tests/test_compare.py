@@ -424,3 +424,68 @@ def test_cka_table_matches_images_subsamples_and_writes_an_exact_csv(tmp_path):
     np.testing.assert_array_equal(np.array([[float(v) for v in r[1:]] for r in rows[1:]]), matrix)
     with Image.open(png) as image:
         assert image.size[0] > 450
+
+
+# --- edge cases the mutation run (docs/development.md, "Mutation testing") found untested ---
+
+
+def test_procrustes_puts_coincident_points_on_the_reference_centroid():
+    """Coords with no spread have no frame: scale 0 maps every point onto the reference's centroid (no NaN)."""
+    reference = np.random.default_rng(10).normal(size=(6, 2)) + 3.0
+    aligned = cmp.procrustes_align(reference, np.full((6, 2), 2.5))
+    np.testing.assert_allclose(aligned, np.tile(reference.mean(axis=0), (6, 1)), atol=1e-12)
+
+
+def test_cka_refuses_row_counts_that_differ_and_features_that_are_not_a_matrix():
+    rng = np.random.default_rng(11)
+    with pytest.raises(ValueError, match=r"^CKA needs the same images in both: 10 rows against 9$"):
+        cmp.linear_cka(rng.normal(size=(10, 3)), rng.normal(size=(9, 3)))
+    with pytest.raises(ValueError, match=r"^CKA needs the same images in every set, got row counts \[10, 10, 9\]$"):
+        cmp.cka_matrix([rng.normal(size=(10, 3)), rng.normal(size=(10, 2)), rng.normal(size=(9, 3))])
+    with pytest.raises(ValueError, match=r"^CKA needs N x D features, got shape \(10,\)$"):
+        cmp.linear_cka(rng.normal(size=10), rng.normal(size=(10, 3)))
+
+
+def test_cka_matrix_without_ids_names_the_constant_set_by_its_position():
+    rng = np.random.default_rng(12)
+    with pytest.raises(AtlasError, match=r"^feature set 2 of 3 is the same for every compared image"):
+        cmp.cka_matrix([rng.normal(size=(10, 3)), np.ones((10, 3)), rng.normal(size=(10, 3))])
+
+
+def test_cka_of_a_constant_representation_says_which_of_the_two():
+    rng = np.random.default_rng(15)
+    varied, flat = rng.normal(size=(10, 3)), np.zeros((10, 3))
+    for x, y, which in ((flat, varied, "first"), (varied, flat, "second")):
+        with pytest.raises(AtlasError) as err:
+            cmp.linear_cka(x, y)
+        assert str(err.value) == (
+            f"the {which} representation is the same for every compared image: its CKA with anything is undefined"
+        )
+
+
+def test_cka_of_float32_features_is_computed_in_float64():
+    """Features files hold float32: CKA is the float64 value of those numbers, not a float32 computation."""
+    rng = np.random.default_rng(16)
+    x = rng.normal(size=(200, 64)).astype(np.float32)
+    y = (x @ rng.normal(size=(64, 48)).astype(np.float32)) + rng.normal(size=(200, 48)).astype(np.float32)
+    assert cmp.linear_cka(x, y) == cmp.linear_cka(x.astype(np.float64), y.astype(np.float64))
+
+
+def test_procrustes_scales_a_copy_with_little_spread_and_matched_rows_accept_three_images():
+    reference = np.random.default_rng(17).normal(size=(5, 2))
+    tiny = 0.01 * reference @ rotation(0.4) + 1.0  # sum of squares about 0.001, well under 1
+    np.testing.assert_allclose(cmp.procrustes_align(reference, tiny), reference, atol=1e-9)
+    assert [r.tolist() for r in cmp.matched_rows([["a", "b", "c"], ["c", "b", "a"]])] == [[0, 1, 2], [2, 1, 0]]
+    with pytest.raises(AtlasError) as err:
+        cmp.matched_rows([["a", "b"], ["b", "a"]])
+    assert str(err.value) == (
+        "the 2 feature sets share 2 image(s), at least 3 are needed to compare them; do they come from the "
+        "same sample of the same dataset?"
+    )
+
+
+def test_aligned_runs_refuse_a_reference_with_two_maps_of_one_setting():
+    rows = sheet_rows()
+    twice = [*rows[0][1], rows[0][1][0]]
+    with pytest.raises(AtlasError, match=r"^feature set 'ref' has two t-SNE perplexity 30 maps on one sheet$"):
+        cmp.aligned_runs([("ref", twice), rows[1]], "ref")

@@ -316,3 +316,64 @@ def test_a_class_names_file_that_is_not_utf8_text_is_one_line(tmp_path):
     )
     (tmp_path / "names.txt").write_text("tench\n goldfish \n\n\n", encoding="utf-8")
     assert read_class_names(str(tmp_path / "names.txt"), "k") == ["tench", "goldfish"]  # trailing blanks dropped
+
+
+# --- the top-5 and the class names on their own (found untested by the mutation run, docs/development.md) ---
+
+
+def test_top_classes_are_the_softmax_top5_in_order_of_each_row():
+    """Each row's five most probable classes, most probable first, with their float32 softmax probabilities;
+    fewer classes than five give all of them; logits of another width or rank are one line."""
+    from tsne_atlas.files.features import TOP_INDEX, TOP_PROBABILITY
+
+    logits = torch.from_numpy(np.random.default_rng(14).normal(scale=3.0, size=(6, 9)).astype(np.float32))
+    rows = ef.top_classes(logits, 9, "fp32")
+    probabilities = np.exp(logits.float().numpy())
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    expected = np.argsort(-probabilities, axis=1, kind="stable")[:, :5]
+    assert rows[TOP_INDEX].dtype == np.int32 and rows[TOP_PROBABILITY].dtype == np.float32
+    np.testing.assert_array_equal(rows[TOP_INDEX], expected)
+    np.testing.assert_allclose(rows[TOP_PROBABILITY], np.take_along_axis(probabilities, expected, axis=1), rtol=1e-5)
+    three = ef.top_classes(torch.tensor([[0.0, 2.0, 1.0]]), None, "fp32")
+    assert three[TOP_INDEX].tolist() == [[1, 2, 0]] and three[TOP_PROBABILITY].shape == (1, 3)
+    for bad in (torch.zeros(2, 8), torch.zeros(2, 9, 1)):
+        with pytest.raises(AtlasError) as err:
+            ef.top_classes(bad, 9, "fp32")
+        assert str(err.value) == (
+            f"the network's output has shape {tuple(bad.shape)}, not (batch, 9) logits of its 9 class names; "
+            "remove the set's class_names or use a classifier with that many outputs"
+        )
+    with pytest.raises(AtlasError, match=r"^extraction\.precision 'fp16' gave inf/NaN logits .*; use precision bf16"):
+        ef.top_classes(torch.tensor([[0.0, float("nan")]]), 2, "fp16")
+
+
+def test_head_width_is_timms_num_classes_else_the_last_linear_else_the_last_conv():
+    assert networks.head_width(timm.create_model("resnet18", num_classes=7)) == 7
+    linear = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 1), torch.nn.Flatten(), torch.nn.Linear(4, 6), torch.nn.Linear(6, 11)
+    )
+    assert networks.head_width(linear) == 11
+    assert networks.head_width(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), torch.nn.Conv2d(8, 5, 1))) == 5
+    assert networks.head_width(torch.nn.Sequential(torch.nn.ReLU())) == 0
+
+
+def test_prediction_classes_take_the_file_then_the_builtin_names_and_say_why_there_are_none(tmp_path):
+    names = tmp_path / "names.txt"
+    names.write_text("a\nb\nc\n")
+    record = {"weights_random": False}
+    assert networks.prediction_classes(record, 3, str(names), ["x", "y", "z"], KEY) == (["a", "b", "c"], "stored")
+    assert networks.prediction_classes(record, 3, None, ["x", "y", "z"], KEY) == (["x", "y", "z"], "stored")
+    assert networks.prediction_classes(record, 4, None, ["x", "y", "z"], KEY) == (None, networks.no_class_names(KEY))
+    random = {"weights_random": True}
+    assert networks.prediction_classes(random, 3, str(names), None, KEY) == (None, "none: random weights")
+    with pytest.raises(AtlasError) as err:
+        networks.prediction_classes(record, 0, str(names), None, KEY)
+    assert str(err.value) == (
+        f"{KEY}.class_names '{names}' is given but the network has no classifier (its weights have none); "
+        f"remove {KEY}.class_names"
+    )
+    with pytest.raises(AtlasError) as err:
+        networks.prediction_classes(record, 4, str(names), None, KEY)
+    assert str(err.value).startswith(
+        f"{KEY}.class_names file '{names}' has 3 lines but the network's classifier has 4 "
+    )

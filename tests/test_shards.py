@@ -249,3 +249,24 @@ def test_the_merge_job_refuses_shards_of_other_extraction_settings(sample, shard
         f"{shards[0]} was extracted with extraction.batch_size 4, the config has 8; delete it and rerun"
     )
     assert not (tmp_path / "no.h5").exists()
+
+
+def test_the_merge_job_names_each_refused_setting_and_logs_what_it_merged(sample, shards, tmp_path, caplog):
+    """Found untested by the mutation run: the names of the other settings in the refusal, and the log line."""
+    arguments = {"feature_set": SET, "precision": "fp32", "channels_last": True, "batch_size": BATCH}
+    for change, said in (
+        ({"feature_set": "other"}, "feature_set 'net', the config has 'other'"),
+        ({"precision": "bf16"}, "extraction.precision 'fp32', the config has 'bf16'"),
+        ({"channels_last": False}, "extraction.channels_last True, the config has False"),
+    ):
+        with pytest.raises(AtlasError) as error:
+            merge_features(shards, str(sample[1]), str(tmp_path / "no.h5"), **{**arguments, **change})
+        assert str(error.value) == f"{shards[0]} was extracted with {said}; delete it and rerun"
+    with caplog.at_level("INFO", logger="tsne_atlas.merge_features"):
+        attrs = merge_features(shards, str(sample[1]), str(tmp_path / "ok.h5"), **arguments)
+    assert attrs["n_images"] == len(PATHS)
+    assert re.fullmatch(
+        rf"features\.net \(resnet18, fp32 on cpu\): merged 3 shards of 23 images into {re.escape(str(tmp_path))}"
+        r"/ok\.h5 in \d+\.\d s",
+        caplog.records[-1].getMessage(),
+    ), caplog.records[-1].getMessage()

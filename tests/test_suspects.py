@@ -359,3 +359,161 @@ def test_find_suspects_stage_writes_three_tables_and_uses_the_neighbours_there_a
         (r["kind"], r["path_a"], r["path_b"]) for r in read_duplicates(out["duplicates"])
     }
     assert len(read_outliers(out["outliers"])) == 5  # max_rows
+
+
+# --- edge cases the mutation run (docs/development.md, "Mutation testing") found untested ---
+
+
+def test_a_graph_that_does_not_fit_the_points_is_a_programming_error():
+    indices, distances = np.zeros((4, 3), dtype=np.int64), np.ones((4, 3))
+    su.check_graph(indices, distances, 4)  # fits
+    for bad_indices, bad_distances, n_points in (
+        (indices[:, 0], distances[:, 0], 4),  # not N x K
+        (indices, distances[:, :2], 4),  # shapes differ
+        (indices, distances, 5),  # other N
+    ):
+        with pytest.raises(ValueError, match=r"^neighbour graph of shape .* does not fit \d points$"):
+            su.check_graph(bad_indices, bad_distances, n_points)
+    with pytest.raises(ValueError, match=r"^neighbour graph of 4 rows does not fit X of 5 rows$"):
+        su.near_duplicate_pairs(np.ones((5, 2)), indices, threshold=0.5)
+
+
+def test_k_from_one_to_the_graphs_width_is_accepted():
+    su.check_k(1, 3)
+    su.check_k(3, 3)
+    for k in (0, 4):
+        with pytest.raises(AtlasError, match=rf"^k={k} nearest neighbours asked for, .* use a k from 1 to 3 "):
+            su.check_k(k, 3)
+
+
+def test_near_duplicate_thresholds_of_exactly_minus_one_and_one_are_cosines():
+    X = np.array([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0]])
+    indices = np.array([[1, 2], [0, 2], [0, 1]])
+    pairs, cosine = su.near_duplicate_pairs(X, indices, threshold=1.0)
+    assert [tuple(p) for p in pairs] == [(0, 1)] and cosine.tolist() == [1.0]
+    pairs, cosine = su.near_duplicate_pairs(X, indices, threshold=-1.0)
+    assert [tuple(p) for p in pairs] == [(0, 1), (0, 2), (1, 2)] and cosine.tolist() == [1.0, -1.0, -1.0]
+    for threshold in (-1.001, 1.001):
+        with pytest.raises(AtlasError, match=rf"^near-duplicate threshold {threshold} is not a cosine"):
+            su.near_duplicate_pairs(X, indices, threshold=threshold)
+
+
+def test_near_duplicates_on_a_graph_of_more_edges_than_one_chunk():
+    """The cosine of every edge, computed PAIR_CHUNK edges at a time: the same as all at once."""
+    rng = np.random.default_rng(13)
+    n, k = 7_000, 12
+    X = rng.normal(size=(n, 4))
+    indices = (np.arange(n)[:, None] + np.arange(1, k + 1)[None, :]) % n  # a ring: n * k distinct edges
+    assert n * k > su.PAIR_CHUNK
+    pairs, cosine = su.near_duplicate_pairs(X, indices, threshold=-1.0)
+    assert len(pairs) == n * k
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    np.testing.assert_allclose(cosine, np.sum(unit[pairs[:, 0]] * unit[pairs[:, 1]], axis=1), atol=1e-12)
+
+
+def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_length(tmp_path, caplog):
+    from tsne_atlas.files.manifest import write_images, write_manifest
+    from tsne_atlas.files.tsne_inputs import write_input, write_neighbors
+
+    X, labels = blobs()
+    X[11] = X[10] + 1e-3  # near copies: cosine above 0.999, below 1
+    X[13] = X[12] + 1e-3
+    paths = [f"img/{i:03d}.png" for i in range(len(X))]
+    names = ["abc"[k] for k in labels]
+    names[7] = "c"
+    hashes = [f"h{i}" for i in range(len(X))]
+    hashes[9] = hashes[8]
+    write_input(tmp_path / "input.h5", X, {})
+    write_neighbors(tmp_path / "k-6.npz", *knn_graph(X, 6))
+    write_images(tmp_path / "images.csv", paths, hashes)
+    write_manifest(tmp_path / "manifest.csv", paths, names)
+    out = {name: str(tmp_path / f"{name}.csv") for name in ("suspects", "duplicates", "outliers")}
+    stage = {
+        "prepared": str(tmp_path / "input.h5"),
+        "neighbors": str(tmp_path / "k-6.npz"),
+        "images": str(tmp_path / "images.csv"),
+        "manifest": str(tmp_path / "manifest.csv"),
+        "near_threshold": 0.999,
+        "max_rows": 5,
+        **out,
+    }
+    with caplog.at_level("INFO", logger="tsne_atlas.suspects"):
+        tables = su.find_suspects(k=6, **stage)  # k = the graph's width: used as it is, no warning
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert ("near", "img/010.png", "img/011.png") in {(r["kind"], r["path_a"], r["path_b"]) for r in tables.duplicates}
+    assert tables.suspects and tables.suspects_reason is None
+    near = sum(row["kind"] == "near" for row in tables.duplicates)
+    assert near >= 2  # other than the one exact pair, so the two counts cannot be swapped unnoticed
+    assert caplog.records[0].getMessage() == (
+        f"120 images: {len(tables.suspects)} with a label some of their 6 neighbours do not share; 1 exact and "
+        f"{near} near-duplicate pairs (cosine >= 0.999); outliers by relative distance to 6 neighbours"
+    )
+    caplog.clear()
+    with caplog.at_level("INFO", logger="tsne_atlas.suspects"):
+        su.find_suspects(k=9, **stage)
+    assert caplog.records[0].getMessage() == (
+        f"suspects.neighbours is 9 but {tmp_path / 'k-6.npz'} holds 6 neighbours per image; using 6"
+    )
+    write_manifest(tmp_path / "manifest.csv", paths, ["unlabelled"] * len(paths))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="tsne_atlas.suspects"):
+        tables = su.find_suspects(k=6, **stage)
+    assert tables.suspects == [] and tables.suspects_reason == su.NO_LABELS_REASON
+    assert caplog.records[0].getMessage().startswith(f"120 images: {su.NO_LABELS_REASON}; 1 exact and ")
+    write_manifest(tmp_path / "manifest.csv", paths[::-1], names[::-1])
+    with pytest.raises(
+        AtlasError, match=rf"^{tmp_path / 'manifest.csv'} lists other images than {tmp_path / 'images.csv'} "
+    ):
+        su.find_suspects(k=6, **stage)
+    write_images(tmp_path / "images.csv", paths[:-1], hashes[:-1])
+    with pytest.raises(AtlasError) as err:
+        su.find_suspects(k=6, **stage)
+    assert str(err.value) == (
+        f"{tmp_path / 'input.h5'} has 120 rows but {tmp_path / 'images.csv'} 119; delete the results folder's "
+        "tsne/ and rerun"
+    )
+
+
+def test_suspect_rows_put_an_identical_copy_under_another_label_first_among_equals():
+    """Two images no neighbour agrees with: the one at distance 0 from another label's image ranks first
+    (``nearest_other``), though it comes later in the sample; images whose neighbours all agree are left out."""
+    labels = ["a", "a", "b", "b", "b", "b"]
+    paths = [f"{label}/{i}.png" for i, label in enumerate(labels)]
+    indices = np.array([[2, 3], [4, 5], [3, 4], [2, 4], [5, 2], [4, 3]])
+    distances = np.array([[1.0, 1.0], [0.0, 2.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    rows = su.suspect_rows(indices, distances, labels, paths, k=2)
+    assert [row["path"] for row in rows] == ["a/1.png", "a/0.png"]
+    assert [row["rank"] for row in rows] == [1, 2] and rows[0]["majority_label"] == "b"
+
+
+def test_suspect_tables_take_labels_by_default_use_k_of_a_wider_graph_and_check_row_counts():
+    X, labels = blobs(per_class=10)
+    labels = ["abc"[k] for k in labels]
+    labels[3] = "b"
+    paths = [f"img/{i:02d}.png" for i in range(len(X))]
+    hashes = [f"h{i}" for i in range(len(X))]
+    indices, distances = knn_graph(X, 8)
+    tables = su.suspect_tables(X, indices, distances, labels, paths, hashes, k=4, near_threshold=0.99)
+    assert tables.suspects_reason is None and tables.suspects[0]["path"] == "img/03.png"
+    for row in [*tables.suspects, *tables.outliers]:
+        assert len(row["neighbours"]) == len(row["neighbour_labels"]) == len(row["neighbour_distances"]) == 4
+    with pytest.raises(ValueError, match=r"^30 labels, 30 paths, 29 hashes for 30 rows of X$"):
+        su.suspect_tables(X, indices, distances, labels, paths, hashes[:-1], k=4, near_threshold=0.99)
+
+
+def test_rank_suspects_without_nearest_other_ranks_by_weighted_then_plain_disagreement_then_index():
+    disagreement = np.array([0.5, 1.0, 0.5, 0.75])
+    agreement = np.array([0.3, 0.3, 0.1, 0.3])
+    assert list(su.rank_suspects(disagreement, agreement)) == [2, 1, 3, 0]
+    # Weighted disagreement is compared to 4 decimals: 0.99999 and 1.0 tie, and nearest_other decides.
+    assert list(su.rank_suspects(np.array([1.0, 1.0]), np.array([1e-5, 0.0]), np.array([0.0, 0.5]))) == [0, 1]
+
+
+def test_majority_is_the_most_common_label_not_the_nearest_and_self_edges_are_no_pairs():
+    # Neighbours labelled 2, 1, 1 / 0, 0, 9 / 1, 3, 1: each row's majority sits at other columns.
+    labels = np.array([9, 2, 1, 1, 0, 0, 3])
+    indices = np.array([[1, 2, 3], [4, 5, 0], [3, 6, 2]] + [[0, 1, 2]] * 4)
+    distances = np.array([[1.0, 2.0, 3.0]] * 7)
+    scores = su.label_disagreement(indices, distances, labels, k=3)
+    assert scores["majority"][:3].tolist() == [1, 0, 1]
+    assert su.graph_edges(np.array([[0, 1], [1, 0]])).tolist() == [[0, 1]]  # a self edge is dropped

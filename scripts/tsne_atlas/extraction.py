@@ -36,6 +36,9 @@ NO_PREDICTIONS_PRECOMPUTED = "none: precomputed features"
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+# Mutation testing (`make mutation`, docs/development.md) covers `top_classes` (the stored top-5) alone;
+# the rest is left to the unit and workflow tests.
+# pragma: no mutate start
 def native_bf16(device: torch.device) -> bool:
     """True where bf16 runs in hardware: AVX512-BF16 or AMX on a CPU, Ampere or newer on a GPU.
 
@@ -142,6 +145,7 @@ def iter_feature_batches(
             yield rows
 
 
+# pragma: no mutate end
 def top_classes(logits: torch.Tensor, n_classes: int | None, precision: str) -> dict[str, np.ndarray]:
     """``TOP_INDEX`` and ``TOP_PROBABILITY`` rows of a batch's logits (N x C): softmax in float32, top min(5, C)."""
     if logits.ndim != 2 or (n_classes is not None and logits.shape[1] != n_classes):
@@ -162,6 +166,7 @@ def top_classes(logits: torch.Tensor, n_classes: int | None, precision: str) -> 
     }
 
 
+# pragma: no mutate start
 def library_versions() -> dict[str, str]:
     versions = {
         "python": platform.python_version(),
@@ -346,3 +351,6 @@ def import_precomputed(settings: dict, key: str, paths: list[str], root: str, fe
     )
     LOGGER.info("%s: imported %s: %d images x %d dimensions", key, settings["path"], len(paths), dims[PRECOMPUTED_NODE])
     return {**attrs, "predictions": NO_PREDICTIONS_PRECOMPUTED, "feature_dims": dims, "nodes": [PRECOMPUTED_NODE]}
+
+
+# pragma: no mutate end

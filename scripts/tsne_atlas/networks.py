@@ -139,6 +139,9 @@ def prediction_classes(
     return names, PREDICTIONS_STORED
 
 
+# Mutation testing (`make mutation`, docs/development.md) covers the prediction part above: class names,
+# the classifier's width, the logits output. Building networks, below, is left to the unit and workflow tests.
+# pragma: no mutate start
 def load_state_dict_file(path: str | os.PathLike, key: str = "weights") -> dict:
     """Load a state dict with ``weights_only=True`` (no arbitrary code from the file).
 
@@ -787,3 +790,6 @@ def build_network(settings: dict, record: dict | None, key: str) -> Network:
         # auto fell back to random weights: say it in this job's log too.
         LOGGER.warning("%s", record["warning"])
     return BUILDERS[source](settings, record, key)
+
+
+# pragma: no mutate end
