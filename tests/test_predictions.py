@@ -377,3 +377,10 @@ def test_prediction_classes_take_the_file_then_the_builtin_names_and_say_why_the
     assert str(err.value).startswith(
         f"{KEY}.class_names file '{names}' has 3 lines but the network's classifier has 4 "
     )
+    missing = tmp_path / "missing.txt"
+    with pytest.raises(AtlasError) as err:
+        networks.prediction_classes(record, 3, str(missing), None, KEY)
+    assert str(err.value) == (
+        f"{KEY}.class_names file '{missing}' could not be read (FileNotFoundError); give a UTF-8 text file "
+        f"with one class name per line"
+    )
