@@ -484,3 +484,30 @@ def test_gradient_method_auto_switches_to_fft_for_large_runs():
     assert rt.gradient_method("auto", 10_000) == "bh"
     assert rt.gradient_method("auto", rt.BH_MAX_POINTS) == "fft"
     assert rt.gradient_method("fft", 100) == "fft" and rt.gradient_method("bh", 10**6) == "bh"
+
+
+def test_run_file_stems_round_trip_with_their_types_and_a_wrong_stem_names_the_expected_form():
+    """run_params, parse_params and run_name (files/runs.py), here so that mutation testing reaches them
+    (test_maps.py, which uses them too, is outside its test selection)."""
+    from tsne_atlas.files.runs import parse_params, run_name, run_params
+
+    assert run_params("tsne", {"perplexity": 7.5, "seed": 2, "other": 1}) == "perplexity-7.5_seed-2"
+    assert run_params("umap", {"n_neighbors": 15.0, "min_dist": 0.1, "seed": 0}) == "n_neighbors-15_min_dist-0.1_seed-0"
+    assert run_params("pca", {"components": 2}) == "components-2"
+    tsne = parse_params("tsne", "perplexity-30_seed-12")
+    assert tsne == {"perplexity": 30.0, "seed": 12}
+    assert [type(v) for v in tsne.values()] == [float, int]
+    umap = parse_params("umap", "n_neighbors-15_min_dist-0.25_seed-3")
+    assert umap == {"n_neighbors": 15.0, "min_dist": 0.25, "seed": 3}
+    assert [type(v) for v in umap.values()] == [float, float, int]
+    pca = parse_params("pca", "components-2")
+    assert pca == {"components": 2} and type(pca["components"]) is int
+    for method, stem in (("tsne", "perplexity-30_seed-1x"), ("tsne", "xperplexity-30_seed-1"), ("pca", "seed-0")):
+        with pytest.raises(AtlasError) as error:
+            parse_params(method, stem)
+        name = {"tsne": "t-SNE", "pca": "PCA"}[method]
+        expected = {"tsne": "perplexity-1_seed-1", "pca": "components-1"}[method]
+        assert str(error.value) == f"'{stem}' is not a {name} run's name (expected {expected})"
+    meta = {"features": "resnet18.b", "method": "umap", "n_neighbors": 5, "min_dist": 0.5, "seed": 7}
+    assert run_name(meta) == "resnet18.b/umap/n_neighbors-5_min_dist-0.5_seed-7"
+    assert run_name({"features": "f", "method": "pca", "components": 2}) == "f/pca/components-2"
