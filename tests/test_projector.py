@@ -317,3 +317,27 @@ def test_a_real_tensorboard_serves_every_set_with_its_metadata_and_sprite(tmp_pa
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+
+
+def test_config_strings_with_quotes_backslashes_and_line_breaks_round_trip_and_bad_files_are_one_line(tmp_path):
+    """The protobuf string literals of projector_config.pbtxt (``_quoted`` and ``read_config``), the tensors
+    and sprite readers on files they must refuse or convert (mutation testing of files/projector.py)."""
+    name = 'a "b" \\ c\nd ü'
+    embedding = pfile.ProjectorEmbedding(name, "x\\t.tsv", (3, 2), 'm"eta.tsv', "s\\n.jpg", (4, 5))
+    pfile.write_config(tmp_path / "c.pbtxt", [embedding])
+    text = (tmp_path / "c.pbtxt").read_text(encoding="utf-8")
+    assert '  tensor_name: "a \\"b\\" \\\\ c\\nd ü"\n' in text
+    assert '    image_path: "s\\\\n.jpg"\n' in text
+    assert pfile.read_config(tmp_path / "c.pbtxt") == [embedding]
+    (tmp_path / "bad.pbtxt").write_text(text.replace("  tensor_shape: 3", "  tensor_shape 3"), encoding="utf-8")
+    with pytest.raises(AtlasError) as error:
+        pfile.read_config(tmp_path / "bad.pbtxt")
+    assert str(error.value) == f"{tmp_path / 'bad.pbtxt'}: unexpected line '  tensor_shape 3'; delete it and rerun"
+    (tmp_path / "spaces.tsv").write_text("1.5 2\n3 4\n", encoding="ascii")
+    with pytest.raises(AtlasError) as error:
+        pfile.read_tensors(tmp_path / "spaces.tsv")
+    assert str(error.value).startswith(f"{tmp_path / 'spaces.tsv'}: not a projector tensors file (")
+    assert str(error.value).endswith("); delete it and rerun")
+    Image.new("L", (8, 4), 200).save(tmp_path / "grey.jpg")
+    sprite = pfile.read_sprite(tmp_path / "grey.jpg")
+    assert sprite.mode == "RGB" and sprite.size == (8, 4)
