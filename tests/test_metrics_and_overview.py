@@ -275,3 +275,13 @@ def test_metrics_of_a_large_run_use_the_fixed_subsample(tmp_path):
     expected = em.embedding_metrics(features[keep].astype(np.float64), coords[keep], labels[keep])
     assert capped["trustworthiness"] == pytest.approx(expected["trustworthiness"], abs=1e-6)
     assert capped["trustworthiness"] != full["trustworthiness"]
+
+
+def test_a_metric_is_shown_with_two_decimals_and_a_missing_one_as_n_a():
+    """format_metric (files/metrics.py), the text of the overview's panel titles."""
+    from tsne_atlas.files.metrics import format_metric
+
+    assert format_metric(0.87654) == "0.88"
+    assert format_metric(1) == "1.00"
+    assert format_metric(0.87654, digits=3) == "0.877"
+    assert format_metric(None) == "n/a"

@@ -341,3 +341,31 @@ def test_config_strings_with_quotes_backslashes_and_line_breaks_round_trip_and_b
     Image.new("L", (8, 4), 200).save(tmp_path / "grey.jpg")
     sprite = pfile.read_sprite(tmp_path / "grey.jpg")
     assert sprite.mode == "RGB" and sprite.size == (8, 4)
+
+
+def test_metadata_splits_on_line_feeds_only_and_bad_metadata_or_records_are_one_line(tmp_path):
+    """read_metadata and read_record (files/projector.py) on files written by hand: a carriage return is
+    data (TensorBoard splits on line feeds only), a last row without a line feed is kept, a header alone
+    is no rows, and each bad file is one line naming it."""
+    path = tmp_path / "m.tsv"
+    path.write_bytes("path\tlabel\na.png\tcat\rdog\nb.png\tü".encode())
+    assert pfile.read_metadata(path) == {"path": ["a.png", "b.png"], "label": ["cat\rdog", "ü"]}
+    path.write_text("path\tlabel\n", encoding="utf-8")
+    assert pfile.read_metadata(path) == {"path": [], "label": []}
+    for text, problem in (
+        ("", "not a projector metadata file (no header row)"),
+        ("path\na.png\tcat\n", "not a projector metadata file (no header row)"),
+        ("path\tlabel\na.png\n", "rows of another width than the header's 2"),
+    ):
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(AtlasError) as error:
+            pfile.read_metadata(path)
+        assert str(error.value) == f"{path}: {problem}; delete it and rerun"
+    record = tmp_path / "record.json"
+    pfile.write_record(record, {"name": "ü"})
+    assert pfile.read_record(record) == {"format": pfile.FORMAT, "name": "ü"}
+    record.write_text('{"format": 0}', encoding="utf-8")
+    with pytest.raises(AtlasError) as error:
+        pfile.read_record(record)
+    expected = f"{record}: not a complete projector export record (format 0, expected {pfile.FORMAT}); delete its folder and rerun"
+    assert str(error.value) == expected
