@@ -369,3 +369,27 @@ def test_metadata_splits_on_line_feeds_only_and_bad_metadata_or_records_are_one_
         pfile.read_record(record)
     expected = f"{record}: not a complete projector export record (format 0, expected {pfile.FORMAT}); delete its folder and rerun"
     assert str(error.value) == expected
+
+
+def test_projector_writers_give_the_exact_files_tensorboard_and_the_readers_expect(tmp_path):
+    """write_metadata, write_sprite, write_record and read_tensors (files/projector.py) byte for byte: two
+    columns are enough, fewer or ragged ones are refused, the sprite is a quality-90 JPEG, the record is
+    indented UTF-8 JSON, and a one-row tensors file is still a matrix."""
+    import io
+
+    pfile.write_metadata(tmp_path / "m.tsv", {"path": ["a.png", "b.png"], "label": ["ü", "x"]})
+    assert (tmp_path / "m.tsv").read_bytes() == "path\tlabel\na.png\tü\nb.png\tx\n".encode()
+    for columns, got in (({"path": ["a"]}, "1 of lengths {1}"), ({"path": ["a"], "label": []}, "2 of lengths {0, 1}")):
+        with pytest.raises(ValueError) as error:
+            pfile.write_metadata(tmp_path / "bad.tsv", columns)
+        assert str(error.value) == f"metadata needs two or more columns of one length, got {got}"
+    sprite = Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(16, 24, 3), dtype=np.uint8))
+    pfile.write_sprite(tmp_path / "sprite.jpg", sprite)
+    expected = io.BytesIO()
+    sprite.save(expected, format="JPEG", quality=90)
+    assert (tmp_path / "sprite.jpg").read_bytes() == expected.getvalue()
+    pfile.write_record(tmp_path / "record.json", {"name": "ü"})
+    assert (tmp_path / "record.json").read_bytes() == f'{{\n "format": {pfile.FORMAT},\n "name": "ü"\n}}'.encode()
+    pfile.write_tensors(tmp_path / "one.tsv", np.array([[1.5, -2.0, 3.0]]))
+    one = pfile.read_tensors(tmp_path / "one.tsv")
+    assert one.shape == (1, 3) and one.dtype == np.float32 and one.tolist() == [[1.5, -2.0, 3.0]]
