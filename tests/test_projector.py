@@ -393,3 +393,17 @@ def test_projector_writers_give_the_exact_files_tensorboard_and_the_readers_expe
     pfile.write_tensors(tmp_path / "one.tsv", np.array([[1.5, -2.0, 3.0]]))
     one = pfile.read_tensors(tmp_path / "one.tsv")
     assert one.shape == (1, 3) and one.dtype == np.float32 and one.tolist() == [[1.5, -2.0, 3.0]]
+
+
+def test_thumbnail_cells_are_placed_by_column_and_row_in_pixels():
+    """ThumbnailIndex.position (files/thumbnails.py): cell 5 of a 3-column atlas of 16-pixel cells is
+    column 2, row 1 of the first atlas; cell 9 opens the second."""
+    from tsne_atlas.files.thumbnails import ThumbnailIndex
+
+    index = ThumbnailIndex(Path("t"), 16, 3, 90, ["a.jpg", "b.jpg"], [], 0)
+    assert [index.position(i) for i in (0, 5, 9, 13)] == [
+        ("a.jpg", 0, 0),
+        ("a.jpg", 32, 16),
+        ("b.jpg", 0, 0),
+        ("b.jpg", 16, 16),
+    ]
