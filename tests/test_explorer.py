@@ -770,3 +770,15 @@ def test_page_data_reads_back_from_its_script_element_and_arrays_decode_little_e
     with pytest.raises(AtlasError) as error:
         read_page_data(empty)
     assert str(error.value) == f"{empty}: no explorer data in the page; rebuild it with the explorer rule"
+
+
+def test_page_json_is_compact_utf8_without_nan_and_arrays_take_the_given_dtype():
+    """script_json and b64 (files/explorer_page.py) exactly: no spaces, non-ASCII text as itself, the three
+    escapes in lower case, NaN refused; an int64 array stored as int32 takes 4 bytes a number."""
+    from tsne_atlas.files.explorer_page import b64
+
+    assert script_json({"a": "ü<>&", "b": [1, 2.5]}) == '{"a":"ü\\u003c\\u003e\\u0026","b":[1,2.5]}'
+    with pytest.raises(ValueError):
+        script_json({"x": float("nan")})
+    text = b64(np.array([1, -2], dtype=np.int64), "<i4")
+    assert text == "AQAAAP7///8=" and text.isascii()

@@ -285,3 +285,17 @@ def test_a_metric_is_shown_with_two_decimals_and_a_missing_one_as_n_a():
     assert format_metric(1) == "1.00"
     assert format_metric(0.87654, digits=3) == "0.877"
     assert format_metric(None) == "n/a"
+
+
+def test_sweep_table_says_n_a_for_a_missing_or_none_metric(tmp_path):
+    """write_sweep_table (files/metrics.py): a label metric that is None (unlabelled images) and a metric a
+    run does not have (PCA's KL divergence) are both ``n/a``; keys outside the table are left out."""
+    from tsne_atlas.files.metrics import write_sweep_table
+
+    row = {"features": "net", "method": "pca", "components": 2, "knn_accuracy_2d": None, "other": 1}
+    write_sweep_table([row], tmp_path / "sweep.csv")
+    with open(tmp_path / "sweep.csv", newline="", encoding="utf-8") as handle:
+        (written,) = list(csv.DictReader(handle))
+    assert list(written) == list(SWEEP_FIELDS)
+    assert written["knn_accuracy_2d"] == "n/a" and written["kl_divergence"] == "n/a"
+    assert written["features"] == "net" and written["method"] == "pca"

@@ -407,3 +407,11 @@ def test_thumbnail_cells_are_placed_by_column_and_row_in_pixels():
         ("b.jpg", 0, 0),
         ("b.jpg", 16, 16),
     ]
+
+
+def test_thumbnail_index_is_utf8_json_with_names_as_they_are(tmp_path):
+    """write_index (files/thumbnails.py) writes non-ASCII image paths as themselves, not as escapes."""
+    from tsne_atlas.files.thumbnails import INDEX_NAME, write_index
+
+    write_index(tmp_path, {"paths": ["ünï/✓.png"]})
+    assert (tmp_path / INDEX_NAME).read_bytes() == '{"format": 1, "paths": ["ünï/✓.png"]}'.encode()

@@ -511,3 +511,16 @@ def test_run_file_stems_round_trip_with_their_types_and_a_wrong_stem_names_the_e
     meta = {"features": "resnet18.b", "method": "umap", "n_neighbors": 5, "min_dist": 0.5, "seed": 7}
     assert run_name(meta) == "resnet18.b/umap/n_neighbors-5_min_dist-0.5_seed-7"
     assert run_name({"features": "f", "method": "pca", "components": 2}) == "f/pca/components-2"
+
+
+def test_run_labels_long_and_short_with_and_without_a_seed():
+    """run_label (files/runs.py), the menu and panel texts of figures and the explorer."""
+    from tsne_atlas.files.runs import run_label
+
+    tsne = {"features": "f", "method": "tsne", "perplexity": 30, "seed": 2}
+    pca = {"features": "f", "method": "pca", "components": 2}
+    assert run_label(tsne) == "t-SNE perplexity 30, seed 2"
+    assert run_label(tsne, short=True) == "t-SNE p=30 s=2"
+    assert run_label(pca) == "PCA" and run_label(pca, short=True) == "PCA"
+    umap = {"features": "f", "method": "umap", "n_neighbors": 15, "min_dist": 0.1, "seed": 0}
+    assert run_label(umap) == "UMAP n_neighbors 15, min_dist 0.1, seed 0"
