@@ -299,3 +299,14 @@ def test_sweep_table_says_n_a_for_a_missing_or_none_metric(tmp_path):
     assert list(written) == list(SWEEP_FIELDS)
     assert written["knn_accuracy_2d"] == "n/a" and written["kl_divergence"] == "n/a"
     assert written["features"] == "net" and written["method"] == "pca"
+
+
+def test_run_metrics_json_is_indented_sorted_utf8_and_reads_back(tmp_path):
+    """write_run_metrics and read_run_metrics (files/metrics.py), byte for byte."""
+    from tsne_atlas.files.metrics import read_run_metrics, write_run_metrics
+
+    write_run_metrics(tmp_path / "m.json", {"z": 1.5, "a": None, "label": "ü"})
+    assert (tmp_path / "m.json").read_text(
+        encoding="utf-8"
+    ) == '{\n  "a": null,\n  "label": "\\u00fc",\n  "z": 1.5\n}\n'
+    assert read_run_metrics(tmp_path / "m.json") == {"z": 1.5, "a": None, "label": "ü"}

@@ -415,3 +415,24 @@ def test_thumbnail_index_is_utf8_json_with_names_as_they_are(tmp_path):
 
     write_index(tmp_path, {"paths": ["ünï/✓.png"]})
     assert (tmp_path / INDEX_NAME).read_bytes() == '{"format": 1, "paths": ["ünï/✓.png"]}'.encode()
+
+
+def test_thumbnail_index_reads_its_numbers_and_names_what_is_wrong_in_one_line(tmp_path):
+    """read_index (files/thumbnails.py) on indexes written here: the numbers as ints, and a foreign format
+    or missing atlases (the first three named) as one line."""
+    from tsne_atlas.files.thumbnails import INDEX_NAME, write_index
+
+    index = {"cell": 8, "columns": 1, "quality": "85", "atlases": [], "paths": [], "n_total": 0}
+    write_index(tmp_path, index)
+    assert read_index(tmp_path).quality == 85
+    write_index(tmp_path, {**index, "atlases": [f"a{i}.jpg" for i in range(5)], "paths": list("vwxyz")})
+    with pytest.raises(AtlasError) as error:
+        read_index(tmp_path)
+    path = tmp_path / INDEX_NAME
+    missing = "['a0.jpg', 'a1.jpg', 'a2.jpg']"
+    assert str(error.value) == f"{path}: atlas files missing or miscounted ({missing}); delete {tmp_path} and rerun"
+    path.write_text('{"format": 7}', encoding="utf-8")
+    with pytest.raises(AtlasError) as error:
+        read_index(tmp_path)
+    expected = f"{path}: not a complete thumbnails index (format 7, expected 1); delete {tmp_path} and rerun"
+    assert str(error.value) == expected
