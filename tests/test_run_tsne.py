@@ -524,3 +524,37 @@ def test_run_labels_long_and_short_with_and_without_a_seed():
     assert run_label(pca) == "PCA" and run_label(pca, short=True) == "PCA"
     umap = {"features": "f", "method": "umap", "n_neighbors": 15, "min_dist": 0.1, "seed": 0}
     assert run_label(umap) == "UMAP n_neighbors 15, min_dist 0.1, seed 0"
+
+
+def test_run_keys_sort_keys_provenance_and_a_read_run_with_metadata(tmp_path):
+    """The rest of files/runs.py's small functions, exactly: a feature set id is its own wildcard value, PCA
+    has no seed and sorts as seed -1, short UMAP settings, the provenance keys, and read_run joins the
+    manifest's metadata columns."""
+    from tsne_atlas.files.manifest import write_manifest
+    from tsne_atlas.files.runs import (
+        input_provenance,
+        read_run,
+        run_seed,
+        run_sort_key,
+        settings_text,
+        wildcard_value,
+        write_run,
+    )
+
+    assert wildcard_value("resnet18.layer4") == "resnet18.layer4" and wildcard_value(0.5) == "0.5"
+    pca = {"features": "f", "method": "pca", "components": 2}
+    assert run_seed(pca) is None and run_seed({"seed": "3"}) == 3
+    assert run_sort_key(pca) == ("f", 2, (2.0,), -1)
+    assert settings_text(pca) == "" and settings_text(pca, short=True) == ""
+    umap = {"features": "f", "method": "umap", "n_neighbors": 15, "min_dist": 0.1, "seed": 0}
+    assert settings_text(umap, short=True) == "k=15 d=0.1"
+    assert settings_text(umap) == "n_neighbors 15, min_dist 0.1"
+    provenance = input_provenance(
+        "f.h5", {"shape": (3, 8), "attrs": {"model": "m"}}, {"standardize": 1, "pca_components": 0}, 3
+    )
+    assert list(provenance)[:5] == ["standardize", "pca_components", "n_images", "feature_dim", "features_file"]
+    assert provenance["standardize"] is True and provenance["feature_dim"] == 8 and provenance["model"] == "m"
+    write_run(tmp_path / "r.tsv", tmp_path / "r.json", ["a.png", "b.png"], np.zeros((2, 2)), pca)
+    write_manifest(tmp_path / "manifest.csv", ["a.png", "b.png"], ["x", "y"], {"site": ["s1", "s2"]})
+    record = read_run(tmp_path / "r.tsv", tmp_path / "r.json", tmp_path / "manifest.csv")
+    assert record.labels == ["x", "y"] and record.metadata == {"site": ["s1", "s2"]} and record.meta == pca
