@@ -553,8 +553,17 @@ def test_run_keys_sort_keys_provenance_and_a_read_run_with_metadata(tmp_path):
         "f.h5", {"shape": (3, 8), "attrs": {"model": "m"}}, {"standardize": 1, "pca_components": 0}, 3
     )
     assert list(provenance)[:5] == ["standardize", "pca_components", "n_images", "feature_dim", "features_file"]
-    assert provenance["standardize"] is True and provenance["feature_dim"] == 8 and provenance["model"] == "m"
+    assert provenance["standardize"] is True and provenance["model"] == "m" and provenance["weights"] is None
+    assert [provenance[key] for key in ("pca_components", "n_images", "feature_dim", "features_file")] == [
+        0,
+        3,
+        8,
+        "f.h5",
+    ]
     write_run(tmp_path / "r.tsv", tmp_path / "r.json", ["a.png", "b.png"], np.zeros((2, 2)), pca)
     write_manifest(tmp_path / "manifest.csv", ["a.png", "b.png"], ["x", "y"], {"site": ["s1", "s2"]})
     record = read_run(tmp_path / "r.tsv", tmp_path / "r.json", tmp_path / "manifest.csv")
+    assert (tmp_path / "r.json").read_text(encoding="utf-8") == (
+        '{\n  "components": 2,\n  "features": "f",\n  "method": "pca"\n}\n'
+    )
     assert record.labels == ["x", "y"] and record.metadata == {"site": ["s1", "s2"]} and record.meta == pca
