@@ -12,7 +12,7 @@ from tsne_atlas import tsne as rt
 from tsne_atlas.config import check_perplexity, min_images_for_perplexity
 from tsne_atlas.files import tsne_inputs as shared
 from tsne_atlas.files.features import features_file_problem, read_features, remove_if_incomplete, write_features
-from tsne_atlas.files.runs import read_embedding
+from tsne_atlas.files.runs import read_embedding, write_run
 from tsne_atlas.jobs import AtlasError
 
 # What a t-SNE run takes from the tsne section, at the schema's defaults.
@@ -567,3 +567,21 @@ def test_run_keys_sort_keys_provenance_and_a_read_run_with_metadata(tmp_path):
         '{\n  "components": 2,\n  "features": "f",\n  "method": "pca"\n}\n'
     )
     assert record.labels == ["x", "y"] and record.metadata == {"site": ["s1", "s2"]} and record.meta == pca
+
+
+def test_embedding_tables_keep_odd_paths_and_an_empty_or_foreign_file_is_one_line(tmp_path):
+    """read_embedding (files/runs.py): a path holding a carriage return or a tab reads back as it is, a
+    run of no images is a 0 x 2 matrix, an empty or foreign file is one line naming it."""
+    paths = ["a\rb.png", "c\td.png"]
+    write_run(tmp_path / "r.tsv", tmp_path / "r.json", paths, np.array([[0.1, 2.0], [3.0, -4.5]]), {})
+    read_paths, coords = read_embedding(tmp_path / "r.tsv")
+    assert read_paths == paths and coords.tolist() == [[0.1, 2.0], [3.0, -4.5]]
+    write_run(tmp_path / "e.tsv", tmp_path / "e.json", [], np.zeros((0, 2)), {})
+    assert read_embedding(tmp_path / "e.tsv")[1].shape == (0, 2)
+    for text, header in (("", None), ("path,x,y\n", ["path,x,y"])):
+        (tmp_path / "bad.tsv").write_text(text, encoding="utf-8")
+        with pytest.raises(AtlasError) as error:
+            read_embedding(tmp_path / "bad.tsv")
+        assert (
+            str(error.value) == f"{tmp_path / 'bad.tsv'}: not an embedding table (header {header}); delete it and rerun"
+        )
