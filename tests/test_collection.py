@@ -203,3 +203,14 @@ def test_labelling_refuses_a_sample_the_manifest_no_longer_lists(dataset, tmp_pa
         "delete the results/sample folder and rerun"
     )
     assert not (tmp_path / "labels.csv").exists()  # nothing half-written
+
+
+def test_label_indices_are_int64_into_the_sorted_classes_even_for_no_images():
+    """SampleLabels.indices (files/manifest.py): an empty sample gives an empty int64 array, not NumPy's
+    float64 default, so it can still index."""
+    from tsne_atlas.files.manifest import SampleLabels
+
+    labels = SampleLabels(["a", "b", "c"], ["zebra", "ant", "zebra"])
+    indices = labels.indices()
+    assert indices.tolist() == [1, 0, 1] and indices.dtype == "int64"
+    assert SampleLabels([], []).indices().dtype == "int64"
