@@ -214,3 +214,22 @@ def test_label_indices_are_int64_into_the_sorted_classes_even_for_no_images():
     indices = labels.indices()
     assert indices.tolist() == [1, 0, 1] and indices.dtype == "int64"
     assert SampleLabels([], []).indices().dtype == "int64"
+
+
+def test_manifest_keeps_carriage_returns_and_names_itself_when_empty_or_leaving_the_root(tmp_path):
+    """read_manifest (files/manifest.py) on files written here: a label holding a carriage return reads
+    back as it is; an empty file and a path outside the dataset root are one line naming the manifest."""
+    from tsne_atlas.files.manifest import write_manifest
+
+    path = tmp_path / "manifest.csv"
+    write_manifest(path, ["a.png", "b.png"], ["cat\rdog", "ü"], {"site": ["s\r1", "s2"]})
+    read = read_manifest(path)
+    assert read.labels == ["cat\rdog", "ü"] and read.metadata == {"site": ["s\r1", "s2"]}
+    path.write_text("", encoding="utf-8")
+    with pytest.raises(AtlasError) as error:
+        read_manifest(path)
+    assert str(error.value) == f"{path}: not a sample manifest (header None, expected ['path', 'label'] first)"
+    write_manifest(path, ["../x.png"], ["cat"])
+    with pytest.raises(AtlasError) as error:
+        read_manifest(path)
+    assert str(error.value).startswith(f"{path}: image path '../x.png' leaves the dataset root")
