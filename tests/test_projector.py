@@ -393,6 +393,7 @@ def test_projector_writers_give_the_exact_files_tensorboard_and_the_readers_expe
     pfile.write_tensors(tmp_path / "one.tsv", np.array([[1.5, -2.0, 3.0]]))
     one = pfile.read_tensors(tmp_path / "one.tsv")
     assert one.shape == (1, 3) and one.dtype == np.float32 and one.tolist() == [[1.5, -2.0, 3.0]]
+    assert (tmp_path / "one.tsv").read_bytes() == b"1.5\t-2\t3\n"  # %.9g: exact for float32, short
 
 
 def test_thumbnail_cells_are_placed_by_column_and_row_in_pixels():
