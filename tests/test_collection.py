@@ -233,3 +233,17 @@ def test_manifest_keeps_carriage_returns_and_names_itself_when_empty_or_leaving_
     with pytest.raises(AtlasError) as error:
         read_manifest(path)
     assert str(error.value).startswith(f"{path}: image path '../x.png' leaves the dataset root")
+
+
+def test_image_list_keeps_a_carriage_return_in_a_path():
+    """read_images (files/manifest.py) reads its CSV with newline="": a path holding a carriage return
+    (legal on Linux) comes back as it is."""
+    import tempfile
+    from pathlib import Path
+
+    from tsne_atlas.files.manifest import read_images, write_images
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "images.csv"
+        write_images(path, ["a\rb.png", "c.png"], ["0" * 64, "1" * 64])
+        assert read_images(path) == (["a\rb.png", "c.png"], ["0" * 64, "1" * 64])
