@@ -203,3 +203,47 @@ def test_labelling_refuses_a_sample_the_manifest_no_longer_lists(dataset, tmp_pa
         "delete the results/sample folder and rerun"
     )
     assert not (tmp_path / "labels.csv").exists()  # nothing half-written
+
+
+def test_label_indices_are_int64_into_the_sorted_classes_even_for_no_images():
+    """SampleLabels.indices (files/manifest.py): an empty sample gives an empty int64 array, not NumPy's
+    float64 default, so it can still index."""
+    from tsne_atlas.files.manifest import SampleLabels
+
+    labels = SampleLabels(["a", "b", "c"], ["zebra", "ant", "zebra"])
+    indices = labels.indices()
+    assert indices.tolist() == [1, 0, 1] and indices.dtype == "int64"
+    assert SampleLabels([], []).indices().dtype == "int64"
+
+
+def test_manifest_keeps_carriage_returns_and_names_itself_when_empty_or_leaving_the_root(tmp_path):
+    """read_manifest (files/manifest.py) on files written here: a label holding a carriage return reads
+    back as it is; an empty file and a path outside the dataset root are one line naming the manifest."""
+    from tsne_atlas.files.manifest import write_manifest
+
+    path = tmp_path / "manifest.csv"
+    write_manifest(path, ["a.png", "b.png"], ["cat\rdog", "ü"], {"site": ["s\r1", "s2"]})
+    read = read_manifest(path)
+    assert read.labels == ["cat\rdog", "ü"] and read.metadata == {"site": ["s\r1", "s2"]}
+    path.write_text("", encoding="utf-8")
+    with pytest.raises(AtlasError) as error:
+        read_manifest(path)
+    assert str(error.value) == f"{path}: not a sample manifest (header None, expected ['path', 'label'] first)"
+    write_manifest(path, ["../x.png"], ["cat"])
+    with pytest.raises(AtlasError) as error:
+        read_manifest(path)
+    assert str(error.value).startswith(f"{path}: image path '../x.png' leaves the dataset root")
+
+
+def test_image_list_keeps_a_carriage_return_in_a_path():
+    """read_images (files/manifest.py) reads its CSV with newline="": a path holding a carriage return
+    (legal on Linux) comes back as it is."""
+    import tempfile
+    from pathlib import Path
+
+    from tsne_atlas.files.manifest import read_images, write_images
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "images.csv"
+        write_images(path, ["a\rb.png", "c.png"], ["0" * 64, "1" * 64])
+        assert read_images(path) == (["a\rb.png", "c.png"], ["0" * 64, "1" * 64])

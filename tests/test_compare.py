@@ -489,3 +489,28 @@ def test_aligned_runs_refuse_a_reference_with_two_maps_of_one_setting():
     twice = [*rows[0][1], rows[0][1][0]]
     with pytest.raises(AtlasError, match=r"^feature set 'ref' has two t-SNE perplexity 30 maps on one sheet$"):
         cmp.aligned_runs([("ref", twice), rows[1]], "ref")
+
+
+def test_comparison_table_columns_order_and_n_a_cells_exactly(tmp_path):
+    """write_compare_table and compare_columns (files/compare.py): the feature set once and first, rows by
+    the given set order, then method (t-SNE before PCA), settings and seed; None and missing cells n/a."""
+    from tsne_atlas.files.compare import write_compare_table
+
+    rows = [
+        {"features": "a", "method": "pca", "components": 2, "knn_accuracy_2d": None},
+        {"features": "b", "method": "tsne", "perplexity": 5, "seed": 0},
+        {"features": "a", "method": "tsne", "perplexity": 30, "seed": 1},
+        {"features": "a", "method": "tsne", "perplexity": 30, "seed": 0},
+    ]
+    write_compare_table(rows, ["b", "a"], tmp_path / "metrics.csv")
+    with open(tmp_path / "metrics.csv", newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    assert table[0] == list(SWEEP_FIELDS) and table[0].count("features") == 1
+    written = [dict(zip(table[0], row)) for row in table[1:]]
+    assert [(r["features"], r["method"], r["seed"]) for r in written] == [
+        ("b", "tsne", "0"),
+        ("a", "tsne", "0"),
+        ("a", "tsne", "1"),
+        ("a", "pca", "n/a"),
+    ]
+    assert written[3]["knn_accuracy_2d"] == "n/a"

@@ -737,3 +737,48 @@ def test_ten_thousand_point_page_loads_without_console_errors_and_works(driver, 
     assert [len(entries) for entries in panel_indices(driver)] == [10, 10]
     assert search(driver, "image_0000") == "10 of 10,000 match"
     assert severe_console_messages(driver) == []
+
+
+def test_page_data_reads_back_from_its_script_element_and_arrays_decode_little_endian(tmp_path):
+    """from_b64 and read_page_data (files/explorer_page.py) on a page written here: the numbers come back
+    exactly, in their dtype, and a page without the data element is a one-line error naming it."""
+    import base64
+
+    from tsne_atlas.files.explorer_page import SCRIPT_ID, b64, from_b64, read_page_data
+
+    coords = np.array([1.5, -2.25, 3e-3], dtype=np.float32)
+    codes = np.array([0, 7, -1, 300], dtype=np.int32)
+    assert base64.b64decode(b64(codes, "<i4")) == b"\x00\x00\x00\x00\x07\x00\x00\x00\xff\xff\xff\xff\x2c\x01\x00\x00"
+    decoded = from_b64(b64(coords, "<f4"), "<f4")
+    assert decoded.dtype == np.dtype("<f4") and decoded.tolist() == coords.tolist()
+    assert from_b64(b64(codes, "<i4"), "<i4").tolist() == [0, 7, -1, 300]
+    data = {"title": "t < u", "x": b64(coords, "<f4")}
+    page = tmp_path / "explorer.html"
+    page.write_text(
+        f'<html><script>var a = "</script>";</script>\n<script type="application/json" id="{SCRIPT_ID}">'
+        f"{script_json(data)}</script>\n<script>other()</script></html>",
+        encoding="utf-8",
+    )
+    assert read_page_data(page) == data
+    multiline = tmp_path / "multiline.html"
+    multiline.write_text(
+        f'<script type="application/json" id="{SCRIPT_ID}">\n{json.dumps(data, indent=1)}\n</script>', encoding="utf-8"
+    )
+    assert read_page_data(multiline) == data
+    empty = tmp_path / "empty.html"
+    empty.write_text('<script type="application/json" id="other">{}</script>', encoding="utf-8")
+    with pytest.raises(AtlasError) as error:
+        read_page_data(empty)
+    assert str(error.value) == f"{empty}: no explorer data in the page; rebuild it with the explorer rule"
+
+
+def test_page_json_is_compact_utf8_without_nan_and_arrays_take_the_given_dtype():
+    """script_json and b64 (files/explorer_page.py) exactly: no spaces, non-ASCII text as itself, the three
+    escapes in lower case, NaN refused; an int64 array stored as int32 takes 4 bytes a number."""
+    from tsne_atlas.files.explorer_page import b64
+
+    assert script_json({"a": "ü<>&", "b": [1, 2.5]}) == '{"a":"ü\\u003c\\u003e\\u0026","b":[1,2.5]}'
+    with pytest.raises(ValueError):
+        script_json({"x": float("nan")})
+    text = b64(np.array([1, -2], dtype=np.int64), "<i4")
+    assert text == "AQAAAP7///8=" and text.isascii()

@@ -521,3 +521,20 @@ def test_weights_file_record_names_the_file_and_its_hash(tmp_path):
         match=r"^features\.r18\.weights file '.*missing\.pth' does not exist; give the path of a saved state dict$",
     ):
         fw.resolve_weights("resnet18", str(tmp_path / "missing.pth"), 0, KEY)
+
+
+def test_weights_record_is_sorted_indented_json_and_an_unknown_kind_is_one_line(tmp_path):
+    """write_record and read_record (files/weights_record.py) byte for byte on a record written here."""
+    from tsne_atlas.files.weights_record import read_record, write_record
+    from tsne_atlas.jobs import AtlasError
+
+    record = {"kind": "none", "arch": "resnet18", "warning": None}
+    write_record(record, tmp_path / "w.json")
+    text = '{\n "arch": "resnet18",\n "kind": "none",\n "warning": null\n}\n'
+    assert (tmp_path / "w.json").read_text(encoding="utf-8") == text
+    assert read_record(tmp_path / "w.json") == record
+    (tmp_path / "old.json").write_text('{"kind": "imagenet"}', encoding="utf-8")
+    with pytest.raises(AtlasError) as error:
+        read_record(tmp_path / "old.json")
+    expected = f"{tmp_path / 'old.json'}: not a weights record written by fetch_weights; delete it and rerun"
+    assert str(error.value) == expected

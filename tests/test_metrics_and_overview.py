@@ -275,3 +275,38 @@ def test_metrics_of_a_large_run_use_the_fixed_subsample(tmp_path):
     expected = em.embedding_metrics(features[keep].astype(np.float64), coords[keep], labels[keep])
     assert capped["trustworthiness"] == pytest.approx(expected["trustworthiness"], abs=1e-6)
     assert capped["trustworthiness"] != full["trustworthiness"]
+
+
+def test_a_metric_is_shown_with_two_decimals_and_a_missing_one_as_n_a():
+    """format_metric (files/metrics.py), the text of the overview's panel titles."""
+    from tsne_atlas.files.metrics import format_metric
+
+    assert format_metric(0.87654) == "0.88"
+    assert format_metric(1) == "1.00"
+    assert format_metric(0.87654, digits=3) == "0.877"
+    assert format_metric(None) == "n/a"
+
+
+def test_sweep_table_says_n_a_for_a_missing_or_none_metric(tmp_path):
+    """write_sweep_table (files/metrics.py): a label metric that is None (unlabelled images) and a metric a
+    run does not have (PCA's KL divergence) are both ``n/a``; keys outside the table are left out."""
+    from tsne_atlas.files.metrics import write_sweep_table
+
+    row = {"features": "net", "method": "pca", "components": 2, "knn_accuracy_2d": None, "other": 1}
+    write_sweep_table([row], tmp_path / "sweep.csv")
+    with open(tmp_path / "sweep.csv", newline="", encoding="utf-8") as handle:
+        (written,) = list(csv.DictReader(handle))
+    assert list(written) == list(SWEEP_FIELDS)
+    assert written["knn_accuracy_2d"] == "n/a" and written["kl_divergence"] == "n/a"
+    assert written["features"] == "net" and written["method"] == "pca"
+
+
+def test_run_metrics_json_is_indented_sorted_utf8_and_reads_back(tmp_path):
+    """write_run_metrics and read_run_metrics (files/metrics.py), byte for byte."""
+    from tsne_atlas.files.metrics import read_run_metrics, write_run_metrics
+
+    write_run_metrics(tmp_path / "m.json", {"z": 1.5, "a": None, "label": "ü"})
+    assert (tmp_path / "m.json").read_text(
+        encoding="utf-8"
+    ) == '{\n  "a": null,\n  "label": "\\u00fc",\n  "z": 1.5\n}\n'
+    assert read_run_metrics(tmp_path / "m.json") == {"z": 1.5, "a": None, "label": "ü"}

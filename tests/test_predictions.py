@@ -384,3 +384,17 @@ def test_prediction_classes_take_the_file_then_the_builtin_names_and_say_why_the
         f"{KEY}.class_names file '{missing}' could not be read (FileNotFoundError); give a UTF-8 text file "
         f"with one class name per line"
     )
+
+
+def test_a_features_file_of_an_older_version_reads_as_no_predictions_recorded(tmp_path):
+    """A file written before predictions were recorded has no ``predictions`` attribute: read_predictions
+    says so (mutation testing: the default of that attribute)."""
+    from tsne_atlas.files.features import NO_PREDICTIONS_OLD_FILE, write_features
+
+    path = tmp_path / "old.h5"
+    rows = np.arange(6, dtype=np.float32).reshape(3, 2)
+    write_features(path, [{"n": rows}], 3, ["a.png", "b.png", "c.png"], {"feature_set": SET}, {"n": "n"})
+    with h5py.File(path, "a") as h5:
+        del h5.attrs["predictions"]
+    assert read_predictions(path) == (None, NO_PREDICTIONS_OLD_FILE)
+    assert NO_PREDICTIONS_OLD_FILE == "none: not recorded (a features file of an older version)"

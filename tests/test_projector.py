@@ -317,3 +317,123 @@ def test_a_real_tensorboard_serves_every_set_with_its_metadata_and_sprite(tmp_pa
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+
+
+def test_config_strings_with_quotes_backslashes_and_line_breaks_round_trip_and_bad_files_are_one_line(tmp_path):
+    """The protobuf string literals of projector_config.pbtxt (``_quoted`` and ``read_config``), the tensors
+    and sprite readers on files they must refuse or convert (mutation testing of files/projector.py)."""
+    name = 'a "b" \\ c\nd ü'
+    embedding = pfile.ProjectorEmbedding(name, "x\\t.tsv", (3, 2), 'm"eta.tsv', "s\\n.jpg", (4, 5))
+    pfile.write_config(tmp_path / "c.pbtxt", [embedding])
+    text = (tmp_path / "c.pbtxt").read_text(encoding="utf-8")
+    assert '  tensor_name: "a \\"b\\" \\\\ c\\nd ü"\n' in text
+    assert '    image_path: "s\\\\n.jpg"\n' in text
+    assert pfile.read_config(tmp_path / "c.pbtxt") == [embedding]
+    (tmp_path / "bad.pbtxt").write_text(text.replace("  tensor_shape: 3", "  tensor_shape 3"), encoding="utf-8")
+    with pytest.raises(AtlasError) as error:
+        pfile.read_config(tmp_path / "bad.pbtxt")
+    assert str(error.value) == f"{tmp_path / 'bad.pbtxt'}: unexpected line '  tensor_shape 3'; delete it and rerun"
+    (tmp_path / "spaces.tsv").write_text("1.5 2\n3 4\n", encoding="ascii")
+    with pytest.raises(AtlasError) as error:
+        pfile.read_tensors(tmp_path / "spaces.tsv")
+    assert str(error.value).startswith(f"{tmp_path / 'spaces.tsv'}: not a projector tensors file (")
+    assert str(error.value).endswith("); delete it and rerun")
+    Image.new("L", (8, 4), 200).save(tmp_path / "grey.jpg")
+    sprite = pfile.read_sprite(tmp_path / "grey.jpg")
+    assert sprite.mode == "RGB" and sprite.size == (8, 4)
+
+
+def test_metadata_splits_on_line_feeds_only_and_bad_metadata_or_records_are_one_line(tmp_path):
+    """read_metadata and read_record (files/projector.py) on files written by hand: a carriage return is
+    data (TensorBoard splits on line feeds only), a last row without a line feed is kept, a header alone
+    is no rows, and each bad file is one line naming it."""
+    path = tmp_path / "m.tsv"
+    path.write_bytes("path\tlabel\na.png\tcat\rdog\nb.png\tü".encode())
+    assert pfile.read_metadata(path) == {"path": ["a.png", "b.png"], "label": ["cat\rdog", "ü"]}
+    path.write_text("path\tlabel\n", encoding="utf-8")
+    assert pfile.read_metadata(path) == {"path": [], "label": []}
+    for text, problem in (
+        ("", "not a projector metadata file (no header row)"),
+        ("path\na.png\tcat\n", "not a projector metadata file (no header row)"),
+        ("path\tlabel\na.png\n", "rows of another width than the header's 2"),
+    ):
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(AtlasError) as error:
+            pfile.read_metadata(path)
+        assert str(error.value) == f"{path}: {problem}; delete it and rerun"
+    record = tmp_path / "record.json"
+    pfile.write_record(record, {"name": "ü"})
+    assert pfile.read_record(record) == {"format": pfile.FORMAT, "name": "ü"}
+    record.write_text('{"format": 0}', encoding="utf-8")
+    with pytest.raises(AtlasError) as error:
+        pfile.read_record(record)
+    expected = f"{record}: not a complete projector export record (format 0, expected {pfile.FORMAT}); delete its folder and rerun"
+    assert str(error.value) == expected
+
+
+def test_projector_writers_give_the_exact_files_tensorboard_and_the_readers_expect(tmp_path):
+    """write_metadata, write_sprite, write_record and read_tensors (files/projector.py) byte for byte: two
+    columns are enough, fewer or ragged ones are refused, the sprite is a quality-90 JPEG, the record is
+    indented UTF-8 JSON, and a one-row tensors file is still a matrix."""
+    import io
+
+    pfile.write_metadata(tmp_path / "m.tsv", {"path": ["a.png", "b.png"], "label": ["ü", "x"]})
+    assert (tmp_path / "m.tsv").read_bytes() == "path\tlabel\na.png\tü\nb.png\tx\n".encode()
+    for columns, got in (({"path": ["a"]}, "1 of lengths {1}"), ({"path": ["a"], "label": []}, "2 of lengths {0, 1}")):
+        with pytest.raises(ValueError) as error:
+            pfile.write_metadata(tmp_path / "bad.tsv", columns)
+        assert str(error.value) == f"metadata needs two or more columns of one length, got {got}"
+    sprite = Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(16, 24, 3), dtype=np.uint8))
+    pfile.write_sprite(tmp_path / "sprite.jpg", sprite)
+    expected = io.BytesIO()
+    sprite.save(expected, format="JPEG", quality=90)
+    assert (tmp_path / "sprite.jpg").read_bytes() == expected.getvalue()
+    pfile.write_record(tmp_path / "record.json", {"name": "ü"})
+    assert (tmp_path / "record.json").read_bytes() == f'{{\n "format": {pfile.FORMAT},\n "name": "ü"\n}}'.encode()
+    pfile.write_tensors(tmp_path / "one.tsv", np.array([[1.5, -2.0, 3.0]]))
+    one = pfile.read_tensors(tmp_path / "one.tsv")
+    assert one.shape == (1, 3) and one.dtype == np.float32 and one.tolist() == [[1.5, -2.0, 3.0]]
+    assert (tmp_path / "one.tsv").read_bytes() == b"1.5\t-2\t3\n"  # %.9g: exact for float32, short
+
+
+def test_thumbnail_cells_are_placed_by_column_and_row_in_pixels():
+    """ThumbnailIndex.position (files/thumbnails.py): cell 5 of a 3-column atlas of 16-pixel cells is
+    column 2, row 1 of the first atlas; cell 9 opens the second."""
+    from tsne_atlas.files.thumbnails import ThumbnailIndex
+
+    index = ThumbnailIndex(Path("t"), 16, 3, 90, ["a.jpg", "b.jpg"], [], 0)
+    assert [index.position(i) for i in (0, 5, 9, 13)] == [
+        ("a.jpg", 0, 0),
+        ("a.jpg", 32, 16),
+        ("b.jpg", 0, 0),
+        ("b.jpg", 16, 16),
+    ]
+
+
+def test_thumbnail_index_is_utf8_json_with_names_as_they_are(tmp_path):
+    """write_index (files/thumbnails.py) writes non-ASCII image paths as themselves, not as escapes."""
+    from tsne_atlas.files.thumbnails import INDEX_NAME, write_index
+
+    write_index(tmp_path, {"paths": ["ünï/✓.png"]})
+    assert (tmp_path / INDEX_NAME).read_bytes() == '{"format": 1, "paths": ["ünï/✓.png"]}'.encode()
+
+
+def test_thumbnail_index_reads_its_numbers_and_names_what_is_wrong_in_one_line(tmp_path):
+    """read_index (files/thumbnails.py) on indexes written here: the numbers as ints, and a foreign format
+    or missing atlases (the first three named) as one line."""
+    from tsne_atlas.files.thumbnails import INDEX_NAME, write_index
+
+    index = {"cell": 8, "columns": 1, "quality": "85", "atlases": [], "paths": [], "n_total": 0}
+    write_index(tmp_path, index)
+    assert read_index(tmp_path).quality == 85
+    write_index(tmp_path, {**index, "atlases": [f"a{i}.jpg" for i in range(5)], "paths": list("vwxyz")})
+    with pytest.raises(AtlasError) as error:
+        read_index(tmp_path)
+    path = tmp_path / INDEX_NAME
+    missing = "['a0.jpg', 'a1.jpg', 'a2.jpg']"
+    assert str(error.value) == f"{path}: atlas files missing or miscounted ({missing}); delete {tmp_path} and rerun"
+    path.write_text('{"format": 7}', encoding="utf-8")
+    with pytest.raises(AtlasError) as error:
+        read_index(tmp_path)
+    expected = f"{path}: not a complete thumbnails index (format 7, expected 1); delete {tmp_path} and rerun"
+    assert str(error.value) == expected

@@ -12,7 +12,7 @@ from tsne_atlas import tsne as rt
 from tsne_atlas.config import check_perplexity, min_images_for_perplexity
 from tsne_atlas.files import tsne_inputs as shared
 from tsne_atlas.files.features import features_file_problem, read_features, remove_if_incomplete, write_features
-from tsne_atlas.files.runs import read_embedding
+from tsne_atlas.files.runs import read_embedding, write_run
 from tsne_atlas.jobs import AtlasError
 
 # What a t-SNE run takes from the tsne section, at the schema's defaults.
@@ -484,3 +484,104 @@ def test_gradient_method_auto_switches_to_fft_for_large_runs():
     assert rt.gradient_method("auto", 10_000) == "bh"
     assert rt.gradient_method("auto", rt.BH_MAX_POINTS) == "fft"
     assert rt.gradient_method("fft", 100) == "fft" and rt.gradient_method("bh", 10**6) == "bh"
+
+
+def test_run_file_stems_round_trip_with_their_types_and_a_wrong_stem_names_the_expected_form():
+    """run_params, parse_params and run_name (files/runs.py), here so that mutation testing reaches them
+    (test_maps.py, which uses them too, is outside its test selection)."""
+    from tsne_atlas.files.runs import parse_params, run_name, run_params
+
+    assert run_params("tsne", {"perplexity": 7.5, "seed": 2, "other": 1}) == "perplexity-7.5_seed-2"
+    assert run_params("umap", {"n_neighbors": 15.0, "min_dist": 0.1, "seed": 0}) == "n_neighbors-15_min_dist-0.1_seed-0"
+    assert run_params("pca", {"components": 2}) == "components-2"
+    tsne = parse_params("tsne", "perplexity-30_seed-12")
+    assert tsne == {"perplexity": 30.0, "seed": 12}
+    assert [type(v) for v in tsne.values()] == [float, int]
+    umap = parse_params("umap", "n_neighbors-15_min_dist-0.25_seed-3")
+    assert umap == {"n_neighbors": 15.0, "min_dist": 0.25, "seed": 3}
+    assert [type(v) for v in umap.values()] == [float, float, int]
+    pca = parse_params("pca", "components-2")
+    assert pca == {"components": 2} and type(pca["components"]) is int
+    for method, stem in (("tsne", "perplexity-30_seed-1x"), ("tsne", "xperplexity-30_seed-1"), ("pca", "seed-0")):
+        with pytest.raises(AtlasError) as error:
+            parse_params(method, stem)
+        name = {"tsne": "t-SNE", "pca": "PCA"}[method]
+        expected = {"tsne": "perplexity-1_seed-1", "pca": "components-1"}[method]
+        assert str(error.value) == f"'{stem}' is not a {name} run's name (expected {expected})"
+    meta = {"features": "resnet18.b", "method": "umap", "n_neighbors": 5, "min_dist": 0.5, "seed": 7}
+    assert run_name(meta) == "resnet18.b/umap/n_neighbors-5_min_dist-0.5_seed-7"
+    assert run_name({"features": "f", "method": "pca", "components": 2}) == "f/pca/components-2"
+
+
+def test_run_labels_long_and_short_with_and_without_a_seed():
+    """run_label (files/runs.py), the menu and panel texts of figures and the explorer."""
+    from tsne_atlas.files.runs import run_label
+
+    tsne = {"features": "f", "method": "tsne", "perplexity": 30, "seed": 2}
+    pca = {"features": "f", "method": "pca", "components": 2}
+    assert run_label(tsne) == "t-SNE perplexity 30, seed 2"
+    assert run_label(tsne, short=True) == "t-SNE p=30 s=2"
+    assert run_label(pca) == "PCA" and run_label(pca, short=True) == "PCA"
+    umap = {"features": "f", "method": "umap", "n_neighbors": 15, "min_dist": 0.1, "seed": 0}
+    assert run_label(umap) == "UMAP n_neighbors 15, min_dist 0.1, seed 0"
+
+
+def test_run_keys_sort_keys_provenance_and_a_read_run_with_metadata(tmp_path):
+    """The rest of files/runs.py's small functions, exactly: a feature set id is its own wildcard value, PCA
+    has no seed and sorts as seed -1, short UMAP settings, the provenance keys, and read_run joins the
+    manifest's metadata columns."""
+    from tsne_atlas.files.manifest import write_manifest
+    from tsne_atlas.files.runs import (
+        input_provenance,
+        read_run,
+        run_seed,
+        run_sort_key,
+        settings_text,
+        wildcard_value,
+        write_run,
+    )
+
+    assert wildcard_value("resnet18.layer4") == "resnet18.layer4" and wildcard_value(0.5) == "0.5"
+    pca = {"features": "f", "method": "pca", "components": 2}
+    assert run_seed(pca) is None and run_seed({"seed": "3"}) == 3
+    assert run_sort_key(pca) == ("f", 2, (2.0,), -1)
+    assert settings_text(pca) == "" and settings_text(pca, short=True) == ""
+    umap = {"features": "f", "method": "umap", "n_neighbors": 15, "min_dist": 0.1, "seed": 0}
+    assert settings_text(umap, short=True) == "k=15 d=0.1"
+    assert settings_text(umap) == "n_neighbors 15, min_dist 0.1"
+    provenance = input_provenance(
+        "f.h5", {"shape": (3, 8), "attrs": {"model": "m"}}, {"standardize": 1, "pca_components": 0}, 3
+    )
+    assert list(provenance)[:5] == ["standardize", "pca_components", "n_images", "feature_dim", "features_file"]
+    assert provenance["standardize"] is True and provenance["model"] == "m" and provenance["weights"] is None
+    assert [provenance[key] for key in ("pca_components", "n_images", "feature_dim", "features_file")] == [
+        0,
+        3,
+        8,
+        "f.h5",
+    ]
+    write_run(tmp_path / "r.tsv", tmp_path / "r.json", ["a.png", "b.png"], np.zeros((2, 2)), pca)
+    write_manifest(tmp_path / "manifest.csv", ["a.png", "b.png"], ["x", "y"], {"site": ["s1", "s2"]})
+    record = read_run(tmp_path / "r.tsv", tmp_path / "r.json", tmp_path / "manifest.csv")
+    assert (tmp_path / "r.json").read_text(encoding="utf-8") == (
+        '{\n  "components": 2,\n  "features": "f",\n  "method": "pca"\n}\n'
+    )
+    assert record.labels == ["x", "y"] and record.metadata == {"site": ["s1", "s2"]} and record.meta == pca
+
+
+def test_embedding_tables_keep_odd_paths_and_an_empty_or_foreign_file_is_one_line(tmp_path):
+    """read_embedding (files/runs.py): a path holding a carriage return or a tab reads back as it is, a
+    run of no images is a 0 x 2 matrix, an empty or foreign file is one line naming it."""
+    paths = ["a\rb.png", "c\td.png"]
+    write_run(tmp_path / "r.tsv", tmp_path / "r.json", paths, np.array([[0.1, 2.0], [3.0, -4.5]]), {})
+    read_paths, coords = read_embedding(tmp_path / "r.tsv")
+    assert read_paths == paths and coords.tolist() == [[0.1, 2.0], [3.0, -4.5]]
+    write_run(tmp_path / "e.tsv", tmp_path / "e.json", [], np.zeros((0, 2)), {})
+    assert read_embedding(tmp_path / "e.tsv")[1].shape == (0, 2)
+    for text, header in (("", None), ("path,x,y\n", ["path,x,y"])):
+        (tmp_path / "bad.tsv").write_text(text, encoding="utf-8")
+        with pytest.raises(AtlasError) as error:
+            read_embedding(tmp_path / "bad.tsv")
+        assert (
+            str(error.value) == f"{tmp_path / 'bad.tsv'}: not an embedding table (header {header}); delete it and rerun"
+        )

@@ -517,3 +517,25 @@ def test_majority_is_the_most_common_label_not_the_nearest_and_self_edges_are_no
     scores = su.label_disagreement(indices, distances, labels, k=3)
     assert scores["majority"][:3].tolist() == [1, 0, 1]
     assert su.graph_edges(np.array([[0, 1], [1, 0]])).tolist() == [[0, 1]]  # a self edge is dropped
+
+
+def test_suspect_tables_keep_empty_lists_and_carriage_returns_and_an_empty_file_is_one_line(tmp_path):
+    """files/suspects.py's CSV round trip on the edge cases: an image without neighbours (empty lists), a
+    label holding a carriage return, and an empty file (mutation testing of parse_cell and read_table)."""
+    row = {
+        "rank": 1,
+        "path": "a.png",
+        "label": "cat\rdog",
+        "relative_distance": 1.23456,
+        "mean_neighbour_distance": 0.5,
+        "neighbours": [],
+        "neighbour_labels": [],
+        "neighbour_distances": [],
+    }
+    sfile.write_outliers(tmp_path / "outliers.csv", [row])
+    assert sfile.read_outliers(tmp_path / "outliers.csv") == [{**row, "relative_distance": 1.2346}]
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
+    with pytest.raises(AtlasError) as error:
+        sfile.read_duplicates(tmp_path / "empty.csv")
+    expected = f"{tmp_path / 'empty.csv'}: not a table with columns kind, path_a, path_b, label_a, label_b, cosine; delete it and rerun"
+    assert str(error.value) == expected
