@@ -11,7 +11,7 @@ Per N (``--sizes``), in ``benchmarks/work/explorer-<N>/`` (the layout the workfl
    counts the parent's RSS at fork, Linux keeps it across exec; its RSS after the imports alone
    beside it), atlas count and folder size;
 3. three runs (class blobs, perplexity 30, seeds 0-2) and a real k-NN graph, k = 90 (what perplexity
-   30 gives, ``config.graph_neighbors``), over 20-d class-blob features (scikit-learn, exact); a
+   30 gives, ``methods.tsne.graph_neighbours_for``), over 20-d class-blob features (scikit-learn, exact); a
    features file with top-5 predictions, so the page has a predicted-class colouring;
 4. the real ``build_explorer`` in a child process (page above ``inline_max_images``: thumbnails stay
    in the folder): wall time, peak RSS, page size. For N = 10,000 also a page of the fixed 5,000
@@ -176,11 +176,11 @@ def write_graph_and_features(work: Path, paths: list[str], labels: list[str]) ->
     (graph, features file, seconds for the graph)."""
     from sklearn.neighbors import NearestNeighbors
 
-    from tsne_atlas.config import graph_neighbors
     from tsne_atlas.files.features import TOP_INDEX, TOP_PROBABILITY, write_features
-    from tsne_atlas.files.tsne_inputs import write_neighbors
+    from tsne_atlas.files.map_inputs import write_neighbours
+    from tsne_atlas.methods.tsne import graph_neighbours_for
 
-    n, k = len(paths), graph_neighbors([PERPLEXITY])
+    n, k = len(paths), graph_neighbours_for([PERPLEXITY])
     rng = np.random.default_rng(1)
     codes = np.searchsorted(sorted(set(labels)), labels)
     features = (rng.normal(scale=2.0, size=(N_CLASSES, FEATURE_DIM))[codes] + rng.normal(size=(n, FEATURE_DIM))).astype(
@@ -190,7 +190,7 @@ def write_graph_and_features(work: Path, paths: list[str], labels: list[str]) ->
     distances, indices = NearestNeighbors(n_neighbors=k + 1, n_jobs=2).fit(features).kneighbors(features)
     seconds = time.perf_counter() - start
     graph = work / f"k-{k}.npz"
-    write_neighbors(graph, indices[:, 1:], distances[:, 1:])
+    write_neighbours(graph, indices[:, 1:], distances[:, 1:])
     # Predictions: the image's own class 80 % of the time, at 30-99 %.
     top = np.argsort(rng.random((n, N_CLASSES)), axis=1)[:, :5].astype(np.int32)
     right = rng.random(n) < 0.8
@@ -215,7 +215,7 @@ def build(
         output=str(page),
         thumbnails=str(thumbnails),
         features_files={FEATURES_ID: features},
-        neighbors_files={FEATURES_ID: graph},
+        graph_files={FEATURES_ID: graph},
         inline_max_images=INLINE_MAX_IMAGES,
         neighbours=NEIGHBOURS,
         backend=backend,

@@ -7,8 +7,8 @@ the workflow sees them:
 
 1. **Methods**: openTSNE (perplexity 30, seed 0, one thread, Barnes-Hut theta 0.8: the workflow's
    defaults, ``tsne.embed``) on the sweep's P; UMAP (n_neighbors 15, min_dist 0.1, seed 0:
-   umap-learn then runs on one thread, ``maps.umap_embedding``) on the sweep's k-NN graph; PCA
-   (``maps.pca_embedding``). Each run is timed alone (its fit), ``--rounds`` times, the method
+   umap-learn then runs on one thread, ``methods.umap.umap_embedding``) on the sweep's k-NN graph; PCA
+   (``methods.pca.pca_embedding``). Each run is timed alone (its fit), ``--rounds`` times, the method
    order reversed every other round; the table gives the median. The per-sweep preparation each
    method needs (the k-NN graph, k = 3 x perplexity, Annoy on one thread; P for the perplexity) is
    timed once and reported apart: a sweep pays it once, whatever its number of runs.
@@ -56,7 +56,7 @@ pynndescent_imported = time.perf_counter()
 import umap
 imported = time.perf_counter()
 import numpy as np
-from tsne_atlas.maps import umap_embedding
+from tsne_atlas.methods.umap import umap_embedding
 data = np.load(sys.argv[1])
 X, knn = data["X"], (data["indices"], data["distances"])
 n_neighbors, min_dist, seed = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
@@ -159,17 +159,18 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     from tsne_atlas.files.features import read_features
-    from tsne_atlas.maps import pca_embedding, umap_embedding
+    from tsne_atlas.methods.pca import pca_embedding
+    from tsne_atlas.methods.tsne import embed
+    from tsne_atlas.methods.umap import umap_embedding
     from tsne_atlas.metrics import embedding_metrics
-    from tsne_atlas.preparation import affinities_from_neighbors, nearest_neighbors, neighbors_for, preprocess
+    from tsne_atlas.preparation import affinities_from_neighbours, nearest_neighbours, neighbours_for, preprocess
     from tsne_atlas.subsample import fixed_subsample
-    from tsne_atlas.tsne import embed
 
     data = read_features(path, "penultimate")
     features, labels = data["features"], label_indices(data["paths"])
     weights_random = bool(data["attrs"].get("weights_random", True))
     n = len(features)
-    k = neighbors_for(args.perplexity, n)
+    k = neighbours_for(args.perplexity, n)
     limits = threadpool_limits(1)  # one thread everywhere (the workflow's map jobs run on one)
 
     # Untimed: openTSNE's k-NN index choice imports pynndescent (numba) when it is installed, and
@@ -179,19 +180,19 @@ def main() -> None:
 
     print(f"preparing {n} x {features.shape[1]} features (timed)", file=sys.stderr)
     X, prep_s = timed(preprocess, features, standardize=True, pca_components=50)
-    (indices, distances), graph_s = timed(nearest_neighbors, X, k)
-    P, p_s = timed(affinities_from_neighbors, indices, distances, args.perplexity)
+    (indices, distances), graph_s = timed(nearest_neighbours, X, k)
+    P, p_s = timed(affinities_from_neighbours, indices, distances, args.perplexity)
     # The graph the workflow's default perplexities (5, 30, 50) make, for reference (not used).
-    k_default = neighbors_for(50, n)
-    _, graph_default_s = timed(nearest_neighbors, X, k_default)
+    k_default = neighbours_for(50, n)
+    _, graph_default_s = timed(nearest_neighbours, X, k_default)
     keep = fixed_subsample(n, METRICS_MAX_IMAGES)
 
     print("warming up (not timed)", file=sys.stderr)
     warm = X[: min(n, 4200)]  # above umap-learn's 4,096: its own search then takes the NN-descent path
     umap_embedding(warm, args.n_neighbors, args.min_dist, args.seed)
-    umap_embedding(warm, args.n_neighbors, args.min_dist, args.seed, knn=nearest_neighbors(warm, args.n_neighbors))
+    umap_embedding(warm, args.n_neighbors, args.min_dist, args.seed, knn=nearest_neighbours(warm, args.n_neighbors))
     small = X[:500]
-    embed(small, 10, 0, affinities=affinities_from_neighbors(*nearest_neighbors(small, 30), 10))
+    embed(small, 10, 0, affinities=affinities_from_neighbours(*nearest_neighbours(small, 30), 10))
     pca_embedding(small)
 
     methods = {
@@ -248,7 +249,7 @@ def main() -> None:
         print(f"numba probes at {size} points (fresh processes)", file=sys.stderr)
         rows = np.arange(n) if size == n else fixed_subsample(n, size)
         sub_indices, sub_distances = (
-            (indices, distances) if size == n else nearest_neighbors(X[rows], args.n_neighbors - 1)
+            (indices, distances) if size == n else nearest_neighbours(X[rows], args.n_neighbors - 1)
         )
         npz = workdir / f"umap-input-{size}.npz"
         np.savez(npz, X=X[rows], indices=sub_indices, distances=sub_distances)

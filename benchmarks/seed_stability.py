@@ -1,6 +1,6 @@
 """What a seed changes: Procrustes disparity of seeds 1 and 2 against seed 0 (README table).
 
-Runs the workflow's own t-SNE (tsne_atlas.tsne.embed with the config defaults) on the features and
+Runs the workflow's own t-SNE (tsne_atlas.methods.tsne.embed with the config defaults) on the features and
 input of a finished run, for both implementations and both initialisations, at one perplexity.
 0 = the same layout, 1 = unrelated.
 
@@ -14,8 +14,8 @@ import yaml
 from scipy.spatial import procrustes
 
 from common import REPO, command_line, markdown_table
-from tsne_atlas.files.tsne_inputs import read_input
-from tsne_atlas.tsne import embed
+from tsne_atlas.files.map_inputs import read_input
+from tsne_atlas.methods.tsne import embed
 
 
 def main() -> None:

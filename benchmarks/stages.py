@@ -97,27 +97,27 @@ def main() -> None:
                 {"feature_set": "synthetic", "weights_random": True},
                 {"penultimate": "flatten"},
             )
-            prepared, neighbors = tmp / "input.h5", tmp / "k-150.npz"
+            prepared, graph = tmp / "input.h5", tmp / "k-150.npz"
             res = {}
-            res["tsne_input"] = child(
+            res["prepare_input"] = child(
                 "tsne_atlas.preparation",
-                "tsne_input",
+                "prepare_input",
                 features=str(features),
                 node="penultimate",
                 standardize=True,
                 pca_components=50,
                 prepared=str(prepared),
             )
-            print(n, "tsne_input", res["tsne_input"], file=sys.stderr)
-            res["tsne_neighbors"] = child(
-                "tsne_atlas.preparation", "tsne_neighbors", prepared=str(prepared), k=150, neighbors=str(neighbors)
+            print(n, "prepare_input", res["prepare_input"], file=sys.stderr)
+            res["knn_graph"] = child(
+                "tsne_atlas.preparation", "knn_graph", prepared=str(prepared), k=150, graph=str(graph)
             )
-            print(n, "tsne_neighbors", res["tsne_neighbors"], file=sys.stderr)
+            print(n, "knn_graph", res["knn_graph"], file=sys.stderr)
             res["find_suspects"] = child(
                 "tsne_atlas.suspects",
                 "find_suspects",
                 prepared=str(prepared),
-                neighbors=str(neighbors),
+                graph=str(graph),
                 images=str(images),
                 manifest=str(src / "manifest.csv"),
                 k=10,
@@ -146,21 +146,22 @@ def main() -> None:
             print(n, "projector_export", res["projector_export"], file=sys.stderr)
             os.environ.setdefault("NUMBA_CACHE_DIR", str(WORK / ".numba-cache-stages"))  # unless one is set
             for attempt in ("first (cache empty or stale)", "second (cache warm)")[: args.umap_runs]:
-                res[f"umap_embedding {attempt}"] = child(
+                res[f"map (umap) {attempt}"] = child(
                     "tsne_atlas.maps",
-                    "run_umap",
+                    "run_map",
                     features=str(features),
-                    features_id="synthetic",
-                    node="penultimate",
                     prepared=str(prepared),
-                    neighbors=str(neighbors),
-                    n_neighbors=15,
-                    min_dist=0.1,
-                    seed=0,
                     embedding=str(tmp / "umap.tsv"),
                     meta=str(tmp / "umap.json"),
+                    method="umap",
+                    features_id="synthetic",
+                    node="penultimate",
+                    settings={"n_neighbors": 15, "min_dist": 0.1, "seed": 0},
+                    options={},
+                    threads=1,
+                    graph=str(graph),
                 )
-                print(n, "umap", attempt, res[f"umap_embedding {attempt}"], file=sys.stderr)
+                print(n, "umap", attempt, res[f"map (umap) {attempt}"], file=sys.stderr)
             res["scatter"] = child(
                 "tsne_atlas.scatter",
                 "scatter",
@@ -177,7 +178,7 @@ def main() -> None:
             )
             res["scatter"]["output_mib"] = {p.name: p.stat().st_size / 2**20 for p in (tmp / "s").iterdir()}
             print(n, "scatter", res["scatter"], file=sys.stderr)
-            res["file_mib"] = {p.name: p.stat().st_size / 2**20 for p in (features, prepared, neighbors)}
+            res["file_mib"] = {p.name: p.stat().st_size / 2**20 for p in (features, prepared, graph)}
             out[n] = res
     text = json.dumps(out, indent=2)
     print(text)

@@ -20,9 +20,9 @@ from sklearn.manifold import trustworthiness
 
 from common import WORK, command_line, machine, markdown_table
 from tsne_atlas.files.features import read_features
+from tsne_atlas.files.map_inputs import read_affinities, read_input
 from tsne_atlas.files.runs import wildcard_value
-from tsne_atlas.files.tsne_inputs import read_affinities, read_input
-from tsne_atlas.preparation import affinities_from_neighbors, nearest_neighbors
+from tsne_atlas.preparation import affinities_from_neighbours, nearest_neighbours
 from tsne_atlas.subsample import fixed_subsample
 
 BLOB_PERPLEXITY = 30
@@ -57,12 +57,12 @@ def main() -> None:
     name = f"Animal-MNIST {args.features}, N={len(X)}, perplexity {args.perplexity:g}"
     datasets = [(name, X, P, raw, [("bh", 0.5), ("bh", 0.8), ("bh", 1.0), ("fft", 0.5)])]
     blobs, _ = make_blobs(n_samples=args.blobs, n_features=50, centers=20, cluster_std=4, random_state=0)
-    indices, distances = nearest_neighbors(blobs, 3 * BLOB_PERPLEXITY)
+    indices, distances = nearest_neighbours(blobs, 3 * BLOB_PERPLEXITY)
     datasets.append(
         (
             f"20 Gaussian blobs, 50-d, N={args.blobs}",
             blobs,
-            affinities_from_neighbors(indices, distances, BLOB_PERPLEXITY),
+            affinities_from_neighbours(indices, distances, BLOB_PERPLEXITY),
             blobs,
             [("bh", 0.8), ("fft", 0.5)],
         )

@@ -11,17 +11,16 @@ from scripts.tsne_atlas.config import (
     NETWORK_SOURCES,
     WEIGHT_KEYWORDS,
     check_config,
+    compare_seed,
     feature_ids,
     feature_set_settings,
-    graph_neighbors,
+    graph_neighbours,
     runs_at_seed,
     sweep_runs,
-    umap_graph_neighbors,
 )
 from scripts.tsne_atlas.files.features import features_file_problem
 from scripts.tsne_atlas.files.runs import (
     METHODS,
-    PARAMS_PATTERNS,
     RUN_KEYS,
     RUN_PATTERN,
     WILDCARD_CONSTRAINTS,
@@ -29,6 +28,7 @@ from scripts.tsne_atlas.files.runs import (
     wildcard_value,
 )
 from scripts.tsne_atlas.jobs import AtlasError, is_dry_run
+from scripts.tsne_atlas.methods import MAP_METHODS
 from scripts.tsne_atlas.resources import (
     explorer_mem_mb,
     extraction_gpus,
@@ -43,9 +43,9 @@ from scripts.tsne_atlas.resources import (
     sample_size,
     sampling_runtime_min,
     thumbnails_runtime_min,
-    tsne_input_mem_mb,
-    tsne_mem_mb,
-    tsne_runtime_min,
+    maps_mem_mb,
+    maps_runtime_min,
+    prepare_mem_mb,
 )
 from scripts.tsne_atlas.collection import (
     count_images,
@@ -121,18 +121,15 @@ try:
     )
 except AtlasError as err:
     sys.exit(f"tsne-atlas: config error: {err}")
-PERPLEXITIES = [wildcard_value(p) for p in config["tsne"]["perplexities"]]
+# k of the sweep's shared k-NN graph (graph.neighbours, or what the methods, suspects and explorer need).
+GRAPH_K = graph_neighbours(config)
 # Every map of a feature set (method, settings, and ``params``, the file stem of RUN), in METHODS order.
 RUNS = sweep_runs(config)
 # Where each feature set's maps and the input they share live: embeddings/<feature set id>/.
 EMBEDDINGS = f"{RESULTS}/embeddings"
 # The comparison figures (compare/) show every feature set at one seed, aligned to a reference set.
 COMPARE = len(FEATURE_IDS) > 1
-COMPARE_SEED = (
-    config["compare"]["seed"]
-    if config["compare"]["seed"] is not None
-    else config["tsne"]["seeds"][0]
-)
+COMPARE_SEED = compare_seed(config)
 COMPARE_REFERENCE = config["compare"]["reference"] or FEATURE_IDS[0]
 # Every feature set exported for TensorBoard's Embedding Projector (results/projector/).
 PROJECTOR = config["projector"]["enabled"]
@@ -181,43 +178,54 @@ def features_file(wildcards):
     return f"{RESULTS}/features/{feature_set_of(wildcards)}.h5"
 
 
-def neighbors_path(features_id, k=None):
-    """A k-NN graph of a feature set id's prepared input; its name carries k. By default the sweep's,
-    k = 3 x the largest perplexity: every perplexity, the suspects and the explorer read it.
-    """
-    k = graph_neighbors(PERPLEXITIES) if k is None else k
-    return f"{EMBEDDINGS}/{features_id}/neighbors/k-{k}.npz"
+def graph_path(features_id, k=GRAPH_K):
+    """A k-NN graph of a feature set id's prepared input; its name carries k. By default the sweep's:
+    t-SNE's affinities, the suspects and the explorer read it."""
+    return f"{EMBEDDINGS}/{features_id}/graph/k-{k}.npz"
 
 
-def neighbors_file(wildcards):
-    return neighbors_path(wildcards.features)
+def graph_file(wildcards):
+    return graph_path(wildcards.features)
 
 
-def umap_neighbors_file(wildcards):
-    """The graph UMAP's maps read: the sweep's when it holds enough neighbours, else their own."""
-    k = umap_graph_neighbors(
-        config["umap"]["n_neighbors"], graph_neighbors(PERPLEXITIES)
+# The paths of the shared files a method's declaration names (methods/base.py: shared_inputs).
+SHARED_FILES = {
+    "graph": graph_path,
+    "affinities": lambda features_id, perplexity: (
+        f"{EMBEDDINGS}/{features_id}/affinities/perplexity-{wildcard_value(perplexity)}.npz"
+    ),
+}
+
+
+def map_settings(wildcards):
+    """Param function: the settings of the wildcards' run, read from its file stem (``params``)."""
+    return parse_params(wildcards.method, wildcards.params)
+
+
+def map_options(wildcards):
+    """Param function: the keys of the run's method section every run reads (changing one reruns
+    that method's maps only)."""
+    return MAP_METHODS[wildcards.method].run_options(config)
+
+
+def map_threads(wildcards):
+    return MAP_METHODS[wildcards.method].threads(config)
+
+
+def map_inputs(wildcards):
+    """A run needs the features file (paths, provenance), the prepared input and the shared files its
+    method declares (t-SNE with openTSNE: its perplexity's P; UMAP: a k-NN graph)."""
+    shared = MAP_METHODS[wildcards.method].shared_inputs(
+        config, map_settings(wildcards), GRAPH_K
     )
-    return neighbors_path(wildcards.features, k)
-
-
-def run_setting(key):
-    """Param function: one setting of the wildcards' run, read from its file stem (``params``)."""
-    return lambda wildcards: parse_params(wildcards.method, wildcards.params)[key]
-
-
-def tsne_run_inputs(wildcards):
-    """A run needs the features file (paths, provenance), the prepared input and, for openTSNE, its P."""
-    inputs = {
+    return {
         "features": features_file(wildcards),
         "prepared": f"{EMBEDDINGS}/{wildcards.features}/input.h5",
+        **{
+            name: SHARED_FILES[kind](wildcards.features, value)
+            for name, (kind, value) in shared.items()
+        },
     }
-    if config["tsne"]["implementation"] == "opentsne":
-        perplexity = wildcard_value(run_setting("perplexity")(wildcards))
-        inputs["affinities"] = (
-            f"{EMBEDDINGS}/{wildcards.features}/affinities/perplexity-{perplexity}.npz"
-        )
-    return inputs
 
 
 def run_files(pattern, runs=None, features=None):
@@ -380,9 +388,9 @@ def features_file_per_id(wildcards):
     ]
 
 
-def neighbors_file_per_id(wildcards):
+def graph_file_per_id(wildcards):
     """The sweep's k-NN graph of every feature set id, in FEATURE_IDS order."""
-    return [neighbors_path(features_id) for features_id in FEATURE_IDS]
+    return [graph_path(features_id) for features_id in FEATURE_IDS]
 
 
 def network_setting(key):

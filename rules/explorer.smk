@@ -30,7 +30,7 @@ rule explorer:
         metas=all_sets_files(EMBEDDING_META),
         manifest=rules.label_images.output.manifest,
         features=features_file_per_id,
-        neighbors=neighbors_file_per_id,
+        graphs=graph_file_per_id,
         thumbnails=rules.explorer_thumbnails.output.thumbnails,
     output:
         html=report(

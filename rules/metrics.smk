@@ -1,6 +1,6 @@
 rule embedding_metrics:
     input:
-        prepared=rules.tsne_input.output.prepared,
+        prepared=rules.prepare_input.output.prepared,
         embedding=EMBEDDING,
         meta=EMBEDDING_META,
         manifest=rules.label_images.output.manifest,
@@ -11,7 +11,7 @@ rule embedding_metrics:
     benchmark:
         f"{RESULTS}/benchmarks/metrics/{RUN}.tsv"
     conda:
-        "../envs/tsne.yaml"
+        "../envs/maps.yaml"
     resources:
         mem_mb=metrics_mem_mb(N_IMAGES, config["metrics"]["max_images"]),
         runtime=metrics_runtime_min(N_IMAGES),

@@ -6,7 +6,7 @@
 
 rule projector_export:
     input:
-        prepared=rules.tsne_input.output.prepared,
+        prepared=rules.prepare_input.output.prepared,
         images=rules.sample_images.output.images,
         manifest=rules.label_images.output.manifest,
         features=features_file,

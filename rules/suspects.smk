@@ -4,8 +4,8 @@
 
 rule find_suspects:
     input:
-        prepared=rules.tsne_input.output.prepared,
-        neighbors=neighbors_file,
+        prepared=rules.prepare_input.output.prepared,
+        graph=graph_file,
         images=rules.sample_images.output.images,
         manifest=rules.label_images.output.manifest,
     output:
@@ -17,10 +17,10 @@ rule find_suspects:
     benchmark:
         f"{RESULTS}/benchmarks/suspects/{{features}}/find.tsv"
     conda:
-        "../envs/tsne.yaml"
+        "../envs/maps.yaml"
     resources:
-        mem_mb=tsne_mem_mb(N_IMAGES),
-        runtime=tsne_runtime_min(N_IMAGES),
+        mem_mb=maps_mem_mb(N_IMAGES),
+        runtime=maps_runtime_min(N_IMAGES),
     params:
         k=config["suspects"]["neighbours"],
         near_threshold=config["suspects"]["near_duplicate_cosine"],

@@ -39,7 +39,8 @@ OVERHEAD_CONFIG = {
     "sample": {"n_images": 24, "seed": 0},
     "features": {"resnet18": {"arch": "resnet18", "weights": "none"}},
     "extraction": {"batch_size": 24, "num_workers": 0, "threads": 2},
-    "tsne": {"perplexities": [5], "seeds": [0], "pca_components": 10},
+    "tsne": {"perplexities": [5], "seeds": [0]},
+    "prepare": {"pca_components": 10},
     "scatter": {"dpi": 50},
     "mosaic": {"canvas_size": 200, "thumb_size": 16},
 }

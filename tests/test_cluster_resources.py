@@ -40,24 +40,24 @@ def test_memory_and_time_grow_with_the_sample_where_it_matters():
     assert cr.extraction_runtime_min(500, "cpu") == 10 + 5 and cr.extraction_runtime_min(500, "auto") == 10 + 1
     assert cr.extraction_runtime_min(26000, "cpu") > cr.extraction_runtime_min(26000, "cuda") > 30
     # The sweep's input job: the features as float64, a few times over (4096 dimensions assumed).
-    assert cr.tsne_input_mem_mb(500) == 1000 + 47 and cr.tsne_input_mem_mb(26000) == 1000 + 2438
+    assert cr.prepare_mem_mb(500) == 1000 + 47 and cr.prepare_mem_mb(26000) == 1000 + 2438
     # Each run holds the 50-d input, the graph and P: ~20 KB per image, above the 538 MB measured at 100k.
-    assert cr.tsne_mem_mb(500) == 1000 + 10 and 538 < cr.tsne_mem_mb(100_000) < 3000
-    assert cr.tsne_runtime_min(500) == 12 and cr.tsne_runtime_min(26000) == 88
+    assert cr.maps_mem_mb(500) == 1000 + 10 and 538 < cr.maps_mem_mb(100_000) < 3000
+    assert cr.maps_runtime_min(500) == 12 and cr.maps_runtime_min(26000) == 88
     # Trustworthiness: N x N matrices, ~32 bytes per pair, over at most metrics.max_images points.
-    assert cr.metrics_mem_mb(500, 5000) == cr.tsne_mem_mb(500) + 8
-    assert 20_000 < cr.metrics_mem_mb(26000, 26000) - cr.tsne_mem_mb(26000) < 21_000
+    assert cr.metrics_mem_mb(500, 5000) == cr.maps_mem_mb(500) + 8
+    assert 20_000 < cr.metrics_mem_mb(26000, 26000) - cr.maps_mem_mb(26000) < 21_000
     # Capped at 5,000 points: 100,000 images ask for ~0.8 GB more, not 300 GB.
-    assert cr.metrics_mem_mb(100_000, 5000) - cr.tsne_mem_mb(100_000) == cr.metrics_mem_mb(5000, 5000) - cr.tsne_mem_mb(
+    assert cr.metrics_mem_mb(100_000, 5000) - cr.maps_mem_mb(100_000) == cr.metrics_mem_mb(5000, 5000) - cr.maps_mem_mb(
         5000
     )
     assert cr.metrics_mem_mb(100_000, 5000) < 4000
     # Sampling checks every sampled file on one core: ~10 ms per large photo, 8.5 hours asked at 1,000,000.
     assert cr.sampling_runtime_min(500) == 11 and cr.sampling_runtime_min(1_000_000) == 10 + 500
     for size in (
-        cr.tsne_input_mem_mb,
-        cr.tsne_mem_mb,
-        cr.tsne_runtime_min,
+        cr.prepare_mem_mb,
+        cr.maps_mem_mb,
+        cr.maps_runtime_min,
         cr.metrics_runtime_min,
         cr.sampling_runtime_min,
     ):
@@ -102,10 +102,10 @@ def test_rules_declare_gpu_memory_and_time(tmp_path):
     assert resources["extract_features"]["gpu"] == "1"  # model.device auto: may use the GPU
     assert resources["extract_features"]["mem_mb"] == str(cr.extraction_mem_mb(0))
     assert resources["extract_features"]["runtime"] == str(cr.extraction_runtime_min(40, "auto"))
-    assert resources["tsne"]["mem_mb"] == str(cr.tsne_mem_mb(40))
-    assert resources["tsne_input"]["mem_mb"] == str(cr.tsne_input_mem_mb(40))
+    assert resources["map"]["mem_mb"] == str(cr.maps_mem_mb(40))
+    assert resources["prepare_input"]["mem_mb"] == str(cr.prepare_mem_mb(40))
     assert resources["embedding_metrics"]["mem_mb"] == str(cr.metrics_mem_mb(40, 5000))
-    assert "gpu" not in resources["tsne"] and "gpu" not in resources["scatter"]  # only extraction uses a GPU
+    assert "gpu" not in resources["map"] and "gpu" not in resources["scatter"]  # only extraction uses a GPU
     assert resources["sample_images"]["runtime"] == str(cr.sampling_runtime_min(40))
 
 
@@ -115,7 +115,7 @@ def test_cpu_extraction_asks_for_no_gpu_and_all_counts_the_images(tmp_path):
     resources = job_resources(tmp_path, config)
     assert resources["extract_features"]["gpu"] == "0"
     assert resources["extract_features"]["runtime"] == str(cr.extraction_runtime_min(1000, "cpu"))  # 1,000 demo images
-    assert resources["tsne"]["runtime"] == str(cr.tsne_runtime_min(1000))
+    assert resources["map"]["runtime"] == str(cr.maps_runtime_min(1000))
 
 
 @pytest.mark.workflow  # Snakemake dry runs

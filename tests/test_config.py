@@ -12,16 +12,14 @@ from snakemake.utils import validate
 from tsne_atlas import config as atlas_config
 from tsne_atlas.collection import count_images as count_collection
 from tsne_atlas.config import (
-    check_perplexity,
     feature_ids,
     feature_set_settings,
     features_config_hash,
-    graph_neighbors,
-    min_images_for_perplexity,
     settings_hash,
 )
 from tsne_atlas.files.runs import wildcard_value
 from tsne_atlas.jobs import AtlasError
+from tsne_atlas.methods.tsne import check_perplexity, graph_neighbours_for, min_images_for_perplexity
 from tsne_atlas.schema import feature_set_defaults
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,7 +172,9 @@ def test_compare_reference_and_seed_must_be_the_sweeps(minimal):
         AtlasError, match=r"^compare.reference 'deep' is not a feature set id; use one of: deep.layer3, "
     ):
         check_config(validated({**minimal, "features": sets, "compare": {"reference": "deep"}}))
-    with pytest.raises(AtlasError, match=r"^compare.seed 7 is not one of tsne.seeds \[0, 1, 2\]; use one of them"):
+    with pytest.raises(
+        AtlasError, match=r"^compare.seed 7 is not a seed of the sweep's maps \[0, 1, 2\]; use one of them"
+    ):
         check_config(validated({**minimal, "features": sets, "compare": {"seed": 7}}))
 
 
@@ -194,7 +194,7 @@ def test_fractional_perplexities_need_3_x_perplexity_neighbours():
         AtlasError, match=r"perplexity 7.5 needs at least 24 images .* has 23; use perplexities below 7 or raise "
     ):
         check_perplexity(7.5, 23)
-    assert graph_neighbors([2.9, "7.5", 1]) == 22 and graph_neighbors([10]) == 30
+    assert graph_neighbours_for([2.9, "7.5", 1]) == 22 and graph_neighbours_for([10]) == 30
 
 
 def test_settings_hash_is_stable_and_sees_every_setting():
@@ -375,12 +375,10 @@ RULES = {
     "label_images",
     "fetch_weights",
     "extract_features",
-    "tsne_input",
-    "tsne_neighbors",
+    "prepare_input",
+    "knn_graph",
     "tsne_affinities",
-    "tsne",
-    "umap_embedding",
-    "pca_embedding",
+    "map",
     "embedding_metrics",
     "sweep_metrics",
     "scatter",
@@ -460,7 +458,7 @@ def test_unknown_keys_are_refused_in_every_object_of_the_schema():
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     paths = list(closed_objects(schema))
     # Every object the schema closes, found by walking it (the top level, its 13 sections and a feature set).
-    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 16
+    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 18
     for path in paths:
         config = {"dataset": {"root": "x"}}
         target = config

@@ -29,8 +29,8 @@ from tsne_atlas import explorer as bx
 from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE
 from tsne_atlas.files.explorer_page import script_json
 from tsne_atlas.files.manifest import write_images
+from tsne_atlas.files.map_inputs import write_neighbours
 from tsne_atlas.files.thumbnails import read_index
-from tsne_atlas.files.tsne_inputs import write_neighbors
 from tsne_atlas.jobs import AtlasError, run_rule
 from tsne_atlas.subsample import fixed_subsample
 from tsne_atlas.suspects import label_disagreement
@@ -123,10 +123,10 @@ def write_runs(folder: Path, paths: list[str], weights_random: bool = True, feat
 
 
 def write_graph(path: Path, n: int, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """An exact k-NN graph of random features, as tsne_neighbors writes it."""
+    """An exact k-NN graph of random features, as knn_graph writes it."""
     features = np.random.default_rng(seed).normal(size=(n, 5))
     distances, indices = NearestNeighbors(n_neighbors=k + 1).fit(features).kneighbors(features)
-    write_neighbors(path, indices[:, 1:], distances[:, 1:])
+    write_neighbours(path, indices[:, 1:], distances[:, 1:])
     return indices[:, 1:], distances[:, 1:]
 
 
@@ -169,7 +169,7 @@ def build(sweep, page: Path, **changes) -> None:
         output=page,
         thumbnails=sweep.thumbnails,
         features_files=sweep.features,
-        neighbors_files=sweep.neighbors,
+        graph_files=sweep.neighbors,
         inline_max_images=5000,
         neighbours=K,
         backend="canvas",
@@ -501,7 +501,7 @@ def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
             "metas": [meta for _, meta in runs],
             "manifest": manifest_of(runs),
             "features": [sweep.features["net"]],
-            "neighbors": [sweep.neighbors["net"]],
+            "graphs": [sweep.neighbors["net"]],
             "thumbnails": str(sweep.thumbnails),
         },
         params={
@@ -530,7 +530,7 @@ def test_runs_of_several_feature_sets_are_listed_in_config_order(sweep, tmp_path
     page = tmp_path / "two.html"
     two = {"zeta": sweep.neighbors["net"], "alpha": sweep.neighbors["net"]}
     build(sweep, page, runs=runs, features_files={"zeta": sweep.features["net"], "alpha": write_plain_features(tmp_path / "none.h5", sweep.paths)},
-          neighbors_files=two, order=["zeta", "alpha"])  # fmt: skip
+          graph_files=two, order=["zeta", "alpha"])  # fmt: skip
     text = page.read_text(encoding="utf-8")
     assert "<title>tsne-atlas explorer: zeta, alpha features, 9 images, 4 runs</title>" in text
 
@@ -641,7 +641,7 @@ def test_mismatched_inputs_are_one_line_errors_and_write_nothing(sweep, tmp_path
         AtlasError,
         match="k-4.npz: a k-NN graph of 5 images, but the runs list 9; delete the results/embeddings folder and rerun",
     ):
-        build(sweep, page, neighbors_files={"net": str(tmp_path / "k-4.npz")})
+        build(sweep, page, graph_files={"net": str(tmp_path / "k-4.npz")})
     (other / "atlas-0000.jpg").unlink()
     with pytest.raises(AtlasError, match=re.escape("atlas files missing or miscounted (['atlas-0000.jpg']); delete")):
         read_index(other)

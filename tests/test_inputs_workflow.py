@@ -39,15 +39,16 @@ UNTOUCHED = {
     "explorer_thumbnails",
     "fetch_weights",
     "extract_features",
-    "tsne_input",
-    "tsne_neighbors",
+    "prepare_input",
+    "knn_graph",
     "tsne_affinities",
 }
 MANIFEST_LEAVES = {("dataset", "manifest"), ("dataset", "label_column"), ("dataset", "missing_label")}
 SMALL = {
     "features": {"r18": {"arch": "resnet18", "weights": "none"}},
     "extraction": {"batch_size": 20, "num_workers": 0, "threads": 2},
-    "tsne": {"perplexities": [5], "seeds": [0], "pca_components": 20},
+    "tsne": {"perplexities": [5], "seeds": [0]},
+    "prepare": {"pca_components": 20},
     "scatter": {"dpi": 50},
     "mosaic": {"canvas_size": 300, "thumb_size": 24},
     "overview": {"dpi": 50},
@@ -73,7 +74,7 @@ def test_renaming_and_merging_labels_reruns_no_extraction_and_no_tsne(finished_r
     relabelled = with_changes(TINY, "dataset", label_map={"cat": "pet", "dog": "pet", "cow": "cattle"})
     jobs = planned_jobs(workdir, relabelled)
     assert set(jobs) == LABEL_JOBS and jobs["label_images"] == 1
-    assert not UNTOUCHED & set(jobs) and "tsne" not in jobs
+    assert not UNTOUCHED & set(jobs) and "map" not in jobs
 
 
 def test_planted_wrong_labels_and_duplicates_are_found(tmp_path):
@@ -170,7 +171,7 @@ def test_a_manifest_with_metadata_runs_end_to_end_with_predictions_and_edits_rer
     text = manifest.read_text(encoding="utf-8")
     manifest.write_text(text.replace("annotator 1", "annotator 2").replace(",cat,", ",kitty,"), encoding="utf-8")
     jobs = planned_jobs(tmp_path, config)
-    assert "label_images" in jobs and not UNTOUCHED & set(jobs) and "tsne" not in jobs
+    assert "label_images" in jobs and not UNTOUCHED & set(jobs) and "map" not in jobs
     # With stratified sampling a label edit can change the sample: it resamples (the docs say so).
     stratified = with_changes(config, "sample", stratified=True)
     assert "sample_images" in planned_jobs(tmp_path, stratified)

@@ -17,7 +17,7 @@ from snakemake.utils import validate
 
 from conftest import REPO, SCHEMA, TINY, planned_jobs, snakemake, with_changes, with_set_changes
 from tsne_atlas.config import check_config as check_whole_config
-from tsne_atlas.config import runs_at_seed, sweep_runs, umap_graph_neighbors
+from tsne_atlas.config import runs_at_seed, sweep_runs
 from tsne_atlas.files.runs import (
     METHODS,
     PARAMS_PATTERNS,
@@ -30,8 +30,10 @@ from tsne_atlas.files.runs import (
     run_sort_key,
 )
 from tsne_atlas.jobs import AtlasError
-from tsne_atlas.maps import pca_embedding, umap_embedding, umap_knn
-from tsne_atlas.preparation import nearest_neighbors
+from tsne_atlas.maps import run_map
+from tsne_atlas.methods.pca import pca_embedding
+from tsne_atlas.methods.umap import umap_embedding, umap_graph_neighbours, umap_knn
+from tsne_atlas.preparation import nearest_neighbours
 from tsne_atlas.schema import feature_set_defaults
 
 
@@ -69,7 +71,7 @@ def test_each_methods_run_name_round_trips_and_matches_only_its_own_rule():
     }
     for method, name in names.items():
         assert parse_params(method, name) == runs[method]
-        # Each rule's wildcard constraint accepts its own runs only: no two rules can make one file.
+        # Each method's run names match its own pattern only: no two methods can claim one file.
         assert [m for m in METHODS if re.fullmatch(PARAMS_PATTERNS[m], name)] == [method]
         assert run_name({"features": "net", "method": method, **runs[method]}) == f"net/{method}/{name}"
     with pytest.raises(AtlasError, match="'perplexity-5' is not a UMAP run's name"):
@@ -109,9 +111,9 @@ def test_the_sweep_lists_every_methods_runs_and_umap_seeds_default_to_tsnes(demo
 
 
 def test_umap_reads_the_sweeps_graph_when_it_holds_enough_neighbours():
-    assert umap_graph_neighbors([15], sweep_k=150) == 150  # the default sweep: k = 3 x 50
-    assert umap_graph_neighbors([5, 31], sweep_k=30) == 30  # 30 others + the point itself
-    assert umap_graph_neighbors([5, 32], sweep_k=30) == 31  # a graph of UMAP's own
+    assert umap_graph_neighbours([15], sweep_k=150) == 150  # the default sweep: k = 3 x 50
+    assert umap_graph_neighbours([5, 31], sweep_k=30) == 30  # 30 others + the point itself
+    assert umap_graph_neighbours([5, 32], sweep_k=30) == 31  # a graph of UMAP's own
 
 
 # --- config ----------------------------------------------------------------------------------
@@ -172,7 +174,7 @@ def test_bad_method_settings_stop_the_workflow_before_any_job(tmp_path):
 
 def test_umap_knn_puts_each_point_first_and_keeps_n_neighbors_columns():
     X, _ = blobs(n_per_class=10)
-    indices, distances = nearest_neighbors(X, 6)
+    indices, distances = nearest_neighbours(X, 6)
     knn_indices, knn_distances = umap_knn(indices, distances, n_neighbors=4)
     assert knn_indices.shape == knn_distances.shape == (30, 4)
     assert (knn_indices[:, 0] == np.arange(30)).all() and (knn_distances[:, 0] == 0).all()
@@ -185,7 +187,7 @@ def test_umap_with_a_seed_is_bitwise_repeatable_and_separates_blobs():
     from tsne_atlas.metrics import knn_accuracy
 
     X, labels = blobs()
-    knn = nearest_neighbors(X, 20)
+    knn = nearest_neighbours(X, 20)
     first = umap_embedding(X, 15, 0.1, 0, knn=knn)
     again = umap_embedding(X, 15, 0.1, 0, knn=knn)
     assert first.shape == (180, 2) and first.dtype == np.float64
@@ -209,7 +211,7 @@ def test_umap_lays_out_the_graph_it_is_given_not_one_of_its_own():
     rng = np.random.default_rng(1)
     shuffled = rng.permutation(labels)  # each point's blob in the given graph
     Z = rng.normal(0, 8, size=(3, X.shape[1]))[shuffled] + rng.normal(0, 1, size=X.shape)
-    indices, distances = nearest_neighbors(Z, 20)
+    indices, distances = nearest_neighbours(Z, 20)
     coords = umap_embedding(X, 15, 0.1, 0, knn=(indices, distances))
     given = (np.hstack([np.arange(180)[:, None], indices[:, :14]]), np.hstack([np.zeros((180, 1)), distances[:, :14]]))
     reference = umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=0, n_jobs=1, precomputed_knn=(*given, None))
@@ -236,7 +238,7 @@ def test_pca_map_is_the_first_two_principal_components():
 
 def test_map_modules_do_not_import_torch():
     """A map job imports its module and umap-learn (or scikit-learn), never torch: they start fast."""
-    code = "import sys, tsne_atlas.maps, umap, sklearn.decomposition; print('torch' in sys.modules)"
+    code = "import sys, tsne_atlas.maps, tsne_atlas.methods.umap, umap, sklearn.decomposition; print('torch' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(REPO / "scripts")
     )
@@ -311,11 +313,11 @@ def test_every_method_gets_every_per_run_output_and_the_sweep_figures_show_them_
 def test_the_workflows_umap_map_is_the_one_of_the_shared_input_and_graph(methods_run):
     """The UMAP job read the sweep's prepared input and k-NN graph: the same map comes out of them in
     this process, bit for bit (a seed makes UMAP repeatable, in any process)."""
-    from tsne_atlas.files.tsne_inputs import read_input, read_neighbors
+    from tsne_atlas.files.map_inputs import read_input, read_neighbours
 
     shared = methods_run / "results" / "embeddings" / "resnet18"
     X, _ = read_input(shared / "input.h5")
-    graph = read_neighbors(shared / "neighbors" / "k-15.npz")  # the sweep's: 3 x perplexity 5
+    graph = read_neighbours(shared / "graph" / "k-15.npz")  # the sweep's: 3 x perplexity 5
     _, coords = read_embedding(shared / f"{RUNS[1]}.tsv")
     np.testing.assert_array_equal(coords, umap_embedding(X, 10, 0.1, 0, knn=graph))
     _, pca = read_embedding(shared / f"{RUNS[2]}.tsv")
@@ -334,8 +336,8 @@ def test_umap_settings_rerun_only_umap_maps_and_what_spans_runs(methods_run, tmp
     per_run = {"scatter": 1, "mosaic": 1, "grid_mosaic": 1, "embedding_metrics": 1}
     # More neighbours than the sweep's graph holds: UMAP gets a graph of its own, t-SNE keeps its own.
     assert planned_jobs(methods_run, with_changes(METHODS_CONFIG, "umap", n_neighbors=[20])) == {
-        "tsne_neighbors": 1,
-        "umap_embedding": 1,
+        "knn_graph": 1,
+        "map": 1,
         **per_run,
         **SPANNING,
     }
@@ -347,8 +349,7 @@ def test_a_map_job_refuses_inputs_of_another_sample_or_a_short_graph_in_one_line
     """A prepared input of another sample, or a graph with fewer neighbours than UMAP needs, stops the job
     with one line naming the file and the fix, and writes no run."""
     from tsne_atlas.files.features import write_features
-    from tsne_atlas.files.tsne_inputs import write_input, write_neighbors
-    from tsne_atlas.maps import run_pca, run_umap
+    from tsne_atlas.files.map_inputs import write_input, write_neighbours
 
     X, _ = blobs(n_per_class=10)
     features = tmp_path / "f.h5"
@@ -358,17 +359,18 @@ def test_a_map_job_refuses_inputs_of_another_sample_or_a_short_graph_in_one_line
     write_input(tmp_path / "input.h5", X[:29], attrs)
     out = {"embedding": str(tmp_path / "run.tsv"), "meta": str(tmp_path / "run.json")}
     with pytest.raises(AtlasError) as err:
-        run_pca(str(features), "f", "penultimate", str(tmp_path / "input.h5"), **out)
+        run_map(str(features), str(tmp_path / "input.h5"), **out, method="pca", features_id="f", node="penultimate",
+                settings={"components": 2}, options={}, threads=1)  # fmt: skip
     assert (
         str(err.value)
         == f"{tmp_path / 'input.h5'} has 29 rows but {features} 30; delete {tmp_path / 'input.h5'} and rerun"
     )
     write_input(tmp_path / "input.h5", X, attrs)
-    write_neighbors(tmp_path / "k-5.npz", *nearest_neighbors(X, 5))
+    write_neighbours(tmp_path / "k-5.npz", *nearest_neighbours(X, 5))
     with pytest.raises(AtlasError) as err:
-        run_umap(
-            str(features), "f", "penultimate", str(tmp_path / "input.h5"), str(tmp_path / "k-5.npz"), 10, 0.1, 0, **out
-        )
+        run_map(str(features), str(tmp_path / "input.h5"), **out, method="umap", features_id="f", node="penultimate",
+                settings={"n_neighbors": 10, "min_dist": 0.1, "seed": 0}, options={}, threads=1,
+                graph=str(tmp_path / "k-5.npz"))  # fmt: skip
     assert str(err.value) == (
         f"{tmp_path / 'k-5.npz'} holds 5 neighbours per image, UMAP with n_neighbors 10 needs 9; delete it and rerun"
     )

@@ -241,7 +241,9 @@ def test_metrics_of_a_large_run_use_the_fixed_subsample(tmp_path):
     features = (rng.normal(size=(90, 12)) + 5 * labels[:, None]).astype(np.float32)
     paths = [f"p/{i}.png" for i in range(90)]
     write_features(tmp_path / "f.h5", [{"n": features}], 90, paths, {}, {"n": "n"})
-    ti.tsne_input(str(tmp_path / "f.h5"), "n", standardize=False, pca_components=0, prepared=str(tmp_path / "input.h5"))
+    ti.prepare_input(
+        str(tmp_path / "f.h5"), "n", standardize=False, pca_components=0, prepared=str(tmp_path / "input.h5")
+    )
     coords = features[:, :2].astype(np.float64) + rng.normal(scale=0.1, size=(90, 2))
     meta = {
         "features": "f",

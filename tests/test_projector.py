@@ -19,8 +19,8 @@ from tsne_atlas import projector as pj
 from tsne_atlas.files import projector as pfile
 from tsne_atlas.files.features import write_features
 from tsne_atlas.files.manifest import write_images, write_manifest
+from tsne_atlas.files.map_inputs import write_input
 from tsne_atlas.files.thumbnails import read_index
-from tsne_atlas.files.tsne_inputs import write_input
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.thumbnails import explorer_thumbnails
 

@@ -214,9 +214,9 @@ def test_enabling_a_method_runs_its_maps_and_what_spans_runs_and_no_tsne(finishe
     per_run = {"scatter": n_runs, "mosaic": n_runs, "grid_mosaic": n_runs, "embedding_metrics": n_runs}
     spanning = {"sweep_metrics": len(TINY_IDS), "sweep_overview": len(TINY_IDS), "explorer": 1, "all": 1}
     compare = {"compare_sheet": 1, "compare_metrics": 1}
-    assert planned == {f"{method}_embedding": n_runs, **per_run, **spanning, **compare}
+    assert planned == {"map": n_runs, **per_run, **spanning, **compare}
     declared = schema_leaves_by_name()["methods"]["x-reruns"]
-    assert f"{method}_embedding" in declared
+    assert declared == ["map"]
 
 
 def test_sharding_a_finished_extraction_extracts_again_in_shards_and_reruns_what_follows(finished_run, rule_graph):
@@ -252,10 +252,10 @@ OTHER_SET = {"arch": "resnet18", "weights": "none", "init_seed": 1}
 # What one more one-node set brings: its extraction, its runs and figures, and what spans sets.
 ONE_SET_JOBS = {
     "extract_features": 1,
-    "tsne_input": 1,
-    "tsne_neighbors": 1,
+    "prepare_input": 1,
+    "knn_graph": 1,
     "tsne_affinities": 2,
-    "tsne": 4,
+    "map": 4,
     "scatter": 4,
     "mosaic": 4,
     "grid_mosaic": 4,

@@ -8,12 +8,13 @@ import pytest
 
 from conftest import schema_defaults
 from tsne_atlas import preparation as ti
-from tsne_atlas import tsne as rt
-from tsne_atlas.config import check_perplexity, min_images_for_perplexity
-from tsne_atlas.files import tsne_inputs as shared
+from tsne_atlas.files import map_inputs as shared
 from tsne_atlas.files.features import features_file_problem, read_features, remove_if_incomplete, write_features
 from tsne_atlas.files.runs import read_embedding, write_run
 from tsne_atlas.jobs import AtlasError
+from tsne_atlas.maps import run_map
+from tsne_atlas.methods import tsne as rt
+from tsne_atlas.methods.tsne import check_perplexity, graph_neighbours_for, min_images_for_perplexity
 
 # What a t-SNE run takes from the tsne section, at the schema's defaults.
 TSNE = schema_defaults("tsne", "implementation", "init", "negative_gradient", "bh_theta")
@@ -59,9 +60,9 @@ def test_preprocess_standardises_without_nans_and_reduces_dimension():
 
 
 @pytest.mark.parametrize("standardize", [True, False])
-def test_tsne_input_writes_x_and_how_it_was_made(features_file, tmp_path, caplog, standardize):
+def test_prepare_input_writes_x_and_how_it_was_made(features_file, tmp_path, caplog, standardize):
     caplog.set_level("INFO", logger="tsne_atlas.preparation")
-    attrs = ti.tsne_input(
+    attrs = ti.prepare_input(
         str(features_file), "penultimate", standardize, pca_components=20, prepared=str(tmp_path / "input.h5")
     )
     features = read_features(features_file)["features"]
@@ -79,11 +80,11 @@ def test_tsne_input_writes_x_and_how_it_was_made(features_file, tmp_path, caplog
             "node": "penultimate",
         }
     )
-    assert caplog.messages == [f"t-SNE input: {len(features)} x {features.shape[1]} -> {len(features)} x 20"]
+    assert caplog.messages == [f"prepared input: {len(features)} x {features.shape[1]} -> {len(features)} x 20"]
     # No creation time in the file: the same input gives the same bytes on a rerun.
     with h5py.File(tmp_path / "input.h5") as h5:
         assert h5py.h5o.get_info(h5["X"].id).ctime == 0
-    ti.tsne_input(
+    ti.prepare_input(
         str(features_file), "penultimate", standardize, pca_components=20, prepared=str(tmp_path / "again.h5")
     )
     assert (tmp_path / "again.h5").read_bytes() == (tmp_path / "input.h5").read_bytes()
@@ -129,13 +130,13 @@ def test_pca_is_exact_with_the_solver_the_shape_calls_for(monkeypatch):
 
 
 def test_neighbors_for_is_3_x_perplexity_but_at_most_n_minus_1():
-    assert ti.neighbors_for(10, 100) == 30 and ti.neighbors_for(7.5, 100) == 22
-    assert ti.neighbors_for(10, 20) == 19 and ti.neighbors_for(10, 31) == 30
+    assert ti.neighbours_for(10, 100) == 30 and ti.neighbours_for(7.5, 100) == 22
+    assert ti.neighbours_for(10, 20) == 19 and ti.neighbours_for(10, 31) == 30
 
 
-def test_nearest_neighbors_of_a_tiny_set_are_all_the_other_points():
+def test_nearest_neighbours_of_a_tiny_set_are_all_the_other_points():
     X, _ = blobs(n_per_class=3)  # 9 points, fewer than k
-    indices, distances = ti.nearest_neighbors(X.astype(np.float64), k=30)
+    indices, distances = ti.nearest_neighbours(X.astype(np.float64), k=30)
     assert indices.shape == distances.shape == (9, 8)
     assert all(sorted(row) == [j for j in range(9) if j != i] for i, row in enumerate(indices.tolist()))
 
@@ -143,8 +144,8 @@ def test_nearest_neighbors_of_a_tiny_set_are_all_the_other_points():
 def test_approximate_neighbours_are_the_same_on_every_run():
     """From 1,000 points openTSNE uses Annoy, which is random: the fixed seed keeps the graph a function of the data."""
     X = blobs(n_per_class=400)[0].astype(np.float64)
-    first, _ = ti.nearest_neighbors(X, k=30)
-    again, _ = ti.nearest_neighbors(X, k=30)
+    first, _ = ti.nearest_neighbours(X, k=30)
+    again, _ = ti.nearest_neighbours(X, k=30)
     np.testing.assert_array_equal(first, again)
 
 
@@ -162,9 +163,9 @@ def test_the_approximate_graph_is_built_on_one_thread_whatever_the_rules_threads
         lambda self, *a, **kw: (asked.append(kw["n_jobs"]), real(self, *a, **kw))[1],
     )
     X = blobs(n_per_class=400)[0].astype(np.float64)  # 1,200 points: Annoy
-    ti.nearest_neighbors(X, k=30)
+    ti.nearest_neighbours(X, k=30)
     assert asked == [1]
-    rule = Path(ti.__file__).parents[2].joinpath("rules", "embeddings.smk").read_text().split("rule tsne_neighbors:")[1]
+    rule = Path(ti.__file__).parents[2].joinpath("rules", "embeddings.smk").read_text().split("rule knn_graph:")[1]
     assert "threads:" not in rule.split("\nrule ")[0]
 
 
@@ -172,7 +173,7 @@ def test_shared_file_stages_pass_threads_on_and_log_what_they_made(sweep_inputs,
     """The rule's threads reach the affinity calibration (the neighbour search runs on one thread, see
     below); the job log says the sizes."""
     calls = []
-    for name in ("affinities_from_neighbors",):
+    for name in ("affinities_from_neighbours",):
         real = getattr(ti, name)
 
         def spy(*args, real=real, name=name, **kwargs):
@@ -183,10 +184,10 @@ def test_shared_file_stages_pass_threads_on_and_log_what_they_made(sweep_inputs,
 
         monkeypatch.setattr(ti, name, spy)
     caplog.set_level("INFO", logger="tsne_atlas.preparation")
-    ti.tsne_neighbors(str(tmp_path / "input.h5"), k=20, neighbors=str(tmp_path / "k-20.npz"))
+    ti.knn_graph(str(tmp_path / "input.h5"), k=20, graph=str(tmp_path / "k-20.npz"))
     ti.tsne_affinities(str(tmp_path / "k-20.npz"), 5.0, affinities=str(tmp_path / "p5.npz"), threads=2)
-    assert calls == [("affinities_from_neighbors", 2)]
-    indices, _ = shared.read_neighbors(tmp_path / "k-20.npz")
+    assert calls == [("affinities_from_neighbours", 2)]
+    indices, _ = shared.read_neighbours(tmp_path / "k-20.npz")
     assert indices.shape == (90, 20)
     assert caplog.messages == [
         "k-NN graph: 90 points x 20 neighbours",
@@ -228,16 +229,26 @@ def test_perplexity_too_large_for_the_sample_says_why():
 @pytest.fixture
 def sweep_inputs(features_file, tmp_path):
     """The shared files of a sweep with perplexities up to 10: input, k-NN graph (k=30), P at 10."""
-    ti.tsne_input(
+    ti.prepare_input(
         str(features_file), "penultimate", standardize=True, pca_components=20, prepared=str(tmp_path / "input.h5")
     )
-    ti.tsne_neighbors(str(tmp_path / "input.h5"), k=30, neighbors=str(tmp_path / "k-30.npz"))
+    ti.knn_graph(str(tmp_path / "input.h5"), k=30, graph=str(tmp_path / "k-30.npz"))
     ti.tsne_affinities(str(tmp_path / "k-30.npz"), 10.0, affinities=str(tmp_path / "p10.npz"), threads=1)
     return tmp_path
 
 
+def run_tsne(
+    features, features_id, node, prepared, perplexity, seed, *, embedding, meta, threads, affinities=None, **options
+):
+    """One t-SNE run as the map rule runs it (``maps.run_map``), with the section's options as keywords."""
+    settings = {"perplexity": perplexity, "seed": seed}
+    return run_map(
+        features, prepared, embedding, meta, "tsne", features_id, node, settings, options, threads, affinities
+    )
+
+
 def test_run_tsne_writes_table_and_provenance(features_file, sweep_inputs, tmp_path):
-    meta = rt.run_tsne(
+    meta = run_tsne(
         str(features_file),
         "blobs",
         "penultimate",
@@ -293,7 +304,7 @@ def test_bh_theta_and_the_gradient_method_change_the_embedding(features_file, sw
     X, _ = shared.read_input(tmp_path / "input.h5")
     coords = {}
     for name, gradient, theta in (("bh-0.5", "bh", 0.5), ("bh-0.8", "bh", 0.8), ("fft", "fft", 0.8)):
-        meta = rt.run_tsne(
+        meta = run_tsne(
             str(features_file),
             "blobs",
             "penultimate",
@@ -325,7 +336,7 @@ def test_bh_theta_and_the_gradient_method_change_the_embedding(features_file, sw
 
 
 def test_sklearn_runs_from_the_shared_input_alone(features_file, sweep_inputs, tmp_path):
-    meta = rt.run_tsne(
+    meta = run_tsne(
         str(features_file),
         "blobs",
         "penultimate",
@@ -348,9 +359,9 @@ def test_affinities_from_the_largest_graph_match_a_fresh_computation(n_per_class
     from openTSNE.affinity import PerplexityBasedNN
 
     X, _ = blobs(n_per_class=n_per_class)
-    indices, distances = ti.nearest_neighbors(X.astype(np.float64), k=75)
+    indices, distances = ti.nearest_neighbours(X.astype(np.float64), k=75)
     for perplexity in (5, 12, 25):
-        shared = ti.affinities_from_neighbors(indices, distances, perplexity)
+        shared = ti.affinities_from_neighbours(indices, distances, perplexity)
         fresh = PerplexityBasedNN(X.astype(np.float64), perplexity=perplexity, random_state=0).P
         assert abs(shared.sum() - 1) < 1e-9
         # Annoy's approximate search may rank a far neighbour differently: compare as matrices.
@@ -360,8 +371,8 @@ def test_affinities_from_the_largest_graph_match_a_fresh_computation(n_per_class
 def test_a_shared_affinity_matrix_is_not_changed_by_a_run():
     """openTSNE's optimiser must not alter the P a run is given: runs from one file stay reproducible."""
     X, _ = blobs()
-    indices, distances = ti.nearest_neighbors(X.astype(np.float64), k=30)
-    P = ti.affinities_from_neighbors(indices, distances, 10)
+    indices, distances = ti.nearest_neighbours(X.astype(np.float64), k=30)
+    P = ti.affinities_from_neighbours(indices, distances, 10)
     before = P.copy()
     a, _ = rt.embed(X, 10, 0, affinities=P)
     assert abs(P - before).sum() == 0
@@ -370,10 +381,9 @@ def test_a_shared_affinity_matrix_is_not_changed_by_a_run():
 
 
 def test_a_graph_too_small_for_the_perplexity_names_the_file_and_the_fix(sweep_inputs, tmp_path):
-    from tsne_atlas.config import graph_neighbors
 
-    assert graph_neighbors([5, 10]) == 30 and graph_neighbors([7.5]) == 22
-    ti.tsne_neighbors(str(tmp_path / "input.h5"), k=15, neighbors=str(tmp_path / "k-15.npz"))
+    assert graph_neighbours_for([5, 10]) == 30 and graph_neighbours_for([7.5]) == 22
+    ti.knn_graph(str(tmp_path / "input.h5"), k=15, graph=str(tmp_path / "k-15.npz"))
     with pytest.raises(
         AtlasError,
         match=r"k-15.npz: perplexity 10 needs 30 neighbours but the graph has 15; "
@@ -385,8 +395,8 @@ def test_a_graph_too_small_for_the_perplexity_names_the_file_and_the_fix(sweep_i
 
 def test_truncated_shared_files_are_rejected(sweep_inputs, tmp_path):
     for name, loader, what in [
-        ("input.h5", shared.read_input, "not a complete t-SNE input file"),
-        ("k-30.npz", shared.read_neighbors, "not a complete neighbour graph"),
+        ("input.h5", shared.read_input, "not a complete prepared input file"),
+        ("k-30.npz", shared.read_neighbours, "not a complete neighbour graph"),
         ("p10.npz", shared.read_affinities, "not a complete affinity matrix"),
     ]:
         data = (tmp_path / name).read_bytes()
@@ -411,14 +421,14 @@ def test_the_graph_is_the_one_opentsne_would_build_without_importing_pynndescent
     for n_per_class in (100, 400):  # 300 points: exact; 1,200: Annoy
         X = blobs(n_per_class=n_per_class)[0].astype(np.float64)
         expected = get_knn_index(X, "auto", 30, "euclidean", n_jobs=1, random_state=0).build()
-        for ours, theirs in zip(ti.nearest_neighbors(X, 30), expected):
+        for ours, theirs in zip(ti.nearest_neighbours(X, 30), expected):
             np.testing.assert_array_equal(ours, theirs)
     code = (
         "import sys, numpy as np, tsne_atlas.preparation as p; "
-        "p.nearest_neighbors(np.random.default_rng(0).normal(size=(1200, 10)), 30); print('pynndescent' in sys.modules)"
+        "p.nearest_neighbours(np.random.default_rng(0).normal(size=(1200, 10)), 30); print('pynndescent' in sys.modules)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(Path(rt.__file__).parents[1])
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(Path(ti.__file__).parents[1])
     )
     assert out.stdout.strip() == "False"
 
@@ -427,13 +437,13 @@ def test_tsne_modules_do_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, tsne_atlas.tsne, tsne_atlas.preparation, tsne_atlas.metrics; print('torch' in sys.modules)"
+    code = "import sys, tsne_atlas.maps, tsne_atlas.preparation, tsne_atlas.metrics; print('torch' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         check=True,
-        cwd=str(__import__("pathlib").Path(rt.__file__).parents[1]),
+        cwd=str(Path(ti.__file__).parents[1]),
     )
     assert out.stdout.strip() == "False"
 
@@ -499,7 +509,7 @@ def test_run_file_stems_round_trip_with_their_types_and_a_wrong_stem_names_the_e
     assert [type(v) for v in tsne.values()] == [float, int]
     umap = parse_params("umap", "n_neighbors-15_min_dist-0.25_seed-3")
     assert umap == {"n_neighbors": 15.0, "min_dist": 0.25, "seed": 3}
-    assert [type(v) for v in umap.values()] == [float, float, int]
+    assert [type(v) for v in umap.values()] == [int, float, int]
     pca = parse_params("pca", "components-2")
     assert pca == {"components": 2} and type(pca["components"]) is int
     for method, stem in (("tsne", "perplexity-30_seed-1x"), ("tsne", "xperplexity-30_seed-1"), ("pca", "seed-0")):

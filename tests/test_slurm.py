@@ -236,9 +236,9 @@ def test_jobs_ran_on_slurm_grouped_into_eleven_cluster_jobs(cluster, cluster_run
         *["rule_features_extract_features_shard"] * 4,
         *["rule_merge_merge_features"] * 2,
         "rule_sample_label_images_sample_images",
-        "rule_shared_tsne_affinities_tsne_input_tsne_neighbors",
-        "rule_shared_tsne_affinities_tsne_input_tsne_neighbors",
-        "rule_sweep_embedding_metrics_grid_mosaic_mosaic_scatter_tsne",
+        "rule_shared_knn_graph_prepare_input_tsne_affinities",
+        "rule_shared_knn_graph_prepare_input_tsne_affinities",
+        "rule_sweep_embedding_metrics_grid_mosaic_map_mosaic_scatter",
     ]
     # 52 rule jobs ran on the cluster, in 11 cluster jobs; each left its Slurm log.
     cluster_side = {rule: n for rule, n in job_stats(output).items() if rule not in LOCAL_RULES}

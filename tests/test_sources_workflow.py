@@ -62,7 +62,8 @@ def sources_run(tmp_path_factory):
     config = {
         **with_changes(TINY, "sample", n_images=20),
         "features": own_sources(workdir),
-        "tsne": {"perplexities": [3], "seeds": [0], "pca_components": 5},
+        "tsne": {"perplexities": [3], "seeds": [0]},
+        "prepare": {"pca_components": 5},
     }
     result = snakemake(workdir, config=config)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -151,4 +152,4 @@ def test_own_source_keys_rerun_what_the_schema_declares(sources_run, tmp_path):
     features[0, 0] += 1.0
     np.save(workdir / "embeddings.npy", features)
     planned = planned_jobs(workdir, config)
-    assert planned["extract_features"] == 1 and planned["tsne"] == 1
+    assert planned["extract_features"] == 1 and planned["map"] == 1

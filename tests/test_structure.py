@@ -12,9 +12,11 @@ from pathlib import Path
 import yaml
 
 import tsne_atlas
+from tsne_atlas.methods import MAP_METHODS
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "scripts" / "tsne_atlas"
+METHODS_FOLDER = PACKAGE / "methods"
 # Conda/pip distribution name -> the module name it is imported as.
 IMPORT_NAMES = {
     "opencv-python-headless": "cv2",
@@ -31,7 +33,6 @@ STAGES = {
     "extraction",
     "merge",
     "preparation",
-    "tsne",
     "maps",
     "metrics",
     "metrics_plot",
@@ -60,7 +61,7 @@ def rule_directives() -> dict[str, dict[str, str]]:
 
 def test_every_script_is_the_entry_point_of_the_rule_it_is_named_after():
     rules = rule_directives()
-    assert len(rules) == 27
+    assert len(rules) == 25
     scripts = {p.stem for p in (REPO / "scripts").glob("*.py")} - {"__init__"}
     assert scripts == set(rules)
     for rule, directives in rules.items():
@@ -90,10 +91,22 @@ def test_nothing_edits_sys_path():
     assert offenders == []
 
 
-def imported_modules(path: Path, package_parts: tuple[str, ...]) -> set[str]:
-    """Absolute names of every module ``path`` imports (at any depth of the file, lazy imports included)."""
+def module_level_nodes(tree: ast.AST):
+    """The nodes of a module outside its functions' bodies."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            todo.extend(ast.iter_child_nodes(node))
+
+
+def imported_modules(path: Path, package_parts: tuple[str, ...], lazy: bool = True) -> set[str]:
+    """Absolute names of every module ``path`` imports (at any depth of the file, lazy imports included
+    unless ``lazy`` is False)."""
     names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree) if lazy else module_level_nodes(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -122,7 +135,9 @@ def third_party_imports(script: Path) -> set[str]:
     seen, todo, third_party = set(), [(script, ())], set()
     while todo:
         path, parts = todo.pop()
-        for name in imported_modules(path, parts):
+        # A map method imports its library inside compute, declared in its ``requires`` (checked below):
+        # the figure jobs that read the declarations need none of them.
+        for name in imported_modules(path, parts, lazy=METHODS_FOLDER not in path.parents):
             top = name.split(".")[0]
             if top == "tsne_atlas":
                 source = module_file(name)
@@ -147,14 +162,32 @@ def test_every_rules_conda_env_provides_what_its_script_imports():
     for rule, directives in rule_directives().items():
         needed = third_party_imports(REPO / directives["script"])
         provided = env_modules(REPO / directives["conda"])
+        if rule == "map":
+            needed |= {module for method in MAP_METHODS.values() for module in method.requires}
         assert needed <= provided, f"rule {rule}: {directives['conda']} lacks {sorted(needed - provided)}"
         checked += 1
-    assert checked == 27
+    assert checked == 25
     # The check sees through the package: extraction needs torch, map jobs (t-SNE, UMAP, PCA) never do.
     assert "torch" in third_party_imports(REPO / "scripts" / "extract_features.py")
-    for map_rule in ("tsne", "umap_embedding", "pca_embedding"):
-        assert "torch" not in third_party_imports(REPO / "scripts" / f"{map_rule}.py"), map_rule
-    assert "umap" in third_party_imports(REPO / "scripts" / "umap_embedding.py")
+    assert "torch" not in third_party_imports(REPO / "scripts" / "map.py")
+    assert {"openTSNE", "umap"}.isdisjoint(third_party_imports(REPO / "scripts" / "scatter.py"))
+
+
+def test_each_map_method_declares_the_libraries_it_imports():
+    """What a method module imports inside its functions is its declared ``requires`` (so the map rule's
+    environment, which provides every method's, has it); at module level it imports only what every job has."""
+    light = {"numpy"}
+    for name, method in MAP_METHODS.items():
+        path = METHODS_FOLDER / f"{name}.py"
+        parts = ("tsne_atlas", "methods")
+        outside = (
+            {module.split(".")[0] for module in imported_modules(path, parts)}
+            - {"tsne_atlas"}
+            - set(sys.stdlib_module_names)
+        )
+        top = {module.split(".")[0] for module in imported_modules(path, parts, lazy=False)} - {"tsne_atlas"}
+        assert outside - light == set(method.requires), name
+        assert top - set(sys.stdlib_module_names) <= light, name
     assert "matplotlib" not in third_party_imports(REPO / "scripts" / "embedding_metrics.py")
 
 
@@ -225,7 +258,7 @@ def test_file_layouts_live_in_files_only():
         "weights_record",
         "features",
         "feature_shards",
-        "tsne_inputs",
+        "map_inputs",
         "runs",
         "metrics",
         "compare",

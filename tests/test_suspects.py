@@ -326,8 +326,8 @@ def test_figure_rows_from_the_tables(tmp_path):
 
 def test_find_suspects_stage_writes_three_tables_and_uses_the_neighbours_there_are(tmp_path, caplog):
     from tsne_atlas.files.manifest import write_images, write_manifest
+    from tsne_atlas.files.map_inputs import write_input, write_neighbours
     from tsne_atlas.files.suspects import read_duplicates, read_outliers, read_suspects
-    from tsne_atlas.files.tsne_inputs import write_input, write_neighbors
 
     X, labels = blobs()
     paths = [f"img/{i:03d}.png" for i in range(len(X))]
@@ -337,7 +337,7 @@ def test_find_suspects_stage_writes_three_tables_and_uses_the_neighbours_there_a
     hashes[9] = hashes[8]  # one identical file
     indices, distances = knn_graph(X, 6)
     write_input(tmp_path / "input.h5", X, {})
-    write_neighbors(tmp_path / "k-6.npz", indices, distances)
+    write_neighbours(tmp_path / "k-6.npz", indices, distances)
     write_images(tmp_path / "images.csv", paths, hashes)
     write_manifest(tmp_path / "manifest.csv", paths, names)
     caplog.set_level("WARNING", logger="tsne_atlas.suspects")
@@ -413,7 +413,7 @@ def test_near_duplicates_on_a_graph_of_more_edges_than_one_chunk():
 
 def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_length(tmp_path, caplog):
     from tsne_atlas.files.manifest import write_images, write_manifest
-    from tsne_atlas.files.tsne_inputs import write_input, write_neighbors
+    from tsne_atlas.files.map_inputs import write_input, write_neighbours
 
     X, labels = blobs()
     X[11] = X[10] + 1e-3  # near copies: cosine above 0.999, below 1
@@ -424,7 +424,7 @@ def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_le
     hashes = [f"h{i}" for i in range(len(X))]
     hashes[9] = hashes[8]
     write_input(tmp_path / "input.h5", X, {})
-    write_neighbors(tmp_path / "k-6.npz", *knn_graph(X, 6))
+    write_neighbours(tmp_path / "k-6.npz", *knn_graph(X, 6))
     write_images(tmp_path / "images.csv", paths, hashes)
     write_manifest(tmp_path / "manifest.csv", paths, names)
     out = {name: str(tmp_path / f"{name}.csv") for name in ("suspects", "duplicates", "outliers")}

@@ -132,7 +132,7 @@ def test_adding_a_perplexity_runs_only_its_tsne_and_figures(finished_run):
         # For each of the two feature sets: its affinities come from the existing neighbour graph
         # (k = 3 x 10 covers 3 x 8), two runs (one per seed) and their figures...
         "tsne_affinities": 2,
-        "tsne": 4,
+        "map": 4,
         "scatter": 4,
         "mosaic": 4,
         "grid_mosaic": 4,
@@ -151,7 +151,7 @@ def test_adding_a_seed_reuses_every_shared_tsne_input(finished_run):
     workdir, _ = finished_run
     config = with_changes(TINY, "tsne", seeds=[0, 1, 7])
     assert planned_jobs(workdir, config) == {
-        "tsne": 4,
+        "map": 4,
         "scatter": 4,
         "mosaic": 4,
         "grid_mosaic": 4,
@@ -170,8 +170,8 @@ def test_raising_the_largest_perplexity_rebuilds_the_neighbour_graph(finished_ru
     config = with_changes(TINY, "tsne", perplexities=[5, 12])
     jobs = planned_jobs(workdir, config)
     # k = 36 > 30: a new graph, so both perplexities' affinities and every run are redone.
-    assert jobs["tsne_neighbors"] == 2 and jobs["tsne_affinities"] == 4 and jobs["tsne"] == 8
-    assert "tsne_input" not in jobs and "extract_features" not in jobs
+    assert jobs["knn_graph"] == 2 and jobs["tsne_affinities"] == 4 and jobs["map"] == 8
+    assert "prepare_input" not in jobs and "extract_features" not in jobs
 
 
 def test_changing_a_mosaic_setting_reruns_only_mosaics(finished_run):
@@ -189,10 +189,10 @@ def test_changing_the_sample_reruns_from_sampling(finished_run, change):
         "label_images": 1,
         "explorer_thumbnails": 1,
         "extract_features": 1,  # one job for both nodes of the set
-        "tsne_input": 2,
-        "tsne_neighbors": 2,
+        "prepare_input": 2,
+        "knn_graph": 2,
         "tsne_affinities": 4,
-        "tsne": 8,
+        "map": 8,
         "scatter": 8,
         "mosaic": 8,
         "grid_mosaic": 8,

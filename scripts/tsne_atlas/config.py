@@ -6,12 +6,12 @@ Kept free of heavy imports: Snakemake imports this on every invocation.
 
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 
-from .files.runs import METHODS, PCA_COMPONENTS, run_params, run_seed
+from .files.runs import METHODS, run_params, run_seed
 from .jobs import AtlasError
+from .methods import MAP_METHODS
 
 WEIGHT_KEYWORDS = ("auto", "pretrained", "imagenet", "none")
 NETWORK_SOURCES = ("torchvision", "timm")
@@ -37,44 +37,44 @@ MANIFEST_KEYS = ("manifest", "label_column", "missing_label")
 PRECOMPUTED_NODE = "precomputed"
 
 
-def graph_neighbors(perplexities) -> int:
-    """k of the sweep's one k-NN graph: 3 x the largest perplexity, so every perplexity's
-    3 x perplexity nearest neighbours are its first columns (openTSNE's set_perplexity rule)."""
-    return int(3 * max(float(p) for p in perplexities))
+def configured_methods(config: dict) -> list:
+    """The configured map methods' declarations (``methods``), in METHODS order."""
+    return [method for name, method in MAP_METHODS.items() if name in config["methods"]]
 
 
-def umap_seeds(config: dict) -> list[int]:
-    """The UMAP maps' seeds: ``umap.seeds``, or ``tsne.seeds`` when it is null."""
-    seeds = config["umap"].get("seeds")
-    return list(config["tsne"]["seeds"] if seeds is None else seeds)
+def graph_neighbours(config: dict) -> int:
+    """k of the sweep's shared k-NN graph: ``graph.neighbours``, or with ``auto`` what the configured
+    methods need there (t-SNE: 3 x its largest perplexity) or else what the suspects and the explorer list."""
+    given = config["graph"]["neighbours"]
+    if given != "auto":
+        return int(given)
+    needed = [method.shared_graph_neighbours(config) for method in configured_methods(config)]
+    return max([*needed, 0]) or max(config["suspects"]["neighbours"], config["explorer"]["neighbours"])
 
 
 def sweep_runs(config: dict) -> list[dict]:
     """Every map of one feature set, in METHODS order then settings order: the method, its settings
     and ``params``, the file stem naming it (``files.runs``)."""
-    methods = [method for method in METHODS if method in config["methods"]]
-    runs = []
-    for method in methods:
-        if method == "tsne":
-            settings = [
-                {"perplexity": p, "seed": s}
-                for p in sorted(config["tsne"]["perplexities"])
-                for s in sorted(config["tsne"]["seeds"])
-            ]
-        elif method == "umap":
-            settings = [
-                {"n_neighbors": k, "min_dist": d, "seed": s}
-                for k in sorted(config["umap"]["n_neighbors"])
-                for d in sorted(config["umap"]["min_dist"])
-                for s in sorted(umap_seeds(config))
-            ]
-        else:
-            settings = [{"components": PCA_COMPONENTS}]
-        runs += [{"method": method, **setting, "params": run_params(method, setting)} for setting in settings]
-    return runs
+    return [
+        {"method": method.name, **settings, "params": run_params(method.name, settings)}
+        for method in configured_methods(config)
+        for settings in method.settings(config)
+    ]
 
 
-def runs_at_seed(runs: list[dict], seed: int) -> list[dict]:
+def sweep_seeds(config: dict) -> list[int]:
+    """The seeds of the configured stochastic methods, in METHODS then config order, each once."""
+    return list(dict.fromkeys(seed for method in configured_methods(config) for seed in method.seeds(config)))
+
+
+def compare_seed(config: dict) -> int | None:
+    """The seed the comparison sheet shows: ``compare.seed``, or the sweep's first seed (None: no
+    stochastic method)."""
+    seeds = sweep_seeds(config)
+    return config["compare"]["seed"] if config["compare"]["seed"] is not None else (seeds[0] if seeds else None)
+
+
+def runs_at_seed(runs: list[dict], seed: int | None) -> list[dict]:
     """The runs a comparison at ``seed`` shows: each stochastic method's at that seed (or, if the method
     has no run at it, at its first seed), and the deterministic ones."""
     chosen = []
@@ -86,37 +86,18 @@ def runs_at_seed(runs: list[dict], seed: int) -> list[dict]:
     return chosen
 
 
-def umap_graph_neighbors(n_neighbors, sweep_k: int) -> int:
-    """k of the graph UMAP's maps read: the sweep's (``sweep_k``) when it holds the largest
-    ``n_neighbors`` - 1 neighbours (UMAP counts the point itself), else a graph of their own."""
-    needed = max(int(k) for k in n_neighbors) - 1
-    return sweep_k if needed <= sweep_k else needed
-
-
-def check_umap(umap: dict, n_images: int) -> None:
-    """UMAP needs at most as many neighbours as there are images (the point itself included)."""
-    for k in umap["n_neighbors"]:
-        if k > n_images:
+def check_graph(config: dict) -> None:
+    """A given ``graph.neighbours`` must hold what the methods read from the sweep's graph."""
+    given = config["graph"]["neighbours"]
+    if given == "auto":
+        return
+    for method in configured_methods(config):
+        needed = method.shared_graph_neighbours(config)
+        if needed > int(given):
             raise AtlasError(
-                f"umap.n_neighbors: {k} is more than the sample's {n_images} images; "
-                f"use values up to {n_images} or raise sample.n_images"
+                f"graph.neighbours: {given} is fewer than the {needed} neighbours {method.title} reads "
+                f"({method.name} settings); use at least {needed} or auto"
             )
-
-
-def min_images_for_perplexity(perplexity: float) -> int:
-    """openTSNE builds a 3*perplexity nearest-neighbour graph, so it needs N > 3*perplexity + 1."""
-    return math.floor(3 * perplexity) + 2
-
-
-def check_perplexity(perplexity: float, n_images: int) -> None:
-    if perplexity <= 0:
-        raise AtlasError(f"tsne.perplexities: {perplexity} is not positive; use values such as 5, 30, 50")
-    if n_images < min_images_for_perplexity(perplexity):
-        raise AtlasError(
-            f"tsne.perplexities: perplexity {perplexity:g} needs at least {min_images_for_perplexity(perplexity)} "
-            f"images (3 x perplexity neighbours per point) but the sample has {n_images}; "
-            f"use perplexities below {(n_images - 2) / 3:.4g} or raise sample.n_images"
-        )
 
 
 def settings_hash(settings: dict) -> str:
@@ -253,13 +234,13 @@ def check_dataset(dataset: dict) -> None:
 
 
 def check_compare(compare: dict, ids: list[str], seeds: list[int]) -> None:
-    """The comparison's reference and seed must be among the sweep's."""
+    """The comparison's reference and seed must be among the sweep's (``seeds``: its methods' seeds)."""
     if compare["reference"] and compare["reference"] not in ids:
         raise AtlasError(
             f"compare.reference '{compare['reference']}' is not a feature set id; use one of: {', '.join(ids)}"
         )
     if compare["seed"] is not None and compare["seed"] not in seeds:
-        raise AtlasError(f"compare.seed {compare['seed']} is not one of tsne.seeds {seeds}; use one of them")
+        raise AtlasError(f"compare.seed {compare['seed']} is not a seed of the sweep's maps {seeds}; use one of them")
 
 
 def check_config(config: dict, feature_set_defaults: dict, count_images=None) -> None:
@@ -272,13 +253,11 @@ def check_config(config: dict, feature_set_defaults: dict, count_images=None) ->
     check_dataset(config["dataset"])
     sets = feature_set_settings(config, feature_set_defaults)
     check_feature_sets(config["features"], sets, feature_set_defaults)
-    check_compare(config["compare"], list(feature_ids(sets)), list(config["tsne"]["seeds"]))
+    check_compare(config["compare"], list(feature_ids(sets)), sweep_seeds(config))
+    check_graph(config)
     n_images = config["sample"]["n_images"]
     if n_images == "all":
         n_images = count_images(config["dataset"]) if count_images else None
     if n_images is not None:
-        if "tsne" in config["methods"]:
-            for perplexity in config["tsne"]["perplexities"]:
-                check_perplexity(float(perplexity), int(n_images))
-        if "umap" in config["methods"]:
-            check_umap(config["umap"], int(n_images))
+        for method in configured_methods(config):
+            method.check(config, int(n_images))

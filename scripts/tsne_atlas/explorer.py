@@ -58,9 +58,9 @@ from .figure_style import (
 from .files.explorer_page import SCRIPT_ID, b64, script_json
 from .files.features import read_predictions
 from .files.manifest import sample_labels
+from .files.map_inputs import read_neighbours
 from .files.runs import read_run, run_label, run_sort_key
 from .files.thumbnails import ThumbnailIndex, read_index
-from .files.tsne_inputs import read_neighbors
 from .jobs import AtlasError, atomic_path
 from .subsample import fixed_subsample, subsample_note
 from .suspects import label_disagreement
@@ -210,7 +210,7 @@ def shown_neighbours(
 def feature_set_data(
     set_ids: list[str],
     features_files: dict[str, str],
-    neighbors_files: dict[str, str],
+    graph_files: dict[str, str],
     label_indices: np.ndarray | None,
     keep: np.ndarray,
     n_total: int,
@@ -221,8 +221,8 @@ def feature_set_data(
     sample (None when unlabelled)."""
     sets, predicted, disagreement = [], [], []
     for set_id in set_ids:
-        graph = neighbors_files[set_id]
-        indices, distances = read_neighbors(graph)
+        graph = graph_files[set_id]
+        indices, distances = read_neighbours(graph)
         if len(indices) != n_total:
             raise AtlasError(
                 f"{graph}: a k-NN graph of {len(indices)} images, but the runs list {n_total}; "
@@ -469,7 +469,7 @@ def build_explorer(
     output: str | os.PathLike,
     thumbnails: str | os.PathLike,
     features_files: dict[str, str],
-    neighbors_files: dict[str, str],
+    graph_files: dict[str, str],
     inline_max_images: int,
     neighbours: int,
     backend: str,
@@ -478,7 +478,7 @@ def build_explorer(
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
 
     ``thumbnails``: the explorer_thumbnails folder (its index names the images shown: all, or a fixed
-    subsample); ``features_files``/``neighbors_files``: each feature set id's features file (for its
+    subsample); ``features_files``/``graph_files``: each feature set id's features file (for its
     predictions) and k-NN graph; ``order``: the feature set ids in the order the menu lists them.
     """
     paths, coords, metas = load_runs(runs, manifest, order)
@@ -494,7 +494,7 @@ def build_explorer(
     sets, predicted, disagreement = feature_set_data(
         set_ids,
         features_files,
-        neighbors_files,
+        graph_files,
         sample.indices() if sample.labelled else None,
         keep,
         len(paths),
@@ -556,7 +556,7 @@ def explorer(
     metas: list[str],
     manifest: str,
     features: list[str],
-    neighbors: list[str],
+    graphs: list[str],
     thumbnails: str,
     order: list[str],
     root: str,
@@ -566,7 +566,7 @@ def explorer(
     html: str,
 ) -> None:
     """The explorer page of the whole sweep, every feature set's runs in config ``order`` (rule explorer);
-    ``features``, ``neighbors``: the features file and k-NN graph of each feature set id in ``order``."""
+    ``features``, ``graphs``: the features file and k-NN graph of each feature set id in ``order``."""
     build_explorer(
         list(zip(embeddings, metas)),
         manifest,
@@ -574,7 +574,7 @@ def explorer(
         html,
         thumbnails,
         dict(zip(order, features)),
-        dict(zip(order, neighbors)),
+        dict(zip(order, graphs)),
         inline_max_images,
         neighbours,
         backend,

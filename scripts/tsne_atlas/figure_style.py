@@ -12,6 +12,7 @@ import numpy as np
 
 from .files.runs import METHOD_NAMES, run_seed, settings_text
 from .jobs import atomic_path
+from .methods import MAP_METHODS
 
 # Fixed metadata keeps SVG/PNG output byte-identical across runs.
 SVG_METADATA = {"Date": None, "Creator": "tsne-atlas"}
@@ -84,8 +85,8 @@ def features_label(meta: dict) -> str:
     return f"{features_id} ({', '.join(parts)})" if parts else str(features_id)
 
 
-# A colour per method (metrics plots): Petroff's blue, orange and purple.
-METHOD_COLOURS = {"tsne": "#3f90da", "umap": "#e76300", "pca": "#832db6"}
+# A colour per method (plots that span methods), as each method declares it (Petroff's palette).
+METHOD_COLOURS = {name: method.colour for name, method in MAP_METHODS.items()}
 
 
 def figure_title(meta: dict) -> str:

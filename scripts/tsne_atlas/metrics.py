@@ -12,9 +12,9 @@ import logging
 
 import numpy as np
 
+from .files.map_inputs import read_input
 from .files.metrics import write_run_metrics
 from .files.runs import METHOD_KEYS, read_run, run_label, run_seed
-from .files.tsne_inputs import read_input
 from .jobs import AtlasError
 from .subsample import fixed_subsample
 

@@ -1,22 +1,24 @@
-"""What every t-SNE run of a sweep shares, computed once instead of once per run.
+"""What every map of a sweep shares, computed once instead of once per run.
 
-One function per rule, per feature set (files: ``files.tsne_inputs``):
+One function per rule, per feature set (files: ``files.map_inputs``):
 
-- ``tsne_input``: z-scoring and PCA of the features, once for the whole sweep
-  -> ``embeddings/{features}/input.h5`` (``/X``, float64 N x d, and how it was made as attributes).
-- ``tsne_neighbors``: the k-nearest-neighbour graph of that input, once, with k = 3 x the
-  largest perplexity (openTSNE's rule) -> ``embeddings/{features}/neighbors/k-{k}.npz``; UMAP's maps
-  read its first columns too (``maps``), or a graph of their own when they need more neighbours.
+- ``prepare_input``: z-scoring and PCA of the features (config section ``prepare``), once for the
+  whole sweep -> ``embeddings/{features}/input.h5`` (``/X``, float64 N x d, and how it was made as
+  attributes): what every method maps, the suspects and the metrics read.
+- ``knn_graph``: the k-nearest-neighbour graph of that input, once (``graph.neighbours``: by default
+  3 x the largest perplexity, openTSNE's rule) -> ``embeddings/{features}/graph/k-{k}.npz``; UMAP's
+  maps read its first columns too, or a graph of their own when they need more neighbours; the
+  suspects and the explorer read it.
 - ``tsne_affinities``: the perplexity-calibrated affinity matrix P for one perplexity, from the
   first 3 x perplexity neighbours of that graph -> ``embeddings/{features}/affinities/perplexity-{p}.npz``.
   This is what openTSNE's ``PerplexityBasedNN.set_perplexity`` does: the neighbour search,
   which dominates affinity cost, is not repeated per perplexity.
 
-Each t-SNE run then loads X and P and only optimises (``tsne``). Adding seeds, or
+Each t-SNE run then loads X and P and only optimises (``methods.tsne``). Adding seeds, or
 perplexities up to the largest, adds runs without touching the shared files; raising the
 largest perplexity rebuilds the neighbour graph (its file name carries k).
 
-Free of torch imports, like every t-SNE job.
+Free of torch imports, like every map job.
 """
 
 import logging
@@ -25,18 +27,18 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from .config import check_perplexity
 from .files.features import read_features
-from .files.tsne_inputs import read_input, read_neighbors, write_affinities, write_input, write_neighbors
+from .files.map_inputs import read_input, read_neighbours, write_affinities, write_input, write_neighbours
 from .jobs import AtlasError
+from .methods.tsne import check_perplexity
 
 LOGGER = logging.getLogger("tsne_atlas.preparation")
 # The neighbour search is approximate (Annoy) from 1,000 points on; its seed is fixed, and it runs
 # on one thread (Annoy's index differs with the number of threads building it: 1,666 of 36,000
 # neighbours at 1,200 points with 1 vs 2), so the graph, and so every run's affinities, depend on
 # the data alone, whatever tsne.threads or --cores.
-NEIGHBORS_RANDOM_STATE = 0
-NEIGHBORS_THREADS = 1
+NEIGHBOURS_RANDOM_STATE = 0
+NEIGHBOURS_THREADS = 1
 # openTSNE's switch from the exact search to Annoy.
 EXACT_MAX_POINTS = 1000
 
@@ -65,8 +67,8 @@ def preprocess(features: np.ndarray, standardize: bool, pca_components: int, ran
     return np.ascontiguousarray(X)
 
 
-def tsne_input(features: str, node: str, standardize: bool, pca_components: int, prepared: str) -> dict:
-    """z-score and PCA one node's features once for the sweep; write them to ``prepared`` (rule tsne_input)."""
+def prepare_input(features: str, node: str, standardize: bool, pca_components: int, prepared: str) -> dict:
+    """z-score and PCA one node's features once for the sweep; write them to ``prepared`` (rule prepare_input)."""
     features_file = features
     data = read_features(features_file, node)
     X = preprocess(data["features"], standardize, pca_components)
@@ -79,16 +81,16 @@ def tsne_input(features: str, node: str, standardize: bool, pca_components: int,
         "node": node,
     }
     write_input(prepared, X, attrs)
-    LOGGER.info("t-SNE input: %d x %d -> %d x %d", *data["features"].shape, *X.shape)
+    LOGGER.info("prepared input: %d x %d -> %d x %d", *data["features"].shape, *X.shape)
     return attrs
 
 
-def neighbors_for(perplexity: float, n_images: int) -> int:
+def neighbours_for(perplexity: float, n_images: int) -> int:
     """openTSNE's neighbour count for a perplexity: 3 x perplexity, at most N - 1."""
     return min(n_images - 1, int(3 * perplexity))
 
 
-def nearest_neighbors(X: np.ndarray, k: int, random_state: int = NEIGHBORS_RANDOM_STATE):
+def nearest_neighbours(X: np.ndarray, k: int, random_state: int = NEIGHBOURS_RANDOM_STATE):
     """(indices, distances), each N x k, by openTSNE's own choice of method for euclidean distances
     (``get_knn_index(X, "auto", ...)``: exact below EXACT_MAX_POINTS, Annoy from there on), made here:
     get_knn_index imports pynndescent to decide, which costs ~15 s of numba compilation in every graph
@@ -101,7 +103,7 @@ def nearest_neighbors(X: np.ndarray, k: int, random_state: int = NEIGHBORS_RANDO
         k=min(k, len(X) - 1),
         metric="euclidean",
         metric_params=None,
-        n_jobs=NEIGHBORS_THREADS,
+        n_jobs=NEIGHBOURS_THREADS,
         random_state=random_state,
         verbose=False,
         knn_kwargs=None,
@@ -110,12 +112,12 @@ def nearest_neighbors(X: np.ndarray, k: int, random_state: int = NEIGHBORS_RANDO
     return np.ascontiguousarray(indices, dtype=np.int64), np.ascontiguousarray(distances, dtype=np.float64)
 
 
-def affinities_from_neighbors(indices: np.ndarray, distances: np.ndarray, perplexity: float, n_jobs: int = 1):
+def affinities_from_neighbours(indices: np.ndarray, distances: np.ndarray, perplexity: float, n_jobs: int = 1):
     """Symmetric perplexity-based P (CSR, sums to 1) from the first 3 x perplexity neighbours."""
     from openTSNE.affinity import joint_probabilities_nn
 
     check_perplexity(perplexity, len(indices))
-    k = neighbors_for(perplexity, len(indices))
+    k = neighbours_for(perplexity, len(indices))
     if k > indices.shape[1]:
         raise AtlasError(f"perplexity {perplexity:g} needs {k} neighbours but the graph has {indices.shape[1]}")
     return joint_probabilities_nn(
@@ -127,20 +129,20 @@ def affinities_from_neighbors(indices: np.ndarray, distances: np.ndarray, perple
     ).tocsr()
 
 
-def tsne_neighbors(prepared: str, k: int, neighbors: str) -> None:
-    """The sweep's k-NN graph of the prepared input (rule tsne_neighbors; one thread, see NEIGHBORS_THREADS)."""
+def knn_graph(prepared: str, k: int, graph: str) -> None:
+    """A k-NN graph of the prepared input (rule knn_graph; one thread, see NEIGHBOURS_THREADS)."""
     X, _ = read_input(prepared)
-    indices, distances = nearest_neighbors(X, k)
-    write_neighbors(neighbors, indices, distances)
+    indices, distances = nearest_neighbours(X, k)
+    write_neighbours(graph, indices, distances)
     LOGGER.info("k-NN graph: %d points x %d neighbours", *indices.shape)
 
 
-def tsne_affinities(neighbors: str, perplexity: float, affinities: str, threads: int) -> None:
+def tsne_affinities(graph: str, perplexity: float, affinities: str, threads: int) -> None:
     """One perplexity's P from the first 3 x perplexity neighbours of the graph (rule tsne_affinities)."""
-    indices, distances = read_neighbors(neighbors)
+    indices, distances = read_neighbours(graph)
     try:
-        P = affinities_from_neighbors(indices, distances, perplexity, threads)
+        P = affinities_from_neighbours(indices, distances, perplexity, threads)
     except AtlasError as err:
-        raise AtlasError(f"{neighbors}: {err}; delete it and rerun") from None
+        raise AtlasError(f"{graph}: {err}; delete it and rerun") from None
     write_affinities(affinities, P)
     LOGGER.info("affinities for perplexity %g: %d non-zeros", perplexity, P.nnz)

@@ -29,8 +29,8 @@ from PIL import Image
 from .files import projector as files
 from .files.features import read_predictions
 from .files.manifest import read_images, sample_labels
+from .files.map_inputs import read_input
 from .files.thumbnails import INDEX_NAME, ThumbnailIndex, read_index
-from .files.tsne_inputs import read_input
 from .jobs import AtlasError
 
 LOGGER = logging.getLogger("tsne_atlas.projector")

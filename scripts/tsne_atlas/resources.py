@@ -100,24 +100,24 @@ def merge_runtime_min(n_images: int) -> int:
     return MIN_RUNTIME_MIN + math.ceil(n_images / MERGE_IMAGES_PER_S / 60)
 
 
-def tsne_input_mem_mb(n_images: int) -> int:
-    """The sweep's z-scoring and PCA job: the features as float64, a few copies."""
+def prepare_mem_mb(n_images: int) -> int:
+    """The prepared input (z-scoring and PCA): the features as float64, a few copies."""
     return BASE_MEM_MB + math.ceil(n_images * ASSUMED_FEATURE_DIM * 8 * FLOAT64_COPIES / MB)
 
 
-def tsne_mem_mb(n_images: int) -> int:
-    """Neighbour graph, affinities and each t-SNE run: the reduced input, the graph and a sparse P."""
+def maps_mem_mb(n_images: int) -> int:
+    """k-NN graph, affinities, each map run and the suspects: the reduced input, the graph and a sparse P."""
     return BASE_MEM_MB + math.ceil(n_images * TSNE_RUN_BYTES_PER_IMAGE / MB)
 
 
-def tsne_runtime_min(n_images: int) -> int:
+def maps_runtime_min(n_images: int) -> int:
     return MIN_RUNTIME_MIN + math.ceil(TSNE_MIN_PER_1000_IMAGES * n_images / 1000)
 
 
 def metrics_mem_mb(n_images: int, max_images: int) -> int:
     """Trustworthiness's N x N matrices over the (at most ``max_images``) points the metrics use."""
     n_used = min(n_images, max_images)
-    return tsne_mem_mb(n_images) + math.ceil(TRUSTWORTHINESS_BYTES_PER_PAIR * n_used**2 / MB)
+    return maps_mem_mb(n_images) + math.ceil(TRUSTWORTHINESS_BYTES_PER_PAIR * n_used**2 / MB)
 
 
 def metrics_runtime_min(n_images: int) -> int:

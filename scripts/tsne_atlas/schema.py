@@ -28,6 +28,23 @@ MOVED_SECTIONS = {
 }
 
 
+# Keys of older configs that moved to another section: (old section, key) -> new section.
+MOVED_KEYS = {
+    ("tsne", "standardize"): "prepare",
+    ("tsne", "pca_components"): "prepare",
+}
+
+
+def moved_keys_line(config: dict) -> str:
+    """One line saying where each moved key of ``config`` lives now, or '' if it has none."""
+    moved = [
+        f"{section}.{key} is now {new}.{key}"
+        for (section, key), new in MOVED_KEYS.items()
+        if isinstance(config.get(section), dict) and key in config[section]
+    ]
+    return f"{'; '.join(moved)}: move {'them' if len(moved) > 1 else 'it'} there" if moved else ""
+
+
 def schema_error_line(config: dict, schema_path: str | os.PathLike) -> str:
     """The schema's first complaint about ``config`` as one line naming the key, or '' if none.
 
@@ -38,6 +55,8 @@ def schema_error_line(config: dict, schema_path: str | os.PathLike) -> str:
     for section, where in MOVED_SECTIONS.items():
         if section in config:
             return f"{section}: {where}; see docs/configuration.md"
+    if moved := moved_keys_line(config):
+        return f"{moved} (docs/configuration.md)"
     schema = load_schema(str(schema_path))
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))

@@ -1,5 +1,5 @@
 """Which images look wrong: label disagreement with the k nearest neighbours, exact and near duplicates,
-and outliers, all read off the k-NN graph of the prepared input X (``files/tsne_inputs.py``).
+and outliers, all read off the k-NN graph of the prepared input X (``files/map_inputs.py``).
 
 Pure numeric functions (numpy only), deterministic: ties are always broken by image index. Nothing
 here is N x N; every score looks at the graph's edges only, so 100,000 images cost seconds. The
@@ -299,7 +299,7 @@ def suspect_tables(
 
 def find_suspects(
     prepared: str,
-    neighbors: str,
+    graph: str,
     images: str,
     manifest: str,
     k: int,
@@ -313,25 +313,23 @@ def find_suspects(
     k-NN graph, the sample's content hashes and its labels. ``max_rows`` caps the ranked suspects
     and outliers lists (every duplicate pair is listed)."""
     from .files.manifest import read_images, sample_labels
+    from .files.map_inputs import read_input, read_neighbours
     from .files.suspects import write_duplicates, write_outliers, write_suspects
-    from .files.tsne_inputs import read_input, read_neighbors
 
     X, _ = read_input(prepared)
-    indices, distances = read_neighbors(neighbors)
+    indices, distances = read_neighbours(graph)
     if k > indices.shape[1]:
-        # The sweep's graph holds 3 x the largest perplexity neighbours (at most N - 1): use what there is.
+        # The sweep's graph holds graph.neighbours neighbours (at most N - 1): use what there is.
         LOGGER.warning(
             "suspects.neighbours is %d but %s holds %d neighbours per image; using %d",
             k,
-            neighbors,
+            graph,
             *[indices.shape[1]] * 2,
         )
         k = indices.shape[1]
     paths, hashes = read_images(images)
     if len(X) != len(paths):
-        raise AtlasError(
-            f"{prepared} has {len(X)} rows but {images} {len(paths)}; delete the results folder's tsne/ and rerun"
-        )
+        raise AtlasError(f"{prepared} has {len(X)} rows but {images} {len(paths)}; delete {prepared} and rerun")
     labels = sample_labels(manifest, paths, images)
     tables = suspect_tables(X, indices, distances, labels.labels, paths, hashes, k, near_threshold, labels.labelled)
     write_suspects(suspects, tables.suspects[:max_rows])

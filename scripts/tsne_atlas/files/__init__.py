@@ -3,7 +3,7 @@
 - ``manifest``        sample/manifest.csv, sample/skipped.csv
 - ``weights_record``  weights/{set}.json
 - ``features``        features/{set}.h5 (one dataset per node)
-- ``tsne_inputs``     embeddings/{features}/input.h5, neighbors/k-{k}.npz, affinities/perplexity-{p}.npz
+- ``map_inputs``     embeddings/{features}/input.h5, neighbors/k-{k}.npz, affinities/perplexity-{p}.npz
 - ``runs``            embeddings/{run}.tsv + .json: a run's identity ({features}/{method}/{params}, e.g.
                       resnet101/tsne/perplexity-30_seed-0) and record
 - ``metrics``         metrics/{run}.json, metrics/{features}/sweep.csv

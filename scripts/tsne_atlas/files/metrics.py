@@ -7,14 +7,15 @@ import os
 from pathlib import Path
 
 from ..jobs import atomic_path
-from .runs import run_sort_key
+from .runs import FIXED_KEYS, METHOD_KEYS, run_sort_key
 
+# Every method's settings are columns (a method's declared axes, in METHODS order, the seed once):
+# a setting another method has is n/a in a run's row.
+SETTING_FIELDS = tuple(dict.fromkeys(key for keys in METHOD_KEYS.values() for key in keys if key not in FIXED_KEYS))
 SWEEP_FIELDS = (
     "features",
     "method",
-    "perplexity",
-    "n_neighbors",
-    "min_dist",
+    *(key for key in SETTING_FIELDS if key != "seed"),
     "seed",
     "trustworthiness",
     "knn_accuracy_2d",

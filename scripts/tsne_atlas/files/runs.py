@@ -1,6 +1,6 @@
 """A run of the sweep: its identity, and its record on disk (``embeddings/{run}.tsv`` + ``.json``).
 
-Identity: a run is one map of one feature set: a method (t-SNE, UMAP or PCA), that method's
+Identity: a run is one map of one feature set: a method (``methods``), that method's
 settings and, for a stochastic method, a seed. ``METHOD_KEYS``, ``RUN_KEYS`` and ``RUN_PATTERN``
 are the one definition of it: the rules name every per-run file with ``RUN_PATTERN`` (a folder per
 feature set and method, a file stem of the settings, e.g. ``resnet101/tsne/perplexity-30_seed-0``),
@@ -25,21 +25,18 @@ from pathlib import Path
 import numpy as np
 
 from ..jobs import AtlasError, atomic_path
+from ..methods import MAP_METHODS
 from .features import PROVENANCE_ATTRS
 from .manifest import SampleLabels, sample_labels
 
-# The methods, in the order figures group them, and each one's settings in file-name order (a
-# stochastic method's seed last). PCA has one fixed setting: a map is its first two components.
-METHOD_KEYS = {
-    "tsne": ("perplexity", "seed"),
-    "umap": ("n_neighbors", "min_dist", "seed"),
-    "pca": ("components",),
-}
+# Each method's settings in file-name order (a stochastic method's seed last), its display name, and
+# how figures abbreviate a setting in small panel titles: all from the methods' declarations.
+METHOD_KEYS = {name: method.keys for name, method in MAP_METHODS.items()}
 METHODS = tuple(METHOD_KEYS)
-METHOD_NAMES = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}
-PCA_COMPONENTS = 2
-# How figures abbreviate a setting in small panel titles.
-SHORT_KEYS = {"perplexity": "p", "n_neighbors": "k", "min_dist": "d", "seed": "s", "components": "PCs"}
+METHOD_NAMES = {name: method.title for name, method in MAP_METHODS.items()}
+SHORT_KEYS = {axis.key: axis.short for method in MAP_METHODS.values() for axis in method.axes}
+# Settings with one value (PCA's components): in the run's name, never in a label.
+FIXED_KEYS = {axis.key for method in MAP_METHODS.values() for axis in method.axes if axis.fixed}
 RUN_KEYS = ("features", "method", "params")
 # Path of a run's outputs below each output folder: Snakemake wildcards in the rules, formatted with
 # run_name() here.
@@ -68,16 +65,14 @@ def run_params(method: str, settings: dict) -> str:
 
 
 def parse_params(method: str, params: str) -> dict:
-    """A run's settings from its file stem (``run_params`` reversed): numbers, seeds as int."""
+    """A run's settings from its file stem (``run_params`` reversed), each of its axis' type."""
     keys = METHOD_KEYS[method]
     match = re.fullmatch("_".join(f"{key}-({_NUMBER})" for key in keys), params)
     if match is None:
         raise AtlasError(
             f"'{params}' is not a {METHOD_NAMES[method]} run's name (expected {run_params(method, dict.fromkeys(keys, 1))})"
         )
-    return {
-        key: int(value) if key in ("seed", "components") else float(value) for key, value in zip(keys, match.groups())
-    }
+    return {axis.key: axis.type(float(value)) for axis, value in zip(MAP_METHODS[method].axes, match.groups())}
 
 
 def run_name(meta: dict) -> str:
@@ -104,7 +99,7 @@ def run_sort_key(meta: dict) -> tuple:
 def settings_text(meta: dict, short: bool = False) -> str:
     """A run's settings without its seed: ``perplexity 30``, ``n_neighbors 15, min_dist 0.1``, '' for
     PCA; ``short``: ``p=30``, ``k=15 d=0.1``."""
-    keys = [key for key in METHOD_KEYS[meta["method"]] if key not in ("seed", "components")]
+    keys = [key for key in METHOD_KEYS[meta["method"]] if key != "seed" and key not in FIXED_KEYS]
     if short:
         return " ".join(f"{SHORT_KEYS[key]}={wildcard_value(float(meta[key]))}" for key in keys)
     return ", ".join(f"{key} {wildcard_value(float(meta[key]))}" for key in keys)

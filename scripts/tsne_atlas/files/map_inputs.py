@@ -1,9 +1,10 @@
 """The files the maps of one feature set share (written once by the preparation stage, read by every
-run: t-SNE reads all three, UMAP the input and a graph, PCA the input), in ``embeddings/{features}/``:
+run: every method the input, t-SNE its affinities, UMAP a graph; the suspects and the explorer the
+sweep's graph too), in ``embeddings/{features}/``:
 
 - ``input.h5``: ``/X`` (float64, N x d), the z-scored, PCA-reduced features, with
   attributes standardize, pca_components, feature_dim, n_images, features_file, node.
-- ``neighbors/k-{k}.npz``: the k-NN graph of X, ``indices`` (int64) and ``distances``
+- ``graph/k-{k}.npz``: the k-NN graph of X, ``indices`` (int64) and ``distances``
   (float64), each N x k.
 - ``affinities/perplexity-{p}.npz``: the affinity matrix P of one perplexity (scipy CSR).
 """
@@ -34,7 +35,7 @@ def read_input(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
         with h5py.File(path, "r") as h5:
             return h5["X"][:], {key: plain_value(value) for key, value in h5.attrs.items()}
     except (OSError, KeyError) as err:
-        raise AtlasError(f"{path}: not a complete t-SNE input file ({err}); delete it and rerun") from None
+        raise AtlasError(f"{path}: not a complete prepared input file ({err}); delete it and rerun") from None
 
 
 def read_map_input(features: str, node: str, prepared: str) -> tuple[dict, np.ndarray, dict]:
@@ -49,12 +50,12 @@ def read_map_input(features: str, node: str, prepared: str) -> tuple[dict, np.nd
     return data, X, input_attrs
 
 
-def write_neighbors(path: str | os.PathLike, indices: np.ndarray, distances: np.ndarray) -> None:
+def write_neighbours(path: str | os.PathLike, indices: np.ndarray, distances: np.ndarray) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, indices=indices, distances=distances)
 
 
-def read_neighbors(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def read_neighbours(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """(indices, distances) of a k-NN graph file."""
     try:
         with np.load(path) as npz:

@@ -1,0 +1,138 @@
+"""UMAP (umap-learn): one map per n_neighbors x min_dist x seed.
+
+Its neighbour search is not repeated: the first ``n_neighbors - 1`` columns of the sweep's k-NN graph
+(``preparation``) are handed to umap-learn as a precomputed k-NN, with each point itself prepended
+(UMAP counts it); when the sweep's graph holds fewer, UMAP's maps share a graph of their own. With a
+seed umap-learn runs on one thread and the map is bitwise repeatable. umap-learn's numba code is
+cached in ``NUMBA_CACHE_DIR`` (set by the workflow) between jobs.
+"""
+
+import time
+import warnings
+
+import numpy as np
+
+from ..jobs import AtlasError
+from .base import Axis, MapMethod
+
+# The warm-up problem that compiles umap-learn's numba code before a run's clock starts.
+WARM_UP_POINTS = 40
+
+
+def umap_knn(indices: np.ndarray, distances: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """umap-learn's precomputed k-NN from a graph without the points themselves: each point first (at
+    distance 0), then its ``n_neighbors - 1`` nearest others."""
+    k = n_neighbors - 1
+    if indices.shape[1] < k:
+        raise AtlasError(
+            f"UMAP with n_neighbors {n_neighbors} needs {k} neighbours but the graph has {indices.shape[1]}"
+        )
+    n = len(indices)
+    knn_indices = np.hstack([np.arange(n, dtype=np.int64)[:, None], indices[:, :k]])
+    knn_distances = np.hstack([np.zeros((n, 1)), distances[:, :k]])
+    return np.ascontiguousarray(knn_indices), np.ascontiguousarray(knn_distances)
+
+
+def umap_embedding(
+    X: np.ndarray,
+    n_neighbors: int,
+    min_dist: float,
+    random_state: int,
+    knn: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """2-D UMAP embedding of ``X`` (N x 2 float64). ``knn``: (indices, distances) of a k-NN graph of
+    ``X`` without the points themselves (``preparation.nearest_neighbours``); None lets umap-learn
+    search its own."""
+    import umap
+
+    n_neighbors = min(int(n_neighbors), len(X))
+    kwargs = {}
+    if knn is not None:
+        kwargs["precomputed_knn"] = (*umap_knn(*knn, n_neighbors), None)
+    model = umap.UMAP(
+        n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=random_state, n_jobs=1, **kwargs
+    )
+    with warnings.catch_warnings():
+        # Without a search index umap-learn cannot transform new points: this workflow never does.
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+        coords = model.fit_transform(X)
+    return np.asarray(coords, dtype=np.float64)
+
+
+def compile_umap() -> float:
+    """Fit UMAP once on a tiny fixed problem, so numba compiles what umap-learn does not cache (its
+    layout optimiser, ~5 s) before a run's clock starts; returns the seconds it took."""
+    X = np.random.default_rng(0).normal(size=(WARM_UP_POINTS, 4))
+    distances = np.linalg.norm(X[:, None] - X[None], axis=-1)
+    indices = np.argsort(distances, axis=1, kind="stable")[:, 1:11]
+    start = time.perf_counter()
+    umap_embedding(X, 10, 0.1, 0, knn=(indices, np.take_along_axis(distances, indices, axis=1)))
+    return time.perf_counter() - start
+
+
+def umap_graph_neighbours(n_neighbors, sweep_k: int) -> int:
+    """k of the graph UMAP's maps read: the sweep's (``sweep_k``) when it holds the largest
+    ``n_neighbors`` - 1 neighbours (UMAP counts the point itself), else a graph of their own."""
+    needed = max(int(k) for k in n_neighbors) - 1
+    return sweep_k if needed <= sweep_k else needed
+
+
+class UMAP(MapMethod):
+    def seeds(self, config):
+        # null: the same seeds as t-SNE, so a sweep of both compares like with like.
+        seeds = config["umap"]["seeds"]
+        return list(config["tsne"]["seeds"] if seeds is None else seeds)
+
+    def axis_values(self, config, axis):
+        return sorted(self.seeds(config)) if axis.key == "seed" else super().axis_values(config, axis)
+
+    def shared_inputs(self, config, settings, sweep_k):
+        return {"graph": ("graph", umap_graph_neighbours(config["umap"]["n_neighbors"], sweep_k))}
+
+    def check(self, config, n_images):
+        for k in config["umap"]["n_neighbors"]:
+            if k > n_images:
+                raise AtlasError(
+                    f"umap.n_neighbors: {k} is more than the sample's {n_images} images; "
+                    f"use values up to {n_images} or raise sample.n_images"
+                )
+
+    def warm_up(self):
+        import logging
+        import os
+
+        compile_s = compile_umap()
+        logging.getLogger("tsne_atlas.methods.umap").info(
+            "numba compiled for %.1f s (cache: %s)", compile_s, os.environ.get("NUMBA_CACHE_DIR", "none")
+        )
+        return {"compile_s": round(compile_s, 3)}
+
+    def compute(self, X, settings, options, threads, shared):
+        from ..files.map_inputs import read_neighbours
+
+        graph, n_neighbors = shared["graph"], settings["n_neighbors"]
+        indices, distances = read_neighbours(graph)
+        if len(indices) != len(X):
+            raise AtlasError(
+                f"{graph} has {len(indices)} rows but the prepared input {len(X)}; delete {graph} and rerun"
+            )
+        if indices.shape[1] < n_neighbors - 1:
+            raise AtlasError(
+                f"{graph} holds {indices.shape[1]} neighbours per image, UMAP with n_neighbors {n_neighbors} "
+                f"needs {n_neighbors - 1}; delete it and rerun"
+            )
+        coords = umap_embedding(X, n_neighbors, settings["min_dist"], settings["seed"], knn=(indices, distances))
+        return coords, {"precomputed_knn": True}
+
+
+METHOD = UMAP(
+    name="umap",
+    title="UMAP",
+    colour="#e76300",
+    axes=(
+        Axis("n_neighbors", int, "k", config_key="n_neighbors"),
+        Axis("min_dist", float, "d", config_key="min_dist"),
+        Axis("seed", int, "s", config_key="seeds"),
+    ),
+    requires=("umap",),
+)
