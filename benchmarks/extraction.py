@@ -57,8 +57,8 @@ from tsne_atlas import extraction as project
 from tsne_atlas.collection import list_images
 from tsne_atlas.config import feature_set_settings
 from tsne_atlas.files.features import read_features
-from tsne_atlas.networks import torchvision_preprocessing
 from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
+from tsne_atlas.sources.torchvision import torchvision_preprocessing
 
 REPO = Path(__file__).resolve().parent.parent
 EXTENSIONS = [".png", ".jpg", ".jpeg"]

@@ -57,7 +57,7 @@ from extraction import (
     set_settings,
 )
 from tsne_atlas import extraction as project
-from tsne_atlas.networks import torchvision_preprocessing
+from tsne_atlas.sources.torchvision import torchvision_preprocessing
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

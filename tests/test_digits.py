@@ -15,7 +15,7 @@ from sklearn.datasets import load_digits
 
 import make_digits
 from tsne_atlas.collection import list_images
-from tsne_atlas.precomputed import read_precomputed
+from tsne_atlas.sources.precomputed import read_precomputed
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = load_digits()

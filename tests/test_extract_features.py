@@ -11,14 +11,16 @@ from torchvision.models.feature_extraction import create_feature_extractor
 
 from conftest import extraction_defaults
 from tsne_atlas import extraction as ef
-from tsne_atlas import networks
+from tsne_atlas import sources
 from tsne_atlas import weights as fw
 from tsne_atlas.config import feature_set_settings
 from tsne_atlas.files.features import read_features, write_features
 from tsne_atlas.files.manifest import write_images
 from tsne_atlas.files.weights_record import read_record
-from tsne_atlas.jobs import AtlasError
+from tsne_atlas.jobs import AtlasError, file_sha256
 from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
+from tsne_atlas.sources import network as nw
+from tsne_atlas.sources import torchvision as tv
 
 # The feature set every test extracts: its name appears in every message as features.r18.<key>.
 SET = "r18"
@@ -71,13 +73,13 @@ def node_features(path, node="penultimate") -> np.ndarray:
 
 
 def test_penultimate_node_is_the_classifier_input():
-    assert networks.penultimate_node(get_model("resnet18", weights=None)) == "flatten"
+    assert nw.penultimate_node(get_model("resnet18", weights=None)) == "flatten"
     # mobilenet_v3's classifier is Linear-Hardswish-Dropout-Linear: the feature is the 1024-d vector.
-    assert networks.penultimate_node(get_model("mobilenet_v3_small", weights=None)) == "classifier.2"
-    assert networks.penultimate_node(get_model("alexnet", weights=None)) == "classifier.5"
-    assert networks.penultimate_node(get_model("vit_b_16", weights=None)) == "getitem_5"
+    assert nw.penultimate_node(get_model("mobilenet_v3_small", weights=None)) == "classifier.2"
+    assert nw.penultimate_node(get_model("alexnet", weights=None)) == "classifier.5"
+    assert nw.penultimate_node(get_model("vit_b_16", weights=None)) == "getitem_5"
     # SqueezeNet classifies with a convolution: its feature is the input of that convolution.
-    assert networks.penultimate_node(get_model("squeezenet1_1", weights=None)) == "classifier.0"
+    assert nw.penultimate_node(get_model("squeezenet1_1", weights=None)) == "classifier.0"
 
 
 @pytest.mark.parametrize(
@@ -118,17 +120,17 @@ def test_unknown_arch_lists_models(manifest, image_folder, tmp_path):
         match=r"^features\.r18\.arch 'qwertyuiop' is not a torchvision classification "
         r"model; torchvision\.models\.list_models\(\) lists them all$",
     ):
-        fw.check_arch("qwertyuiop", f"{KEY}.arch")  # nothing close: no empty list of matches
+        tv.check_arch("qwertyuiop", f"{KEY}.arch")  # nothing close: no empty list of matches
     assert not list(tmp_path.glob("*.h5")) and not (tmp_path / "resolved.json").exists()
 
 
 def test_random_init_is_seeded():
-    record = fw.resolve_weights("resnet18", "none", 3, KEY)
+    record = tv.resolve_weights("resnet18", "none", 3, KEY)
     assert record["kind"] == "none" and record["weights_random"] is True
     assert record["weights_source"] == "random initialisation (weights: none, init_seed 3)"
-    a = networks.torchvision_model(record, 3, f"{KEY}.weights")
-    b = networks.torchvision_model(record, 3, f"{KEY}.weights")
-    c = networks.torchvision_model(fw.resolve_weights("resnet18", "none", 4, KEY), 4, f"{KEY}.weights")
+    a = tv.torchvision_model(record, 3, f"{KEY}.weights")
+    b = tv.torchvision_model(record, 3, f"{KEY}.weights")
+    c = tv.torchvision_model(tv.resolve_weights("resnet18", "none", 4, KEY), 4, f"{KEY}.weights")
     assert torch.equal(a.conv1.weight, b.conv1.weight)
     assert not torch.equal(a.conv1.weight, c.conv1.weight)
 
@@ -288,7 +290,7 @@ def flatten_features(model, image_folder) -> np.ndarray:
     """The manifest fixture's 12 images through ``model`` up to its penultimate node, fp32 NCHW, with
     torchvision's own feature extractor (not the project's network builder)."""
     paths = [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)]
-    transform = networks.torchvision_preprocessing("resnet18")
+    transform = tv.torchvision_preprocessing("resnet18")
     loader = DataLoader(ef.ImageFiles(image_folder, paths, transform), batch_size=5)
     extractor = create_feature_extractor(model, return_nodes=["flatten"])
     batches = ef.iter_feature_batches(extractor, loader, torch.device("cpu"), "fp32", False, progress=False)
@@ -310,8 +312,8 @@ def test_weights_file_gives_the_features_of_the_model_it_was_saved_from(manifest
 
 def file_network(path):
     """Set r18's network with weights file ``path``, resolved and built as the workflow does."""
-    record = fw.resolve_weights("resnet18", str(path), 0, KEY)
-    return networks.build_network(set_settings(weights=str(path)), record, KEY)
+    record = tv.resolve_weights("resnet18", str(path), 0, KEY)
+    return sources.build_network(set_settings(weights=str(path)), record, KEY)
 
 
 def test_bad_weights_files_are_one_line_errors(tmp_path):
@@ -348,7 +350,7 @@ def closed_port_download(hub_dir: Path):
 
 @pytest.fixture
 def unreachable_weights(monkeypatch, tmp_path):
-    monkeypatch.setattr(fw, "_imagenet_state_dict", closed_port_download(tmp_path / "hub"))
+    monkeypatch.setattr(tv, "_imagenet_state_dict", closed_port_download(tmp_path / "hub"))
 
 
 @pytest.mark.parametrize("weights", ["pretrained", "imagenet"])
@@ -364,7 +366,7 @@ def test_imagenet_weights_unavailable_is_a_clear_error(unreachable_weights, tmp_
 
 
 def test_auto_weights_fall_back_to_random_loudly(unreachable_weights, caplog):
-    record = fw.resolve_weights("resnet18", "auto", 0, KEY)
+    record = tv.resolve_weights("resnet18", "auto", 0, KEY)
     assert record["kind"] == "random" and record["weights_random"] is True
     assert "ImageNet weights unavailable" in record["weights_source"]
     assert "RANDOM initialisation" in caplog.text and "set features.r18.weights to a state-dict file" in caplog.text
@@ -388,7 +390,7 @@ def test_spatial_nodes_are_pooled(manifest, image_folder, tmp_path):
     torch.manual_seed(0)
     model = get_model("resnet18", weights=None).eval()
     paths = [f"{c}/{c}_{i:03d}.png" for c in ("ant", "bee", "cat") for i in range(4)]
-    dataset = ef.ImageFiles(image_folder, paths, networks.torchvision_preprocessing("resnet18"))
+    dataset = ef.ImageFiles(image_folder, paths, tv.torchvision_preprocessing("resnet18"))
     with torch.inference_mode():
         maps = create_feature_extractor(model, ["layer3"])(torch.stack([dataset[i] for i in range(12)]))["layer3"]
     assert maps.shape[2:] == (14, 14)
@@ -433,7 +435,7 @@ def hub_cache(monkeypatch, tmp_path):
     """A torch hub cache ($TORCH_HOME) holding a 'resnet18 ImageNet' file: random weights saved under
     the file name torchvision's enum expects, so the real cache lookup finds it without a download."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    path = fw._imagenet_cache_path("resnet18")
+    path = tv._imagenet_cache_path("resnet18")
     path.parent.mkdir(parents=True)
     torch.manual_seed(7)
     model = get_model("resnet18", weights=None).eval()
@@ -460,9 +462,9 @@ def test_extraction_loads_the_recorded_file_without_resolving_again(
     _, model = hub_cache
     fw.fetch_weights(SET, "torchvision", "resnet18", "pretrained", 0, str(tmp_path / "resolved.json"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
-    monkeypatch.setattr(fw, "_imagenet_state_dict", closed_port_download(tmp_path / "hub"))
+    monkeypatch.setattr(tv, "_imagenet_state_dict", closed_port_download(tmp_path / "hub"))
     with pytest.raises(AtlasError):
-        fw.resolve_weights("resnet18", "pretrained", 0, KEY)  # resolving again here would fail...
+        tv.resolve_weights("resnet18", "pretrained", 0, KEY)  # resolving again here would fail...
     attrs = run(
         manifest, image_folder, tmp_path / "f.h5", weights="pretrained", resolved=str(tmp_path / "resolved.json")
     )
@@ -473,14 +475,14 @@ def test_extraction_loads_the_recorded_file_without_resolving_again(
 
 def test_recorded_file_missing_on_this_node_is_a_clear_error(hub_cache, tmp_path):
     path, _ = hub_cache
-    record = fw.resolve_weights("resnet18", "auto", 0, KEY)
+    record = tv.resolve_weights("resnet18", "auto", 0, KEY)
     path.unlink()
     with pytest.raises(
         AtlasError,
         match=r"^weights file .*resnet18-f37072fd\.pth \(features\.r18\.weights 'auto', resolved by fetch_weights "
         r"on the submitting host\) is not visible on .*\$TORCH_HOME.* or set features\.r18\.weights to a file there$",
     ):
-        networks.build_network(set_settings(weights="auto"), record, KEY)
+        sources.build_network(set_settings(weights="auto"), record, KEY)
 
 
 def test_record_for_other_settings_is_refused(manifest, image_folder, tmp_path):
@@ -513,14 +515,14 @@ def test_auto_fallback_is_recorded_and_repeated_by_extraction(
 
 def test_weights_file_record_names_the_file_and_its_hash(tmp_path):
     torch.save(get_model("resnet18", weights=None).state_dict(), tmp_path / "w.pth")
-    record = fw.resolve_weights("resnet18", str(tmp_path / "w.pth"), 0, KEY)
+    record = tv.resolve_weights("resnet18", str(tmp_path / "w.pth"), 0, KEY)
     assert record["kind"] == "file" and record["path"] == str(tmp_path / "w.pth")
-    assert record["weights_source"] == f"file w.pth (sha256 {fw.file_sha256(tmp_path / 'w.pth')[:16]})"
+    assert record["weights_source"] == f"file w.pth (sha256 {file_sha256(tmp_path / 'w.pth')[:16]})"
     with pytest.raises(
         AtlasError,
         match=r"^features\.r18\.weights file '.*missing\.pth' does not exist; give the path of a saved state dict$",
     ):
-        fw.resolve_weights("resnet18", str(tmp_path / "missing.pth"), 0, KEY)
+        tv.resolve_weights("resnet18", str(tmp_path / "missing.pth"), 0, KEY)
 
 
 def test_weights_record_is_sorted_indented_json_and_an_unknown_kind_is_one_line(tmp_path):

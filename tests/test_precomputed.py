@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tsne_atlas.jobs import AtlasError
-from tsne_atlas.precomputed import read_precomputed
+from tsne_atlas.sources.precomputed import read_precomputed
 
 KEY = "features.clip"
 # The file holds more images than the sample (a whole dataset), in another order; one name is not ASCII.

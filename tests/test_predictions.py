@@ -11,13 +11,15 @@ from torchvision.models import ResNet18_Weights, get_model
 
 from conftest import extraction_defaults, make_image_folder
 from tsne_atlas import extraction as ef
-from tsne_atlas import networks
-from tsne_atlas import weights as fw
+from tsne_atlas import sources
 from tsne_atlas.config import feature_set_settings
 from tsne_atlas.files.features import features_file_problem, read_features, read_predictions
 from tsne_atlas.files.manifest import write_images
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
+from tsne_atlas.sources import network as nw
+from tsne_atlas.sources import timm as timm_source
+from tsne_atlas.sources import torchvision as tv
 
 SET = "net"
 KEY = f"features.{SET}"
@@ -117,12 +119,10 @@ def test_weights_with_class_names_store_the_top5_from_the_same_pass(sample, tmp_
 def test_the_logits_are_the_models_own_output(tmp_path, class_file, source):
     """What is ranked is the classifier's output for the image, for the one-node and the traced networks."""
     weights = checkpoint(tmp_path, source)
-    resolve = fw.RESOLVERS[source]
+    resolve = sources.RESOLVERS[source]
     record = resolve("resnet18", weights, 0, KEY)
-    model = (
-        networks.torchvision_model(record, 0, KEY) if source == "torchvision" else networks.timm_model(record, 0, KEY)
-    )
-    build = networks.torchvision_network if source == "torchvision" else networks.timm_network
+    model = tv.torchvision_model(record, 0, KEY) if source == "torchvision" else timm_source.timm_model(record, 0, KEY)
+    build = tv.torchvision_network if source == "torchvision" else timm_source.timm_network
     batch = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     for nodes in (["penultimate"], ["layer3", "penultimate"]):
         network = build(record, nodes, 0, KEY, str(class_file))
@@ -131,8 +131,8 @@ def test_the_logits_are_the_models_own_output(tmp_path, class_file, source):
         with torch.no_grad():
             outputs = network.module(batch)
             expected = model(batch)
-        assert set(outputs) == {*nodes, networks.LOGITS}
-        torch.testing.assert_close(outputs[networks.LOGITS], expected, rtol=1e-5, atol=1e-5)
+        assert set(outputs) == {*nodes, nw.LOGITS}
+        torch.testing.assert_close(outputs[nw.LOGITS], expected, rtol=1e-5, atol=1e-5)
 
 
 def softmax_top5_one_image_at_a_time(root, weights: str, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -231,32 +231,32 @@ def test_a_timm_checkpoint_of_another_head_takes_names_of_its_width(tmp_path):
     path = tmp_path / "ft.pth"
     torch.save(timm.create_model("resnet18", num_classes=10).state_dict(), path)
     (tmp_path / "ten.txt").write_text("\n".join(f"c{i}" for i in range(10)) + "\n\n")  # trailing blank lines
-    record = fw.resolve_timm_weights("resnet18", str(path), 0, KEY)
-    network = networks.timm_network(record, ["penultimate"], 0, KEY, str(tmp_path / "ten.txt"))
+    record = timm_source.resolve_timm_weights("resnet18", str(path), 0, KEY)
+    network = timm_source.timm_network(record, ["penultimate"], 0, KEY, str(tmp_path / "ten.txt"))
     assert network.class_names == [f"c{i}" for i in range(10)] and network.predictions_reason == "stored"
     with pytest.raises(AtlasError, match=r"has 1000 lines but the network's classifier has 10 outputs"):
         (tmp_path / "thousand.txt").write_text("x\n" * 1000)
-        networks.timm_network(record, ["penultimate"], 0, KEY, str(tmp_path / "thousand.txt"))
+        timm_source.timm_network(record, ["penultimate"], 0, KEY, str(tmp_path / "thousand.txt"))
 
 
 def test_torchvision_imagenet_weights_name_their_classes_without_a_download(monkeypatch):
     """A record of resolved ImageNet weights takes its class names from the enum's meta['categories']."""
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("downloads"))
     record = {
-        **fw.blank_record("resnet18", "imagenet"),
+        **nw.blank_record("resnet18", "imagenet"),
         "kind": "pretrained",
         "enum": "ResNet18_Weights.IMAGENET1K_V1",
         "weights_random": False,
     }
-    categories = networks.torchvision_categories(record)
+    categories = tv.torchvision_categories(record)
     assert categories == ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
     assert len(categories) == 1000 and categories[0] == "tench"
-    names, reason = networks.prediction_classes(record, 1000, None, categories, KEY)
+    names, reason = nw.prediction_classes(record, 1000, None, categories, KEY)
     assert names == categories and reason == "stored"
     # Other weights have no built-in names; a class_names file is then the way.
     for kind in ("file", "none", "random"):
-        assert networks.torchvision_categories({**record, "kind": kind, "enum": None}) is None
-    assert networks.prediction_classes({**record, "kind": "file"}, 1000, None, None, KEY) == (
+        assert tv.torchvision_categories({**record, "kind": kind, "enum": None}) is None
+    assert nw.prediction_classes({**record, "kind": "file"}, 1000, None, None, KEY) == (
         None,
         f"none: no class names (give {KEY}.class_names)",
     )
@@ -266,15 +266,17 @@ def test_timm_pretrained_imagenet_heads_take_timms_imagenet_names(tmp_path):
     """Loaded pretrained weights of an ImageNet-1k head name their classes as timm ships them; random
     weights and other heads do not."""
     model = timm.create_model("resnet18")
-    names = networks.timm_imagenet_names(model, {"kind": "pretrained"})
+    names = timm_source.timm_imagenet_names(model, {"kind": "pretrained"})
     assert names is not None and len(names) == 1000 and names[0] == "tench"
-    assert networks.timm_imagenet_names(model, {"kind": "none"}) is None
-    assert networks.timm_imagenet_names(model, {"kind": "file"}) is None
-    assert networks.timm_imagenet_names(timm.create_model("resnet18", num_classes=10), {"kind": "pretrained"}) is None
+    assert timm_source.timm_imagenet_names(model, {"kind": "none"}) is None
+    assert timm_source.timm_imagenet_names(model, {"kind": "file"}) is None
+    assert (
+        timm_source.timm_imagenet_names(timm.create_model("resnet18", num_classes=10), {"kind": "pretrained"}) is None
+    )
 
 
 def test_own_networks_and_precomputed_sets_say_why_they_predict_nothing():
-    network = networks.Network(torch.nn.Identity(), {"penultimate": "output"}, lambda x: x, "own", False)
+    network = nw.Network(torch.nn.Identity(), {"penultimate": "output"}, lambda x: x, "own", False)
     assert network.class_names is None and network.predictions_reason.startswith("none: own network")
     assert ef.NO_PREDICTIONS_PRECOMPUTED == "none: precomputed features"
 
@@ -305,7 +307,7 @@ def test_the_config_check_refuses_a_missing_file_and_other_sources(tmp_path):
 
 
 def test_a_class_names_file_that_is_not_utf8_text_is_one_line(tmp_path):
-    from tsne_atlas.networks import read_class_names
+    from tsne_atlas.sources.network import read_class_names
 
     (tmp_path / "latin.txt").write_bytes("caf\u00e9\n".encode("latin-1"))
     with pytest.raises(AtlasError) as err:
@@ -348,38 +350,38 @@ def test_top_classes_are_the_softmax_top5_in_order_of_each_row():
 
 
 def test_head_width_is_timms_num_classes_else_the_last_linear_else_the_last_conv():
-    assert networks.head_width(timm.create_model("resnet18", num_classes=7)) == 7
+    assert nw.head_width(timm.create_model("resnet18", num_classes=7)) == 7
     linear = torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 1), torch.nn.Flatten(), torch.nn.Linear(4, 6), torch.nn.Linear(6, 11)
     )
-    assert networks.head_width(linear) == 11
-    assert networks.head_width(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), torch.nn.Conv2d(8, 5, 1))) == 5
-    assert networks.head_width(torch.nn.Sequential(torch.nn.ReLU())) == 0
+    assert nw.head_width(linear) == 11
+    assert nw.head_width(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), torch.nn.Conv2d(8, 5, 1))) == 5
+    assert nw.head_width(torch.nn.Sequential(torch.nn.ReLU())) == 0
 
 
 def test_prediction_classes_take_the_file_then_the_builtin_names_and_say_why_there_are_none(tmp_path):
     names = tmp_path / "names.txt"
     names.write_text("a\nb\nc\n")
     record = {"weights_random": False}
-    assert networks.prediction_classes(record, 3, str(names), ["x", "y", "z"], KEY) == (["a", "b", "c"], "stored")
-    assert networks.prediction_classes(record, 3, None, ["x", "y", "z"], KEY) == (["x", "y", "z"], "stored")
-    assert networks.prediction_classes(record, 4, None, ["x", "y", "z"], KEY) == (None, networks.no_class_names(KEY))
+    assert nw.prediction_classes(record, 3, str(names), ["x", "y", "z"], KEY) == (["a", "b", "c"], "stored")
+    assert nw.prediction_classes(record, 3, None, ["x", "y", "z"], KEY) == (["x", "y", "z"], "stored")
+    assert nw.prediction_classes(record, 4, None, ["x", "y", "z"], KEY) == (None, nw.no_class_names(KEY))
     random = {"weights_random": True}
-    assert networks.prediction_classes(random, 3, str(names), None, KEY) == (None, "none: random weights")
+    assert nw.prediction_classes(random, 3, str(names), None, KEY) == (None, "none: random weights")
     with pytest.raises(AtlasError) as err:
-        networks.prediction_classes(record, 0, str(names), None, KEY)
+        nw.prediction_classes(record, 0, str(names), None, KEY)
     assert str(err.value) == (
         f"{KEY}.class_names '{names}' is given but the network has no classifier (its weights have none); "
         f"remove {KEY}.class_names"
     )
     with pytest.raises(AtlasError) as err:
-        networks.prediction_classes(record, 4, str(names), None, KEY)
+        nw.prediction_classes(record, 4, str(names), None, KEY)
     assert str(err.value).startswith(
         f"{KEY}.class_names file '{names}' has 3 lines but the network's classifier has 4 "
     )
     missing = tmp_path / "missing.txt"
     with pytest.raises(AtlasError) as err:
-        networks.prediction_classes(record, 3, str(missing), None, KEY)
+        nw.prediction_classes(record, 3, str(missing), None, KEY)
     assert str(err.value) == (
         f"{KEY}.class_names file '{missing}' could not be read (FileNotFoundError); give a UTF-8 text file "
         f"with one class name per line"

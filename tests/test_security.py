@@ -41,7 +41,7 @@ def test_demo_converter_admits_numpy_arrays_and_nothing_else(tmp_path):
 
 
 def test_a_weights_file_that_runs_code_is_refused(tmp_path):
-    from tsne_atlas.networks import load_state_dict_file
+    from tsne_atlas.sources.torchvision import load_state_dict_file
 
     marker = tmp_path / "pwned"
     with open(tmp_path / "evil.pth", "wb") as handle:

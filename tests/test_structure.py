@@ -235,10 +235,8 @@ def test_figure_stages_read_run_records_and_import_no_other_stage():
             name.split(".")[1] for name in imported_modules(path, ("tsne_atlas",)) if name.startswith("tsne_atlas.")
         }
         other_stages = (imported & STAGES) - {path.stem}
-        if path.stem == "extraction":
-            assert other_stages == {"weights"}  # it loads the weights the weights stage resolved
-        else:
-            assert other_stages == set(), f"{path.stem} imports stage(s) {sorted(other_stages)}"
+        # extraction and weights share the sources (tsne_atlas.sources), not each other.
+        assert other_stages == set(), f"{path.stem} imports stage(s) {sorted(other_stages)}"
         if path.stem in FIGURE_STAGES:
             assert "files" in imported, path.stem
 
@@ -267,3 +265,23 @@ def test_file_layouts_live_in_files_only():
         "explorer_page",
         "projector",
     }
+
+
+def test_the_sources_registry_lists_every_source_the_schema_allows_and_agrees_with_config():
+    """tsne_atlas.sources.SOURCES is the one list of the sources: every ``features.<set>.source`` the schema
+    allows has a module there; the network sources have a builder, those with weights a resolver too, and
+    config's lists (which key applies to which source) name the same ones."""
+    from tsne_atlas import config, sources
+
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+    allowed = schema["properties"]["features"]["additionalProperties"]["properties"]["source"]["enum"]
+    assert sorted(sources.SOURCES) == sorted(allowed)
+    for name, source in sources.SOURCES.items():
+        assert source.module.__name__.startswith("tsne_atlas.sources."), name
+        for function in (source.build, source.resolve_weights):
+            assert function is None or function.__module__ == source.module.__name__, name
+    with_weights = {name for name, source in sources.SOURCES.items() if source.resolve_weights}
+    networks = {name for name, source in sources.SOURCES.items() if source.build}
+    assert with_weights == set(config.NETWORK_SOURCES) == set(sources.RESOLVERS)
+    assert networks - with_weights == set(config.OWN_NETWORK_SOURCES)
+    assert networks == set(sources.BUILDERS) and set(allowed) - networks == {"precomputed"}

@@ -3,7 +3,8 @@
 The workflow's stages, in order, each a module with one function per rule:
 
 - ``sampling``     sample_images      image folder -> sample manifest
-- ``weights``      fetch_weights      a feature set's weights -> a resolved-weights record
+- ``weights``      fetch_weights      a feature set's weights -> a resolved-weights record (through
+                                      its source's resolver, ``sources.RESOLVERS``)
 - ``extraction``   extract_features   manifest + weights -> a feature set's features file (all its
                                       nodes from one forward pass, or a precomputed file imported)
 - ``preparation``  tsne_input, tsne_neighbors, tsne_affinities: what all maps of a feature set share
@@ -15,8 +16,10 @@ The workflow's stages, in order, each a module with one function per rule:
 
 Each file passed between stages has one module in ``files/`` that owns its layout, writer and
 reader; figure stages read run records through ``files.runs`` and import no other stage.
+Where features come from: ``sources``, one module per ``features.<set>.source`` (``torchvision``,
+``timm``, ``own_network`` with ``export_archive``, ``precomputed``), each with its weights resolution,
+and ``sources.network`` (what the network sources share); ``sources.SOURCES`` lists them.
 Shared helpers: ``jobs`` (errors, atomic outputs, job logs, the rule adapter), ``config``
-(checks the schema cannot express, feature set ids), ``networks`` (the sources a network comes
-from), ``precomputed`` (features files made elsewhere), ``resources`` (job sizes), ``images`` (one
+(checks the schema cannot express, feature set ids), ``resources`` (job sizes), ``images`` (one
 image reader), ``figure_style`` and ``canvas`` (colours, notes, thumbnails shared by the figures).
 """

@@ -1,7 +1,7 @@
 """Stage extract_features: one feature set's features for every sampled image, into its features
-file (layout: ``files.features``): a network (``networks``) run over the images once, streaming
-the outputs of all the set's nodes batch by batch, or a file of precomputed features matched to
-the sample by path (``precomputed``).
+file (layout: ``files.features``): a network (``sources``: built by its source's module) run over
+the images once, streaming the outputs of all the set's nodes batch by batch, or a file of
+precomputed features matched to the sample by path (``sources.precomputed``).
 """
 
 import logging
@@ -26,9 +26,10 @@ from .files.manifest import read_images
 from .files.weights_record import read_record
 from .images import load_rgb
 from .jobs import AtlasError
-from .networks import LOGITS, Network, build_network
 from .shards import shard_rows
-from .weights import RESOLVERS
+from .sources import RESOLVERS, build_network
+from .sources.network import LOGITS, Network
+from .sources.precomputed import read_precomputed
 
 LOGGER = logging.getLogger("tsne_atlas.extract_features")
 TOP_K = 5
@@ -117,7 +118,7 @@ def iter_feature_batches(
     ``channels_last``: feed NHWC batches (the module must be converted too), which
     oneDNN and cuDNN convolutions run faster.
 
-    A module that also returns its logits (under ``networks.LOGITS``; ``n_classes`` wide) gives each
+    A module that also returns its logits (under ``sources.network.LOGITS``; ``n_classes`` wide) gives each
     image's top-k classes (k = min(5, n_classes)) too: ``TOP_INDEX`` (int32) and ``TOP_PROBABILITY``
     (float32, the softmax computed in float32) rows in the same batch.
     """
@@ -326,8 +327,6 @@ def extract_features(
 
 def import_precomputed(settings: dict, key: str, paths: list[str], root: str, features: str, attrs) -> dict:
     """A precomputed set: the file's rows for the sampled images, in manifest order, as a features file."""
-    from .precomputed import read_precomputed
-
     rows = read_precomputed(settings["path"], paths, key, settings.get("paths_file"), root)
     name = Path(settings["path"]).name
     attrs.update(

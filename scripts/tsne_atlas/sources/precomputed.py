@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .jobs import AtlasError
+from ..jobs import AtlasError
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
 NPY_SUFFIXES = (".npy",)
