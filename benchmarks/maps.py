@@ -192,11 +192,13 @@ def main() -> None:
     umap_embedding(warm, args.n_neighbors, args.min_dist, args.seed)
     umap_embedding(warm, args.n_neighbors, args.min_dist, args.seed, knn=nearest_neighbours(warm, args.n_neighbors))
     small = X[:500]
-    embed(small, 10, 0, affinities=affinities_from_neighbours(*nearest_neighbours(small, 30), 10))
+    embed(small, 10, 0, init="pca", affinities=affinities_from_neighbours(*nearest_neighbours(small, 30), 10))
     pca_embedding(small)
 
     methods = {
-        "tsne": lambda: embed(X, args.perplexity, args.seed, affinities=P, negative_gradient="auto", bh_theta=0.8)[0],
+        "tsne": lambda: embed(
+            X, args.perplexity, args.seed, init="pca", affinities=P, negative_gradient="auto", bh_theta=0.8
+        )[0],
         "umap-graph": lambda: umap_embedding(X, args.n_neighbors, args.min_dist, args.seed, knn=(indices, distances)),
         "umap-own": lambda: umap_embedding(X, args.n_neighbors, args.min_dist, args.seed),
         "pca": lambda: pca_embedding(X)[0],

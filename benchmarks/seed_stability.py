@@ -32,7 +32,7 @@ def main() -> None:
         cells = []
         for init in ("pca", "random"):
             layouts = [
-                embed(X, args.perplexity, seed, implementation, init, bh_theta=defaults["bh_theta"])[0]
+                embed(X, args.perplexity, seed, implementation, init=init, bh_theta=defaults["bh_theta"])[0]
                 for seed in (0, 1, 2)
             ]
             cells.append(", ".join(f"{procrustes(layouts[0], other)[2]:.3f}" for other in layouts[1:]))

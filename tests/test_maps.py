@@ -31,6 +31,7 @@ from tsne_atlas.files.runs import (
 )
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.maps import run_map
+from tsne_atlas.methods.pacmap import pacmap_embedding
 from tsne_atlas.methods.pca import pca_embedding
 from tsne_atlas.methods.umap import umap_embedding, umap_graph_neighbours, umap_knn
 from tsne_atlas.preparation import nearest_neighbours
@@ -62,12 +63,14 @@ def test_each_methods_run_name_round_trips_and_matches_only_its_own_rule():
         "tsne": {"perplexity": 7.5, "seed": 2},
         "umap": {"n_neighbors": 15, "min_dist": 0.1, "seed": 0},
         "pca": {"components": 2},
+        "pacmap": {"n_neighbors": 10, "seed": 3},
     }
     names = {method: run_params(method, settings) for method, settings in runs.items()}
     assert names == {
         "tsne": "perplexity-7.5_seed-2",
         "umap": "n_neighbors-15_min_dist-0.1_seed-0",
         "pca": "components-2",
+        "pacmap": "n_neighbors-10_seed-3",
     }
     for method, name in names.items():
         assert parse_params(method, name) == runs[method]
@@ -81,10 +84,16 @@ def test_each_methods_run_name_round_trips_and_matches_only_its_own_rule():
         "t-SNE perplexity 7.5, seed 2",
         "UMAP n_neighbors 15, min_dist 0.1, seed 0",
         "PCA",
+        "PaCMAP n_neighbors 10, seed 3",
     ]
-    assert [run_label(m, short=True) for m in metas] == ["t-SNE p=7.5 s=2", "UMAP k=15 d=0.1 s=0", "PCA"]
-    # Tables and figures: t-SNE, then UMAP, then PCA, whatever order they come in.
-    assert [m["method"] for m in sorted(reversed(metas), key=run_sort_key)] == ["tsne", "umap", "pca"]
+    assert [run_label(m, short=True) for m in metas] == [
+        "t-SNE p=7.5 s=2",
+        "UMAP k=15 d=0.1 s=0",
+        "PCA",
+        "PaCMAP k=10 s=3",
+    ]
+    # Tables and figures: t-SNE, then UMAP, PCA, PaCMAP, whatever order they come in.
+    assert [m["method"] for m in sorted(reversed(metas), key=run_sort_key)] == ["tsne", "umap", "pca", "pacmap"]
 
 
 def test_the_sweep_lists_every_methods_runs_and_umap_seeds_default_to_tsnes(demo_root):
@@ -122,7 +131,7 @@ def test_umap_reads_the_sweeps_graph_when_it_holds_enough_neighbours():
 @pytest.mark.parametrize(
     ("patch", "expected"),
     [
-        ({"methods": ["tsne", "umapp"]}, "methods.1: 'umapp' is not one of ['tsne', 'umap', 'pca']"),
+        ({"methods": ["tsne", "umapp"]}, "methods.1: 'umapp' is not one of ['tsne', 'umap', 'pca', 'pacmap']"),
         ({"methods": []}, "methods: [] should be non-empty"),
         ({"umap": {"min_dist": [1.5]}}, "umap.min_dist.0: 1.5 is greater than the maximum of 1"),
         ({"umap": {"min_dist": [-0.1]}}, "umap.min_dist.0: -0.1 is less than the minimum of 0"),
@@ -157,7 +166,10 @@ def test_bad_method_settings_stop_the_workflow_before_any_job(tmp_path):
     """Through Snakemake itself: one line on stderr, nothing run."""
     cases = [
         (with_changes(TINY, "umap", n_neighbors=[41]), "umap.n_neighbors: 41 is more than the sample's 40 images"),
-        ({**TINY, "methods": ["tsne", "isomap"]}, "methods.1: 'isomap' is not one of ['tsne', 'umap', 'pca']"),
+        (
+            {**TINY, "methods": ["tsne", "isomap"]},
+            "methods.1: 'isomap' is not one of ['tsne', 'umap', 'pca', 'pacmap']",
+        ),
     ]
     for config, expected in cases:
         if "n_neighbors" in config.get("umap", {}):
@@ -236,6 +248,58 @@ def test_pca_map_is_the_first_two_principal_components():
     assert flat.shape == (180, 2) and (flat[:, 1] == 0).all() and flat_ratio[1] == 0
 
 
+def test_pacmap_is_the_official_fit_bitwise_repeatable_across_processes_and_thread_counts(tmp_path):
+    """PaCMAP with a seed: the package's own fit of the input, the same bytes in two processes with
+    different numba thread counts; another seed gives another map; the blobs stay apart."""
+    import pacmap
+
+    X, labels = blobs()
+    coords = pacmap_embedding(X, 10, 0, "pca")
+    official = pacmap.PaCMAP(n_components=2, n_neighbors=10, MN_ratio=0.5, FP_ratio=2.0, random_state=0)
+    np.testing.assert_array_equal(coords, official.fit_transform(X.astype(np.float32), init="pca"))
+    assert not np.array_equal(coords, pacmap_embedding(X, 10, 1, "pca"))
+    assert not np.array_equal(coords, pacmap_embedding(X, 10, 0, "pca", mn_ratio=2.0))
+    np.save(tmp_path / "X.npy", X)
+    code = (
+        "import sys, numpy as np; from tsne_atlas.methods.pacmap import pacmap_embedding; "
+        f"np.save(sys.argv[1], pacmap_embedding(np.load({str(tmp_path / 'X.npy')!r}), 10, 0, 'pca'))"
+    )
+    for threads in ("1", "2"):
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / f"{threads}.npy")],
+            check=True,
+            capture_output=True,
+            cwd=str(REPO / "scripts"),
+            env={**os.environ, "NUMBA_NUM_THREADS": threads},
+        )
+        np.testing.assert_array_equal(np.load(tmp_path / f"{threads}.npy"), coords)
+    centroids = np.array([coords[labels == k].mean(axis=0) for k in range(3)])
+    spread = max(np.linalg.norm(coords[labels == k] - centroids[k], axis=1).mean() for k in range(3))
+    assert min(np.linalg.norm(centroids[i] - centroids[j]) for i in range(3) for j in range(i + 1, 3)) > 2 * spread
+
+
+def test_pacmap_neighbours_must_be_fewer_than_the_images_and_settings_are_schema_checked(demo_root):
+    from tsne_atlas.schema import schema_error_line
+
+    config = validated({"dataset": {"root": str(demo_root)}, "sample": {"n_images": 40}, "methods": ["pacmap"]})
+    assert config["pacmap"] == {"n_neighbors": [10], "mn_ratio": 0.5, "fp_ratio": 2.0, "init": "pca", "seeds": None}
+    config["pacmap"]["n_neighbors"] = [10, 40]
+    with pytest.raises(AtlasError) as err:
+        check_config(config)
+    assert str(err.value) == (
+        "pacmap.n_neighbors: 40 is not fewer than the sample's 40 images; use values below 40 or raise sample.n_images"
+    )
+    config["pacmap"]["n_neighbors"] = [39]
+    check_config(config)
+    # Null seeds are t-SNE's; given seeds are its own.
+    assert [run["params"] for run in sweep_runs(config)] == [f"n_neighbors-39_seed-{s}" for s in (0, 1, 2)]
+    config["pacmap"]["seeds"] = [5]
+    assert [run["params"] for run in sweep_runs(config)] == ["n_neighbors-39_seed-5"]
+    assert schema_error_line({"dataset": {"root": str(demo_root)}, "pacmap": {"fp_ratio": 0}}, SCHEMA) == (
+        "pacmap.fp_ratio: 0 is less than or equal to the minimum of 0; see docs/configuration.md"
+    )
+
+
 def test_map_modules_do_not_import_torch():
     """A map job imports its module and umap-learn (or scikit-learn), never torch: they start fast."""
     code = "import sys, tsne_atlas.maps, tsne_atlas.methods.umap, umap, sklearn.decomposition; print('torch' in sys.modules)"
@@ -247,19 +311,26 @@ def test_map_modules_do_not_import_torch():
 
 # --- the workflow ----------------------------------------------------------------------------
 
-# One feature set, one map per method (t-SNE at perplexity 5, UMAP with 10 neighbours, PCA), seed 0.
+# One feature set, one map per method (t-SNE at perplexity 5, UMAP with 10 neighbours, PCA, PaCMAP with
+# 5), seed 0.
 METHODS_CONFIG = {
     **with_set_changes(with_changes(TINY, "tsne", perplexities=[5], seeds=[0]), nodes=["penultimate"]),
-    "methods": ["tsne", "umap", "pca"],
+    "methods": ["tsne", "umap", "pca", "pacmap"],
     "umap": {"n_neighbors": [10]},
+    "pacmap": {"n_neighbors": [5]},
 }
-RUNS = ("tsne/perplexity-5_seed-0", "umap/n_neighbors-10_min_dist-0.1_seed-0", "pca/components-2")
+RUNS = (
+    "tsne/perplexity-5_seed-0",
+    "umap/n_neighbors-10_min_dist-0.1_seed-0",
+    "pca/components-2",
+    "pacmap/n_neighbors-5_seed-0",
+)
 SPANNING = {"sweep_metrics": 1, "sweep_overview": 1, "explorer": 1, "all": 1}
 
 
 @pytest.fixture(scope="module")
 def methods_run(tmp_path_factory):
-    """The three methods run to the end, with numba's cache at the workflow's default place (a copy of the
+    """The four methods run to the end, with numba's cache at the workflow's default place (a copy of the
     tests' shared one where it exists, so no test pays a cold compile)."""
     workdir = tmp_path_factory.mktemp("methods")
     shared = Path(os.environ["NUMBA_CACHE_DIR"])
@@ -287,13 +358,17 @@ def test_every_method_gets_every_per_run_output_and_the_sweep_figures_show_them_
         ):
             assert (out / path).stat().st_size > 0, path
     metas = {run: read_meta(out / "embeddings" / features_id / f"{run}.json") for run in RUNS}
-    assert [meta["method"] for meta in metas.values()] == ["tsne", "umap", "pca"]
+    assert [meta["method"] for meta in metas.values()] == ["tsne", "umap", "pca", "pacmap"]
     assert metas[RUNS[1]]["precomputed_knn"] is True and metas[RUNS[1]]["kl_divergence"] is None
     assert metas[RUNS[2]]["seed"] is None and 0 < sum(metas[RUNS[2]]["explained_variance_ratio"]) < 1
     # One table compares the methods on the same input.
     table = (out / "metrics" / features_id / "sweep.csv").read_text().splitlines()
-    assert [line.split(",")[1] for line in table[1:]] == ["tsne", "umap", "pca"]
+    assert [line.split(",")[1] for line in table[1:]] == ["tsne", "umap", "pca", "pacmap"]
     assert table[3].startswith("resnet18,pca,n/a,n/a,n/a,n/a,")
+    # PaCMAP's settings fill the columns it shares (n_neighbors, seed): no column of its own.
+    assert table[0].split(",")[2:6] == ["perplexity", "n_neighbors", "min_dist", "seed"]
+    assert table[4].startswith("resnet18,pacmap,n/a,5,n/a,0,")
+    assert (metas[RUNS[3]]["mn_ratio"], metas[RUNS[3]]["fp_ratio"], metas[RUNS[3]]["init"]) == (0.5, 2.0, "pca")
     # The explorer's run menu has every map.
     from tsne_atlas.files.explorer_page import read_page_data
 
@@ -302,6 +377,7 @@ def test_every_method_gets_every_per_run_output_and_the_sweep_figures_show_them_
         "t-SNE perplexity 5, seed 0",
         "UMAP n_neighbors 10, min_dist 0.1, seed 0",
         "PCA",
+        "PaCMAP n_neighbors 5, seed 0",
     ]
     # numba's cache is where every job can write it: the results folder.
     log = (out / "logs" / "embeddings" / features_id / f"{RUNS[1]}.log").read_text()
@@ -322,15 +398,23 @@ def test_the_workflows_umap_map_is_the_one_of_the_shared_input_and_graph(methods
     np.testing.assert_array_equal(coords, umap_embedding(X, 10, 0.1, 0, knn=graph))
     _, pca = read_embedding(shared / f"{RUNS[2]}.tsv")
     np.testing.assert_array_equal(pca, pca_embedding(X)[0])
+    _, pacmap = read_embedding(shared / f"{RUNS[3]}.tsv")
+    np.testing.assert_array_equal(pacmap, pacmap_embedding(X, 5, 0, "pca"))
 
 
 @pytest.mark.workflow
 def test_umap_settings_rerun_only_umap_maps_and_what_spans_runs(methods_run, tmp_path):
     from test_reruns import rerun_mismatches, schema_leaves
 
-    # UMAP's settings, and t-SNE's seeds, which are UMAP's too while umap.seeds is null.
-    leaves = [(s, key, leaf) for s, key, leaf in schema_leaves() if s == "umap" or (s, key) == ("tsne", "seeds")]
-    assert [key for _, key, _ in leaves] == ["seeds", "n_neighbors", "min_dist", "seeds"]
+    # UMAP's and PaCMAP's settings, and t-SNE's seeds, which are theirs too while their seeds are null.
+    leaves = [
+        (s, key, leaf) for s, key, leaf in schema_leaves() if s in ("umap", "pacmap") or (s, key) == ("tsne", "seeds")
+    ]
+    assert [f"{s}.{key}" for s, key, _ in leaves] == [
+        "tsne.seeds",
+        *("umap.n_neighbors", "umap.min_dist", "umap.seeds"),
+        *("pacmap.n_neighbors", "pacmap.mn_ratio", "pacmap.fp_ratio", "pacmap.init", "pacmap.seeds"),
+    ]
     values = {"n_neighbors": [12], "min_dist": [0.3], "seeds": [1]}
     assert rerun_mismatches(methods_run, None, tmp_path, leaves, base=METHODS_CONFIG, values=values) == []
     per_run = {"scatter": 1, "mosaic": 1, "grid_mosaic": 1, "embedding_metrics": 1}

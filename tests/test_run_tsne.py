@@ -198,8 +198,8 @@ def test_shared_file_stages_pass_threads_on_and_log_what_they_made(sweep_inputs,
 @pytest.mark.parametrize("implementation", ["opentsne", "sklearn"])
 def test_embedding_is_reproducible_and_separates_blobs(implementation):
     X, labels = blobs()
-    a, kl = rt.embed(X, perplexity=10, random_state=0, implementation=implementation)
-    b, _ = rt.embed(X, perplexity=10, random_state=0, implementation=implementation)
+    a, kl = rt.embed(X, perplexity=10, random_state=0, implementation=implementation, init="pca")
+    b, _ = rt.embed(X, perplexity=10, random_state=0, implementation=implementation, init="pca")
     assert a.shape == (90, 2) and np.isfinite(kl) and kl > 0
     np.testing.assert_array_equal(a, b)
     centroids = np.array([a[labels == k].mean(axis=0) for k in range(3)])
@@ -223,7 +223,7 @@ def test_perplexity_too_large_for_the_sample_says_why():
     ):
         check_perplexity(30, 40)
     with pytest.raises(AtlasError, match="perplexity 50 needs"):
-        rt.embed(blobs()[0], perplexity=50, random_state=0)
+        rt.embed(blobs()[0], perplexity=50, random_state=0, init="pca")
 
 
 @pytest.fixture
@@ -277,7 +277,7 @@ def test_run_tsne_writes_table_and_provenance(features_file, sweep_inputs, tmp_p
     assert saved["kl_divergence"] > 0 and saved["runtime_s"] >= 0
     # Coordinates are written at full precision, and sharing the input and P changes nothing:
     # a self-contained run (its own PCA, neighbours and P) gives the same numbers, bit for bit.
-    again, _ = rt.embed(ti.preprocess(read_features(features_file)["features"], True, 20), 10.0, 2)
+    again, _ = rt.embed(ti.preprocess(read_features(features_file)["features"], True, 20), 10.0, 2, init="pca")
     np.testing.assert_array_equal(coords, again)
 
 
@@ -350,7 +350,7 @@ def test_sklearn_runs_from_the_shared_input_alone(features_file, sweep_inputs, t
     )
     assert meta["implementation"] == "sklearn" and meta["precomputed_affinities"] is False
     X, _ = shared.read_input(tmp_path / "input.h5")
-    np.testing.assert_array_equal(read_embedding(tmp_path / "s.tsv")[1], rt.embed(X, 10.0, 0, "sklearn")[0])
+    np.testing.assert_array_equal(read_embedding(tmp_path / "s.tsv")[1], rt.embed(X, 10.0, 0, "sklearn", init="pca")[0])
 
 
 @pytest.mark.parametrize("n_per_class", [30, 400])  # exact neighbours below 1,000 points, Annoy above
@@ -374,9 +374,9 @@ def test_a_shared_affinity_matrix_is_not_changed_by_a_run():
     indices, distances = ti.nearest_neighbours(X.astype(np.float64), k=30)
     P = ti.affinities_from_neighbours(indices, distances, 10)
     before = P.copy()
-    a, _ = rt.embed(X, 10, 0, affinities=P)
+    a, _ = rt.embed(X, 10, 0, init="pca", affinities=P)
     assert abs(P - before).sum() == 0
-    b, _ = rt.embed(X, 10, 0, affinities=P)
+    b, _ = rt.embed(X, 10, 0, init="pca", affinities=P)
     np.testing.assert_array_equal(a, b)
 
 

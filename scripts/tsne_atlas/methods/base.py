@@ -60,6 +60,8 @@ class MapMethod:
         """The values of one axis in a config (sorted): the section's list, or the fixed value."""
         if axis.fixed:
             return [axis.value]
+        if axis.key == "seed":
+            return sorted(self.seeds(config))
         return sorted(config[self.name][axis.config_key])
 
     def settings(self, config: dict) -> list[dict]:
@@ -68,9 +70,13 @@ class MapMethod:
         return [dict(zip(self.keys, combination)) for combination in product(*values)]
 
     def seeds(self, config: dict) -> list[int]:
-        """The seeds of the method's runs in config order ([] for a deterministic method)."""
+        """The seeds of the method's runs in config order ([] for a deterministic method); a null list
+        means t-SNE's (``tsne.seeds``, the sweep's seeds), so methods compare like with like."""
         seed = next((axis for axis in self.axes if axis.key == "seed"), None)
-        return [] if seed is None else list(config[self.name][seed.config_key])
+        if seed is None:
+            return []
+        seeds = config[self.name][seed.config_key]
+        return list(config["tsne"]["seeds"] if seeds is None else seeds)
 
     def run_options(self, config: dict) -> dict:
         """The section keys every run of the method reads (a rule param: changing one reruns its maps)."""

@@ -50,15 +50,16 @@ def embed(
     perplexity: float,
     random_state: int,
     implementation: str = "opentsne",
-    init: str = "pca",
     n_jobs: int = 1,
+    *,
+    init: str,
     affinities=None,
     negative_gradient: str = "auto",
     bh_theta: float = 0.8,
 ) -> tuple[np.ndarray, float]:
     """2-D t-SNE embedding of ``X``; returns (N x 2 float64, KL divergence).
 
-    Defaults are the schema's (a test holds them to it). ``affinities`` (openTSNE only): a
+    ``init``: pca or random. Defaults are the schema's (a test holds them to it). ``affinities`` (openTSNE only): a
     precomputed P for this perplexity (``preparation``). openTSNE
     scales P in place for early exaggeration and back, which leaves rounding changes; a run
     works on a copy, so the caller's P stays exact for the next run. Without it openTSNE
@@ -125,8 +126,8 @@ class TSNE(MapMethod):
             perplexity,
             seed,
             implementation,
-            options["init"],
             threads,
+            init=options["init"],
             affinities=read_affinities(affinities) if affinities else None,
             negative_gradient=options["negative_gradient"],
             bh_theta=options["bh_theta"],

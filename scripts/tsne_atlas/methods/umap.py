@@ -78,14 +78,6 @@ def umap_graph_neighbours(n_neighbors, sweep_k: int) -> int:
 
 
 class UMAP(MapMethod):
-    def seeds(self, config):
-        # null: the same seeds as t-SNE, so a sweep of both compares like with like.
-        seeds = config["umap"]["seeds"]
-        return list(config["tsne"]["seeds"] if seeds is None else seeds)
-
-    def axis_values(self, config, axis):
-        return sorted(self.seeds(config)) if axis.key == "seed" else super().axis_values(config, axis)
-
     def shared_inputs(self, config, settings, sweep_k):
         return {"graph": ("graph", umap_graph_neighbours(config["umap"]["n_neighbors"], sweep_k))}
 
