@@ -1,18 +1,23 @@
 """tsne-atlas: how a neural network sees a set of images.
 
-The workflow's stages, in order, each a module with one function per rule:
+The workflow's stages, in order, each a module with one function per rule (``scripts/<rule>.py`` calls it):
 
-- ``sampling``     sample_images      image folder -> sample manifest
-- ``weights``      fetch_weights      a feature set's weights -> a resolved-weights record (through
-                                      its source's resolver, ``sources.RESOLVERS``)
-- ``extraction``   extract_features   manifest + weights -> a feature set's features file (all its
-                                      nodes from one forward pass, or a precomputed file imported)
-- ``preparation``  tsne_input, tsne_neighbors, tsne_affinities: what all maps of a feature set share
-- ``tsne``         tsne               one (feature set, perplexity, seed) t-SNE run -> run record
-- ``maps``         umap_embedding, pca_embedding: UMAP and PCA maps of the same input -> run records
-- ``metrics``      embedding_metrics; ``metrics_plot``: sweep_metrics
-- ``scatter``, ``mosaic``, ``grid_mosaic``, ``overview``, ``explorer``: figures of run records
-- ``compare``      compare_sheet, compare_metrics, compare_cka: figures across feature sets
+- ``sampling``         sample_images, label_images: image collection (``collection``) -> sample manifest
+- ``weights``          fetch_weights: a feature set's weights -> a resolved-weights record (through its
+                       source's resolver, ``sources.RESOLVERS``)
+- ``extraction``       extract_features, extract_features_shard: manifest + weights -> a feature set's
+                       features file, or one shard of it (``shards``: the slices); all its nodes from one
+                       forward pass, or a precomputed file imported
+- ``merge``            merge_features: a sharded set's shards -> its features file, byte for byte
+- ``preparation``      prepare_input, knn_graph, tsne_affinities: what all maps of a feature set share
+- ``maps``             map: one run of any method -> run record; the methods are declared in ``methods``
+                       (``base``: ``MapMethod``, ``Axis``; one module per method; ``MAP_METHODS``)
+- ``metrics``          embedding_metrics; ``metrics_plot``: sweep_metrics
+- ``scatter``, ``mosaic``, ``grid_mosaic``: per-run figures; ``overview``: sweep_overview
+- ``suspects``         find_suspects; ``suspects_figure``: suspects_figures
+- ``thumbnails``       explorer_thumbnails; ``explorer``: explorer (its page's code: ``explorer_page/``)
+- ``projector``        projector_export, projector_config: TensorBoard's Embedding Projector
+- ``compare``          compare_sheet, compare_metrics, compare_cka: figures across feature sets
 
 Each file passed between stages has one module in ``files/`` that owns its layout, writer and
 reader; figure stages read run records through ``files.runs`` and import no other stage.
@@ -20,6 +25,8 @@ Where features come from: ``sources``, one module per ``features.<set>.source`` 
 ``timm``, ``own_network`` with ``export_archive``, ``precomputed``), each with its weights resolution,
 and ``sources.network`` (what the network sources share); ``sources.SOURCES`` lists them.
 Shared helpers: ``jobs`` (errors, atomic outputs, job logs, the rule adapter), ``config``
-(checks the schema cannot express, feature set ids), ``resources`` (job sizes), ``images`` (one
-image reader), ``figure_style`` and ``canvas`` (colours, notes, thumbnails shared by the figures).
+(checks the schema cannot express, feature set ids, the sweep's runs and graph size), ``schema`` (the
+config schema, for the Snakefile, tools and tests), ``resources`` (job sizes), ``images`` (one image
+reader), ``subsample`` (the fixed subsample of capped stages), ``figure_style`` and ``canvas``
+(colours, notes, thumbnails shared by the figures).
 """
