@@ -6,8 +6,8 @@
 #   make slurm-env   .venv-slurm: .venv's packages plus Snakemake's SLURM executor plugin, for clusters
 #   make compare-layers  the layer-comparison preset on the demo data (presets/compare-layers.yaml)
 #   make digits      write scikit-learn's digits as images + pixel features, run presets/digits.yaml
-#   make methods     t-SNE, UMAP and PCA side by side on the demo data (presets/methods.yaml)
-#   make mutation    mutation testing (mutmut) of sampling, config, t-SNE input, suspects, comparison, shards,
+#   make methods     t-SNE, UMAP, PCA and PaCMAP side by side on the demo data (presets/methods.yaml)
+#   make mutation    mutation testing (mutmut) of sampling, config, prepared input, suspects, comparison, shards,
 #                    the stored top-5 and files/: hours on 2 cores, not in make test
 PYTHON ?= python3
 VENV ?= .venv

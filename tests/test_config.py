@@ -310,6 +310,39 @@ def test_an_old_model_section_says_where_its_settings_went(minimal):
     assert "extraction (device" in line and "\n" not in line
 
 
+def test_keys_that_moved_to_prepare_say_where_they_went(minimal):
+    """tsne.standardize and tsne.pca_components serve every method: they moved to prepare:, and a config
+    that still has them stops in one line naming each and its new place."""
+    from tsne_atlas.schema import schema_error_line
+
+    both = schema_error_line({**minimal, "tsne": {"standardize": False, "pca_components": 10}}, SCHEMA)
+    assert both == (
+        "tsne.standardize is now prepare.standardize; tsne.pca_components is now prepare.pca_components: "
+        "move them there (docs/configuration.md)"
+    )
+    one = schema_error_line({**minimal, "tsne": {"pca_components": 10}}, SCHEMA)
+    assert one == "tsne.pca_components is now prepare.pca_components: move it there (docs/configuration.md)"
+    assert schema_error_line({**minimal, "prepare": {"pca_components": 10}}, SCHEMA) == ""
+
+
+def test_the_graph_holds_what_its_readers_need_and_a_given_size_too_small_for_tsne_is_refused(minimal):
+    config = validated({**minimal, "tsne": {"perplexities": [5, 10]}})
+    # auto: 3 x the largest perplexity with t-SNE among the methods ...
+    assert atlas_config.graph_neighbours(config) == 30
+    # ... else the most the suspects and the explorer list.
+    config = validated({**minimal, "methods": ["umap", "pca"], "suspects": {"neighbours": 12}})
+    assert atlas_config.graph_neighbours(config) == 12
+    config = validated({**minimal, "tsne": {"perplexities": [10]}, "graph": {"neighbours": 45}})
+    assert atlas_config.graph_neighbours(config) == 45
+    atlas_config.check_config(config, SET_DEFAULTS)
+    config["graph"]["neighbours"] = 29
+    with pytest.raises(AtlasError) as err:
+        atlas_config.check_config(config, SET_DEFAULTS)
+    assert str(err.value) == (
+        "graph.neighbours: 29 is fewer than the 30 neighbours t-SNE reads (tsne settings); use at least 30 or auto"
+    )
+
+
 @pytest.mark.parametrize("results", ["", "/", "//"])
 def test_results_must_name_a_folder_other_than_the_root(minimal, results):
     """'' would send every output to the filesystem root (/sample/manifest.csv), as would '/'."""

@@ -38,6 +38,8 @@ NEW_VALUES = {
     "tsne.implementation": lambda tmp: "sklearn",
     "tsne.negative_gradient": lambda tmp: "fft",
     "tsne.init": lambda tmp: "random",
+    # A graph of 31 neighbours: more than t-SNE's 30 (3 x perplexity 10), so a new graph and all it feeds.
+    "graph.neighbours": lambda tmp: 31,
     "mosaic.background": lambda tmp: "black",
     "grid_mosaic.background": lambda tmp: "black",
 }
@@ -167,9 +169,9 @@ def rerun_mismatches(workdir, rule_graph, tmp_path, leaves, base: dict = TINY, v
     ]
 
 
-# Settings of the methods the tiny config leaves out (UMAP, PCA) rerun nothing there: tests/test_maps.py
-# checks them on a run of every method, and enabling a method below.
-METHOD_SETTINGS = ("methods", "umap")
+# Settings of the methods the tiny config leaves out (UMAP, PCA, PaCMAP) rerun nothing there:
+# tests/test_maps.py checks them on a run of every method, and enabling a method below.
+METHOD_SETTINGS = ("methods", "umap", "pacmap")
 # How the extraction is split: it changes no feature, but switching it re-extracts (test below).
 SHARDING = ("extraction.shards",)
 
@@ -204,12 +206,13 @@ def test_switching_the_projector_on_runs_what_the_schema_declares(finished_run, 
     assert set(planned) == downstream(set(declared), rule_graph)
 
 
-@pytest.mark.parametrize("method", ["umap", "pca"])
+@pytest.mark.parametrize("method", ["umap", "pca", "pacmap"])
 def test_enabling_a_method_runs_its_maps_and_what_spans_runs_and_no_tsne(finished_run, rule_graph, method):
-    """On the finished t-SNE-only run: adding UMAP (or PCA) plans its maps, their per-run figures and the
-    figures that span runs; no t-SNE job, no shared input, graph or affinity job."""
+    """On the finished t-SNE-only run: adding UMAP (or PCA, or PaCMAP) plans its maps, their per-run figures
+    and the figures that span runs; no t-SNE job, no shared input, graph or affinity job."""
     workdir, _ = finished_run
-    n_runs = len(TINY_IDS) * (len(TINY["tsne"]["seeds"]) if method == "umap" else 1)
+    # One map per seed (the t-SNE seeds, its own being null) of a stochastic method, one of PCA.
+    n_runs = len(TINY_IDS) * (len(TINY["tsne"]["seeds"]) if method != "pca" else 1)
     planned = planned_jobs(workdir, {**TINY, "methods": ["tsne", method]})
     per_run = {"scatter": n_runs, "mosaic": n_runs, "grid_mosaic": n_runs, "embedding_metrics": n_runs}
     spanning = {"sweep_metrics": len(TINY_IDS), "sweep_overview": len(TINY_IDS), "explorer": 1, "all": 1}

@@ -9,7 +9,7 @@ grow with it:
 - extraction streams features to disk, so its memory is flat in N (the model, a few batches and
   one process per DataLoader worker); its run time grows with N (with extraction.shards, with the
   shard's slice). Merging shards copies one batch at a time: flat memory, time linear in N.
-- the sweep's t-SNE input job holds the features as float64 several times over (z-scoring, PCA);
+- the sweep's prepared-input job (prepare_input) holds the features as float64 several times over (z-scoring, PCA);
   the feature width is not known before extraction, so 4096 dimensions are assumed (ResNet-101
   gives 2048). The neighbour graph, affinity and per-run t-SNE jobs hold only the 50-d input, the
   graph and a sparse P: a few KB per image (measured: 538 MB for a run of 100,000 images).

@@ -2,7 +2,7 @@
 order, a stochastic method's seed last), its display name and colour, the shared files its runs read,
 the checks the schema cannot make, and how one run is computed. Everything else that knows about
 methods (run names, sweep.csv columns, figure colours, the sweep, the map rule) derives from these
-declarations (``methods.METHODS``).
+declarations (``methods.MAP_METHODS``).
 
 Kept free of heavy imports: Snakemake imports the declarations on every invocation; a method imports
 its library inside ``compute``.
