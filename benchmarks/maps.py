@@ -1,4 +1,4 @@
-"""Maps side by side: openTSNE, UMAP and PCA on the same prepared input, in one run.
+"""Maps side by side: openTSNE, UMAP, PCA and PaCMAP on the same prepared input, in one run.
 
 On 10,000 Animal-MNIST silhouettes (all of them; ResNet-101 penultimate features, randomly
 initialised weights, extracted once through the workflow under benchmarks/work/maps-<N>/, not
@@ -8,7 +8,8 @@ the workflow sees them:
 1. **Methods**: openTSNE (perplexity 30, seed 0, one thread, Barnes-Hut theta 0.8: the workflow's
    defaults, ``tsne.embed``) on the sweep's P; UMAP (n_neighbors 15, min_dist 0.1, seed 0:
    umap-learn then runs on one thread, ``methods.umap.umap_embedding``) on the sweep's k-NN graph; PCA
-   (``methods.pca.pca_embedding``). Each run is timed alone (its fit), ``--rounds`` times, the method
+   (``methods.pca.pca_embedding``); PaCMAP (n_neighbors 10, seed 0, its own faiss search on one thread
+   and one numba thread, ``methods.pacmap.pacmap_embedding``). Each run is timed alone (its fit), ``--rounds`` times, the method
    order reversed every other round; the table gives the median. The per-sweep preparation each
    method needs (the k-NN graph, k = 3 x perplexity, Annoy on one thread; P for the perplexity) is
    timed once and reported apart: a sweep pays it once, whatever its number of runs.
@@ -46,6 +47,7 @@ from common import DEMO, REPO, WORK, command_line, machine, markdown_table, run_
 METRICS_MAX_IMAGES = 5000  # the workflow's metrics.max_images
 TRUST_K = 10
 KNN_K = 5
+PACMAP_NEIGHBOURS = 10  # the schema's default pacmap.n_neighbors
 
 # One fresh process: import umap, then two UMAP fits of the same data on the precomputed graph.
 JIT_PROBE = """
@@ -159,6 +161,7 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     from tsne_atlas.files.features import read_features
+    from tsne_atlas.methods.pacmap import pacmap_embedding
     from tsne_atlas.methods.pca import pca_embedding
     from tsne_atlas.methods.tsne import embed
     from tsne_atlas.methods.umap import umap_embedding
@@ -194,6 +197,10 @@ def main() -> None:
     small = X[:500]
     embed(small, 10, 0, init="pca", affinities=affinities_from_neighbours(*nearest_neighbours(small, 30), 10))
     pca_embedding(small)
+    import numba
+
+    numba.set_num_threads(1)  # as the workflow's PaCMAP job
+    pacmap_embedding(small, PACMAP_NEIGHBOURS, args.seed, "pca")
 
     methods = {
         "tsne": lambda: embed(
@@ -202,6 +209,7 @@ def main() -> None:
         "umap-graph": lambda: umap_embedding(X, args.n_neighbors, args.min_dist, args.seed, knn=(indices, distances)),
         "umap-own": lambda: umap_embedding(X, args.n_neighbors, args.min_dist, args.seed),
         "pca": lambda: pca_embedding(X)[0],
+        "pacmap": lambda: pacmap_embedding(X, PACMAP_NEIGHBOURS, args.seed, "pca"),
     }
     seconds: dict[str, list[float]] = {name: [] for name in methods}
     coords: dict[str, np.ndarray] = {}
@@ -269,12 +277,14 @@ def main() -> None:
         "umap-graph": ("graph", graph_s),
         "umap-own": ("none (searches in its fit)", 0.0),
         "pca": ("none", 0.0),
+        "pacmap": ("none (searches in its fit)", 0.0),
     }
     names = {
         "tsne": f"openTSNE, perplexity {args.perplexity:g}, BH theta 0.8",
         "umap-graph": f"UMAP, n_neighbors {args.n_neighbors}, min_dist {args.min_dist:g}, sweep's graph",
         "umap-own": f"UMAP, n_neighbors {args.n_neighbors}, min_dist {args.min_dist:g}, own NN-descent",
         "pca": "PCA, first 2 components",
+        "pacmap": f"PaCMAP, n_neighbors {PACMAP_NEIGHBOURS}, own faiss search",
     }
 
     def fmt_rounds(values: list[float]) -> str:
@@ -290,7 +300,7 @@ def main() -> None:
             f"{quality[name]['trustworthiness']:.4f}",
             f"{quality[name]['knn_accuracy_2d']:.4f}",
         ]
-        for name in ("tsne", "umap-graph", "pca")
+        for name in ("tsne", "umap-graph", "pca", "pacmap")
     ]
     methods_table = markdown_table(
         [
