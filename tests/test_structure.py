@@ -455,7 +455,7 @@ def test_no_get_fallback_or_constant_restates_a_schema_default():
                     continue
                 if value in listed:
                     offenders.append(f"{where}:{node.lineno}: a constant restates {listed[value]}'s default")
-    assert offenders == []
+    assert not offenders, "; ".join(offenders)
 
 
 def test_figure_stages_read_run_records_and_import_no_other_stage():
