@@ -152,7 +152,7 @@ def max_difference(one_pass: dict, singles: list[dict]) -> float:
 
 def measure(args: argparse.Namespace, workdir: Path) -> dict:
     nodes = args.node_list
-    rows = sample_manifest(list_images(args.root, EXTENSIONS), args.n_images, random_state=0)
+    rows = sample_manifest(list_images(args.root, EXTENSIONS), args.n_images, seed=0)
     write_sample(workdir / "manifest.csv", rows)
     rounds = []
     load_before = os.getloadavg()

@@ -227,7 +227,7 @@ def main() -> None:
 
     print("metrics and graph recall (not timed)", file=sys.stderr)
     quality = {
-        name: embedding_metrics(X[keep], c[keep], labels[keep], trust_k=TRUST_K, knn_k=KNN_K)
+        name: embedding_metrics(X[keep], c[keep], labels[keep], trustworthiness_k=TRUST_K, knn_k=KNN_K)
         for name, c in coords.items()
     }
     # The exact 14 nearest others of each point vs the sweep's Annoy graph and umap-learn's own search

@@ -16,7 +16,7 @@ rule embedding_metrics:
         mem_mb=metrics_mem_mb(N_IMAGES, config["metrics"]["max_images"]),
         runtime=metrics_runtime_min(N_IMAGES),
     params:
-        trust_k=config["metrics"]["trustworthiness_k"],
+        trustworthiness_k=config["metrics"]["trustworthiness_k"],
         knn_k=config["metrics"]["knn_k"],
         max_images=config["metrics"]["max_images"],
     script:

@@ -27,7 +27,7 @@ rule sample_images:
         # is stratified): editing its other columns reruns label_images only.
         manifest_digest=DATASET_MANIFEST_DIGEST,
         n_images=config["sample"]["n_images"],
-        random_state=config["sample"]["seed"],
+        seed=config["sample"]["seed"],
         stratified=config["sample"]["stratified"],
         on_bad_image=config["dataset"]["on_bad_image"],
     script:

@@ -22,8 +22,8 @@ rule find_suspects:
         mem_mb=maps_mem_mb(N_IMAGES),
         runtime=maps_runtime_min(N_IMAGES),
     params:
-        k=config["suspects"]["neighbours"],
-        near_threshold=config["suspects"]["near_duplicate_cosine"],
+        neighbours=config["suspects"]["neighbours"],
+        near_duplicate_cosine=config["suspects"]["near_duplicate_cosine"],
         max_rows=config["suspects"]["max_rows"],
     script:
         "../scripts/find_suspects.py"
@@ -69,6 +69,6 @@ rule suspects_figures:
         node=node_of,
         root=config["dataset"]["root"],
         thumb_size=config["suspects"]["thumb_size"],
-        near_threshold=config["suspects"]["near_duplicate_cosine"],
+        near_duplicate_cosine=config["suspects"]["near_duplicate_cosine"],
     script:
         "../scripts/suspects_figures.py"

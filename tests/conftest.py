@@ -184,7 +184,7 @@ def sample_and_label(root, tmp_path, label_map=None, layout="folders", dataset_m
     from tsne_atlas.files.manifest import read_manifest
     from tsne_atlas.sampling import label_images, sample_images
 
-    settings = {"extensions": [".png"], "n_images": "all", "random_state": 0, "stratified": True}
+    settings = {"extensions": [".png"], "n_images": "all", "seed": 0, "stratified": True}
     settings.update({"on_bad_image": "skip", "label_column": "label", "missing_label": "fail"})
     settings.update(sampling)
     images, manifest = str(tmp_path / "images.csv"), str(tmp_path / "manifest.csv")

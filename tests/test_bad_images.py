@@ -134,7 +134,7 @@ def test_bad_picks_are_replaced_so_the_sample_keeps_its_size(zoo, tmp_path):
     images = list_images(zoo, [".png", ".jpg"])
     for stratified in (True, False):
         # What the same seed picks when nothing is checked: some of it is bad...
-        unchecked = sample_manifest(images, 12, random_state=0, stratified=stratified)
+        unchecked = sample_manifest(images, 12, seed=0, stratified=stratified)
         bad_picks = {path.split("/")[-1] for path, _ in unchecked} & set(BAD_KINDS)
         assert bad_picks, stratified
         # ...and checked sampling skips exactly such files, with their reasons, and draws good ones instead.
@@ -218,7 +218,7 @@ from tsne_atlas.files.manifest import read_images
 from tsne_atlas.sampling import sample_images
 root, out, stratified = sys.argv[1], sys.argv[2], sys.argv[3] == "stratified"
 sample_images(layout="folders", root=root, extensions=[".png"], label_column="label", missing_label="fail",
-              n_images=9, random_state=0, stratified=stratified, on_bad_image="skip",
+              n_images=9, seed=0, stratified=stratified, on_bad_image="skip",
               images=os.path.join(out, "images.csv"), skipped=os.path.join(out, "skipped.csv"))
 with open(os.path.join(out, "skipped.csv"), newline="") as handle:
     skipped = [row["path"] for row in csv.DictReader(handle)]

@@ -68,8 +68,7 @@ def run(manifest, root, out, resolved=None, config_hash="", **kwargs):
 
 
 def node_features(path, node="penultimate") -> np.ndarray:
-    with h5py.File(path) as h5:
-        return h5["features"][node][:]
+    return read_features(path, node)["features"]
 
 
 def test_penultimate_node_is_the_classifier_input():
@@ -187,12 +186,12 @@ def test_features_file_records_each_node_and_its_graph_node(manifest, image_fold
     attrs = run(manifest, image_folder, out, nodes=["layer3", "penultimate"])
     assert attrs["nodes"] == ["layer3", "penultimate"]
     assert attrs["feature_dims"] == {"layer3": 256, "penultimate": 512}
-    with h5py.File(out) as h5:
-        assert list(h5["features"]) == ["layer3", "penultimate"]  # config order
-        assert {node: h5["features"][node].attrs["graph_node"] for node in h5["features"]} == {
-            "layer3": "layer3",
-            "penultimate": "flatten",
-        }
+    with pytest.raises(AtlasError, match=r"holds nodes \['layer3', 'penultimate'\], not 'layer4'"):  # config order
+        read_features(out, "layer4", with_features=False)
+    assert {node: read_features(out, node, with_features=False)["attrs"]["graph_node"] for node in attrs["nodes"]} == {
+        "layer3": "layer3",
+        "penultimate": "flatten",
+    }
     penultimate = read_features(out, "penultimate", with_features=False)
     assert penultimate["features"] is None and penultimate["shape"] == (12, 512)
     assert penultimate["attrs"]["node"] == "penultimate" and penultimate["attrs"]["graph_node"] == "flatten"
@@ -257,9 +256,9 @@ def test_precision_auto_picks_native_bf16_or_fp32_and_is_recorded(manifest, imag
     assert ef.resolve_precision("auto", torch.device("cpu")) == expected
     assert ef.resolve_precision("fp16", torch.device("cpu")) == "fp16"
     attrs = run(manifest, image_folder, tmp_path / "f.h5", precision="auto", channels_last=True)
-    with h5py.File(tmp_path / "f.h5") as h5:
-        assert h5.attrs["precision"] == expected and h5.attrs["precision_setting"] == "auto"
-        assert bool(h5.attrs["channels_last"]) is True
+    stored = read_features(tmp_path / "f.h5", with_features=False)["attrs"]
+    assert stored["precision"] == expected and stored["precision_setting"] == "auto"
+    assert bool(stored["channels_last"]) is True
     assert attrs["precision"] == expected
 
 

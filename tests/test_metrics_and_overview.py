@@ -17,10 +17,10 @@ from tsne_atlas.subsample import fixed_subsample
 
 def test_knn_accuracy_leaves_each_point_out():
     X = np.array([[0.0], [0.1], [0.2], [10.0], [10.1], [10.2]])
-    assert em.knn_accuracy(X, np.array([0, 0, 0, 1, 1, 1]), k=2) == 1.0
+    assert em.knn_accuracy(X, np.array([0, 0, 0, 1, 1, 1]), knn_k=2) == 1.0
     # A lone point of its class cannot be its own neighbour, so it is misclassified.
     X[2] = 0.25  # nearest other point of the lone class-1 point at 0.25 is the class-0 point at 0.1
-    assert em.knn_accuracy(X, np.array([0, 0, 1, 1, 1, 1]), k=1) == pytest.approx(5 / 6)
+    assert em.knn_accuracy(X, np.array([0, 0, 1, 1, 1, 1]), knn_k=1) == pytest.approx(5 / 6)
 
 
 def test_metrics_reward_a_faithful_embedding():
@@ -29,7 +29,8 @@ def test_metrics_reward_a_faithful_embedding():
     labels = np.repeat([0, 1, 2], 30)
     faithful = X[:, :2]
     shuffled = rng.permutation(faithful)
-    good, bad = em.embedding_metrics(X, faithful, labels), em.embedding_metrics(X, shuffled, labels)
+    ks = schema_defaults("metrics", "trustworthiness_k", "knn_k")
+    good, bad = em.embedding_metrics(X, faithful, labels, **ks), em.embedding_metrics(X, shuffled, labels, **ks)
     assert good["trustworthiness"] > 0.9 > bad["trustworthiness"] + 0.2
     assert good["knn_accuracy_2d"] == 1.0 and bad["knn_accuracy_2d"] < 0.6
     assert good["knn_accuracy_features"] == bad["knn_accuracy_features"] == 1.0
@@ -269,12 +270,12 @@ def test_metrics_of_a_large_run_use_the_fixed_subsample(tmp_path):
         str(tmp_path / "e.json"),
         str(tmp_path / "manifest.csv"),
     )
-    settings = {"trust_k": 10, "knn_k": 5}
+    settings = schema_defaults("metrics", "trustworthiness_k", "knn_k")
     capped = em.embedding_metrics_for_run(*args, **settings, max_images=30, metrics=str(tmp_path / "capped.json"))
     full = em.embedding_metrics_for_run(*args, **settings, max_images=5000, metrics=str(tmp_path / "full.json"))
     assert capped["n_metric_images"] == 30 and full["n_metric_images"] == 90
     keep = fixed_subsample(90, 30)
-    expected = em.embedding_metrics(features[keep].astype(np.float64), coords[keep], labels[keep])
+    expected = em.embedding_metrics(features[keep].astype(np.float64), coords[keep], labels[keep], **settings)
     assert capped["trustworthiness"] == pytest.approx(expected["trustworthiness"], abs=1e-6)
     assert capped["trustworthiness"] != full["trustworthiness"]
 

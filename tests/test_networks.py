@@ -22,12 +22,15 @@ from PIL import Image
 
 from tsne_atlas import sources
 from tsne_atlas.jobs import AtlasError
+from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
 from tsne_atlas.sources import network as nw
 from tsne_atlas.sources import own_network
 from tsne_atlas.sources import timm as timm_source
 from tsne_atlas.sources import torchvision as tv
 
 KEY = "features.test"
+# An own network's normalisation as the schema gives it by default (features.<name>.mean and std).
+MEAN_STD = {key: feature_set_defaults(SCHEMA_PATH)[key] for key in ("mean", "std")}
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +90,9 @@ class Payload:
 def test_timm_random_init_gives_features_with_the_models_own_preprocessing():
     record = timm_source.resolve_timm_weights("resnet18", "none", 3, KEY)
     assert record["kind"] == "none" and record["weights_random"] and "init_seed 3" in record["weights_source"]
-    network = sources.build_network({"source": "timm", "nodes": ["penultimate"], "init_seed": 3}, record, KEY)
+    network = sources.build_network(
+        {"source": "timm", "nodes": ["penultimate"], "init_seed": 3, "class_names": ""}, record, KEY
+    )
     assert network.nodes == {"penultimate": "forward_head(pre_logits=True)"}
     assert network.weights_random and network.weights_source == record["weights_source"]
     x = torch.stack([network.transform(image) for image in images()])
@@ -127,7 +132,9 @@ def test_timm_auto_offline_falls_back_to_random_within_seconds_and_pretrained_is
     assert record["kind"] == "random" and record["weights_random"] and record["path"] is None
     assert "RANDOM" in record["warning"] and "HF_HUB_OFFLINE" in record["warning"]
     assert "RANDOM" in caplog.text
-    network = sources.build_network({"source": "timm", "nodes": ["penultimate"], "init_seed": 7}, record, KEY)
+    network = sources.build_network(
+        {"source": "timm", "nodes": ["penultimate"], "init_seed": 7, "class_names": ""}, record, KEY
+    )
     assert network.weights_random and "init_seed 7" in network.weights_source
     for word in ("pretrained", "imagenet"):
         with pytest.raises(AtlasError) as error:
@@ -318,7 +325,7 @@ def test_a_timm_model_whose_penultimate_node_is_not_its_pre_logits_takes_penulti
 
 def test_the_torchvision_builder_gives_two_nodes_in_one_pass():
     record = tv.resolve_weights("resnet18", "none", 0, KEY)
-    settings = {"source": "torchvision", "nodes": ["penultimate", "layer3"], "init_seed": 0}
+    settings = {"source": "torchvision", "nodes": ["penultimate", "layer3"], "init_seed": 0, "class_names": ""}
     network = sources.build_network(settings, record, KEY)
     assert network.nodes == {"penultimate": "flatten", "layer3": "layer3"}
     x = batch(64)
@@ -392,7 +399,7 @@ def test_an_own_network_gives_the_eager_models_features_for_any_batch_size(saved
 
 
 def test_a_static_export_runs_its_batch_size_and_refuses_others_in_one_line(saved):
-    network = own_network.own_network("export", str(saved["static"]), 32, key=KEY)
+    network = own_network.own_network("export", str(saved["static"]), 32, **MEAN_STD, key=KEY)
     x = batch(32, 2)
     with torch.no_grad():
         torch.testing.assert_close(features(network, x)["penultimate"], saved["model"](x))
@@ -415,7 +422,7 @@ def test_a_static_export_runs_its_batch_size_and_refuses_others_in_one_line(save
 )
 def test_a_file_that_is_not_the_sources_kind_of_network_is_refused_in_one_line(saved, source, wrong, words):
     with pytest.raises(AtlasError) as error:
-        own_network.own_network(source, str(saved[wrong]), 32, key=KEY)
+        own_network.own_network(source, str(saved[wrong]), 32, **MEAN_STD, key=KEY)
     message = one_line(error)
     assert message.startswith(f"{KEY}.path '{saved[wrong]}'") and words in message
     if "source:" not in words:
@@ -427,10 +434,10 @@ def test_an_own_network_with_a_tuple_output_or_the_wrong_input_size_is_refused_i
     with pytest.warns(FutureWarning):
         torch.jit.save(torch.jit.script(TwoOutputs().eval()), path)
     with pytest.raises(AtlasError) as error:
-        own_network.own_network("torchscript", str(path), 32, key=KEY)
+        own_network.own_network("torchscript", str(path), 32, **MEAN_STD, key=KEY)
     assert "returns a tuple, not one tensor" in one_line(error)
     with pytest.raises(AtlasError) as error:  # exported for 32-px images: other sizes fail its guards
-        own_network.own_network("export", str(saved["export"]), 48, key=KEY)
+        own_network.own_network("export", str(saved["export"]), 48, **MEAN_STD, key=KEY)
     assert f"set {KEY}.input_size" in one_line(error)
 
 
@@ -471,7 +478,7 @@ def test_an_exported_program_that_would_run_code_on_loading_is_refused_before_to
     for case, (change, words) in cases.items():
         path = rewritten(saved["export"], tmp_path / f"{case}.pt2", change)
         with pytest.raises(AtlasError) as error:
-            own_network.own_network("export", str(path), 32, key=KEY)
+            own_network.own_network("export", str(path), 32, **MEAN_STD, key=KEY)
         assert "is refused" in one_line(error) and words in str(error.value)
     aoti = tmp_path / "aoti.pt2"
     with zipfile.ZipFile(saved["export"]) as archive, zipfile.ZipFile(aoti, "w") as copy:
@@ -479,7 +486,7 @@ def test_an_exported_program_that_would_run_code_on_loading_is_refused_before_to
             copy.writestr(name, archive.read(name))
         copy.writestr("tiny/data/aotinductor/model/model.so", b"\x7fELF")
     with pytest.raises(AtlasError, match="data/aotinductor/model/model.so"):
-        own_network.own_network("export", str(aoti), 32, key=KEY)
+        own_network.own_network("export", str(aoti), 32, **MEAN_STD, key=KEY)
     assert not marker.exists()
     # Why the screening is there: torch 2.14's own loader runs both (a harmless `touch` here).
     for case in ("inputs", "shape"):

@@ -63,17 +63,17 @@ def test_stratified_quotas_never_exceed_a_class_when_refilling():
 
 def test_sample_is_reproducible_and_seed_dependent():
     images = {c: [f"{c}/{i}.png" for i in range(50)] for c in "abcd"}
-    first = sample_manifest(images, 20, random_state=1)
-    assert first == sample_manifest(images, 20, random_state=1)
-    assert first != sample_manifest(images, 20, random_state=2)
+    first = sample_manifest(images, 20, seed=1)
+    assert first == sample_manifest(images, 20, seed=1)
+    assert first != sample_manifest(images, 20, seed=2)
     assert len(first) == 20 and {label for _, label in first} == set("abcd")
     assert first == sorted(first, key=lambda r: (r[1], r[0]))
 
 
 def test_sample_is_stratified_by_default():
     images = {"big": [f"big/{i}" for i in range(40)], "small": [f"small/{i}" for i in range(10)]}
-    rows = sample_manifest(images, 20, random_state=0)
-    assert rows == sample_manifest(images, 20, random_state=0, stratified=True)
+    rows = sample_manifest(images, 20, seed=0)
+    assert rows == sample_manifest(images, 20, seed=0, stratified=True)
     assert [label for _, label in rows].count("small") == 10
 
 
@@ -81,9 +81,9 @@ def test_rows_are_sorted_by_label_then_path():
     """Labels need not follow folder names (label_map), and the lists handed in need not be sorted."""
     images = {"x": ["zebra/2", "zebra/1"], "y": ["ant/1"]}
     expected = [("zebra/1", "x"), ("zebra/2", "x"), ("ant/1", "y")]
-    assert sample_manifest(images, "all", random_state=0) == expected
-    assert sample_manifest(images, 3, random_state=0) == expected
-    assert sample_manifest(images, 3, random_state=0, stratified=False) == expected
+    assert sample_manifest(images, "all", seed=0) == expected
+    assert sample_manifest(images, 3, seed=0) == expected
+    assert sample_manifest(images, 3, seed=0, stratified=False) == expected
 
 
 def test_a_class_short_of_usable_images_is_made_up_by_the_others():
@@ -91,7 +91,7 @@ def test_a_class_short_of_usable_images_is_made_up_by_the_others():
     images = {"a": [f"a/{i}" for i in range(5)], "b": [f"b/{i}" for i in range(10)]}
     bad = {"a/0", "a/1", "a/2"}
     skipped = []
-    rows = sample_manifest(images, 6, random_state=0, check=lambda p: "bad" if p in bad else None, skipped=skipped)
+    rows = sample_manifest(images, 6, seed=0, check=lambda p: "bad" if p in bad else None, skipped=skipped)
     assert len(rows) == 6 and not bad & {path for path, _ in rows}
     assert [label for _, label in rows].count("a") == 2 and [label for _, label in rows].count("b") == 4
     assert sorted(skipped) == [(path, "a", "bad") for path in sorted(bad)]
@@ -103,19 +103,19 @@ def test_a_class_short_of_usable_images_is_made_up_by_the_others():
 
 def test_unstratified_sample_draws_from_the_whole_pool():
     images = {"big": [f"big/{i}" for i in range(90)], "small": [f"small/{i}" for i in range(10)]}
-    rows = sample_manifest(images, 50, random_state=0, stratified=False)
+    rows = sample_manifest(images, 50, seed=0, stratified=False)
     assert len(rows) == 50 and len(set(rows)) == 50
     assert sum(label == "big" for _, label in rows) > 30
 
 
 def test_too_few_images_is_one_clear_error():
     with pytest.raises(AtlasError) as err:
-        sample_manifest({"a": ["a/1", "a/2"], "b": ["b/1", "b/2"]}, 10, random_state=0)
+        sample_manifest({"a": ["a/1", "a/2"], "b": ["b/1", "b/2"]}, 10, seed=0)
     # Nothing was skipped, so the message says nothing about skipped files.
     assert str(err.value) == (
         "sample.n_images is 10 but the dataset has only 4 usable images; lower sample.n_images or set it to 'all'"
     )
-    assert len(sample_manifest({"a": ["a/1", "a/2"], "b": ["b/1"]}, "all", random_state=0)) == 3
+    assert len(sample_manifest({"a": ["a/1", "a/2"], "b": ["b/1"]}, "all", seed=0)) == 3
 
 
 def test_label_map_renames_and_merges_after_sampling_and_rejects_unknown_folders(image_folder, tmp_path):
@@ -150,7 +150,7 @@ def test_sample_images_writes_paths_and_content_hashes_only(image_folder, tmp_pa
         label_column="label",
         missing_label="fail",
         n_images=9,
-        random_state=0,
+        seed=0,
         stratified=True,
         on_bad_image="skip",
         images=str(tmp_path / "images.csv"),

@@ -20,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import pytest
 import yaml
 
 import local_cluster
 from conftest import TINY, TINY_SET, snakemake, with_changes, with_set_changes
+from tsne_atlas.files.features import read_features
 
 # The tiny config of the local workflow tests, as two feature sets of one node each (so two extraction
 # jobs, which run in parallel on a cluster) and one seed; extraction on one thread, so that two extraction
@@ -264,8 +264,8 @@ def test_extraction_ran_as_a_cpu_job(cluster, cluster_run):
     for job_id in extractions:
         assert "gres/gpu" not in job_info(cluster, job_id)["TRES"]  # profiles/slurm-test sets gpu: 0
     for feature_set in SETS:
-        with h5py.File(workdir / "results" / "features" / f"{feature_set}.h5") as h5:
-            assert h5.attrs["device"] == "cpu"
+        path = workdir / "results" / "features" / f"{feature_set}.h5"
+        assert read_features(path, "penultimate", with_features=False)["attrs"]["device"] == "cpu"
 
 
 def test_weights_were_resolved_on_the_submitting_host(cluster, cluster_run):

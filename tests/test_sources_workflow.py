@@ -4,13 +4,13 @@ as a torch.export program, and precomputed features; and what changing their key
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
 
 from conftest import TINY, TINY_SET, planned_jobs, snakemake, with_changes
 from test_reruns import rerun_mismatches, schema_leaves
+from tsne_atlas.files.features import read_features
 from tsne_atlas.schema import SCHEMA_PATH, load_schema
 
 pytestmark = pytest.mark.workflow
@@ -81,13 +81,15 @@ def test_every_source_gives_features_runs_and_the_comparison(sources_run):
             assert meta["feature_dim"] == dim, name
         assert (out / "scatter" / name / "tsne" / "perplexity-3_seed-0.png").exists()
     # A script and an export of one network give the same features.
-    with h5py.File(out / "features" / "scripted.h5") as a, h5py.File(out / "features" / "exported.h5") as b:
-        np.testing.assert_allclose(a["features/penultimate"][:], b["features/penultimate"][:], rtol=1e-5, atol=1e-6)
+    scripted, exported = (
+        read_features(out / "features" / f"{name}.h5")["features"] for name in ("scripted", "exported")
+    )
+    np.testing.assert_allclose(scripted, exported, rtol=1e-5, atol=1e-6)
     # The precomputed rows are the file's, matched to the sample by the paths file.
     index = {path: i for i, path in enumerate((workdir / "embeddings.txt").read_text(encoding="utf-8").splitlines())}
-    with h5py.File(out / "features" / "clip.h5") as imported:
-        rows = [index[p.decode() if isinstance(p, bytes) else p] for p in imported["paths"][:]]
-        np.testing.assert_array_equal(imported["features/precomputed"][:], np.load(workdir / "embeddings.npy")[rows])
+    imported = read_features(out / "features" / "clip.h5", "precomputed")
+    rows = [index[path] for path in imported["paths"]]
+    np.testing.assert_array_equal(imported["features"], np.load(workdir / "embeddings.npy")[rows])
     assert json.loads((out / "weights" / "vit.json").read_text())["source"] == "timm"
     assert sorted(p.stem for p in (out / "weights").iterdir()) == ["vit"]  # only sets with weights resolve
     assert (out / "compare" / "cka.png").exists()

@@ -173,7 +173,7 @@ def planted_tables(labelled: bool = True) -> tuple[su.SuspectTables, list[str]]:
     X[31] = X[30]  # features of the same content are the same
     indices, distances = knn_graph(X, 8)
     return su.suspect_tables(
-        X, indices, distances, labels, paths, hashes, k=5, near_threshold=0.98, labelled=labelled
+        X, indices, distances, labels, paths, hashes, neighbours=5, near_duplicate_cosine=0.98, labelled=labelled
     ), paths
 
 
@@ -342,13 +342,13 @@ def test_find_suspects_stage_writes_three_tables_and_uses_the_neighbours_there_a
     write_manifest(tmp_path / "manifest.csv", paths, names)
     caplog.set_level("WARNING", logger="tsne_atlas.suspects")
     out = {name: str(tmp_path / f"{name}.csv") for name in ("suspects", "duplicates", "outliers")}
-    inputs = {"prepared": str(tmp_path / "input.h5"), "neighbors": str(tmp_path / "k-6.npz")}
+    inputs = {"prepared": str(tmp_path / "input.h5"), "graph": str(tmp_path / "k-6.npz")}
     su.find_suspects(
         **inputs,
         images=str(tmp_path / "images.csv"),
         manifest=str(tmp_path / "manifest.csv"),
-        k=10,
-        near_threshold=0.999,
+        neighbours=10,
+        near_duplicate_cosine=0.999,
         max_rows=5,
         **out,
     )
@@ -430,15 +430,15 @@ def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_le
     out = {name: str(tmp_path / f"{name}.csv") for name in ("suspects", "duplicates", "outliers")}
     stage = {
         "prepared": str(tmp_path / "input.h5"),
-        "neighbors": str(tmp_path / "k-6.npz"),
+        "graph": str(tmp_path / "k-6.npz"),
         "images": str(tmp_path / "images.csv"),
         "manifest": str(tmp_path / "manifest.csv"),
-        "near_threshold": 0.999,
+        "near_duplicate_cosine": 0.999,
         "max_rows": 5,
         **out,
     }
     with caplog.at_level("INFO", logger="tsne_atlas.suspects"):
-        tables = su.find_suspects(k=6, **stage)  # k = the graph's width: used as it is, no warning
+        tables = su.find_suspects(neighbours=6, **stage)  # k = the graph's width: used as it is, no warning
     assert [r.levelname for r in caplog.records] == ["INFO"]
     assert ("near", "img/010.png", "img/011.png") in {(r["kind"], r["path_a"], r["path_b"]) for r in tables.duplicates}
     assert tables.suspects and tables.suspects_reason is None
@@ -450,27 +450,27 @@ def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_le
     )
     caplog.clear()
     with caplog.at_level("INFO", logger="tsne_atlas.suspects"):
-        su.find_suspects(k=9, **stage)
+        su.find_suspects(neighbours=9, **stage)
     assert caplog.records[0].getMessage() == (
         f"suspects.neighbours is 9 but {tmp_path / 'k-6.npz'} holds 6 neighbours per image; using 6"
     )
     write_manifest(tmp_path / "manifest.csv", paths, ["unlabelled"] * len(paths))
     caplog.clear()
     with caplog.at_level("INFO", logger="tsne_atlas.suspects"):
-        tables = su.find_suspects(k=6, **stage)
+        tables = su.find_suspects(neighbours=6, **stage)
     assert tables.suspects == [] and tables.suspects_reason == su.NO_LABELS_REASON
     assert caplog.records[0].getMessage().startswith(f"120 images: {su.NO_LABELS_REASON}; 1 exact and ")
     write_manifest(tmp_path / "manifest.csv", paths[::-1], names[::-1])
     with pytest.raises(
         AtlasError, match=rf"^{tmp_path / 'manifest.csv'} lists other images than {tmp_path / 'images.csv'} "
     ):
-        su.find_suspects(k=6, **stage)
+        su.find_suspects(neighbours=6, **stage)
     write_images(tmp_path / "images.csv", paths[:-1], hashes[:-1])
     with pytest.raises(AtlasError) as err:
-        su.find_suspects(k=6, **stage)
+        su.find_suspects(neighbours=6, **stage)
     assert str(err.value) == (
-        f"{tmp_path / 'input.h5'} has 120 rows but {tmp_path / 'images.csv'} 119; delete the results folder's "
-        "tsne/ and rerun"
+        f"{tmp_path / 'input.h5'} has 120 rows but {tmp_path / 'images.csv'} 119; delete {tmp_path / 'input.h5'} "
+        "and rerun"
     )
 
 
@@ -493,12 +493,12 @@ def test_suspect_tables_take_labels_by_default_use_k_of_a_wider_graph_and_check_
     paths = [f"img/{i:02d}.png" for i in range(len(X))]
     hashes = [f"h{i}" for i in range(len(X))]
     indices, distances = knn_graph(X, 8)
-    tables = su.suspect_tables(X, indices, distances, labels, paths, hashes, k=4, near_threshold=0.99)
+    tables = su.suspect_tables(X, indices, distances, labels, paths, hashes, neighbours=4, near_duplicate_cosine=0.99)
     assert tables.suspects_reason is None and tables.suspects[0]["path"] == "img/03.png"
     for row in [*tables.suspects, *tables.outliers]:
         assert len(row["neighbours"]) == len(row["neighbour_labels"]) == len(row["neighbour_distances"]) == 4
     with pytest.raises(ValueError, match=r"^30 labels, 30 paths, 29 hashes for 30 rows of X$"):
-        su.suspect_tables(X, indices, distances, labels, paths, hashes[:-1], k=4, near_threshold=0.99)
+        su.suspect_tables(X, indices, distances, labels, paths, hashes[:-1], neighbours=4, near_duplicate_cosine=0.99)
 
 
 def test_rank_suspects_without_nearest_other_ranks_by_weighted_then_plain_disagreement_then_index():

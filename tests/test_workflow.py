@@ -4,7 +4,6 @@ import csv
 import json
 import subprocess
 
-import h5py
 import pytest
 from PIL import Image
 
@@ -20,6 +19,8 @@ from conftest import (
     with_changes,
     with_set_changes,
 )
+from tsne_atlas.files.features import read_features
+from tsne_atlas.files.map_inputs import read_input
 
 pytestmark = pytest.mark.workflow
 
@@ -42,10 +43,13 @@ def test_run_produces_every_output(finished_run):
         "zebra",
     }
     # One file for the set: both nodes from one forward pass.
-    with h5py.File(out / "features" / f"{TINY_SET}.h5") as h5:
-        assert h5["features/layer3"].shape == (40, 256) and h5["features/penultimate"].shape == (40, 512)
-        assert h5["features/penultimate"].attrs["graph_node"] == "flatten"
-        assert h5.attrs["model"] == "resnet18" and bool(h5.attrs["weights_random"])
+    layer3, penultimate = (
+        read_features(out / "features" / f"{TINY_SET}.h5", node, with_features=False)
+        for node in ("layer3", "penultimate")
+    )
+    assert layer3["shape"] == (40, 256) and penultimate["shape"] == (40, 512)
+    assert penultimate["attrs"]["graph_node"] == "flatten"
+    assert penultimate["attrs"]["model"] == "resnet18" and bool(penultimate["attrs"]["weights_random"])
     runs = [f"{features}/tsne/perplexity-{p}_seed-{s}" for features in TINY_IDS for p in (5, 10) for s in (0, 1)]
     for features in TINY_IDS:
         # Shared by the set's sweep, computed once: the PCA input, the k-NN graph at 3 x 10, P per perplexity.
@@ -104,8 +108,7 @@ def test_the_configs_tsne_settings_reach_opentsne(finished_run):
     from scipy.sparse import load_npz
 
     out = finished_run[0] / "results" / "embeddings" / TINY_IDS[1]
-    with h5py.File(out / "input.h5") as h5:
-        X = h5["X"][:]
+    X, _ = read_input(out / "input.h5")
 
     def opentsne(perplexity, seed, **settings):
         P = load_npz(out / "affinities" / f"perplexity-{perplexity}.npz").tocsr()
@@ -314,8 +317,8 @@ def test_replacing_the_weights_file_reruns_extraction(tmp_path):
     )
     result = snakemake(tmp_path, "--until", "extract_features", config=config)
     assert result.returncode == 0, result.stderr[-3000:]
-    with h5py.File(tmp_path / "results" / "features" / f"{TINY_SET}.h5") as h5:
-        assert "resnet18.pth" in h5.attrs["weights_source"] and not h5.attrs["weights_random"]
+    stored = read_features(tmp_path / "results" / "features" / f"{TINY_SET}.h5", "penultimate", with_features=False)
+    assert "resnet18.pth" in stored["attrs"]["weights_source"] and not stored["attrs"]["weights_random"]
     assert "extract_features" not in planned_jobs(tmp_path, config)
     torch.save(get_model("resnet18", weights=None).state_dict(), weights)
     planned = planned_jobs(tmp_path, config)

@@ -212,7 +212,7 @@ def check_feature_sets(given: dict, sets: dict[str, dict], defaults: dict) -> No
 def check_dataset(dataset: dict) -> None:
     """The root must be a folder; a manifest layout needs its file, and only it takes one."""
     root = Path(dataset["root"])
-    layout = dataset.get("layout", "folders")
+    layout = dataset["layout"]
     if not root.is_dir():
         what = {
             "folders": "with one sub-folder of images per class",
@@ -222,7 +222,7 @@ def check_dataset(dataset: dict) -> None:
             f"dataset.root '{root}' does not exist or is not a folder (working directory {os.getcwd()}); "
             f"set dataset.root to the folder {what.get(layout, 'of the images')}"
         )
-    manifest = dataset.get("manifest", "")
+    manifest = dataset["manifest"]
     if layout == "manifest" and not manifest:
         raise AtlasError("dataset.layout is 'manifest' but dataset.manifest is empty; give the CSV or TSV file's path")
     if layout != "manifest" and manifest:

@@ -300,7 +300,7 @@ def extract_features(
     attrs.update(
         {
             "model": model,
-            "weights": str(settings.get("weights", "")) if settings["source"] in RESOLVERS else "own network",
+            "weights": str(settings["weights"]) if settings["source"] in RESOLVERS else "own network",
             "weights_source": network.weights_source,
             "weights_random": bool(network.weights_random),
             "preprocessing": " ".join(repr(network.transform).split()),

@@ -21,15 +21,16 @@ from .subsample import fixed_subsample
 LOGGER = logging.getLogger("tsne_atlas.metrics")
 
 
-def knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
-    """Leave-one-out k-NN accuracy: each point gets the majority label of its k nearest others.
+def knn_accuracy(X: np.ndarray, labels: np.ndarray, knn_k: int = 5) -> float:
+    """Leave-one-out k-NN accuracy: each point gets the majority label of its k = ``knn_k`` nearest
+    others (by default metrics.knn_k's default, held to the schema by tests/test_structure.py).
 
     Ties go to the smallest label index, so the result is deterministic.
     """
     from sklearn.neighbors import NearestNeighbors
 
     labels = np.asarray(labels)
-    k = min(k, len(X) - 1)
+    k = min(knn_k, len(X) - 1)
     # kneighbors() without X leaves each point out of its own neighbour list.
     neighbours = NearestNeighbors(n_neighbors=k).fit(X).kneighbors(return_distance=False)
     n_classes = int(labels.max()) + 1
@@ -39,13 +40,13 @@ def knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
 
 
 def embedding_metrics(
-    X: np.ndarray, coords: np.ndarray, labels: np.ndarray | None, trust_k: int = 10, knn_k: int = 5
+    X: np.ndarray, coords: np.ndarray, labels: np.ndarray | None, trustworthiness_k: int, knn_k: int
 ) -> dict:
     """Trustworthiness and k-NN accuracies of ``coords`` (N x 2) against features ``X``; ``labels``
     None (unlabelled images): the accuracies are None (n/a), trustworthiness needs no labels."""
     from sklearn.manifold import trustworthiness
 
-    trust_k = min(trust_k, (len(X) - 1) // 2)  # scikit-learn needs k < N / 2
+    trust_k = min(trustworthiness_k, (len(X) - 1) // 2)  # scikit-learn needs k < N / 2
     return {
         "trustworthiness": float(trustworthiness(X, coords, n_neighbors=trust_k)),
         "knn_accuracy_2d": None if labels is None else knn_accuracy(coords, labels, knn_k),
@@ -56,7 +57,14 @@ def embedding_metrics(
 
 
 def embedding_metrics_for_run(
-    prepared: str, embedding: str, meta: str, manifest: str, trust_k: int, knn_k: int, max_images: int, metrics: str
+    prepared: str,
+    embedding: str,
+    meta: str,
+    manifest: str,
+    trustworthiness_k: int,
+    knn_k: int,
+    max_images: int,
+    metrics: str,
 ) -> dict:
     """One run's quality metrics against the exact input its method saw (rule embedding_metrics)."""
     run = read_run(embedding, meta, manifest)
@@ -71,7 +79,7 @@ def embedding_metrics_for_run(
         "method": meta["method"],
         **{key: meta[key] for key in METHOD_KEYS[meta["method"]]},
         "seed": run_seed(meta),
-        **embedding_metrics(X[keep], coords[keep], None if labels is None else labels[keep], trust_k, knn_k),
+        **embedding_metrics(X[keep], coords[keep], None if labels is None else labels[keep], trustworthiness_k, knn_k),
         "kl_divergence": meta.get("kl_divergence"),
         "n_images": meta["n_images"],
         "n_metric_images": len(keep),

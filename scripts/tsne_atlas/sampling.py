@@ -73,7 +73,7 @@ def _draw(order, paths, label, want, state, check, skipped) -> None:
 def sample_manifest(
     images_by_label: dict[str, list[str]],
     n_images: int | str,
-    random_state: int,
+    seed: int,
     stratified: bool = True,
     check=None,
     skipped: list | None = None,
@@ -88,7 +88,7 @@ def sample_manifest(
     """
     skipped = [] if skipped is None else skipped
     labels = sorted(images_by_label)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     if n_images == "all":
         rows = []
         for label in labels:
@@ -157,7 +157,7 @@ def sample_images(
     label_column: str | None,
     missing_label: str | None,
     n_images: int | str,
-    random_state: int,
+    seed: int,
     stratified: bool,
     on_bad_image: str,
     images: str,
@@ -193,7 +193,7 @@ def sample_images(
         )
     check = strict_check(root) if on_bad_image == "fail" else usable_check(root)
     unusable: list[tuple[str, str, str]] = []
-    rows = sample_manifest(groups, n_images, random_state, stratified, check=check, skipped=unusable)
+    rows = sample_manifest(groups, n_images, seed, stratified, check=check, skipped=unusable)
     paths = sorted(path for path, _ in rows)
     write_images(images, paths, [file_sha256(Path(root) / path) for path in paths])
     write_skipped(skipped, unusable + collection.left_out)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .files.suspects import NO_LABELS_REASON
 from .jobs import AtlasError
 
 LOGGER = logging.getLogger("tsne_atlas.suspects")
@@ -20,7 +21,6 @@ LOGGER = logging.getLogger("tsne_atlas.suspects")
 DISTANCE_EPS = 1e-9
 # Pairs whose cosine is computed at a time: bounds memory to a few tens of MB whatever N is.
 PAIR_CHUNK = 65_536
-NO_LABELS_REASON = "no labels: label disagreement needs labelled images"
 
 
 def check_k(k: int, n_columns: int) -> None:
@@ -270,8 +270,8 @@ def suspect_tables(
     labels: list[str],
     paths: list[str],
     hashes: list[str],
-    k: int,
-    near_threshold: float,
+    neighbours: int,
+    near_duplicate_cosine: float,
     labelled: bool = True,
 ) -> SuspectTables:
     """The three tables of one feature set, from its prepared input X and k-NN graph.
@@ -285,13 +285,13 @@ def suspect_tables(
     check_graph(indices, distances, len(X))
     if not len(labels) == len(paths) == len(hashes) == len(X):
         raise ValueError(f"{len(labels)} labels, {len(paths)} paths, {len(hashes)} hashes for {len(X)} rows of X")
-    check_k(k, indices.shape[1])
+    check_k(neighbours, indices.shape[1])
     tables = SuspectTables(
-        duplicates=duplicate_rows(X, indices, labels, paths, hashes, near_threshold),
-        outliers=outlier_rows(indices, distances, labels, paths, k),
+        duplicates=duplicate_rows(X, indices, labels, paths, hashes, near_duplicate_cosine),
+        outliers=outlier_rows(indices, distances, labels, paths, neighbours),
     )
     if labelled:
-        tables.suspects = suspect_rows(indices, distances, labels, paths, k)
+        tables.suspects = suspect_rows(indices, distances, labels, paths, neighbours)
     else:
         tables.suspects_reason = NO_LABELS_REASON
     return tables
@@ -302,8 +302,8 @@ def find_suspects(
     graph: str,
     images: str,
     manifest: str,
-    k: int,
-    near_threshold: float,
+    neighbours: int,
+    near_duplicate_cosine: float,
     max_rows: int,
     suspects: str,
     duplicates: str,
@@ -318,20 +318,22 @@ def find_suspects(
 
     X, _ = read_input(prepared)
     indices, distances = read_neighbours(graph)
-    if k > indices.shape[1]:
+    if neighbours > indices.shape[1]:
         # The sweep's graph holds graph.neighbours neighbours (at most N - 1): use what there is.
         LOGGER.warning(
             "suspects.neighbours is %d but %s holds %d neighbours per image; using %d",
-            k,
+            neighbours,
             graph,
             *[indices.shape[1]] * 2,
         )
-        k = indices.shape[1]
+        neighbours = indices.shape[1]
     paths, hashes = read_images(images)
     if len(X) != len(paths):
         raise AtlasError(f"{prepared} has {len(X)} rows but {images} {len(paths)}; delete {prepared} and rerun")
     labels = sample_labels(manifest, paths, images)
-    tables = suspect_tables(X, indices, distances, labels.labels, paths, hashes, k, near_threshold, labels.labelled)
+    tables = suspect_tables(
+        X, indices, distances, labels.labels, paths, hashes, neighbours, near_duplicate_cosine, labels.labelled
+    )
     write_suspects(suspects, tables.suspects[:max_rows])
     write_duplicates(duplicates, tables.duplicates)
     write_outliers(outliers, tables.outliers[:max_rows])
@@ -339,10 +341,11 @@ def find_suspects(
     LOGGER.info(
         "%d images: %s; %d exact and %d near-duplicate pairs (cosine >= %g); outliers by relative distance to %d neighbours",
         len(paths),
-        tables.suspects_reason or f"{len(tables.suspects)} with a label some of their {k} neighbours do not share",
+        tables.suspects_reason
+        or f"{len(tables.suspects)} with a label some of their {neighbours} neighbours do not share",
         exact,
         len(tables.duplicates) - exact,
-        near_threshold,
-        k,
+        near_duplicate_cosine,
+        neighbours,
     )
     return tables

@@ -219,7 +219,7 @@ def suspects_figures(
     node: str,
     root: str,
     thumb_size: int,
-    near_threshold: float,
+    near_duplicate_cosine: float,
     suspects_png: str,
     duplicates_png: str,
     outliers_png: str,
@@ -229,8 +229,7 @@ def suspects_figures(
     from .figure_style import weights_note
     from .files.features import read_features
     from .files.manifest import read_manifest
-    from .files.suspects import read_duplicates, read_outliers, read_suspects
-    from .suspects import NO_LABELS_REASON
+    from .files.suspects import NO_LABELS_REASON, read_duplicates, read_outliers, read_suspects
 
     attrs = read_features(features, node, with_features=False)["attrs"]
     note, name = weights_note(attrs), features_id
@@ -248,10 +247,10 @@ def suspects_figures(
         duplicate_figure_rows(read_duplicates(duplicates)),
         root,
         duplicates_png,
-        f"Duplicates in {name} features: same file content, or cosine >= {near_threshold:g}",
+        f"Duplicates in {name} features: same file content, or cosine >= {near_duplicate_cosine:g}",
         thumb_size,
         note,
-        empty=f"no duplicates: no two files are identical and no pair reaches cosine {near_threshold:g}",
+        empty=f"no duplicates: no two files are identical and no pair reaches cosine {near_duplicate_cosine:g}",
     )
     draw_neighbour_rows(
         outlier_figure_rows(read_outliers(outliers)),

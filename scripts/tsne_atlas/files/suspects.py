@@ -35,6 +35,10 @@ import os
 
 from ..jobs import AtlasError, atomic_path
 
+# Why suspects.csv is empty when the sample has no labels (every image carries the placeholder): said
+# by find_suspects' log and by the suspects figure, which reads the table.
+NO_LABELS_REASON = "no labels: label disagreement needs labelled images"
+
 SUSPECT_FIELDS = (
     "rank",
     "path",

@@ -15,9 +15,6 @@ from ..jobs import AtlasError, file_sha256
 from .export_archive import export_refusal
 from .network import Network
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 SAVE_HOW = {
     "torchscript": "torch.jit.save(torch.jit.script(model.eval()), 'model.pt')",
     "export": (
@@ -144,9 +141,7 @@ def own_preprocessing(input_size: int, mean, std) -> Callable:
     )
 
 
-def own_network(
-    source: str, path: str, input_size: int = 224, mean=IMAGENET_MEAN, std=IMAGENET_STD, key: str = "features"
-) -> Network:
+def own_network(source: str, path: str, input_size: int, mean, std, key: str = "features") -> Network:
     """Your own network, saved as TorchScript (``source: torchscript``) or with torch.export (``export``).
 
     Its only node is ``penultimate``: the network's output, which must be one tensor per image (a
@@ -198,12 +193,13 @@ def own_network(
 
 
 def build(settings: dict, record: None, key: str) -> Network:
-    """The Network of a ``torchscript`` or ``export`` set's ``settings`` (no weights record)."""
+    """The Network of a ``torchscript`` or ``export`` set's ``settings`` (schema defaults filled in, as
+    ``config.feature_set_settings`` gives them; no weights record)."""
     return own_network(
         settings["source"],
         settings["path"],
-        int(settings.get("input_size", 224)),
-        settings.get("mean", IMAGENET_MEAN),
-        settings.get("std", IMAGENET_STD),
+        int(settings["input_size"]),
+        settings["mean"],
+        settings["std"],
         key,
     )

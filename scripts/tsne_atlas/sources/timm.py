@@ -505,7 +505,7 @@ def check_penultimate(model: torch.nn.Module, extractor: torch.nn.Module, node: 
 
 
 def timm_network(
-    record: dict, nodes: list[str], init_seed: int = 0, key: str = "features", class_names: str | None = None
+    record: dict, nodes: list[str], init_seed: int = 0, key: str = "features", class_names: str = ""
 ) -> Network:
     """A timm model giving ``nodes``, all in one forward pass.
 
@@ -563,6 +563,4 @@ def timm_network(
 
 def build(settings: dict, record: dict, key: str) -> Network:
     """The Network of a timm set's ``settings`` and its fetch_weights ``record``."""
-    return timm_network(
-        record, list(settings["nodes"]), int(settings["init_seed"]), key, settings.get("class_names") or None
-    )
+    return timm_network(record, list(settings["nodes"]), int(settings["init_seed"]), key, settings["class_names"])

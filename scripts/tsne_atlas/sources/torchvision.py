@@ -181,7 +181,7 @@ def torchvision_preprocessing(arch: str):
 
 
 def torchvision_network(
-    record: dict, nodes: list[str], init_seed: int = 0, key: str = "features", class_names: str | None = None
+    record: dict, nodes: list[str], init_seed: int = 0, key: str = "features", class_names: str = ""
 ) -> Network:
     """A torchvision classifier giving ``nodes`` (one forward pass for all of them), and its logits when
     it has class names (``class_names``, a file, or its ImageNet weights' categories): see ``Network``."""
@@ -206,5 +206,5 @@ def torchvision_network(
 def build(settings: dict, record: dict, key: str) -> Network:
     """The Network of a torchvision set's ``settings`` and its fetch_weights ``record``."""
     return torchvision_network(
-        record, list(settings["nodes"]), int(settings["init_seed"]), key, settings.get("class_names") or None
+        record, list(settings["nodes"]), int(settings["init_seed"]), key, settings["class_names"]
     )
