@@ -53,7 +53,7 @@ def test_run_produces_every_output(finished_run):
     runs = [f"{features}/tsne/perplexity-{p}_seed-{s}" for features in TINY_IDS for p in (5, 10) for s in (0, 1)]
     for features in TINY_IDS:
         # Shared by the set's sweep, computed once: the PCA input, the k-NN graph at 3 x 10, P per perplexity.
-        for shared in ("input.h5", "neighbors/k-30.npz", "affinities/perplexity-5.npz", "affinities/perplexity-10.npz"):
+        for shared in ("input.h5", "graph/k-30.npz", "affinities/perplexity-5.npz", "affinities/perplexity-10.npz"):
             assert (out / "embeddings" / features / shared).stat().st_size > 0, shared
         for name in (
             f"metrics/{features}/sweep.csv",

@@ -133,13 +133,17 @@ class TSNE(MapMethod):
             bh_theta=options["bh_theta"],
         )
         opentsne = implementation == "opentsne"
+        if not opentsne:
+            from sklearn.manifold import TSNE as SklearnTSNE
+
+            # scikit-learn's Barnes-Hut runs at its own default angle (tsne.bh_theta is openTSNE's).
+            sklearn_angle = SklearnTSNE().angle
         return coords, {
             "implementation": implementation,
             "init": options["init"],
             "precomputed_affinities": affinities is not None,
             "negative_gradient": gradient_method(options["negative_gradient"], len(X)) if opentsne else "bh",
-            # scikit-learn's Barnes-Hut runs at its own default angle.
-            "bh_theta": float(options["bh_theta"]) if opentsne else 0.5,
+            "bh_theta": float(options["bh_theta"]) if opentsne else float(sklearn_angle),
             "kl_divergence": kl,
         }
 
