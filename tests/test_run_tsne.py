@@ -349,6 +349,8 @@ def test_sklearn_runs_from_the_shared_input_alone(features_file, sweep_inputs, t
         threads=1,
     )
     assert meta["implementation"] == "sklearn" and meta["precomputed_affinities"] is False
+    # scikit-learn's own Barnes-Hut angle (its TSNE's default), not tsne.bh_theta, which is openTSNE's.
+    assert (meta["negative_gradient"], meta["bh_theta"]) == ("bh", 0.5)
     X, _ = shared.read_input(tmp_path / "input.h5")
     np.testing.assert_array_equal(read_embedding(tmp_path / "s.tsv")[1], rt.embed(X, 10.0, 0, "sklearn", init="pca")[0])
 
