@@ -96,6 +96,16 @@ def test_each_methods_run_name_round_trips_and_matches_only_its_own_rule():
     assert [m["method"] for m in sorted(reversed(metas), key=run_sort_key)] == ["tsne", "umap", "pca", "pacmap"]
 
 
+def test_the_metrics_plot_says_what_each_shown_methods_short_setting_names_mean():
+    from tsne_atlas.metrics_plot import settings_key_label
+
+    assert settings_key_label(["tsne", "umap", "pca", "pacmap"]) == (
+        "p = perplexity (t-SNE); k = n_neighbors, d = min_dist (UMAP); k = n_neighbors (PaCMAP)"
+    )
+    # Only the methods shown; PCA has no setting to explain.
+    assert settings_key_label(["pca", "pacmap"]) == "k = n_neighbors (PaCMAP)"
+
+
 def test_the_sweep_lists_every_methods_runs_and_umap_seeds_default_to_tsnes(demo_root):
     config = validated({"dataset": {"root": str(demo_root)}, "methods": ["pca", "umap", "tsne"]})
     config["tsne"]["perplexities"], config["umap"]["min_dist"] = [30, 5], [0.1, 0.5]

@@ -7,10 +7,21 @@ import numpy as np
 from .figure_style import METHOD_COLOURS, note_legend, plt, save_figure, weights_note
 from .files.metrics import read_run_metrics, write_sweep_table
 from .files.runs import METHOD_NAMES, METHODS, run_settings, run_sort_key, settings_text
+from .methods import MAP_METHODS
 
 LOGGER = logging.getLogger("tsne_atlas.metrics_plot")
 DPI = 150
-SETTINGS_KEY_LABEL = "p = perplexity (t-SNE); k = n_neighbors, d = min_dist (UMAP)"
+
+
+def settings_key_label(methods: list[str]) -> str:
+    """What the short setting names under the axis mean, for the methods shown, from their declarations:
+    ``p = perplexity (t-SNE); k = n_neighbors, d = min_dist (UMAP)``."""
+    parts = []
+    for method in methods:
+        axes = [axis for axis in MAP_METHODS[method].axes if not axis.fixed and axis.key != "seed"]
+        if axes:
+            parts.append(f"{', '.join(f'{axis.short} = {axis.key}' for axis in axes)} ({METHOD_NAMES[method]})")
+    return "; ".join(parts)
 
 
 def not_applicable(ax, title: str) -> None:
@@ -71,7 +82,7 @@ def plot_sweep_metrics(rows: list[dict], note: str | None = None) -> plt.Figure:
             fontsize=8,
         )
         ax.set_xlim(-0.5, len(settings) - 0.5)
-        ax.set_xlabel("perplexity" if only_tsne else SETTINGS_KEY_LABEL, fontsize=8)
+        ax.set_xlabel("perplexity" if only_tsne else settings_key_label(methods), fontsize=8)
         ax.grid(alpha=0.3)
     # Every panel's entries once (the k-NN panel adds its feature-space line unless it says n/a).
     entries = {name: handle for ax in axes for handle, name in zip(*ax.get_legend_handles_labels())}
