@@ -2,7 +2,7 @@
 #   make run    create .venv, install the pinned requirements, run the workflow on the demo data
 #   make test   the same set-up (plus .venv-slurm, Debian's chromium for the browser tests and Debian's
 #               Slurm + munge for the cluster test), then the test suite
-#   make check  lint + unit tests: about 2 minutes, no root, no network (after the first `make run`)
+#   make check  lint + unit tests in 2 processes: about a minute, no root, no network (after the first `make run`)
 #   make slurm-env   .venv-slurm: .venv's packages plus Snakemake's SLURM executor plugin, for clusters
 #   make compare-layers  the layer-comparison preset on the demo data (presets/compare-layers.yaml)
 #   make digits      write scikit-learn's digits as images + pixel features, run presets/digits.yaml
@@ -13,6 +13,7 @@ PYTHON ?= python3
 VENV ?= .venv
 SLURM_VENV ?= .venv-slurm
 CORES ?= all
+CHECK_JOBS ?= 2
 STAMP := $(VENV)/.requirements-installed
 SLURM_STAMP := $(SLURM_VENV)/.requirements-installed
 
@@ -50,8 +51,10 @@ digits: $(STAMP)
 	PYTHONPATH=scripts $(VENV)/bin/python tools/make_digits.py data/digits
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/digits.yaml
 
+# The unit tests in CHECK_JOBS pytest-xdist workers, each test file in one worker (its module fixtures and
+# UMAP's numba compilation once); tests/conftest.py gives each worker its share of the cores.
 check: lint
-	$(VENV)/bin/python -m pytest -q -m unit tests
+	$(VENV)/bin/python -m pytest -q -m unit -n $(CHECK_JOBS) --dist loadfile tests
 
 # Mutation testing (docs/development.md, "Mutation testing": the modules, the run time); slow, not part of `make test`.
 # mutmut names mutants after the file path and strips only `src.`, so it mutates scripts/ through a `src` link.

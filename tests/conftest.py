@@ -1,6 +1,8 @@
 """Helpers shared by the tests: the tiny workflow config and real Snakemake runs of it, schema defaults,
 synthetic image folders, and what Snakemake hands a rule's script."""
 
+import copy
+import functools
 import hashlib
 import os
 import re
@@ -20,6 +22,13 @@ SNAKEMAKE = str(BIN / "snakemake")
 # umap-learn's compiled numba code, shared by every test and every workflow the tests run (each test's
 # own results folder would compile it again, ~11 s); tests/test_maps.py runs one workflow without it.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"tsne-atlas-tests-numba-{os.getuid()}"))
+# `make check` runs the unit tests in pytest-xdist workers (-n 2), one per core here. Each worker's torch and
+# OpenMP then compute on its share of the cores: two threads per worker on 2 cores wait for each other at
+# every barrier (a worker's torch tests took several times the CPU). xdist sets the count before this import.
+XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+WORKER_THREADS = max(1, (os.cpu_count() or 1) // XDIST_WORKERS) if XDIST_WORKERS > 1 else None
+if WORKER_THREADS:
+    os.environ.setdefault("OMP_NUM_THREADS", str(WORKER_THREADS))
 
 
 def tiny_config() -> dict:
@@ -129,11 +138,17 @@ def image_folder(tmp_path) -> Path:
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
 
+@functools.cache
+def schema_document() -> dict:
+    """The schema, parsed once per test process (0.04 s of CPU a parse; extraction tests ask per call)."""
+    return yaml.safe_load(SCHEMA.read_text())
+
+
 def schema_defaults(section: str, *keys: str) -> dict:
     """The schema's defaults of ``section`` (all keys, or just ``keys``): the one home of defaults."""
-    properties = yaml.safe_load(SCHEMA.read_text())["properties"][section]["properties"]
+    properties = schema_document()["properties"][section]["properties"]
     wanted = keys or tuple(properties)
-    return {key: properties[key]["default"] for key in wanted}
+    return copy.deepcopy({key: properties[key]["default"] for key in wanted})  # the cached document stays as read
 
 
 # extraction.shards and images_per_shard decide which jobs the workflow makes, not how one extracts.
@@ -141,8 +156,12 @@ SHARDING_KEYS = ("shards", "images_per_shard")
 
 
 def extraction_defaults() -> dict:
-    """The schema's extraction defaults an extraction job is handed (extract_features' keyword arguments)."""
-    return {k: v for k, v in schema_defaults("extraction").items() if k not in SHARDING_KEYS}
+    """The schema's extraction defaults an extraction job is handed (extract_features' keyword arguments);
+    in an xdist worker, the worker's share of the cores as ``threads`` (above)."""
+    defaults = {k: v for k, v in schema_defaults("extraction").items() if k not in SHARDING_KEYS}
+    if WORKER_THREADS:
+        defaults["threads"] = min(defaults["threads"], WORKER_THREADS)
+    return defaults
 
 
 def rule_job(rule: str, input: dict, output: dict, params: dict, log: str, threads: int = 1):
