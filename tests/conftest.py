@@ -182,7 +182,7 @@ def rule_job(rule: str, input: dict, output: dict, params: dict, log: str, threa
 
 
 # Kinds of test (pyproject.toml lists the markers): `make check` runs the unit tests alone.
-SLOW_KINDS = ("workflow", "browser", "slurm", "tensorboard")
+SLOW_KINDS = ("workflow", "browser", "slurm", "tensorboard", "slow")
 
 
 def pytest_collection_modifyitems(items):

@@ -262,6 +262,7 @@ def test_precision_auto_picks_native_bf16_or_fp32_and_is_recorded(manifest, imag
     assert attrs["precision"] == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "precision, channels_last, min_cosine", [("fp32", True, 0.99999), ("bf16", True, 0.999), ("fp16", False, 0.999)]
 )
@@ -280,6 +281,7 @@ def test_faster_settings_keep_the_features(image_folder, tmp_path, precision, ch
     assert cosine_rows(reference[:1], features[4:5]).max() < cosine_rows(reference[:1], features[:1]).min()
 
 
+@pytest.mark.slow
 def test_precision_overflow_is_an_error_not_nan_features(manifest, image_folder, tmp_path):
     """A random-init ResNet-101's activations exceed fp16's range: say so instead of writing NaNs. One image
     a batch: the first batch overflows already, and fp16 on a CPU is slow (half the time of two)."""

@@ -205,6 +205,7 @@ def test_umap_knn_puts_each_point_first_and_keeps_n_neighbors_columns():
         umap_knn(indices, distances, n_neighbors=10)
 
 
+@pytest.mark.slow
 def test_umap_with_a_seed_is_bitwise_repeatable_and_separates_blobs():
     from tsne_atlas.metrics import knn_accuracy
 
@@ -258,6 +259,7 @@ def test_pca_map_is_the_first_two_principal_components():
     assert flat.shape == (180, 2) and (flat[:, 1] == 0).all() and flat_ratio[1] == 0
 
 
+@pytest.mark.slow
 def test_pacmap_is_the_official_fit_bitwise_repeatable_across_processes_and_thread_counts(tmp_path):
     """PaCMAP with a seed: the package's own fit of the input, the same bytes in two processes with
     different numba thread counts; another seed gives another map; the blobs stay apart."""

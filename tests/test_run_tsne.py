@@ -298,6 +298,7 @@ def opentsne_directly(X, P, perplexity, seed, theta, method):
     return np.asarray(tsne.fit(X, affinities=PrecomputedAffinities(P, normalize=False)))
 
 
+@pytest.mark.slow
 def test_bh_theta_and_the_gradient_method_change_the_embedding(features_file, sweep_inputs, tmp_path):
     """tsne.bh_theta and tsne.negative_gradient, as run_tsne (what the rule calls) gets them, reach
     openTSNE: each setting gives openTSNE's own result for it, and the settings give different results."""
