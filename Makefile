@@ -38,8 +38,11 @@ slurm-env: $(SLURM_STAMP)
 run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES)
 
+# The tests of functions (unit, slow) in CHECK_JOBS workers as make check does; then the real runs (Snakemake,
+# Slurm, Chromium, TensorBoard) one at a time: each already uses the cores it is given.
 test: $(STAMP) $(SLURM_STAMP) system-deps
-	$(VENV)/bin/python -m pytest -v tests
+	$(VENV)/bin/python -m pytest -v -m "unit or slow" -n $(CHECK_JOBS) --dist loadfile tests
+	$(VENV)/bin/python -m pytest -v -m "not unit and not slow" tests
 
 compare-layers: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/compare-layers.yaml
