@@ -20,6 +20,7 @@ Where features come from: ``sources``, one module per ``features.<set>.source`` 
 ``timm``, ``own_network`` with ``export_archive``, ``precomputed``), each with its weights resolution,
 and ``sources.network`` (what the network sources share); ``sources.SOURCES`` lists them.
 Shared helpers: ``jobs`` (errors, atomic outputs, job logs, the rule adapter), ``config``
-(checks the schema cannot express, feature set ids), ``resources`` (job sizes), ``images`` (one
+(checks the schema cannot express, feature set ids), ``plan`` (what a config asks the workflow
+for, worked out once per invocation, and the done message), ``resources`` (job sizes), ``images`` (one
 image reader), ``figure_style`` and ``canvas`` (colours, notes, thumbnails shared by the figures).
 """
