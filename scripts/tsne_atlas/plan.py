@@ -31,6 +31,7 @@ from .config import (
     settings_hash,
     sweep_runs,
 )
+from .files.features import features_file_problem, remove_if_incomplete
 from .files.runs import METHODS
 from .resources import sample_size
 from .shards import shard_count
@@ -199,8 +200,6 @@ def remove_incomplete_features(plan: Plan, dry_run: bool, stream=None) -> list[s
     """Remove every features file of the plan that cannot be complete (a truncated copy, the crash
     of an older version) so that it is rebuilt rather than taken for finished; a dry run only warns.
     For the main process only (once per invocation). Returns the paths found incomplete."""
-    from .files.features import features_file_problem, remove_if_incomplete  # h5py: only where one is checked
-
     stream = stream or sys.stderr
     found = []
     for feature_set in plan.feature_sets:
