@@ -210,7 +210,7 @@ def compare_files(pattern):
     )
 
 
-# What `rule all` asks for: every output of these rules, per run, per feature set and once.
+# The targets of the default target (Snakefile: all): every output of these rules, per run, per feature set and once.
 FINAL_RULES = {
     "run": ("scatter", "mosaic", "grid_mosaic"),
     "feature set": ("sweep_metrics", "sweep_overview", "suspects_figures"),
