@@ -32,4 +32,4 @@ rule all:
 
 
 onsuccess:
-    print(results_summary())
+    print(PLAN.summary())

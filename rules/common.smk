@@ -1,7 +1,5 @@
-import os
 import re
 import sys
-from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -10,17 +8,9 @@ from snakemake.utils import validate
 from scripts.tsne_atlas.config import (
     NETWORK_SOURCES,
     WEIGHT_KEYWORDS,
-    check_config,
-    compare_seed,
-    feature_ids,
-    feature_set_settings,
-    graph_neighbours,
     runs_at_seed,
-    sweep_runs,
 )
-from scripts.tsne_atlas.files.features import features_file_problem
 from scripts.tsne_atlas.files.runs import (
-    METHODS,
     RUN_KEYS,
     RUN_PATTERN,
     WILDCARD_CONSTRAINTS,
@@ -29,6 +19,11 @@ from scripts.tsne_atlas.files.runs import (
 )
 from scripts.tsne_atlas.jobs import AtlasError, is_dry_run
 from scripts.tsne_atlas.methods import MAP_METHODS
+from scripts.tsne_atlas.plan import (
+    apply_environment,
+    load_plan,
+    remove_incomplete_features,
+)
 from scripts.tsne_atlas.resources import (
     explorer_mem_mb,
     extraction_gpus,
@@ -40,19 +35,14 @@ from scripts.tsne_atlas.resources import (
     metrics_runtime_min,
     projector_mem_mb,
     projector_runtime_min,
-    sample_size,
     sampling_runtime_min,
     thumbnails_runtime_min,
     maps_mem_mb,
     maps_runtime_min,
     prepare_mem_mb,
 )
-from scripts.tsne_atlas.collection import (
-    count_images,
-    manifest_digest,
-    watched_folders,
-)
-from scripts.tsne_atlas.shards import shard_count, shard_rows
+from scripts.tsne_atlas.collection import watched_folders
+from scripts.tsne_atlas.shards import shard_rows
 from scripts.tsne_atlas.schema import (
     SCHEMA_PATH,
     feature_set_defaults,
@@ -63,80 +53,39 @@ try:
     validate(config, schema=str(SCHEMA_PATH))
 except WorkflowError:
     sys.exit(f"tsne-atlas: config error: {schema_error_line(config, SCHEMA_PATH)}")
+# What the config asks for (scripts/tsne_atlas/plan.py), checked; the dataset is read here only in
+# the main process, which hands what it read to every job in the environment.
 try:
-    check_config(config, feature_set_defaults(SCHEMA_PATH), count_images=count_images)
+    PLAN = load_plan(
+        config, feature_set_defaults(SCHEMA_PATH), main_process=workflow.is_main_process
+    )
 except AtlasError as err:
     sys.exit(f"tsne-atlas: config error: {err}")
 
-RESULTS = config["results"]
-# The feature sets (config section features, schema defaults filled in), and the feature set ids
-# they give, one per (set, node): the values of the runs' {features} wildcard, in config order.
-FEATURE_SETS = feature_set_settings(config, feature_set_defaults(SCHEMA_PATH))
-FEATURES = feature_ids(FEATURE_SETS)
-FEATURE_IDS = list(FEATURES)
-# A features file that cannot be complete (truncated copy, crash of an older version) would be
-# taken for finished: remove it so it is rebuilt. Only the main process acts (cluster jobs parse
-# this file too), and a dry run only warns.
-for feature_set in FEATURE_SETS:
-    features_path = f"{RESULTS}/features/{feature_set}.h5"
-    problem = features_file_problem(features_path)
-    if problem and workflow.is_main_process:
-        if is_dry_run(workflow):
-            print(
-                f"tsne-atlas: warning: {features_path} is incomplete "
-                f"({problem}); a real run will rebuild it",
-                file=sys.stderr,
-            )
-        else:
-            Path(features_path).unlink()
-            print(
-                f"tsne-atlas: warning: {features_path} was incomplete "
-                f"({problem}); removed, it will be rebuilt",
-                file=sys.stderr,
-            )
-# Sizes the jobs' memory and run time (rules: resources); 'all' counts the dataset.
-N_IMAGES = sample_size(
-    config["sample"]["n_images"], lambda: count_images(config["dataset"])
-)
-# Extraction jobs per feature set (extraction.shards): 1 is one extract_features job writing
-# features/<set>.h5; K > 1 is K extract_features_shard jobs over slices of the sample and one
-# merge_features job writing the same file. A precomputed set is imported in one job.
-SHARDS = {
-    name: (
-        1
-        if settings["source"] == "precomputed"
-        else shard_count(
-            N_IMAGES,
-            config["extraction"]["batch_size"],
-            config["extraction"]["shards"],
-            config["extraction"]["images_per_shard"],
-        )
-    )
-    for name, settings in FEATURE_SETS.items()
-}
-# What the sample depends on in a dataset manifest (None for the other layouts).
-try:
-    DATASET_MANIFEST_DIGEST = manifest_digest(
-        config["dataset"], config["sample"]["stratified"]
-    )
-except AtlasError as err:
-    sys.exit(f"tsne-atlas: config error: {err}")
-# k of the sweep's shared k-NN graph (graph.neighbours, or what the methods, suspects and explorer need).
-GRAPH_K = graph_neighbours(config)
-# Every map of a feature set (method, settings, and ``params``, the file stem of RUN), in METHODS order.
-RUNS = sweep_runs(config)
+
+# Every job gets the dataset facts and NUMBA_CACHE_DIR (plan.py); envvars passes them to jobs of an
+# executor that does not start them in this environment.
+envvars:
+    *apply_environment(PLAN),
+
+
+# A features file that cannot be complete is removed so it is rebuilt: once, by the main process.
+if workflow.is_main_process:
+    remove_incomplete_features(PLAN, dry_run=is_dry_run(workflow))
+
+RESULTS = PLAN.results
+FEATURE_SETS = PLAN.feature_sets
+FEATURES = PLAN.features
+FEATURE_IDS = PLAN.feature_ids
+N_IMAGES = PLAN.n_images
+SHARDS = PLAN.shards
+GRAPH_K = PLAN.graph_k
+RUNS = PLAN.runs
+COMPARE_REFERENCE = PLAN.compare_reference
+# What sampling depends on in a dataset manifest (None for the other layouts).
+DATASET_MANIFEST_DIGEST = PLAN.dataset.manifest_digest
 # Where each feature set's maps and the input they share live: embeddings/<feature set id>/.
 EMBEDDINGS = f"{RESULTS}/embeddings"
-# The comparison figures (compare/) show every feature set at one seed, aligned to a reference set.
-COMPARE = len(FEATURE_IDS) > 1
-COMPARE_SEED = compare_seed(config)
-COMPARE_REFERENCE = config["compare"]["reference"] or FEATURE_IDS[0]
-# Every feature set exported for TensorBoard's Embedding Projector (results/projector/).
-PROJECTOR = config["projector"]["enabled"]
-# umap-learn's numba code is compiled on first use in each job (~11 s cold): numba keeps it in this
-# folder, which every job (local or on a cluster node) can write, so later jobs load it. A
-# NUMBA_CACHE_DIR already set (tests share one) is kept.
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.abspath(f"{RESULTS}/.numba-cache"))
 
 
 # A run's identity (scripts/tsne_atlas/files/runs.py): every per-run file is named RUN, and
@@ -154,9 +103,7 @@ wildcard_constraints:
     **{
         **WILDCARD_CONSTRAINTS,
         "features": "|".join(re.escape(features_id) for features_id in FEATURE_IDS),
-        "method": "|".join(
-            method for method in METHODS if method in config["methods"]
-        ),
+        "method": "|".join(PLAN.methods),
     },
     feature_set="|".join(re.escape(name) for name in FEATURE_SETS),
     k=r"[0-9]+",
@@ -258,41 +205,39 @@ def all_sets_files(pattern):
 def compare_files(pattern):
     """Input function giving ``pattern`` for every feature set's runs at the comparison seed (each
     method's first seed if it has no run at it; PCA's one run)."""
-    return lambda wildcards: run_files(pattern, runs=runs_at_seed(RUNS, COMPARE_SEED))
+    return lambda wildcards: run_files(
+        pattern, runs=runs_at_seed(RUNS, PLAN.compare_seed)
+    )
+
+
+# The targets of the default target (Snakefile: all): every output of these rules, per run, per feature set and once.
+FINAL_RULES = {
+    "run": ("scatter", "mosaic", "grid_mosaic"),
+    "feature set": ("sweep_metrics", "sweep_overview", "suspects_figures"),
+    "once": ("explorer",),
+}
+# Unless projector.enabled is false: each feature set's export and the projector's config file.
+PROJECTOR_RULES = {"feature set": ("projector_export",), "once": ("projector_config",)}
+# With two or more feature sets, the comparison figures.
+COMPARE_RULES = {"once": ("compare_sheet", "compare_metrics", "compare_cka")}
 
 
 def final_outputs():
-    """Per run: scatter (PNG, SVG), mosaic, grid mosaic; per feature set: metrics, overview, suspects and,
-    unless projector.enabled is false, the projector export; the explorer and the projector's config file;
-    with two or more feature sets, the comparison figures."""
-    per_run = [
-        f"{RESULTS}/scatter/{RUN}.png",
-        f"{RESULTS}/scatter/{RUN}.svg",
-        f"{RESULTS}/mosaic/{RUN}.png",
-        f"{RESULTS}/grid_mosaic/{RUN}.png",
-    ]
-    per_set = expand(
-        [
-            f"{RESULTS}/metrics/{{features}}/sweep.csv",
-            f"{RESULTS}/overview/{{features}}.png",
-            f"{RESULTS}/suspects/{{features}}/suspects.png",
-        ],
-        features=FEATURE_IDS,
-    )
-    projector = expand(
-        f"{RESULTS}/projector/{{features}}/tensors.tsv", features=FEATURE_IDS
-    ) + [f"{RESULTS}/projector/projector_config.pbtxt"]
-    compare = [
-        f"{RESULTS}/compare/sheet.png",
-        f"{RESULTS}/compare/metrics.csv",
-        f"{RESULTS}/compare/cka.png",
-    ]
+    """The declared outputs of FINAL_RULES (and of PROJECTOR_RULES, COMPARE_RULES when the plan makes
+    them), for every run of every feature set, every feature set, or once."""
+    chosen = [FINAL_RULES]
+    chosen += [PROJECTOR_RULES] if PLAN.projector else []
+    chosen += [COMPARE_RULES] if PLAN.compare else []
+    outputs = {"run": [], "feature set": [], "once": []}
+    for rule_names in chosen:
+        for scope, names in rule_names.items():
+            outputs[scope] += [
+                path for name in names for path in getattr(rules, name).output
+            ]
     return (
-        run_files(per_run)
-        + per_set
-        + [f"{RESULTS}/explorer.html"]
-        + (projector if PROJECTOR else [])
-        + (compare if COMPARE else [])
+        run_files(outputs["run"])
+        + expand(outputs["feature set"], features=FEATURE_IDS)
+        + outputs["once"]
     )
 
 
@@ -407,29 +352,3 @@ def weights_record(wildcards):
     if FEATURE_SETS[wildcards.feature_set]["source"] in NETWORK_SOURCES:
         return {"resolved": f"{RESULTS}/weights/{wildcards.feature_set}.json"}
     return {}
-
-
-def results_summary():
-    methods = ", ".join(
-        f"{sum(run['method'] == method for run in RUNS)} {method}"
-        for method in METHODS
-        if method in config["methods"]
-    )
-    summary = (
-        f"\ntsne-atlas: done. Results in {RESULTS}/\n"
-        f"  feature sets {', '.join(FEATURE_IDS)}\n"
-        f"  sample       {RESULTS}/sample/images.csv (paths, hashes), manifest.csv (labels, metadata)\n"
-        f"  features     {RESULTS}/features/<set>.h5\n"
-        f"  embeddings   {EMBEDDINGS}/<feature set>/<method>/ ({len(FEATURE_IDS) * len(RUNS)} maps; per feature set {methods})\n"
-        f"  scatter      {RESULTS}/scatter/<feature set>/<method>/*.png, *.svg\n"
-        f"  mosaics      {RESULTS}/mosaic/<feature set>/<method>/*.png, {RESULTS}/grid_mosaic/<feature set>/<method>/*.png\n"
-        f"  metrics      {RESULTS}/metrics/<feature set>/sweep.csv, sweep.png\n"
-        f"  overview     {RESULTS}/overview/<feature set>.png, .pdf\n"
-        f"  suspects     {RESULTS}/suspects/<feature set>/suspects.csv, duplicates.csv, outliers.csv (+ PNGs)\n"
-        f"  explorer     {RESULTS}/explorer.html (open in a browser; thumbnails in {RESULTS}/explorer/)\n"
-    )
-    if PROJECTOR:
-        summary += f"  projector    {RESULTS}/projector/ (tensorboard --logdir {RESULTS}/projector)\n"
-    if COMPARE:
-        summary += f"  compare      {RESULTS}/compare/sheet.png, metrics.png, cka.png (+ CSV tables)\n"
-    return summary + f"  logs         {RESULTS}/logs/\n"

@@ -25,7 +25,8 @@ Where features come from: ``sources``, one module per ``features.<set>.source`` 
 ``timm``, ``own_network`` with ``export_archive``, ``precomputed``), each with its weights resolution,
 and ``sources.network`` (what the network sources share); ``sources.SOURCES`` lists them.
 Shared helpers: ``jobs`` (errors, atomic outputs, job logs, the rule adapter), ``config``
-(checks the schema cannot express, feature set ids, the sweep's runs and graph size), ``schema`` (the
+(checks the schema cannot express, feature set ids, the sweep's runs and graph size), ``plan`` (what
+a config asks the workflow for, worked out once per invocation, and the done message), ``schema`` (the
 config schema, for the Snakefile, tools and tests), ``resources`` (job sizes), ``images`` (one image
 reader), ``subsample`` (the fixed subsample of capped stages), ``figure_style`` and ``canvas``
 (colours, notes, thumbnails shared by the figures).
