@@ -241,7 +241,7 @@ def test_killed_during_tsne_resumes_to_the_same_results(reference, tmp_path):
     tsne = out / "embeddings" / FEATURES / "tsne"
     assert (out / "logs" / "embeddings" / FEATURES / "tsne" / f"{killed}.log").exists()
     assert not (tsne / f"{killed}.tsv").exists() and not (tsne / f"{killed}.json").exists()
-    assert (tsne.parent / "input.h5").exists() and (tsne.parent / "neighbors" / "k-30.npz").exists()
+    assert (tsne.parent / "input.h5").exists() and (tsne.parent / "graph" / "k-30.npz").exists()
     assert not (out / "metrics" / FEATURES / "sweep.csv").exists()
     resume(tmp_path)
     assert results(tmp_path) == reference
