@@ -199,7 +199,7 @@ def test_two_runs_of_one_config_give_identical_files(reference, reference_workdi
     # ...on the default path: the shared input, k-NN graph and affinities, then openTSNE.
     assert {
         f"embeddings/{FEATURES}/input.h5",
-        f"embeddings/{FEATURES}/neighbors/k-30.npz",
+        f"embeddings/{FEATURES}/graph/k-30.npz",
         f"embeddings/{FEATURES}/affinities/perplexity-5.npz",
         f"embeddings/{FEATURES}/affinities/perplexity-10.npz",
     } <= set(reference)
