@@ -222,6 +222,7 @@ def test_umap_with_a_seed_is_bitwise_repeatable_and_separates_blobs():
     assert knn_accuracy(own, labels) == 1.0
 
 
+@pytest.mark.slow
 def test_umap_lays_out_the_graph_it_is_given_not_one_of_its_own():
     """A valid graph that is not X's: the k-NN graph of points whose blobs are a shuffle of X's labels.
     The map is umap-learn's own fit with that graph as precomputed_knn, bit for bit, and its clusters
