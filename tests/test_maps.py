@@ -313,6 +313,54 @@ def test_pacmap_neighbours_must_be_fewer_than_the_images_and_settings_are_schema
     )
 
 
+def test_a_sample_too_small_for_pacmaps_pairs_is_refused_by_the_packages_own_rule(demo_root):
+    """pacmap shrinks its pairs to fit a small sample and fails when none is left (a traceback from inside a
+    job); the config check refuses that sample in one line first, by the rule pacmap itself applies."""
+    import pacmap
+
+    from tsne_atlas.methods.pacmap import pair_counts
+
+    for n in range(2, 30):
+        for k in (1, 2, 5, 10):
+            for mn_ratio, fp_ratio in ((0.5, 2.0), (1.0, 1.0), (0.2, 5.0), (2.0, 0.3)):
+                if k >= n:
+                    continue
+                model = pacmap.PaCMAP(n_neighbors=k, MN_ratio=mn_ratio, FP_ratio=fp_ratio)
+                counts = pair_counts(n, k, mn_ratio, fp_ratio)
+                try:
+                    model.decide_num_pairs(n)
+                except ValueError:
+                    assert counts[0] < 1 or counts[2] < 1, (n, k, mn_ratio, fp_ratio)
+                else:
+                    assert counts == (model.n_neighbors, model.n_MN, model.n_FP), (n, k, mn_ratio, fp_ratio)
+    config = validated({"dataset": {"root": str(demo_root)}, "sample": {"n_images": 3}, "methods": ["pacmap"]})
+    config["pacmap"]["n_neighbors"] = [2]
+    with pytest.raises(AtlasError) as err:
+        check_config(config)
+    assert str(err.value) == (
+        "pacmap: 3 images are too few for PaCMAP's pairs (n_neighbors 2, mn_ratio 0.5, fp_ratio 2); "
+        "raise sample.n_images or remove pacmap from methods"
+    )
+    config["sample"]["n_images"] = 4
+    check_config(config)
+
+
+def test_every_declared_method_is_a_schema_choice_with_a_section_holding_its_settings():
+    """The schema's methods enum is MAP_METHODS, and each method's section has the lists its axes read,
+    its options and its threads key: a module without its schema part (or the reverse) fails here."""
+    import yaml
+
+    from tsne_atlas.methods import MAP_METHODS
+
+    schema = yaml.safe_load(SCHEMA.read_text())["properties"]
+    assert schema["methods"]["items"]["enum"] == list(MAP_METHODS)
+    for name, method in MAP_METHODS.items():
+        keys = set(schema.get(name, {}).get("properties", {}))
+        needed = {axis.config_key for axis in method.axes if not axis.fixed} | set(method.options)
+        needed |= {method.threads_key} - {None}
+        assert needed <= keys, f"{name}: the schema's {name} section lacks {sorted(needed - keys)}"
+
+
 def test_map_modules_do_not_import_torch():
     """A map job imports its module and umap-learn (or scikit-learn), never torch: they start fast."""
     code = "import sys, tsne_atlas.maps, tsne_atlas.methods.umap, umap, sklearn.decomposition; print('torch' in sys.modules)"

@@ -34,6 +34,20 @@ def pacmap_embedding(
     return np.asarray(model.fit_transform(np.asarray(X, dtype=np.float32), init=init), dtype=np.float64)
 
 
+def pair_counts(n_images: int, n_neighbors: int, mn_ratio: float, fp_ratio: float) -> tuple[int, int, int]:
+    """(neighbour, mid-near, further) pairs per point pacmap fits ``n_images`` with: pacmap 0.9.1's
+    ``PaCMAP.decide_num_pairs``, restated here so a sample too small for it is refused before any job (a
+    test holds it to the package's own on a grid)."""
+    n_mn, n_fp = int(round(n_neighbors * mn_ratio)), int(round(n_neighbors * fp_ratio))
+    n_neighbors = min(n_neighbors, n_images - 1)
+    n_fp = min(n_fp, n_images - 1 - n_neighbors)
+    n_mn = min(n_mn, n_images - 1)
+    if n_neighbors + n_mn + n_fp >= n_images:
+        share = n_images / (1 + mn_ratio + fp_ratio)
+        n_neighbors, n_mn, n_fp = int(share), int(share * mn_ratio), int(share * fp_ratio)
+    return n_neighbors, n_mn, n_fp
+
+
 def compile_pacmap() -> float:
     """Fit PaCMAP once on a tiny fixed problem so numba compiles (or loads from NUMBA_CACHE_DIR) before a
     run's clock starts; returns the seconds it took."""
@@ -44,11 +58,19 @@ def compile_pacmap() -> float:
 
 class PaCMAP(MapMethod):
     def check(self, config, n_images):
-        for k in config["pacmap"]["n_neighbors"]:
+        section = config["pacmap"]
+        for k in section["n_neighbors"]:
             if k >= n_images:
                 raise AtlasError(
                     f"pacmap.n_neighbors: {k} is not fewer than the sample's {n_images} images; "
                     f"use values below {n_images} or raise sample.n_images"
+                )
+            near, _, further = pair_counts(n_images, k, section["mn_ratio"], section["fp_ratio"])
+            if near < 1 or further < 1:
+                raise AtlasError(
+                    f"pacmap: {n_images} images are too few for PaCMAP's pairs (n_neighbors {k}, mn_ratio "
+                    f"{section['mn_ratio']:g}, fp_ratio {section['fp_ratio']:g}); raise sample.n_images or remove "
+                    f"pacmap from methods"
                 )
 
     def warm_up(self):
