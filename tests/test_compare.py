@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import write_embedding
 from tsne_atlas import compare as cmp
-from tsne_atlas.figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, plt
+from tsne_atlas.figure_style import NOTE_COLOUR, plt
 from tsne_atlas.files.metrics import SWEEP_FIELDS, write_run_metrics
 from tsne_atlas.files.runs import RunRecord
 from tsne_atlas.jobs import AtlasError
@@ -223,7 +223,9 @@ def test_comparison_sheet_has_a_row_per_set_and_a_column_per_perplexity():
     assert all(ax.get_aspect() == 1.0 and not ax.get_xticks().size for ax in axes.ravel())
     legend = fig.legends[0]
     assert [t.get_text() for t in legend.get_texts()] == CLASSES
-    assert legend.get_title().get_text() == f"{RANDOM_WEIGHTS_NOTE}\na subsample note"
+    # Only the noise row is random: the note names it, not the whole sheet.
+    note = "RANDOM WEIGHTS: the features of noise come from an untrained network"
+    assert legend.get_title().get_text() == f"{note}\na subsample note"
     title = " ".join(fig.get_suptitle().split())  # wrapped to the figure's width
     assert "rows = feature sets, columns = perplexity, seed 0" in title
     assert "aligned to ref by orthogonal Procrustes (rotation, reflection, uniform scale)" in title

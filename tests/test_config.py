@@ -55,7 +55,10 @@ def test_shipped_config_is_valid():
 
 def test_schema_fills_defaults(minimal):
     config = validated(minimal)
-    assert config["features"] == {"resnet101": {**SET_DEFAULTS}}  # Snakemake fills the set's defaults too
+    # The demo's two sets, the trained one first; Snakemake fills the sets' defaults too.
+    lite0 = {**SET_DEFAULTS, "source": "timm", "arch": "tf_efficientnet_lite0"}
+    assert config["features"] == {"efficientnet-lite0": lite0, "resnet101": {**SET_DEFAULTS}}
+    assert list(config["features"]) == ["efficientnet-lite0", "resnet101"]
     assert feature_set_settings(config, SET_DEFAULTS)["resnet101"]["arch"] == "resnet101"
     assert config["extraction"]["device"] == "auto" and config["extraction"]["batch_size"] == 16
     assert config["tsne"]["implementation"] == "opentsne" and config["mosaic"]["thumb_size"] == 64

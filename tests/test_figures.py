@@ -11,7 +11,7 @@ from conftest import schema_defaults, write_embedding
 from tsne_atlas import canvas, figure_style
 from tsne_atlas import mosaic as rm
 from tsne_atlas import scatter as ps
-from tsne_atlas.figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255
+from tsne_atlas.figure_style import NOTE_COLOUR, RANDOM_WEIGHTS_NOTE, class_colours, colour_bgr255, sets_weights_note
 from tsne_atlas.files.runs import read_embedding
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.subsample import fixed_subsample
@@ -398,3 +398,10 @@ def test_class_names_are_drawn_literally_never_as_mathtext():
     assert width == pytest.approx(plain.get_window_extent(renderer).width, abs=0.5)
     assert abs(width - math.get_window_extent(renderer).width) > 3  # the check can tell the two apart
     ps.plt.close(fig)
+
+
+def test_a_figure_spanning_sets_names_the_random_ones_only_when_some_are_trained():
+    assert sets_weights_note([], ["a", "b"]) is None
+    assert sets_weights_note(["a", "b", "a"], ["a", "b"]) == RANDOM_WEIGHTS_NOTE
+    note = sets_weights_note(["resnet101"], ["resnet101", "efficientnet-lite0"])
+    assert note == "RANDOM WEIGHTS: the features of resnet101 come from an untrained network"

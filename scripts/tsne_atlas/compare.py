@@ -30,7 +30,6 @@ from .figure_style import (
     NOTE_COLOUR,
     PDF_METADATA,
     PNG_METADATA,
-    RANDOM_WEIGHTS_NOTE,
     class_colours,
     class_markers,
     draw_classes,
@@ -38,6 +37,7 @@ from .figure_style import (
     note_legend,
     plt,
     save_figure,
+    sets_weights_note,
 )
 from .files.compare import write_cka_table, write_compare_table
 from .files.features import read_features
@@ -288,7 +288,7 @@ def plot_compare_sheet(
         squeeze=False,
         layout="constrained",
     )
-    any_random = False
+    random_sets = []
     for row_axes, (set_id, set_runs), at_column in zip(axes, rows, cells):
         for ax, column in zip(row_axes, columns):
             if column in at_column:
@@ -299,7 +299,8 @@ def plot_compare_sheet(
                 ax.set_yticks([])
                 ax.text(0.5, 0.5, "no run", ha="center", va="center", transform=ax.transAxes, color="0.5")
         random = any(run.meta.get("weights_random") for run in set_runs)
-        any_random |= random
+        if random:
+            random_sets.append(set_id)
         label = set_id + ("\n(reference)" if set_id == reference else "") + ("\nRANDOM WEIGHTS" if random else "")
         row_axes[0].set_ylabel(label, fontsize=10, color=NOTE_COLOUR if random else "black")
     methods = list(dict.fromkeys(meta["method"] for meta in columns.values()))
@@ -315,7 +316,8 @@ def plot_compare_sheet(
         Line2D([], [], linestyle="", marker=m, color=c, markersize=7, label=literal(name))
         for name, c, m in zip(classes, colours, markers)
     ]
-    notes = "\n".join(text for text in (RANDOM_WEIGHTS_NOTE if any_random else "", note) if text)
+    random_note = sets_weights_note(random_sets, [set_id for set_id, _ in rows])
+    notes = "\n".join(text for text in (random_note, note) if text)
     note_legend(
         fig,
         handles,
@@ -474,7 +476,7 @@ def compare_metrics(metrics: list[str], order: list[str], table: str, png: str, 
     rows = [read_run_metrics(path) for path in metrics]
     _check_sets([r.get("features") for r in rows], order, "metrics")
     write_compare_table(rows, order, table)
-    note = f"{RANDOM_WEIGHTS_NOTE}\n(the sets named in red)" if any(r.get("weights_random") for r in rows) else None
+    note = sets_weights_note([r.get("features") for r in rows if r.get("weights_random")], order)
     save_figure(plot_compare_metrics(rows, order, note), png, svg, dpi)
     LOGGER.info("gathered %d runs of %d feature sets into %s", len(rows), len(order), table)
 

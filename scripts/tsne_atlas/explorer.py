@@ -50,10 +50,10 @@ from matplotlib.colors import to_hex
 from .figure_style import (
     NOTE_COLOUR,
     OTHER,
-    RANDOM_WEIGHTS_NOTE,
     class_colours,
     figure_title,
     most_frequent,
+    sets_weights_note,
 )
 from .files.explorer_page import SCRIPT_ID, b64, script_json
 from .files.features import read_predictions
@@ -534,7 +534,7 @@ def build_explorer(
         image_base_url(root, Path(output)),
     )
     label_codes = np.searchsorted(classes, labels).astype(np.float64)  # classes are sorted
-    random_note = RANDOM_WEIGHTS_NOTE if any(meta.get("weights_random") for meta in metas) else None
+    random_note = sets_weights_note([str(m["features"]) for m in metas if m.get("weights_random")], set_ids)
     with deterministic_bokeh_ids():
         plot = explorer_plot(coords[0], label_codes, options[0]["colours"], figure_title(metas[0]), backend)
         html = render_page(data, plot, random_note, note and note[0].upper() + note[1:])

@@ -111,6 +111,17 @@ def weights_note(meta: dict) -> str | None:
     return RANDOM_WEIGHTS_NOTE if meta.get("weights_random") else None
 
 
+def sets_weights_note(random_sets, sets) -> str | None:
+    """The note of a figure that spans feature sets (``sets``): the plain note when all are random, the random
+    ones named when some are (the demo's trained EfficientNet-Lite0 beside a random ResNet-101), else None."""
+    random_sets = list(dict.fromkeys(random_sets))
+    if not random_sets:
+        return None
+    if set(random_sets) >= set(sets):
+        return RANDOM_WEIGHTS_NOTE
+    return f"RANDOM WEIGHTS: the features of {', '.join(random_sets)} come from an untrained network"
+
+
 def add_note(fig, note: str | None) -> None:
     """Put ``note`` (the random-weights warning) under the figure, where layout keeps it clear of data."""
     if note:
