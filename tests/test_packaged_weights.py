@@ -15,13 +15,15 @@ import sklearn.datasets
 import torch
 from PIL import Image
 
-from conftest import REPO, extraction_defaults
+from conftest import DEMO_ROOT, REPO, extraction_defaults
 from tsne_atlas import extraction as ef
 from tsne_atlas.config import feature_set_settings
 from tsne_atlas.files.features import read_features, read_predictions
 from tsne_atlas.files.manifest import write_images
 from tsne_atlas.files.weights_record import read_record
 from tsne_atlas.jobs import file_sha256
+from tsne_atlas.metrics import knn_accuracy
+from tsne_atlas.preparation import preprocess
 from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
 from tsne_atlas.sources import packaged_weights as pw
 from tsne_atlas.sources import timm as timm_source
@@ -118,20 +120,13 @@ def blank_random_record() -> dict:
     return {"arch": ARCH, "weights": "none", "kind": "none", "path": None, "package": None}
 
 
-@pytest.fixture(scope="module")
-def photos_extracted(tmp_path_factory):
-    """The known photos as a dataset, through fetch_weights and extract_features as the workflow runs them
-    (the schema's defaults, fp32): (features file, sample paths)."""
-    tmp = tmp_path_factory.mktemp("photos")
-    root = tmp / "data"
-    paths = []
-    for photo in KNOWN_PHOTOS:
-        (root / "photos").mkdir(parents=True, exist_ok=True)
-        shutil.copy(photo, root / "photos" / photo.name)
-        paths.append(f"photos/{photo.name}")
+def extract(tmp: Path, root: Path, paths: list[str], **given) -> Path:
+    """The images ``paths`` under ``root`` through fetch_weights and extract_features as the workflow runs them
+    (the schema's defaults, fp32), as the Lite0 set with ``given`` keys: the features file."""
+    tmp.mkdir(parents=True, exist_ok=True)
     write_images(tmp / "images.csv", paths, [file_sha256(root / path) for path in paths])
     settings = feature_set_settings(
-        {"features": {SET: {"source": "timm", "arch": ARCH}}}, feature_set_defaults(SCHEMA_PATH)
+        {"features": {SET: {"source": "timm", "arch": ARCH, **given}}}, feature_set_defaults(SCHEMA_PATH)
     )[SET]
     resolved = tmp / "weights.json"
     fetch_weights(SET, "timm", ARCH, settings["weights"], settings["init_seed"], str(resolved))
@@ -146,7 +141,19 @@ def photos_extracted(tmp_path_factory):
         progress=False,
         **{**extraction_defaults(), "precision": "fp32", "num_workers": 0},
     )
-    return out, paths
+    return out
+
+
+@pytest.fixture(scope="module")
+def photos_extracted(tmp_path_factory):
+    """The known photos as a dataset, extracted by the trained Lite0: (features file, sample paths)."""
+    tmp = tmp_path_factory.mktemp("photos")
+    root = tmp / "data"
+    (root / "photos").mkdir(parents=True)
+    for photo in KNOWN_PHOTOS:
+        shutil.copy(photo, root / "photos" / photo.name)
+    paths = [f"photos/{photo.name}" for photo in KNOWN_PHOTOS]
+    return extract(tmp, root, paths), paths
 
 
 def test_known_photos_get_their_classes_through_the_workflows_extraction(photos_extracted):
@@ -174,3 +181,27 @@ def test_the_workflows_preprocessing_is_the_reference_one(photos_extracted):
     assert stored.shape == reference.shape == (len(paths), 1280)
     for path, value in zip(paths, cosine, strict=True):
         assert value > 0.97, f"{path}: features at cosine {value:.3f} to the reference preprocessing's"
+
+
+@pytest.mark.slow
+def test_trained_features_separate_the_demo_classes_far_better_than_random_ones(tmp_path):
+    """On 200 demo silhouettes (20 of each class), prepared as every map reads them (z-scored, PCA 50):
+    leave-one-out 5-NN label accuracy of the trained Lite0 well above the same network's at random
+    initialisation: measured 0.72 vs 0.575 here (on the demo's 500 images, 50 a class: 0.88 for the trained
+    Lite0 vs 0.71 for the demo's random ResNet-101, compare/metrics.csv). A network that is not the trained
+    one (weights not loaded, or lost on the way) sits at the random level."""
+    paths = [
+        f"{folder.name}/{image.name}"
+        for folder in sorted(DEMO_ROOT.iterdir())
+        if folder.is_dir()
+        for image in sorted(folder.glob("*.png"))[:20]
+    ]
+    labels = np.unique([path.split("/")[0] for path in paths], return_inverse=True)[1]
+    accuracy = {}
+    for weights in ("auto", "none"):
+        features = read_features(extract(tmp_path / weights, DEMO_ROOT, paths, weights=weights))["features"]
+        prepared = preprocess(features, standardize=True, pca_components=50)
+        accuracy[weights] = knn_accuracy(prepared, labels, knn_k=5)
+    assert len(paths) == 200 and labels.max() == 9
+    assert accuracy["auto"] >= 0.65, accuracy
+    assert accuracy["auto"] >= accuracy["none"] + 0.1, accuracy
