@@ -29,8 +29,6 @@ from tsne_atlas.sources import packaged_weights as pw
 from tsne_atlas.sources import timm as timm_source
 from tsne_atlas.weights import fetch_weights
 
-pytestmark = pytest.mark.unit
-
 ARCH = "tf_efficientnet_lite0"
 SET = "lite0"
 SKIMAGE_DATA = Path(str(importlib.resources.files("skimage") / "data"))
@@ -205,3 +203,10 @@ def test_trained_features_separate_the_demo_classes_far_better_than_random_ones(
     assert len(paths) == 200 and labels.max() == 9
     assert accuracy["auto"] >= 0.65, accuracy
     assert accuracy["auto"] >= accuracy["none"] + 0.1, accuracy
+
+
+def test_a_second_extraction_writes_the_same_bytes(photos_extracted, tmp_path):
+    """Byte identity holds for the trained set as for every set: the same images, the same features file."""
+    out, paths = photos_extracted
+    again = extract(tmp_path, out.parent / "data", paths)
+    assert file_sha256(again) == file_sha256(out)
