@@ -25,7 +25,6 @@ def demo_figures(results: Path, docs: Path) -> list[tuple[Path, Path, int]]:
         (results / "overview" / f"{DEMO_SET}.png", docs / "demo-overview.png", 900),
         (results / "metrics" / DEMO_SET / "sweep.png", docs / "demo-metrics.png", 900),
         (results / "suspects" / DEMO_SET / "suspects.png", docs / "demo-suspects.png", 620),
-        (results / "suspects" / DEMO_SET / "duplicates.png", docs / "demo-duplicates.png", 620),
     ]
 
 
