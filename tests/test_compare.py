@@ -298,6 +298,29 @@ def test_long_layer_ids_and_a_note_naming_many_random_sets_stay_on_the_sheet_and
     title = fig.legends[0].get_title()
     assert title.get_text().count("\n") >= 1
     _inside_and_apart(fig, [title])
+    assert "(4 runs per set: perplexities x seeds)" in fig.get_suptitle()
+    plt.close(fig)
+    fig = cmp.plot_compare_metrics(
+        [row for row in rows if row["perplexity"] == 30.0 and row["seed"] == 0], LONG_IDS[:3]
+    )
+    assert "(1 run per set: perplexities x seeds)" in fig.get_suptitle()
+    plt.close(fig)
+
+
+def test_a_one_column_sheet_of_ten_classes_keeps_its_legend_on_the_figure():
+    """One perplexity (the compare-layers preset): the sheet is one panel wide, its class legend must fit it."""
+    animals = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
+    rng = np.random.default_rng(3)
+    paths = [f"{animals[i % 10]}/{i}.png" for i in range(60)]
+    labels = [animals[i % 10] for i in range(60)]
+    rows = [
+        (set_id, [run_record(set_id, 30.0, paths, labels, rng.normal(size=(60, 2)), weights_random="random" in set_id)])
+        for set_id in LONG_IDS
+    ]
+    fig = cmp.plot_compare_sheet(rows, LONG_IDS[1], panel_in=2.4)
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == animals
+    _inside_and_apart(fig, legend.get_texts())
     plt.close(fig)
 
 

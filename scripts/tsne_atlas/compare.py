@@ -340,7 +340,8 @@ def plot_compare_sheet(
         handles,
         [literal(name) for name in classes],
         notes or None,
-        ncols=min(len(classes), max(4, 2 * len(columns))),
+        # No wider than the figure (about an inch an entry): a one-column sheet is 3.4 in wide.
+        ncols=max(1, min(len(classes), max(4, 2 * len(columns)), int(fig.get_figwidth() / 1.0))),
     )
     sizes = {len(run.paths) for run in runs}
     count = f" (N={sizes.pop()})" if len(sizes) == 1 else ""
@@ -481,8 +482,9 @@ def plot_compare_metrics(rows: list[dict], order: list[str], note: str | None = 
     runs_per_set = sorted({sum(r["features"] == set_id for r in rows) for set_id in order})
     runs_text = f"{runs_per_set[0]}" if len(runs_per_set) == 1 else f"{runs_per_set[0]}-{runs_per_set[-1]}"
     what = "perplexities x seeds" if methods == ["tsne"] else "methods x settings x seeds"
+    runs_text += " run per set" if runs_per_set == [1] else " runs per set"
     fig.suptitle(
-        f"Per feature set: separability and neighbourhood preservation\n({runs_text} runs per set: {what})",
+        f"Per feature set: separability and neighbourhood preservation\n({runs_text}: {what})",
         fontsize=11,
     )
     return fig
