@@ -4,7 +4,7 @@
 #               Slurm + munge for the cluster test), then the test suite
 #   make check  lint + unit tests in 2 processes: about a minute, no root, no network (after the first `make run`)
 #   make slurm-env   .venv-slurm: .venv's packages plus Snakemake's SLURM executor plugin, for clusters
-#   make compare-layers  the layer-comparison preset on the demo data (presets/compare-layers.yaml)
+#   make compare-layers  the layer-comparison preset on the demo data (presets/compare-layers.yaml), then its table
 #   make digits      write scikit-learn's digits as images + pixel features, run presets/digits.yaml
 #   make methods     t-SNE, UMAP, PCA and PaCMAP side by side on the demo data (presets/methods.yaml)
 #   make mutation    mutation testing (mutmut) of sampling, config, prepared input, suspects, comparison, shards,
@@ -46,6 +46,7 @@ test: $(STAMP) $(SLURM_STAMP) system-deps
 
 compare-layers: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/compare-layers.yaml
+	PYTHONPATH=scripts $(VENV)/bin/python tools/layers_table.py results/compare-layers
 
 methods: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/methods.yaml

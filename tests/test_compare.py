@@ -225,7 +225,9 @@ def test_comparison_sheet_has_a_row_per_set_and_a_column_per_perplexity():
     assert [t.get_text() for t in legend.get_texts()] == CLASSES
     # Only the noise row is random: the note names it, not the whole sheet.
     note = "RANDOM WEIGHTS: the features of noise come from an untrained network"
-    assert legend.get_title().get_text() == f"{note}\na subsample note"
+    # Wrapped to the figure's width (between words), the subsample note on a line of its own.
+    assert legend.get_title().get_text().replace("\n", " ") == f"{note} a subsample note"
+    assert legend.get_title().get_text().endswith("\na subsample note")
     title = " ".join(fig.get_suptitle().split())  # wrapped to the figure's width
     assert "rows = feature sets, columns = perplexity, seed 0" in title
     assert "aligned to ref by orthogonal Procrustes (rotation, reflection, uniform scale)" in title
@@ -242,6 +244,84 @@ def test_comparison_sheet_shows_one_seed_and_one_run_per_cell_and_leaks_no_figur
     with pytest.raises(AtlasError, match=r"'copy' has two t-SNE perplexity 30 maps on one sheet"):
         cmp.plot_compare_sheet([rows[0], twice], "ref", panel_in=2.0)
     assert plt.get_fignums() == open_figures
+
+
+def _inside_and_apart(fig, texts) -> None:
+    """Each text lies within the figure, and no two overlap (drawn extents in pixels)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    page = fig.bbox
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    for text, box in zip(texts, boxes):
+        assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1, (text.get_text(), box, page)
+        assert page.y0 - 1 <= box.y0 and box.y1 <= page.y1 + 1, (text.get_text(), box, page)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+
+
+LONG_IDS = [f"efficientnet-lite0{kind}.{node}" for kind in ("", "-random") for node in ("blocks.0", "penultimate")]
+
+
+def test_long_layer_ids_and_a_note_naming_many_random_sets_stay_on_the_sheet_and_apart():
+    """Eight or ten sets named <network>.<node> (the compare-layers preset): each row label breaks before
+    its node when longer than a panel is high, and the note naming the random sets wraps to the figure."""
+    base = dict(sheet_rows())
+    rows = []
+    for k, set_id in enumerate(LONG_IDS):
+        runs = base["noise" if "random" in set_id else "ref"]
+        rows.append(
+            (set_id, [run_record(set_id, r.meta["perplexity"], r.paths, r.labels, r.coords, k > 1) for r in runs])
+        )
+    fig = cmp.plot_compare_sheet(rows, LONG_IDS[1], panel_in=2.4)
+    axes = np.array(fig.axes).reshape(4, 2)
+    labels = [ax.yaxis.label for ax in axes[:, 0]]
+    assert [label.get_text() for label in labels] == [
+        "efficientnet-lite0\n.blocks.0",
+        "efficientnet-lite0\n.penultimate\n(reference)",
+        "efficientnet-lite0-random\n.blocks.0\nRANDOM WEIGHTS",
+        "efficientnet-lite0-random\n.penultimate\nRANDOM WEIGHTS",
+    ]
+    note = fig.legends[0].get_title()
+    assert note.get_text().count("\n") >= 1 and "efficientnet-lite0-random.penultimate" in note.get_text()
+    _inside_and_apart(fig, [*labels, note])
+    plt.close(fig)
+    assert cmp.row_label("resnet18.layer2", 2.4) == "resnet18.layer2"  # short ids stay whole
+    rows = [
+        {**row, "features": LONG_IDS[i], "weights_random": i > 1}
+        for i, set_id in enumerate(["layer2", "penultimate", "random"])
+        for row in metric_rows()
+        if row["features"] == set_id
+    ]
+    note = "RANDOM WEIGHTS: the features of " + ", ".join(LONG_IDS[2:3] * 4) + " come from an untrained network"
+    fig = cmp.plot_compare_metrics(rows, LONG_IDS[:3], note)
+    title = fig.legends[0].get_title()
+    assert title.get_text().count("\n") >= 1
+    _inside_and_apart(fig, [title])
+    assert "(4 runs per set: perplexities x seeds)" in fig.get_suptitle()
+    plt.close(fig)
+    fig = cmp.plot_compare_metrics(
+        [row for row in rows if row["perplexity"] == 30.0 and row["seed"] == 0], LONG_IDS[:3]
+    )
+    assert "(1 run per set: perplexities x seeds)" in fig.get_suptitle()
+    plt.close(fig)
+
+
+def test_a_one_column_sheet_of_ten_classes_keeps_its_legend_on_the_figure():
+    """One perplexity (the compare-layers preset): the sheet is one panel wide, its class legend must fit it."""
+    animals = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
+    rng = np.random.default_rng(3)
+    paths = [f"{animals[i % 10]}/{i}.png" for i in range(60)]
+    labels = [animals[i % 10] for i in range(60)]
+    rows = [
+        (set_id, [run_record(set_id, 30.0, paths, labels, rng.normal(size=(60, 2)), weights_random="random" in set_id)])
+        for set_id in LONG_IDS
+    ]
+    fig = cmp.plot_compare_sheet(rows, LONG_IDS[1], panel_in=2.4)
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == animals
+    _inside_and_apart(fig, legend.get_texts())
+    plt.close(fig)
 
 
 def test_comparison_sheet_keeps_an_empty_labelled_panel_where_a_set_lacks_a_perplexity():

@@ -18,6 +18,7 @@ The workflow's stages, in order, each a module with one function per rule (``scr
 - ``thumbnails``       explorer_thumbnails; ``explorer``: explorer (its page's code: ``explorer_page/``)
 - ``projector``        projector_export, projector_config: TensorBoard's Embedding Projector
 - ``compare``          compare_sheet, compare_metrics, compare_cka: figures across feature sets
+- ``layers_table``     not a rule: the layer table of a finished comparison (``tools/layers_table.py``)
 
 Each file passed between stages has one module in ``files/`` that owns its layout, writer and
 reader; figure stages read run records through ``files.runs`` and import no other stage.

@@ -263,6 +263,22 @@ def _one_seed_per_column(runs: list[RunRecord]) -> list:
     return sorted({seed for found in seeds.values() for seed in found} - {None})
 
 
+def row_label(set_id: str, panel_in: float) -> str:
+    """A sheet row's feature set id, broken before its node (``<set>\\n.<node>``) when it is longer than
+    the panel is high (about 11 characters an inch at 10 pt): ten long ids would overlap their rows."""
+    network, dot, node = set_id.partition(".")
+    return f"{network}\n.{node}" if dot and len(set_id) > 11 * panel_in else set_id
+
+
+def wrap_note(note: str, fig: plt.Figure) -> str:
+    """A note under a figure wrapped to its width (about 10 characters an inch, bold at 10 pt), between
+    words: a note naming many random sets would run off both edges."""
+    width = max(30, int(10 * fig.get_figwidth()))
+    return "\n".join(
+        textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False) for line in note.split("\n")
+    )
+
+
 def plot_compare_sheet(
     rows: list[tuple[str, list[RunRecord]]], reference: str, panel_in: float, note: str = ""
 ) -> plt.Figure:
@@ -301,7 +317,8 @@ def plot_compare_sheet(
         random = any(run.meta.get("weights_random") for run in set_runs)
         if random:
             random_sets.append(set_id)
-        label = set_id + ("\n(reference)" if set_id == reference else "") + ("\nRANDOM WEIGHTS" if random else "")
+        label = row_label(set_id, panel_in) + ("\n(reference)" if set_id == reference else "")
+        label += "\nRANDOM WEIGHTS" if random else ""
         row_axes[0].set_ylabel(label, fontsize=10, color=NOTE_COLOUR if random else "black")
     methods = list(dict.fromkeys(meta["method"] for meta in columns.values()))
     for ax, meta in zip(axes[0], columns.values()):
@@ -317,13 +334,14 @@ def plot_compare_sheet(
         for name, c, m in zip(classes, colours, markers)
     ]
     random_note = sets_weights_note(random_sets, [set_id for set_id, _ in rows])
-    notes = "\n".join(text for text in (random_note, note) if text)
+    notes = "\n".join(wrap_note(text, fig) for text in (random_note, note) if text)
     note_legend(
         fig,
         handles,
         [literal(name) for name in classes],
         notes or None,
-        ncols=min(len(classes), max(4, 2 * len(columns))),
+        # No wider than the figure (about an inch an entry): a one-column sheet is 3.4 in wide.
+        ncols=max(1, min(len(classes), max(4, 2 * len(columns)), int(fig.get_figwidth() / 1.0))),
     )
     sizes = {len(run.paths) for run in runs}
     count = f" (N={sizes.pop()})" if len(sizes) == 1 else ""
@@ -460,12 +478,13 @@ def plot_compare_metrics(rows: list[dict], order: list[str], note: str | None = 
             [], [], linestyle="", marker="o", color="0.55", alpha=0.6, markersize=4, label="one run (beside the mean)"
         ),
     ]
-    note_legend(fig, handles, [h.get_label() for h in handles], note, ncols=2, fontsize=8)
+    note_legend(fig, handles, [h.get_label() for h in handles], note and wrap_note(note, fig), ncols=2, fontsize=8)
     runs_per_set = sorted({sum(r["features"] == set_id for r in rows) for set_id in order})
     runs_text = f"{runs_per_set[0]}" if len(runs_per_set) == 1 else f"{runs_per_set[0]}-{runs_per_set[-1]}"
     what = "perplexities x seeds" if methods == ["tsne"] else "methods x settings x seeds"
+    runs_text += " run per set" if runs_per_set == [1] else " runs per set"
     fig.suptitle(
-        f"Per feature set: separability and neighbourhood preservation\n({runs_text} runs per set: {what})",
+        f"Per feature set: separability and neighbourhood preservation\n({runs_text}: {what})",
         fontsize=11,
     )
     return fig

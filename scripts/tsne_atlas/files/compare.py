@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..jobs import atomic_path
+from ..jobs import AtlasError, atomic_path
 from .metrics import NOT_APPLICABLE, SWEEP_FIELDS
 from .runs import run_sort_key
 
@@ -35,3 +35,49 @@ def write_cka_table(ids: list[str], matrix: np.ndarray, path: str | os.PathLike)
         writer.writerow(["features", *ids])
         for set_id, values in zip(ids, matrix):
             writer.writerow([set_id, *(repr(float(v)) for v in values)])
+
+
+def _csv_rows(path: str | os.PathLike, what: str) -> list[list[str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except FileNotFoundError:
+        raise AtlasError(
+            f"{path}: no such file; is this a finished run with two or more feature sets ({what})?"
+        ) from None
+    if not rows:
+        raise AtlasError(f"{path}: empty, expected {what}; delete it and rerun the workflow")
+    return rows
+
+
+def read_compare_table(path: str | os.PathLike) -> list[dict]:
+    """compare/metrics.csv as one dict per run, in file order: the columns of ``compare_columns`` as
+    written (text); a ``n/a`` cell reads as None. A file without those columns is one line."""
+    header, *rows = _csv_rows(path, "the comparison's metrics table")
+    if tuple(header) != compare_columns():
+        raise AtlasError(
+            f"{path}: columns {header} are not those of a comparison table {list(compare_columns())}; "
+            "delete it and rerun the workflow"
+        )
+    bad = next((i for i, row in enumerate(rows, start=2) if len(row) != len(header)), None)
+    if bad is not None:
+        raise AtlasError(f"{path}: line {bad} has {len(rows[bad - 2])} cells, the header {len(header)}")
+    return [{key: None if value == NOT_APPLICABLE else value for key, value in zip(header, row)} for row in rows]
+
+
+def read_cka_table(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """compare/cka.csv as (ids, K x K matrix), as ``write_cka_table`` wrote them."""
+    header, *rows = _csv_rows(path, "the linear CKA matrix")
+    ids = header[1:]
+    if header[:1] != ["features"] or [row[:1] for row in rows] != [[i] for i in ids]:
+        raise AtlasError(
+            f"{path}: not a CKA matrix (a 'features' column, then one row and one column per feature set, "
+            "in the same order); delete it and rerun the workflow"
+        )
+    try:
+        matrix = np.array([[float(v) for v in row[1:]] for row in rows], dtype=np.float64).reshape(len(ids), len(ids))
+    except ValueError as err:
+        raise AtlasError(
+            f"{path}: a CKA value is not a number or a row is short ({err}); delete it and rerun"
+        ) from None
+    return ids, matrix
