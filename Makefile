@@ -39,10 +39,11 @@ run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES)
 
 # The tests of functions (unit, slow) in CHECK_JOBS workers as make check does; then the real runs (Snakemake,
-# Slurm, Chromium, TensorBoard) one at a time: each already uses the cores it is given.
+# Slurm, Chromium, TensorBoard) in CHECK_JOBS workers too, a test file each: one worker's waits (Slurm's polling,
+# a browser, a single-threaded step) are the other's CPU time. conftest gives each worker its share of the cores.
 test: $(STAMP) $(SLURM_STAMP) system-deps
 	$(VENV)/bin/python -m pytest -v -m "unit or slow" -n $(CHECK_JOBS) --dist loadfile tests
-	$(VENV)/bin/python -m pytest -v -m "not unit and not slow" tests
+	$(VENV)/bin/python -m pytest -v -m "not unit and not slow" -n $(CHECK_JOBS) --dist loadfile tests
 
 compare-layers: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/compare-layers.yaml
