@@ -4,6 +4,7 @@ checked against the package's own model and on photos of known content that ship
 (scikit-image's ``skimage/data``, scikit-learn's sample images), through the workflow's own fetch_weights,
 preprocessing and extraction. Offline: nothing here reaches the network."""
 
+import dataclasses
 import importlib.resources
 import re
 import shutil
@@ -210,3 +211,15 @@ def test_a_second_extraction_writes_the_same_bytes(photos_extracted, tmp_path):
     out, paths = photos_extracted
     again = extract(tmp_path, out.parent / "data", paths)
     assert file_sha256(again) == file_sha256(out)
+
+
+def test_weights_whose_distribution_or_file_is_missing_are_not_offered(monkeypatch):
+    """Without the distribution (or with its file gone) the arch is left to timm's hub weights, not half-taken."""
+    packaged = pw.PACKAGED_WEIGHTS[ARCH]
+    assert packaged.path() is not None and pw.packaged_weights(ARCH) is packaged
+    assert dataclasses.replace(packaged, module="no_such_distribution_module").path() is None
+    assert dataclasses.replace(packaged, module="re").path() is None  # a module, not a package: no folder
+    assert dataclasses.replace(packaged, filename="models/no-such-file.pth").path() is None
+    monkeypatch.setitem(pw.PACKAGED_WEIGHTS, ARCH, dataclasses.replace(packaged, filename="models/no-such-file.pth"))
+    assert pw.packaged_weights(ARCH) is None
+    assert pw.packaged_weights("tf_efficientnet_lite0.other_tag") is None  # other weights of the arch
