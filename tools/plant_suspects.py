@@ -42,10 +42,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "resources" / "animal-mnist"
-# The benchmarks' Snakemake command line (benchmarks/common.py), one home for how a script runs this workflow.
-sys.path.insert(0, str(REPO / "benchmarks"))
-from common import SNAKEMAKE, snakemake_arguments  # noqa: E402
-
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 EXTENSIONS = {".png", ".jpg", ".jpeg"}
 
 TRAINED = "efficientnet-lite0"
@@ -196,8 +193,20 @@ def run_workflow(workdir: Path, config: dict, targets: list[str], cores: int) ->
     """Run this repository's workflow in ``workdir`` with ``config`` for ``targets``; its wall time in seconds."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    # Targets first: Snakemake's --quiet takes the words after it.
-    command = [SNAKEMAKE, *targets, *snakemake_arguments(workdir, cores)]
+    command = [
+        SNAKEMAKE,
+        *targets,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        str(cores),
+        "--quiet",
+        "rules",
+    ]
     began = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     (workdir / "snakemake.log").write_text(result.stdout + result.stderr)
