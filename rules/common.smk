@@ -213,13 +213,15 @@ def compare_files(pattern):
 # The targets of the default target (Snakefile: all): every output of these rules, per run, per feature set and once.
 FINAL_RULES = {
     "run": ("scatter", "mosaic", "grid_mosaic"),
-    "feature set": ("sweep_metrics", "sweep_overview", "suspects_figures"),
+    "feature set": ("find_clusters", "sweep_metrics", "sweep_overview", "suspects_figures"),
     "once": ("explorer",),
 }
 # Unless projector.enabled is false: each feature set's export and the projector's config file.
 PROJECTOR_RULES = {"feature set": ("projector_export",), "once": ("projector_config",)}
 # With two or more feature sets, the comparison figures.
-COMPARE_RULES = {"once": ("compare_sheet", "compare_metrics", "compare_cka")}
+COMPARE_RULES = {
+    "once": ("compare_sheet", "compare_metrics", "compare_cka", "compare_clusters")
+}
 
 
 def final_outputs():

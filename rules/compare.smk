@@ -32,6 +32,9 @@ rule compare_sheet:
 rule compare_metrics:
     input:
         metrics=all_sets_files(rules.embedding_metrics.output.metrics),
+        clusters_summaries=expand(
+            rules.find_clusters.output.summary, features=FEATURE_IDS
+        ),
     output:
         table=report(
             f"{RESULTS}/compare/metrics.csv",
@@ -85,3 +88,32 @@ rule compare_cka:
         dpi=config["compare"]["dpi"],
     script:
         "../scripts/compare_cka.py"
+
+
+rule compare_clusters:
+    input:
+        assignments=expand(
+            rules.find_clusters.output.assignments, features=FEATURE_IDS
+        ),
+        summaries=expand(rules.find_clusters.output.summary, features=FEATURE_IDS),
+    output:
+        table=f"{RESULTS}/compare/clusters.csv",
+        png=report(
+            f"{RESULTS}/compare/clusters.png",
+            caption="../report/compare_clusters.rst",
+            category="Comparison",
+            labels={"figure": "clusters across feature sets"},
+        ),
+        svg=f"{RESULTS}/compare/clusters.svg",
+    log:
+        f"{RESULTS}/logs/compare/clusters.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/compare/clusters.tsv"
+    conda:
+        "../envs/figures.yaml"
+    params:
+        order=FEATURE_IDS,
+        reference=COMPARE_REFERENCE,
+        dpi=config["compare"]["dpi"],
+    script:
+        "../scripts/compare_clusters.py"

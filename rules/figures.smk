@@ -4,6 +4,8 @@ rule scatter:
         embedding=EMBEDDING,
         meta=EMBEDDING_META,
         manifest=rules.label_images.output.manifest,
+        clusters=rules.find_clusters.output.assignments,
+        clusters_summary=rules.find_clusters.output.summary,
     output:
         png=report(
             f"{RESULTS}/scatter/{RUN}.png",
@@ -20,6 +22,13 @@ rule scatter:
             subcategory="{features}",
             labels=RUN_LABELS,
         ),
+        cluster_map=report(
+            f"{RESULTS}/scatter/{RUN}.clusters.png",
+            caption="../report/cluster_map.rst",
+            category="Clusters",
+            subcategory="{features}",
+            labels=RUN_LABELS,
+        ),
     log:
         f"{RESULTS}/logs/scatter/{RUN}.log",
     benchmark:
@@ -30,6 +39,7 @@ rule scatter:
         point_size=config["scatter"]["point_size"],
         width_in=config["scatter"]["width_in"],
         dpi=config["scatter"]["dpi"],
+        density_contours=config["scatter"]["density_contours"],
     script:
         "../scripts/scatter.py"
 
@@ -99,6 +109,7 @@ rule sweep_overview:
         metas=sweep_files(EMBEDDING_META),
         manifest=rules.label_images.output.manifest,
         metrics=sweep_files(rules.embedding_metrics.output.metrics),
+        clusters=rules.find_clusters.output.assignments,
     output:
         png=report(
             f"{RESULTS}/overview/{{features}}.png",
@@ -107,6 +118,13 @@ rule sweep_overview:
             labels={"features": "{features}", "figure": "contact sheet"},
         ),
         pdf=f"{RESULTS}/overview/{{features}}.pdf",
+        clusters_png=report(
+            f"{RESULTS}/overview/{{features}}.clusters.png",
+            caption="../report/sweep_overview_clusters.rst",
+            category="Clusters",
+            subcategory="{features}",
+            labels={"features": "{features}", "figure": "contact sheet by cluster"},
+        ),
     log:
         f"{RESULTS}/logs/sweep_overview/{{features}}.log",
     benchmark:

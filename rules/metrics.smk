@@ -26,6 +26,7 @@ rule embedding_metrics:
 rule sweep_metrics:
     input:
         metrics=sweep_files(rules.embedding_metrics.output.metrics),
+        clusters_summary=rules.find_clusters.output.summary,
     output:
         table=report(
             f"{RESULTS}/metrics/{{features}}/sweep.csv",

@@ -241,6 +241,38 @@ def write_embedding(tsv, meta_json, paths, labels, coords, meta, metadata=None) 
     return str(manifest)
 
 
+def write_clusters(folder, paths, labels, features_id="set", ari=0.5) -> tuple[str, str]:
+    """clusters.csv and summary.json in ``folder`` as find_clusters writes them, one cluster per label
+    (numbered in sorted label order, named by the label); returns their paths."""
+    from tsne_atlas.files.clusters import write_assignments, write_summary
+
+    names = sorted(set(labels))
+    assignments, summary = Path(folder) / "clusters.csv", Path(folder) / "summary.json"
+    rows = [
+        {"path": p, "label": label, "cluster": names.index(label), "cluster_name": label}
+        for p, label in zip(paths, labels)
+    ]
+    write_assignments(assignments, rows)
+    write_summary(
+        summary,
+        {
+            "features": features_id,
+            "method": "leiden",
+            "neighbours": 15,
+            "resolution": 1.0,
+            "seed": 0,
+            "n_images": len(paths),
+            "n_clusters": len(names),
+            "predictions": "none: random weights",
+            "weights_random": False,
+            "adjusted_rand_index": ari,
+            "normalized_mutual_info": ari,
+            "agreement": "with the labels",
+        },
+    )
+    return str(assignments), str(summary)
+
+
 @pytest.fixture
 def offline_hub(tmp_path, monkeypatch):
     """An empty Hugging Face cache and no hub: nothing may reach the network or a user's cache."""

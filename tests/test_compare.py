@@ -7,7 +7,7 @@ import pytest
 from matplotlib.colors import to_rgb
 from PIL import Image
 
-from conftest import write_embedding
+from conftest import write_clusters, write_embedding
 from tsne_atlas import compare as cmp
 from tsne_atlas.figure_style import NOTE_COLOUR, plt
 from tsne_atlas.files.metrics import SWEEP_FIELDS, write_run_metrics
@@ -416,6 +416,7 @@ def metric_rows() -> list[dict]:
                         "trustworthiness": 0.5 + 0.1 * set_index + perplexity / 1000 + seed / 100,
                         "knn_accuracy_2d": 0.3 * set_index + seed / 10,
                         "knn_accuracy_features": 0.25 * set_index + 0.1,
+                        "cluster_ari": 0.2 * set_index + 0.05,
                         "kl_divergence": 1.0,
                         "n_images": 50,
                         "n_metric_images": 50,
@@ -436,7 +437,7 @@ def test_metrics_plot_shows_each_sets_mean_and_range_in_the_given_order():
     assert all(ax.get_ylim() == (0.0, 1.0) for ax in axes)
     means = axes[1].containers[0].lines[0].get_ydata()  # the error bar markers: k-NN accuracy in 2-D
     np.testing.assert_allclose(means, [0.6 + 0.05, 0.0 + 0.05, 0.3 + 0.05])
-    assert "separability and neighbourhood preservation" in fig.get_suptitle()
+    assert "separability, neighbourhood preservation and clusters" in fig.get_suptitle()
 
 
 def test_metrics_plot_refuses_sets_missing_from_the_order_and_orders_without_rows():
@@ -453,13 +454,20 @@ def test_compare_metrics_stage_writes_the_table_by_set_order_perplexity_and_seed
         write_run_metrics(files[-1], row)
     order = ["penultimate", "random", "layer2"]
     table, png, svg = tmp_path / "t.csv", tmp_path / "m.png", tmp_path / "m.svg"
-    cmp.compare_metrics(files, order, str(table), str(png), str(svg), dpi=150)
+    summaries = [
+        write_clusters(tmp_path / set_id, ["a.png", "b.png"], ["x", "y"], set_id, ari=0.1 * i)[1]
+        for i, set_id in enumerate(order)
+    ]
+    cmp.compare_metrics(files, summaries, order, str(table), str(png), str(svg), dpi=150)
     with open(table, newline="") as handle:
         read = list(csv.DictReader(handle))
     assert list(read[0]) == ["features", *(f for f in SWEEP_FIELDS if f != "features")]
     keys = [(r["features"], float(r["perplexity"]), int(r["seed"])) for r in read]
     assert keys == [(s, p, seed) for s in order for p in (5.0, 30.0) for seed in (0, 1)]
     assert float(read[0]["trustworthiness"]) == pytest.approx(0.6 + 5 / 1000)
+    # Each row carries its set's clusters (summary.json), not the run's: the same in every row of a set.
+    assert [float(r["cluster_ari"]) for r in read] == [0.1 * order.index(r["features"]) for r in read]
+    assert {r["n_clusters"] for r in read} == {"2"}
     with Image.open(png) as image:
         assert image.size[0] >= 6.5 * 150 - 1
     assert b"<svg" in svg.read_bytes()[:500]

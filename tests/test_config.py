@@ -333,8 +333,10 @@ def test_the_graph_holds_what_its_readers_need_and_a_given_size_too_small_for_ts
     config = validated({**minimal, "tsne": {"perplexities": [5, 10]}})
     # auto: 3 x the largest perplexity with t-SNE among the methods ...
     assert atlas_config.graph_neighbours(config) == 30
-    # ... else the most the suspects and the explorer list.
+    # ... else the most the suspects, the explorer and the clusters read.
     config = validated({**minimal, "methods": ["umap", "pca"], "suspects": {"neighbours": 12}})
+    assert atlas_config.graph_neighbours(config) == 15  # clusters.neighbours' default
+    config = validated({**config, "clusters": {"neighbours": 8}, "suspects": {"neighbours": 12}})
     assert atlas_config.graph_neighbours(config) == 12
     config = validated({**minimal, "tsne": {"perplexities": [10]}, "graph": {"neighbours": 45}})
     assert atlas_config.graph_neighbours(config) == 45
@@ -426,6 +428,8 @@ RULES = {
     "explorer",
     "find_suspects",
     "suspects_figures",
+    "find_clusters",
+    "compare_clusters",
     "projector_export",
     "projector_config",
 }
@@ -495,7 +499,7 @@ def test_unknown_keys_are_refused_in_every_object_of_the_schema():
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     paths = list(closed_objects(schema))
     # Every object the schema closes, found by walking it (the top level, its 13 sections and a feature set).
-    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 19
+    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 20
     for path in paths:
         config = {"dataset": {"root": "x"}}
         target = config

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageColor
 
-from conftest import schema_defaults, write_embedding
+from conftest import schema_defaults, write_clusters, write_embedding
 from tsne_atlas import canvas, figure_style
 from tsne_atlas import mosaic as rm
 from tsne_atlas import scatter as ps
@@ -43,18 +43,26 @@ def write_features_without_predictions(path, paths, reason="none: random weights
 def scatter(tsv, meta, png, svg, features=None):
     """Rule scatter's function at the schema's default settings; ``features`` by default a features file
     without predictions (random weights). The predicted-class plot goes beside ``png``."""
+    paths = read_embedding(tsv)[0]
     if features is None:
         features = Path(tsv).parent / "no-predictions.h5"
-        write_features_without_predictions(features, read_embedding(tsv)[0])
+        write_features_without_predictions(features, paths)
+    manifest = str(Path(tsv).parent / "manifest.csv")
+    from tsne_atlas.files.manifest import read_manifest
+
+    clusters, summary = write_clusters(Path(tsv).parent, paths, read_manifest(manifest).labels)
     ps.scatter(
         str(tsv),
         str(meta),
-        str(Path(tsv).parent / "manifest.csv"),
+        manifest,
         str(features),
+        clusters,
+        summary,
         **schema_defaults("scatter"),
         png=str(png),
         svg=str(svg),
         predicted=str(Path(png).with_suffix(".predicted.png")),
+        cluster_map=str(Path(png).with_suffix(".clusters.png")),
     )
 
 

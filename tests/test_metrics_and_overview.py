@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import schema_defaults, write_embedding
+from conftest import schema_defaults, write_clusters, write_embedding
 from tsne_atlas import grid_mosaic as gm
 from tsne_atlas import metrics as em
 from tsne_atlas import metrics_plot
@@ -62,8 +62,9 @@ def test_sweep_table_and_plot(tmp_path):
     for i, row in enumerate(reversed(fake_rows())):
         files.append(tmp_path / f"{i}.json")
         files[-1].write_text(json.dumps(row))
+    _, summary = write_clusters(tmp_path, ["a.png", "b.png"], ["x", "y"], "resnet18", ari=0.25)
     metrics_plot.sweep_metrics(
-        [str(f) for f in files], str(tmp_path / "sweep.csv"), str(tmp_path / "s.png"), str(tmp_path / "s.svg")
+        [str(f) for f in files], summary, str(tmp_path / "sweep.csv"), str(tmp_path / "s.png"), str(tmp_path / "s.svg")
     )
     with open(tmp_path / "sweep.csv", newline="") as handle:
         table = list(csv.DictReader(handle))

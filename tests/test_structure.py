@@ -72,9 +72,10 @@ FIGURE_STAGES = {
 }
 
 
-# The one stage that uses another's code: the explorer colours points by the suspects' label
-# disagreement, suspects.label_disagreement, a pure numpy function of the k-NN graph (no file, no job).
-SHARED_STAGE_FUNCTIONS = {"explorer": {"suspects"}}
+# The stages that use another's code: the explorer colours points by the suspects' label
+# disagreement, suspects.label_disagreement, a pure numpy function of the k-NN graph (no file, no job);
+# the clusters' comparison figure shares the comparison's heatmap text colour, note wrapping and set check.
+SHARED_STAGE_FUNCTIONS = {"explorer": {"suspects"}, "cluster_compare": {"compare"}}
 
 
 def test_the_stages_are_read_from_the_rules():
@@ -87,7 +88,7 @@ def test_the_stages_are_read_from_the_rules():
 
 def test_every_script_is_the_entry_point_of_the_rule_it_is_named_after():
     rules = rule_directives()
-    assert len(rules) == 25
+    assert len(rules) == 27
     scripts = {p.stem for p in (REPO / "scripts").glob("*.py")} - {"__init__"}
     assert scripts == set(rules)
     for rule, directives in rules.items():
@@ -192,7 +193,7 @@ def test_every_rules_conda_env_provides_what_its_script_imports():
             needed |= {module for method in MAP_METHODS.values() for module in method.requires}
         assert needed <= provided, f"rule {rule}: {directives['conda']} lacks {sorted(needed - provided)}"
         checked += 1
-    assert checked == 25
+    assert checked == 27
     # The check sees through the package: extraction needs torch, map jobs (t-SNE, UMAP, PCA) never do.
     assert "torch" in third_party_imports(REPO / "scripts" / "extract_features.py")
     assert "torch" not in third_party_imports(REPO / "scripts" / "map.py")
@@ -492,6 +493,7 @@ def test_file_layouts_live_in_files_only():
         "metrics",
         "compare",
         "suspects",
+        "clusters",
         "thumbnails",
         "explorer_page",
         "projector",

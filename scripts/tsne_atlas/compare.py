@@ -39,6 +39,7 @@ from .figure_style import (
     save_figure,
     sets_weights_note,
 )
+from .files.clusters import read_summary, summary_columns
 from .files.compare import write_cka_table, write_compare_table
 from .files.features import read_features
 from .files.metrics import read_run_metrics
@@ -401,6 +402,7 @@ METRIC_PANELS = (
     ("trustworthiness", "trustworthiness (2-D vs features)"),
     ("knn_accuracy_2d", "k-NN label accuracy in 2-D"),
     ("knn_accuracy_features", "k-NN label accuracy in feature space"),
+    ("cluster_ari", "clusters vs labels (adjusted Rand index)"),
 )
 
 
@@ -484,16 +486,22 @@ def plot_compare_metrics(rows: list[dict], order: list[str], note: str | None = 
     what = "perplexities x seeds" if methods == ["tsne"] else "methods x settings x seeds"
     runs_text += " run per set" if runs_per_set == [1] else " runs per set"
     fig.suptitle(
-        f"Per feature set: separability and neighbourhood preservation\n({runs_text}: {what})",
+        f"Per feature set: separability, neighbourhood preservation and clusters\n({runs_text}: {what})",
         fontsize=11,
     )
     return fig
 
 
-def compare_metrics(metrics: list[str], order: list[str], table: str, png: str, svg: str, dpi: int) -> None:
-    """Every run's metrics by feature set, as a table and a plot (rule compare_metrics)."""
+def compare_metrics(
+    metrics: list[str], clusters_summaries: list[str], order: list[str], table: str, png: str, svg: str, dpi: int
+) -> None:
+    """Every run's metrics by feature set, as a table and a plot (rule compare_metrics); each row also
+    gets its feature set's cluster columns (``clusters_summaries``: one summary.json per set)."""
+    summaries = {summary["features"]: summary for summary in map(read_summary, clusters_summaries)}
+    _check_sets(list(summaries), order, "clusters")
     rows = [read_run_metrics(path) for path in metrics]
     _check_sets([r.get("features") for r in rows], order, "metrics")
+    rows = [{**r, **summary_columns(summaries[r["features"]])} for r in rows]
     write_compare_table(rows, order, table)
     note = sets_weights_note([r.get("features") for r in rows if r.get("weights_random")], order)
     save_figure(plot_compare_metrics(rows, order, note), png, svg, dpi)

@@ -44,12 +44,14 @@ def configured_methods(config: dict) -> list:
 
 def graph_neighbours(config: dict) -> int:
     """k of the sweep's shared k-NN graph: ``graph.neighbours``, or with ``auto`` what the configured
-    methods need there (t-SNE: 3 x its largest perplexity) or else what the suspects and the explorer list."""
+    methods need there (t-SNE: 3 x its largest perplexity) or else what the suspects, the explorer and the clusters read."""
     given = config["graph"]["neighbours"]
     if given != "auto":
         return int(given)
     needed = [method.shared_graph_neighbours(config) for method in configured_methods(config)]
-    return max([*needed, 0]) or max(config["suspects"]["neighbours"], config["explorer"]["neighbours"])
+    return max([*needed, 0]) or max(
+        config["suspects"]["neighbours"], config["explorer"]["neighbours"], config["clusters"]["neighbours"]
+    )
 
 
 def sweep_runs(config: dict) -> list[dict]:

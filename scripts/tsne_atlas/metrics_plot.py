@@ -5,6 +5,7 @@ import logging
 import numpy as np
 
 from .figure_style import METHOD_COLOURS, note_legend, plt, save_figure, weights_note
+from .files.clusters import read_summary, summary_columns
 from .files.metrics import read_run_metrics, write_sweep_table
 from .files.runs import METHOD_NAMES, METHODS, run_settings, run_sort_key, settings_text
 from .methods import MAP_METHODS
@@ -98,9 +99,11 @@ def plot_sweep_metrics(rows: list[dict], note: str | None = None) -> plt.Figure:
     return fig
 
 
-def sweep_metrics(metrics: list[str], table: str, png: str, svg: str) -> list[dict]:
-    """Every run's metrics as one table and one plot (rule sweep_metrics)."""
-    rows = [read_run_metrics(path) for path in metrics]
+def sweep_metrics(metrics: list[str], clusters_summary: str, table: str, png: str, svg: str) -> list[dict]:
+    """Every run's metrics as one table and one plot (rule sweep_metrics); the table's cluster columns
+    are the feature set's (the same in every row: the clusters are found in feature space)."""
+    clusters = summary_columns(read_summary(clusters_summary))
+    rows = [{**read_run_metrics(path), **clusters} for path in metrics]
     write_sweep_table(rows, table)
     note = weights_note({"weights_random": any(r.get("weights_random") for r in rows)})
     save_figure(plot_sweep_metrics(rows, note), png, svg, DPI)

@@ -1,5 +1,9 @@
-"""compare/metrics.csv (every run of every feature set, one row each) and compare/cka.csv (the linear
-CKA matrix between feature sets)."""
+"""compare/metrics.csv (every run of every feature set, one row each), compare/cka.csv (the linear
+CKA matrix between feature sets) and compare/clusters.csv (how the reference set's clusters fall in
+each other set's: one row per pair of clusters sharing images, columns CONTINGENCY_FIELDS:
+``features`` (the other set), its ``cluster`` and ``name``, the ``reference_cluster`` and
+``reference_name``, ``images`` they share and ``share_of_reference``, the share of the reference
+cluster's images, 4 decimals)."""
 
 import csv
 import os
@@ -26,6 +30,37 @@ def write_compare_table(rows: list[dict], order: list[str], path: str | os.PathL
         writer.writerows(
             {key: NOT_APPLICABLE if value is None else value for key, value in row.items()} for row in rows
         )
+
+
+CONTINGENCY_FIELDS = (
+    "features",
+    "cluster",
+    "name",
+    "reference_cluster",
+    "reference_name",
+    "images",
+    "share_of_reference",
+)
+
+
+def write_cluster_contingency(path: str | os.PathLike, cells: list[dict]) -> None:
+    """compare/clusters.csv from one dict per pair of clusters (keys CONTINGENCY_FIELDS)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CONTINGENCY_FIELDS)
+        for cell in cells:
+            writer.writerow(
+                [f"{cell[name]:.4f}" if name == "share_of_reference" else cell[name] for name in CONTINGENCY_FIELDS]
+            )
+
+
+def read_cluster_contingency(path: str | os.PathLike) -> list[dict]:
+    """compare/clusters.csv as one dict per row, numbers as int/float."""
+    header, *rows = _csv_rows(path, "the clusters' contingency table")
+    if tuple(header) != CONTINGENCY_FIELDS:
+        raise AtlasError(f"{path}: not a table with columns {', '.join(CONTINGENCY_FIELDS)}; delete it and rerun")
+    numbers = {"cluster": int, "reference_cluster": int, "images": int, "share_of_reference": float}
+    return [{key: numbers.get(key, str)(value) for key, value in zip(header, row)} for row in rows]
 
 
 def write_cka_table(ids: list[str], matrix: np.ndarray, path: str | os.PathLike) -> None:
