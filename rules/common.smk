@@ -213,7 +213,12 @@ def compare_files(pattern):
 # The targets of the default target (Snakefile: all): every output of these rules, per run, per feature set and once.
 FINAL_RULES = {
     "run": ("scatter", "mosaic", "grid_mosaic"),
-    "feature set": ("find_clusters", "sweep_metrics", "sweep_overview", "suspects_figures"),
+    "feature set": (
+        "find_clusters",
+        "sweep_metrics",
+        "sweep_overview",
+        "suspects_figures",
+    ),
     "once": ("explorer",),
 }
 # Unless projector.enabled is false: each feature set's export and the projector's config file.

@@ -92,9 +92,7 @@ rule compare_cka:
 
 rule compare_clusters:
     input:
-        assignments=expand(
-            rules.find_clusters.output.assignments, features=FEATURE_IDS
-        ),
+        assignments=expand(rules.find_clusters.output.assignments, features=FEATURE_IDS),
         summaries=expand(rules.find_clusters.output.summary, features=FEATURE_IDS),
     output:
         table=f"{RESULTS}/compare/clusters.csv",
