@@ -20,6 +20,7 @@ DEMO_SET = "efficientnet-lite0"
 def demo_figures(results: Path, docs: Path) -> list[tuple[Path, Path, int]]:
     return [
         (results / "scatter" / DEMO_SET / f"{RUN}.png", docs / "demo-scatter.png", 900),
+        (results / "scatter" / DEMO_SET / f"{RUN}.clusters.png", docs / "demo-clusters.png", 900),
         (results / "mosaic" / DEMO_SET / f"{RUN}.png", docs / "demo-mosaic.png", 900),
         (results / "grid_mosaic" / DEMO_SET / f"{RUN}.png", docs / "demo-grid-mosaic.png", 900),
         (results / "overview" / f"{DEMO_SET}.png", docs / "demo-overview.png", 900),
