@@ -148,12 +148,13 @@ def test_shared_names_get_their_numbers_and_small_clusters_none():
 
 def test_density_grid_peaks_where_the_points_are():
     rng = np.random.default_rng(0)
-    coords = np.vstack([rng.normal(0, 1, (400, 2)), rng.normal(20, 1, (100, 2))])
+    # The bigger group at (0, 10), the smaller at (20, 0): a transposed grid would put the peak at (10, 0).
+    coords = np.vstack([rng.normal([0, 10], 1, (400, 2)), rng.normal([20, 0], 1, (100, 2))])
     x, y, density = cluster_map.density_grid(coords)
     assert density.max() == 1.0 and density.shape == (len(y), len(x))
     peak = np.unravel_index(density.argmax(), density.shape)
-    assert abs(x[peak[1]]) < 2 and abs(y[peak[0]]) < 2  # the bigger group
-    assert density[np.abs(y - 10).argmin(), np.abs(x - 10).argmin()] < 0.01  # empty between the groups
+    assert abs(x[peak[1]]) < 2 and abs(y[peak[0]] - 10) < 2
+    assert density[np.abs(y - 5).argmin(), np.abs(x - 10).argmin()] < 0.01  # empty between the groups
 
 
 # --- clusters across feature sets ---
