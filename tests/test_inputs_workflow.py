@@ -3,6 +3,7 @@ folder, relabelling that extracts nothing, the network's predictions, and plante
 labels, duplicates) found where they should be."""
 
 import csv
+import json
 import shutil
 
 import h5py
@@ -192,7 +193,18 @@ def test_a_flat_unlabelled_folder_runs_end_to_end_and_label_figures_say_n_a(tmp_
     assert sweep[0]["knn_accuracy_2d"] == "n/a" and float(sweep[0]["trustworthiness"]) > 0.5
     assert read_csv(out / "suspects" / "r18" / "suspects.csv") == []  # no labels: no label suspects...
     assert len(read_csv(out / "suspects" / "r18" / "outliers.csv")) == len(list(root.rglob("*.png")))  # ...outliers
-    for figure in ("suspects/r18/suspects.png", "overview/r18.png", "scatter/r18/tsne/perplexity-5_seed-0.png"):
+    # ...and clusters, named by number (random weights: no predictions), with no agreement to report.
+    summary = json.loads((out / "clusters" / "r18" / "summary.json").read_text())
+    assert summary["adjusted_rand_index"] is None and summary["agreement"] == "n/a: the images have no labels"
+    names = {row["cluster_name"] for row in read_csv(out / "clusters" / "r18" / "clusters.csv")}
+    assert names == {f"cluster {i}" for i in range(summary["n_clusters"])}
+    assert read_csv(out / "metrics" / "r18" / "sweep.csv")[0]["cluster_ari"] == "n/a"
+    for figure in (
+        "suspects/r18/suspects.png",
+        "overview/r18.png",
+        "scatter/r18/tsne/perplexity-5_seed-0.png",
+        "scatter/r18/tsne/perplexity-5_seed-0.clusters.png",
+    ):
         assert (out / figure).stat().st_size > 3000, figure
     # A new image two folders down is seen: sampling is planned again.
     (root / "day-0" / "deeper").mkdir()
