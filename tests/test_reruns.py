@@ -266,6 +266,7 @@ ONE_SET_JOBS = {
     "sweep_metrics": 1,
     "sweep_overview": 1,
     "find_suspects": 1,
+    "find_clusters": 1,
     "suspects_figures": 1,
     "projector_export": 1,
 }
@@ -274,6 +275,7 @@ SPANNING_JOBS = {
     "compare_sheet": 1,
     "compare_metrics": 1,
     "compare_cka": 1,
+    "compare_clusters": 1,
     "projector_config": 1,
     "all": 1,
 }
