@@ -1,5 +1,6 @@
 # The interactive explorer: thumbnails of the sample as JPEG atlases (results/explorer/), then one page
-# for every run of the sweep (results/explorer.html) with neighbours, search, colour-by and selection.
+# for every run of the sweep (results/explorer.html) with neighbours, search, colour-by (the clusters of
+# each feature set too, their names on the map), density contours and selection.
 
 
 rule explorer_thumbnails:
@@ -31,6 +32,7 @@ rule explorer:
         manifest=rules.label_images.output.manifest,
         features=features_file_per_id,
         graphs=graph_file_per_id,
+        clusters=expand(rules.find_clusters.output.assignments, features=FEATURE_IDS),
         thumbnails=rules.explorer_thumbnails.output.thumbnails,
     output:
         html=report(

@@ -4,8 +4,10 @@ The browser is Debian's chromium with its chromium-driver (tools/install_system_
 when either is missing these tests fail and say so, they never skip.
 """
 
+import base64
 import contextlib
 import csv
+import io
 import json
 import re
 import time
@@ -13,8 +15,10 @@ import urllib.parse
 from pathlib import Path
 from types import SimpleNamespace
 
+import contourpy
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
 from PIL import Image
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.action_chains import ActionChains
@@ -25,9 +29,11 @@ from sklearn.neighbors import NearestNeighbors
 
 import headless_browser as hb
 from conftest import rule_job, write_embedding
+from tsne_atlas import cluster_map
 from tsne_atlas import explorer as bx
-from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE
-from tsne_atlas.files.explorer_page import script_json
+from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE, class_colours
+from tsne_atlas.files.clusters import write_assignments
+from tsne_atlas.files.explorer_page import from_b64, read_page_data, script_json
 from tsne_atlas.files.manifest import write_images
 from tsne_atlas.files.map_inputs import write_neighbours
 from tsne_atlas.files.thumbnails import read_index
@@ -44,6 +50,9 @@ HOSTILE_PREDICTION = "<i>tench</i>"
 COUNTS = {"ant": 3, "bee": 3, HOSTILE_CLASS: 2}
 THUMB_SIZE = 32
 K = 3  # neighbours listed per clicked image; the graph holds 4
+# The sweep's clusters, numbered by size as find_clusters numbers them (not in label order: the owls,
+# label code 0, are cluster 2), named by label; the owls' name is markup if a page let it be.
+CLUSTERS = {"ant": 0, "bee": 1, HOSTILE_CLASS: 2}
 # Two runs, given out of (perplexity, seed) order: the menu sorts them.
 RUNS = (
     {"features": "net", "method": "tsne", "perplexity": 30.0, "seed": 1, "kl_divergence": 0.4},
@@ -130,6 +139,19 @@ def write_graph(path: Path, n: int, k: int = 4, seed: int = 0) -> tuple[np.ndarr
     return indices[:, 1:], distances[:, 1:]
 
 
+def write_cluster_file(path: Path, paths: list[str], clusters: list[int], names: dict[int, str]) -> str:
+    """clusters.csv as find_clusters writes it: each image's cluster number and its cluster's name."""
+    rows = [
+        {"path": p, "label": p.split("/")[0], "cluster": c, "cluster_name": names[c]} for p, c in zip(paths, clusters)
+    ]
+    write_assignments(path, rows)
+    return str(path)
+
+
+def sweep_clusters(paths: list[str]) -> list[int]:
+    return [CLUSTERS[p.split("/")[0]] for p in paths]
+
+
 def write_thumbnails(folder: Path, root: Path, paths: list[str], thumb_size: int, max_images: int = 5000) -> Path:
     images = folder / "images.csv"
     write_images(images, paths, ["0" * 64] * len(paths))
@@ -155,8 +177,9 @@ def sweep(tmp_path_factory) -> SimpleNamespace:
         thumbnails=thumbnails,
         features={"net": str(write_predictions(folder / "net.h5", paths))},
         neighbors={"net": str(folder / "k-4.npz")},
+        clusters={"net": write_cluster_file(folder / "clusters.csv", paths, sweep_clusters(paths), {v: k for k, v in CLUSTERS.items()})},
         html=folder / "explorer.html",
-    )
+    )  # fmt: skip
     build(sweep, sweep.html)
     return sweep
 
@@ -170,6 +193,7 @@ def build(sweep, page: Path, **changes) -> None:
         thumbnails=sweep.thumbnails,
         features_files=sweep.features,
         graph_files=sweep.neighbors,
+        cluster_files=sweep.clusters,
         inline_max_images=5000,
         neighbours=K,
         backend="canvas",
@@ -259,6 +283,61 @@ def panel_indices(driver) -> list[list[int]]:
     )
 
 
+def placed_names(driver) -> list[dict]:
+    """The cluster names drawn on the map, as the page shows them: text, cluster number, the centre of
+    the name's box on the screen (CSS pixels), its box and its font size."""
+    return driver.execute_script(
+        """const layer = document.getElementById('map-names');
+        if (layer.hidden) return [];
+        return Array.from(layer.querySelectorAll('.map-name')).map((name) => {
+            const r = name.getBoundingClientRect();
+            return {text: name.textContent, cluster: Number(name.dataset.cluster), x: r.left + r.width / 2,
+                    y: r.top + r.height / 2, box: [r.left, r.top, r.right, r.bottom],
+                    font: getComputedStyle(name).fontSize, children: name.children.length};
+        });"""
+    )
+
+
+def anchor_images(sweep, run: int) -> list[int]:
+    """The images the page names each cluster at on run ``run`` (its anchors are those images' places)."""
+    data = read_page_data(sweep.html)
+    coords = np.column_stack([from_b64(data["runs"][run][axis], "<f4") for axis in "xy"])
+    anchors = from_b64(data["runs"][run]["anchors"], "<f4").reshape(-1, 2)
+    return [int(np.flatnonzero((coords == anchor).all(axis=1))[0]) for anchor in anchors]
+
+
+def zoom(driver, factor: float) -> None:
+    """Set the plot's ranges to ``factor`` times their span around their middle, as a zoom does."""
+    driver.execute_script(
+        """const plot = Bokeh.documents[0].get_model_by_name('plot');
+        for (const range of [plot.x_range, plot.y_range]) {
+            const middle = (range.start + range.end) / 2, half = (range.end - range.start) / 2 * arguments[0];
+            range.setv({start: middle - half, end: middle + half});
+        }""",
+        factor,
+    )
+    hb.wait_for_paint(driver)
+
+
+def overlapping(boxes: list[list[float]]) -> bool:
+    return any(
+        a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3] for k, a in enumerate(boxes) for b in boxes[k + 1 :]
+    )
+
+
+def plot_pixels(driver) -> np.ndarray:
+    """The plot's frame as the screen shows it (RGB)."""
+    left, top, width, height = driver.execute_script(
+        """const view = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('plot'));
+        const r = view.canvas_view.el.getBoundingClientRect(), f = view.frame.bbox;
+        return [r.left + f.left, r.top + f.top, f.width, f.height];"""
+    )
+    scale = driver.execute_script("return window.devicePixelRatio")
+    with Image.open(io.BytesIO(driver.get_screenshot_as_png())) as shot:
+        box = [round(v * scale) for v in (left + 2, top + 2, left + width - 2, top + height - 2)]
+        return np.asarray(shot.convert("RGB").crop(box), dtype=np.int16)
+
+
 def test_browser_check_names_the_install_script(tmp_path):
     with pytest.raises(AtlasError, match="tools/install_system_deps.sh"):
         hb.check_browser(tmp_path / "chromium", tmp_path / "chromedriver")
@@ -292,6 +371,7 @@ def test_hover_shows_the_images_own_thumbnail_path_and_fields(page, sweep):
     card = hb.hover_point(page, index)
     assert card["thumb"] == index
     assert "bee/bee_1.png" in card["text"] and "class: bee" in card["text"]
+    assert "cluster: 1: bee" in card["text"]  # the run's feature set's cluster, number and name
     assert f"predicted: {HOSTILE_PREDICTION} (90%)" in card["text"]
     # The cell the card shows is that image's thumbnail (JPEG: nearly), and not another's.
     own = np.asarray(thumbnail(sweep.root / "bee/bee_1.png", THUMB_SIZE), dtype=float)
@@ -321,6 +401,13 @@ def test_click_lists_k_neighbours_in_feature_space_beside_those_on_the_map(page,
         f"{kept} of its {K} nearest in feature space are among its {K} nearest on the map"
         in page.find_element("id", "neighbours").text
     )
+    # The clicked image's cluster in the panel's head, each neighbour's under its distance.
+    assert "cluster: 0: ant" in page.find_element("css selector", "#neighbours .focus-head").text
+    listed = page.execute_script(
+        "return Array.from(document.querySelectorAll('#neighbours .neighbour .distance')).map((d) => d.textContent)"
+    )
+    clusters = sweep_clusters(sweep.paths)
+    assert [text.split(" · ")[1] for text in listed] == [f"cluster {clusters[j]}" for j in features + on_map]
     # Lines on the map from the clicked image to its feature-space neighbours.
     links = model_value(page, "neighbour-links-source", "[Array.from(m.data.x1), Array.from(m.data.y1)]")
     assert np.allclose(np.array(links).T, coords[features])
@@ -329,6 +416,99 @@ def test_click_lists_k_neighbours_in_feature_space_beside_those_on_the_map(page,
     assert page.execute_script("return document.getElementById('neighbours').dataset.index") == str(features[0])
     link = page.execute_script("return document.querySelector('#neighbours a.open').getAttribute('href')")
     assert urllib.parse.unquote(link) == f"data/{sweep.paths[features[0]]}" and not re.search(r"[<> ]", link)
+    assert severe_console_messages(page) == []
+
+
+def test_colour_by_cluster_shows_the_sets_clusters_by_number_and_name(page, sweep):
+    choose(page, "colour-select", "cluster")
+    clusters = sweep_clusters(sweep.paths)
+    assert points_column(page, "c") == [c + 0.5 for c in clusters]  # cluster numbers, not label codes
+    entries = page.execute_script(
+        "return Array.from(document.querySelectorAll('#legend .entry')).map((e) => [e.dataset.code, e.innerText])"
+    )
+    counts = np.bincount(clusters)
+    assert entries == [[str(c), f"{c}: {name}\n{counts[c]}"] for name, c in CLUSTERS.items()]
+    assert "the same for every run of a feature set" in page.find_element("id", "legend").text
+    assert model_value(page, "colour-mapper", "m.palette") == [to_hex(c) for c in class_colours(3)]
+    assert severe_console_messages(page) == []
+
+
+def test_cluster_names_sit_on_their_anchors_keep_their_size_when_zoomed_and_never_overlap(page, sweep):
+    """Each cluster's name is centred on its anchor image (the member nearest the cluster's median on this
+    run's map) at a fixed font size, follows a zoom, goes with its cluster's points when the legend hides
+    them, and a name whose box would overlap one drawn before it moves off its anchor or is left out."""
+    for run in (0, 1):
+        if run:
+            choose(page, "run-select", "net · t-SNE perplexity 30, seed 1 (KL 0.40)")
+        names = placed_names(page)
+        assert [(n["text"], n["cluster"], n["children"]) for n in names] == [(t, c, 0) for t, c in CLUSTERS.items()]
+        for name, image in zip(names, anchor_images(sweep, run)):
+            assert np.allclose([name["x"], name["y"]], hb.point_position(page, image), atol=1.5)
+    font = {n["font"] for n in names}
+    assert font == {"13px"}
+    zoom(page, 0.6)  # zoomed in: the names move with their points, at the same size
+    zoomed = placed_names(page)
+    anchors = anchor_images(sweep, 1)
+    for name in zoomed:
+        image = anchors[name["cluster"]]
+        assert np.allclose([name["x"], name["y"]], hb.point_position(page, image), atol=1.5)
+        before = next(n for n in names if n["cluster"] == name["cluster"])
+        assert name["font"] == "13px" and np.allclose(np.diff(name["box"][::2]), np.diff(before["box"][::2]))
+    assert zoomed and not np.allclose(
+        zoomed[0]["x"], next(n["x"] for n in names if n["cluster"] == zoomed[0]["cluster"])
+    )
+    zoom(page, 60)  # far out: every point within a few pixels, so the names would pile up
+    crowded = placed_names(page)
+    assert not overlapping([n["box"] for n in crowded])
+    first = crowded[0]
+    assert first["cluster"] == 0 and np.allclose(
+        [first["x"], first["y"]], hb.point_position(page, anchors[0]), atol=1.5
+    )
+    on_anchor = [
+        np.allclose([n["x"], n["y"]], hb.point_position(page, anchors[n["cluster"]]), atol=1.5) for n in crowded
+    ]
+    assert not all(on_anchor) or len(crowded) < 3
+    # Hidden in the legend: the cluster's name goes with its points; the toggle hides every name.
+    choose(page, "colour-select", "cluster")
+    page.execute_script("document.querySelector('#legend .entry[data-code=\"1\"]').click()")
+    hb.wait_for_paint(page)
+    assert 1 not in [n["cluster"] for n in placed_names(page)] and placed_names(page)
+    page.find_element("id", "names-toggle").click()
+    hb.wait_for_paint(page)
+    assert placed_names(page) == []
+    assert severe_console_messages(page) == []
+
+
+def test_density_toggle_draws_the_runs_contours_under_the_points(page, sweep):
+    data = read_page_data(sweep.html)
+    order = page.execute_script("return Bokeh.documents[0].get_model_by_name('plot').renderers.map((r) => r.name)")
+    assert order.index(bx.DENSITY_NAME) < order.index(bx.POINTS_NAME)
+    assert not model_value(page, bx.DENSITY_NAME, "m.visible")
+    before = plot_pixels(page)
+    page.find_element("id", "density-toggle").click()
+    hb.wait_for_paint(page)
+    after = plot_pixels(page)
+    changed = np.abs(after - before).max(axis=2) > 24
+    grey = np.ptp(after, axis=2) <= 12  # the contours' grey, not a point's colour
+    assert changed.sum() > 300 and (changed & grey).sum() > 0.9 * changed.sum()
+    # The page draws the run's contours exactly as shipped (decoded as decoded_density does), and another
+    # run's when the run changes.
+    for run in (0, 1):
+        if run:
+            choose(page, "run-select", "net · t-SNE perplexity 30, seed 1 (KL 0.40)")
+        shown = model_value(
+            page,
+            f"{bx.DENSITY_NAME}-source",
+            "[m.data.xs.map((l) => Array.from(l)), m.data.ys.map((l) => Array.from(l))]",
+        )
+        expected = decoded_density(data["runs"][run]["density"])
+        assert len(shown[0]) == len(expected) > 0
+        for xs, ys, line in zip(*shown, expected):
+            assert np.allclose(np.column_stack([xs, ys]), line)
+    choose(page, "run-select", "net · t-SNE perplexity 5, seed 0 (KL 0.90)")
+    page.find_element("id", "density-toggle").click()
+    hb.wait_for_paint(page)
+    assert np.array_equal(plot_pixels(page), before)
     assert severe_console_messages(page) == []
 
 
@@ -417,6 +597,9 @@ def test_hostile_names_metadata_predictions_and_search_input_stay_text(page, swe
     click_point(page, owl)
     assert f"class: {HOSTILE_CLASS}" in page.find_element("id", "neighbours").text
     choose(page, "colour-select", f"metadata: {HOSTILE_COLUMN}")
+    choose(page, "colour-select", "cluster")
+    assert f"2: {HOSTILE_CLASS}" in page.find_element("id", "legend").text
+    assert HOSTILE_CLASS in [name["text"] for name in placed_names(page)]  # drawn on the map, as text
     choose(page, "colour-select", "predicted class")
     assert HOSTILE_PREDICTION in page.find_element("id", "legend").text
     assert search(page, "<img src=x onerror=window.pwned=1>") == "0 of 9 match"
@@ -446,7 +629,7 @@ def test_run_menu_switches_coordinates_title_and_hover(page, sweep):
 
 def test_colour_by_metadata_predictions_and_disagreement_and_legend_hides(page, sweep):
     options = [option.text for option in Select(page.find_element("id", "colour-select")).options]
-    assert options == ["label", f"metadata: {HOSTILE_COLUMN}", "predicted class", "label disagreement"]
+    assert options == ["label", f"metadata: {HOSTILE_COLUMN}", "cluster", "predicted class", "label disagreement"]
     # Hiding a class in the legend hides its points (from hover and selection too).
     bee = sorted(COUNTS).index("bee")
     page.execute_script(f"document.querySelector('#legend .entry[data-code=\"{bee}\"]').click()")
@@ -471,8 +654,16 @@ def test_the_address_keeps_the_view_and_a_link_to_it_opens_it(driver, sweep):
     search(page, "bee")
     index = sweep.paths.index("ant/ant_2.png")
     click_point(page, index)
+    page.find_element("id", "names-toggle").click()
+    page.find_element("id", "density-toggle").click()
     fragment = urllib.parse.urlparse(page.current_url).fragment
-    assert urllib.parse.parse_qs(fragment) == {"run": ["1"], "find": ["bee"], "image": ["ant/ant_2.png"]}
+    assert urllib.parse.parse_qs(fragment) == {
+        "run": ["1"],
+        "find": ["bee"],
+        "image": ["ant/ant_2.png"],
+        "names": ["0"],
+        "density": ["1"],
+    }
     # Esc (outside the search box) clears the clicked image, and the address forgets it.
     ActionChains(page).move_to_element(page.find_element("tag name", "h1")).click().send_keys(Keys.ESCAPE).perform()
     assert page.execute_script("return document.getElementById('neighbours').dataset.index") is None
@@ -483,6 +674,11 @@ def test_the_address_keeps_the_view_and_a_link_to_it_opens_it(driver, sweep):
     assert page.find_element("id", "run-select").get_attribute("value") == "1"
     assert page.find_element("id", "search-count").text == "3 of 9 match"
     assert page.execute_script("return document.getElementById('neighbours').dataset.index") == str(index)
+    assert (
+        not page.find_element("id", "names-toggle").is_selected()
+        and page.find_element("id", "density-toggle").is_selected()
+    )
+    assert placed_names(page) == [] and model_value(page, bx.DENSITY_NAME, "m.visible")
     assert severe_console_messages(page) == []
 
 
@@ -502,6 +698,7 @@ def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
             "manifest": manifest_of(runs),
             "features": [sweep.features["net"]],
             "graphs": [sweep.neighbors["net"]],
+            "clusters": [sweep.clusters["net"]],
             "thumbnails": str(sweep.thumbnails),
         },
         params={
@@ -530,7 +727,7 @@ def test_runs_of_several_feature_sets_are_listed_in_config_order(sweep, tmp_path
     page = tmp_path / "two.html"
     two = {"zeta": sweep.neighbors["net"], "alpha": sweep.neighbors["net"]}
     build(sweep, page, runs=runs, features_files={"zeta": sweep.features["net"], "alpha": write_plain_features(tmp_path / "none.h5", sweep.paths)},
-          graph_files=two, order=["zeta", "alpha"])  # fmt: skip
+          graph_files=two, cluster_files={"zeta": sweep.clusters["net"], "alpha": sweep.clusters["net"]}, order=["zeta", "alpha"])  # fmt: skip
     text = page.read_text(encoding="utf-8")
     assert "<title>tsne-atlas explorer: zeta, alpha features, 9 images, 4 runs</title>" in text
 
@@ -575,6 +772,10 @@ def capped(tmp_path_factory) -> SimpleNamespace:
         Image.new("RGB", (12, 10), (8 * i, 100, 200 - 6 * i)).save(folder / "data" / name / f"img_{i:02d}.png")
         paths.append(f"{name}/img_{i:02d}.png")
     runs, coords = write_runs(folder, paths, weights_random=False)
+    # Clusters by class, and a small fourth (two images) that the 10 shown images do not reach.
+    clusters = [i % 3 for i in range(30)]
+    for i in sorted(set(range(30)) - set(fixed_subsample(30, 10).tolist()))[:2]:
+        clusters[i] = 3
     capped = SimpleNamespace(
         folder=folder,
         root=folder / "data",
@@ -584,8 +785,10 @@ def capped(tmp_path_factory) -> SimpleNamespace:
         thumbnails=write_thumbnails(folder, folder / "data", paths, 8, max_images=10),
         features={"net": write_plain_features(folder / "none.h5", paths)},
         neighbors={"net": str(folder / "k-4.npz")},
+        clusters={"net": write_cluster_file(folder / "clusters.csv", paths, clusters, {0: "cluster 0", 1: "cluster 1", 2: "cluster 2", 3: "stray"})},
+        cluster_numbers=clusters,
         html=folder / "explorer.html",
-    )
+    )  # fmt: skip
     write_graph(folder / "k-4.npz", 30)
     build(capped, capped.html)
     return capped
@@ -723,8 +926,12 @@ def ten_thousand(tmp_path_factory) -> Path:
         runs.append((str(tsv), str(meta_json)))
     write_graph(folder / "k-10.npz", n, k=10)
     page = folder / "explorer.html"
+    clusters = write_cluster_file(
+        folder / "clusters.csv", paths, [i % 10 for i in range(n)], {c: f"group {c}" for c in range(10)}
+    )
     bx.build_explorer(runs, manifest_of(runs), folder / "data", page, folder / "explorer", {"net": write_plain_features(folder / "none.h5", paths)},
-                      {"net": str(folder / "k-10.npz")}, inline_max_images=5000, neighbours=10, backend="canvas")  # fmt: skip
+                      {"net": str(folder / "k-10.npz")}, inline_max_images=5000, neighbours=10, backend="canvas",
+                      cluster_files={"net": clusters})  # fmt: skip
     return page
 
 
@@ -736,6 +943,13 @@ def test_ten_thousand_point_page_loads_without_console_errors_and_works(driver, 
     click_point(driver, index)
     assert [len(entries) for entries in panel_indices(driver)] == [10, 10]
     assert search(driver, "image_0000") == "10 of 10,000 match"
+    names = placed_names(driver)
+    assert names and {n["text"] for n in names} <= {f"group {c}" for c in range(10)}
+    assert not overlapping([n["box"] for n in names])
+    driver.find_element("id", "density-toggle").click()
+    hb.wait_for_paint(driver)
+    contours = driver.execute_script("return tsneAtlas.data.runs[0].density")
+    assert model_value(driver, f"{bx.DENSITY_NAME}-source", "m.data.xs.length") == len(decoded_density(contours)) > 0
     assert severe_console_messages(driver) == []
 
 
@@ -782,3 +996,118 @@ def test_page_json_is_compact_utf8_without_nan_and_arrays_take_the_given_dtype()
         script_json({"x": float("nan")})
     text = b64(np.array([1, -2], dtype=np.int64), "<i4")
     assert text == "AQAAAP7///8=" and text.isascii()
+
+
+def decoded_density(density: dict) -> list[np.ndarray]:
+    """The contour lines of a run's ``density`` entry, decoded as the page's code does (showDensity)."""
+    starts = from_b64(density["starts"], "<u2").reshape(-1, 2).astype(np.int64)
+    lengths = from_b64(density["lengths"], "<i4")
+    deltas = from_b64(density["deltas"], "<i1").reshape(-1, 2).astype(np.int64)
+    lines, at = [], 0
+    for start, length in zip(starts, lengths):
+        steps = np.vstack([start, start + np.cumsum(deltas[at : at + length], axis=0)])
+        lines.append(np.array(density["origin"]) + np.array(density["step"]) * steps)
+        at += length
+    assert at == len(deltas)
+    return lines
+
+
+def distance_to_line(points: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """Each point's distance to the polyline ``line``."""
+    a, ab = line[:-1], np.diff(line, axis=0)
+    t = np.clip(((points[:, None] - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-300), 0, 1)
+    return np.linalg.norm(points[:, None] - (a + t[..., None] * ab), axis=-1).min(axis=1)
+
+
+def test_density_contours_are_the_named_maps_within_half_a_cell_at_two_bytes_a_vertex():
+    """density_lines: the lines of cluster_map.density_grid at CONTOUR_LEVELS, as the named maps draw
+    them, simplified: every original vertex within DENSITY_TOLERANCE of a grid cell (plus the lattice's
+    rounding) of the shipped line and back, ends kept (a closed line stays closed), fewer than half the
+    vertices, each stored as two int8 steps."""
+    rng = np.random.default_rng(3)
+    angle = rng.uniform(0, np.pi, 300)
+    coords = np.concatenate(
+        [
+            rng.normal((0, 0), 1.0, size=(600, 2)),
+            rng.normal((8, 3), 0.5, size=(300, 2)),
+            rng.normal((3, -6), 2.0, size=(400, 2)),
+            np.column_stack([12 + 5 * np.cos(angle), -3 + 5 * np.sin(angle)]) + rng.normal(0, 0.2, (300, 2)),
+        ]
+    )
+    density = bx.density_lines(coords)
+    lines = decoded_density(density)
+    x, y, grid = cluster_map.density_grid(coords)
+    generator = contourpy.contour_generator(x, y, grid, line_type=contourpy.LineType.Separate)
+    original = [line for level in cluster_map.CONTOUR_LEVELS for line in generator.lines(level)]
+    assert len(lines) == len(original) > 4
+    assert np.allclose(density["step"], [(x[1] - x[0]) / bx.DENSITY_STEPS, (y[1] - y[0]) / bx.DENSITY_STEPS])
+    rounding = np.hypot(*density["step"])
+    allowed = bx.DENSITY_TOLERANCE * min(x[1] - x[0], y[1] - y[0]) + 1.5 * rounding
+    for shipped, line in zip(lines, original):
+        assert distance_to_line(line, shipped).max() <= allowed
+        assert distance_to_line(shipped, line).max() <= allowed
+        assert np.abs(shipped[[0, -1]] - line[[0, -1]]).max() <= rounding
+    kept, total = sum(map(len, lines)), sum(map(len, original))
+    assert kept < total / 2
+    assert len(base64.b64decode(density["deltas"])) == 2 * (kept - len(lines))
+
+
+def test_simplify_line_keeps_the_ends_and_each_corner_beyond_the_tolerance():
+    line = np.array([[0, 0], [1, 0.05], [2, 0], [3, 0.3], [4, 0], [4, 1], [4, 2]], dtype=float)
+    assert bx.simplify_line(line, 0.1).tolist() == [[0, 0], [2, 0], [3, 0.3], [4, 0], [4, 2]]
+    assert bx.simplify_line(line, 0.5).tolist() == [[0, 0], [4, 0], [4, 2]]
+    ring = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]], dtype=float)  # closed: its start is its end
+    assert bx.simplify_line(ring, 0.1).tolist() == ring.tolist()
+
+
+def test_cluster_anchors_are_each_named_clusters_member_nearest_its_median():
+    """As cluster_map.anchors: the member nearest the median, not the mean (which the far point drags),
+    in the order asked; a cluster not asked for (not named) plays no part."""
+    coords = np.array([[0, 0], [1, 0], [2, 0], [3, 0], [100, 0], [0, 5], [0, 6.2], [0, 7], [50, 50]], dtype=float)
+    codes = np.array([0, 0, 0, 0, 0, 1, 1, 1, 2])
+    assert bx.cluster_anchors(coords, codes, [1, 0]).tolist() == [[0, 6.2], [2, 0]]
+    assert bx.cluster_anchors(coords, codes, [2]).tolist() == [[50, 50]]
+
+
+def test_page_ships_the_sets_clusters_and_per_run_anchors_and_contours(sweep):
+    data = read_page_data(sweep.html)
+    (option,) = [o for o in data["colourings"] if o.get("key") == "cluster"]
+    (colouring,) = option["sets"]
+    assert colouring["categories"] == [f"{c}: {name}" for name, c in CLUSTERS.items()]
+    assert from_b64(colouring["codes"], "<i4").tolist() == sweep_clusters(sweep.paths)
+    assert data["sets"][0]["clusters"] == {"numbers": [0, 1, 2], "texts": list(CLUSTERS)}
+    codes = np.array(sweep_clusters(sweep.paths))
+    for run, key in zip(data["runs"], sorted(sweep.coords)):
+        coords = sweep.coords[key]
+        anchors = from_b64(run["anchors"], "<f4").reshape(-1, 2)
+        assert np.allclose(anchors, bx.cluster_anchors(coords, codes, [0, 1, 2]))
+        assert run["density"] == bx.density_lines(coords)
+
+
+def test_a_subsample_names_only_the_clusters_it_shows_and_lists_every_cluster(capped):
+    """Above max_images the page's clusters are those of its shown images: every cluster of clusters.csv
+    in the legend (numbers are the table's), names only for clusters with shown images."""
+    data = read_page_data(capped.html)
+    keep = fixed_subsample(30, 10)
+    (colouring,) = next(o for o in data["colourings"] if o.get("key") == "cluster")["sets"]
+    assert colouring["categories"] == ["0: cluster 0", "1: cluster 1", "2: cluster 2", "3: stray"]
+    assert from_b64(colouring["codes"], "<i4").tolist() == [capped.cluster_numbers[i] for i in keep]
+    shown = np.bincount([capped.cluster_numbers[i] for i in keep], minlength=4)
+    assert shown[3] == 0
+    named = data["sets"][0]["clusters"]
+    assert named["numbers"] == sorted(range(3), key=lambda c: (-shown[c], c))
+    assert len(from_b64(data["runs"][0]["anchors"], "<f4")) == 2 * 3
+
+
+def test_a_clusters_file_of_other_images_is_one_line_naming_it(sweep, tmp_path):
+    other = write_cluster_file(
+        tmp_path / "clusters.csv", sweep.paths[1:], sweep_clusters(sweep.paths)[1:], {0: "a", 1: "b", 2: "c"}
+    )
+    with pytest.raises(AtlasError, match=r"clusters.csv has no cluster for 1 image\(s\), e.g. .*; delete it and rerun"):
+        build(sweep, tmp_path / "x.html", cluster_files={"net": other})
+    gap = write_cluster_file(
+        tmp_path / "gap.csv", sweep.paths, [0 if c == 0 else 2 for c in sweep_clusters(sweep.paths)], {0: "a", 2: "c"}
+    )
+    with pytest.raises(AtlasError, match=r"gap.csv: clusters are not numbered 0 to 1; delete it and rerun"):
+        build(sweep, tmp_path / "x.html", cluster_files={"net": gap})
+    assert not (tmp_path / "x.html").exists()

@@ -1,10 +1,16 @@
 """Stage explorer: one offline HTML page for a whole sweep, up to 100,000 images and more.
 
 A Bokeh plot (HTML canvas, or WebGL: ``explorer.backend``) of every image, and around it a small page of our own
-(``explorer.js``, ``explorer.css``): a run menu, colour by label, metadata column, predicted class or
-label disagreement, a legend whose entries hide and show points, a search box, box and lasso
+(``explorer.js``, ``explorer.css``): a run menu, colour by label, metadata column, cluster (the feature
+set's, from clusters.csv), predicted class or label disagreement, a legend whose entries hide and show
+points, the clusters' names on the map and density contours on toggles, a search box, box and lasso
 selection with a CSV download, a hover card with the image's thumbnail and fields, and, for a clicked
 image, its nearest neighbours in feature space beside its nearest on the map.
+
+Names and contours are computed here, per run, as the named maps compute them (cluster_map): a name's
+anchor is its cluster's member nearest the cluster's median on the map, the contours are
+``density_grid`` at ``CONTOUR_LEVELS``, simplified and stored as 2-byte steps (about 3 KB a run).
+The page draws the names at a fixed screen size wherever the anchors are after a zoom or pan.
 
 What the page needs is one JSON document inside it (``payload``): coordinates of every run and the
 neighbour lists as base64 float32/int32 arrays, labels and text fields as category codes. Thumbnails
@@ -28,6 +34,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 
+import contourpy
 import numpy as np
 from bokeh.embed import file_html
 from bokeh.models import (
@@ -47,6 +54,7 @@ from jinja2 import Template
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
+from . import cluster_map
 from .figure_style import (
     NOTE_COLOUR,
     OTHER,
@@ -55,6 +63,7 @@ from .figure_style import (
     most_frequent,
     sets_weights_note,
 )
+from .files.clusters import cluster_of_paths
 from .files.explorer_page import SCRIPT_ID, b64, script_json
 from .files.features import read_predictions
 from .files.manifest import sample_labels
@@ -73,6 +82,14 @@ POINTS_NAME = "points"
 MATCHES_NAME = "matches"
 FOCUS_NAME = "focus"
 LINKS_NAME = "neighbour-links"
+DENSITY_NAME = "density"
+DENSITY_COLOUR = "#737373"  # the named maps' contour grey (cluster_map.draw_density: 0.45)
+# A contour keeps only the vertices that move it by more than this share of a density grid cell (Ramer-
+# Douglas-Peucker; a cell is about 3 pixels on a fitted map): the demo's 18 runs, 111,000 vertices ->
+# 21,000. Vertices then lie on a lattice of DENSITY_STEPS steps a cell and are stored as int8 steps
+# from the vertex before: 2 bytes each.
+DENSITY_TOLERANCE = 0.5
+DENSITY_STEPS = 16
 MISSING_COLOUR = "#bbbbbb"  # n/a values and the "other" category
 CONTINUOUS_PALETTE = [to_hex(colour) for colour in colormaps["viridis"](np.linspace(0, 1, 256))]
 TOOLS = "pan,wheel_zoom,box_zoom,reset"
@@ -149,15 +166,53 @@ def metadata_colouring(values: list[str]) -> dict:
     return continuous(numbers)
 
 
+def per_set_scores(
+    name: str, hint: str, values: list[np.ndarray | None], low: float | None = None, high: float | None = None
+) -> dict:
+    """A colouring by a number per image that each feature set has its own of (None where a set has
+    none): viridis from ``low`` to ``high`` (each set's range by default), NaN for n/a. The label
+    disagreement is one; a score per image of another stage (outliers.csv) would be another."""
+    return {
+        "name": name,
+        "hint": hint,
+        "per_set": True,
+        "sets": [None if v is None else continuous(np.asarray(v, dtype=np.float64), low, high) for v in values],
+    }
+
+
+def cluster_colouring(clusters: list[dict | None]) -> dict:
+    """Colour by cluster, per feature set: categories ``<number>: <name>`` in cluster order (0 the
+    largest) in the named maps' colours (figure_style.class_colours, as cluster_map draws them)."""
+    sets = []
+    for found in clusters:
+        if found is None:
+            sets.append(None)
+            continue
+        categories = [f"{number}: {name}" for number, name in enumerate(found["names"])]
+        colours = [to_hex(c) for c in class_colours(len(categories))]
+        sets.append(
+            {"kind": "categorical", "categories": categories, "colours": colours, "codes": b64(found["codes"], "<i4")}
+        )
+    return {
+        "name": "cluster",
+        "key": "cluster",
+        "hint": "found once in feature space: the same for every run of a feature set",
+        "per_set": True,
+        "sets": sets,
+    }
+
+
 def colourings(
     labels: list[str],
     classes: list[str],
     metadata: dict[str, list[str]],
     predicted: list[list[str] | None],
     disagreement: list[np.ndarray | None],
+    clusters: list[dict | None] | None = None,
 ) -> list[dict]:
     """What the page can colour by: the label (the figures' class colours), each metadata column, and,
-    per feature set (None where a set has none), the predicted class and the label disagreement."""
+    per feature set (None where a set has none), its clusters (``set_clusters``), the predicted class
+    and the label disagreement."""
     options = [
         {
             "name": "label",
@@ -167,6 +222,8 @@ def colourings(
     ]
     for column, values in metadata.items():
         options.append({"name": f"metadata: {column}", "per_set": False, **metadata_colouring(values)})
+    if clusters is not None and any(found is not None for found in clusters):
+        options.append(cluster_colouring(clusters))
     if any(texts is not None for texts in predicted):
         options.append(
             {
@@ -177,12 +234,13 @@ def colourings(
         )
     if any(values is not None for values in disagreement):
         options.append(
-            {
-                "name": "label disagreement",
-                "hint": "share of its k nearest in feature space with another label",
-                "per_set": True,
-                "sets": [None if values is None else continuous(values, 0.0, 1.0) for values in disagreement],
-            }
+            per_set_scores(
+                "label disagreement",
+                "share of its k nearest in feature space with another label",
+                disagreement,
+                0.0,
+                1.0,
+            )
         )
     return options
 
@@ -254,6 +312,94 @@ def feature_set_data(
     return sets, predicted, disagreement
 
 
+def set_clusters(cluster_file: str, paths: list[str]) -> dict:
+    """One feature set's clusters for the page: each shown image's cluster (``codes``), every cluster's
+    name (``names``, by number) and those named on the map, in the named maps' choice and order
+    (cluster_map.named_clusters on the shown images: ``numbers``, largest first, and their ``texts``)."""
+    codes, names = cluster_of_paths(cluster_file, paths)
+    if sorted(names) != list(range(len(names))):
+        raise AtlasError(f"{cluster_file}: clusters are not numbered 0 to {len(names) - 1}; delete it and rerun")
+    codes = np.asarray(codes, dtype=np.int64)
+    numbers = cluster_map.named_clusters(np.bincount(codes, minlength=len(names)))
+    texts = cluster_map.name_texts(names, numbers)
+    return {
+        "codes": codes,
+        "names": [names[number] for number in range(len(names))],
+        "numbers": numbers,
+        "texts": [texts[number] for number in numbers],
+    }
+
+
+def cluster_anchors(coords: np.ndarray, codes: np.ndarray, numbers: list[int]) -> np.ndarray:
+    """Where the page names clusters ``numbers`` on one run's map (len(numbers), 2): as cluster_map.anchors,
+    each one's member nearest the members' median (among the images shown)."""
+    local = np.full(int(codes.max()) + 1, -1)
+    local[numbers] = np.arange(len(numbers))
+    position = local[codes]
+    named = position >= 0
+    return cluster_map.anchors(coords[named], position[named], len(numbers))
+
+
+def simplify_line(points: np.ndarray, tolerance: float) -> np.ndarray:
+    """``points`` (M, 2) without the vertices whose removal moves the line by ``tolerance`` or less
+    (Ramer-Douglas-Peucker): the first and last always stay, and every kept vertex is an original one."""
+    keep = np.zeros(len(points), dtype=bool)
+    keep[[0, -1]] = True
+    stack = [(0, len(points) - 1)]
+    while stack:
+        first, last = stack.pop()
+        if last <= first + 1:
+            continue
+        start, chord = points[first], points[last] - points[first]
+        inner = points[first + 1 : last] - start
+        length = np.hypot(*chord)
+        if length > 0:
+            distance = np.abs(chord[0] * inner[:, 1] - chord[1] * inner[:, 0]) / length
+        else:  # a closed line: distance from its start
+            distance = np.hypot(inner[:, 0], inner[:, 1])
+        farthest = int(np.argmax(distance))
+        if distance[farthest] > tolerance:
+            middle = first + 1 + farthest
+            keep[middle] = True
+            stack += [(first, middle), (middle, last)]
+    return points[keep]
+
+
+def density_lines(coords: np.ndarray) -> dict:
+    """One run's density contours, as the named maps draw them (cluster_map.density_grid at
+    CONTOUR_LEVELS), compact for the page. Each line is simplified (DENSITY_TOLERANCE of a grid cell)
+    and its vertices put on a lattice of DENSITY_STEPS steps a grid cell (``step``, from ``origin``):
+    ``starts`` holds each line's first vertex (uint16 x, y steps), ``deltas`` every next one as the
+    int8 x, y difference from the one before (a longer jump is cut into collinear pieces that fit) and
+    ``lengths`` how many deltas each line has. Vertex ``v`` of a line is ``origin + step * (start +
+    deltas[0] + ... + deltas[v - 1])``."""
+    x, y, density = cluster_map.density_grid(coords)
+    generator = contourpy.contour_generator(x, y, density, line_type=contourpy.LineType.Separate)
+    cell = np.array([x[1] - x[0], y[1] - y[0]])
+    cell[cell <= 0] = 1.0
+    origin, step = np.array([x[0], y[0]]), cell / DENSITY_STEPS
+    starts, deltas, lengths = [], [], []
+    for level in cluster_map.CONTOUR_LEVELS:
+        for line in generator.lines(level):
+            lattice = np.rint((simplify_line(line, DENSITY_TOLERANCE * cell.min()) - origin) / step).astype(np.int64)
+            jumps = np.diff(lattice, axis=0)
+            pieces = np.maximum(1, -(-np.abs(jumps).max(axis=1, initial=0) // 127))
+            # Piece k of a jump cut in p: the points start + jump * k // p, k = 1..p (each step at most 127).
+            which = np.repeat(np.arange(len(jumps)), pieces)
+            k = np.arange(len(which)) - np.repeat(np.cumsum(pieces) - pieces, pieces) + 1
+            points = lattice[which] + jumps[which] * k[:, None] // pieces[which][:, None]
+            starts.append(lattice[0])
+            deltas.append(np.diff(np.vstack([lattice[:1], points]), axis=0))
+            lengths.append(len(points))
+    return {
+        "origin": origin.tolist(),
+        "step": step.tolist(),
+        "starts": b64(np.array(starts).reshape(-1, 2), "<u2"),
+        "lengths": b64(np.array(lengths), "<i4"),
+        "deltas": b64(np.concatenate(deltas) if deltas else np.zeros((0, 2)), "<i1"),
+    }
+
+
 def atlas_urls(index: ThumbnailIndex, page: Path, inline: bool) -> list[str]:
     """Each atlas as the page loads it: a data URI (inlined), or its path relative to the page."""
     if inline:
@@ -287,9 +433,19 @@ def payload(
     options: list[dict],
     thumbs: dict,
     image_base: str,
+    clusters: list[dict | None] | None = None,
 ) -> dict:
-    """Everything the page's code reads, as one JSON-ready dict (see explorer_page/explorer.js)."""
+    """Everything the page's code reads, as one JSON-ready dict (see explorer_page/explorer.js and
+    files/explorer_page.py); ``clusters``: per feature set, set_clusters' or None."""
     label_index = {name: i for i, name in enumerate(classes)}
+    clusters = clusters or [None] * len(set_ids)
+
+    def names_on_map(run_coords: np.ndarray, meta: dict) -> str | None:
+        found = clusters[set_ids.index(str(meta["features"]))]
+        if found is None:
+            return None
+        return b64(cluster_anchors(run_coords, found["codes"], found["numbers"]), "<f4")
+
     return {
         "title": title,
         "n": len(paths),
@@ -305,10 +461,18 @@ def payload(
                 "set": set_ids.index(str(meta["features"])),
                 "x": b64(run_coords[:, 0], "<f4"),
                 "y": b64(run_coords[:, 1], "<f4"),
+                "anchors": names_on_map(run_coords, meta),
+                "density": density_lines(run_coords),
             }
             for run_coords, meta in zip(coords, metas)
         ],
-        "sets": sets,
+        "sets": [
+            {
+                **entry,
+                "clusters": None if found is None else {"numbers": found["numbers"], "texts": found["texts"]},
+            }
+            for entry, found in zip(sets, clusters)
+        ],
         "predicted": predicted,
         "colourings": options,
         "thumbs": thumbs,
@@ -349,6 +513,12 @@ def explorer_plot(coords: np.ndarray, label_codes: np.ndarray, colours: list[str
         palette=colours, low=0, high=len(colours), nan_color=MISSING_COLOUR, name="colour-mapper"
     )
     view = CDSView(filter=BooleanFilter(name="visible-filter"))
+    # Density contours (the page fills them in for the run on show when asked): drawn before, so under,
+    # the points.
+    plot.multi_line(
+        "xs", "ys", source=ColumnDataSource({"xs": [], "ys": []}, name=f"{DENSITY_NAME}-source"),
+        line_color=DENSITY_COLOUR, line_width=1.0, line_alpha=0.9, visible=False, name=DENSITY_NAME,
+    )  # fmt: skip
     points = plot.scatter(
         "x",
         "y",
@@ -375,6 +545,7 @@ def explorer_plot(coords: np.ndarray, label_codes: np.ndarray, colours: list[str
         "x", "y", source=ColumnDataSource(dict(empty), name=f"{FOCUS_NAME}-source"), size=marker_size(n) + 10,
         fill_color=None, line_color=NOTE_COLOUR, line_width=3, name=FOCUS_NAME, level="overlay",
     )  # fmt: skip
+    plot.x_range.renderers = plot.y_range.renderers = [points]  # contours shown or not, the same view
     plot.add_tools(
         HoverTool(renderers=[points], tooltips=None, callback=CustomJS(code="window.tsneAtlas?.hover(cb_data);")),
         BoxSelectTool(renderers=[points]),
@@ -404,9 +575,11 @@ PAGE_TEMPLATE = Template(
   <button id="clear-selection" type="button" disabled>clear selection</button>
   <button id="export-selection" type="button" disabled>download selection (CSV)</button>
   <span id="selection-count" class="count"></span>
+  <label><input id="names-toggle" type="checkbox" checked> cluster names</label>
+  <label><input id="density-toggle" type="checkbox"> density</label>
 </div>
 <div class="main">
-  <div class="plot">{{ embed(roots.plot) }}</div>
+  <div class="plot">{{ embed(roots.plot) }}<div id="map-names" aria-hidden="true"></div></div>
   <aside>
     <section id="legend"></section>
     <section id="neighbours"><p class="hint">Click a point to see its nearest neighbours in feature space beside its nearest on the map (Esc clears it). Drag with the box or lasso tool to select. The address of the page keeps the run, colouring, search and clicked image: copy it to share the view.</p></section>
@@ -474,12 +647,14 @@ def build_explorer(
     neighbours: int,
     backend: str,
     order: list[str] | None = None,
+    cluster_files: dict[str, str] | None = None,
 ) -> None:
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
 
     ``thumbnails``: the explorer_thumbnails folder (its index names the images shown: all, or a fixed
-    subsample); ``features_files``/``graph_files``: each feature set id's features file (for its
-    predictions) and k-NN graph; ``order``: the feature set ids in the order the menu lists them.
+    subsample); ``features_files``/``graph_files``/``cluster_files``: each feature set id's features
+    file (for its predictions), k-NN graph and clusters.csv (none: no clusters on the page); ``order``:
+    the feature set ids in the order the menu lists them.
     """
     paths, coords, metas = load_runs(runs, manifest, order)
     sample = sample_labels(manifest, paths, runs[0][0])
@@ -516,7 +691,8 @@ def build_explorer(
         "columns": index.columns,
         "inline": inline,
     }
-    options = colourings(labels, classes, metadata, predicted, disagreement)
+    clusters = [None if cluster_files is None else set_clusters(cluster_files[set_id], paths) for set_id in set_ids]
+    options = colourings(labels, classes, metadata, predicted, disagreement, clusters)
     data = payload(
         title,
         paths,
@@ -532,6 +708,7 @@ def build_explorer(
         options,
         thumbs,
         image_base_url(root, Path(output)),
+        clusters,
     )
     label_codes = np.searchsorted(classes, labels).astype(np.float64)  # classes are sorted
     random_note = sets_weights_note([str(m["features"]) for m in metas if m.get("weights_random")], set_ids)
@@ -557,6 +734,7 @@ def explorer(
     manifest: str,
     features: list[str],
     graphs: list[str],
+    clusters: list[str],
     thumbnails: str,
     order: list[str],
     root: str,
@@ -566,7 +744,8 @@ def explorer(
     html: str,
 ) -> None:
     """The explorer page of the whole sweep, every feature set's runs in config ``order`` (rule explorer);
-    ``features``, ``graphs``: the features file and k-NN graph of each feature set id in ``order``."""
+    ``features``, ``graphs``, ``clusters``: the features file, k-NN graph and clusters.csv of each
+    feature set id in ``order``."""
     build_explorer(
         list(zip(embeddings, metas)),
         manifest,
@@ -579,4 +758,5 @@ def explorer(
         neighbours,
         backend,
         order,
+        dict(zip(order, clusters)),
     )

@@ -1,5 +1,6 @@
 // The explorer page's own code (scripts/tsne_atlas/explorer.py inlines it): runs, colour-by, legend,
-// search, selection export, hover card and the neighbours panel around the Bokeh plot.
+// cluster names on the map, density contours, search, selection export, hover card and the neighbours
+// panel around the Bokeh plot.
 //
 // Every user string (paths, labels, metadata, predictions, the search box) is only ever set as
 // textContent or as an attribute value, never parsed as markup.
@@ -25,7 +26,18 @@
 
   const labelCodes = decode(DATA.label_codes, Int32Array);
   const label = (i) => DATA.classes[labelCodes[i]];
-  const state = { run: 0, colouring: 0, hidden: new Set(), query: "", matches: [], focus: -1, hovered: -1 };
+  const state = {
+    run: 0,
+    colouring: 0,
+    hidden: new Set(),
+    query: "",
+    matches: [],
+    focus: -1,
+    hovered: -1,
+    names: true, // the clusters' names on the map ("cluster names")
+    density: false, // the density contours ("density")
+    placed: [], // the names drawn: {number, text, left, top, width, height} in frame pixels
+  };
   let models = null; // Bokeh models, once the document is up
 
   const el = (id) => document.getElementById(id);
@@ -63,6 +75,8 @@
   // --- per-image fields: label, predicted class of the current run's feature set, metadata ---
   function fieldRows(i) {
     const rows = [["class", label(i)]];
+    const cluster = clusterText(i);
+    if (cluster !== null) rows.push(["cluster", cluster]);
     const predicted = predictedText(i);
     if (predicted !== null) rows.push(["predicted", predicted]);
     DATA.metadata.columns.forEach((column, c) => rows.push([column, DATA.metadata.values[c][i]]));
@@ -72,6 +86,19 @@
   function predictedText(i) {
     const texts = DATA.predicted[run().set];
     return texts ? texts[i] : null;
+  }
+  // The cluster ("3: cow / sheep") of the current run's feature set, null when it has none.
+  const CLUSTERS = DATA.colourings.find((option) => option.key === "cluster");
+  function setClusters() {
+    return CLUSTERS ? CLUSTERS.sets[run().set] : null;
+  }
+  function clusterCode(i) {
+    const clusters = setClusters();
+    return clusters ? decode(clusters.codes, Int32Array)[i] : -1;
+  }
+  function clusterText(i) {
+    const code = clusterCode(i);
+    return code >= 0 ? setClusters().categories[code] : null;
   }
   function fields(i) {
     const box = make("div", "fields");
@@ -116,6 +143,7 @@
     updateVisible();
     renderLegend(colouring, values);
   }
+  const colouringByCluster = () => DATA.colourings[state.colouring] === CLUSTERS;
   function visible() {
     const colouring = currentColouring();
     if (!state.hidden.size || !colouring || colouring.kind !== "categorical") return null;
@@ -128,6 +156,7 @@
     models.source.change.emit();
     const shown = mask ? mask.filter(Boolean).length : N;
     el("legend").dataset.shown = String(shown);
+    scheduleNames(); // a hidden cluster's name goes with its points
   }
   function renderLegend(colouring, values) {
     const legend = el("legend");
@@ -181,10 +210,110 @@
     models.source.change.emit();
     models.plot.title.text = run().title;
     if (DATA.colourings[state.colouring].per_set) applyColour();
+    showDensity();
+    scheduleNames();
     showMatches();
     if (state.focus >= 0) focus(state.focus);
     models.plot.reset.emit(); // re-fit the ranges to the new layout
     saveState();
+  }
+
+  // --- cluster names on the map: at each named cluster's anchor (its member nearest the cluster's median,
+  // computed per run by explorer.py), in screen pixels over the plot, so they keep their size when zoomed
+  // and move with the map. Largest cluster first; a name whose box would overlap one already drawn tries
+  // just above and below its anchor, else is left out (zoom in to see it). ---
+  let namesFrame = 0;
+  function scheduleNames() {
+    if (!models || namesFrame) return;
+    namesFrame = requestAnimationFrame(() => {
+      namesFrame = 0;
+      drawNames();
+    });
+  }
+  function drawNames() {
+    const layer = el("map-names");
+    const named = set().clusters;
+    const anchors = run().anchors;
+    state.placed = [];
+    layer.replaceChildren();
+    layer.hidden = !(state.names && named && anchors);
+    if (layer.hidden) return;
+    const view = pointsView();
+    const frame = view.plot_view.frame.bbox;
+    const canvas = canvasRect();
+    const box = layer.parentElement.getBoundingClientRect();
+    Object.assign(layer.style, {
+      left: `${canvas.left - box.left + frame.left}px`,
+      top: `${canvas.top - box.top + frame.top}px`,
+      width: `${frame.width}px`,
+      height: `${frame.height}px`,
+    });
+    const xs = view.coordinates.x_scale;
+    const ys = view.coordinates.y_scale;
+    const where = decode(anchors, Float32Array);
+    const hidden = colouringByCluster() ? state.hidden : new Set();
+    named.numbers.forEach((number, j) => {
+      if (hidden.has(number)) return;
+      const x = xs.compute(where[2 * j]) - frame.left;
+      const y = ys.compute(where[2 * j + 1]) - frame.top;
+      if (!(x >= 0 && x <= frame.width && y >= 0 && y <= frame.height)) return;
+      const name = make("span", "map-name", named.texts[j]);
+      name.dataset.cluster = String(number);
+      layer.appendChild(name);
+      const width = name.offsetWidth;
+      const height = name.offsetHeight;
+      for (const dy of [0, -height, height]) {
+        const spot = { number, text: named.texts[j], left: x - width / 2, top: y + dy - height / 2, width, height };
+        const inside = spot.left >= 0 && spot.top >= 0 && spot.left + width <= frame.width && spot.top + height <= frame.height;
+        const clear = state.placed.every(
+          (other) =>
+            spot.left >= other.left + other.width ||
+            other.left >= spot.left + width ||
+            spot.top >= other.top + other.height ||
+            other.top >= spot.top + height,
+        );
+        if (inside && clear) {
+          name.style.left = `${spot.left}px`;
+          name.style.top = `${spot.top}px`;
+          state.placed.push(spot);
+          return;
+        }
+      }
+      name.remove();
+    });
+  }
+
+  // --- density contours of the run on show (explorer.py's density_lines: int8 steps on a lattice) ---
+  function showDensity() {
+    models.density.visible = state.density;
+    if (!state.density) return;
+    const contours = run().density;
+    const starts = decode(contours.starts, Uint16Array);
+    const lengths = decode(contours.lengths, Int32Array);
+    const deltas = decode(contours.deltas, Int8Array);
+    const [x0, y0] = contours.origin;
+    const [dx, dy] = contours.step;
+    const xs = [];
+    const ys = [];
+    let at = 0;
+    lengths.forEach((length, line) => {
+      const x = new Float64Array(length + 1);
+      const y = new Float64Array(length + 1);
+      let qx = starts[2 * line];
+      let qy = starts[2 * line + 1];
+      for (let v = 0; v <= length; v++) {
+        if (v > 0) {
+          qx += deltas[2 * at];
+          qy += deltas[2 * at + 1];
+          at++;
+        }
+        x[v] = x0 + dx * qx;
+        y[v] = y0 + dy * qy;
+      }
+      xs.push(x);
+      ys.push(y);
+    });
+    models.densitySource.data = { xs, ys };
   }
 
   // --- hover card ---
@@ -286,7 +415,8 @@
       const first = make("div", "", label(j));
       if (others.has(j)) first.appendChild(make("span", "both", " ●"));
       text.appendChild(first);
-      text.appendChild(make("div", "distance", `distance ${fmt(distance)}`));
+      const cluster = clusterCode(j);
+      text.appendChild(make("div", "distance", `distance ${fmt(distance)}${cluster >= 0 ? ` · cluster ${cluster}` : ""}`));
       row.title = DATA.paths[j];
       row.append(thumb(j, 48), text);
       row.addEventListener("click", () => focus(j));
@@ -419,6 +549,20 @@
       models.source.selected.indices = [];
     });
     el("export-selection").addEventListener("click", downloadSelection);
+    const names = el("names-toggle");
+    names.disabled = !CLUSTERS;
+    names.checked = state.names;
+    names.addEventListener("change", () => {
+      state.names = names.checked;
+      scheduleNames();
+      saveState();
+    });
+    const density = el("density-toggle");
+    density.addEventListener("change", () => {
+      state.density = density.checked;
+      showDensity();
+      saveState();
+    });
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && event.target === document.body) unfocus();
     });
@@ -432,6 +576,8 @@
     if (state.colouring) params.set("colour", String(state.colouring));
     if (state.query) params.set("find", state.query);
     if (state.focus >= 0) params.set("image", DATA.paths[state.focus]);
+    if (!state.names) params.set("names", "0");
+    if (state.density) params.set("density", "1");
     const hash = params.toString();
     if (hash === location.hash.slice(1)) return;
     try {
@@ -460,6 +606,14 @@
     }
     const image = DATA.paths.indexOf(params.get("image"));
     if (image >= 0) focus(image);
+    if (params.get("names") === "0") {
+      el("names-toggle").checked = state.names = false;
+      scheduleNames();
+    }
+    if (params.get("density") === "1") {
+      el("density-toggle").checked = state.density = true;
+      showDensity();
+    }
   }
   function unfocus() {
     state.focus = -1;
@@ -486,17 +640,35 @@
       matches: doc.get_model_by_name("matches-source"),
       focus: doc.get_model_by_name("focus-source"),
       links: doc.get_model_by_name("neighbour-links-source"),
+      density: doc.get_model_by_name("density"),
+      densitySource: doc.get_model_by_name("density-source"),
     };
+    // Names follow every pan, zoom, reset and resize, drawn in the frame after the change.
+    for (const range of [models.plot.x_range, models.plot.y_range]) range.connect(range.change, scheduleNames);
+    new ResizeObserver(scheduleNames).observe(el("map-names").parentElement);
     atlasStyles();
     controls();
     // The plot already shows the first colouring (the label): draw its legend, not all points again.
     const colouring = currentColouring();
     renderLegend(colouring, colourValues(colouring));
     restoreState();
+    scheduleNames();
     window.tsneAtlas.ready = true;
     document.documentElement.dataset.explorerReady = "true";
   }
 
-  window.tsneAtlas = { ready: false, hover, tap, selectionChanged, focus, unfocus, search, selectionCsv, state, data: DATA };
+  window.tsneAtlas = {
+    ready: false,
+    hover,
+    tap,
+    selectionChanged,
+    focus,
+    unfocus,
+    search,
+    selectionCsv,
+    drawNames,
+    state,
+    data: DATA,
+  };
   start();
 })();

@@ -5,19 +5,26 @@ id="tsne-atlas-data">``, read by the page's own code (``explorer_page/explorer.j
   ``labelled``, ``label_codes`` (each image's index into ``classes``);
 - ``metadata``: ``columns`` (names) and ``values`` (one list of texts per column);
 - ``runs``: per run, in menu order, ``label`` (menu text), ``title``, ``set`` (index into ``sets``),
-  ``x`` and ``y``;
+  ``x`` and ``y``; ``anchors`` (null when the set has no clusters): where each of its set's named
+  clusters is named on this map, x, y interleaved, in ``clusters.numbers`` order; ``density``: the
+  map's density contours (explorer.density_lines): ``origin``, ``step``, per line its first vertex
+  (``starts``, uint16 x, y in steps from ``origin``) and number of further vertices (``lengths``), and
+  those vertices as int8 x, y steps from the vertex before (``deltas``, every line's in turn);
 - ``sets``: per feature set id, ``id``, ``k`` and each image's ``k`` nearest neighbours in feature
   space, ``neighbours`` (indices into ``paths``, -1 for none) and ``distances``, nearest first;
+  ``clusters`` (null without clusters.csv): the clusters named on the map, ``numbers`` (largest
+  first) and their ``texts``;
 - ``predicted``: per feature set, each image's top-1 predicted class and probability as text, or null;
 - ``colourings``: what the page can colour by, each ``name`` and ``per_set`` (then ``sets``: one per
   feature set, null where it has none) with ``kind`` ``categorical`` (``categories``, ``colours``,
-  ``codes``) or ``continuous`` (``values``, NaN for n/a; ``low``, ``high``, ``colours``);
+  ``codes``) or ``continuous`` (``values``, NaN for n/a; ``low``, ``high``, ``colours``); the one with
+  ``key`` ``cluster`` is each set's clusters (categories ``<number>: <name>``, codes the numbers);
 - ``thumbs``: ``atlases`` (URLs: data URIs when ``inline``, else paths relative to the page), ``cell``,
   ``columns``; image ``i`` is cell ``i % columns²`` of atlas ``i // columns²``, row by row;
 - ``image_base``: the dataset root relative to the page, as a URL prefix.
 
-Number arrays are base64 strings of little-endian float32 (coordinates, distances, values) or int32
-(codes, neighbours), row-major: the page decodes them into typed arrays without parsing numbers.
+Number arrays are base64 strings of little-endian float32 (coordinates, distances, values), int32
+(codes, neighbours, lengths), uint16 or int8 (contours), row-major: the page decodes them into typed arrays without parsing numbers.
 """
 
 import base64
@@ -34,7 +41,7 @@ SCRIPT_ID = "tsne-atlas-data"
 
 
 def b64(array: np.ndarray, dtype: str) -> str:
-    """``array`` as little-endian ``dtype`` (``<f4`` or ``<i4``) bytes, base64."""
+    """``array`` as little-endian ``dtype`` (``<f4``, ``<i4``, ``<u2`` or ``<i1``) bytes, base64."""
     return base64.b64encode(np.ascontiguousarray(array, dtype=np.dtype(dtype)).tobytes()).decode("ascii")
 
 
