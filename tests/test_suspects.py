@@ -162,6 +162,70 @@ def test_relative_outlier_score_ranks_the_odd_image_not_the_spread_class():
     assert np.median(relative[50:100]) == pytest.approx(1.0, abs=0.2)
 
 
+def odd_images_among_classes(seed: int = 0):
+    """Five gaussian classes of 80 points in 10 dimensions, spreads 1, 1, 1, 1.5 and 3 (the last
+    widely spread), a group of ten similar odd points (spread 0.3) 13 from class 0's centre and one
+    isolated odd point 13 from class 1's: (X, rows of the spread class, rows of the group, row of the
+    isolated point, median distance of a real point to its nearest real neighbour)."""
+    rng = np.random.default_rng(seed)
+    dim, spreads = 10, [1.0, 1.0, 1.0, 1.5, 3.0]
+    centres = rng.normal(0, 10, size=(len(spreads), dim))
+    real = np.vstack([rng.normal(c, s, size=(80, dim)) for c, s in zip(centres, spreads)])
+
+    def away(centre):
+        direction = rng.normal(size=dim)
+        return centre + 13.0 * direction / np.linalg.norm(direction)
+
+    group = away(centres[0]) + rng.normal(0, 0.3, size=(10, dim))
+    X = np.vstack([real, group, away(centres[1])])
+    nearest_real = knn_graph(real, 1)[1][:, 0]
+    return X, np.arange(320, 400), np.arange(400, 410), 410, float(np.median(nearest_real))
+
+
+def test_the_outlier_score_ranks_an_isolated_odd_image_and_a_group_of_ten_first_and_no_spread_class():
+    """Both kinds of odd image, each about 4 times farther from every real point than real points are
+    from their nearest neighbour, are the top 11 of the outlier score (a graph of K = 60, as t-SNE's
+    perplexity 20 builds it; k = 10). The k-neighbour ratio alone ranks the isolated point first but no
+    member of the group in its top 20: the group's members are each other's nearest neighbours. The
+    whole spread-out class, which the plain mean distance puts first, does not flood the top either.
+    It does, and the group drops out of the top 20, when a global distance (the mean distance to all K
+    neighbours over its median) and the k-neighbour ratio are combined by their geometric mean."""
+    X, spread, group, isolated, nearest_real = odd_images_among_classes()
+    indices, distances = knn_graph(X, 60)
+    planted = {*group.tolist(), isolated}
+    far = np.linalg.norm(X[sorted(planted)][:, None] - X[None, :320], axis=2).min(axis=1)
+    assert far.min() > 3.5 * nearest_real  # the setting the test claims: several times farther
+
+    relative = su.relative_outlier_scores(indices, distances, k=10)
+    wide = su.wide_outlier_scores(indices, distances)
+    score = su.combined_outlier_scores(relative, wide)
+    assert set(su.rank_outliers(score)[:11].tolist()) == planted
+    assert np.sum(np.isin(su.rank_outliers(score)[:20], spread)) <= 5
+
+    local_top = su.rank_outliers(relative)[:20]
+    assert local_top[0] == isolated and not set(local_top.tolist()) & set(group.tolist())
+    assert np.sum(np.isin(su.rank_outliers(su.outlier_scores(distances, k=10))[:20], spread)) >= 15
+    width = distances.mean(axis=1)
+    geometric_top = su.rank_outliers(np.sqrt(width / np.median(width) * relative))[:20]
+    assert np.sum(np.isin(geometric_top, spread)) >= 15 and not set(geometric_top.tolist()) & set(group.tolist())
+
+
+def test_the_wide_part_reads_every_column_of_the_graph_and_the_score_is_the_larger_part():
+    # Mean distances over all three columns: 4 for image 0, 2 for the others.
+    indices = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [2, 1, 0]])
+    distances = np.array([[1.0, 2.0, 9.0], [1.0, 2.0, 3.0], [2.0, 1.0, 3.0], [3.0, 3.0, 0.0]])
+    wide = su.wide_outlier_scores(indices, distances)
+    np.testing.assert_allclose(wide, [4 / 2, 2 / (8 / 3), 2 / (8 / 3), 2 / (8 / 3)], rtol=1e-12)
+    relative = su.relative_outlier_scores(indices, distances, k=1)  # first column over the first neighbour's
+    np.testing.assert_allclose(relative, [1 / 1, 1 / 1, 2 / 1, 3 / 2], rtol=1e-12)
+    # Image 0 is odd over the whole graph only, images 2 and 3 at k only: the score takes either.
+    np.testing.assert_allclose(su.combined_outlier_scores(relative, wide), [2.0, 1.0, 2.0, 1.5], rtol=1e-12)
+    rows = su.outlier_rows(indices, distances, list("abcd"), ["p0", "p1", "p2", "p3"], k=1)
+    assert [row["path"] for row in rows] == ["p0", "p2", "p3", "p1"]  # 2.0 and 2.0 tie: by index
+    assert [(row["outlier_score"], row["relative_distance"]) for row in rows[:2]] == [(2.0, 1.0), (2.0, 2.0)]
+    assert rows[0]["wide_relative_distance"] == pytest.approx(2.0) and rows[0]["mean_neighbour_distance"] == 1.0
+
+
 def planted_tables(labelled: bool = True) -> tuple[su.SuspectTables, list[str]]:
     X, classes = blobs(seed=3, per_class=20)
     names = ['cat, "tabby"', "dog\nbig", "<b>html</b>"]
@@ -192,8 +256,11 @@ def test_suspect_tables_rank_the_planted_cases():
     # The exact pair has cosine 1 in X too, yet is not listed again as near.
     assert all({r["path_a"], r["path_b"]} != {paths[30], paths[31]} for r in tables.duplicates if r["kind"] == "near")
     assert len(tables.outliers) == len(paths)
-    relative = [row["relative_distance"] for row in tables.outliers]
-    assert relative == sorted(relative, reverse=True)
+    score = [row["outlier_score"] for row in tables.outliers]
+    assert score == sorted(score, reverse=True)
+    assert all(
+        row["outlier_score"] == max(row["relative_distance"], row["wide_relative_distance"]) for row in tables.outliers
+    )
     assert all(row["mean_neighbour_distance"] > 0 for row in tables.outliers)
 
 
@@ -310,7 +377,7 @@ def test_figure_rows_from_the_tables(tmp_path):
     assert suspect[0][2].startswith("#1  disagreement 1.00")
     assert len(suspect[0][3]) == 5 and suspect[0][3][0][2].startswith("distance ")
     outlier = sf.outlier_figure_rows(tables.outliers)
-    assert len(outlier) == sf.MAX_ROWS and outlier[0][2].startswith("#1  relative distance ")
+    assert len(outlier) == sf.MAX_ROWS and outlier[0][2].startswith("#1  outlier score ")
     duplicate = sf.duplicate_figure_rows(
         [
             {"kind": "exact", "path_a": "a", "path_b": "b", "label_a": "x", "label_b": "y", "cosine": 1.0},
@@ -446,7 +513,8 @@ def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_le
     assert near >= 2  # other than the one exact pair, so the two counts cannot be swapped unnoticed
     assert caplog.records[0].getMessage() == (
         f"120 images: {len(tables.suspects)} with a label some of their 6 neighbours do not share; 1 exact and "
-        f"{near} near-duplicate pairs (cosine >= 0.999); outliers by relative distance to 6 neighbours"
+        f"{near} near-duplicate pairs (cosine >= 0.999); outliers by relative distance to 6 "
+        "and to all 6 neighbours"
     )
     caplog.clear()
     with caplog.at_level("INFO", logger="tsne_atlas.suspects"):
@@ -526,7 +594,9 @@ def test_suspect_tables_keep_empty_lists_and_carriage_returns_and_an_empty_file_
         "rank": 1,
         "path": "a.png",
         "label": "cat\rdog",
+        "outlier_score": 2.5,
         "relative_distance": 1.23456,
+        "wide_relative_distance": 2.5,
         "mean_neighbour_distance": 0.5,
         "neighbours": [],
         "neighbour_labels": [],

@@ -1,4 +1,5 @@
-"""Plant wrong labels in a copy of the demo and measure where the workflow's suspects list ranks them.
+"""Plant wrong labels and odd images in a copy of the demo and measure where the workflow's suspects and
+outliers lists rank them.
 
     PYTHONPATH=scripts .venv/bin/python tools/plant_suspects.py WORK [--n 10] [--seed 0]
         [--per-class M] [--classes C ...] [--random lite0 resnet101] [--perplexity P] [--cores C]
@@ -13,11 +14,15 @@
    input, the space in which the suspects stage looks for near-duplicates.
 3. Chooses ``--n`` of them, seeded, one class after another so every class gives one before any gives
    two, and moves each into another class's folder (a seeded choice); writes ``WORK/planted.csv``
-   (``path`` where it now is, ``true_class``, ``planted_class``).
+   (``path`` where it now is, ``true_class``, ``planted_class``). Then adds odd images, in the size and
+   mode of the dataset's images: a group of ten similar ones (one seeded smooth random texture, each
+   shifted a little, with its contrast and a little noise of its own) in one class's folder and one isolated one (scikit-image's photo of
+   coins, scaled down) in another's (seeded choices); writes ``WORK/planted-outliers.csv`` (``path``,
+   ``kind``: ``group`` or ``isolated``).
 4. Runs the workflow on the planted copy (``WORK/planted/``), again every image, with the trained set and
    the random sets beside it (``--random``: ``lite0``, EfficientNet-Lite0 with ``weights: none``, the
    default, so that only the weights differ; ``resnet101``, the demo's ResNet-101 with ``weights: none``),
-   as far as each set's ``suspects.csv``; the other settings are the demo's
+   as far as each set's ``suspects.csv`` and ``outliers.csv``; the other settings are the demo's
    (``--perplexity`` replaces ``tsne.perplexities``, which size the k-NN graph the suspects read: 3 x the
    largest).
 5. Prints, and writes to ``WORK/planted-ranks.md``, each planted image's rank in each set's
@@ -26,6 +31,13 @@
    is the top of each set's suspects list drawn as the workflow draws it, with the planted images'
    rows shaded and captioned "PLANTED, truly <class>"; ``--docs-figure`` writes a copy of the trained
    set's, downscaled, for the docs.
+6. Prints, and writes to ``WORK/planted-outliers.md``, each odd image's rank in each set's
+   ``outliers.csv`` ("not listed" past ``suspects.max_rows``) and its rank by the k-neighbour ratio
+   alone (``relative_distance``, the score before the whole-graph part joined it, recomputed from the
+   set's k-NN graph over every image), how many rank in the top k, and how far the odd images are
+   from the real ones: each one's distance to its nearest real image over the median distance of a
+   real image to its nearest real neighbour (in the prepared input, read off the k-NN graph);
+   ``WORK/planted-outlier-ranks.csv`` holds the numbers.
 """
 
 import argparse
@@ -53,6 +65,14 @@ FEATURE_SETS = {
 }
 RANDOM_SETS = {"lite0": "efficientnet-lite0-random", "resnet101": "resnet101-random"}
 PLANTED_FIELDS = ("path", "true_class", "planted_class")
+ODD_FIELDS = ("path", "kind")
+# The odd images: a group of this many similar ones, and one isolated one.
+GROUP_SIZE = 10
+# How the group's members differ from their one texture: a shift of up to this many pixels, a contrast
+# factor in this range, this many grey levels (standard deviation) of noise.
+GROUP_SHIFT = 2
+GROUP_CONTRAST = (0.85, 1.0)
+GROUP_NOISE = 6.0
 TOP_K = (10, 20)
 # The docs' copy of the figure: at most this wide, in pixels, as a 256-colour PNG.
 DOCS_WIDTH = 1000
@@ -174,6 +194,128 @@ def read_planted(path: Path) -> list[dict]:
         if tuple(reader.fieldnames or ()) != PLANTED_FIELDS:
             raise PlantError(f"{path}: not a planted list (columns {', '.join(PLANTED_FIELDS)} expected)")
         return list(reader)
+
+
+def odd_images(size: tuple[int, int], mode: str, seed: int) -> dict[str, list]:
+    """{"group": GROUP_SIZE PIL images, "isolated": [one]} of ``size`` (width, height) and ``mode``, seeded.
+
+    The group: one smooth random texture (Gaussian noise blurred over a ninth of the image's side, periodic,
+    stretched to 0-255), each member shifted by up to GROUP_SHIFT pixels, its contrast scaled by a
+    factor from GROUP_CONTRAST and GROUP_NOISE grey levels of noise of its own added: similar to each
+    other, unlike any photo or silhouette. The isolated one: scikit-image's photo of coins (bundled with
+    it) scaled to ``size``."""
+    import skimage.data
+    from PIL import Image
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng([seed, 1])
+    width, height = size
+    texture = gaussian_filter(rng.normal(size=(height, width)), sigma=max(size) / 9, mode="wrap")
+    texture = (texture - texture.min()) / np.ptp(texture) * 255
+
+    def image(array):
+        return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), "L").convert(mode)
+
+    group = []
+    for _ in range(GROUP_SIZE):
+        shift = rng.integers(-GROUP_SHIFT, GROUP_SHIFT + 1, size=2)
+        contrast = rng.uniform(*GROUP_CONTRAST)
+        group.append(image(np.roll(texture, shift, axis=(0, 1)) * contrast + rng.normal(0, GROUP_NOISE, texture.shape)))
+    coins = Image.fromarray(skimage.data.coins()).resize(size, Image.LANCZOS)
+    return {"group": group, "isolated": [coins.convert(mode)]}
+
+
+def plant_odd(root: Path, classes: list[str], seed: int, odd_csv: Path) -> list[dict]:
+    """Save ``odd_images`` (in the size and mode of the first image of the first class) under ``root``:
+    the group in one class's folder, the isolated one in another's (seeded); write ``odd_csv``; the rows
+    (path, kind)."""
+    from PIL import Image
+
+    if len(classes) < 2:
+        raise PlantError(f"{root}: {len(classes)} class folder(s); the odd images go to two of them")
+    first = min(p for p in (root / classes[0]).iterdir() if p.suffix.lower() in EXTENSIONS)
+    with Image.open(first) as image:
+        size, mode = image.size, image.mode
+    rng = np.random.default_rng([seed, 2])
+    homes = [classes[i] for i in rng.permutation(len(classes))[:2]]
+    rows = []
+    for (kind, images), home in zip(odd_images(size, mode, seed).items(), homes):
+        for n, image in enumerate(images):
+            name = f"odd-group-{n:02d}.png" if kind == "group" else "odd-isolated.png"
+            dest = root / home / name
+            if dest.exists():
+                raise PlantError(f"{dest} exists already; an odd image planted there would overwrite it")
+            image.save(dest)
+            rows.append({"path": f"{home}/{name}", "kind": kind})
+    with open(odd_csv, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(ODD_FIELDS)
+        writer.writerows([row[name] for name in ODD_FIELDS] for row in rows)
+    return rows
+
+
+def local_ratio_ranks(graph: Path, paths: list[str], k: int) -> dict[str, int]:
+    """Every image's rank by the k-neighbour ratio alone (``relative_outlier_scores``, ties by index):
+    outliers.csv's order before its whole-graph part joined it."""
+    from tsne_atlas.files.map_inputs import read_neighbours
+    from tsne_atlas.suspects import rank_outliers, relative_outlier_scores
+
+    indices, distances = read_neighbours(graph)
+    order = rank_outliers(relative_outlier_scores(indices, distances, min(k, indices.shape[1])))
+    return {paths[i]: rank for rank, i in enumerate(order, start=1)}
+
+
+def odd_distances(graph: Path, paths: list[str], odd: list[dict]) -> list[float]:
+    """Each odd image's distance to its nearest real (not planted odd) image over the median distance
+    of a real image to its nearest real neighbour, read off the k-NN graph (nan where none of an
+    image's neighbours is real)."""
+    from tsne_atlas.files.map_inputs import read_neighbours
+
+    indices, distances = read_neighbours(graph)
+    row = {path: i for i, path in enumerate(paths)}
+    is_odd = np.zeros(len(paths), dtype=bool)
+    is_odd[[row[r["path"]] for r in odd]] = True
+    real_neighbour = np.where(is_odd[indices], np.inf, distances).min(axis=1)
+    typical = np.median(real_neighbour[~is_odd & np.isfinite(real_neighbour)])
+    nearest = [real_neighbour[row[r["path"]]] for r in odd]
+    return [float(d / typical) if np.isfinite(d) else float("nan") for d in nearest]
+
+
+def outlier_table(odd: list[dict], ranks: dict, local: dict, ratios: dict, listed: dict, n_images: int) -> str:
+    """A Markdown table: a row per odd image with its rank in outliers.csv and by the k-neighbour ratio
+    alone per set, then the top-k counts, the range of distance ratios (``odd_distances``), the rows of
+    each outliers.csv (``listed``) and the images the k-ratio ranks (``n_images``)."""
+    sets = list(ranks)
+    head = [f"rank in {name} | k-ratio alone" for name in sets]
+    lines = [
+        "| odd image | kind | " + " | ".join(head) + " |",
+        "|---|---|" + "---|---|" * len(sets),
+    ]
+    for n, row in enumerate(odd):
+        cells = [f"{'not listed' if ranks[name][n] is None else ranks[name][n]} | {local[name][n]}" for name in sets]
+        lines.append(f"| `{row['path']}` | {row['kind']} | " + " | ".join(cells) + " |")
+    for k in sorted({*TOP_K, len(odd)}):
+        counts = [
+            f"{top_k_counts(ranks[name], [k])[k]} of {len(odd)} | {top_k_counts(local[name], [k])[k]} of {len(odd)}"
+            for name in sets
+        ]
+        lines.append(f"| **in the top {k}** | | " + " | ".join(counts) + " |")
+    far = [f"{min(ratios[name]):.1f}–{max(ratios[name]):.1f} | " for name in sets]
+    lines.append("| distance to the nearest real image, over a real image's | | " + " | ".join(far) + " |")
+    lines.append("| images ranked | | " + " | ".join(f"{listed[name]} | {n_images}" for name in sets) + " |")
+    return "\n".join(lines)
+
+
+def write_outlier_ranks_csv(path: Path, odd: list[dict], ranks: dict, local: dict, ratios: dict) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        columns = [(f"rank_{name}", f"local_rank_{name}", f"distance_ratio_{name}") for name in ranks]
+        writer.writerow([*ODD_FIELDS, *(c for group in columns for c in group)])
+        for n, row in enumerate(odd):
+            cells = []
+            for name in ranks:
+                cells += ["" if ranks[name][n] is None else ranks[name][n], local[name][n], f"{ratios[name][n]:.2f}"]
+            writer.writerow([row["kind"] if f == "kind" else row["path"] for f in ODD_FIELDS] + cells)
 
 
 def workflow_config(root: Path, sets: list[str], perplexity: float | None = None) -> dict:
@@ -334,9 +476,12 @@ def plant_suspects(
     docs_figure: Path | None = None,
     source: Path = DEMO,
 ) -> dict:
-    """Steps 1 to 5 of the module's docstring; returns {"plants", "ranks" {set: [rank or None]},
-    "listed" {set: rows of suspects.csv}, "table", "seconds" {step: wall}}."""
-    from tsne_atlas.files.suspects import read_suspects
+    """Steps 1 to 6 of the module's docstring; returns {"plants", "ranks" {set: [rank or None]},
+    "listed" {set: rows of suspects.csv}, "table", "odd" (the odd images' rows), "outlier_ranks" {set:
+    [rank in outliers.csv or None]}, "local_ranks" {set: [rank by the k-neighbour ratio alone]},
+    "odd_distances" {set: [distance ratio]}, "outlier_table", "seconds" {step: wall}}."""
+    from tsne_atlas.files.manifest import read_images
+    from tsne_atlas.files.suspects import read_outliers, read_suspects
 
     work = Path(work).resolve()
     if work.exists() and any(work.iterdir()):
@@ -356,7 +501,8 @@ def plant_suspects(
     paths, labels, eligible = eligible_images(work / "unplanted" / "results", threshold)
     plants = choose_plants(paths, labels, eligible, n, seed)
     plant(data, plants, work / "planted.csv")
-    targets = [f"results/suspects/{name}/suspects.csv" for name in sets]
+    odd = plant_odd(data, sorted(set(labels)), seed, work / "planted-outliers.csv")
+    targets = [f"results/suspects/{name}/{table}.csv" for name in sets for table in ("suspects", "outliers")]
     seconds["planted run"] = run_workflow(work / "planted", workflow_config(data, sets, perplexity), targets, cores)
     results = work / "planted" / "results" / "suspects"
     ranks, listed = {}, {}
@@ -378,7 +524,31 @@ def plant_suspects(
     (work / "planted-ranks.md").write_text(table + "\n", encoding="utf-8")
     if docs_figure is not None:
         docs_copy(work / f"planted-suspects-{TRAINED}.png", Path(docs_figure))
-    return {"plants": plants, "ranks": ranks, "listed": listed, "table": table, "seconds": seconds}
+    outlier_ranks, local, ratios, rows = {}, {}, {}, {}
+    planted_paths, _ = read_images(work / "planted" / "results" / "sample" / "images.csv")
+    k = schema_default("suspects", "neighbours")
+    for name in sets:
+        outliers = read_outliers(results / name / "outliers.csv")
+        outlier_ranks[name], rows[name] = planted_ranks(odd, outliers), len(outliers)
+        (graph,) = (work / "planted" / "results" / "embeddings" / name / "graph").glob("k-*.npz")
+        by_ratio = local_ratio_ranks(graph, planted_paths, k)
+        local[name] = [by_ratio[row["path"]] for row in odd]
+        ratios[name] = odd_distances(graph, planted_paths, odd)
+    write_outlier_ranks_csv(work / "planted-outlier-ranks.csv", odd, outlier_ranks, local, ratios)
+    odd_table = outlier_table(odd, outlier_ranks, local, ratios, rows, len(planted_paths))
+    (work / "planted-outliers.md").write_text(odd_table + "\n", encoding="utf-8")
+    return {
+        "plants": plants,
+        "ranks": ranks,
+        "listed": listed,
+        "table": table,
+        "odd": odd,
+        "outlier_ranks": outlier_ranks,
+        "local_ranks": local,
+        "odd_distances": ratios,
+        "outlier_table": odd_table,
+        "seconds": seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -413,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plant_suspects: {err}", file=sys.stderr)
         return 1
     print(result["table"])
+    print()
+    print(result["outlier_table"])
     print(", ".join(f"{step} {wall:.0f} s" for step, wall in result["seconds"].items()))
     return 0
 

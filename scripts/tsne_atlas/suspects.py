@@ -171,6 +171,30 @@ def relative_outlier_scores(indices: np.ndarray, distances: np.ndarray, k: int) 
     return mean / np.maximum(mean[neighbours].mean(axis=1), DISTANCE_EPS)
 
 
+def wide_outlier_scores(indices: np.ndarray, distances: np.ndarray) -> np.ndarray:
+    """``relative_outlier_scores`` over every neighbour the graph holds (N,): each image's mean distance
+    to all K of its neighbours over theirs, K the graph's width (graph.neighbours; by default 3 x the
+    largest t-SNE perplexity).
+
+    A small group of similar odd images shields itself from the k-neighbour ratio: its members are
+    each other's nearest neighbours, so their ratio is about 1. Over K neighbours, a group of g << K
+    images has K - g neighbours from the bulk, whose own means are ordinary: the ratio rises with how
+    far the group sits from the bulk. A class or cluster of about K images or more is its own wide
+    neighbourhood and stays near 1, as a spread-out class does at k.
+    """
+    return relative_outlier_scores(indices, distances, np.asarray(indices).shape[1])
+
+
+def combined_outlier_scores(relative: np.ndarray, wide: np.ndarray) -> np.ndarray:
+    """The outlier score (N,): the larger of the k-neighbour ratio ``relative`` and the whole-graph
+    ratio ``wide``. Both are the same ratio at two scales, about 1 for a typical image, so neither
+    needs a weight; either one high is enough: an isolated odd image is high at k (and usually over
+    the graph too), a small group of similar odd images over the graph only. A product or mean of
+    the two would need both high, and let a group (its k-ratio about 1) fall behind ordinary images
+    whose k-ratio is moderately high."""
+    return np.maximum(relative, wide)
+
+
 def rank_outliers(scores: np.ndarray) -> np.ndarray:
     """Image indices by outlier score descending, ties by index."""
     scores = np.asarray(scores)
@@ -246,16 +270,21 @@ def duplicate_rows(X, indices, labels: list[str], paths: list[str], hashes: list
 
 
 def outlier_rows(indices, distances, labels: list[str], paths: list[str], k: int) -> list[dict]:
-    """outliers.csv rows: every image, the farthest from its k nearest neighbours relative to how far
-    they are from theirs first (``relative_outlier_scores``), with the plain mean distance too."""
+    """outliers.csv rows: every image, by outlier score descending (``combined_outlier_scores``: the
+    larger of its relative distance to its k nearest neighbours and to all the graph holds), ties by
+    index; with both parts and the plain mean distance to the k neighbours."""
     mean = outlier_scores(distances, k)
-    scores = relative_outlier_scores(indices, distances, k)
+    relative = relative_outlier_scores(indices, distances, k)
+    wide = wide_outlier_scores(indices, distances)
+    scores = combined_outlier_scores(relative, wide)
     return [
         {
             "rank": rank,
             "path": paths[i],
             "label": labels[i],
-            "relative_distance": float(scores[i]),
+            "outlier_score": float(scores[i]),
+            "relative_distance": float(relative[i]),
+            "wide_relative_distance": float(wide[i]),
             "mean_neighbour_distance": float(mean[i]),
             **neighbour_fields(i, indices, distances, labels, paths, k),
         }
@@ -339,7 +368,8 @@ def find_suspects(
     write_outliers(outliers, tables.outliers[:max_rows])
     exact = sum(row["kind"] == "exact" for row in tables.duplicates)
     LOGGER.info(
-        "%d images: %s; %d exact and %d near-duplicate pairs (cosine >= %g); outliers by relative distance to %d neighbours",
+        "%d images: %s; %d exact and %d near-duplicate pairs (cosine >= %g); outliers by relative distance to %d "
+        "and to all %d neighbours",
         len(paths),
         tables.suspects_reason
         or f"{len(tables.suspects)} with a label some of their {neighbours} neighbours do not share",
@@ -347,5 +377,6 @@ def find_suspects(
         len(tables.duplicates) - exact,
         near_duplicate_cosine,
         neighbours,
+        indices.shape[1],
     )
     return tables

@@ -187,8 +187,8 @@ def outlier_figure_rows(rows: list[dict]) -> list[tuple]:
         (
             row["path"],
             row["label"],
-            f"#{row['rank']}  relative distance {row['relative_distance']:.2f}\n"
-            f"mean distance {row['mean_neighbour_distance']:.2f}",
+            f"#{row['rank']}  outlier score {row['outlier_score']:.2f}\n"
+            f"relative {row['relative_distance']:.2f}, wide {row['wide_relative_distance']:.2f}",
             neighbour_cells(row),
         )
         for row in rows[:MAX_ROWS]
@@ -256,7 +256,7 @@ def suspects_figures(
         outlier_figure_rows(read_outliers(outliers)),
         root,
         outliers_png,
-        f"Outliers in {name} features: images far from neighbours that are close to each other",
+        f"Outliers in {name} features: images, or small groups of them, far from neighbours close to each other",
         thumb_size,
         note,
         empty="no images",

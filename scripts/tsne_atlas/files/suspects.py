@@ -20,11 +20,14 @@ file content, by hash; ``near``: cosine of their rows of X at or above the thres
 ``path_b``, ``label_a``, ``label_b``, ``cosine`` (4 decimals; 1.0000 for exact pairs). Exact pairs
 come first, then near pairs by cosine descending; an exact pair is not listed again as near.
 
-``outliers.csv``: the images farthest from their k nearest neighbours relative to how far those are
-from theirs, first. Columns ``rank``, ``path``, ``label``, ``relative_distance`` (the image's mean
-distance in X to its k nearest neighbours over the mean of theirs: about 1 inside a cluster, 4
-decimals), ``mean_neighbour_distance`` (that mean distance itself, 4 decimals), ``neighbours``,
-``neighbour_labels``, ``neighbour_distances`` (as in suspects.csv).
+``outliers.csv``: every image (up to the row cap), by ``outlier_score`` descending, ties by sample
+order. Columns ``rank``, ``path``, ``label``, ``outlier_score`` (the larger of the next two: about 1
+for a typical image), ``relative_distance`` (the image's mean distance in X to its k nearest
+neighbours over the mean of theirs: about 1 inside a cluster, dense or spread; high for an isolated
+odd image), ``wide_relative_distance`` (the same ratio over all K neighbours the k-NN graph holds, K
+= its width: high for a small group of similar images far from the rest, which the k-ratio misses),
+``mean_neighbour_distance`` (the image's mean distance to its k nearest neighbours itself), each with
+4 decimals, then ``neighbours``, ``neighbour_labels``, ``neighbour_distances`` (as in suspects.csv).
 
 The " | " joins are for people reading the table in a spreadsheet; a path or label that itself
 contains " | " (rare) is split wrongly when read back.
@@ -55,14 +58,24 @@ OUTLIER_FIELDS = (
     "rank",
     "path",
     "label",
+    "outlier_score",
     "relative_distance",
+    "wide_relative_distance",
     "mean_neighbour_distance",
     "neighbours",
     "neighbour_labels",
     "neighbour_distances",
 )
 LIST_SEPARATOR = " | "
-FLOAT_FIELDS = {"disagreement", "agreement_weighted", "cosine", "relative_distance", "mean_neighbour_distance"}
+FLOAT_FIELDS = {
+    "disagreement",
+    "agreement_weighted",
+    "cosine",
+    "outlier_score",
+    "relative_distance",
+    "wide_relative_distance",
+    "mean_neighbour_distance",
+}
 LIST_FIELDS = {"neighbours", "neighbour_labels", "neighbour_distances"}
 
 
