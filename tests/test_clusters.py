@@ -220,3 +220,87 @@ def test_the_run_clusters_every_feature_set_and_draws_them(finished_run):
     assert sum(c["images"] for c in cells) == 40
     log = (results / "logs" / "clusters" / f"{TINY_IDS[0]}.log").read_text()
     assert "images in" in log and "Leiden" in log and json.loads((folder / "summary.json").read_text())
+
+
+# --- the stage on real files ---
+
+
+def stage_inputs(tmp_path, X, labels, predicted_top=None, classes=None):
+    """The files find_clusters reads, as the workflow writes them: the prepared input, its k-NN graph, the
+    sample's image list and manifest, and a features file (with top-1 predictions when given)."""
+    from tsne_atlas.files.features import TOP_INDEX, TOP_PROBABILITY, write_features
+    from tsne_atlas.files.manifest import write_images, write_manifest
+    from tsne_atlas.files.map_inputs import write_input, write_neighbours
+
+    paths = [f"{label}/{i:03d}.png" for i, label in enumerate(labels)]
+    write_input(tmp_path / "input.h5", X, {"n_images": len(X)})
+    write_neighbours(tmp_path / "graph.npz", *knn(X, 20))
+    write_images(tmp_path / "images.csv", paths, [f"{i:064x}" for i in range(len(paths))])
+    write_manifest(tmp_path / "manifest.csv", paths, labels)
+    batch = {"n": X.astype(np.float32)}
+    if predicted_top is not None:
+        batch[TOP_INDEX] = np.asarray(predicted_top, np.int32)[:, None]
+        batch[TOP_PROBABILITY] = np.ones((len(X), 1), np.float32)
+    write_features(
+        tmp_path / "features.h5",
+        [batch],
+        len(X),
+        paths,
+        {"weights_random": predicted_top is None},
+        {"n": "n"},
+        classes,
+        "none: random weights",
+    )
+    return paths
+
+
+def run_stage(tmp_path, neighbours=15):
+    return cl.find_clusters(
+        str(tmp_path / "input.h5"),
+        str(tmp_path / "graph.npz"),
+        str(tmp_path / "images.csv"),
+        str(tmp_path / "manifest.csv"),
+        str(tmp_path / "features.h5"),
+        neighbours=neighbours,
+        resolution=1.0,
+        seed=0,
+        examples=2,
+        features_id="set",
+        node="n",
+        assignments=str(tmp_path / "clusters.csv"),
+        table=str(tmp_path / "table.csv"),
+        summary=str(tmp_path / "summary.json"),
+    )
+
+
+def test_the_stage_writes_clusters_table_and_summary_byte_identically_on_rerun(tmp_path):
+    X, truth = blobs((30, 25, 20))
+    labels = [["cat", "dog", "owl"][t] for t in truth]
+    labels[0] = "dog"  # one wrong label: purity below 1, agreement below 1
+    paths = stage_inputs(tmp_path, X, labels, predicted_top=truth, classes=["tabby", "boxer", "kite"])
+    summary = run_stage(tmp_path, neighbours=50)  # more than the graph's 20: all 20 are used
+    assert summary["neighbours"] == 20 and summary["n_clusters"] == 3 and summary["weights_random"] is False
+    assert 0.9 < summary["adjusted_rand_index"] < 1.0 and summary["predictions"] == "stored"
+    assert read_summary(tmp_path / "summary.json") == summary
+    rows = read_assignments(tmp_path / "clusters.csv")
+    assert [r["path"] for r in rows] == paths and [r["cluster"] for r in rows] == truth.tolist()
+    table = read_cluster_table(tmp_path / "table.csv")
+    assert [(r["name"], r["size"], r["predicted_class"]) for r in table] == [
+        ("cat", 30, "tabby"),
+        ("dog", 25, "boxer"),
+        ("owl", 20, "kite"),
+    ]
+    assert table[0]["purity"] == round(29 / 30, 4) and len(table[0]["examples"]) == 2
+    written = {name: (tmp_path / name).read_bytes() for name in ("clusters.csv", "table.csv", "summary.json")}
+    run_stage(tmp_path, neighbours=50)
+    assert {name: (tmp_path / name).read_bytes() for name in written} == written
+
+
+def test_the_stage_refuses_a_prepared_input_of_another_sample(tmp_path):
+    X, truth = blobs((15, 15))
+    stage_inputs(tmp_path, X, [str(t) for t in truth])
+    from tsne_atlas.files.map_inputs import write_input
+
+    write_input(tmp_path / "input.h5", X[:-1], {})
+    with pytest.raises(AtlasError, match=r"input.h5 has 29 rows but .*images.csv 30; delete .*input.h5 and rerun"):
+        run_stage(tmp_path)
