@@ -1,6 +1,6 @@
 # The interactive explorer: thumbnails of the sample as JPEG atlases (results/explorer/), then one page
 # for every run of the sweep (results/explorer.html) with neighbours, search, colour-by (the clusters of
-# each feature set too, their names on the map), density contours and selection.
+# each feature set too, their names on the map), density contours, selection and two runs side by side, linked.
 
 
 rule explorer_thumbnails:

@@ -12,6 +12,7 @@ import json
 import re
 import time
 import urllib.parse
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,7 +33,7 @@ from conftest import rule_job, write_embedding
 from tsne_atlas import cluster_map
 from tsne_atlas import explorer as bx
 from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE, class_colours
-from tsne_atlas.files.clusters import write_assignments
+from tsne_atlas.files.clusters import cluster_of_paths, write_assignments
 from tsne_atlas.files.explorer_page import from_b64, read_page_data, script_json
 from tsne_atlas.files.manifest import write_images
 from tsne_atlas.files.map_inputs import write_neighbours
@@ -238,8 +239,8 @@ def model_value(driver, name: str, expression: str):
     )
 
 
-def points_column(driver, field: str) -> list:
-    return model_value(driver, bx.POINTS_NAME, f"Array.from(m.data_source.data[{json.dumps(field)}])")
+def points_column(driver, field: str, renderer: str = bx.POINTS_NAME) -> list:
+    return model_value(driver, renderer, f"Array.from(m.data_source.data[{json.dumps(field)}])")
 
 
 def count_deep(driver, condition_js: str) -> int:
@@ -1111,3 +1112,314 @@ def test_a_clusters_file_of_other_images_is_one_line_naming_it(sweep, tmp_path):
     with pytest.raises(AtlasError, match=r"gap.csv: clusters are not numbered 0 to 1; delete it and rerun"):
         build(sweep, tmp_path / "x.html", cluster_files={"net": gap})
     assert not (tmp_path / "x.html").exists()
+
+
+# --- two maps side by side, linked ---
+
+RIGHT = bx.COMPARE_SUFFIX  # the right map's model names: points-2, plot-2, ...
+# The second feature set's clusters: by the image's row in the sample (even, odd), unlike net's by label.
+OTHER_CLUSTERS = {0: "even", 1: "odd"}
+NET_P5, NET_P30, OTHER_P5, OTHER_P30 = (
+    "net · t-SNE perplexity 5, seed 0 (KL 0.90)",
+    "net · t-SNE perplexity 30, seed 1 (KL 0.40)",
+    "other · t-SNE perplexity 5, seed 0 (KL 0.90)",
+    "other · t-SNE perplexity 30, seed 1 (KL 0.40)",
+)
+
+
+@pytest.fixture(scope="module")
+def linked(sweep) -> SimpleNamespace:
+    """The sweep with a second feature set, ``other``: its two runs put the images in other cells of the
+    grid (a fixed shuffle per run), and it has its own k-NN graph and clusters (even and odd rows) and no
+    predictions; so the two maps differ in places, neighbours and clusters. Built with either backend."""
+    folder = sweep.folder / "linked"
+    folder.mkdir()
+    labels = [p.split("/")[0] for p in sweep.paths]
+    runs, coords = [], {"net": sweep.coords, "other": {}}
+    for k, run in enumerate(RUNS):
+        run_coords = grid(len(sweep.paths))[np.random.default_rng(10 + k).permutation(len(sweep.paths))]
+        meta = {**run, "features": "other", "classes": sorted(set(labels)), "weights_random": True,
+                "model": "resnet18", "n_images": len(sweep.paths), "implementation": "opentsne"}  # fmt: skip
+        tsv, meta_json = folder / f"other-run{k}.tsv", folder / f"other-run{k}.json"
+        write_embedding(str(tsv), str(meta_json), sweep.paths, labels, run_coords, meta, hostile_metadata(sweep.paths))
+        runs.append((str(tsv), str(meta_json)))
+        coords["other"][run["perplexity"], run["seed"]] = run_coords
+    graph, _ = write_graph(folder / "k-4.npz", len(sweep.paths), seed=1)
+    other_clusters = [i % 2 for i in range(len(sweep.paths))]
+    linked = SimpleNamespace(
+        paths=sweep.paths,
+        coords=coords,
+        graphs={"net": sweep.graph, "other": graph},
+        clusters={**sweep.clusters, "other": write_cluster_file(folder / "clusters.csv", sweep.paths, other_clusters, OTHER_CLUSTERS)},
+        pages={},
+    )  # fmt: skip
+    for backend in ("canvas", "webgl"):
+        linked.pages[backend] = folder / f"explorer-{backend}.html"
+        build(sweep, linked.pages[backend], runs=[*sweep.runs, *runs], order=["net", "other"], backend=backend,
+              features_files={**sweep.features, "other": write_plain_features(folder / "none.h5", sweep.paths)},
+              graph_files={**sweep.neighbors, "other": str(folder / "k-4.npz")}, cluster_files=linked.clusters)  # fmt: skip
+    return linked
+
+
+def selected_in(driver, side: int) -> list[int]:
+    """The rows selected in the left (0) or right (1) map, sorted."""
+    return sorted(
+        model_value(driver, bx.POINTS_NAME + (RIGHT if side else ""), "Array.from(m.data_source.selected.indices)")
+    )
+
+
+def source_points(driver, name: str) -> list[list[float]]:
+    """The (x, y) points of a named scatter's source (the ring, the clicked image), as the page set them."""
+    return [list(p) for p in zip(*model_value(driver, name, "[Array.from(m.data.x), Array.from(m.data.y)]"))]
+
+
+def drag(driver, plot: str, tool: str, corners: list) -> None:
+    """Make ``tool`` (BoxSelectTool, LassoSelectTool) the active drag of the named plot and drag the pointer
+    through ``corners`` (screen pixels) with the button held, as a user does."""
+    driver.execute_script(
+        "const plot = Bokeh.documents[0].get_model_by_name(arguments[0]);"
+        "plot.toolbar.active_drag = plot.toolbar.tools.find((t) => t.constructor.__name__ === arguments[1]);",
+        plot,
+        tool,
+    )
+    actions = ActionChains(driver)
+    pointer = actions.w3c_actions.pointer_action
+    pointer.move_to_location(round(corners[0][0]), round(corners[0][1]))
+    pointer.pointer_down()
+    for x, y in corners[1:]:
+        pointer.move_to_location(round(x), round(y))
+    pointer.pointer_up()
+    actions.perform()
+
+
+def around(driver, indices: list[int], renderer: str, margin: float = 15) -> tuple[np.ndarray, np.ndarray]:
+    """The screen box (top-left, bottom-right) around the given points of a renderer, ``margin`` wider."""
+    corners = np.array([hb.point_position(driver, i, renderer) for i in indices])
+    return corners.min(axis=0) - margin, corners.max(axis=0) + margin
+
+
+def expected_makeup(cluster_file: str, paths: list[str], rows: list[int], shown: int = 4) -> list[list]:
+    """The make-up box's rows for a selection, computed from clusters.csv: [cluster, count] per cluster of
+    the selection, most images first (then by number), the first ``shown``, then [None, the rest's count]."""
+    codes, _ = cluster_of_paths(cluster_file, paths)
+    order = sorted(Counter(codes[i] for i in rows).items(), key=lambda item: (-item[1], item[0]))
+    rest = sum(count for _, count in order[shown:])
+    return [[code, count] for code, count in order[:shown]] + ([[None, rest]] if rest else [])
+
+
+def makeup_rows(driver) -> dict[str, list[list]]:
+    """The make-up box as shown: per feature set id, its rows [cluster number (None: the rest), count],
+    checked against each row's text (``<share>% · <count>``)."""
+    blocks = driver.execute_script(
+        """return Array.from(document.querySelectorAll('#makeup .makeup-set')).map((block) => [
+            tsneAtlas.data.sets[Number(block.dataset.set)].id,
+            Array.from(block.querySelectorAll('.share')).map((row) => [
+                row.dataset.cluster === undefined ? null : Number(row.dataset.cluster), Number(row.dataset.count),
+                row.querySelector('.n').textContent])]);"""
+    )
+    total = None
+    out = {}
+    for set_id, rows in blocks:
+        n = sum(count for _, count, _ in rows)
+        total = total or n
+        assert n == total  # every set accounts for every selected image
+        for _, count, text in rows:
+            assert text == f"{round(100 * count / n)}% · {count}"
+        out[set_id] = [[cluster, count] for cluster, count, _ in rows]
+    return out
+
+
+def test_partner_runs_are_the_same_method_settings_and_seed_in_the_next_feature_set():
+    def meta(features, method="tsne", perplexity=30.0, seed=0):
+        return {"features": features, "method": method, "perplexity": perplexity, "seed": seed,
+                "n_neighbors": 15, "min_dist": 0.1}  # fmt: skip
+
+    metas = [meta("a", seed=0), meta("a", seed=1), meta("a", "umap"), meta("b", seed=1), meta("b", seed=0)]
+    # a's seed 1 -> b's seed 1; a's UMAP (b has none) -> b's first run; b's -> a's, wrapping round.
+    assert bx.partner_runs(metas, ["a", "b"]) == [4, 3, 3, 1, 0]
+    assert bx.partner_runs(metas[:3], ["a"]) == [1, 2, 0]  # one set: the next run of the menu
+    assert bx.partner_runs(metas[:1], ["a"]) == [0]
+
+
+def test_compare_puts_the_next_sets_run_beside_each_coloured_by_its_own_sets_clusters(driver, linked):
+    page = open_fresh(driver, linked.pages["canvas"])
+    assert page.execute_script("return document.getElementById('compare-plot').hidden")
+    assert not page.find_element("id", "compare-select").is_enabled()
+    page.find_element("id", "compare-toggle").click()
+    hb.wait_for_paint(page)
+    # The partner: other's run of the same method, settings and seed, in the right map, laid out beside.
+    assert Select(page.find_element("id", "compare-select")).first_selected_option.text == OTHER_P5
+    right = np.column_stack(
+        [points_column(page, "x", bx.POINTS_NAME + RIGHT), points_column(page, "y", bx.POINTS_NAME + RIGHT)]
+    )
+    assert np.array_equal(right, linked.coords["other"][5.0, 0].astype(np.float32))
+    left_box, right_box = page.execute_script(
+        """return ['plot', 'plot-2'].map((name) => {
+            const r = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name(name)).canvas_view.el.getBoundingClientRect();
+            return [r.left, r.right, r.width, r.height]; });"""
+    )
+    assert left_box[1] <= right_box[0] + 2 and right_box[2] > 300 and right_box[3] > 300  # side by side, full size
+    assert "perplexity 5, seed 0" in model_value(page, bx.PLOT_NAME + RIGHT, "m.title.text")
+    # Colour by cluster: each map by its own set's clusters, a legend for each.
+    choose(page, "colour-select", "cluster")
+    net, other = sweep_clusters(linked.paths), [i % 2 for i in range(len(linked.paths))]
+    assert points_column(page, "c") == [c + 0.5 for c in net]
+    assert points_column(page, "c", bx.POINTS_NAME + RIGHT) == [c + 0.5 for c in other]
+    headings = page.execute_script(
+        "return Array.from(document.querySelectorAll('#legend h3')).map((h) => h.textContent)"
+    )
+    assert headings == ["net (left map)", "other (right map)"]
+    assert "1: odd\n4" in page.find_element("id", "legend").text
+    assert model_value(page, "colour-mapper" + RIGHT, "m.palette") == [to_hex(c) for c in class_colours(2)]
+    # Hiding "1: odd" in the right map's legend hides those points there only.
+    page.execute_script('document.querySelector(\'#legend .entries[data-sides="1"] .entry[data-code="1"]\').click()')
+    assert model_value(page, bx.POINTS_NAME + RIGHT, "m.view.filter.booleans") == [c != 1 for c in other]
+    assert model_value(page, bx.POINTS_NAME, "m.view.filter.booleans") is None
+    # The hover card names both sets' clusters.
+    index = linked.paths.index("bee/bee_1.png")
+    card = hb.hover_point(page, index)["text"]
+    assert (
+        "cluster (net): 1: bee" in card and f"cluster (other): {other[index]}: {OTHER_CLUSTERS[other[index]]}" in card
+    )
+    # Two runs of one set: one legend, as for one map; names drawn in both maps.
+    choose(page, "compare-select", NET_P30)
+    right = np.column_stack(
+        [points_column(page, "x", bx.POINTS_NAME + RIGHT), points_column(page, "y", bx.POINTS_NAME + RIGHT)]
+    )
+    assert np.array_equal(right, linked.coords["net"][30.0, 1].astype(np.float32))
+    assert page.execute_script("return document.querySelectorAll('#legend h3').length") == 0
+    assert points_column(page, "c", bx.POINTS_NAME + RIGHT) == [c + 0.5 for c in net]
+    right_names = page.execute_script(
+        "return Array.from(document.querySelectorAll('#map-names-2 .map-name')).map((n) => n.textContent)"
+    )
+    assert right_names and set(right_names) <= set(CLUSTERS)  # names that would overlap are left out
+    page.find_element("id", "compare-toggle").click()
+    hb.wait_for_paint(page)
+    assert page.execute_script("return document.getElementById('compare-plot').hidden")
+    assert "compare=" not in page.current_url
+    assert severe_console_messages(page) == []
+
+
+@pytest.mark.parametrize("backend", ["canvas", "webgl"])
+def test_a_selection_in_either_map_selects_the_same_images_in_both_with_their_clusters(driver, linked, backend):
+    page = open_fresh(driver, linked.pages[backend])
+    assert model_value(page, bx.PLOT_NAME + RIGHT, "m.output_backend") == backend
+    page.find_element("id", "compare-toggle").click()
+    hb.wait_for_paint(page)
+    assert page.execute_script("return document.getElementById('makeup').hidden")
+    # A box around the lowest row of the left map (4 images): the same 4 rows are selected on the right.
+    left = linked.coords["net"][5.0, 0]
+    row = [i for i in range(len(linked.paths)) if left[i, 1] == left[:, 1].min()]
+    (x0, y0), (x1, y1) = around(page, row, bx.POINTS_NAME)
+    drag(page, bx.PLOT_NAME, "BoxSelectTool", [(x0, y0), ((x0 + x1) / 2, (y0 + y1) / 2), (x1, y1)])
+    WebDriverWait(page, 5).until(lambda d: d.find_element("id", "selection-count").text == "4 selected")
+    assert selected_in(page, 0) == selected_in(page, 1) == sorted(row)
+    assert makeup_rows(page) == {
+        set_id: expected_makeup(linked.clusters[set_id], linked.paths, row) for set_id in ("net", "other")
+    }
+    assert page.find_element("css selector", "#makeup .makeup-set h3").text == "net (left map)"
+    # A lasso around two images of the right map: those two, in both maps.
+    right = linked.coords["other"][5.0, 0]
+    two = sorted(range(len(linked.paths)), key=lambda i: (right[i, 1], right[i, 0]))[:2]
+    (x0, y0), (x1, y1) = around(page, two, bx.POINTS_NAME + RIGHT)
+    drag(page, bx.PLOT_NAME + RIGHT, "LassoSelectTool", [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0 + 1)])
+    WebDriverWait(page, 5).until(lambda d: d.find_element("id", "selection-count").text == "2 selected")
+    assert selected_in(page, 0) == selected_in(page, 1) == sorted(two)
+    assert makeup_rows(page) == {
+        set_id: expected_makeup(linked.clusters[set_id], linked.paths, two) for set_id in ("net", "other")
+    }
+    page.find_element("id", "clear-selection").click()
+    assert selected_in(page, 1) == [] and page.execute_script("return document.getElementById('makeup').hidden")
+    assert severe_console_messages(page) == []
+
+
+def test_the_makeup_lists_the_largest_clusters_and_sums_the_rest(driver, linked):
+    """Six clusters in a selection of nine: four rows, most images first (ties by number), and one for the
+    other two; with one map, one set."""
+    page = open_fresh(driver, linked.pages["canvas"])
+    codes = [0, 0, 1, 2, 2, 2, 3, 4, 5]
+    counts = page.execute_script("return tsneAtlas.makeupCounts(arguments[0], 0)", list(range(9)))
+    assert counts == [{"code": c, "count": n} for c, n in ((0, 4), (1, 3), (2, 2))]  # net's: by label
+    page.execute_script(
+        """const clusters = tsneAtlas.data.colourings.find((o) => o.key === 'cluster').sets[0];
+        const codes = new Int32Array(arguments[0]);
+        clusters.codes = btoa(String.fromCharCode(...new Uint8Array(codes.buffer)));
+        clusters.categories = ['0: a', '1: b', '2: c', '3: d', '4: e', '5: f'];
+        clusters.colours = Array(6).fill('#000000');""",
+        codes,
+    )
+    page.execute_script("tsneAtlas.panels[0].models.source.selected.indices = [0, 1, 2, 3, 4, 5, 6, 7, 8]")
+    assert makeup_rows(page) == {"net": [[2, 3], [0, 2], [1, 1], [3, 1], [None, 2]]}
+    assert page.find_element("css selector", "#makeup .rest").text == "2 more clusters\n22% · 2"
+
+
+def test_hover_in_one_map_rings_the_same_image_in_the_other(driver, linked):
+    page = open_fresh(driver, linked.pages["canvas"])
+    index = linked.paths.index("ant/ant_1.png")
+    hb.hover_point(page, index)
+    assert source_points(page, bx.LINKED_NAME + "-source" + RIGHT) == []  # one map: nothing to ring
+    page.find_element("id", "compare-toggle").click()
+    hb.wait_for_paint(page)
+    assert hb.hover_point(page, index)["thumb"] == index
+    assert page.execute_script("return tsneAtlas.state.linked") == index
+    assert source_points(page, bx.LINKED_NAME + "-source" + RIGHT) == [list(linked.coords["other"][5.0, 0][index])]
+    assert source_points(page, bx.LINKED_NAME + "-source") == []
+    # And the other way round: an image hovered on the right is ringed on the left.
+    other = linked.paths.index("bee/bee_2.png")
+    card = hb.hover_point(page, other, bx.POINTS_NAME + RIGHT)
+    assert card["thumb"] == other and page.execute_script("return tsneAtlas.state.linked") == other
+    assert source_points(page, bx.LINKED_NAME + "-source") == [list(linked.coords["net"][5.0, 0][other])]
+    assert source_points(page, bx.LINKED_NAME + "-source" + RIGHT) == []
+    # The pointer leaves the maps: no ring.
+    ActionChains(page).move_to_element(page.find_element("tag name", "h1")).perform()
+    WebDriverWait(page, 5).until(lambda d: d.execute_script("return tsneAtlas.state.linked") == -1)
+    assert source_points(page, bx.LINKED_NAME + "-source") == []
+    assert severe_console_messages(page) == []
+
+
+def test_a_click_in_the_right_map_lists_its_sets_neighbours_and_marks_the_image_in_both(driver, linked):
+    page = open_fresh(driver, linked.pages["canvas"])
+    page.find_element("id", "compare-toggle").click()
+    hb.wait_for_paint(page)
+    index = linked.paths.index("ant/ant_2.png")
+    hb.move_to_point(page, index, click=True, renderer=bx.POINTS_NAME + RIGHT)
+    WebDriverWait(page, 5).until(
+        lambda d: d.execute_script("return document.getElementById('neighbours').dataset.side") == "1"
+    )
+    features, on_map = panel_indices(page)
+    assert features == list(linked.graphs["other"][index, :K])  # the right map's set's graph, not net's
+    coords = linked.coords["other"][5.0, 0]
+    distances = np.linalg.norm(coords - coords[index], axis=1)
+    distances[index] = np.inf
+    assert on_map == list(np.argsort(distances, kind="stable")[:K])
+    assert "nearest on the right map" in page.find_element("id", "neighbours").text
+    for suffix, run_coords in (("", linked.coords["net"][5.0, 0]), (RIGHT, coords)):
+        assert source_points(page, f"{bx.FOCUS_NAME}-source{suffix}") == [list(run_coords[index])]
+        ends = model_value(page, f"{bx.LINKS_NAME}-source{suffix}", "[Array.from(m.data.x1), Array.from(m.data.y1)]")
+        assert np.allclose(np.array(ends).T, run_coords[features])
+    assert severe_console_messages(page) == []
+
+
+def test_the_address_keeps_the_compared_run_and_where_the_image_was_clicked(driver, linked):
+    page = open_fresh(driver, linked.pages["canvas"])
+    page.find_element("id", "compare-toggle").click()
+    choose(page, "compare-select", OTHER_P30)
+    index = linked.paths.index("bee/bee_0.png")
+    hb.move_to_point(page, index, click=True, renderer=bx.POINTS_NAME + RIGHT)
+    WebDriverWait(page, 5).until(lambda d: "panel=right" in d.current_url)
+    fragment = urllib.parse.urlparse(page.current_url).fragment
+    assert urllib.parse.parse_qs(fragment) == {"compare": ["3"], "image": ["bee/bee_0.png"], "panel": ["right"]}
+    page.get("about:blank")
+    hb.open_page(page, linked.pages["canvas"], fragment=fragment)
+    assert page.find_element("id", "compare-toggle").is_selected()
+    assert Select(page.find_element("id", "compare-select")).first_selected_option.text == OTHER_P30
+    right = np.column_stack(
+        [points_column(page, "x", bx.POINTS_NAME + RIGHT), points_column(page, "y", bx.POINTS_NAME + RIGHT)]
+    )
+    assert np.array_equal(right, linked.coords["other"][30.0, 1].astype(np.float32))
+    panel = page.execute_script("const d = document.getElementById('neighbours').dataset; return [d.index, d.side]")
+    assert panel == [str(index), "1"]
+    assert panel_indices(page)[0] == list(linked.graphs["other"][index, :K])
+    page.find_element("id", "compare-toggle").click()
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(page.current_url).fragment) == {"image": ["bee/bee_0.png"]}
+    assert severe_console_messages(page) == []

@@ -126,15 +126,16 @@ def point_position(driver: webdriver.Chrome, index: int, renderer: str = "points
     return float(x), float(y)
 
 
-def move_to_point(driver: webdriver.Chrome, index: int, click: bool = False) -> None:
-    """Move the mouse onto point ``index`` as a user would (scrolling it into view first), and click it."""
-    x, y = point_position(driver, index)
+def move_to_point(driver: webdriver.Chrome, index: int, click: bool = False, renderer: str = "points") -> None:
+    """Move the mouse onto point ``index`` of the named glyph renderer as a user would (scrolling it into
+    view first), and click it."""
+    x, y = point_position(driver, index, renderer)
     width, height = driver.execute_script("return [window.innerWidth, window.innerHeight]")
     if not (0 <= x < width and 0 <= y < height):
         # The pointer can only reach the viewport: scroll the point to its middle first.
         driver.execute_script("window.scrollBy(arguments[0], arguments[1])", x - width / 2, y - height / 2)
         wait_for_paint(driver)
-        x, y = point_position(driver, index)
+        x, y = point_position(driver, index, renderer)
     actions = ActionChains(driver)
     actions.w3c_actions.pointer_action.move_to_location(round(x), round(y))
     if click:
@@ -142,9 +143,10 @@ def move_to_point(driver: webdriver.Chrome, index: int, click: bool = False) -> 
     actions.perform()
 
 
-def hover_point(driver: webdriver.Chrome, index: int) -> dict:
-    """Hover point ``index`` and return the explorer's hover card: its text and its thumbnail's image index."""
-    move_to_point(driver, index)
+def hover_point(driver: webdriver.Chrome, index: int, renderer: str = "points") -> dict:
+    """Hover point ``index`` (of the named renderer: the explorer's right map's is ``points-2``) and return
+    the explorer's hover card: its text and its thumbnail's image index."""
+    move_to_point(driver, index, renderer=renderer)
     WebDriverWait(driver, 5).until(
         lambda d: d.execute_script("return !document.getElementById('hover-card').hidden"), "no hover card appeared"
     )

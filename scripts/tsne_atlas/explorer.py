@@ -4,8 +4,13 @@ A Bokeh plot (HTML canvas, or WebGL: ``explorer.backend``) of every image, and a
 (``explorer.js``, ``explorer.css``): a run menu, colour by label, metadata column, cluster (the feature
 set's, from clusters.csv), predicted class or label disagreement, a legend whose entries hide and show
 points, the clusters' names on the map and density contours on toggles, a search box, box and lasso
-selection with a CSV download, a hover card with the image's thumbnail and fields, and, for a clicked
-image, its nearest neighbours in feature space beside its nearest on the map.
+selection with a CSV download and the selection's cluster make-up, a hover card with the image's thumbnail
+and fields, and, for a clicked image, its nearest neighbours in feature space beside its nearest on the map.
+
+Two runs side by side, linked: a second Bokeh plot (models named with ``COMPARE_SUFFIX``) shipped empty and
+filled from the page's data when "compare" is ticked. Every run lists the same images in the same order,
+so an image is one row index in both maps: a hover rings it in the other map, a click marks it in both, a
+box or lasso selection in either selects the same rows in both.
 
 Names and contours are computed here, per run, as the named maps compute them (cluster_map): a name's
 anchor is its cluster's member nearest the cluster's median on the map, the contours are
@@ -83,6 +88,8 @@ MATCHES_NAME = "matches"
 FOCUS_NAME = "focus"
 LINKS_NAME = "neighbour-links"
 DENSITY_NAME = "density"
+LINKED_NAME = "linked"  # the ring on the image hovered in the other map
+COMPARE_SUFFIX = "-2"  # the second (right) map's models: plot-2, points-2, ...
 DENSITY_COLOUR = "#737373"  # the named maps' contour grey (cluster_map.draw_density: 0.45)
 # A contour keeps only the vertices that move it by more than this share of a density grid cell (Ramer-
 # Douglas-Peucker; a cell is about 3 pixels on a fitted map): the demo's 18 runs, 111,000 vertices ->
@@ -99,6 +106,23 @@ def menu_label(meta: dict) -> str:
     """The menu entry of one run, e.g. ``resnet101 · t-SNE perplexity 30, seed 0 (KL 0.69)``, ``resnet101 · PCA``."""
     kl = f" (KL {meta['kl_divergence']:.2f})" if meta.get("kl_divergence") is not None else ""
     return f"{meta['features']} · {run_label(meta)}{kl}"
+
+
+def partner_runs(metas: list[dict], set_ids: list[str]) -> list[int]:
+    """For each run (menu order), the run the page puts beside it when "compare" is ticked: the run of the
+    next feature set (``set_ids`` order, the last one's next is the first) with the same method, settings
+    and seed, else that set's first run; with a single feature set, the next run in the menu (another seed
+    or method; the first after the last), or the run itself when it is the only one."""
+    sets = [set_ids.index(str(meta["features"])) for meta in metas]
+    keys = [run_sort_key(meta)[1:] for meta in metas]
+    partners = []
+    for k, (own, key) in enumerate(zip(sets, keys)):
+        if len(set_ids) == 1:
+            partners.append((k + 1) % len(metas))
+            continue
+        other = [j for j, s in enumerate(sets) if s == (own + 1) % len(set_ids)]
+        partners.append(next((j for j in other if keys[j] == key), other[0]))
+    return partners
 
 
 def load_runs(
@@ -446,6 +470,7 @@ def payload(
             return None
         return b64(cluster_anchors(run_coords, found["codes"], found["numbers"]), "<f4")
 
+    partners = partner_runs(metas, set_ids)
     return {
         "title": title,
         "n": len(paths),
@@ -463,8 +488,9 @@ def payload(
                 "y": b64(run_coords[:, 1], "<f4"),
                 "anchors": names_on_map(run_coords, meta),
                 "density": density_lines(run_coords),
+                "partner": partner,
             }
-            for run_coords, meta in zip(coords, metas)
+            for run_coords, meta, partner in zip(coords, metas, partners)
         ],
         "sets": [
             {
@@ -485,75 +511,93 @@ def marker_size(n_points: int) -> float:
     return float(np.clip(7.0 * (1000 / max(n_points, 1)) ** 0.18, 2.5, 7.0))
 
 
-def explorer_plot(coords: np.ndarray, label_codes: np.ndarray, colours: list[str], title: str, backend: str):
-    """The Bokeh figure: the points (coloured through a colour mapper the page re-points), the search
-    matches, the clicked image and lines to its feature-space neighbours; hover, tap and selection
-    call the page's code. Matches, the clicked image and its lines are on Bokeh's overlay level: changing
-    them repaints that layer only, not every point (measured: a click at 100,000 points 627 -> 146 ms)."""
+def explorer_plot(
+    coords: np.ndarray,
+    label_codes: np.ndarray,
+    colours: list[str],
+    title: str,
+    backend: str,
+    side: int = 0,
+    n_points: int | None = None,
+):
+    """The Bokeh figure of one map: the points (coloured through a colour mapper the page re-points), the
+    search matches, the clicked image and lines to its feature-space neighbours, and a ring for the image
+    hovered in the other map; hover, tap and selection call the page's code with the map's ``side`` (0:
+    left, the only map unless comparing; 1: right, its models' names end in COMPARE_SUFFIX, shipped with
+    no points: the page fills it from its data). Matches, the clicked image, its lines and the ring are on
+    Bokeh's overlay level: changing them repaints that layer only, not every point (measured: a click at
+    100,000 points 627 -> 146 ms)."""
+    suffix = COMPARE_SUFFIX if side else ""
     plot = figure(
         title=title,
         tools=TOOLS,
         active_scroll="wheel_zoom",
         match_aspect=True,
         sizing_mode="stretch_both",
-        min_width=400,
+        min_width=300 if side else 400,
         min_height=400,
-        name=PLOT_NAME,
+        name=PLOT_NAME + suffix,
         output_backend=backend,
     )
     plot.xaxis.visible = plot.yaxis.visible = False  # embedding axes have no meaning
     plot.grid.visible = False
-    n = len(coords)
+    size = marker_size(len(coords) if n_points is None else n_points)
     # Codes + 0.5 sit in the middle of their palette bin: no rounding puts one in its neighbour's.
     source = ColumnDataSource(
         {"x": coords[:, 0].astype(np.float32), "y": coords[:, 1].astype(np.float32), "c": label_codes + 0.5},
-        name=f"{POINTS_NAME}-source",
+        name=f"{POINTS_NAME}-source{suffix}",
     )
     mapper = LinearColorMapper(
-        palette=colours, low=0, high=len(colours), nan_color=MISSING_COLOUR, name="colour-mapper"
+        palette=colours, low=0, high=len(colours), nan_color=MISSING_COLOUR, name=f"colour-mapper{suffix}"
     )
-    view = CDSView(filter=BooleanFilter(name="visible-filter"))
+    view = CDSView(filter=BooleanFilter(name=f"visible-filter{suffix}"))
     # Density contours (the page fills them in for the run on show when asked): drawn before, so under,
     # the points.
     plot.multi_line(
-        "xs", "ys", source=ColumnDataSource({"xs": [], "ys": []}, name=f"{DENSITY_NAME}-source"),
-        line_color=DENSITY_COLOUR, line_width=1.0, line_alpha=0.9, visible=False, name=DENSITY_NAME,
+        "xs", "ys", source=ColumnDataSource({"xs": [], "ys": []}, name=f"{DENSITY_NAME}-source{suffix}"),
+        line_color=DENSITY_COLOUR, line_width=1.0, line_alpha=0.9, visible=False, name=DENSITY_NAME + suffix,
     )  # fmt: skip
     points = plot.scatter(
         "x",
         "y",
         source=source,
         view=view,
-        size=marker_size(n),
+        size=size,
         fill_color={"field": "c", "transform": mapper},
         line_color=None,
         fill_alpha=0.8,
         nonselection_fill_alpha=0.08,
-        name=POINTS_NAME,
+        name=POINTS_NAME + suffix,
     )
     empty = {"x": np.zeros(0, np.float32), "y": np.zeros(0, np.float32)}
     plot.scatter(
-        "x", "y", source=ColumnDataSource(dict(empty), name=f"{MATCHES_NAME}-source"), size=marker_size(n) + 6,
-        fill_color=None, line_color="black", line_width=1.5, name=MATCHES_NAME, level="overlay",
+        "x", "y", source=ColumnDataSource(dict(empty), name=f"{MATCHES_NAME}-source{suffix}"), size=size + 6,
+        fill_color=None, line_color="black", line_width=1.5, name=MATCHES_NAME + suffix, level="overlay",
     )  # fmt: skip
     plot.segment(
         "x0", "y0", "x1", "y1",
-        source=ColumnDataSource({key: np.zeros(0, np.float32) for key in ("x0", "y0", "x1", "y1")}, name=f"{LINKS_NAME}-source"),
-        line_color="#222222", line_alpha=0.6, line_width=1.2, name=LINKS_NAME, level="overlay",
+        source=ColumnDataSource({key: np.zeros(0, np.float32) for key in ("x0", "y0", "x1", "y1")}, name=f"{LINKS_NAME}-source{suffix}"),
+        line_color="#222222", line_alpha=0.6, line_width=1.2, name=LINKS_NAME + suffix, level="overlay",
     )  # fmt: skip
     plot.scatter(
-        "x", "y", source=ColumnDataSource(dict(empty), name=f"{FOCUS_NAME}-source"), size=marker_size(n) + 10,
-        fill_color=None, line_color=NOTE_COLOUR, line_width=3, name=FOCUS_NAME, level="overlay",
+        "x", "y", source=ColumnDataSource(dict(empty), name=f"{FOCUS_NAME}-source{suffix}"), size=size + 10,
+        fill_color=None, line_color=NOTE_COLOUR, line_width=3, name=FOCUS_NAME + suffix, level="overlay",
+    )  # fmt: skip
+    plot.scatter(
+        "x", "y", source=ColumnDataSource(dict(empty), name=f"{LINKED_NAME}-source{suffix}"), size=size + 14,
+        fill_color=None, line_color="#111111", line_width=2.5, name=LINKED_NAME + suffix, level="overlay",
     )  # fmt: skip
     plot.x_range.renderers = plot.y_range.renderers = [points]  # contours shown or not, the same view
     plot.add_tools(
-        HoverTool(renderers=[points], tooltips=None, callback=CustomJS(code="window.tsneAtlas?.hover(cb_data);")),
+        HoverTool(
+            renderers=[points], tooltips=None, callback=CustomJS(code=f"window.tsneAtlas?.hover(cb_data, {side});")
+        ),
         BoxSelectTool(renderers=[points]),
         LassoSelectTool(renderers=[points]),
     )
-    plot.js_on_event("tap", CustomJS(code="window.tsneAtlas?.tap(cb_obj);"))
-    plot.js_on_event("mouseleave", CustomJS(code="window.tsneAtlas?.hover(null);"))
-    source.selected.js_on_change("indices", CustomJS(code="window.tsneAtlas?.selectionChanged();"))
+    plot.js_on_event("tap", CustomJS(code=f"window.tsneAtlas?.tap(cb_obj, {side});"))
+    plot.js_on_event("mouseleave", CustomJS(code=f"window.tsneAtlas?.hover(null, {side});"))
+    source.selected.js_on_change("indices", CustomJS(code=f"window.tsneAtlas?.selectionChanged({side});"))
     return plot
 
 
@@ -568,6 +612,8 @@ PAGE_TEMPLATE = Template(
 </header>
 <div class="controls">
   <label>run <select id="run-select"></select></label>
+  <label title="a second map beside the first, linked: hover, click and selection show the same images in both"><input id="compare-toggle" type="checkbox"> compare with</label>
+  <select id="compare-select" aria-label="the run of the right map" disabled></select>
   <label>colour by <select id="colour-select"></select></label>
   <label>find <input id="search" type="search" placeholder="file name or label" autocomplete="off"></label>
   <span id="search-count" class="count"></span>
@@ -579,10 +625,12 @@ PAGE_TEMPLATE = Template(
   <label><input id="density-toggle" type="checkbox"> density</label>
 </div>
 <div class="main">
-  <div class="plot">{{ embed(roots.plot) }}<div id="map-names" aria-hidden="true"></div></div>
+  <div class="plot">{{ embed(roots.plot) }}<div id="map-names" class="map-names" aria-hidden="true"></div></div>
+  <div class="plot" id="compare-plot" hidden>{{ embed(roots[compare_plot]) }}<div id="map-names{{ compare_suffix }}" class="map-names" aria-hidden="true"></div></div>
   <aside>
+    <section id="makeup" hidden></section>
     <section id="legend"></section>
-    <section id="neighbours"><p class="hint">Click a point to see its nearest neighbours in feature space beside its nearest on the map (Esc clears it). Drag with the box or lasso tool to select. The address of the page keeps the run, colouring, search and clicked image: copy it to share the view.</p></section>
+    <section id="neighbours"><p class="hint">Click a point to see its nearest neighbours in feature space beside its nearest on the map (Esc clears it). Drag with the box or lasso tool to select. Tick compare to see a second run beside this one, linked. The address of the page keeps the run, colouring, search and clicked image: copy it to share the view.</p></section>
   </aside>
 </div>
 <div id="hover-card" hidden></div>
@@ -614,16 +662,19 @@ def deterministic_bokeh_ids(namespace: str = "tsne-atlas") -> Iterator[None]:
         yield
 
 
-def render_page(data: dict, plot, random_note: str | None, subsample: str | None) -> str:
-    """The page's HTML: Bokeh's standalone file (BokehJS inlined) around our controls, data and code.
-    Call it, and make ``plot``, inside ``deterministic_bokeh_ids`` for a byte-reproducible page."""
+def render_page(data: dict, plots: list, random_note: str | None, subsample: str | None) -> str:
+    """The page's HTML: Bokeh's standalone file (BokehJS inlined) around our controls, data and code;
+    ``plots``: the left and right maps (explorer_plot's side 0 and 1). Call it, and make ``plots``, inside
+    ``deterministic_bokeh_ids`` for a byte-reproducible page."""
     return file_html(
-        plot,
+        plots,
         INLINE,
         title=data["title"],
         template=PAGE_TEMPLATE,
         template_variables={
             "heading": data["title"],
+            "compare_plot": PLOT_NAME + COMPARE_SUFFIX,
+            "compare_suffix": COMPARE_SUFFIX,
             "random_note": random_note,
             "subsample_note": subsample,
             "note_colour": NOTE_COLOUR,
@@ -713,8 +764,11 @@ def build_explorer(
     label_codes = np.searchsorted(classes, labels).astype(np.float64)  # classes are sorted
     random_note = sets_weights_note([str(m["features"]) for m in metas if m.get("weights_random")], set_ids)
     with deterministic_bokeh_ids():
-        plot = explorer_plot(coords[0], label_codes, options[0]["colours"], figure_title(metas[0]), backend)
-        html = render_page(data, plot, random_note, note and note[0].upper() + note[1:])
+        plots = [
+            explorer_plot(coords[0], label_codes, options[0]["colours"], figure_title(metas[0]), backend),
+            explorer_plot(np.zeros((0, 2)), np.zeros(0), [MISSING_COLOUR], "", backend, 1, len(paths)),
+        ]
+        html = render_page(data, plots, random_note, note and note[0].upper() + note[1:])
     with atomic_path(output) as tmp:
         Path(tmp).write_text(html, encoding="utf-8")
     LOGGER.info(

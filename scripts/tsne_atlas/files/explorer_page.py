@@ -10,6 +10,7 @@ id="tsne-atlas-data">``, read by the page's own code (``explorer_page/explorer.j
   map's density contours (explorer.density_lines): ``origin``, ``step``, per line its first vertex
   (``starts``, uint16 x, y in steps from ``origin``) and number of further vertices (``lengths``), and
   those vertices as int8 x, y steps from the vertex before (``deltas``, every line's in turn);
+  ``partner``: the run put beside it when "compare with" is ticked (explorer.partner_runs);
 - ``sets``: per feature set id, ``id``, ``k`` and each image's ``k`` nearest neighbours in feature
   space, ``neighbours`` (indices into ``paths``, -1 for none) and ``distances``, nearest first;
   ``clusters`` (null without clusters.csv): the clusters named on the map, ``numbers`` (largest
