@@ -33,6 +33,7 @@ rule explorer:
         features=features_file_per_id,
         graphs=graph_file_per_id,
         clusters=expand(rules.find_clusters.output.assignments, features=FEATURE_IDS),
+        outliers=expand(rules.find_suspects.output.outliers, features=FEATURE_IDS),
         thumbnails=rules.explorer_thumbnails.output.thumbnails,
     output:
         html=report(

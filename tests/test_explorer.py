@@ -689,6 +689,43 @@ def test_random_weights_note_is_visible(page):
     assert note.value_of_css_property("color") == "rgba(189, 31, 1, 1)"
 
 
+def write_outlier_scores(path, paths: list[str], scores: list[float]) -> str:
+    """An outliers.csv listing ``paths`` with ``scores`` (the rest of the sample past its end)."""
+    from tsne_atlas.files.suspects import write_outliers
+
+    rows = [
+        {
+            "rank": rank,
+            "path": p,
+            "label": "x",
+            "outlier_score": score,
+            "relative_distance": score,
+            "wide_relative_distance": 1.0,
+            "mean_neighbour_distance": 1.0,
+            "neighbours": [],
+            "neighbour_labels": [],
+            "neighbour_distances": [],
+        }
+        for rank, (p, score) in enumerate(zip(paths, scores), start=1)
+    ]
+    write_outliers(path, rows)
+    return str(path)
+
+
+def test_outlier_colouring_reads_each_sets_scores_on_one_scale_and_leaves_the_unlisted_n_a(tmp_path):
+    paths = ["a.png", "b.png", "c.png"]
+    files = [
+        write_outlier_scores(tmp_path / "one.csv", ["b.png", "a.png"], [3.0, 1.2]),
+        write_outlier_scores(tmp_path / "two.csv", ["c.png", "a.png", "b.png"], [6.0, 2.0, 1.0]),
+    ]
+    colouring = bx.outlier_colouring(files, paths)
+    assert colouring["name"] == "outlier score" and colouring["per_set"]
+    one, two = colouring["sets"]
+    assert one["low"] == two["low"] == 1.0 and one["high"] == two["high"] == 6.0  # one scale for every set
+    np.testing.assert_allclose(from_b64(one["values"], "<f4"), [1.2, 3.0, np.nan])  # c.png past the end
+    np.testing.assert_allclose(from_b64(two["values"], "<f4"), [2.0, 1.0, 6.0])
+
+
 def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
     runs, _ = write_runs(tmp_path, sweep.paths, weights_random=False)
     snakemake = rule_job(
@@ -700,6 +737,7 @@ def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
             "features": [sweep.features["net"]],
             "graphs": [sweep.neighbors["net"]],
             "clusters": [sweep.clusters["net"]],
+            "outliers": [write_outlier_scores(tmp_path / "outliers.csv", sweep.paths[:3], [4.0, 2.0, 1.5])],
             "thumbnails": str(sweep.thumbnails),
         },
         params={
@@ -714,6 +752,7 @@ def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
     )
     run_rule(snakemake, bx.explorer)
     text = Path(snakemake.output.html).read_text(encoding="utf-8")
+    assert [c["name"] for c in read_page_data(snakemake.output.html)["colourings"]][-1] == "outlier score"
     assert RANDOM_WEIGHTS_NOTE not in text and "random-weights-note" not in text
     assert '"output_backend":"webgl"' in text  # explorer.backend reaches the plot
     assert "wrote" in Path(snakemake.log[0]).read_text(encoding="utf-8")

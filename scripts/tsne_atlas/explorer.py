@@ -74,6 +74,7 @@ from .files.features import read_predictions
 from .files.manifest import sample_labels
 from .files.map_inputs import read_neighbours
 from .files.runs import read_run, run_label, run_sort_key
+from .files.suspects import read_outliers
 from .files.thumbnails import ThumbnailIndex, read_index
 from .jobs import AtlasError, atomic_path
 from .subsample import fixed_subsample, subsample_note
@@ -334,6 +335,25 @@ def feature_set_data(
             values = label_disagreement(indices, distances, label_indices, set_k)["disagreement"]
             disagreement.append(np.asarray(values, dtype=np.float64)[keep])
     return sets, predicted, disagreement
+
+
+def outlier_colouring(outlier_files: list[str], paths: list[str]) -> dict:
+    """Colour by each feature set's outlier score (outliers.csv, suspects.py: about 1 for a typical
+    image), on one scale for every set from 1 to the highest; an image past the list's end
+    (suspects.max_rows) has no score and is drawn as n/a."""
+    scores = []
+    for path in outlier_files:
+        by_path = {row["path"]: row["outlier_score"] for row in read_outliers(path)}
+        scores.append(np.array([by_path.get(p, np.nan) for p in paths], dtype=np.float64))
+    high = max([float(np.nanmax(v)) for v in scores if np.isfinite(v).any()] + [1.0])
+    return per_set_scores(
+        "outlier score",
+        "how far an image is from its neighbours, alone or with a small group, over how far they are from theirs "
+        "(outliers.csv; about 1 is typical; grey: past the list's end)",
+        scores,
+        1.0,
+        high,
+    )
 
 
 def set_clusters(cluster_file: str, paths: list[str]) -> dict:
@@ -699,13 +719,14 @@ def build_explorer(
     backend: str,
     order: list[str] | None = None,
     cluster_files: dict[str, str] | None = None,
+    outlier_files: dict[str, str] | None = None,
 ) -> None:
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
 
     ``thumbnails``: the explorer_thumbnails folder (its index names the images shown: all, or a fixed
     subsample); ``features_files``/``graph_files``/``cluster_files``: each feature set id's features
-    file (for its predictions), k-NN graph and clusters.csv (none: no clusters on the page); ``order``:
-    the feature set ids in the order the menu lists them.
+    file (for its predictions), k-NN graph and clusters.csv (none: no clusters on the page), and
+    outliers.csv (none: no outlier colouring); ``order``: the feature set ids in the order the menu lists them.
     """
     paths, coords, metas = load_runs(runs, manifest, order)
     sample = sample_labels(manifest, paths, runs[0][0])
@@ -744,6 +765,8 @@ def build_explorer(
     }
     clusters = [None if cluster_files is None else set_clusters(cluster_files[set_id], paths) for set_id in set_ids]
     options = colourings(labels, classes, metadata, predicted, disagreement, clusters)
+    if outlier_files is not None:
+        options.append(outlier_colouring([outlier_files[set_id] for set_id in set_ids], paths))
     data = payload(
         title,
         paths,
@@ -789,6 +812,7 @@ def explorer(
     features: list[str],
     graphs: list[str],
     clusters: list[str],
+    outliers: list[str],
     thumbnails: str,
     order: list[str],
     root: str,
@@ -798,8 +822,8 @@ def explorer(
     html: str,
 ) -> None:
     """The explorer page of the whole sweep, every feature set's runs in config ``order`` (rule explorer);
-    ``features``, ``graphs``, ``clusters``: the features file, k-NN graph and clusters.csv of each
-    feature set id in ``order``."""
+    ``features``, ``graphs``, ``clusters``, ``outliers``: the features file, k-NN graph, clusters.csv and
+    outliers.csv of each feature set id in ``order``."""
     build_explorer(
         list(zip(embeddings, metas)),
         manifest,
@@ -813,4 +837,5 @@ def explorer(
         backend,
         order,
         dict(zip(order, clusters)),
+        dict(zip(order, outliers)),
     )
