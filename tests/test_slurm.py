@@ -219,23 +219,23 @@ def test_jobs_ran_on_slurm_grouped_into_eight_cluster_jobs(cluster, cluster_run)
     jobs = {job_id: job_info(cluster, job_id) for job_id in ids}
     assert {info["JobState"] for info in jobs.values()} == {"COMPLETED"}
     # Slurm keeps the start of a long comment: the summary group's ends in '...'.
-    summary = "rule_summary_compare_cka_compare_metrics_compare_sheet_explorer_explorer_thumbnails_"
+    summary = "rule_summary_compare_cka_compare_clusters_compare_metrics_compare_sheet_explorer_explorer_thumbnails_"
     comments = sorted(info["Comment"] for info in jobs.values())
     assert comments[6].startswith(summary)
     assert comments[:6] + comments[7:] == [
         # The set's two extraction shards, each its own job, and one merge job; one job of shared t-SNE
-        # inputs per feature set id (node).
+        # inputs and clusters per feature set id (node).
         *["rule_features_extract_features_shard"] * 2,
         "rule_merge_merge_features",
         "rule_sample_label_images_sample_images",
-        "rule_shared_knn_graph_prepare_input_tsne_affinities",
-        "rule_shared_knn_graph_prepare_input_tsne_affinities",
+        "rule_shared_find_clusters_knn_graph_prepare_input_tsne_affinities",
+        "rule_shared_find_clusters_knn_graph_prepare_input_tsne_affinities",
         "rule_sweep_embedding_metrics_grid_mosaic_map_mosaic_scatter",
     ]
-    # 37 rule jobs ran on the cluster, in 8 cluster jobs; each left its Slurm log.
+    # 40 rule jobs ran on the cluster, in 8 cluster jobs; each left its Slurm log.
     cluster_side = {rule: n for rule, n in job_stats(output).items() if rule not in LOCAL_RULES}
     assert cluster_side["extract_features_shard"] == 2 and cluster_side["merge_features"] == 1
-    assert sum(cluster_side.values()) == 37 and len(ids) == 8
+    assert sum(cluster_side.values()) == 40 and len(ids) == 8
     for job_id, info in jobs.items():
         group = info["Comment"].split("_")[1]
         folder = f"group_{group}_*"
