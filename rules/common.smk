@@ -214,7 +214,7 @@ def compare_files(pattern):
 FINAL_RULES = {
     "run": ("scatter", "mosaic", "grid_mosaic"),
     "feature set": ("sweep_metrics", "sweep_overview", "suspects_figures"),
-    "once": ("explorer",),
+    "once": ("explorer", "image_quality"),
 }
 # Unless projector.enabled is false: each feature set's export and the projector's config file.
 PROJECTOR_RULES = {"feature set": ("projector_export",), "once": ("projector_config",)}

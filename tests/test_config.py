@@ -428,6 +428,7 @@ RULES = {
     "suspects_figures",
     "projector_export",
     "projector_config",
+    "image_quality",
 }
 
 
@@ -475,6 +476,7 @@ SECTIONS = [
     "overview",
     "explorer",
     "projector",
+    "quality",
 ]
 
 
@@ -494,8 +496,8 @@ def test_unknown_keys_are_refused_in_every_object_of_the_schema():
 
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     paths = list(closed_objects(schema))
-    # Every object the schema closes, found by walking it (the top level, its 13 sections and a feature set).
-    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 19
+    # Every object the schema closes, found by walking it (the top level, its 14 sections and a feature set).
+    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 20
     for path in paths:
         config = {"dataset": {"root": "x"}}
         target = config

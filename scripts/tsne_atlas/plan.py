@@ -231,6 +231,7 @@ SUMMARY = (
     ("metrics", "{results}/metrics/<feature set>/sweep.csv, sweep.png", None),
     ("overview", "{results}/overview/<feature set>.png, .pdf", None),
     ("suspects", "{results}/suspects/<feature set>/suspects.csv, duplicates.csv, outliers.csv (+ PNGs)", None),
+    ("quality", "{results}/quality/quality.csv (image problems; a PNG per problem)", None),
     ("explorer", "{results}/explorer.html (open in a browser; thumbnails in {results}/explorer/)", None),
     ("projector", "{results}/projector/ (tensorboard --logdir {results}/projector)", "projector"),
     ("compare", "{results}/compare/sheet.png, metrics.png, cka.png (+ CSV tables)", "compare"),
