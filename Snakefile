@@ -1,7 +1,7 @@
 # tsne-atlas: how a neural network sees a set of images.
 # image collection -> sample (images, then labels) -> HDF5 features per feature set -> maps (t-SNE,
 # UMAP, PCA sweeps) -> scatter plots + mosaics per run, suspects and a TensorBoard projector export per feature set, and with
-# several feature sets the comparison figures
+# several feature sets the comparison figures; image problems of the sample (quality) once
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -21,6 +21,7 @@ include: "rules/clusters.smk"
 include: "rules/metrics.smk"
 include: "rules/figures.smk"
 include: "rules/suspects.smk"
+include: "rules/quality.smk"
 include: "rules/explorer.smk"
 include: "rules/projector.smk"
 include: "rules/compare.smk"

@@ -219,7 +219,7 @@ FINAL_RULES = {
         "sweep_overview",
         "suspects_figures",
     ),
-    "once": ("explorer",),
+    "once": ("explorer", "image_quality"),
 }
 # Unless projector.enabled is false: each feature set's export and the projector's config file.
 PROJECTOR_RULES = {"feature set": ("projector_export",), "once": ("projector_config",)}

@@ -432,6 +432,7 @@ RULES = {
     "compare_clusters",
     "projector_export",
     "projector_config",
+    "image_quality",
 }
 
 
@@ -479,6 +480,7 @@ SECTIONS = [
     "overview",
     "explorer",
     "projector",
+    "quality",
 ]
 
 
@@ -498,8 +500,8 @@ def test_unknown_keys_are_refused_in_every_object_of_the_schema():
 
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     paths = list(closed_objects(schema))
-    # Every object the schema closes, found by walking it (the top level, its 13 sections and a feature set).
-    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 20
+    # Every object the schema closes, found by walking it (the top level, its 15 sections and a feature set).
+    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 21
     for path in paths:
         config = {"dataset": {"root": "x"}}
         target = config

@@ -28,6 +28,7 @@ LABEL_JOBS = {
     "explorer",
     "find_suspects",
     "suspects_figures",
+    "image_quality",
     "projector_export",
     "projector_config",
     "compare_sheet",

@@ -179,6 +179,7 @@ def test_done_summary_lists_every_output_folder_the_plan_makes():
         "  overview     out/overview/<feature set>.png, .pdf\n"
         "  suspects     out/suspects/<feature set>/suspects.csv, duplicates.csv, outliers.csv (+ PNGs)\n"
         "  clusters     out/clusters/<feature set>/clusters.csv, table.csv, summary.json\n"
+        "  quality      out/quality/quality.csv (image problems; a PNG per problem)\n"
         "  explorer     out/explorer.html (open in a browser; thumbnails in out/explorer/)\n"
         "  projector    out/projector/ (tensorboard --logdir out/projector)\n"
         "  compare      out/compare/sheet.png, metrics.png, cka.png, clusters.png (+ CSV tables)\n"

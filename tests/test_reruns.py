@@ -187,6 +187,8 @@ def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph,
         leaf for leaf in schema_leaves() if leaf[0] not in METHOD_SETTINGS and f"{leaf[0]}.{leaf[1]}" not in SHARDING
     ]
     assert len(leaves) > 40
+    # The image quality checks' thresholds and figure settings too: each reruns image_quality alone.
+    assert {"quality.blurry_below", "quality.max_share", "quality.max_images"} <= {f"{s}.{k}" for s, k, _ in leaves}
     assert rerun_mismatches(workdir, rule_graph, tmp_path, leaves) == []
     # Run-only settings: how many workers and threads, never what comes out.
     run_only = {f"{section}.{key}" for section, key, leaf in leaves if leaf["x-reruns"] == []}

@@ -208,6 +208,7 @@ def test_changing_the_sample_reruns_from_sampling(finished_run, change):
         "compare_cka": 1,
         "find_suspects": 2,
         "suspects_figures": 2,
+        "image_quality": 1,
         "projector_export": 2,
         "projector_config": 1,
         "all": 1,
@@ -303,6 +304,10 @@ def test_report_builds(finished_run):
     # figures share these captions).
     assert '<span class=\\"pre\\">tsne/perplexity-5_seed-0</span>' in archive.read("report/report.html").decode()
     assert any(n.endswith("cka.png") for n in names) and any(n.endswith("sheet.png") for n in names)
+    # The image quality figures, one per problem, each with the caption listing every check's threshold.
+    problems = ("blurry", "dark", "light", "low_information", "odd_aspect_ratio", "grayscale", "small")
+    assert sum(n.endswith(tuple(f"/{problem}.png" for problem in problems)) for n in names) == 7
+    assert "grayscale_below: 0.005" in archive.read("report/report.html").decode()
 
 
 def test_replacing_the_weights_file_reruns_extraction(tmp_path):

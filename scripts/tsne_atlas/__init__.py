@@ -15,6 +15,8 @@ The workflow's stages, in order, each a module with one function per rule (``scr
 - ``metrics``          embedding_metrics; ``metrics_plot``: sweep_metrics
 - ``scatter``, ``mosaic``, ``grid_mosaic``: per-run figures; ``overview``: sweep_overview
 - ``suspects``         find_suspects; ``suspects_figure``: suspects_figures
+- ``quality_figure``   image_quality: the image problems of the sample, table and figures; the checks
+                       are declared in ``quality`` (``CHECKS``, one entry per check)
 - ``thumbnails``       explorer_thumbnails; ``explorer``: explorer (its page's code: ``explorer_page/``)
 - ``projector``        projector_export, projector_config: TensorBoard's Embedding Projector
 - ``compare``          compare_sheet, compare_metrics, compare_cka: figures across feature sets

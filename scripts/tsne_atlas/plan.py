@@ -232,6 +232,7 @@ SUMMARY = (
     ("overview", "{results}/overview/<feature set>.png, .pdf", None),
     ("suspects", "{results}/suspects/<feature set>/suspects.csv, duplicates.csv, outliers.csv (+ PNGs)", None),
     ("clusters", "{results}/clusters/<feature set>/clusters.csv, table.csv, summary.json", None),
+    ("quality", "{results}/quality/quality.csv (image problems; a PNG per problem)", None),
     ("explorer", "{results}/explorer.html (open in a browser; thumbnails in {results}/explorer/)", None),
     ("projector", "{results}/projector/ (tensorboard --logdir {results}/projector)", "projector"),
     ("compare", "{results}/compare/sheet.png, metrics.png, cka.png, clusters.png (+ CSV tables)", "compare"),

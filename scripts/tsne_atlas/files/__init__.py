@@ -9,6 +9,7 @@
                       resnet101/tsne/perplexity-30_seed-0) and record
 - ``metrics``         metrics/{run}.json, metrics/{features}/sweep.csv
 - ``suspects``        suspects/{features}/suspects.csv, duplicates.csv, outliers.csv
+- ``quality``         quality/quality.csv (the image problems of the sample)
 - ``thumbnails``      explorer/atlas-*.jpg and thumbnails.json (the explorer's and projector's thumbnails)
 - ``explorer_page``   the JSON document inside explorer.html
 - ``projector``       projector/{features}/tensors.tsv, metadata.tsv, sprite.jpg, embedding.json;
