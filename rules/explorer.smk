@@ -34,6 +34,7 @@ rule explorer:
         graphs=graph_file_per_id,
         clusters=expand(rules.find_clusters.output.assignments, features=FEATURE_IDS),
         outliers=expand(rules.find_suspects.output.outliers, features=FEATURE_IDS),
+        quality=rules.image_quality.output.quality,
         thumbnails=rules.explorer_thumbnails.output.thumbnails,
     output:
         html=report(

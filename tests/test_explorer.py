@@ -726,6 +726,39 @@ def test_outlier_colouring_reads_each_sets_scores_on_one_scale_and_leaves_the_un
     np.testing.assert_allclose(from_b64(two["values"], "<f4"), [2.0, 1.0, 6.0])
 
 
+def write_problems(path, paths: list[str], problems: dict[str, list[str]]) -> str:
+    """A quality.csv of ``paths`` with the given problems per path (none for the others)."""
+    from tsne_atlas.files.quality import SCORE_FIELDS, write_quality
+
+    rows = [
+        {
+            "path": p,
+            "label": "x",
+            "width": 10,
+            "height": 10,
+            **dict.fromkeys(SCORE_FIELDS, 1.0),
+            "problems": problems.get(p, []),
+        }
+        for p in paths
+    ]
+    write_quality(path, rows)
+    return str(path)
+
+
+def test_problem_colouring_gives_each_combination_a_colour_and_no_problem_grey_last(tmp_path):
+    paths = ["a.png", "b.png", "c.png", "d.png"]
+    quality = write_problems(
+        tmp_path / "q.csv", paths, {"a.png": ["dark", "small"], "b.png": ["blurry"], "c.png": ["dark", "small"]}
+    )
+    colouring = bx.problem_colouring(quality, paths)
+    assert colouring["name"] == "image problem" and not colouring["per_set"]
+    assert colouring["categories"] == ["dark + small", "blurry", bx.NO_PROBLEM]  # most frequent first
+    assert colouring["colours"][-1] == bx.MISSING_COLOUR
+    assert from_b64(colouring["codes"], "<i4").tolist() == [0, 1, 0, 2]
+    with pytest.raises(AtlasError, match=r"q.csv has no row for e.png; delete it and rerun"):
+        bx.problem_colouring(quality, ["a.png", "e.png"])
+
+
 def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
     runs, _ = write_runs(tmp_path, sweep.paths, weights_random=False)
     snakemake = rule_job(
@@ -738,6 +771,7 @@ def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
             "graphs": [sweep.neighbors["net"]],
             "clusters": [sweep.clusters["net"]],
             "outliers": [write_outlier_scores(tmp_path / "outliers.csv", sweep.paths[:3], [4.0, 2.0, 1.5])],
+            "quality": write_problems(tmp_path / "quality.csv", sweep.paths, {sweep.paths[0]: ["dark"]}),
             "thumbnails": str(sweep.thumbnails),
         },
         params={
@@ -752,7 +786,10 @@ def test_no_note_with_trained_weights_and_rule_entry_point(sweep, tmp_path):
     )
     run_rule(snakemake, bx.explorer)
     text = Path(snakemake.output.html).read_text(encoding="utf-8")
-    assert [c["name"] for c in read_page_data(snakemake.output.html)["colourings"]][-1] == "outlier score"
+    assert [c["name"] for c in read_page_data(snakemake.output.html)["colourings"]][-2:] == [
+        "outlier score",
+        "image problem",
+    ]
     assert RANDOM_WEIGHTS_NOTE not in text and "random-weights-note" not in text
     assert '"output_backend":"webgl"' in text  # explorer.backend reaches the plot
     assert "wrote" in Path(snakemake.log[0]).read_text(encoding="utf-8")

@@ -34,6 +34,7 @@ import logging
 import os
 import urllib.parse
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -73,6 +74,7 @@ from .files.explorer_page import SCRIPT_ID, b64, script_json
 from .files.features import read_predictions
 from .files.manifest import sample_labels
 from .files.map_inputs import read_neighbours
+from .files.quality import read_quality
 from .files.runs import read_run, run_label, run_sort_key
 from .files.suspects import read_outliers
 from .files.thumbnails import ThumbnailIndex, read_index
@@ -354,6 +356,30 @@ def outlier_colouring(outlier_files: list[str], paths: list[str]) -> dict:
         1.0,
         high,
     )
+
+
+# The category of an image quality.csv lists no problem for.
+NO_PROBLEM = "no problem"
+
+
+def problem_colouring(quality_file: str, paths: list[str]) -> dict:
+    """Colour by image problem (quality.csv, the same for every run): each combination of problems an
+    image has ("dark + small") a category, most frequent first, the images without one grey and last."""
+    by_path = {row["path"]: row["problems"] for row in read_quality(quality_file)}
+    missing = [p for p in paths if p not in by_path]
+    if missing:
+        raise AtlasError(f"{quality_file} has no row for {missing[0]}; delete it and rerun")
+    values = [" + ".join(by_path[p]) or NO_PROBLEM for p in paths]
+    counts = Counter(v for v in values if v != NO_PROBLEM)
+    problems = sorted(counts, key=lambda v: (-counts[v], v))
+    categories = [*problems, NO_PROBLEM]
+    colours = [to_hex(c) for c in class_colours(len(problems))] + [MISSING_COLOUR]
+    return {
+        "name": "image problem",
+        "hint": "what quality.csv finds wrong with the image itself (blur, darkness, size, ...), the same for every run",
+        "per_set": False,
+        **categorical(values, categories, colours),
+    }
 
 
 def set_clusters(cluster_file: str, paths: list[str]) -> dict:
@@ -720,13 +746,15 @@ def build_explorer(
     order: list[str] | None = None,
     cluster_files: dict[str, str] | None = None,
     outlier_files: dict[str, str] | None = None,
+    quality_file: str | None = None,
 ) -> None:
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
 
     ``thumbnails``: the explorer_thumbnails folder (its index names the images shown: all, or a fixed
     subsample); ``features_files``/``graph_files``/``cluster_files``: each feature set id's features
     file (for its predictions), k-NN graph and clusters.csv (none: no clusters on the page), and
-    outliers.csv (none: no outlier colouring); ``order``: the feature set ids in the order the menu lists them.
+    outliers.csv (none: no outlier colouring); ``quality_file``: the sample's quality.csv (none: no
+    colouring by image problem); ``order``: the feature set ids in the order the menu lists them.
     """
     paths, coords, metas = load_runs(runs, manifest, order)
     sample = sample_labels(manifest, paths, runs[0][0])
@@ -767,6 +795,8 @@ def build_explorer(
     options = colourings(labels, classes, metadata, predicted, disagreement, clusters)
     if outlier_files is not None:
         options.append(outlier_colouring([outlier_files[set_id] for set_id in set_ids], paths))
+    if quality_file is not None:
+        options.append(problem_colouring(quality_file, paths))
     data = payload(
         title,
         paths,
@@ -813,6 +843,7 @@ def explorer(
     graphs: list[str],
     clusters: list[str],
     outliers: list[str],
+    quality: str,
     thumbnails: str,
     order: list[str],
     root: str,
@@ -823,7 +854,7 @@ def explorer(
 ) -> None:
     """The explorer page of the whole sweep, every feature set's runs in config ``order`` (rule explorer);
     ``features``, ``graphs``, ``clusters``, ``outliers``: the features file, k-NN graph, clusters.csv and
-    outliers.csv of each feature set id in ``order``."""
+    outliers.csv of each feature set id in ``order``; ``quality``: the sample's quality.csv."""
     build_explorer(
         list(zip(embeddings, metas)),
         manifest,
@@ -838,4 +869,5 @@ def explorer(
         order,
         dict(zip(order, clusters)),
         dict(zip(order, outliers)),
+        quality,
     )
