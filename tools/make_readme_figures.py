@@ -32,11 +32,12 @@ def demo_figures(results: Path, docs: Path) -> list[tuple[Path, Path, int]]:
 
 
 def compare_figures(results: Path, docs: Path) -> list[tuple[Path, Path, int]]:
-    """The layer-comparison preset's compare/ figures (presets/compare-layers.yaml); its sheet, one column of
-    eight rows, is too tall for the README (the demo's is shown)."""
+    """The layer-comparison preset's compare/ figures (presets/compare-layers.yaml; the clusters' heatmaps are
+    for docs/compare.md); its sheet, one column of eight rows, is too tall for the README (the demo's is shown)."""
     return [
         (results / "compare" / "cka.png", docs / "compare-cka.png", 620),
         (results / "compare" / "metrics.png", docs / "compare-metrics.png", 620),
+        (results / "compare" / "clusters.png", docs / "compare-clusters.png", 1400),
     ]
 
 

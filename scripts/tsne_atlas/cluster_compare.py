@@ -22,6 +22,7 @@ LOGGER = logging.getLogger("tsne_atlas.cluster_compare")
 
 # Cells at or above this share are written in the heatmap (smaller ones are colour only).
 LABEL_SHARE = 0.1
+PANELS_PER_ROW = 4
 
 
 def contingency(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -49,19 +50,29 @@ def matched_clusters(assignments: list[dict], paths: list[str], where: str) -> n
 def plot_contingency(panels: list[dict], reference_id: str, note: str | None = None) -> plt.Figure:
     """One heatmap per other set (``panels``: id, shares R x C in diagonal order, row and column names, ari)."""
     rows = len(panels[0]["row_names"])
-    widths = [max(2.5, 0.42 * len(p["column_names"]) + 0.5) for p in panels]
+    # Up to PANELS_PER_ROW heatmaps a row (eight layers compared make two rows, not one 30-inch strip).
+    ncols = min(len(panels), PANELS_PER_ROW)
+    nrows = -(-len(panels) // ncols)
+    width = max(2.5, 0.42 * max(len(p["column_names"]) for p in panels) + 0.5)
     longest_row = max(len(name) for name in panels[0]["row_names"])
+    longest_column = max(len(name) for p in panels for name in p["column_names"])
     fig, axes = plt.subplots(
-        1,
-        len(panels),
+        nrows,
+        ncols,
         # At least 6.4 in wide: the title's width.
-        figsize=(max(6.4, sum(widths) + 0.075 * longest_row + 1.6), 0.42 * rows + 2.8),
-        width_ratios=widths,
+        figsize=(
+            max(6.4, ncols * width + 0.075 * longest_row + 1.6),
+            nrows * (0.42 * rows + 0.06 * longest_column + 1.4) + 1.2,
+        ),
         layout="constrained",
         squeeze=False,
     )
     cmap = plt.get_cmap("Blues")
-    for ax, panel in zip(axes[0], panels):
+    for number, ax in enumerate(axes.flat):
+        if number >= len(panels):
+            ax.set_axis_off()
+            continue
+        panel = panels[number]
         shares = panel["shares"]
         image = ax.imshow(100 * shares, cmap=cmap, vmin=0.0, vmax=100.0, aspect="auto")
         for i, j in zip(*np.nonzero(shares >= LABEL_SHARE)):
@@ -75,11 +86,12 @@ def plot_contingency(panels: list[dict], reference_id: str, note: str | None = N
             rotation_mode="anchor",
             fontsize=7,
         )
-        ax.set_yticks(range(rows), [literal(n) for n in panel["row_names"]] if ax is axes[0][0] else [], fontsize=8)
+        first_column = number % ncols == 0
+        ax.set_yticks(range(rows), [literal(n) for n in panel["row_names"]] if first_column else [], fontsize=8)
         ax.tick_params(length=0)
         title = f"{panel['id']}: {len(panel['column_names'])} clusters\nARI with {reference_id}: {panel['ari']:.2f}"
         ax.set_title(title, fontsize=9, color=NOTE_COLOUR if panel.get("random") else "black")
-    fig.colorbar(image, ax=axes[0].tolist(), label="share of the row's images (%)", shrink=0.8)
+    fig.colorbar(image, ax=axes.ravel().tolist(), label="share of the row's images (%)", shrink=0.8)
     fig.supylabel(f"clusters of {reference_id} (reference)", fontsize=9)
     title = (
         f"Where the clusters of {reference_id} (rows) fall in each other set's clusters (columns):\n"
