@@ -304,3 +304,16 @@ def test_the_stage_refuses_a_prepared_input_of_another_sample(tmp_path):
     write_input(tmp_path / "input.h5", X[:-1], {})
     with pytest.raises(AtlasError, match=r"input.h5 has 29 rows but .*images.csv 30; delete .*input.h5 and rerun"):
         run_stage(tmp_path)
+
+
+def test_many_sets_wrap_into_rows_of_four_heatmaps():
+    panel = {"shares": np.eye(2), "row_names": ["a (0)", "b (1)"], "column_names": ["x (0)", "y (1)"], "ari": 1.0}
+    fig = cluster_compare.plot_contingency([{**panel, "id": f"set{i}"} for i in range(5)], "ref")
+    heatmaps = [ax for ax in fig.axes if ax.images and ax.get_title()]
+    assert [ax.get_title().split(":")[0] for ax in heatmaps] == [f"set{i}" for i in range(5)]
+    fig.canvas.draw()
+    rows = sorted({round(ax.get_position().y0, 3) for ax in heatmaps})
+    assert len(rows) == 2 and sum(ax.get_position().y0 > (rows[0] + rows[1]) / 2 for ax in heatmaps) == 4
+    # Row names on the first heatmap of each row only.
+    assert [bool(ax.get_yticklabels()) for ax in heatmaps] == [True, False, False, False, True]
+    plt.close(fig)
