@@ -315,5 +315,5 @@ def test_many_sets_wrap_into_rows_of_four_heatmaps():
     rows = sorted({round(ax.get_position().y0, 3) for ax in heatmaps})
     assert len(rows) == 2 and sum(ax.get_position().y0 > (rows[0] + rows[1]) / 2 for ax in heatmaps) == 4
     # Row names on the first heatmap of each row only.
-    assert [bool(ax.get_yticklabels()) for ax in heatmaps] == [True, False, False, False, True]
+    assert [any(t.get_text() for t in ax.get_yticklabels()) for ax in heatmaps] == [True, False, False, False, True]
     plt.close(fig)
