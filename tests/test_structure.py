@@ -495,6 +495,7 @@ def test_file_layouts_live_in_files_only():
         "compare",
         "suspects",
         "clusters",
+        "csv_table",
         "thumbnails",
         "explorer_page",
         "projector",

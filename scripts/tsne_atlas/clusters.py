@@ -159,24 +159,10 @@ def find_clusters(
     """clusters.csv, table.csv and summary.json of one feature set (rule clusters)."""
     from .files.clusters import write_assignments, write_cluster_table, write_summary
     from .files.features import read_features, read_predictions
-    from .files.manifest import read_images, sample_labels
-    from .files.map_inputs import read_input, read_neighbours
+    from .files.map_inputs import read_graph_stage_inputs
 
-    X, _ = read_input(prepared)
-    indices, _ = read_neighbours(graph)
-    if neighbours > indices.shape[1]:
-        # The sweep's graph holds graph.neighbours neighbours (at most N - 1): use what there is.
-        LOGGER.warning(
-            "clusters.neighbours is %d but %s holds %d neighbours per image; using %d",
-            neighbours,
-            graph,
-            *[indices.shape[1]] * 2,
-        )
-        neighbours = indices.shape[1]
-    paths, _ = read_images(images)
-    if len(X) != len(paths):
-        raise AtlasError(f"{prepared} has {len(X)} rows but {images} {len(paths)}; delete {prepared} and rerun")
-    labels = sample_labels(manifest, paths, images)
+    read = read_graph_stage_inputs(prepared, graph, images, manifest, neighbours, "clusters.neighbours", LOGGER)
+    X, indices, paths, labels, neighbours = read.X, read.indices, read.paths, read.labels, read.neighbours
     predictions, reason = read_predictions(features)
     predicted = predictions.top1()[0] if predictions is not None else None
     if predicted is not None and len(predicted) != len(paths):

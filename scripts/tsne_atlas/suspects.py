@@ -341,25 +341,12 @@ def find_suspects(
     """The three tables of one feature set (rule find_suspects), from the sweep's prepared input and
     k-NN graph, the sample's content hashes and its labels. ``max_rows`` caps the ranked suspects
     and outliers lists (every duplicate pair is listed)."""
-    from .files.manifest import read_images, sample_labels
-    from .files.map_inputs import read_input, read_neighbours
+    from .files.map_inputs import read_graph_stage_inputs
     from .files.suspects import write_duplicates, write_outliers, write_suspects
 
-    X, _ = read_input(prepared)
-    indices, distances = read_neighbours(graph)
-    if neighbours > indices.shape[1]:
-        # The sweep's graph holds graph.neighbours neighbours (at most N - 1): use what there is.
-        LOGGER.warning(
-            "suspects.neighbours is %d but %s holds %d neighbours per image; using %d",
-            neighbours,
-            graph,
-            *[indices.shape[1]] * 2,
-        )
-        neighbours = indices.shape[1]
-    paths, hashes = read_images(images)
-    if len(X) != len(paths):
-        raise AtlasError(f"{prepared} has {len(X)} rows but {images} {len(paths)}; delete {prepared} and rerun")
-    labels = sample_labels(manifest, paths, images)
+    read = read_graph_stage_inputs(prepared, graph, images, manifest, neighbours, "suspects.neighbours", LOGGER)
+    X, indices, distances, paths, hashes = read.X, read.indices, read.distances, read.paths, read.hashes
+    labels, neighbours = read.labels, read.neighbours
     tables = suspect_tables(
         X, indices, distances, labels.labels, paths, hashes, neighbours, near_duplicate_cosine, labels.labelled
     )

@@ -25,12 +25,12 @@ image), ``cluster_name`` (the cluster's name, as in table.csv).
 ``normalized_mutual_info`` (null when the images have no labels, with ``agreement`` saying why).
 """
 
-import csv
 import json
 import os
 from pathlib import Path
 
 from ..jobs import AtlasError, atomic_path
+from .csv_table import read_csv_table, write_csv_table
 from .metrics import NOT_APPLICABLE
 
 ASSIGNMENT_FIELDS = ("path", "label", "cluster", "cluster_name")
@@ -69,19 +69,11 @@ def _parse(name: str, text: str):
 
 
 def _write(path: str | os.PathLike, fields: tuple[str, ...], rows: list[dict]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(fields)
-        writer.writerows([_cell(name, row[name]) for name in fields] for row in rows)
+    write_csv_table(path, fields, rows, _cell)
 
 
 def _read(path: str | os.PathLike, fields: tuple[str, ...]) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or tuple(header) != fields:
-            raise AtlasError(f"{path}: not a table with columns {', '.join(fields)}; delete it and rerun")
-        return [{name: _parse(name, text) for name, text in zip(fields, values)} for values in reader]
+    return read_csv_table(path, fields, _parse)
 
 
 def write_assignments(path: str | os.PathLike, rows: list[dict]) -> None:

@@ -9,8 +9,10 @@ sweep's graph too), in ``embeddings/{features}/``:
 - ``affinities/perplexity-{p}.npz``: the affinity matrix P of one perplexity (scipy CSR).
 """
 
+import logging
 import os
 import zipfile
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -75,3 +77,41 @@ def read_affinities(path: str | os.PathLike) -> sp.csr_matrix:
         return sp.load_npz(path).tocsr()
     except NPZ_ERRORS as err:
         raise AtlasError(f"{path}: not a complete affinity matrix ({err}); delete it and rerun") from None
+
+
+@dataclass
+class GraphStageInputs:
+    """What a stage that reads a feature set's k-NN graph with the sample reads (suspects, clusters)."""
+
+    X: np.ndarray
+    indices: np.ndarray
+    distances: np.ndarray
+    paths: list[str]
+    hashes: list[str]
+    labels: object  # files.manifest.SampleLabels
+    neighbours: int
+
+
+def read_graph_stage_inputs(
+    prepared: str, graph: str, images: str, manifest: str, neighbours: int, setting: str, logger: logging.Logger
+) -> GraphStageInputs:
+    """The prepared input X, the sweep's k-NN graph, the sample's paths, hashes and labels, and
+    ``neighbours`` (the setting named ``setting``) capped at what the graph holds (at most N - 1,
+    graph.neighbours), said by ``logger``; a prepared input of another sample is refused in one line."""
+    from .manifest import read_images, sample_labels
+
+    X, _ = read_input(prepared)
+    indices, distances = read_neighbours(graph)
+    if neighbours > indices.shape[1]:
+        logger.warning(
+            "%s is %d but %s holds %d neighbours per image; using %d",
+            setting,
+            neighbours,
+            graph,
+            *[indices.shape[1]] * 2,
+        )
+        neighbours = indices.shape[1]
+    paths, hashes = read_images(images)
+    if len(X) != len(paths):
+        raise AtlasError(f"{prepared} has {len(X)} rows but {images} {len(paths)}; delete {prepared} and rerun")
+    return GraphStageInputs(X, indices, distances, paths, hashes, sample_labels(manifest, paths, images), neighbours)

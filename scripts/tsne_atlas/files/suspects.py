@@ -33,10 +33,9 @@ The " | " joins are for people reading the table in a spreadsheet; a path or lab
 contains " | " (rare) is split wrongly when read back.
 """
 
-import csv
 import os
 
-from ..jobs import AtlasError, atomic_path
+from .csv_table import read_csv_table, write_csv_table
 
 # Why suspects.csv is empty when the sample has no labels (every image carries the placeholder): said
 # by find_suspects' log and by the suspects figure, which reads the table.
@@ -103,19 +102,11 @@ def parse_cell(name: str, text: str):
 
 
 def write_table(path: str | os.PathLike, fields: tuple[str, ...], rows: list[dict]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(fields)
-        writer.writerows([cell(name, row[name]) for name in fields] for row in rows)
+    write_csv_table(path, fields, rows, cell)
 
 
 def read_table(path: str | os.PathLike, fields: tuple[str, ...]) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or tuple(header) != fields:
-            raise AtlasError(f"{path}: not a table with columns {', '.join(fields)}; delete it and rerun")
-        return [{name: parse_cell(name, text) for name, text in zip(fields, values)} for values in reader]
+    return read_csv_table(path, fields, parse_cell)
 
 
 def write_suspects(path: str | os.PathLike, rows: list[dict]) -> None:
