@@ -33,6 +33,9 @@ LABEL_JOBS = {
     "projector_config",
     "compare_sheet",
     "compare_metrics",
+    # The clusters are found without labels but named by them and scored against them.
+    "find_clusters",
+    "compare_clusters",
     "all",
 }
 # ...and what never does: the sample, the features and every t-SNE input and run.
