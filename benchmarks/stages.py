@@ -1,6 +1,7 @@
 """Stages at 10,000 and 100,000 images that the other benchmarks do not time (docs/scaling.md, "How the
 *here* numbers were measured"): the sweep's prepared input (z-scoring + PCA of 2,048-d features),
-its k-NN graph (k = 150), the suspects lists, the projector export, one UMAP map and one scatter plot.
+its k-NN graph (k = 150), the suspects lists, the clusters, the projector export, one UMAP map and one
+scatter plot (with its cluster map).
 Each is the workflow's own stage function in a fresh child process, one run each: its wall time and
 peak RSS (VmHWM).
 
@@ -128,6 +129,25 @@ def main() -> None:
                 outliers=str(tmp / "outliers.csv"),
             )
             print(n, "find_suspects", res["find_suspects"], file=sys.stderr)
+            res["find_clusters"] = child(
+                "tsne_atlas.clusters",
+                "find_clusters",
+                prepared=str(prepared),
+                graph=str(graph),
+                images=str(images),
+                manifest=str(src / "manifest.csv"),
+                features=str(features),
+                neighbours=15,
+                resolution=1.0,
+                seed=0,
+                examples=4,
+                features_id="synthetic",
+                node="penultimate",
+                assignments=str(tmp / "clusters.csv"),
+                table=str(tmp / "clusters-table.csv"),
+                summary=str(tmp / "clusters.json"),
+            )
+            print(n, "find_clusters", res["find_clusters"], file=sys.stderr)
             res["projector_export"] = child(
                 "tsne_atlas.projector",
                 "projector_export",
@@ -169,12 +189,16 @@ def main() -> None:
                 meta=str(tmp / "umap.json"),
                 manifest=str(src / "manifest.csv"),
                 features=str(features),
+                clusters=str(tmp / "clusters.csv"),
+                clusters_summary=str(tmp / "clusters.json"),
                 point_size=12,
                 width_in=8,
                 dpi=150,
+                density_contours=False,
                 png=str(tmp / "s" / "run.png"),
                 svg=str(tmp / "s" / "run.svg"),
                 predicted=str(tmp / "s" / "run.predicted.png"),
+                cluster_map=str(tmp / "s" / "run.clusters.png"),
             )
             res["scatter"]["output_mib"] = {p.name: p.stat().st_size / 2**20 for p in (tmp / "s").iterdir()}
             print(n, "scatter", res["scatter"], file=sys.stderr)

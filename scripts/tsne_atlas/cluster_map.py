@@ -74,7 +74,7 @@ def place_names(
     """Put ``texts`` at ``points`` (data coordinates), in the given order (most important first), each
     at the first candidate offset where its box overlaps no earlier one and lies inside the axes. A
     name with no free spot stays on its anchor, or with ``drop_unplaced`` is left out (a small panel
-    whose legend lists every cluster). Call after the figure's layout is fixed (``fig.canvas.draw()``).
+    whose legend lists every cluster). Call after the figure's layout is fixed (``fig.draw_without_rendering()``).
     Returns the annotations placed; their boxes do not overlap unless one had no free spot."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()

@@ -96,7 +96,7 @@ def plot_overview(
         "\n".join(textwrap.fill(line, width_chars, break_long_words=False) for line in title.split("\n")), fontsize=11
     )
     if cluster_names is not None:
-        fig.canvas.draw()  # the layout the names are placed in
+        fig.draw_without_rendering()  # the layout the names are placed in, without drawing any pixels
         for run, ax in drawn:
             name_clusters(ax, run["coords"], run["clusters"], cluster_names, fontsize=6.5, drop_unplaced=True)
     return fig

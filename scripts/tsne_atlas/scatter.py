@@ -124,7 +124,7 @@ def plot_cluster_map(
     ax.set_title(title, fontsize=10)
     add_note(fig, note)
     draw_cluster_points(ax, coords, np.asarray(clusters), point_size, density_contours)
-    fig.canvas.draw()  # the layout the names are placed in
+    fig.draw_without_rendering()  # the layout the names are placed in, without drawing any pixels
     name_clusters(ax, coords, np.asarray(clusters), names)
     return fig
 
