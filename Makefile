@@ -42,8 +42,8 @@ run: $(STAMP)
 # Slurm, Chromium, TensorBoard) in CHECK_JOBS workers too, a test file each: one worker's waits (Slurm's polling,
 # a browser, a single-threaded step) are the other's CPU time. conftest gives each worker its share of the cores.
 test: $(STAMP) $(SLURM_STAMP) system-deps
-	$(VENV)/bin/python -m pytest -v -m "unit or slow" -n $(CHECK_JOBS) --dist loadfile tests
-	$(VENV)/bin/python -m pytest -v -m "not unit and not slow" -n $(CHECK_JOBS) --dist loadfile tests
+	$(VENV)/bin/python -m pytest -v --durations=15 -m "unit or slow" -n $(CHECK_JOBS) --dist loadfile tests
+	$(VENV)/bin/python -m pytest -v --durations=30 -m "not unit and not slow" -n $(CHECK_JOBS) --dist loadfile tests
 
 compare-layers: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/compare-layers.yaml
