@@ -413,3 +413,19 @@ def test_a_figure_spanning_sets_names_the_random_ones_only_when_some_are_trained
     assert sets_weights_note(["a", "b", "a"], ["a", "b"]) == RANDOM_WEIGHTS_NOTE
     note = sets_weights_note(["resnet101"], ["resnet101", "efficientnet-lite0"])
     assert note == "RANDOM WEIGHTS: the features of resnet101 come from an untrained network"
+
+
+def test_a_long_scatter_title_stays_inside_the_figure():
+    """The title spans the figure, not the axes: centred over the axes beside the legend, the demo's
+    title ran off the left edge ("SNE of efficientnet-lite0 ...")."""
+    coords = np.random.default_rng(0).normal(size=(30, 2))
+    labels = [f"class {i % 10}" for i in range(30)]
+    title = "t-SNE of efficientnet-lite0 (tf_efficientnet_lite0) features, perplexity 30, seed 0 (N=500, KL 0.584)"
+    fig = ps.plot_scatter(coords, labels, sorted(set(labels)), title, width_in=8.0)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    shown = [t for t in fig.findobj(lambda a: hasattr(a, "get_text") and a.get_text() == title)]
+    assert shown, "the title is drawn"
+    box, frame = shown[0].get_window_extent(renderer), fig.bbox
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1
+    figure_style.plt.close(fig)

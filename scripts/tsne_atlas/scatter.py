@@ -45,7 +45,8 @@ def plot_scatter(
     if density_contours:
         draw_density(ax, coords)
     draw_classes(ax, coords, labels, classes, point_size)
-    ax.set_title(title, fontsize=10)
+    # Over the whole figure, not the axes: a long title centred on the axes ran off the left edge.
+    fig.suptitle(title, fontsize=10)
     ax.legend(
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
