@@ -63,6 +63,17 @@ def test_leiden_finds_separated_groups_and_is_repeatable():
     assert len(set(cl.leiden_clusters(indices, 15, 8.0, random_state=0))) > 3
 
 
+def test_the_seed_reaches_leiden_and_fixes_its_result():
+    """On points without structure Leiden's result depends on its seed: the same seed gives the same
+    clusters every time, and some other seed gives others (so the seed is what fixes them)."""
+    X = np.random.default_rng(0).uniform(size=(300, 5))
+    indices, _ = knn(X, 10)
+    first = cl.leiden_clusters(indices, 10, 1.0, random_state=3)
+    assert all(cl.leiden_clusters(indices, 10, 1.0, random_state=3).tobytes() == first.tobytes() for _ in range(3))
+    others = [cl.leiden_clusters(indices, 10, 1.0, random_state=seed) for seed in range(3)]
+    assert any(o.tobytes() != first.tobytes() for o in others)
+
+
 def test_agreement_with_labels_or_none_without_labels():
     labels = ["a"] * 5 + ["b"] * 5
     same = cl.label_agreement(np.array([0] * 5 + [1] * 5), labels, labelled=True)
@@ -71,6 +82,7 @@ def test_agreement_with_labels_or_none_without_labels():
     assert mixed["adjusted_rand_index"] < 0.1
     none = cl.label_agreement(np.zeros(10, int), labels, labelled=False)
     assert none["adjusted_rand_index"] is None and none["agreement"] == cl.NO_LABELS_AGREEMENT
+    assert none["normalized_mutual_info"] is None and same["agreement"] == "with the labels"
 
 
 def test_cluster_rows_name_size_purity_prediction_and_the_most_central_images():
@@ -83,6 +95,7 @@ def test_cluster_rows_name_size_purity_prediction_and_the_most_central_images():
     assert [r["size"] for r in rows] == [3, 2, 1]
     assert [r["name"] for r in rows] == ["cat", "cow / dog", "owl"]  # a tie under half: both, alphabetical
     assert rows[0]["purity"] == pytest.approx(2 / 3) and rows[0]["predicted_class"] == "tabby"
+    assert [r["majority_label"] for r in rows] == ["cat", "cow", "owl"]
     assert rows[0]["representative"] == "1.png" and rows[0]["examples"] == ["0.png"]  # nearest the mean 1.0
     # Without labels the network's majority prediction names a cluster; without predictions its number.
     unlabelled = cl.cluster_rows(X, clusters, paths, ["?"] * 6, False, predicted, examples=1)
