@@ -204,6 +204,20 @@ def test_compare_clusters_writes_the_table_and_one_panel_per_other_set(tmp_path)
         ("z", 2, 0.5),
     ]
     assert png.stat().st_size > 0 and b"<svg" in svg.read_bytes()[:500]
+    # A set clustered on another sample is refused in one line naming its file.
+    other = write_clusters(tmp_path / "other", [*paths[:-1], "9.png"], sets["split"], "split")
+    refused = (
+        "other/clusters.csv lists other images than the reference set's clusters.csv; delete it and rerun the workflow"
+    )
+    with pytest.raises(AtlasError, match=refused):
+        cluster_compare.compare_clusters(
+            [other[0], files["ref"][0]],
+            [other[1], files["ref"][1]],
+            ["ref", "split"],
+            "ref",
+            *map(str, (table, png, svg)),
+            60,
+        )
 
 
 # --- the workflow ---

@@ -43,7 +43,9 @@ def matched_clusters(assignments: list[dict], paths: list[str], where: str) -> n
     """Each of ``paths``' cluster from clusters.csv rows; the sets must have clustered the same images."""
     by_path = {row["path"]: row["cluster"] for row in assignments}
     if set(by_path) != set(paths):
-        raise AtlasError(f"{where} clusters other images than the reference set; rerun the workflow")
+        raise AtlasError(
+            f"{where} lists other images than the reference set's clusters.csv; delete it and rerun the workflow"
+        )
     return np.array([by_path[p] for p in paths])
 
 
@@ -122,7 +124,8 @@ def compare_clusters(
     found = [summary["features"] for summary in read]
     _check_sets(found, order, "clusters")
     random_sets = [summary["features"] for summary in read if summary.get("weights_random")]
-    rows_by_set = dict(zip(found, (read_assignments(path) for path in assignments)))
+    files_by_set = dict(zip(found, assignments))
+    rows_by_set = {set_id: read_assignments(path) for set_id, path in files_by_set.items()}
     reference_rows = rows_by_set[reference]
     paths = [row["path"] for row in reference_rows]
     ref = np.array([row["cluster"] for row in reference_rows])
@@ -132,7 +135,7 @@ def compare_clusters(
     for set_id in order:
         if set_id == reference:
             continue
-        other = matched_clusters(rows_by_set[set_id], paths, set_id)
+        other = matched_clusters(rows_by_set[set_id], paths, files_by_set[set_id])
         other_names = {row["cluster"]: row["cluster_name"] for row in rows_by_set[set_id]}
         counts = contingency(ref, other)
         columns = diagonal_order(counts)

@@ -166,7 +166,9 @@ def find_clusters(
     predictions, reason = read_predictions(features)
     predicted = predictions.top1()[0] if predictions is not None else None
     if predicted is not None and len(predicted) != len(paths):
-        raise AtlasError(f"{features} holds predictions for {len(predicted)} images, {images} {len(paths)}; rerun")
+        raise AtlasError(
+            f"{features} holds predictions for {len(predicted)} images, {images} {len(paths)}; delete {features} and rerun"
+        )
     clusters = leiden_clusters(indices, neighbours, resolution, seed)
     rows = cluster_rows(X, clusters, paths, labels.labels, labels.labelled, predicted, examples)
     names = [row["name"] for row in rows]
