@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from ..jobs import AtlasError, atomic_path
+from .csv_table import write_csv_table
 from .metrics import NOT_APPLICABLE, SWEEP_FIELDS
 from .runs import run_sort_key
 
@@ -45,13 +46,12 @@ CONTINGENCY_FIELDS = (
 
 def write_cluster_contingency(path: str | os.PathLike, cells: list[dict]) -> None:
     """compare/clusters.csv from one dict per pair of clusters (keys CONTINGENCY_FIELDS)."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CONTINGENCY_FIELDS)
-        for cell in cells:
-            writer.writerow(
-                [f"{cell[name]:.4f}" if name == "share_of_reference" else cell[name] for name in CONTINGENCY_FIELDS]
-            )
+    write_csv_table(
+        path,
+        CONTINGENCY_FIELDS,
+        cells,
+        lambda name, value: f"{value:.4f}" if name == "share_of_reference" else str(value),
+    )
 
 
 def read_cluster_contingency(path: str | os.PathLike) -> list[dict]:

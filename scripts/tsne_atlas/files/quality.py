@@ -17,30 +17,28 @@ row per sampled image in sample order (``sample/images.csv``'s, sorted by path).
 import csv
 import os
 
-from ..jobs import AtlasError, atomic_path
+from ..jobs import AtlasError
 from ..quality import CHECKS
+from .csv_table import write_csv_table
 
 SCORE_FIELDS = tuple(check.column for check in CHECKS)
 QUALITY_FIELDS = ("path", "label", "width", "height", *SCORE_FIELDS, "problems")
 PROBLEM_SEPARATOR = " | "
 
 
+def _quality_cell(name: str, value) -> str:
+    if name in ("width", "height"):
+        return str(int(value))
+    if name in SCORE_FIELDS:
+        return f"{float(value):.4f}"
+    if name == "problems":
+        return PROBLEM_SEPARATOR.join(value)
+    return str(value)
+
+
 def write_quality(path: str | os.PathLike, rows: list[dict]) -> None:
     """quality.csv from rows holding every column of QUALITY_FIELDS (``problems`` a list of names)."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(QUALITY_FIELDS)
-        for row in rows:
-            writer.writerow(
-                [
-                    row["path"],
-                    row["label"],
-                    int(row["width"]),
-                    int(row["height"]),
-                    *(f"{float(row[name]):.4f}" for name in SCORE_FIELDS),
-                    PROBLEM_SEPARATOR.join(row["problems"]),
-                ]
-            )
+    write_csv_table(path, QUALITY_FIELDS, rows, _quality_cell)
 
 
 def read_quality(path: str | os.PathLike) -> list[dict]:
