@@ -89,10 +89,11 @@ def test_bad_manifests_are_one_line_errors_naming_file_line_and_fix(dataset, tmp
     assert expected in message and str(manifest) in message and "\n" not in message
 
 
-def test_byte_order_mark_and_other_encodings_are_refused_with_the_fix(dataset, tmp_path):
-    bom = write(tmp_path / "bom.csv", "\ufeffpath\nant/ant_000.png\n")
-    with pytest.raises(AtlasError, match="starts with a byte-order mark .* save it as plain UTF-8"):
-        read_dataset_manifest(bom, dataset)
+def test_a_byte_order_mark_is_read_past_and_other_encodings_are_refused_with_the_fix(dataset, tmp_path):
+    # Excel's "CSV UTF-8" starts the file with a byte-order mark: the same manifest as without it.
+    plain = read_dataset_manifest(write(tmp_path / "plain.csv", GOOD), dataset, label_column="species")
+    bom = read_dataset_manifest(write(tmp_path / "bom.csv", "\ufeff" + GOOD), dataset, label_column="species")
+    assert bom == plain and "path" not in bom.metadata and len(bom.paths) == 5
     latin = write(tmp_path / "latin.csv", "path,label\nant/ant_000.png,caf\u00e9\n", encoding="latin-1")
     with pytest.raises(AtlasError, match=r"latin.csv: line 2 is not UTF-8 text \(byte 0xe9\); save the file as UTF-8"):
         read_dataset_manifest(latin, dataset)
@@ -247,3 +248,41 @@ def test_image_list_keeps_a_carriage_return_in_a_path():
         path = Path(folder) / "images.csv"
         write_images(path, ["a\rb.png", "c.png"], ["0" * 64, "1" * 64])
         assert read_images(path) == (["a\rb.png", "c.png"], ["0" * 64, "1" * 64])
+
+
+SPLIT = "path,label,split\nant/ant_000.png,ant,train\nant/ant_001.png,ant,test\nbee/bee_000.png,bee,Test\nbee/bee_001.png,bee, test\nbee/bee_002.png,bee,test\n"
+
+
+def test_a_split_column_parts_query_rows_from_reference_rows_as_written(dataset, tmp_path):
+    manifest = write(tmp_path / "m.csv", SPLIT)
+    query = read_dataset_manifest(manifest, dataset, split=("split", "test", True))
+    reference = read_dataset_manifest(manifest, dataset, split=("split", "test", False))
+    # Matched as written: "Test" and " test" are other splits, so they stay in the reference.
+    assert query.paths == ["ant/ant_001.png", "bee/bee_002.png"]
+    assert reference.paths == ["ant/ant_000.png", "bee/bee_000.png", "bee/bee_001.png"]
+    assert reference.metadata["split"] == ["train", "Test", " test"]
+    dataset_section = {"layout": "manifest", "root": str(dataset), "manifest": str(manifest), "label_column": "label"}
+    config = {"dataset": {**dataset_section, "missing_label": "fail", "extensions": [".png"]}}
+    config["query"] = {"layout": "split", "split_column": "split", "split_value": "test"}
+    assert count_images(atlas_config.reference_dataset(config)) == 3
+    assert count_images(atlas_config.query_dataset(config)) == 2
+    config["query"]["layout"] = "none"
+    assert count_images(atlas_config.reference_dataset(config)) == 5 and atlas_config.query_dataset(config) is None
+
+
+@pytest.mark.parametrize(
+    "split, expected",
+    [
+        (("fold", "test", True), "query.split_column 'fold' is not a column of"),
+        (("split", "val", True), "no rows whose 'split' is 'val' (matched as written"),
+        (("split", "x", False), None),
+    ],
+)
+def test_a_split_that_names_no_column_or_no_rows_is_one_line(dataset, tmp_path, split, expected):
+    manifest = write(tmp_path / "m.csv", SPLIT)
+    if expected is None:  # every row outside a split of no rows: the whole manifest
+        assert len(read_dataset_manifest(manifest, dataset, split=split).paths) == 5
+        return
+    with pytest.raises(AtlasError) as err:
+        read_dataset_manifest(manifest, dataset, split=split)
+    assert expected in str(err.value) and str(manifest) in str(err.value) and "\n" not in str(err.value)

@@ -108,13 +108,9 @@ def _manifest_text(manifest: Path) -> str:
         data = manifest.read_bytes()
     except OSError as err:
         raise AtlasError(f"dataset.manifest '{manifest}' cannot be read ({err.strerror}); fix the path") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        raise AtlasError(
-            f"{manifest}: starts with a byte-order mark (UTF-8 with BOM, as Excel's 'CSV UTF-8' writes); "
-            f"save it as plain UTF-8, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' {manifest}"
-        )
+    # Excel's "CSV UTF-8" starts the file with a byte-order mark: read past it (utf-8-sig).
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise AtlasError(
@@ -146,12 +142,16 @@ def read_dataset_manifest(
     label_column: str = "label",
     missing_label: str = "fail",
     check_files: bool = True,
+    split: tuple[str, str, bool] | None = None,
 ) -> Collection:
     """A CSV/TSV manifest as a collection; every error is one line naming the file, line and fix.
 
     ``label_column``: the column with labels; ``""`` (or ``label`` when the file has no such column)
     makes the images unlabelled. ``missing_label``: ``fail`` on a row with an empty label, or
     ``skip`` it (listed in ``left_out``). ``check_files``: refuse paths with no file under the root.
+    ``split``: (column, value, keep): only the rows whose ``column`` holds ``value`` exactly as written
+    (``keep`` True: a query split) or only the others (False: the reference beside it); rows of the
+    other side are neither checked nor listed.
     """
     manifest, root = Path(manifest), Path(root)
     delimiter = MANIFEST_DELIMITERS.get(manifest.suffix.lower())
@@ -179,6 +179,14 @@ def read_dataset_manifest(
             f'name one of them, or give "" for unlabelled images'
         )
     label_column = label_column if label_column in header else ""
+    split_at = None
+    if split is not None:
+        if split[0] not in header:
+            raise AtlasError(
+                f"query.split_column '{split[0]}' is not a column of {manifest} (columns: {', '.join(header)}); "
+                f"name the column that holds each row's split"
+            )
+        split_at = header.index(split[0])
     metadata_columns = [name for name in header if name not in ("path", label_column)]
     for name in metadata_columns:
         if name in BUILTIN_COLUMNS:
@@ -199,6 +207,8 @@ def read_dataset_manifest(
                 f"{manifest}: line {line} has {len(row)} fields but the header has {len(header)}; "
                 f"quote fields holding the delimiter"
             )
+        if split_at is not None and (row[split_at] == split[1]) != split[2]:
+            continue  # the other side of the split
         relative = _relative_path(manifest, root, row[path_at], line)
         if relative in first_line:
             raise AtlasError(
@@ -225,6 +235,12 @@ def read_dataset_manifest(
         for name, at in zip(metadata_columns, meta_at):
             collection.metadata[name].append(row[at])
     if not collection.paths:
+        if split is not None:
+            side = f"whose '{split[0]}' is" if split[2] else f"besides those whose '{split[0]}' is"
+            raise AtlasError(
+                f"{manifest}: no rows {side} '{split[1]}' (matched as written, case and spaces included); "
+                f"fix query.split_value or the manifest"
+            )
         raise AtlasError(f"{manifest}: lists no images (only a header, or every row left out); add one row per image")
     order = sorted(range(len(collection.paths)), key=collection.paths.__getitem__)
     return Collection(
@@ -243,7 +259,7 @@ def read_collection(dataset: dict, check_files: bool = True) -> Collection:
     if layout == "flat":
         return flat_collection(root, extensions)
     return read_dataset_manifest(
-        dataset["manifest"], root, dataset["label_column"], dataset["missing_label"], check_files
+        dataset["manifest"], root, dataset["label_column"], dataset["missing_label"], check_files, dataset.get("split")
     )
 
 
@@ -259,7 +275,12 @@ def manifest_digest(dataset: dict, stratified: bool) -> str | None:
     if dataset["layout"] != "manifest":
         return None
     collection = read_dataset_manifest(
-        dataset["manifest"], dataset["root"], dataset["label_column"], dataset["missing_label"], check_files=False
+        dataset["manifest"],
+        dataset["root"],
+        dataset["label_column"],
+        dataset["missing_label"],
+        check_files=False,
+        split=dataset.get("split"),
     )
     rows = list(zip(collection.paths, collection.groups if stratified else [""] * len(collection.paths)))
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
