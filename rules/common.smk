@@ -8,6 +8,7 @@ from snakemake.utils import validate
 from scripts.tsne_atlas.config import (
     NETWORK_SOURCES,
     WEIGHT_KEYWORDS,
+    query_dataset,
     runs_at_seed,
 )
 from scripts.tsne_atlas.files.runs import (
@@ -86,6 +87,17 @@ COMPARE_REFERENCE = PLAN.compare_reference
 DATASET_MANIFEST_DIGEST = PLAN.dataset.manifest_digest
 # Where each feature set's maps and the input they share live: embeddings/<feature set id>/.
 EMBEDDINGS = f"{RESULTS}/embeddings"
+
+# The query set (section query, rules/query.smk): everything it makes lies in results/query/.
+QUERY = f"{RESULTS}/query"
+QUERY_DATASET = query_dataset(config) or {}
+QUERY_ROOT = QUERY_DATASET.get("root", "")
+N_QUERY = PLAN.dataset.n_query
+# Nearest reference images per query image: what placement.csv lists and every method's placement reads.
+QUERY_K = max(
+    [config["query"]["neighbours"]]
+    + [MAP_METHODS[method].place_neighbours(config) for method in PLAN.methods]
+)
 
 
 # A run's identity (scripts/tsne_atlas/files/runs.py): every per-run file is named RUN, and
@@ -223,6 +235,8 @@ FINAL_RULES = {
 }
 # Unless projector.enabled is false: each feature set's export and the projector's config file.
 PROJECTOR_RULES = {"feature set": ("projector_export",), "once": ("projector_config",)}
+# With a query set, its placement tables and figures.
+QUERY_RULES = {"run": ("query_figures",), "feature set": ("placement_tables",)}
 # With two or more feature sets, the comparison figures.
 COMPARE_RULES = {
     "once": ("compare_sheet", "compare_metrics", "compare_cka", "compare_clusters")
@@ -235,6 +249,7 @@ def final_outputs():
     chosen = [FINAL_RULES]
     chosen += [PROJECTOR_RULES] if PLAN.projector else []
     chosen += [COMPARE_RULES] if PLAN.compare else []
+    chosen += [QUERY_RULES] if N_QUERY else []
     outputs = {"run": [], "feature set": [], "once": []}
     for rule_names in chosen:
         for scope, names in rule_names.items():
@@ -359,3 +374,41 @@ def weights_record(wildcards):
     if FEATURE_SETS[wildcards.feature_set]["source"] in NETWORK_SOURCES:
         return {"resolved": f"{RESULTS}/weights/{wildcards.feature_set}.json"}
     return {}
+
+
+def query_collection_inputs(wildcards):
+    """What the query's sampling reads: its manifest (a split's: the dataset manifest), or its folders."""
+    if QUERY_DATASET.get("layout") == "manifest":
+        return {"query_manifest": QUERY_DATASET["manifest"]}
+    return watched_folders(QUERY_ROOT, QUERY_DATASET.get("layout"))
+
+
+def query_sets_pattern(sharded):
+    """sets_pattern for the query's extraction, whose shards are sized from the query set."""
+    names = [
+        name for name, count in PLAN.query_shards.items() if (count > 1) == sharded
+    ]
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+def query_feature_shards(wildcards):
+    count = PLAN.query_shards[wildcards.feature_set]
+    return [
+        f"{QUERY}/features/shards/{wildcards.feature_set}/{index}-of-{count}.h5"
+        for index in range(1, count + 1)
+    ]
+
+
+def query_shard_runtime_min(wildcards):
+    start, stop = shard_rows(
+        N_QUERY,
+        config["extraction"]["batch_size"],
+        int(wildcards.shard),
+        int(wildcards.shards),
+    )
+    return extraction_runtime_min(stop - start, config["extraction"]["device"])
+
+
+def query_features_file(wildcards):
+    """The query's features file of the wildcards' feature set id."""
+    return f"{QUERY}/features/{FEATURES[wildcards.features][0]}.h5"

@@ -433,6 +433,14 @@ RULES = {
     "projector_export",
     "projector_config",
     "image_quality",
+    "sample_query",
+    "extract_query_features",
+    "extract_query_features_shard",
+    "merge_query_features",
+    "prepare_query",
+    "place_query",
+    "placement_tables",
+    "query_figures",
 }
 
 
@@ -481,6 +489,7 @@ SECTIONS = [
     "explorer",
     "projector",
     "quality",
+    "query",
 ]
 
 
@@ -501,7 +510,7 @@ def test_unknown_keys_are_refused_in_every_object_of_the_schema():
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     paths = list(closed_objects(schema))
     # Every object the schema closes, found by walking it (the top level, its 15 sections and a feature set).
-    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 21
+    assert len(paths) == Path(SCHEMA).read_text().count("additionalProperties: false") == 22
     for path in paths:
         config = {"dataset": {"root": "x"}}
         target = config

@@ -235,6 +235,58 @@ def check_dataset(dataset: dict) -> None:
         raise AtlasError(f"dataset.manifest '{manifest}' does not exist or is not a file; fix the path")
 
 
+def reference_dataset(config: dict) -> dict:
+    """The dataset section the reference sample is drawn from: with a ``split`` query set, only the
+    rows of ``dataset.manifest`` outside the query's split (``collection.read_dataset_manifest``)."""
+    query = config["query"]
+    if query["layout"] != "split":
+        return config["dataset"]
+    return {**config["dataset"], "split": [query["split_column"], query["split_value"], False]}
+
+
+def query_dataset(config: dict) -> dict | None:
+    """The query set as a dataset section (``collection.read_collection`` reads it; None: no query set).
+    It shares the reference's extensions and missing-label rule; a split is the reference's manifest."""
+    query, dataset = config["query"], config["dataset"]
+    layout = query["layout"]
+    if layout == "none":
+        return None
+    if layout == "split":
+        return {**dataset, "split": [query["split_column"], query["split_value"], True]}
+    return {
+        "layout": layout,
+        "root": query["root"],
+        "manifest": query["manifest"] if layout == "manifest" else "",
+        "label_column": query["label_column"] if layout == "manifest" else "",
+        "missing_label": dataset["missing_label"],
+        "extensions": dataset["extensions"],
+    }
+
+
+def check_query(config: dict) -> None:
+    """A query set's folder and manifest must exist; a split needs the reference's manifest layout."""
+    query = config["query"]
+    layout = query["layout"]
+    if layout == "none":
+        return
+    if layout == "split":
+        if config["dataset"]["layout"] != "manifest":
+            raise AtlasError(
+                f"query.layout is 'split' but dataset.layout is '{config['dataset']['layout']}'; a split is a column of "
+                f"dataset.manifest: use dataset.layout: manifest, or give the query images as query.layout folders/flat/manifest"
+            )
+        return
+    if not query["root"] or not Path(query["root"]).is_dir():
+        raise AtlasError(
+            f"query.root '{query['root']}' is not a folder (working directory {os.getcwd()}); set it to the folder of the "
+            f"query images, or query.layout: none"
+        )
+    if layout == "manifest" and not Path(query["manifest"] or "").is_file():
+        raise AtlasError(f"query.manifest '{query['manifest']}' is not a file; give the query's CSV or TSV file")
+    if layout != "manifest" and query["manifest"]:
+        raise AtlasError(f"query.manifest is set but query.layout is '{layout}'; set query.layout: manifest to use it")
+
+
 def check_compare(compare: dict, ids: list[str], seeds: list[int]) -> None:
     """The comparison's reference and seed must be among the sweep's (``seeds``: its methods' seeds)."""
     if compare["reference"] and compare["reference"] not in ids:
@@ -253,13 +305,14 @@ def check_config(config: dict, feature_set_defaults: dict, count_images=None) ->
     ``count_images(dataset)`` is called only when ``sample.n_images`` is ``all``.
     """
     check_dataset(config["dataset"])
+    check_query(config)
     sets = feature_set_settings(config, feature_set_defaults)
     check_feature_sets(config["features"], sets, feature_set_defaults)
     check_compare(config["compare"], list(feature_ids(sets)), sweep_seeds(config))
     check_graph(config)
     n_images = config["sample"]["n_images"]
     if n_images == "all":
-        n_images = count_images(config["dataset"]) if count_images else None
+        n_images = count_images(reference_dataset(config)) if count_images else None
     if n_images is not None:
         for method in configured_methods(config):
             method.check(config, int(n_images))

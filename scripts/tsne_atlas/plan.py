@@ -28,11 +28,14 @@ from .config import (
     feature_ids,
     feature_set_settings,
     graph_neighbours,
+    query_dataset,
+    reference_dataset,
     settings_hash,
     sweep_runs,
 )
 from .files.features import features_file_problem, remove_if_incomplete
 from .files.runs import METHODS
+from .jobs import AtlasError
 from .resources import sample_size
 from .shards import shard_count
 
@@ -52,24 +55,32 @@ class DatasetFacts:
 
     n_images: int
     manifest_digest: str | None
+    # Images in the query set (query section; 0 without one): sizes its extraction shards.
+    n_query: int = 0
 
     def encode(self, key: str) -> str:
-        return f"{key} {self.n_images} {self.manifest_digest or '-'}"
+        return f"{key} {self.n_images} {self.manifest_digest or '-'} {self.n_query}"
 
     @classmethod
     def decode(cls, text: str | None, key: str) -> "DatasetFacts | None":
         """The facts in ``text`` if they were measured for ``key``, else None."""
         parts = (text or "").split()
-        if len(parts) != 3 or parts[0] != key or not parts[1].isdigit():
+        if len(parts) != 4 or parts[0] != key or not parts[1].isdigit() or not parts[3].isdigit():
             return None
-        return cls(int(parts[1]), None if parts[2] == "-" else parts[2])
+        return cls(int(parts[1]), None if parts[2] == "-" else parts[2], int(parts[3]))
 
 
 def dataset_key(config: dict) -> str:
-    """What the dataset facts depend on: the dataset section and the sample's size and stratification."""
+    """What the dataset facts depend on: the dataset and query sections and the sample's size and
+    stratification."""
     sample = config["sample"]
     return settings_hash(
-        {"dataset": config["dataset"], "n_images": sample["n_images"], "stratified": sample["stratified"]}
+        {
+            "dataset": config["dataset"],
+            "query": config["query"],
+            "n_images": sample["n_images"],
+            "stratified": sample["stratified"],
+        }
     )
 
 
@@ -88,6 +99,8 @@ class Plan:
     # Extraction jobs per feature set (extraction.shards): 1 is one extract_features job, K > 1 is K
     # extract_features_shard jobs and a merge_features job; a precomputed set is imported in one job.
     shards: dict[str, int]
+    # The same for the query set's extraction, sized from the query set (empty without one).
+    query_shards: dict[str, int]
     # k of the sweep's shared k-NN graph (graph.neighbours, or what the methods, suspects and explorer need).
     graph_k: int
     # Every map of a feature set (method, settings, ``params``: the run's file stem), in METHODS order.
@@ -111,6 +124,11 @@ class Plan:
     def n_images(self) -> int:
         return self.dataset.n_images
 
+    @property
+    def query(self) -> bool:
+        """A query set is placed (section query)."""
+        return self.dataset.n_query > 0
+
     def features_path(self, feature_set: str) -> str:
         return f"{self.results}/features/{feature_set}.h5"
 
@@ -132,8 +150,9 @@ def dataset_facts(config: dict, environ: Mapping[str, str], main_process: bool, 
             measured.append(
                 given
                 or DatasetFacts(
-                    sample_size(config["sample"]["n_images"], lambda: count(config["dataset"])),
-                    manifest_digest(config["dataset"], config["sample"]["stratified"]),
+                    sample_size(config["sample"]["n_images"], lambda: count(reference_dataset(config))),
+                    manifest_digest(reference_dataset(config), config["sample"]["stratified"]),
+                    count(query_dataset(config)) if query_dataset(config) else 0,
                 )
             )
         return measured[0]
@@ -158,15 +177,24 @@ def load_plan(
     feature_sets = feature_set_settings(config, set_defaults)
     features = feature_ids(feature_sets)
     dataset = facts()
-    extraction = config["extraction"]
-    shards = {
-        name: 1
-        if settings["source"] == "precomputed"
-        else shard_count(
-            dataset.n_images, extraction["batch_size"], extraction["shards"], extraction["images_per_shard"]
+    query = config["query"]
+    if query["layout"] != "none" and not dataset.n_query:
+        raise AtlasError(
+            f"query.root '{query['root']}' holds no images with extensions {config['dataset']['extensions']} "
+            f"(query.layout {query['layout']}); point query.root at the query images, or set query.layout: none"
         )
-        for name, settings in feature_sets.items()
-    }
+    extraction = config["extraction"]
+
+    def shards_for(n_images: int) -> dict[str, int]:
+        return {
+            name: 1
+            if settings["source"] == "precomputed"
+            else shard_count(n_images, extraction["batch_size"], extraction["shards"], extraction["images_per_shard"])
+            for name, settings in feature_sets.items()
+        }
+
+    shards = shards_for(dataset.n_images)
+    query_shards = shards_for(dataset.n_query) if dataset.n_query else {}
     results = config["results"]
     environment = {
         DATASET_FACTS_VARIABLE: dataset.encode(dataset_key(config)),
@@ -178,6 +206,7 @@ def load_plan(
         features=features,
         dataset=dataset,
         shards=shards,
+        query_shards=query_shards,
         graph_k=graph_neighbours(config),
         runs=tuple(sweep_runs(config)),
         methods=tuple(method for method in METHODS if method in config["methods"]),
@@ -235,6 +264,11 @@ SUMMARY = (
     ("quality", "{results}/quality/quality.csv (image problems; a PNG per problem)", None),
     ("explorer", "{results}/explorer.html (open in a browser; thumbnails in {results}/explorer/)", None),
     ("projector", "{results}/projector/ (tensorboard --logdir {results}/projector)", "projector"),
+    (
+        "query",
+        "{results}/query/placement/<feature set>/placement.csv, leaks.csv, classes.csv; figures in {results}/query/figures/",
+        "query",
+    ),
     ("compare", "{results}/compare/sheet.png, metrics.png, cka.png, clusters.png (+ CSV tables)", "compare"),
     ("logs", "{results}/logs/", None),
 )

@@ -49,6 +49,31 @@ def pca_dimensions(features_shape: tuple[int, int], pca_components: int) -> int:
     return n_components if n_components < features_shape[1] else 0
 
 
+def fit_preparation(features: np.ndarray, standardize: bool, pca_components: int, random_state: int = 0):
+    """``preprocess``'s result and the function applying the same fitted z-scoring and PCA to other rows
+    (a query set, prepared like the reference without changing it)."""
+    X = np.asarray(features, dtype=np.float64)
+    scaler = pca = None
+    if standardize:
+        scaler = StandardScaler(copy=X is features)
+        X = scaler.fit_transform(X)
+    n_components = pca_dimensions(X.shape, pca_components)
+    if n_components:
+        solver = "covariance_eigh" if X.shape[0] >= X.shape[1] else "full"
+        pca = PCA(n_components=n_components, svd_solver=solver, random_state=random_state)
+        X = pca.fit_transform(X)
+
+    def transform(rows: np.ndarray) -> np.ndarray:
+        Y = np.array(rows, dtype=np.float64)
+        if scaler is not None:
+            Y = scaler.transform(Y)
+        if pca is not None:
+            Y = pca.transform(Y)
+        return np.ascontiguousarray(Y)
+
+    return np.ascontiguousarray(X), transform
+
+
 def preprocess(features: np.ndarray, standardize: bool, pca_components: int, random_state: int = 0) -> np.ndarray:
     """Optional z-scoring per dimension, then optional PCA to ``pca_components``.
 
@@ -57,14 +82,7 @@ def preprocess(features: np.ndarray, standardize: bool, pca_components: int, ran
     PCA is exact: with more images than dimensions it eigendecomposes the D x D covariance
     (memory D^2, fast at 100,000 images), else a full SVD.
     """
-    X = np.asarray(features, dtype=np.float64)
-    if standardize:
-        X = StandardScaler(copy=X is features).fit_transform(X)
-    n_components = pca_dimensions(X.shape, pca_components)
-    if n_components:
-        solver = "covariance_eigh" if X.shape[0] >= X.shape[1] else "full"
-        X = PCA(n_components=n_components, svd_solver=solver, random_state=random_state).fit_transform(X)
-    return np.ascontiguousarray(X)
+    return fit_preparation(features, standardize, pca_components, random_state)[0]
 
 
 def prepare_input(features: str, node: str, standardize: bool, pca_components: int, prepared: str) -> dict:
@@ -82,6 +100,69 @@ def prepare_input(features: str, node: str, standardize: bool, pca_components: i
     }
     write_input(prepared, X, attrs)
     LOGGER.info("prepared input: %d x %d -> %d x %d", *data["features"].shape, *X.shape)
+    return attrs
+
+
+def nearest_reference(X: np.ndarray, Q: np.ndarray, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of ``Q``'s ``k`` nearest rows of ``X`` (exact euclidean, ascending, ties by row): (indices,
+    distances), each len(Q) x k. Query rows a chunk at a time, so memory stays chunk x len(X)."""
+    k = min(k, len(X))
+    squared = np.einsum("ij,ij->i", X, X)
+    indices = np.empty((len(Q), k), dtype=np.int64)
+    distances = np.empty((len(Q), k), dtype=np.float64)
+    for start in range(0, len(Q), chunk):
+        rows = Q[start : start + chunk]
+        d2 = np.maximum(np.einsum("ij,ij->i", rows, rows)[:, None] + squared[None, :] - 2.0 * rows @ X.T, 0.0)
+        nearest = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        indices[start : start + chunk] = nearest
+        distances[start : start + chunk] = np.sqrt(np.take_along_axis(d2, nearest, axis=1))
+    return indices, distances
+
+
+def prepare_query(
+    features: str,
+    query_features: str,
+    prepared: str,
+    node: str,
+    standardize: bool,
+    pca_components: int,
+    neighbours: int,
+    query_prepared: str,
+    query_neighbours: str,
+) -> dict:
+    """The query set prepared with the reference's own z-scoring and PCA, fitted on the reference only
+    (refitted here: the fit is deterministic and is checked to give the reference's prepared input bit for
+    bit), and each query image's ``neighbours`` nearest reference images in that space (rule prepare_query)."""
+    reference = read_features(features, node)
+    query = read_features(query_features, node)
+    X, transform = fit_preparation(reference["features"], standardize, pca_components)
+    stored, _ = read_input(prepared)
+    if not np.array_equal(X, stored):
+        raise AtlasError(f"{prepared} was not prepared from {features} with these settings; delete it and rerun")
+    if query["features"].shape[1] != reference["features"].shape[1]:
+        raise AtlasError(
+            f"{query_features} has {query['features'].shape[1]} features per image, {features} "
+            f"{reference['features'].shape[1]}; delete {query_features} and rerun"
+        )
+    Q = transform(query["features"])
+    attrs = {
+        "standardize": bool(standardize),
+        "pca_components": pca_dimensions(reference["features"].shape, pca_components),
+        "feature_dim": int(query["features"].shape[1]),
+        "n_images": len(Q),
+        "features_file": str(query_features),
+        "reference_features_file": str(features),
+        "node": node,
+    }
+    write_input(query_prepared, Q, attrs)
+    indices, distances = nearest_reference(X, Q, neighbours)
+    write_neighbours(query_neighbours, indices, distances)
+    LOGGER.info(
+        "query prepared: %d x %d -> %d x %d; %d nearest reference images each",
+        *query["features"].shape,
+        *Q.shape,
+        indices.shape[1],
+    )
     return attrs
 
 

@@ -15,7 +15,15 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .collection import list_class_folders, read_collection, read_dataset_manifest
-from .files.manifest import UNLABELLED, SampleLabels, read_images, write_images, write_manifest, write_skipped
+from .files.manifest import (
+    UNLABELLED,
+    SampleLabels,
+    read_images,
+    read_manifest,
+    write_images,
+    write_manifest,
+    write_skipped,
+)
 from .images import image_problem, path_problem
 from .jobs import AtlasError, file_sha256
 
@@ -164,13 +172,15 @@ def sample_images(
     skipped: str,
     dataset_manifest: str | None = None,
     manifest_digest: str | None = None,
+    split: list | None = None,
 ) -> list[str]:
     """Sample, check and hash the images; write the image list and the sidecar of skipped files (rule
     sample_images). Labels are not written here (``label_images``): the sample depends on the
     dataset's groups only, never on ``dataset.label_map``.
 
     ``on_bad_image``: ``skip`` replaces an unusable pick by another draw, ``fail`` stops at it.
-    ``manifest_digest``: only a rerun trigger (see ``collection.manifest_digest``).
+    ``manifest_digest``: only a rerun trigger (see ``collection.manifest_digest``). ``split``: (column,
+    value, False) with a split query set: the manifest rows outside it (``config.reference_dataset``).
     """
     dataset = {
         "layout": layout,
@@ -179,6 +189,7 @@ def sample_images(
         "manifest": dataset_manifest,
         "label_column": label_column,
         "missing_label": missing_label,
+        "split": split,
     }
     collection = read_collection(dataset)
     groups = collection.by_group()
@@ -252,4 +263,85 @@ def label_images(
     write_manifest(manifest, paths, labels, metadata)
     counts = dict(sorted(Counter(labels).items()))
     LOGGER.info("labelled %d images: %s; metadata columns: %s", len(paths), counts, list(metadata) or "none")
+    return SampleLabels(paths, labels, metadata)
+
+
+def sample_query(
+    layout: str,
+    root: str,
+    extensions: list[str],
+    label_column: str,
+    missing_label: str,
+    split: list | None,
+    label_map: dict[str, str],
+    on_bad_image: str,
+    reference_images: str,
+    reference_manifest: str,
+    reference_root: str,
+    images: str,
+    manifest: str,
+    skipped: str,
+    query_manifest: str | None = None,
+) -> SampleLabels:
+    """The query set, all of it (rule sample_query): its usable images' paths and hashes (``images``,
+    what its extraction reads), labels through ``dataset.label_map`` and metadata (``manifest``), the
+    unusable files (``skipped``); the same formats as the reference sample's (``files.manifest``).
+
+    A query image that is the same file as a reference image is refused: it would be placed onto a map
+    made with it. Classes the reference lacks are allowed (placed among the nearest known images) and
+    said so in the log.
+    """
+    dataset = {
+        "layout": layout,
+        "root": root,
+        "extensions": extensions,
+        "manifest": query_manifest,
+        "label_column": label_column,
+        "missing_label": missing_label,
+        "split": split,
+    }
+    collection = read_collection(dataset)
+    check = strict_check(root) if on_bad_image == "fail" else usable_check(root)
+    rows, unusable = [], []
+    for row, (path, group) in enumerate(zip(collection.paths, collection.groups)):
+        problem = check(path)
+        if problem:
+            unusable.append((path, group, problem))
+        else:
+            rows.append(row)
+    paths = [collection.paths[row] for row in rows]
+    reference_paths, _ = read_images(reference_images)
+    reference_files = {os.path.realpath(Path(reference_root) / path): path for path in reference_paths}
+    shared = [path for path in paths if os.path.realpath(Path(root) / path) in reference_files]
+    if shared:
+        same = reference_files[os.path.realpath(Path(root) / shared[0])]
+        raise AtlasError(
+            f"query image '{shared[0]}' is the reference sample's '{same}' ({reference_images}; {len(shared)} such "
+            f"image(s) in all): a query set is placed onto maps made without it; leave those images out of the query "
+            f"set, or take the query as a split of dataset.manifest (query.layout: split) so the reference leaves them out"
+        )
+    if not paths:
+        raise AtlasError(
+            f"query.root '{root}': none of its {len(collection.paths)} image(s) is usable (reasons in {skipped}); "
+            f"fix the query images or set query.layout: none"
+        )
+    labels = [str(label_map.get(collection.groups[row], collection.groups[row])) for row in rows]
+    metadata = {name: [values[row] for row in rows] for name, values in collection.metadata.items()}
+    write_images(images, paths, [file_sha256(Path(root) / path) for path in paths])
+    write_manifest(manifest, paths, labels, metadata)
+    write_skipped(skipped, unusable + collection.left_out)
+    known = set(read_manifest(reference_manifest).labels)
+    unknown = sorted(set(labels) - known - {UNLABELLED})
+    counts = dict(sorted(Counter(labels).items()))
+    LOGGER.info("query set: %d images from %s: %s", len(paths), root, counts)
+    if unknown:
+        LOGGER.warning(
+            "query classes the reference sample lacks: %s (allowed: their images are placed among the nearest "
+            "reference images; placement/<set>/classes.csv marks them)",
+            unknown,
+        )
+    if unusable or collection.left_out:
+        LOGGER.warning(
+            "left out %d query file(s), listed with reasons in %s", len(unusable + collection.left_out), skipped
+        )
     return SampleLabels(paths, labels, metadata)

@@ -102,6 +102,14 @@ class MapMethod:
         """Work done before a run's clock starts (e.g. compiling); returns what the record says of it."""
         return {}
 
+    def place_neighbours(self, config: dict) -> int:
+        """Nearest reference points per query point the method's placement reads (0: none)."""
+        return 0
+
+    def place(self, X, coords, Q, neighbours, settings, options, threads, shared) -> tuple[np.ndarray, dict]:
+        """Q's N_q x 2 float64 coordinates on the run's map, the map unmoved, and the record's fields."""
+        raise NotImplementedError
+
     def compute(
         self, X: np.ndarray, settings: dict, options: dict, threads: int, shared: dict
     ) -> tuple[np.ndarray, dict]:
