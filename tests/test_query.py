@@ -1,0 +1,147 @@
+"""The query set before placement: sampled whole with the reference's rules (labels through its label map,
+unusable files listed, a file of the reference sample refused in one line), prepared with the
+reference's own fitted z-scoring and PCA, its nearest reference images found exactly; and planned (its
+size, its extraction shards, an empty query set refused)."""
+
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import TINY, make_image_folder, sample_and_label
+from test_plan import SET_DEFAULTS, validated
+from tsne_atlas.files.features import write_features
+from tsne_atlas.files.manifest import read_images, read_manifest
+from tsne_atlas.files.map_inputs import read_input, read_neighbours, write_input
+from tsne_atlas.jobs import AtlasError
+from tsne_atlas.plan import load_plan
+from tsne_atlas.preparation import fit_preparation, nearest_reference, prepare_query, preprocess
+from tsne_atlas.sampling import sample_query
+
+pytestmark = pytest.mark.unit
+
+
+def query_settings(root, tmp_path, reference, **changes):
+    settings = {
+        "layout": "folders",
+        "root": str(root),
+        "extensions": [".png"],
+        "label_column": "",
+        "missing_label": "fail",
+        "split": None,
+        "label_map": {},
+        "on_bad_image": "skip",
+        "reference_images": str(reference / "images.csv"),
+        "reference_manifest": str(reference / "manifest.csv"),
+        "reference_root": str(reference / "images"),
+        "images": str(tmp_path / "q-images.csv"),
+        "manifest": str(tmp_path / "q-manifest.csv"),
+        "skipped": str(tmp_path / "q-skipped.csv"),
+    }
+    return {**settings, **changes}
+
+
+@pytest.fixture
+def reference(tmp_path):
+    """A sampled and labelled reference of ant and bee images in tmp_path/ref."""
+    folder = tmp_path / "ref"
+    make_image_folder(folder / "images", {"ant": 3, "bee": 3})
+    sample_and_label(folder / "images", folder)
+    return folder
+
+
+def test_a_query_folder_is_sampled_whole_labelled_through_the_label_map_and_unknown_classes_said(
+    reference, tmp_path, caplog
+):
+    root = make_image_folder(tmp_path / "query", {"ant": 2, "wasp": 2, "insect": 1})
+    (root / "ant" / "broken.png").write_bytes(b"not an image")
+    caplog.set_level(logging.INFO)
+    labels = sample_query(**query_settings(root, tmp_path, reference, label_map={"insect": "bee"}))
+    paths, hashes = read_images(tmp_path / "q-images.csv")
+    assert paths == [
+        "ant/ant_000.png",
+        "ant/ant_001.png",
+        "insect/insect_000.png",
+        "wasp/wasp_000.png",
+        "wasp/wasp_001.png",
+    ]
+    assert len(set(hashes)) == 5 and all(len(h) == 64 for h in hashes)
+    assert read_manifest(tmp_path / "q-manifest.csv").labels == ["ant", "ant", "bee", "wasp", "wasp"] == labels.labels
+    assert "ant/broken.png" in (tmp_path / "q-skipped.csv").read_text()
+    assert "query classes the reference sample lacks: ['wasp']" in caplog.text
+
+
+def test_a_query_image_that_is_a_reference_image_is_refused_in_one_line(reference, tmp_path):
+    # The reference's own folder as the query: every image is a sampled reference file.
+    with pytest.raises(AtlasError) as err:
+        sample_query(**query_settings(reference / "images", tmp_path, reference))
+    message = str(err.value)
+    assert "query image 'ant/ant_000.png' is the reference sample's 'ant/ant_000.png'" in message
+    assert "6 such image(s)" in message and "query.layout: split" in message and "\n" not in message
+    assert not (tmp_path / "q-images.csv").exists()
+    # A copy of the same images in another folder is another set of files: placed (leaks.csv finds the copies).
+    shutil.copytree(reference / "images", tmp_path / "copy")
+    assert len(sample_query(**query_settings(tmp_path / "copy", tmp_path, reference)).paths) == 6
+
+
+def test_a_query_of_only_unusable_files_is_refused(reference, tmp_path):
+    (tmp_path / "bad" / "x").mkdir(parents=True)
+    (tmp_path / "bad" / "x" / "a.png").write_bytes(b"")
+    with pytest.raises(AtlasError, match=r"query.root '.*bad': none of its 1 image\(s\) is usable"):
+        sample_query(**query_settings(tmp_path / "bad", tmp_path, reference))
+
+
+def features_file(path, X, paths):
+    write_features(path, [{"penultimate": X.astype(np.float32)}], len(X), paths, {}, {"penultimate": "flatten"})
+    return str(path)
+
+
+def test_the_query_is_prepared_with_the_reference_fit_and_its_nearest_reference_images_are_exact(tmp_path):
+    rng = np.random.default_rng(0)
+    R, Q = rng.normal(size=(60, 12)) * np.arange(1, 13), rng.normal(size=(7, 12)) * np.arange(1, 13) + 0.5
+    reference = features_file(tmp_path / "r.h5", R, [f"r{i}.png" for i in range(60)])
+    query = features_file(tmp_path / "q.h5", Q, [f"q{i}.png" for i in range(7)])
+    prepared = tmp_path / "input.h5"
+    X = preprocess(R.astype(np.float32), True, 5)
+    write_input(prepared, X, {})
+    out = {"query_prepared": str(tmp_path / "qi.h5"), "query_neighbours": str(tmp_path / "qn.npz")}
+    prepare_query(reference, query, str(prepared), "penultimate", True, 5, 8, **out)
+    Y, attrs = read_input(out["query_prepared"])
+    # The reference's scaler and PCA, not the query's own: the same as transforming it beside the reference.
+    _, transform = fit_preparation(R.astype(np.float32), True, 5)
+    assert Y.shape == (7, 5) and np.array_equal(Y, transform(Q.astype(np.float32))) and attrs["n_images"] == 7
+    assert not np.allclose(Y, preprocess(Q.astype(np.float32), True, 5))
+    indices, distances = read_neighbours(out["query_neighbours"])
+    exact = np.linalg.norm(Y[:, None] - X[None], axis=-1)
+    assert indices.shape == (7, 8) and np.array_equal(indices, np.argsort(exact, axis=1, kind="stable")[:, :8])
+    assert np.allclose(distances, np.sort(exact, axis=1)[:, :8]) and np.all(np.diff(distances, axis=1) >= 0)
+    # A prepared input made otherwise (other settings, another sample) is refused, not silently mixed.
+    write_input(prepared, preprocess(R.astype(np.float32), True, 4), {})
+    with pytest.raises(AtlasError, match=r"input.h5 was not prepared from .*r.h5 with these settings; delete it"):
+        prepare_query(reference, query, str(prepared), "penultimate", True, 5, 8, **out)
+
+
+def test_nearest_reference_works_in_chunks_and_caps_k_at_the_reference_size():
+    rng = np.random.default_rng(1)
+    X, Q = rng.normal(size=(30, 4)), rng.normal(size=(25, 4))
+    whole = nearest_reference(X, Q, 5)
+    assert all(np.array_equal(a, b) for a, b in zip(whole, nearest_reference(X, Q, 5, chunk=4)))
+    assert nearest_reference(X, Q, 99)[0].shape == (25, 30)
+
+
+def test_the_plan_counts_the_query_set_shards_its_extraction_and_refuses_an_empty_one(tmp_path):
+    root = make_image_folder(tmp_path / "query", {"ant": 5})
+    config = validated(TINY, query={"layout": "flat", "root": str(root)}, extraction={"shards": 2, "batch_size": 2})
+    plan = load_plan(config, SET_DEFAULTS)
+    assert plan.dataset.n_query == 5 and plan.query and set(plan.query_shards.values()) == {2}
+    assert "query/placement/<feature set>/placement.csv" in plan.summary()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AtlasError, match=r"query.root '.*empty' holds no images with extensions"):
+        load_plan(validated(config, query={"layout": "flat", "root": str(tmp_path / "empty")}), SET_DEFAULTS)
+    with pytest.raises(AtlasError, match="query.layout is 'split' but dataset.layout is 'folders'"):
+        load_plan(validated(config, query={"layout": "split"}), SET_DEFAULTS)
+    with pytest.raises(AtlasError, match=r"query.root 'nowhere' is not a folder"):
+        load_plan(validated(config, query={"layout": "folders", "root": "nowhere"}), SET_DEFAULTS)
+    none = load_plan(validated(config, query={"layout": "none"}), SET_DEFAULTS)
+    assert not none.query and none.query_shards == {} and "query/" not in none.summary()
