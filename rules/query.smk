@@ -10,7 +10,6 @@ rule sample_query:
     input:
         unpack(query_collection_inputs),
         reference_images=rules.sample_images.output.images,
-        reference_manifest=rules.label_images.output.manifest,
     output:
         images=f"{QUERY}/sample/images.csv",
         manifest=f"{QUERY}/sample/manifest.csv",

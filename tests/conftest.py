@@ -32,9 +32,12 @@ if WORKER_THREADS:
 
 
 def tiny_config() -> dict:
-    """tests/tiny-config.yaml, with the dataset root made absolute (the tests run in temporary folders)."""
+    """tests/tiny-config.yaml, with the dataset's and the query set's paths made absolute (the tests run in
+    temporary folders)."""
     config = yaml.safe_load((REPO / "tests" / "tiny-config.yaml").read_text())
     config["dataset"]["root"] = str(REPO / config["dataset"]["root"])
+    for key in ("root", "manifest"):
+        config["query"][key] = str(REPO / config["query"][key])
     return config
 
 

@@ -19,7 +19,6 @@ from .files.manifest import (
     UNLABELLED,
     SampleLabels,
     read_images,
-    read_manifest,
     write_images,
     write_manifest,
     write_skipped,
@@ -276,7 +275,6 @@ def sample_query(
     label_map: dict[str, str],
     on_bad_image: str,
     reference_images: str,
-    reference_manifest: str,
     reference_root: str,
     images: str,
     manifest: str,
@@ -288,8 +286,8 @@ def sample_query(
     unusable files (``skipped``); the same formats as the reference sample's (``files.manifest``).
 
     A query image that is the same file as a reference image is refused: it would be placed onto a map
-    made with it. Classes the reference lacks are allowed (placed among the nearest known images) and
-    said so in the log.
+    made with it. Classes the reference lacks are allowed: ``placement.placement_tables`` says which
+    (the reference's labels are not read here, so relabelling the reference re-extracts no query image).
     """
     dataset = {
         "layout": layout,
@@ -330,16 +328,8 @@ def sample_query(
     write_images(images, paths, [file_sha256(Path(root) / path) for path in paths])
     write_manifest(manifest, paths, labels, metadata)
     write_skipped(skipped, unusable + collection.left_out)
-    known = set(read_manifest(reference_manifest).labels)
-    unknown = sorted(set(labels) - known - {UNLABELLED})
     counts = dict(sorted(Counter(labels).items()))
     LOGGER.info("query set: %d images from %s: %s", len(paths), root, counts)
-    if unknown:
-        LOGGER.warning(
-            "query classes the reference sample lacks: %s (allowed: their images are placed among the nearest "
-            "reference images; placement/<set>/classes.csv marks them)",
-            unknown,
-        )
     if unusable or collection.left_out:
         LOGGER.warning(
             "left out %d query file(s), listed with reasons in %s", len(unusable + collection.left_out), skipped
