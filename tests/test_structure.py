@@ -75,8 +75,9 @@ FIGURE_STAGES = {
 
 # The stages that use another's code: the explorer colours points by the suspects' label
 # disagreement, suspects.label_disagreement, a pure numpy function of the k-NN graph (no file, no job);
-# the clusters' comparison figure shares the comparison's heatmap text colour, note wrapping and set check.
-SHARED_STAGE_FUNCTIONS = {"explorer": {"suspects"}, "cluster_compare": {"compare"}}
+# the clusters' comparison figure shares the comparison's heatmap text colour, note wrapping and set check;
+# the query set's placement tables find near copies with the suspects' unit rows and chunked cosines.
+SHARED_STAGE_FUNCTIONS = {"explorer": {"suspects"}, "cluster_compare": {"compare"}, "placement": {"suspects"}}
 
 
 def test_the_stages_are_read_from_the_rules():
@@ -500,6 +501,7 @@ def test_file_layouts_live_in_files_only():
         "explorer_page",
         "projector",
         "quality",
+        "placement",
     }
 
 
