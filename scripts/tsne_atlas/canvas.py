@@ -129,12 +129,14 @@ def flipped(coords: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class MapFrame:
     """Where a map lands on a mosaic canvas of ``shape`` (width, height): a tile's top-left corner is
-    ``floor(((x, -y) - lo) * scale + offset)``, within ``room`` (the canvas less one tile). Other points
-    (a query set placed on the map) land in the same frame, so their mosaic compares with the map's."""
+    ``floor(((x, -y) - lo) * scale + offset)``, within ``room`` (the canvas less one tile); ``lo`` and ``hi``
+    bound the map's (x, -y). Other points (a query set placed on the map) land in the same frame, so their
+    mosaic compares with the map's."""
 
     shape: tuple[int, int]
     tile: int
     lo: np.ndarray
+    hi: np.ndarray
     scale: float
     offset: np.ndarray
 
@@ -143,12 +145,13 @@ class MapFrame:
         return np.array(self.shape, dtype=np.float64) - self.tile
 
     def positions(self, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each point's tile corner (x, y) in pixels, clipped to the canvas, and whether it fell outside it."""
-        corners = np.floor((flipped(coords) - self.lo) * self.scale + self.offset)
-        room = self.room
-        outside = ((corners < 0) | (corners > room)).any(axis=1)
+        """Each point's tile corner (x, y) in pixels, clipped to the canvas, and whether it lies outside the map's
+        bounds (drawn at the edge)."""
+        coords = flipped(coords)
+        corners = np.floor((coords - self.lo) * self.scale + self.offset)
+        outside = ((coords < self.lo) | (coords > self.hi)).any(axis=1)
         # Clip: rounding (of the short side, or floating point) can land a map's own point a hair outside.
-        return np.clip(corners, 0, room).astype(np.int64), outside
+        return np.clip(corners, 0, self.room).astype(np.int64), outside
 
 
 def map_frame(coords: np.ndarray, canvas_size: int, tile_size: int) -> MapFrame:
@@ -160,11 +163,11 @@ def map_frame(coords: np.ndarray, canvas_size: int, tile_size: int) -> MapFrame:
     coords = flipped(coords)
     shape = canvas_shape(coords, canvas_size, tile_size)
     room = np.array(shape, dtype=np.float64) - tile_size  # as MapFrame.room
-    lo = coords.min(axis=0)
-    extent = coords.max(axis=0) - lo
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    extent = hi - lo
     longest = float(extent.max())
     scale = (canvas_size - tile_size) / longest if longest > 0 else 0.0  # a single point: centred
-    return MapFrame(shape, tile_size, lo, scale, (room - extent * scale) / 2.0)
+    return MapFrame(shape, tile_size, lo, hi, scale, (room - extent * scale) / 2.0)
 
 
 def layout_positions(coords: np.ndarray, canvas_size: int, tile_size: int) -> np.ndarray:
