@@ -354,7 +354,7 @@ def test_mosaic_loads_one_thumbnail_at_a_time(embedding30, monkeypatch):
     _, _, root, coords = embedding30
     events = []
     load = canvas.load_thumbnail
-    monkeypatch.setattr(rm, "load_thumbnail", lambda path, size: (events.append("load"), load(path, size))[1])
+    monkeypatch.setattr(canvas, "load_thumbnail", lambda path, size: (events.append("load"), load(path, size))[1])
 
     def paths():
         for path in sorted(root.rglob("*.png"))[:5]:

@@ -1,13 +1,15 @@
-"""OpenCV drawing shared by the mosaics: thumbnails, the legend strip under a canvas, PNG files."""
+"""OpenCV drawing shared by the mosaics: thumbnails, where a map lands on a canvas (``map_frame``), the
+legend strip under a canvas, PNG files."""
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .images import load_rgb
-from .jobs import atomic_path
+from .jobs import AtlasError, atomic_path
 
 BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0)}
 NOTE_BGR = (1, 31, 189)
@@ -91,3 +93,105 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
         raise RuntimeError(f"could not encode {path}")
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(encoded.tobytes())
+
+
+def tile_size(canvas_size: int, thumb_size: int, border: int) -> int:
+    """A mosaic tile: the thumbnail and its border on both sides; an error when it does not fit the canvas."""
+    tile = thumb_size + 2 * border
+    if tile > canvas_size:
+        raise AtlasError(
+            f"mosaic.thumb_size {thumb_size} plus borders does not fit mosaic.canvas_size {canvas_size}; "
+            f"lower the thumbnail size or enlarge the canvas"
+        )
+    return tile
+
+
+def canvas_shape(coords: np.ndarray, canvas_size: int, tile_size: int) -> tuple[int, int]:
+    """(width, height) of the canvas: the long side ``canvas_size``, the other following the embedding.
+
+    With one scale for both axes the tiles' corners span ``canvas_size - tile_size`` along the
+    embedding's longer axis, so the short side is one tile plus the shorter extent at that
+    scale: the tiles reach all four edges and no band of the canvas is left blank. An axis
+    with no extent (points on a line, or a single point) gets one tile.
+    """
+    extent = np.ptp(np.asarray(coords, dtype=np.float64), axis=0)
+    longest = float(extent.max())
+    ratio = float(extent.min()) / longest if longest > 0 else 0.0
+    short = tile_size + round((canvas_size - tile_size) * ratio)
+    return (canvas_size, short) if extent[0] >= extent[1] else (short, canvas_size)
+
+
+def flipped(coords: np.ndarray) -> np.ndarray:
+    """Map coordinates with y flipped: image rows grow downwards, so the mosaic has the scatter plot's orientation."""
+    return np.asarray(coords, dtype=np.float64) * np.array([1.0, -1.0])
+
+
+@dataclass(frozen=True)
+class MapFrame:
+    """Where a map lands on a mosaic canvas of ``shape`` (width, height): a tile's top-left corner is
+    ``floor(((x, -y) - lo) * scale + offset)``, within ``room`` (the canvas less one tile); ``lo`` and ``hi``
+    bound the map's (x, -y). Other points (a query set placed on the map) land in the same frame, so their
+    mosaic compares with the map's."""
+
+    shape: tuple[int, int]
+    tile: int
+    lo: np.ndarray
+    hi: np.ndarray
+    scale: float
+    offset: np.ndarray
+
+    @property
+    def room(self) -> np.ndarray:
+        return np.array(self.shape, dtype=np.float64) - self.tile
+
+    def positions(self, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each point's tile corner (x, y) in pixels, clipped to the canvas, and whether it lies outside the map's
+        bounds (drawn at the edge)."""
+        coords = flipped(coords)
+        corners = np.floor((coords - self.lo) * self.scale + self.offset)
+        outside = ((coords < self.lo) | (coords > self.hi)).any(axis=1)
+        # Clip: rounding (of the short side, or floating point) can land a map's own point a hair outside.
+        return np.clip(corners, 0, self.room).astype(np.int64), outside
+
+
+def map_frame(coords: np.ndarray, canvas_size: int, tile_size: int) -> MapFrame:
+    """The frame of ``coords`` on a canvas of ``canvas_shape``, tiles ``tile_size`` pixels square.
+
+    One scale for both axes, set by the longer axis spanning the long side, keeps the embedding's
+    aspect ratio; the shorter axis is centred in the fraction of a pixel canvas_shape's rounding leaves.
+    """
+    coords = flipped(coords)
+    shape = canvas_shape(coords, canvas_size, tile_size)
+    room = np.array(shape, dtype=np.float64) - tile_size  # as MapFrame.room
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    extent = hi - lo
+    longest = float(extent.max())
+    scale = (canvas_size - tile_size) / longest if longest > 0 else 0.0  # a single point: centred
+    return MapFrame(shape, tile_size, lo, hi, scale, (room - extent * scale) / 2.0)
+
+
+def layout_positions(coords: np.ndarray, canvas_size: int, tile_size: int) -> np.ndarray:
+    """Top-left pixel (x, y) of each tile on the canvas of ``canvas_shape`` (``map_frame``), y flipped so
+    the mosaic has the scatter plot's orientation."""
+    return map_frame(coords, canvas_size, tile_size).positions(coords)[0]
+
+
+def paste_framed(canvas: np.ndarray, path, x: int, y: int, tile: int, thumb_size: int, border: int, colour) -> None:
+    """The image at ``path`` as a thumbnail framed in ``colour`` (BGR), centred in the tile whose top-left
+    corner is (x, y) on ``canvas`` (non-square images are narrower)."""
+    thumb = load_thumbnail(path, thumb_size)
+    framed = cv2.copyMakeBorder(thumb, border, border, border, border, cv2.BORDER_CONSTANT, value=colour)
+    h, w = framed.shape[:2]
+    top, left = y + (tile - h) // 2, x + (tile - w) // 2
+    canvas[top : top + h, left : left + w] = framed
+
+
+def with_legend(
+    canvas: np.ndarray, classes: list[str], colours: list[tuple], bg: tuple, note: str | None
+) -> np.ndarray:
+    """``canvas`` above its legend strip, centred when the strip is the wider (a tall, thin canvas)."""
+    long_side = max(canvas.shape[:2])
+    width = legend_width(canvas.shape[1], long_side)
+    left = (width - canvas.shape[1]) // 2
+    canvas = cv2.copyMakeBorder(canvas, 0, 0, left, width - canvas.shape[1] - left, cv2.BORDER_CONSTANT, value=bg)
+    return np.vstack([canvas, legend_strip(classes, colours, width, bg, note, text_size=long_side)])

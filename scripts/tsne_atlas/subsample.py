@@ -14,8 +14,8 @@ def fixed_subsample(n_points: int, max_images: int, random_state: int = SUBSAMPL
     return np.sort(np.random.default_rng(random_state).choice(n_points, size=max_images, replace=False))
 
 
-def subsample_note(shown: int, total: int, key: str) -> str | None:
-    """Says that a figure shows a random subsample (None when it shows every image)."""
+def subsample_note(shown: int, total: int, key: str, what: str = "images") -> str | None:
+    """Says that a figure shows a random subsample of ``what`` (None when it shows every image)."""
     if shown >= total:
         return None
-    return f"showing a random {shown:,} of {total:,} images (fixed subsample; {key})"
+    return f"showing a random {shown:,} of {total:,} {what} (fixed subsample; {key})"
