@@ -24,14 +24,14 @@ rule sample_query:
         runtime=sampling_runtime_min(N_QUERY),
     params:
         layout=QUERY_DATASET.get("layout"),
-        root=QUERY_ROOT,
+        query_root=QUERY_ROOT,
         extensions=config["dataset"]["extensions"],
         label_column=QUERY_DATASET.get("label_column"),
         missing_label=config["dataset"]["missing_label"],
         split=QUERY_DATASET.get("split"),
         label_map=config["dataset"]["label_map"],
         on_bad_image=config["dataset"]["on_bad_image"],
-        reference_root=config["dataset"]["root"],
+        root=config["dataset"]["root"],
     script:
         "../scripts/sample_query.py"
 
@@ -180,10 +180,10 @@ rule placement_tables:
     conda:
         "../envs/maps.yaml"
     params:
-        reference_root=config["dataset"]["root"],
+        root=config["dataset"]["root"],
         query_root=QUERY_ROOT,
         neighbours=config["query"]["neighbours"],
-        near_copy_cosine=config["suspects"]["near_duplicate_cosine"],
+        near_duplicate_cosine=config["suspects"]["near_duplicate_cosine"],
     script:
         "../scripts/placement_tables.py"
 

@@ -36,7 +36,7 @@ def tiny_config() -> dict:
     temporary folders)."""
     config = yaml.safe_load((REPO / "tests" / "tiny-config.yaml").read_text())
     config["dataset"]["root"] = str(REPO / config["dataset"]["root"])
-    for key in ("root", "manifest"):
+    for key in ("folder", "manifest"):
         config["query"][key] = str(REPO / config["query"][key])
     return config
 

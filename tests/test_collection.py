@@ -17,6 +17,11 @@ def dataset(tmp_path):
     return root
 
 
+def read_manifest_file(manifest, root, label_column="label", missing_label="fail", **options):
+    """read_dataset_manifest with the schema's defaults (the function itself has none: two sections set them)."""
+    return read_dataset_manifest(manifest, root, label_column, missing_label, **options)
+
+
 def write(path, text: str, encoding="utf-8"):
     path.write_bytes(text.encode(encoding))
     return path
@@ -34,7 +39,7 @@ GOOD = (
 
 def test_a_manifest_gives_paths_labels_and_metadata(dataset, tmp_path):
     manifest = write(tmp_path / "m.csv", GOOD)
-    collection = read_dataset_manifest(manifest, dataset, label_column="species")
+    collection = read_manifest_file(manifest, dataset, label_column="species")
     assert collection.paths == sorted(collection.paths) and "bee/bee_001.png" in collection.paths  # ./ dropped
     assert collection.groups == ["formica", "formica", "apis", "apis", "apis"]
     assert collection.metadata["note"][1] == 'comma, and "quotes"' and collection.metadata["source"][0] == "field"
@@ -52,12 +57,12 @@ def test_a_manifest_gives_paths_labels_and_metadata(dataset, tmp_path):
     assert list(labels.metadata) == ["source", "note"] and labels.metadata["note"][2] == "<b>bold</b>"
     # A TSV reads the same.
     tsv = write(tmp_path / "m.tsv", GOOD.replace(",", "\t").replace('"comma\t and ""quotes"""', "x"))
-    assert read_dataset_manifest(tsv, dataset, label_column="species").groups == collection.groups
+    assert read_manifest_file(tsv, dataset, label_column="species").groups == collection.groups
 
 
 def test_absolute_paths_under_the_root_are_made_relative(dataset, tmp_path):
     manifest = write(tmp_path / "m.csv", f"path\n{dataset / 'ant' / 'ant_000.png'}\nbee/bee_000.png\n")
-    collection = read_dataset_manifest(manifest, dataset)
+    collection = read_manifest_file(manifest, dataset)
     assert collection.paths == ["ant/ant_000.png", "bee/bee_000.png"]
     assert collection.groups == [UNLABELLED, UNLABELLED]  # no label column: unlabelled
 
@@ -84,31 +89,31 @@ def test_absolute_paths_under_the_root_are_made_relative(dataset, tmp_path):
 def test_bad_manifests_are_one_line_errors_naming_file_line_and_fix(dataset, tmp_path, text, expected):
     manifest = write(tmp_path / "m.csv", text)
     with pytest.raises(AtlasError) as err:
-        read_dataset_manifest(manifest, dataset)
+        read_manifest_file(manifest, dataset)
     message = str(err.value)
     assert expected in message and str(manifest) in message and "\n" not in message
 
 
 def test_a_byte_order_mark_is_read_past_and_other_encodings_are_refused_with_the_fix(dataset, tmp_path):
     # Excel's "CSV UTF-8" starts the file with a byte-order mark: the same manifest as without it.
-    plain = read_dataset_manifest(write(tmp_path / "plain.csv", GOOD), dataset, label_column="species")
-    bom = read_dataset_manifest(write(tmp_path / "bom.csv", "\ufeff" + GOOD), dataset, label_column="species")
+    plain = read_manifest_file(write(tmp_path / "plain.csv", GOOD), dataset, label_column="species")
+    bom = read_manifest_file(write(tmp_path / "bom.csv", "\ufeff" + GOOD), dataset, label_column="species")
     assert bom == plain and "path" not in bom.metadata and len(bom.paths) == 5
     latin = write(tmp_path / "latin.csv", "path,label\nant/ant_000.png,caf\u00e9\n", encoding="latin-1")
     with pytest.raises(AtlasError, match=r"latin.csv: line 2 is not UTF-8 text \(byte 0xe9\); save the file as UTF-8"):
-        read_dataset_manifest(latin, dataset)
+        read_manifest_file(latin, dataset)
     with pytest.raises(AtlasError, match="must end in .csv or .tsv"):
-        read_dataset_manifest(write(tmp_path / "m.txt", "path\n"), dataset)
+        read_manifest_file(write(tmp_path / "m.txt", "path\n"), dataset)
     (tmp_path / "folder.csv").mkdir()
     with pytest.raises(
         AtlasError, match=r"dataset.manifest '.*folder.csv' cannot be read \(Is a directory\); fix the path"
     ):
-        read_dataset_manifest(tmp_path / "folder.csv", dataset)
+        read_manifest_file(tmp_path / "folder.csv", dataset)
 
 
 def test_missing_labels_fail_or_are_skipped_and_listed(dataset, tmp_path):
     manifest = write(tmp_path / "m.csv", "path,label\nant/ant_000.png,ant\nant/ant_001.png,\nbee/bee_000.png,bee\n")
-    collection = read_dataset_manifest(manifest, dataset, missing_label="skip")
+    collection = read_manifest_file(manifest, dataset, missing_label="skip")
     assert collection.paths == ["ant/ant_000.png", "bee/bee_000.png"]
     assert collection.left_out == [("ant/ant_001.png", "", "no label in the manifest")]
     sample_and_label(dataset, tmp_path, layout="manifest", dataset_manifest=str(manifest), missing_label="skip")
@@ -118,16 +123,16 @@ def test_missing_labels_fail_or_are_skipped_and_listed(dataset, tmp_path):
 def test_label_column_choice(dataset, tmp_path):
     manifest = write(tmp_path / "m.csv", GOOD)
     # A metadata column can be the label; "" makes the images unlabelled (then 'species' is metadata).
-    assert set(read_dataset_manifest(manifest, dataset, label_column="source").groups) == {"field", "lab"}
-    unlabelled = read_dataset_manifest(manifest, dataset, label_column="")
+    assert set(read_manifest_file(manifest, dataset, label_column="source").groups) == {"field", "lab"}
+    unlabelled = read_manifest_file(manifest, dataset, label_column="")
     assert set(unlabelled.groups) == {UNLABELLED} and "species" in unlabelled.metadata
     with pytest.raises(AtlasError, match="dataset.label_column 'kind' is not a column of .*m.csv"):
-        read_dataset_manifest(manifest, dataset, label_column="kind")
+        read_manifest_file(manifest, dataset, label_column="kind")
     # A 'label' column that is not the label column would be ambiguous.
     with pytest.raises(
         AtlasError, match="column 'label' is named like one the workflow writes.*set dataset.label_column"
     ):
-        read_dataset_manifest(write(tmp_path / "l.csv", "path,label,kind\nant/ant_000.png,a,b\n"), dataset, "kind")
+        read_manifest_file(write(tmp_path / "l.csv", "path,label,kind\nant/ant_000.png,a,b\n"), dataset, "kind")
 
 
 def test_flat_folder_is_every_image_unlabelled(tmp_path):
@@ -255,8 +260,8 @@ SPLIT = "path,label,split\nant/ant_000.png,ant,train\nant/ant_001.png,ant,test\n
 
 def test_a_split_column_parts_query_rows_from_reference_rows_as_written(dataset, tmp_path):
     manifest = write(tmp_path / "m.csv", SPLIT)
-    query = read_dataset_manifest(manifest, dataset, split=("split", "test", True))
-    reference = read_dataset_manifest(manifest, dataset, split=("split", "test", False))
+    query = read_manifest_file(manifest, dataset, split=("split", "test", True))
+    reference = read_manifest_file(manifest, dataset, split=("split", "test", False))
     # Matched as written: "Test" and " test" are other splits, so they stay in the reference.
     assert query.paths == ["ant/ant_001.png", "bee/bee_002.png"]
     assert reference.paths == ["ant/ant_000.png", "bee/bee_000.png", "bee/bee_001.png"]
@@ -281,8 +286,8 @@ def test_a_split_column_parts_query_rows_from_reference_rows_as_written(dataset,
 def test_a_split_that_names_no_column_or_no_rows_is_one_line(dataset, tmp_path, split, expected):
     manifest = write(tmp_path / "m.csv", SPLIT)
     if expected is None:  # every row outside a split of no rows: the whole manifest
-        assert len(read_dataset_manifest(manifest, dataset, split=split).paths) == 5
+        assert len(read_manifest_file(manifest, dataset, split=split).paths) == 5
         return
     with pytest.raises(AtlasError) as err:
-        read_dataset_manifest(manifest, dataset, split=split)
+        read_manifest_file(manifest, dataset, split=split)
     assert expected in str(err.value) and str(manifest) in str(err.value) and "\n" not in str(err.value)

@@ -61,7 +61,7 @@ class Sets:
             "graph": str(folder / "k-10.npz"),
             "query_prepared": str(folder / "query" / "input.h5"),
             "query_neighbours": str(folder / "query" / "neighbours.npz"),
-            "reference_root": str(folder / "reference-images"),
+            "root": str(folder / "reference-images"),
             "query_root": str(folder / "query-images"),
         }
         for name in ("sample", "query/sample"):
@@ -79,10 +79,10 @@ class Sets:
         distances, indices = NearestNeighbors(n_neighbors=width).fit(reference_X).kneighbors(query_X)
         write_neighbours(self.files["query_neighbours"], indices, distances)
 
-    def run(self, neighbours: int = 5, near_copy_cosine: float = 0.999, out: str = "out") -> dict:
+    def run(self, neighbours: int = 5, near_duplicate_cosine: float = 0.999, out: str = "out") -> dict:
         """placement_tables as the rule calls it (every argument by keyword); the three tables read back."""
         outputs = {name: str(self.folder / f"{out}-{name}.csv") for name in ("placement", "leaks", "classes")}
-        pl.placement_tables(**self.files, neighbours=neighbours, near_copy_cosine=near_copy_cosine, **outputs)
+        pl.placement_tables(**self.files, neighbours=neighbours, near_duplicate_cosine=near_duplicate_cosine, **outputs)
         return {
             "placement": read_placement(outputs["placement"]),
             "leaks": read_leaks(outputs["leaks"]),
@@ -202,7 +202,7 @@ def test_near_copies_by_cosine_threshold_exact_first_then_by_cosine(tmp_path):
         reference_hashes=reference_hashes,
         query_hashes=query_hashes,
     )
-    leaks = sets.run(near_copy_cosine=0.9999)["leaks"]
+    leaks = sets.run(near_duplicate_cosine=0.9999)["leaks"]
     assert [(r["kind"], r["query_path"], r["reference_path"]) for r in leaks] == [
         ("exact", "new/004.png", "ref/090.png"),
         ("near", "new/001.png", "ref/010.png"),
@@ -210,14 +210,14 @@ def test_near_copies_by_cosine_threshold_exact_first_then_by_cosine(tmp_path):
     ]
     assert [r["cosine"] for r in leaks[1:]] == pytest.approx(cosines, abs=1e-4)
     # A threshold between the two cosines keeps the nearer copy only; any pair of ordinary images stays out.
-    tables = sets.run(near_copy_cosine=float(np.mean(cosines)), out="between")
+    tables = sets.run(near_duplicate_cosine=float(np.mean(cosines)), out="between")
     assert [(r["kind"], r["query_path"]) for r in tables["leaks"]] == [
         ("exact", "new/004.png"),
         ("near", "new/001.png"),
     ]
     assert [row["leak"] for row in tables["placement"]] == ["", "near", "", "", "exact", ""]
     with pytest.raises(AtlasError, match=r"^near-copy threshold 1.5 is not a cosine; use a value from -1 to 1$"):
-        sets.run(near_copy_cosine=1.5)
+        sets.run(near_duplicate_cosine=1.5)
 
 
 def test_an_image_with_an_exact_and_a_near_copy_is_an_exact_leak_and_a_pair_is_listed_once(tmp_path):
@@ -236,7 +236,7 @@ def test_an_image_with_an_exact_and_a_near_copy_is_an_exact_leak_and_a_pair_is_l
         reference_hashes=reference_hashes,
         query_hashes=query_hashes,
     )
-    tables = sets.run(near_copy_cosine=0.999)
+    tables = sets.run(near_duplicate_cosine=0.999)
     assert [(r["kind"], r["reference_path"]) for r in tables["leaks"]] == [
         ("exact", "ref/000.png"),
         ("near", "ref/001.png"),
@@ -276,7 +276,7 @@ def test_the_three_files_as_written(tmp_path):
     reference_labels = ["a", "b", "b", "a", "c", "c", "c", "c"]
     query_X = np.array([[-0.4, 0.0], [1.4, 0.0], [50.2, 50.2]])
     sets = Sets(tmp_path, reference_X, reference_labels, query_X, ["b", "b", "a"], graph_width=3, query_width=4)
-    paths = sets.run(neighbours=4, near_copy_cosine=0.99999)["paths"]
+    paths = sets.run(neighbours=4, near_duplicate_cosine=0.99999)["paths"]
     # The ood score by hand: k = 3 (the graph's width); query 0's mean distance (0.4 + 1.4 + 2.4) / 3
     # over the median of the reference images' own means (2, 4/3, 4/3, 2 on the line; the square's four
     # (1 + 1 + sqrt 2) / 3).

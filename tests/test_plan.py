@@ -79,7 +79,8 @@ def test_all_counts_the_dataset_once_in_the_main_process_and_never_in_a_job_give
     config = validated(TINY, sample={"n_images": "all"})
     count = Counter()
     main = load_plan(config, SET_DEFAULTS, environ={}, main_process=True, count=count)
-    assert count.calls == 1  # the config check and the plan share the one count
+    # The config check and the plan share the one count of the dataset; the query set is counted once too.
+    assert count.calls == 2 and main.dataset.n_query == 10
     assert main.n_images == count_images(config["dataset"]) > 40
     # A job started by that main process: its environment holds what the main process put there.
     job_count = Counter()
@@ -87,21 +88,21 @@ def test_all_counts_the_dataset_once_in_the_main_process_and_never_in_a_job_give
     assert job_count.calls == 0 and job == main
     # A job without them (an executor passing no environment) counts for itself.
     assert load_plan(config, SET_DEFAULTS, environ={}, main_process=False, count=job_count) == main
-    assert job_count.calls == 1
+    assert job_count.calls == 2
 
 
 def test_facts_measured_for_another_config_are_not_taken():
     """A job takes only what was measured for its own dataset and sample settings; the main process
     always measures (an environment it inherits may come from another run)."""
     config = validated(TINY, sample={"n_images": "all"})
-    stale = {DATASET_FACTS_VARIABLE: atlas_plan.DatasetFacts(35, None).encode(atlas_plan.dataset_key(config))}
+    stale = {DATASET_FACTS_VARIABLE: atlas_plan.DatasetFacts(35, None, 10).encode(atlas_plan.dataset_key(config))}
     count = Counter()
     assert load_plan(config, SET_DEFAULTS, environ=stale, main_process=False, count=count).n_images == 35
     assert count.calls == 0
     assert load_plan(config, SET_DEFAULTS, environ=stale, main_process=True, count=count).n_images > 40
     other = validated(config, sample={"stratified": not config["sample"]["stratified"]})
     assert load_plan(other, SET_DEFAULTS, environ=stale, main_process=False, count=count).n_images > 40
-    assert count.calls == 2
+    assert count.calls == 4  # the dataset and the query set, twice
     for garbled in ("", "x", f"{atlas_plan.dataset_key(config)} many -"):
         assert atlas_plan.DatasetFacts.decode(garbled, atlas_plan.dataset_key(config)) is None
 
@@ -182,6 +183,7 @@ def test_done_summary_lists_every_output_folder_the_plan_makes():
         "  quality      out/quality/quality.csv (image problems; a PNG per problem)\n"
         "  explorer     out/explorer.html (open in a browser; thumbnails in out/explorer/)\n"
         "  projector    out/projector/ (tensorboard --logdir out/projector)\n"
+        "  query        out/query/placement/<feature set>/placement.csv, leaks.csv, classes.csv; figures in out/query/figures/\n"
         "  compare      out/compare/sheet.png, metrics.png, cka.png, clusters.png (+ CSV tables)\n"
         "  logs         out/logs/\n"
     )

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.unit
 def query_settings(root, tmp_path, reference, **changes):
     settings = {
         "layout": "folders",
-        "root": str(root),
+        "query_root": str(root),
         "extensions": [".png"],
         "label_column": "",
         "missing_label": "fail",
@@ -33,7 +33,7 @@ def query_settings(root, tmp_path, reference, **changes):
         "label_map": {},
         "on_bad_image": "skip",
         "reference_images": str(reference / "images.csv"),
-        "reference_root": str(reference / "images"),
+        "root": str(reference / "images"),
         "images": str(tmp_path / "q-images.csv"),
         "manifest": str(tmp_path / "q-manifest.csv"),
         "skipped": str(tmp_path / "q-skipped.csv"),
@@ -50,9 +50,7 @@ def reference(tmp_path):
     return folder
 
 
-def test_a_query_folder_is_sampled_whole_and_labelled_through_the_label_map(
-    reference, tmp_path, caplog
-):
+def test_a_query_folder_is_sampled_whole_and_labelled_through_the_label_map(reference, tmp_path, caplog):
     root = make_image_folder(tmp_path / "query", {"ant": 2, "wasp": 2, "insect": 1})
     (root / "ant" / "broken.png").write_bytes(b"not an image")
     caplog.set_level(logging.INFO)
@@ -87,7 +85,7 @@ def test_a_query_image_that_is_a_reference_image_is_refused_in_one_line(referenc
 def test_a_query_of_only_unusable_files_is_refused(reference, tmp_path):
     (tmp_path / "bad" / "x").mkdir(parents=True)
     (tmp_path / "bad" / "x" / "a.png").write_bytes(b"")
-    with pytest.raises(AtlasError, match=r"query.root '.*bad': none of its 1 image\(s\) is usable"):
+    with pytest.raises(AtlasError, match=r"query.folder '.*bad': none of its 1 image\(s\) is usable"):
         sample_query(**query_settings(tmp_path / "bad", tmp_path, reference))
 
 
@@ -131,16 +129,18 @@ def test_nearest_reference_works_in_chunks_and_caps_k_at_the_reference_size():
 
 def test_the_plan_counts_the_query_set_shards_its_extraction_and_refuses_an_empty_one(tmp_path):
     root = make_image_folder(tmp_path / "query", {"ant": 5})
-    config = validated(TINY, query={"layout": "flat", "root": str(root)}, extraction={"shards": 2, "batch_size": 2})
+    config = validated(
+        TINY, query={"layout": "flat", "folder": str(root), "manifest": ""}, extraction={"shards": 2, "batch_size": 2}
+    )
     plan = load_plan(config, SET_DEFAULTS)
     assert plan.dataset.n_query == 5 and plan.query and set(plan.query_shards.values()) == {2}
     assert "query/placement/<feature set>/placement.csv" in plan.summary()
     (tmp_path / "empty").mkdir()
-    with pytest.raises(AtlasError, match=r"query.root '.*empty' holds no images with extensions"):
-        load_plan(validated(config, query={"layout": "flat", "root": str(tmp_path / "empty")}), SET_DEFAULTS)
+    with pytest.raises(AtlasError, match=r"query.folder '.*empty' holds no images with extensions"):
+        load_plan(validated(config, query={"layout": "flat", "folder": str(tmp_path / "empty")}), SET_DEFAULTS)
     with pytest.raises(AtlasError, match="query.layout is 'split' but dataset.layout is 'folders'"):
         load_plan(validated(config, query={"layout": "split"}), SET_DEFAULTS)
-    with pytest.raises(AtlasError, match=r"query.root 'nowhere' is not a folder"):
-        load_plan(validated(config, query={"layout": "folders", "root": "nowhere"}), SET_DEFAULTS)
+    with pytest.raises(AtlasError, match=r"query.folder 'nowhere' is not a folder"):
+        load_plan(validated(config, query={"layout": "folders", "folder": "nowhere"}), SET_DEFAULTS)
     none = load_plan(validated(config, query={"layout": "none"}), SET_DEFAULTS)
     assert not none.query and none.query_shards == {} and "query/" not in none.summary()

@@ -62,6 +62,7 @@ def rule_stage_functions() -> dict[str, tuple[str, str]]:
 STAGES = {module for module, _ in rule_stage_functions().values()}
 FIGURE_STAGES = {
     "metrics_plot",
+    "query_figure",
     "scatter",
     "mosaic",
     "grid_mosaic",
@@ -90,7 +91,7 @@ def test_the_stages_are_read_from_the_rules():
 
 def test_every_script_is_the_entry_point_of_the_rule_it_is_named_after():
     rules = rule_directives()
-    assert len(rules) == 28
+    assert len(rules) == 33
     scripts = {p.stem for p in (REPO / "scripts").glob("*.py")} - {"__init__"}
     assert scripts == set(rules)
     for rule, directives in rules.items():
@@ -195,7 +196,7 @@ def test_every_rules_conda_env_provides_what_its_script_imports():
             needed |= {module for method in MAP_METHODS.values() for module in method.requires}
         assert needed <= provided, f"rule {rule}: {directives['conda']} lacks {sorted(needed - provided)}"
         checked += 1
-    assert checked == 28
+    assert checked == 33
     # The check sees through the package: extraction needs torch, map jobs (t-SNE, UMAP, PCA) never do.
     assert "torch" in third_party_imports(REPO / "scripts" / "extract_features.py")
     assert "torch" not in third_party_imports(REPO / "scripts" / "map.py")

@@ -2,16 +2,21 @@
 
 The workflow's stages, in order, each a module with one function per rule (``scripts/<rule>.py`` calls it):
 
-- ``sampling``         sample_images, label_images: image collection (``collection``) -> sample manifest
+- ``sampling``         sample_images, label_images: image collection (``collection``) -> sample manifest;
+                       sample_query: the query set (config section query), whole
 - ``weights``          fetch_weights: a feature set's weights -> a resolved-weights record (through its
                        source's resolver, ``sources.RESOLVERS``)
 - ``extraction``       extract_features, extract_features_shard: manifest + weights -> a feature set's
                        features file, or one shard of it (``shards``: the slices); all its nodes from one
                        forward pass, or a precomputed file imported
 - ``merge``            merge_features: a sharded set's shards -> its features file, byte for byte
-- ``preparation``      prepare_input, knn_graph, tsne_affinities: what all maps of a feature set share
+- ``preparation``      prepare_input, knn_graph, tsne_affinities: what all maps of a feature set share;
+                       prepare_query: the query prepared with the reference's fit, its nearest reference images
 - ``maps``             map: one run of any method -> run record; the methods are declared in ``methods``
-                       (``base``: ``MapMethod``, ``Axis``; one module per method; ``MAP_METHODS``)
+                       (``base``: ``MapMethod``, ``Axis``; one module per method; ``MAP_METHODS``);
+                       place_query: the query placed on one run's map, the map unmoved
+- ``placement``        placement_tables: where the query lands, leaks, per class; ``query_figure``:
+                       query_figures (the query on a run's map and on its mosaic's frame)
 - ``metrics``          embedding_metrics; ``metrics_plot``: sweep_metrics
 - ``scatter``, ``mosaic``, ``grid_mosaic``: per-run figures; ``overview``: sweep_overview
 - ``suspects``         find_suspects; ``suspects_figure``: suspects_figures

@@ -139,8 +139,8 @@ def _relative_path(manifest: Path, root: Path, text: str, line: int) -> str:
 def read_dataset_manifest(
     manifest: str | os.PathLike,
     root: str | os.PathLike,
-    label_column: str = "label",
-    missing_label: str = "fail",
+    label_column: str,
+    missing_label: str,
     check_files: bool = True,
     split: tuple[str, str, bool] | None = None,
 ) -> Collection:

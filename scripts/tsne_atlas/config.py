@@ -255,7 +255,7 @@ def query_dataset(config: dict) -> dict | None:
         return {**dataset, "split": [query["split_column"], query["split_value"], True]}
     return {
         "layout": layout,
-        "root": query["root"],
+        "root": query["folder"],
         "manifest": query["manifest"] if layout == "manifest" else "",
         "label_column": query["label_column"] if layout == "manifest" else "",
         "missing_label": dataset["missing_label"],
@@ -276,9 +276,9 @@ def check_query(config: dict) -> None:
                 f"dataset.manifest: use dataset.layout: manifest, or give the query images as query.layout folders/flat/manifest"
             )
         return
-    if not query["root"] or not Path(query["root"]).is_dir():
+    if not query["folder"] or not Path(query["folder"]).is_dir():
         raise AtlasError(
-            f"query.root '{query['root']}' is not a folder (working directory {os.getcwd()}); set it to the folder of the "
+            f"query.folder '{query['folder']}' is not a folder (working directory {os.getcwd()}); set it to the folder of the "
             f"query images, or query.layout: none"
         )
     if layout == "manifest" and not Path(query["manifest"] or "").is_file():

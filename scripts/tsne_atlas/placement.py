@@ -258,7 +258,7 @@ def placement_table_rows(
     reference_hashes: list[str],
     reference_labels: list[str],
     neighbours: int,
-    near_copy_cosine: float,
+    near_duplicate_cosine: float,
     query_labelled: bool = True,
     reference_labelled: bool = True,
 ) -> PlacementTables:
@@ -280,7 +280,7 @@ def placement_table_rows(
         indices,
         query_hashes,
         reference_hashes,
-        near_copy_cosine,
+        near_duplicate_cosine,
         query_paths,
         reference_paths,
         query_labels,
@@ -323,10 +323,10 @@ def placement_tables(
     graph: str,
     query_prepared: str,
     query_neighbours: str,
-    reference_root: str,
+    root: str,
     query_root: str,
     neighbours: int,
-    near_copy_cosine: float,
+    near_duplicate_cosine: float,
     placement: str,
     leaks: str,
     classes: str,
@@ -339,7 +339,7 @@ def placement_tables(
     ``neighbours`` (k): how many nearest reference images vote on the majority label and make the ood
     score; at most the K the neighbours file holds. The ood score's k is also capped at the width of
     the reference graph (its scale: the reference images' own mean distance to their k nearest), which
-    is normally far wider. ``near_copy_cosine``: the cosine at or above which a query image and one of
+    is normally far wider. ``near_duplicate_cosine``: the cosine at or above which a query image and one of
     its K nearest reference images are a near copy. A query set holding files of the reference sample
     (same real path under the two roots) is refused in one line, as are files that do not fit together.
     """
@@ -367,7 +367,7 @@ def placement_tables(
         )
     if not query_paths:
         raise AtlasError(f"{query_images} lists no images: the query set is empty; give it images or remove it")
-    check_query_apart(reference_root, reference_paths, query_root, query_paths, query_images, reference_images)
+    check_query_apart(root, reference_paths, query_root, query_paths, query_images, reference_images)
     query_X, _ = read_input(query_prepared)
     if len(query_X) != len(query_paths):
         raise AtlasError(
@@ -404,7 +404,7 @@ def placement_tables(
         reference_hashes,
         reference_labels.labels,
         neighbours,
-        near_copy_cosine,
+        near_duplicate_cosine,
         query_labels.labelled,
         reference_labels.labelled,
     )
@@ -438,5 +438,5 @@ def placement_tables(
         total["mean_ood_score"],
         kinds["exact"],
         kinds["near"],
-        near_copy_cosine,
+        near_duplicate_cosine,
     )

@@ -180,8 +180,8 @@ def load_plan(
     query = config["query"]
     if query["layout"] != "none" and not dataset.n_query:
         raise AtlasError(
-            f"query.root '{query['root']}' holds no images with extensions {config['dataset']['extensions']} "
-            f"(query.layout {query['layout']}); point query.root at the query images, or set query.layout: none"
+            f"query.folder '{query['folder']}' holds no images with extensions {config['dataset']['extensions']} "
+            f"(query.layout {query['layout']}); point query.folder at the query images, or set query.layout: none"
         )
     extraction = config["extraction"]
 

@@ -267,7 +267,7 @@ def label_images(
 
 def sample_query(
     layout: str,
-    root: str,
+    query_root: str,
     extensions: list[str],
     label_column: str,
     missing_label: str,
@@ -275,7 +275,7 @@ def sample_query(
     label_map: dict[str, str],
     on_bad_image: str,
     reference_images: str,
-    reference_root: str,
+    root: str,
     images: str,
     manifest: str,
     skipped: str,
@@ -283,7 +283,8 @@ def sample_query(
 ) -> SampleLabels:
     """The query set, all of it (rule sample_query): its usable images' paths and hashes (``images``,
     what its extraction reads), labels through ``dataset.label_map`` and metadata (``manifest``), the
-    unusable files (``skipped``); the same formats as the reference sample's (``files.manifest``).
+    unusable files (``skipped``). ``root``: the reference's images (``dataset.root``); ``query_root``: the
+    query's; the same formats as the reference sample's (``files.manifest``).
 
     A query image that is the same file as a reference image is refused: it would be placed onto a map
     made with it. Classes the reference lacks are allowed: ``placement.placement_tables`` says which
@@ -291,7 +292,7 @@ def sample_query(
     """
     dataset = {
         "layout": layout,
-        "root": root,
+        "root": query_root,
         "extensions": extensions,
         "manifest": query_manifest,
         "label_column": label_column,
@@ -299,7 +300,7 @@ def sample_query(
         "split": split,
     }
     collection = read_collection(dataset)
-    check = strict_check(root) if on_bad_image == "fail" else usable_check(root)
+    check = strict_check(query_root) if on_bad_image == "fail" else usable_check(query_root)
     rows, unusable = [], []
     for row, (path, group) in enumerate(zip(collection.paths, collection.groups)):
         problem = check(path)
@@ -309,10 +310,10 @@ def sample_query(
             rows.append(row)
     paths = [collection.paths[row] for row in rows]
     reference_paths, _ = read_images(reference_images)
-    reference_files = {os.path.realpath(Path(reference_root) / path): path for path in reference_paths}
-    shared = [path for path in paths if os.path.realpath(Path(root) / path) in reference_files]
+    reference_files = {os.path.realpath(Path(root) / path): path for path in reference_paths}
+    shared = [path for path in paths if os.path.realpath(Path(query_root) / path) in reference_files]
     if shared:
-        same = reference_files[os.path.realpath(Path(root) / shared[0])]
+        same = reference_files[os.path.realpath(Path(query_root) / shared[0])]
         raise AtlasError(
             f"query image '{shared[0]}' is the reference sample's '{same}' ({reference_images}; {len(shared)} such "
             f"image(s) in all): a query set is placed onto maps made without it; leave those images out of the query "
@@ -320,16 +321,16 @@ def sample_query(
         )
     if not paths:
         raise AtlasError(
-            f"query.root '{root}': none of its {len(collection.paths)} image(s) is usable (reasons in {skipped}); "
+            f"query.folder '{query_root}': none of its {len(collection.paths)} image(s) is usable (reasons in {skipped}); "
             f"fix the query images or set query.layout: none"
         )
     labels = [str(label_map.get(collection.groups[row], collection.groups[row])) for row in rows]
     metadata = {name: [values[row] for row in rows] for name, values in collection.metadata.items()}
-    write_images(images, paths, [file_sha256(Path(root) / path) for path in paths])
+    write_images(images, paths, [file_sha256(Path(query_root) / path) for path in paths])
     write_manifest(manifest, paths, labels, metadata)
     write_skipped(skipped, unusable + collection.left_out)
     counts = dict(sorted(Counter(labels).items()))
-    LOGGER.info("query set: %d images from %s: %s", len(paths), root, counts)
+    LOGGER.info("query set: %d images from %s: %s", len(paths), query_root, counts)
     if unusable or collection.left_out:
         LOGGER.warning(
             "left out %d query file(s), listed with reasons in %s", len(unusable + collection.left_out), skipped
