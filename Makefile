@@ -17,7 +17,7 @@ CHECK_JOBS ?= 2
 STAMP := $(VENV)/.requirements-installed
 SLURM_STAMP := $(SLURM_VENV)/.requirements-installed
 
-.PHONY: run test check system-deps slurm-env lint format readme-figures clean mutation compare-layers digits methods
+.PHONY: run test check system-deps slurm-env lint format readme-figures clean mutation compare-layers digits methods query
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ compare-layers: $(STAMP)
 methods: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/methods.yaml
 
+# The demo's maps with new images placed on them (presets/query.yaml); the demo's own outputs are not redone.
+query: run
+	PYTHONPATH=scripts $(VENV)/bin/python tools/make_query_set.py results/sample/images.csv resources/animal-mnist results/query-images
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/query.yaml
+
 digits: $(STAMP)
 	PYTHONPATH=scripts $(VENV)/bin/python tools/make_digits.py data/digits
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/digits.yaml
@@ -82,8 +87,8 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/snakefmt Snakefile rules/
 
-# The README's pictures: the demo run's, the layer comparison's, the digits' and the methods' outputs, downscaled for the page.
-readme-figures: run compare-layers digits methods system-deps
+# The README's pictures: the demo run's (with its query set), the layer comparison's, the digits' and the methods' outputs, downscaled for the page.
+readme-figures: run query compare-layers digits methods system-deps
 	$(VENV)/bin/python tools/make_readme_figures.py results docs --compare results/compare-layers --digits results/digits --methods results/methods
 	# The explorer with the trained set's perplexity-30 seed-0 map (run 3) beside the random set's (run 12), by cluster.
 	PYTHONPATH=scripts $(VENV)/bin/python tools/screenshot_page.py results/explorer.html docs/demo-explorer.png --click --width 1500 --height 900 --fragment "run=3&compare=12&colour=1"

@@ -174,6 +174,9 @@ def rerun_mismatches(workdir, rule_graph, tmp_path, leaves, base: dict = TINY, v
 METHOD_SETTINGS = ("methods", "umap", "pacmap")
 # How the extraction is split: it changes no feature, but switching it re-extracts (test below).
 SHARDING = ("extraction.shards",)
+# The query set's settings: tests/test_query_workflow.py holds each to its x-reruns, and to moving no
+# reference map (a split's keys and switching to or from a split resample the reference: only there).
+QUERY_SETTINGS = ("query",)
 
 
 def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph, tmp_path):
@@ -184,7 +187,9 @@ def test_every_setting_reruns_what_the_schema_declares(finished_run, rule_graph,
 
     torch.save(get_model("resnet18", weights=None).state_dict(), tmp_path / "weights.pth")
     leaves = [
-        leaf for leaf in schema_leaves() if leaf[0] not in METHOD_SETTINGS and f"{leaf[0]}.{leaf[1]}" not in SHARDING
+        leaf
+        for leaf in schema_leaves()
+        if leaf[0] not in METHOD_SETTINGS + QUERY_SETTINGS and f"{leaf[0]}.{leaf[1]}" not in SHARDING
     ]
     assert len(leaves) > 40
     # The image quality checks' thresholds and figure settings too: each reruns image_quality alone.
@@ -257,6 +262,11 @@ OTHER_SET = {"arch": "resnet18", "weights": "none", "init_seed": 1}
 # What one more one-node set brings: its extraction, its runs and figures, and what spans sets.
 ONE_SET_JOBS = {
     "extract_features": 1,
+    "extract_query_features": 1,
+    "prepare_query": 1,
+    "place_query": 4,
+    "query_figures": 4,
+    "placement_tables": 1,
     "prepare_input": 1,
     "knn_graph": 1,
     "tsne_affinities": 2,
@@ -311,8 +321,9 @@ def test_adding_editing_and_removing_a_feature_set_touches_that_set_only(finishe
     # Editing the first set's nodes reruns its one extraction and both its nodes' jobs, not 'other'.
     nodes = with_set_changes(added, nodes=["layer4", "penultimate"])
     assert planned_jobs(workdir, nodes) == {
-        **{rule: 2 * count for rule, count in ONE_SET_JOBS.items() if rule != "extract_features"},
+        **{rule: 2 * count for rule, count in ONE_SET_JOBS.items() if not rule.startswith("extract_")},
         "extract_features": 1,
+        "extract_query_features": 1,
         **SPANNING_JOBS,
     }
     # Removing it again: only what spans sets is redone, and the first set's files are untouched.

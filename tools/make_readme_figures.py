@@ -28,6 +28,8 @@ def demo_figures(results: Path, docs: Path) -> list[tuple[Path, Path, int]]:
         (results / "suspects" / DEMO_SET / "suspects.png", docs / "demo-suspects.png", 620),
         # The demo's two sets side by side: the trained Lite0 and the random ResNet-101 aligned to it.
         (results / "compare" / "sheet.png", docs / "compare-sheet.png", 620),
+        # New images placed on the trained set's map (make query: presets/query.yaml).
+        (results / "query" / "figures" / DEMO_SET / f"{RUN}.png", docs / "query-placed.png", 900),
     ]
 
 
