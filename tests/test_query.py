@@ -144,3 +144,18 @@ def test_the_plan_counts_the_query_set_shards_its_extraction_and_refuses_an_empt
         load_plan(validated(config, query={"layout": "folders", "folder": "nowhere"}), SET_DEFAULTS)
     none = load_plan(validated(config, query={"layout": "none"}), SET_DEFAULTS)
     assert not none.query and none.query_shards == {} and "query/" not in none.summary()
+
+
+def test_a_query_manifest_is_read_like_the_datasets_and_its_mistakes_name_the_query_keys(reference, tmp_path):
+    root = make_image_folder(tmp_path / "query", {"ant": 2})
+    manifest = tmp_path / "q.csv"
+    # Excel's "CSV UTF-8": a byte-order mark, CRLF line ends; metadata kept, the label column chosen.
+    manifest.write_bytes("\ufeffpath,kind,week\r\nant/ant_000.png,ant,48\r\nant/ant_001.png,wasp,49\r\n".encode())
+    settings = query_settings(root, tmp_path, reference, layout="manifest", query_manifest=str(manifest))
+    labels = sample_query(**{**settings, "label_column": "kind"})
+    assert labels.labels == ["ant", "wasp"] and labels.metadata == {"week": ["48", "49"]}
+    with pytest.raises(AtlasError, match=r"^query.label_column 'species' is not a column of .*q.csv"):
+        sample_query(**{**settings, "label_column": "species"})
+    manifest.write_text("path,kind\n../outside.png,ant\n")
+    with pytest.raises(AtlasError, match=r"q.csv: line 2: '../outside.png' leaves query.folder with '..'"):
+        sample_query(**{**settings, "label_column": "kind"})

@@ -78,7 +78,7 @@ def test_adding_changing_or_removing_the_query_set_moves_no_reference_map(finish
     changes = {
         "folder": str(tmp_path / "copy-of-demo"),
         "manifest": str(tmp_path / "same-rows.csv"),
-        "label_column": "batch",
+        "label_column": "",
         "neighbours": 11,
     }
     for key, value in changes.items():

@@ -21,6 +21,11 @@ from .files.manifest import BUILTIN_COLUMNS, UNLABELLED
 from .jobs import AtlasError
 
 LAYOUTS = ("folders", "manifest", "flat")
+# The config keys a manifest's messages name: the dataset's, or a query set's (section query).
+MESSAGE_KEYS = {
+    "dataset": {"root": "dataset.root", "manifest": "dataset.manifest", "label_column": "dataset.label_column"},
+    "query": {"root": "query.folder", "manifest": "query.manifest", "label_column": "query.label_column"},
+}
 MANIFEST_DELIMITERS = {".csv": ",", ".tsv": "\t"}
 
 
@@ -103,11 +108,11 @@ def flat_collection(root: str | os.PathLike, extensions: list[str]) -> Collectio
     return Collection(paths, [UNLABELLED] * len(paths))
 
 
-def _manifest_text(manifest: Path) -> str:
+def _manifest_text(manifest: Path, keys: dict) -> str:
     try:
         data = manifest.read_bytes()
     except OSError as err:
-        raise AtlasError(f"dataset.manifest '{manifest}' cannot be read ({err.strerror}); fix the path") from None
+        raise AtlasError(f"{keys['manifest']} '{manifest}' cannot be read ({err.strerror}); fix the path") from None
     # Excel's "CSV UTF-8" starts the file with a byte-order mark: read past it (utf-8-sig).
     try:
         return data.decode("utf-8-sig")
@@ -119,20 +124,20 @@ def _manifest_text(manifest: Path) -> str:
         ) from None
 
 
-def _relative_path(manifest: Path, root: Path, text: str, line: int) -> str:
+def _relative_path(manifest: Path, root: Path, text: str, line: int, keys: dict) -> str:
     """A manifest path as a normalised path relative to ``root``; absolute paths must lie under it."""
-    where = f"{manifest}: line {line}"
+    where, root_key = f"{manifest}: line {line}", keys["root"]
     if not text.strip():
-        raise AtlasError(f"{where}: the path is empty; give each row the image's path relative to dataset.root")
+        raise AtlasError(f"{where}: the path is empty; give each row the image's path relative to {root_key}")
     path = PurePosixPath(text.replace("\\", "/"))
     if path.is_absolute():
         real_root = PurePosixPath(os.path.abspath(root))
         if not path.is_relative_to(real_root):
-            raise AtlasError(f"{where}: '{text}' is outside dataset.root '{root}'; give paths relative to dataset.root")
+            raise AtlasError(f"{where}: '{text}' is outside {root_key} '{root}'; give paths relative to {root_key}")
         path = path.relative_to(real_root)
     normal = PurePosixPath(os.path.normpath(path.as_posix()))
     if normal.parts[:1] == ("..",) or normal.as_posix() == ".":
-        raise AtlasError(f"{where}: '{text}' leaves dataset.root with '..'; give paths under dataset.root")
+        raise AtlasError(f"{where}: '{text}' leaves {root_key} with '..'; give paths under {root_key}")
     return normal.as_posix()
 
 
@@ -143,6 +148,7 @@ def read_dataset_manifest(
     missing_label: str,
     check_files: bool = True,
     split: tuple[str, str, bool] | None = None,
+    section: str = "dataset",
 ) -> Collection:
     """A CSV/TSV manifest as a collection; every error is one line naming the file, line and fix.
 
@@ -151,13 +157,14 @@ def read_dataset_manifest(
     ``skip`` it (listed in ``left_out``). ``check_files``: refuse paths with no file under the root.
     ``split``: (column, value, keep): only the rows whose ``column`` holds ``value`` exactly as written
     (``keep`` True: a query split) or only the others (False: the reference beside it); rows of the
-    other side are neither checked nor listed.
+    other side are neither checked nor listed. ``section``: whose keys the messages name (``dataset``
+    or ``query``, a query set's own manifest).
     """
-    manifest, root = Path(manifest), Path(root)
+    manifest, root, keys = Path(manifest), Path(root), MESSAGE_KEYS[section]
     delimiter = MANIFEST_DELIMITERS.get(manifest.suffix.lower())
     if delimiter is None:
-        raise AtlasError(f"dataset.manifest '{manifest}' must end in .csv or .tsv (comma- or tab-separated)")
-    reader = csv.reader(io.StringIO(_manifest_text(manifest), newline=""), delimiter=delimiter)
+        raise AtlasError(f"{keys['manifest']} '{manifest}' must end in .csv or .tsv (comma- or tab-separated)")
+    reader = csv.reader(io.StringIO(_manifest_text(manifest, keys), newline=""), delimiter=delimiter)
     header = next(reader, None)
     if not header:
         raise AtlasError(
@@ -175,7 +182,7 @@ def read_dataset_manifest(
             raise AtlasError(f"{manifest}: column '{name}' appears twice in the header line; rename one")
     if label_column and label_column not in header and label_column != "label":
         raise AtlasError(
-            f"dataset.label_column '{label_column}' is not a column of {manifest} (columns: {', '.join(header)}); "
+            f"{keys['label_column']} '{label_column}' is not a column of {manifest} (columns: {', '.join(header)}); "
             f'name one of them, or give "" for unlabelled images'
         )
     label_column = label_column if label_column in header else ""
@@ -192,7 +199,7 @@ def read_dataset_manifest(
         if name in BUILTIN_COLUMNS:
             raise AtlasError(
                 f"{manifest}: column '{name}' is named like one the workflow writes ({', '.join(BUILTIN_COLUMNS)}); "
-                f"rename it" + (" or set dataset.label_column to it" if name == "label" else "")
+                f"rename it" + (f" or set {keys['label_column']} to it" if name == "label" else "")
             )
     path_at, label_at = header.index("path"), header.index(label_column) if label_column else None
     meta_at = [header.index(name) for name in metadata_columns]
@@ -209,7 +216,7 @@ def read_dataset_manifest(
             )
         if split_at is not None and (row[split_at] == split[1]) != split[2]:
             continue  # the other side of the split
-        relative = _relative_path(manifest, root, row[path_at], line)
+        relative = _relative_path(manifest, root, row[path_at], line, keys)
         if relative in first_line:
             raise AtlasError(
                 f"{manifest}: line {line} lists '{relative}' again (first on line {first_line[relative]}); "
@@ -218,7 +225,7 @@ def read_dataset_manifest(
         first_line[relative] = line
         if check_files and not (root / relative).exists():
             raise AtlasError(
-                f"{manifest}: line {line}: '{relative}' does not exist under dataset.root '{root}'; "
+                f"{manifest}: line {line}: '{relative}' does not exist under {keys['root']} '{root}'; "
                 f"fix the path or remove the row"
             )
         group = row[label_at].strip() if label_at is not None else UNLABELLED
@@ -259,7 +266,13 @@ def read_collection(dataset: dict, check_files: bool = True) -> Collection:
     if layout == "flat":
         return flat_collection(root, extensions)
     return read_dataset_manifest(
-        dataset["manifest"], root, dataset["label_column"], dataset["missing_label"], check_files, dataset.get("split")
+        dataset["manifest"],
+        root,
+        dataset["label_column"],
+        dataset["missing_label"],
+        check_files,
+        dataset.get("split"),
+        dataset.get("section", "dataset"),
     )
 
 

@@ -260,6 +260,7 @@ def query_dataset(config: dict) -> dict | None:
         "label_column": query["label_column"] if layout == "manifest" else "",
         "missing_label": dataset["missing_label"],
         "extensions": dataset["extensions"],
+        "section": "query",
     }
 
 

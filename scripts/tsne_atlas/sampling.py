@@ -298,6 +298,8 @@ def sample_query(
         "label_column": label_column,
         "missing_label": missing_label,
         "split": split,
+        # A split's rows are dataset.manifest's; a query manifest's messages name the query's keys.
+        "section": "dataset" if split else "query",
     }
     collection = read_collection(dataset)
     check = strict_check(query_root) if on_bad_image == "fail" else usable_check(query_root)
