@@ -93,11 +93,6 @@ QUERY = f"{RESULTS}/query"
 QUERY_DATASET = query_dataset(config) or {}
 QUERY_ROOT = QUERY_DATASET.get("root", "")
 N_QUERY = PLAN.dataset.n_query
-# Nearest reference images per query image: what placement.csv lists and every method's placement reads.
-QUERY_K = max(
-    [config["query"]["neighbours"]]
-    + [MAP_METHODS[method].place_neighbours(config) for method in PLAN.methods]
-)
 
 
 # A run's identity (scripts/tsne_atlas/files/runs.py): every per-run file is named RUN, and

@@ -1,7 +1,7 @@
 # A query set placed onto the reference's maps without moving them (config section query,
 # docs/placement.md): sampled whole (sample_query), extracted with every feature set like the reference
-# (the same rules, sharded alike), prepared with the reference's fitted z-scoring and PCA with each
-# image's nearest reference images (prepare_query), placed on every run (place_query), read off per
+# (the same rules, sharded alike), prepared with the reference's fitted z-scoring and PCA (prepare_query),
+# each image's nearest reference images found (query_neighbours), placed on every run (place_query), read off per
 # feature set (placement_tables) and drawn per run (query_figures). Everything goes to results/query/:
 # no reference file is an output here, so adding, changing or removing the query set moves no map.
 
@@ -103,7 +103,6 @@ rule prepare_query:
         prepared=rules.prepare_input.output.prepared,
     output:
         query_prepared=f"{QUERY}/embeddings/{{features}}/input.h5",
-        query_neighbours=f"{QUERY}/embeddings/{{features}}/neighbours.npz",
     log:
         f"{RESULTS}/logs/query/prepare_query/{{features}}.log",
     benchmark:
@@ -117,9 +116,31 @@ rule prepare_query:
         node=node_of,
         standardize=config["prepare"]["standardize"],
         pca_components=config["prepare"]["pca_components"],
-        neighbours=QUERY_K,
     script:
         "../scripts/prepare_query.py"
+
+
+# The nearest reference images the tables and the explorer show (query.neighbours); a placement
+# searches the ones its method needs itself, so this setting moves no placed point.
+rule query_neighbours:
+    input:
+        prepared=rules.prepare_input.output.prepared,
+        query_prepared=rules.prepare_query.output.query_prepared,
+    output:
+        query_neighbours=f"{QUERY}/embeddings/{{features}}/neighbours.npz",
+    log:
+        f"{RESULTS}/logs/query/query_neighbours/{{features}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/query/query_neighbours/{{features}}.tsv"
+    conda:
+        "../envs/maps.yaml"
+    resources:
+        mem_mb=maps_mem_mb(N_IMAGES),
+        runtime=maps_runtime_min(N_IMAGES),
+    params:
+        neighbours=config["query"]["neighbours"],
+    script:
+        "../scripts/query_neighbours.py"
 
 
 rule place_query:
@@ -129,7 +150,6 @@ rule place_query:
         meta=EMBEDDING_META,
         query_features=query_features_file,
         query_prepared=rules.prepare_query.output.query_prepared,
-        query_neighbours=rules.prepare_query.output.query_neighbours,
     output:
         placed=f"{QUERY}/maps/{RUN}.tsv",
         placed_meta=f"{QUERY}/maps/{RUN}.json",
@@ -162,7 +182,7 @@ rule placement_tables:
         prepared=rules.prepare_input.output.prepared,
         graph=graph_file,
         query_prepared=rules.prepare_query.output.query_prepared,
-        query_neighbours=rules.prepare_query.output.query_neighbours,
+        query_neighbours=rules.query_neighbours.output.query_neighbours,
     output:
         placement=report(
             f"{QUERY}/placement/{{features}}/placement.csv",

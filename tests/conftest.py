@@ -91,6 +91,11 @@ def with_changes(config: dict, section: str, **values) -> dict:
     return {**config, section: {**config.get(section, {}), **values}}
 
 
+def without_query(config: dict) -> dict:
+    """``config`` placing no query set: for full runs that test something else (each query job costs)."""
+    return {**config, "query": {"layout": "none"}}
+
+
 # The tiny config's one feature set, and the feature set ids (one per node) it gives.
 TINY_SET = "resnet18"
 TINY_IDS = ("resnet18.layer3", "resnet18.penultimate")

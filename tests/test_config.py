@@ -438,6 +438,7 @@ RULES = {
     "extract_query_features_shard",
     "merge_query_features",
     "prepare_query",
+    "query_neighbours",
     "place_query",
     "placement_tables",
     "query_figures",

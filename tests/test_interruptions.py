@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, TINY_SET, snakemake_command, with_changes, with_set_changes
+from conftest import TINY, TINY_SET, snakemake_command, with_changes, with_set_changes, without_query
 
 pytestmark = pytest.mark.workflow
 
 # The default t-SNE settings (openTSNE, Barnes-Hut, shared affinities); small batches so that the
 # extraction can be caught mid-way; one node, so one feature set id, named as the set.
 CONFIG = with_set_changes(
-    with_changes(with_changes(TINY, "extraction", batch_size=4), "sample", n_images=60), nodes=["penultimate"]
+    with_changes(with_changes(without_query(TINY), "extraction", batch_size=4), "sample", n_images=60),
+    nodes=["penultimate"],
 )
 FEATURES = TINY_SET
 VOLATILE = {"runtime_s", "compile_s"}  # wall-clock times: the only values allowed to differ between runs

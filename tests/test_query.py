@@ -16,7 +16,7 @@ from tsne_atlas.files.manifest import read_images, read_manifest
 from tsne_atlas.files.map_inputs import read_input, read_neighbours, write_input
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.plan import load_plan
-from tsne_atlas.preparation import fit_preparation, nearest_reference, prepare_query, preprocess
+from tsne_atlas.preparation import fit_preparation, nearest_reference, prepare_query, preprocess, query_neighbours
 from tsne_atlas.sampling import sample_query
 
 pytestmark = pytest.mark.unit
@@ -102,21 +102,22 @@ def test_the_query_is_prepared_with_the_reference_fit_and_its_nearest_reference_
     prepared = tmp_path / "input.h5"
     X = preprocess(R.astype(np.float32), True, 5)
     write_input(prepared, X, {})
-    out = {"query_prepared": str(tmp_path / "qi.h5"), "query_neighbours": str(tmp_path / "qn.npz")}
-    prepare_query(reference, query, str(prepared), "penultimate", True, 5, 8, **out)
+    out = {"query_prepared": str(tmp_path / "qi.h5")}
+    prepare_query(reference, query, str(prepared), "penultimate", True, 5, **out)
     Y, attrs = read_input(out["query_prepared"])
     # The reference's scaler and PCA, not the query's own: the same as transforming it beside the reference.
     _, transform = fit_preparation(R.astype(np.float32), True, 5)
     assert Y.shape == (7, 5) and np.array_equal(Y, transform(Q.astype(np.float32))) and attrs["n_images"] == 7
     assert not np.allclose(Y, preprocess(Q.astype(np.float32), True, 5))
-    indices, distances = read_neighbours(out["query_neighbours"])
+    query_neighbours(str(prepared), out["query_prepared"], 8, str(tmp_path / "qn.npz"))
+    indices, distances = read_neighbours(tmp_path / "qn.npz")
     exact = np.linalg.norm(Y[:, None] - X[None], axis=-1)
     assert indices.shape == (7, 8) and np.array_equal(indices, np.argsort(exact, axis=1, kind="stable")[:, :8])
     assert np.allclose(distances, np.sort(exact, axis=1)[:, :8]) and np.all(np.diff(distances, axis=1) >= 0)
     # A prepared input made otherwise (other settings, another sample) is refused, not silently mixed.
     write_input(prepared, preprocess(R.astype(np.float32), True, 4), {})
     with pytest.raises(AtlasError, match=r"input.h5 was not prepared from .*r.h5 with these settings; delete it"):
-        prepare_query(reference, query, str(prepared), "penultimate", True, 5, 8, **out)
+        prepare_query(reference, query, str(prepared), "penultimate", True, 5, **out)
 
 
 def test_nearest_reference_works_in_chunks_and_caps_k_at_the_reference_size():

@@ -24,6 +24,7 @@ QUERY_RULES = {
     "extract_query_features_shard",
     "merge_query_features",
     "prepare_query",
+    "query_neighbours",
     "place_query",
     "placement_tables",
     "query_figures",
@@ -106,6 +107,8 @@ def test_placement_is_byte_identical_on_rerun(finished_run, tmp_path):
 
     before = digests()
     assert len([name for name in before if name.startswith("maps/")]) == 16
-    result = snakemake(workdir, "--forcerun", "prepare_query", "place_query", "placement_tables", config=TINY)
+    result = snakemake(
+        workdir, "--forcerun", "prepare_query", "query_neighbours", "place_query", "placement_tables", config=TINY
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert digests() == before

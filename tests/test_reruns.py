@@ -264,6 +264,7 @@ ONE_SET_JOBS = {
     "extract_features": 1,
     "extract_query_features": 1,
     "prepare_query": 1,
+    "query_neighbours": 1,
     "place_query": 4,
     "query_figures": 4,
     "placement_tables": 1,

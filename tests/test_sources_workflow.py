@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, TINY_SET, planned_jobs, snakemake, with_changes
+from conftest import TINY, TINY_SET, planned_jobs, snakemake, with_changes, without_query
 from test_reruns import rerun_mismatches, schema_leaves
 from tsne_atlas.files.features import read_features, read_predictions
 from tsne_atlas.schema import SCHEMA_PATH, load_schema
@@ -62,7 +62,7 @@ def own_sources(folder) -> dict:
 def sources_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("sources")
     config = {
-        **with_changes(TINY, "sample", n_images=20),
+        **with_changes(without_query(TINY), "sample", n_images=20),
         "features": own_sources(workdir),
         "tsne": {"perplexities": [3], "seeds": [0]},
         "prepare": {"pca_components": 5},

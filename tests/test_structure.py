@@ -77,8 +77,14 @@ FIGURE_STAGES = {
 # The stages that use another's code: the explorer colours points by the suspects' label
 # disagreement, suspects.label_disagreement, a pure numpy function of the k-NN graph (no file, no job);
 # the clusters' comparison figure shares the comparison's heatmap text colour, note wrapping and set check;
-# the query set's placement tables find near copies with the suspects' unit rows and chunked cosines.
-SHARED_STAGE_FUNCTIONS = {"explorer": {"suspects"}, "cluster_compare": {"compare"}, "placement": {"suspects"}}
+# the query set's placement tables find near copies with the suspects' unit rows and chunked cosines; a
+# placement finds each query image's nearest reference images with the preparation's exact search.
+SHARED_STAGE_FUNCTIONS = {
+    "explorer": {"suspects"},
+    "cluster_compare": {"compare"},
+    "placement": {"suspects"},
+    "maps": {"preparation"},
+}
 
 
 def test_the_stages_are_read_from_the_rules():
@@ -91,7 +97,7 @@ def test_the_stages_are_read_from_the_rules():
 
 def test_every_script_is_the_entry_point_of_the_rule_it_is_named_after():
     rules = rule_directives()
-    assert len(rules) == 33
+    assert len(rules) == 34
     scripts = {p.stem for p in (REPO / "scripts").glob("*.py")} - {"__init__"}
     assert scripts == set(rules)
     for rule, directives in rules.items():
@@ -196,7 +202,7 @@ def test_every_rules_conda_env_provides_what_its_script_imports():
             needed |= {module for method in MAP_METHODS.values() for module in method.requires}
         assert needed <= provided, f"rule {rule}: {directives['conda']} lacks {sorted(needed - provided)}"
         checked += 1
-    assert checked == 33
+    assert checked == 34
     # The check sees through the package: extraction needs torch, map jobs (t-SNE, UMAP, PCA) never do.
     assert "torch" in third_party_imports(REPO / "scripts" / "extract_features.py")
     assert "torch" not in third_party_imports(REPO / "scripts" / "map.py")

@@ -11,10 +11,11 @@ import logging
 import time
 
 from .files.features import read_features
-from .files.map_inputs import read_input, read_map_input, read_neighbours
+from .files.map_inputs import read_input, read_map_input
 from .files.runs import input_provenance, read_embedding, read_meta, run_label, write_run
 from .jobs import AtlasError
 from .methods import MAP_METHODS
+from .preparation import nearest_reference
 
 LOGGER = logging.getLogger("tsne_atlas.maps")
 
@@ -66,7 +67,6 @@ def place_query(
     meta: str,
     query_features: str,
     query_prepared: str,
-    query_neighbours: str,
     placed: str,
     placed_meta: str,
     method: str,
@@ -80,8 +80,9 @@ def place_query(
 ) -> dict:
     """The query set placed on one run's map (rule place_query): the method's ``place`` with the run's
     coordinates, which it never changes, the reference's prepared input, the query prepared the same way
-    and its nearest reference images. Writes the query's coordinates in a run's format (``files.runs``)
-    with a record naming the run it was placed on."""
+    and each query image's nearest reference images, as many as the method asks for this run (searched
+    here, exactly: so no other setting's neighbour count reaches a placement). Writes the query's
+    coordinates in a run's format (``files.runs``) with a record naming the run it was placed on."""
     declared = MAP_METHODS[method]
     data, X, _ = read_map_input(features, node, prepared)
     paths, coords = read_embedding(embedding)
@@ -90,12 +91,12 @@ def place_query(
     run = read_meta(meta)
     query_paths = list(read_features(query_features, node, with_features=False)["paths"])
     Q, _ = read_input(query_prepared)
-    indices, distances = read_neighbours(query_neighbours)
-    if not len(Q) == len(query_paths) == len(indices):
+    if len(Q) != len(query_paths) or Q.shape[1] != X.shape[1]:
         raise AtlasError(
-            f"{query_prepared} ({len(Q)} rows), {query_neighbours} ({len(indices)}) and {query_features} "
-            f"({len(query_paths)} images) disagree; delete the first two and rerun"
+            f"{query_prepared} ({len(Q)} x {Q.shape[1]}) does not fit {query_features} ({len(query_paths)} images) "
+            f"and {prepared} ({X.shape[1]} columns); delete {query_prepared} and rerun"
         )
+    indices, distances = nearest_reference(X, Q, declared.place_neighbours(dict(settings)))
     shared = {name: path for name, path in (("affinities", affinities), ("graph", graph)) if path is not None}
     warm_up = declared.warm_up()
     start = time.perf_counter()

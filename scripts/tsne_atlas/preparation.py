@@ -126,13 +126,11 @@ def prepare_query(
     node: str,
     standardize: bool,
     pca_components: int,
-    neighbours: int,
     query_prepared: str,
-    query_neighbours: str,
 ) -> dict:
     """The query set prepared with the reference's own z-scoring and PCA, fitted on the reference only
     (refitted here: the fit is deterministic and is checked to give the reference's prepared input bit for
-    bit), and each query image's ``neighbours`` nearest reference images in that space (rule prepare_query)."""
+    bit) (rule prepare_query)."""
     reference = read_features(features, node)
     query = read_features(query_features, node)
     X, transform = fit_preparation(reference["features"], standardize, pca_components)
@@ -155,15 +153,22 @@ def prepare_query(
         "node": node,
     }
     write_input(query_prepared, Q, attrs)
+    LOGGER.info("query prepared: %d x %d -> %d x %d", *query["features"].shape, *Q.shape)
+    return attrs
+
+
+def query_neighbours(prepared: str, query_prepared: str, neighbours: int, query_neighbours: str) -> None:
+    """Each query image's ``neighbours`` nearest reference images in the prepared space, exact (rule
+    query_neighbours: what the placement tables and the explorer read; each placement searches its own)."""
+    X, _ = read_input(prepared)
+    Q, _ = read_input(query_prepared)
+    if Q.shape[1] != X.shape[1]:
+        raise AtlasError(
+            f"{query_prepared} has {Q.shape[1]} columns, {prepared} {X.shape[1]}; delete the first and rerun"
+        )
     indices, distances = nearest_reference(X, Q, neighbours)
     write_neighbours(query_neighbours, indices, distances)
-    LOGGER.info(
-        "query prepared: %d x %d -> %d x %d; %d nearest reference images each",
-        *query["features"].shape,
-        *Q.shape,
-        indices.shape[1],
-    )
-    return attrs
+    LOGGER.info("%d query images: their %d nearest reference images", *indices.shape)
 
 
 def neighbours_for(perplexity: float, n_images: int) -> int:
