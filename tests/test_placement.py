@@ -200,6 +200,24 @@ def test_tsne_placement_is_opentsnes_transform_with_its_defaults(blobs, blob_map
         np.testing.assert_array_equal(ours, theirs + shift)
 
 
+@pytest.mark.parametrize(
+    ("implementation", "negative_gradient", "expected"),
+    [("opentsne", "fft", ("fft", 0.8)), ("opentsne", "auto", ("bh", 0.8)), ("sklearn", "fft", ("bh", 0.5))],
+)
+def test_tsne_placement_uses_the_gradient_the_run_used(implementation, negative_gradient, expected, blobs, blob_maps):
+    """openTSNE runs place with their own gradient and theta; a scikit-learn map with Barnes-Hut at
+    scikit-learn's angle, as its record says it was made."""
+    X, _, Q, _ = blobs
+    coords, settings, options, shared = blob_maps[1]["tsne"]
+    options = {**options, "implementation": implementation, "negative_gradient": negative_gradient, "bh_theta": 0.8}
+    neighbours = query_neighbours(X, Q, tsne_method.PLACE_NEIGHBOURS)
+    placed, record = MAP_METHODS["tsne"].place(X, coords, Q, neighbours, settings, options, 1, shared)
+    assert (record["negative_gradient"], record["bh_theta"]) == expected
+    gradient, theta = expected
+    alone, _ = tsne_method.place_points(coords, *neighbours, 0, negative_gradient=gradient, bh_theta=theta)
+    np.testing.assert_array_equal(placed, alone)
+
+
 def test_umap_placement_is_umap_learns_transform(blobs):
     """umap-learn's own UMAP.transform, of a model fitted on a precomputed k-NN as the map rule fits it and
     handed the query's neighbours through its search index's place, gives the placement bit for bit.
