@@ -1,17 +1,20 @@
 """What a map method declares: its config section, the settings a sweep varies (its axes, in file-stem
 order, a stochastic method's seed last), its display name and colour, the shared files its runs read,
-the checks the schema cannot make, and how one run is computed. Everything else that knows about
-methods (run names, sweep.csv columns, figure colours, the sweep, the map rule) derives from these
-declarations (``methods.MAP_METHODS``).
+the checks the schema cannot make, how one run is computed, and how new (query) points are placed on a
+run's map without moving it (``place``; docs/placement.md). Everything else that knows about methods
+(run names, sweep.csv columns, figure colours, the sweep, the map rule) derives from these declarations
+(``methods.MAP_METHODS``).
 
 Kept free of heavy imports: Snakemake imports the declarations on every invocation; a method imports
-its library inside ``compute``.
+its library inside ``compute`` and ``place``.
 """
 
 from dataclasses import dataclass
 from itertools import product
 
 import numpy as np
+
+from ..jobs import AtlasError
 
 
 @dataclass(frozen=True)
@@ -116,3 +119,59 @@ class MapMethod:
         """One run: N x 2 float64 coordinates of the prepared input ``X`` and the record's method-specific
         fields. ``shared``: the shared files named by ``shared_inputs`` (paths)."""
         raise NotImplementedError
+
+    def place_neighbours(self, config: dict) -> int:
+        """Nearest reference points per query point the method's placement reads (0: none)."""
+        return 0
+
+    def place(
+        self,
+        X: np.ndarray,
+        coords: np.ndarray,
+        Q: np.ndarray,
+        neighbours: tuple[np.ndarray, np.ndarray],
+        settings: dict,
+        options: dict,
+        threads: int,
+        shared: dict,
+    ) -> tuple[np.ndarray, dict]:
+        """Q's N_q x 2 float64 coordinates on the run's map, the map unmoved, and the record's fields.
+
+        ``X``: the reference's prepared input (N x d float64, what the run mapped); ``coords``: the run's
+        N x 2 map as written to its TSV (repr floats, so exact), never modified; ``Q``: the query prepared
+        with the reference's own z-scoring and PCA (N_q x d); ``neighbours``: (indices N_q x k int64 into
+        X, euclidean distances N_q x k float64), each query's k nearest reference rows of X, ascending,
+        exact, k at least ``place_neighbours``: a method reads the first columns it needs.
+        ``settings``/``options``/``threads``/``shared`` exactly as ``compute`` gets them for that run.
+        Deterministic: the same inputs give byte-identical output (docs/placement.md says what a placed
+        point means)."""
+        raise NotImplementedError(f"{self.name} cannot place new points on its maps")
+
+
+def placement_neighbours(
+    name: str, X: np.ndarray, coords: np.ndarray, Q: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` columns of a query's neighbours (C-contiguous), after the checks every ``place``
+    makes of its inputs; raises AtlasError saying which of them disagree and what to rerun."""
+    if coords.shape != (len(X), 2):
+        raise AtlasError(
+            f"{name}: the run's map holds {coords.shape[0]} points but the prepared input {len(X)}: the run and "
+            f"the prepared input disagree; delete the run's map and rerun"
+        )
+    if Q.ndim != 2 or Q.shape[1] != X.shape[1]:
+        raise AtlasError(
+            f"{name}: the query's prepared input has {Q.shape[-1]} dimensions, the reference's {X.shape[1]}: it "
+            f"was not prepared with the reference's preparation; delete it and rerun"
+        )
+    indices, distances = neighbours
+    if indices.shape != distances.shape or len(indices) != len(Q) or indices.shape[1] < k:
+        raise AtlasError(
+            f"{name}: the query's neighbours are {indices.shape[0]} x {indices.shape[1]} for {len(Q)} query "
+            f"points, placement needs {k} per point; delete them and rerun"
+        )
+    if k and len(indices) and (indices[:, :k].min() < 0 or indices[:, :k].max() >= len(X)):
+        raise AtlasError(
+            f"{name}: the query's neighbours point outside the reference's {len(X)} points: they were found in "
+            f"another reference; delete them and rerun"
+        )
+    return np.ascontiguousarray(indices[:, :k], dtype=np.int64), np.ascontiguousarray(distances[:, :k], np.float64)

@@ -8,6 +8,9 @@ thread with a seed) and its own preprocessing (scaling, and a truncated SVD to 1
 100): it chooses its neighbour pairs from a scaled distance over more neighbours than any sweep graph
 holds, so the shared graph cannot stand in for them. With a seed every step samples from it, and the
 map is bitwise repeatable (a test holds it to that).
+
+New points are placed as pacmap's ``PaCMAP.transform`` places them, from the query's neighbours the
+workflow found instead of a faiss index of the reference.
 """
 
 import time
@@ -15,7 +18,7 @@ import time
 import numpy as np
 
 from ..jobs import AtlasError
-from .base import Axis, MapMethod
+from .base import Axis, MapMethod, placement_neighbours
 
 # The warm-up problem that compiles pacmap's numba code before a run's clock starts.
 WARM_UP_POINTS = 60
@@ -46,6 +49,72 @@ def pair_counts(n_images: int, n_neighbors: int, mn_ratio: float, fp_ratio: floa
         share = n_images / (1 + mn_ratio + fp_ratio)
         n_neighbors, n_mn, n_fp = int(share), int(share * mn_ratio), int(share * fp_ratio)
     return n_neighbors, n_mn, n_fp
+
+
+def place_points(
+    X: np.ndarray,
+    coords: np.ndarray,
+    Q: np.ndarray,
+    indices: np.ndarray,
+    distances: np.ndarray,
+    n_neighbors: int,
+    random_state: int,
+    init: str,
+    mn_ratio: float = 0.5,
+    fp_ratio: float = 2.0,
+) -> tuple[np.ndarray, int]:
+    """New points ``Q`` on a PaCMAP map of ``X`` (``coords``: N x 2, never modified): pacmap 0.9.1's
+    ``PaCMAP.transform`` step by step from its module's functions. Returns (N_q x 2 float64, the
+    neighbour pairs per new point).
+
+    transform reads of the fitted model only what X and the settings fix (the scaling of X and the PCA
+    that starts new points, made here by pacmap's own ``preprocess_X`` with the run's seed; the pair
+    counts, ``decide_num_pairs``) and the map itself, so nothing is refitted. Each new point is paired
+    with its n_neighbors nearest reference points (given here, ``indices``/``distances`` ascending, where
+    transform searches a faiss index of the scaled reference: the same neighbours, as the scaling is one
+    factor for every dimension, up to the index's approximation; above 100 dimensions pacmap searches its
+    100-dimensional SVD instead), starts at its PCA position (``init`` pca) or at random, and moves
+    alone for pacmap's 450 Adam iterations, pulled by its pairs alone (no mid-near or further pairs).
+    """
+    import pacmap
+    from pacmap.pacmap import pacmap_fit, preprocess_X, preprocess_X_new, sample_neighbors_pair_basis
+
+    # Setting random_state sets pacmap's module-wide seed, which a random start reads.
+    model = pacmap.PaCMAP(
+        n_components=2, n_neighbors=int(n_neighbors), MN_ratio=mn_ratio, FP_ratio=fp_ratio, random_state=random_state
+    )
+    basis = np.array(X, dtype=np.float32)
+    n, dim = basis.shape
+    _, pca_solution, tsvd, xmin, xmax, xmean = preprocess_X(
+        basis, model.distance, model.apply_pca, False, model.random_state, dim, model.n_components
+    )
+    model.decide_num_pairs(n)
+    new = preprocess_X_new(
+        np.array(Q, dtype=np.float32), model.distance, xmin, xmax, xmean, tsvd, model.apply_pca, False
+    )
+    k = min(model.n_neighbors, n - 1)  # generate_extra_pair_basis's
+    pairs = sample_neighbors_pair_basis(
+        n,
+        new,
+        np.ascontiguousarray(distances[:, :k], dtype=np.float32),
+        np.ascontiguousarray(indices[:, :k], dtype=np.int32),
+        k,
+    )
+    Y, _ = pacmap_fit(
+        new,
+        np.array(coords, dtype=np.float32),
+        model.n_components,
+        pairs,
+        model.lr,
+        model.num_iters,
+        init,
+        False,
+        False,
+        model.intermediate_snapshots,
+        pca_solution,
+        tsvd,
+    )
+    return np.asarray(Y[n:], dtype=np.float64), int(k)
 
 
 def compile_pacmap() -> float:
@@ -90,6 +159,32 @@ class PaCMAP(MapMethod):
             "fp_ratio": float(options["fp_ratio"]),
             "init": options["init"],
         }
+
+    def place_neighbours(self, config):
+        return max(int(k) for k in config["pacmap"]["n_neighbors"])
+
+    def place(self, X, coords, Q, neighbours, settings, options, threads, shared):
+        n_neighbors = settings["n_neighbors"]
+        k = min(pair_counts(len(X), n_neighbors, options["mn_ratio"], options["fp_ratio"])[0], len(X) - 1)
+        indices, distances = placement_neighbours(self.name, X, coords, Q, neighbours, k)
+        if not np.array_equal(np.asarray(coords, dtype=np.float32), coords):
+            raise AtlasError(
+                "pacmap: the run's map holds coordinates no float32 holds, which PaCMAP's maps always are: it is "
+                "not this run's map; delete it and rerun"
+            )
+        placed, k = place_points(
+            X,
+            coords,
+            Q,
+            indices,
+            distances,
+            n_neighbors,
+            settings["seed"],
+            options["init"],
+            options["mn_ratio"],
+            options["fp_ratio"],
+        )
+        return placed, {"placement": "pacmap transform", "place_neighbours": k, "init": options["init"]}
 
 
 METHOD = PaCMAP(

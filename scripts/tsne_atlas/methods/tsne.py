@@ -2,19 +2,28 @@
 
 openTSNE runs read the sweep's affinity matrix P of their perplexity (``preparation``: built once
 from the first 3 x perplexity columns of the shared k-NN graph), so a run only optimises.
+
+New points are placed with openTSNE's own ``TSNEEmbedding.transform`` on the run's map (either
+implementation's: it reads the coordinates alone), from the query's neighbours the workflow found.
 """
 
+import logging
 import math
 
 import numpy as np
 
 from ..jobs import AtlasError
-from .base import Axis, MapMethod
+from .base import Axis, MapMethod, placement_neighbours
 
 # Barnes-Hut vs openTSNE's FFT gradient (the PyPI wheel's FFT is numpy's, not FFTW), one core:
 # 10,000 Animal-MNIST ResNet-101 features: bh (theta 0.8) 21 s, fft 54 s per run; 30,000 points
 # in 20 Gaussian blobs: bh 91 s, fft 30 s (BENCHMARKS.md). openTSNE's own switch is at 10,000.
 BH_MAX_POINTS = 20_000
+# openTSNE's TSNEEmbedding.transform: each new point's affinities to the reference at perplexity 5, so
+# from its 3 x 5 nearest reference points (PerplexityBasedNN.to_new), which also give its median start
+# (transform's k=25 reads at most those 15). A test holds these to openTSNE's own defaults.
+PLACE_PERPLEXITY = 5
+PLACE_NEIGHBOURS = int(3 * PLACE_PERPLEXITY)
 
 
 def min_images_for_perplexity(perplexity: float) -> int:
@@ -94,6 +103,82 @@ def embed(
     raise ValueError(f"unknown t-SNE implementation {implementation!r}")
 
 
+class _InitialisedFromMap(logging.Filter):
+    """Drops openTSNE's warning that a precomputed initialisation has a high variance: placement hands it
+    the finished map as the reference, never as a start to optimise."""
+
+    def filter(self, record):
+        return "Standard deviation of embedding" not in record.getMessage()
+
+
+def place_points(
+    coords: np.ndarray,
+    indices: np.ndarray,
+    distances: np.ndarray,
+    random_state: int,
+    n_jobs: int = 1,
+    *,
+    negative_gradient: str,
+    bh_theta: float,
+) -> tuple[np.ndarray, float | None]:
+    """New points on a t-SNE map: openTSNE's ``TSNEEmbedding.transform`` (its defaults: perplexity-5
+    affinities to the reference, normalised per point, median start, 250 iterations at learning rate 0.1,
+    exaggeration 1.5, gradients clipped at 0.25) with the reference fixed at ``coords`` (N x 2, never
+    modified), from each new point's nearest reference points (``indices``, ``distances``: N_q x k,
+    ascending, k >= PLACE_NEIGHBOURS), and the run's gradient (``negative_gradient``: bh or fft;
+    ``bh_theta``). Returns (N_q x 2 float64 in the map's frame, openTSNE's KL divergence of the new
+    points or None).
+
+    openTSNE searches the new points' neighbours with the reference's index: here they come given, so its
+    affinities class is fed them (``PerplexityBasedNN.to_new`` runs unchanged). transform centres the
+    reference, and the FFT gradient centres it again for its grid: the placed points are shifted back by
+    what the reference moved, to the map's own frame.
+    """
+    import scipy.sparse
+    from openTSNE import TSNE as OpenTSNE
+    from openTSNE.affinity import PerplexityBasedNN
+
+    n_reference = len(coords)
+
+    class GivenNeighbours:
+        """openTSNE's KNNIndex role for the new points: their neighbours, found by the workflow."""
+
+        n_samples = n_reference
+
+        def query(self, query, k):
+            if len(query) != len(indices) or k > indices.shape[1]:
+                raise ValueError(f"{len(query)} new points, {k} neighbours asked, {indices.shape} given")
+            return indices[:, :k], distances[:, :k]
+
+    class NewPointAffinities(PerplexityBasedNN):
+        def __init__(self):
+            # PerplexityBasedNN.__init__ would search the reference's neighbours and build its P; placing
+            # reads neither (its P only sizes the reference embedding).
+            self.knn_index, self.perplexity, self.n_jobs, self.verbose = GivenNeighbours(), None, n_jobs, False
+            self.P = scipy.sparse.csr_matrix((n_reference, n_reference))
+
+    tsne = OpenTSNE(
+        random_state=random_state,
+        n_jobs=n_jobs,
+        negative_gradient_method=negative_gradient,
+        theta=bh_theta,
+        verbose=False,
+    )
+    quiet = _InitialisedFromMap()
+    openTSNE_log = logging.getLogger("openTSNE.tsne")
+    openTSNE_log.addFilter(quiet)
+    try:
+        reference = tsne.prepare_initial(None, affinities=NewPointAffinities(), initialization=np.array(coords))
+    finally:
+        openTSNE_log.removeFilter(quiet)
+    placed = reference.transform(np.empty((len(indices), 0)))
+    frame = np.asarray(coords, dtype=np.float64)
+    centred = np.asarray(reference)
+    shift = (frame.max(axis=0) + frame.min(axis=0)) / 2 - (centred.max(axis=0) + centred.min(axis=0)) / 2
+    kl = placed.kl_divergence
+    return np.asarray(placed, dtype=np.float64) + shift, None if kl is None else float(kl)
+
+
 def graph_neighbours_for(perplexities) -> int:
     """Neighbours t-SNE needs in the sweep's graph: 3 x the largest perplexity, so every perplexity's
     3 x perplexity nearest neighbours are its first columns (openTSNE's set_perplexity rule)."""
@@ -113,6 +198,38 @@ class TSNE(MapMethod):
     def check(self, config, n_images):
         for perplexity in config["tsne"]["perplexities"]:
             check_perplexity(float(perplexity), int(n_images))
+
+    def place_neighbours(self, config):
+        return PLACE_NEIGHBOURS
+
+    def place(self, X, coords, Q, neighbours, settings, options, threads, shared):
+        k = min(PLACE_NEIGHBOURS, len(X))
+        indices, distances = placement_neighbours(self.name, X, coords, Q, neighbours, k)
+        if options["implementation"] == "opentsne":
+            negative_gradient = gradient_method(options["negative_gradient"], len(X))
+            bh_theta = float(options["bh_theta"])
+        else:
+            from sklearn.manifold import TSNE as SklearnTSNE
+
+            # A scikit-learn map is placed as its run was made: Barnes-Hut at scikit-learn's angle.
+            negative_gradient, bh_theta = "bh", float(SklearnTSNE().angle)
+        placed, kl = place_points(
+            coords,
+            indices,
+            distances,
+            settings["seed"],
+            threads,
+            negative_gradient=negative_gradient,
+            bh_theta=bh_theta,
+        )
+        return placed, {
+            "placement": "openTSNE transform",
+            "place_perplexity": PLACE_PERPLEXITY,
+            "place_neighbours": k,
+            "negative_gradient": negative_gradient,
+            "bh_theta": bh_theta,
+            "kl_divergence": kl,
+        }
 
     def compute(self, X, settings, options, threads, shared):
         from ..files.map_inputs import read_affinities
@@ -158,5 +275,5 @@ METHOD = TSNE(
     ),
     options=("implementation", "init", "negative_gradient", "bh_theta"),
     threads_key="threads",
-    requires=("openTSNE", "sklearn"),
+    requires=("openTSNE", "scipy", "sklearn"),
 )

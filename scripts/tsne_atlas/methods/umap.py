@@ -5,6 +5,9 @@ Its neighbour search is not repeated: the first ``n_neighbors - 1`` columns of t
 (UMAP counts it); when the sweep's graph holds fewer, UMAP's maps share a graph of their own. With a
 seed umap-learn runs on one thread and the map is bitwise repeatable. umap-learn's numba code is
 cached in ``NUMBA_CACHE_DIR`` (set by the workflow) between jobs.
+
+New points are placed as umap-learn's ``UMAP.transform`` places them, from the query's neighbours the
+workflow found (a run fitted on a precomputed k-NN has no search index, so transform itself refuses).
 """
 
 import time
@@ -13,7 +16,7 @@ import warnings
 import numpy as np
 
 from ..jobs import AtlasError
-from .base import Axis, MapMethod
+from .base import Axis, MapMethod, placement_neighbours
 
 # The warm-up problem that compiles umap-learn's numba code before a run's clock starts.
 WARM_UP_POINTS = 40
@@ -57,6 +60,86 @@ def umap_embedding(
         warnings.filterwarnings("ignore", message=".*knn_search_index.*")
         coords = model.fit_transform(X)
     return np.asarray(coords, dtype=np.float64)
+
+
+def place_points(
+    coords: np.ndarray, indices: np.ndarray, distances: np.ndarray, n_neighbors: int, min_dist: float
+) -> tuple[np.ndarray, dict]:
+    """New points on a UMAP map (``coords``: N x 2, never modified) fitted with ``n_neighbors`` and
+    ``min_dist``: umap-learn 0.5's ``UMAP.transform`` step by step from its module's functions, with each
+    new point's nearest reference points given (``indices``, ``distances``: N_q x k, ascending, k at least
+    the fitted model's neighbour count) instead of searched. Its other settings are a ``umap.UMAP``'s
+    defaults, as the run's; the randomness is transform's own (``transform_seed``, 42 by default,
+    whatever the run's seed) on one thread, so the result is bitwise repeatable. Returns (N_q x 2
+    float64, the record's fields).
+
+    What transform does: each new point's fuzzy membership to its k nearest reference points (bandwidths
+    by ``smooth_knn_dist``, local connectivity one less than the fit's), a start at the membership-weighted
+    mean of their map positions, edges weaker than 1/n_epochs of the strongest dropped, then n_epochs
+    (100 up to 10,000 new points, else 30) of UMAP's SGD moving the new points alone (attraction along
+    the edges, negative samples drawn from the reference) at a quarter of the fit's learning rate.
+    """
+    import scipy.sparse
+    import umap
+    from umap.layouts import optimize_layout_euclidean
+    from umap.umap_ import (
+        INT32_MAX,
+        INT32_MIN,
+        compute_membership_strengths,
+        find_ab_params,
+        init_graph_transform,
+        make_epochs_per_sample,
+        smooth_knn_dist,
+    )
+
+    model = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist)
+    n_reference = len(coords)
+    # fit's _n_neighbors: n_neighbors, or one fewer than the points when it is not below them.
+    k = n_neighbors if n_reference > n_neighbors else n_reference - 1
+    knn_indices = np.ascontiguousarray(indices[:, :k])
+    knn_dists = np.ascontiguousarray(distances[:, :k], dtype=np.float32)
+    # Euclidean distances have no disconnection distance (umap's is infinite for them): no neighbour is cut.
+    sigmas, rhos = smooth_knn_dist(
+        knn_dists, float(k), local_connectivity=float(max(0.0, model.local_connectivity - 1.0))
+    )
+    rows, cols, vals, _ = compute_membership_strengths(knn_indices, knn_dists, sigmas, rhos, bipartite=True)
+    graph = scipy.sparse.coo_matrix((vals, (rows, cols)), shape=(len(indices), n_reference))
+    csr_graph = graph.tocsr()
+    csr_graph.eliminate_zeros()
+    reference = np.asarray(coords, dtype=np.float32)  # the fitted embedding_ (float32; the TSV holds it exactly)
+    start = init_graph_transform(csr_graph, reference)
+    # transform's epochs when n_epochs is unset (the run's, by default): 100 up to 10,000 new points, else 30.
+    assert model.n_epochs is None
+    n_epochs = 100 if graph.shape[0] <= 10000 else 30
+    graph.data[graph.data < (graph.data.max() / float(n_epochs))] = 0.0
+    graph.eliminate_zeros()
+    epochs_per_sample = make_epochs_per_sample(graph.data, n_epochs)
+    a, b = find_ab_params(model.spread, model.min_dist)
+    rng_state = np.random.RandomState(model.transform_seed).randint(INT32_MIN, INT32_MAX, 3).astype(np.int64)
+    placed = optimize_layout_euclidean(
+        start,
+        reference.copy(),
+        graph.row,
+        graph.col,
+        n_epochs,
+        graph.shape[1],
+        epochs_per_sample,
+        a,
+        b,
+        rng_state,
+        model.repulsion_strength,
+        model.learning_rate / 4.0,
+        model.negative_sample_rate,
+        False,  # transform's parallel = (random_state is None): the run had a seed
+        verbose=False,
+        tqdm_kwds={"disable": True},
+    )
+    return np.asarray(placed, dtype=np.float64), {
+        "placement": "umap-learn transform",
+        "place_neighbours": int(k),
+        "n_epochs": int(n_epochs),
+        "transform_seed": int(model.transform_seed),
+    }
 
 
 def compile_umap() -> float:
@@ -116,6 +199,21 @@ class UMAP(MapMethod):
         coords = umap_embedding(X, n_neighbors, settings["min_dist"], settings["seed"], knn=(indices, distances))
         return coords, {"precomputed_knn": True}
 
+    def place_neighbours(self, config):
+        return max(int(k) for k in config["umap"]["n_neighbors"])
+
+    def place(self, X, coords, Q, neighbours, settings, options, threads, shared):
+        n_neighbors = min(int(settings["n_neighbors"]), len(X))
+        k = n_neighbors if len(X) > n_neighbors else len(X) - 1
+        indices, distances = placement_neighbours(self.name, X, coords, Q, neighbours, k)
+        placed, record = place_points(coords, indices, distances, n_neighbors, settings["min_dist"])
+        if not np.isfinite(placed).all():
+            raise AtlasError(
+                f"umap: {int((~np.isfinite(placed)).any(axis=1).sum())} query points have no neighbour with a "
+                f"membership above zero and no place on the map; check the query's neighbours (delete them and rerun)"
+            )
+        return placed, record
+
 
 METHOD = UMAP(
     name="umap",
@@ -126,5 +224,5 @@ METHOD = UMAP(
         Axis("min_dist", float, "d", config_key="min_dist"),
         Axis("seed", int, "s", config_key="seeds"),
     ),
-    requires=("umap",),
+    requires=("scipy", "umap"),
 )
