@@ -111,11 +111,11 @@ def test_every_method_places_query_points_deterministically_without_moving_the_m
     the neighbours its place_neighbours declares, byte-identical twice in one process, the map unmoved,
     and each placed point nearest to a reference point of its own blob."""
     X, labels, Q, query_labels = blobs
-    config, maps = blob_maps
+    _config, maps = blob_maps
     coords, settings, options, shared = maps[name]
     method = MAP_METHODS[name]
     before = coords.tobytes()
-    neighbours = query_neighbours(X, Q, method.place_neighbours(config))
+    neighbours = query_neighbours(X, Q, method.place_neighbours(settings))
     first, record = method.place(X, coords, Q, neighbours, dict(settings), dict(options), 1, shared)
     second, _ = method.place(X, coords, Q, neighbours, dict(settings), dict(options), 1, shared)
     assert first.shape == (len(Q), 2) and first.dtype == np.float64 and np.isfinite(first).all()
@@ -129,10 +129,10 @@ def test_every_method_places_query_points_deterministically_without_moving_the_m
 @pytest.mark.parametrize("name", [name for name in MAP_METHODS if name != "pca"])
 def test_too_few_neighbours_for_a_methods_placement_is_one_line_naming_them(name, blobs, blob_maps):
     X, _, Q, _ = blobs
-    config, maps = blob_maps
+    _config, maps = blob_maps
     coords, settings, options, shared = maps[name]
     method = MAP_METHODS[name]
-    neighbours = query_neighbours(X, Q, method.place_neighbours(config) - 1)
+    neighbours = query_neighbours(X, Q, method.place_neighbours(settings) - 1)
     with pytest.raises(AtlasError, match=f"^{name}: the query's neighbours are 24 x .* placement needs .*; delete"):
         method.place(X, coords, Q, neighbours, settings, options, 1, shared)
 
@@ -140,10 +140,10 @@ def test_too_few_neighbours_for_a_methods_placement_is_one_line_naming_them(name
 @pytest.mark.parametrize("name", list(MAP_METHODS))
 def test_a_map_or_query_that_does_not_fit_the_reference_is_refused_in_one_line(name, blobs, blob_maps):
     X, _, Q, _ = blobs
-    config, maps = blob_maps
+    _config, maps = blob_maps
     coords, settings, options, shared = maps[name]
     method = MAP_METHODS[name]
-    neighbours = query_neighbours(X, Q, method.place_neighbours(config))
+    neighbours = query_neighbours(X, Q, method.place_neighbours(settings))
     with pytest.raises(AtlasError, match=f"^{name}: the run's map holds {len(X) - 1} points but the prepared input"):
         method.place(X, coords[1:], Q, neighbours, settings, options, 1, shared)
     with pytest.raises(AtlasError, match=f"^{name}: the query's prepared input has 9 dimensions, the reference's 10"):
@@ -166,9 +166,9 @@ def test_pca_placement_refuses_a_map_its_refit_does_not_reproduce(blobs, blob_ma
 
 def test_pacmap_placement_refuses_coordinates_no_pacmap_map_holds(blobs, blob_maps):
     X, _, Q, _ = blobs
-    config, maps = blob_maps
+    _config, maps = blob_maps
     coords, settings, options, shared = maps["pacmap"]
-    neighbours = query_neighbours(X, Q, MAP_METHODS["pacmap"].place_neighbours(config))
+    neighbours = query_neighbours(X, Q, MAP_METHODS["pacmap"].place_neighbours(settings))
     with pytest.raises(AtlasError, match="^pacmap: the run's map holds coordinates no float32 holds"):
         MAP_METHODS["pacmap"].place(X, coords + 1e-9, Q, neighbours, settings, options, 1, shared)
 
@@ -330,7 +330,7 @@ def digits_measured(tmp_path_factory):
         settings, options = first_run(name, config, **({"perplexity": 30.0} if name == "tsne" else {}))
         shared = shared_files(name, config, settings, X, folder)
         coords, _ = method.compute(X, dict(settings), dict(options), 1, shared)
-        neighbours = query_neighbours(X, Q, method.place_neighbours(config))
+        neighbours = query_neighbours(X, Q, method.place_neighbours(settings))
         placed, _ = method.place(X, read_only(coords), Q, neighbours, dict(settings), dict(options), 1, shared)
         joint_shared = shared_files(name, config, settings, joint_input, folder)
         joint, _ = method.compute(joint_input, dict(settings), dict(options), 1, joint_shared)

@@ -105,14 +105,6 @@ class MapMethod:
         """Work done before a run's clock starts (e.g. compiling); returns what the record says of it."""
         return {}
 
-    def place_neighbours(self, config: dict) -> int:
-        """Nearest reference points per query point the method's placement reads (0: none)."""
-        return 0
-
-    def place(self, X, coords, Q, neighbours, settings, options, threads, shared) -> tuple[np.ndarray, dict]:
-        """Q's N_q x 2 float64 coordinates on the run's map, the map unmoved, and the record's fields."""
-        raise NotImplementedError
-
     def compute(
         self, X: np.ndarray, settings: dict, options: dict, threads: int, shared: dict
     ) -> tuple[np.ndarray, dict]:
@@ -120,8 +112,9 @@ class MapMethod:
         fields. ``shared``: the shared files named by ``shared_inputs`` (paths)."""
         raise NotImplementedError
 
-    def place_neighbours(self, config: dict) -> int:
-        """Nearest reference points per query point the method's placement reads (0: none)."""
+    def place_neighbours(self, settings: dict) -> int:
+        """Nearest reference points per query point the placement on a run of these ``settings`` reads (0:
+        none). Per run, so the place job searches only those and no other setting reaches it."""
         return 0
 
     def place(

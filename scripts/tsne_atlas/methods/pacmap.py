@@ -160,8 +160,8 @@ class PaCMAP(MapMethod):
             "init": options["init"],
         }
 
-    def place_neighbours(self, config):
-        return max(int(k) for k in config["pacmap"]["n_neighbors"])
+    def place_neighbours(self, settings):
+        return int(settings["n_neighbors"])
 
     def place(self, X, coords, Q, neighbours, settings, options, threads, shared):
         n_neighbors = settings["n_neighbors"]

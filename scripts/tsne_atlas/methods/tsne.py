@@ -199,7 +199,7 @@ class TSNE(MapMethod):
         for perplexity in config["tsne"]["perplexities"]:
             check_perplexity(float(perplexity), int(n_images))
 
-    def place_neighbours(self, config):
+    def place_neighbours(self, settings):
         return PLACE_NEIGHBOURS
 
     def place(self, X, coords, Q, neighbours, settings, options, threads, shared):

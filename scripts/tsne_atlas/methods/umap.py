@@ -199,8 +199,8 @@ class UMAP(MapMethod):
         coords = umap_embedding(X, n_neighbors, settings["min_dist"], settings["seed"], knn=(indices, distances))
         return coords, {"precomputed_knn": True}
 
-    def place_neighbours(self, config):
-        return max(int(k) for k in config["umap"]["n_neighbors"])
+    def place_neighbours(self, settings):
+        return int(settings["n_neighbors"])
 
     def place(self, X, coords, Q, neighbours, settings, options, threads, shared):
         n_neighbors = min(int(settings["n_neighbors"]), len(X))
