@@ -42,7 +42,7 @@ from scripts.tsne_atlas.resources import (
     maps_runtime_min,
     prepare_mem_mb,
 )
-from scripts.tsne_atlas.collection import watched_folders
+from scripts.tsne_atlas.collection import manifest_digest, watched_folders
 from scripts.tsne_atlas.shards import shard_rows
 from scripts.tsne_atlas.schema import (
     SCHEMA_PATH,
@@ -92,6 +92,15 @@ EMBEDDINGS = f"{RESULTS}/embeddings"
 QUERY = f"{RESULTS}/query"
 QUERY_DATASET = query_dataset(config) or {}
 QUERY_ROOT = QUERY_DATASET.get("root", "")
+# What sample_query and label_query read the query set with (scripts/tsne_atlas/sampling.py).
+QUERY_COLLECTION = {
+    "layout": QUERY_DATASET.get("layout"),
+    "query_root": QUERY_ROOT,
+    "extensions": config["dataset"]["extensions"],
+    "label_column": QUERY_DATASET.get("label_column"),
+    "missing_label": config["dataset"]["missing_label"],
+    "split": QUERY_DATASET.get("split"),
+}
 N_QUERY = PLAN.dataset.n_query
 
 
@@ -372,10 +381,25 @@ def weights_record(wildcards):
 
 
 def query_collection_inputs(wildcards):
-    """What the query's sampling reads: its manifest (a split's: the dataset manifest), or its folders."""
+    """What the query's sampling reads: its manifest (a split's: the dataset manifest; only as old as its
+    digest param says, so editing labels or metadata re-extracts nothing), or its folders."""
+    if QUERY_DATASET.get("layout") == "manifest":
+        return {"query_manifest": ancient(QUERY_DATASET["manifest"])}
+    return watched_folders(QUERY_ROOT, QUERY_DATASET.get("layout"))
+
+
+def query_manifest_digest(wildcards):
+    """Param: the digest of the query manifest's paths (None for folders)."""
+    if QUERY_DATASET.get("layout") != "manifest":
+        return None
+    return manifest_digest(QUERY_DATASET, stratified=False)
+
+
+def query_manifest_input(wildcards):
+    """Labelling the query reads its manifest (labels, metadata): any edit of it relabels."""
     if QUERY_DATASET.get("layout") == "manifest":
         return {"query_manifest": QUERY_DATASET["manifest"]}
-    return watched_folders(QUERY_ROOT, QUERY_DATASET.get("layout"))
+    return {}
 
 
 def query_sets_pattern(sharded):

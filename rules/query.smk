@@ -1,5 +1,5 @@
 # A query set placed onto the reference's maps without moving them (config section query,
-# docs/placement.md): sampled whole (sample_query), extracted with every feature set like the reference
+# docs/placement.md): sampled whole and labelled (sample_query, label_query), extracted with every feature set like the reference
 # (the same rules, sharded alike), prepared with the reference's fitted z-scoring and PCA (prepare_query),
 # each image's nearest reference images found (query_neighbours), placed on every run (place_query), read off per
 # feature set (placement_tables) and drawn per run (query_figures). Everything goes to results/query/:
@@ -12,7 +12,6 @@ rule sample_query:
         reference_images=rules.sample_images.output.images,
     output:
         images=f"{QUERY}/sample/images.csv",
-        manifest=f"{QUERY}/sample/manifest.csv",
         skipped=f"{QUERY}/sample/skipped.csv",
     log:
         f"{RESULTS}/logs/query/sample_query.log",
@@ -23,17 +22,33 @@ rule sample_query:
     resources:
         runtime=sampling_runtime_min(N_QUERY),
     params:
-        layout=QUERY_DATASET.get("layout"),
-        query_root=QUERY_ROOT,
-        extensions=config["dataset"]["extensions"],
-        label_column=QUERY_DATASET.get("label_column"),
-        missing_label=config["dataset"]["missing_label"],
-        split=QUERY_DATASET.get("split"),
-        label_map=config["dataset"]["label_map"],
+        **QUERY_COLLECTION,
         on_bad_image=config["dataset"]["on_bad_image"],
         root=config["dataset"]["root"],
+        # What of a query manifest its images depend on (their paths): editing its labels or other
+        # columns reruns label_query only.
+        manifest_digest=query_manifest_digest,
     script:
         "../scripts/sample_query.py"
+
+
+rule label_query:
+    input:
+        unpack(query_manifest_input),
+        images=rules.sample_query.output.images,
+    output:
+        manifest=f"{QUERY}/sample/manifest.csv",
+    log:
+        f"{RESULTS}/logs/query/label_query.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/query/label_query.tsv"
+    conda:
+        "../envs/figures.yaml"
+    params:
+        **QUERY_COLLECTION,
+        label_map=config["dataset"]["label_map"],
+    script:
+        "../scripts/label_query.py"
 
 
 # The query's features: the reference's extraction rules on the query's image list, into results/query/.
@@ -178,7 +193,7 @@ rule placement_tables:
         reference_images=rules.sample_images.output.images,
         reference_manifest=rules.label_images.output.manifest,
         query_images=rules.sample_query.output.images,
-        query_manifest=rules.sample_query.output.manifest,
+        query_manifest=rules.label_query.output.manifest,
         prepared=rules.prepare_input.output.prepared,
         graph=graph_file,
         query_prepared=rules.prepare_query.output.query_prepared,
@@ -215,7 +230,7 @@ rule query_figures:
         manifest=rules.label_images.output.manifest,
         placed=rules.place_query.output.placed,
         placed_meta=rules.place_query.output.placed_meta,
-        query_manifest=rules.sample_query.output.manifest,
+        query_manifest=rules.label_query.output.manifest,
     output:
         png=report(
             f"{QUERY}/figures/{RUN}.png",

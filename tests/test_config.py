@@ -434,6 +434,7 @@ RULES = {
     "projector_config",
     "image_quality",
     "sample_query",
+    "label_query",
     "extract_query_features",
     "extract_query_features_shard",
     "merge_query_features",

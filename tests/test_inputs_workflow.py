@@ -36,6 +36,10 @@ LABEL_JOBS = {
     # The clusters are found without labels but named by them and scored against them.
     "find_clusters",
     "compare_clusters",
+    # The query set's labels go through the same label map: its tables and figures, never its extraction.
+    "label_query",
+    "placement_tables",
+    "query_figures",
     "all",
 }
 # ...and what never does: the sample, the features and every t-SNE input and run.
@@ -136,26 +140,36 @@ def write_checkpoint_and_class_names(tmp_path):
 
 
 def test_a_manifest_with_metadata_runs_end_to_end_with_predictions_and_edits_rerun_only_labels(tmp_path):
+    """A manifest with metadata and a split column: the rows of split "test" are the query set, placed on
+    the map of the others (query.layout split)."""
     root = copy_demo(tmp_path / "data", per_class=3)
     images = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
     manifest = tmp_path / "collection.csv"
     with open(manifest, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "species", "annotator", "note"])
+        writer.writerow(["path", "species", "annotator", "note", "split"])
         for i, path in enumerate(images):
-            writer.writerow([path, path.split("/")[0], f"annotator {i % 2}", f"<script>alert({i})</script>, ok"])
+            split = "test" if i % 5 == 0 else "Test" if i % 5 == 1 else "train"  # "Test" is not "test"
+            writer.writerow([path, path.split("/")[0], f"annotator {i % 2}", f"<script>alert({i})</script>, ok", split])
     weights, names = write_checkpoint_and_class_names(tmp_path)
     config = {
         **SMALL,
         "dataset": {"root": str(root), "layout": "manifest", "manifest": str(manifest), "label_column": "species"},
         "sample": {"n_images": 24, "stratified": False},
         "features": {"r18": {"arch": "resnet18", "weights": str(weights), "class_names": str(names)}},
+        "query": {"layout": "split", "split_column": "split", "split_value": "test"},
     }
     result = snakemake(tmp_path, config=config)
     assert result.returncode == 0, result.stderr[-3000:]
     out = tmp_path / "results"
     rows = read_csv(out / "sample" / "manifest.csv")
-    assert len(rows) == 24 and list(rows[0]) == ["path", "label", "annotator", "note"]
+    assert len(rows) == 24 and list(rows[0]) == ["path", "label", "annotator", "note", "split"]
+    # The six "test" rows are the query, placed on the map of the 24 others, which hold none of them.
+    query = read_csv(out / "query" / "sample" / "manifest.csv")
+    assert [row["path"] for row in query] == images[::5] and {row["split"] for row in rows} == {"Test", "train"}
+    placed = read_csv(out / "query" / "placement" / "r18" / "placement.csv")
+    assert [row["path"] for row in placed] == images[::5]
+    assert (out / "query" / "figures" / "r18" / "tsne" / "perplexity-5_seed-0.png").stat().st_size > 5000
     assert rows[0]["note"].startswith("<script>alert(")
     with h5py.File(out / "features" / "r18.h5") as h5:
         assert h5.attrs["predictions"] == "stored" and h5["predictions/top_index"].shape == (24, 5)

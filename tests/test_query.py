@@ -17,28 +17,36 @@ from tsne_atlas.files.map_inputs import read_input, read_neighbours, write_input
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.plan import load_plan
 from tsne_atlas.preparation import fit_preparation, nearest_reference, prepare_query, preprocess, query_neighbours
-from tsne_atlas.sampling import sample_query
+from tsne_atlas.sampling import label_query, sample_query
 
 pytestmark = pytest.mark.unit
 
 
+COLLECTION = {"layout": "folders", "extensions": [".png"], "label_column": "", "missing_label": "fail", "split": None}
+
+
 def query_settings(root, tmp_path, reference, **changes):
+    """sample_query's arguments as the rule gives them, and the query's images.csv and manifest.csv."""
     settings = {
-        "layout": "folders",
+        **COLLECTION,
         "query_root": str(root),
-        "extensions": [".png"],
-        "label_column": "",
-        "missing_label": "fail",
-        "split": None,
-        "label_map": {},
         "on_bad_image": "skip",
         "reference_images": str(reference / "images.csv"),
         "root": str(reference / "images"),
         "images": str(tmp_path / "q-images.csv"),
-        "manifest": str(tmp_path / "q-manifest.csv"),
         "skipped": str(tmp_path / "q-skipped.csv"),
     }
     return {**settings, **changes}
+
+
+def sample_and_label_query(settings: dict, label_map=None, tmp_path=None):
+    """sample_query, then label_query as the rules run them; returns label_query's SampleLabels."""
+    sample_query(**settings)
+    labelling = {key: settings[key] for key in (*COLLECTION, "query_root", "images")}
+    if settings.get("query_manifest"):
+        labelling["query_manifest"] = settings["query_manifest"]
+    manifest = str(tmp_path / "q-manifest.csv")
+    return label_query(**labelling, label_map=label_map or {}, manifest=manifest)
 
 
 @pytest.fixture
@@ -54,7 +62,7 @@ def test_a_query_folder_is_sampled_whole_and_labelled_through_the_label_map(refe
     root = make_image_folder(tmp_path / "query", {"ant": 2, "wasp": 2, "insect": 1})
     (root / "ant" / "broken.png").write_bytes(b"not an image")
     caplog.set_level(logging.INFO)
-    labels = sample_query(**query_settings(root, tmp_path, reference, label_map={"insect": "bee"}))
+    labels = sample_and_label_query(query_settings(root, tmp_path, reference), {"insect": "bee"}, tmp_path)
     paths, hashes = read_images(tmp_path / "q-images.csv")
     assert paths == [
         "ant/ant_000.png",
@@ -79,7 +87,7 @@ def test_a_query_image_that_is_a_reference_image_is_refused_in_one_line(referenc
     assert not (tmp_path / "q-images.csv").exists()
     # A copy of the same images in another folder is another set of files: placed (leaks.csv finds the copies).
     shutil.copytree(reference / "images", tmp_path / "copy")
-    assert len(sample_query(**query_settings(tmp_path / "copy", tmp_path, reference)).paths) == 6
+    assert len(sample_query(**query_settings(tmp_path / "copy", tmp_path, reference))) == 6
 
 
 def test_a_query_of_only_unusable_files_is_refused(reference, tmp_path):
@@ -153,7 +161,7 @@ def test_a_query_manifest_is_read_like_the_datasets_and_its_mistakes_name_the_qu
     # Excel's "CSV UTF-8": a byte-order mark, CRLF line ends; metadata kept, the label column chosen.
     manifest.write_bytes("\ufeffpath,kind,week\r\nant/ant_000.png,ant,48\r\nant/ant_001.png,wasp,49\r\n".encode())
     settings = query_settings(root, tmp_path, reference, layout="manifest", query_manifest=str(manifest))
-    labels = sample_query(**{**settings, "label_column": "kind"})
+    labels = sample_and_label_query({**settings, "label_column": "kind"}, tmp_path=tmp_path)
     assert labels.labels == ["ant", "wasp"] and labels.metadata == {"week": ["48", "49"]}
     with pytest.raises(AtlasError, match=r"^query.label_column 'species' is not a column of .*q.csv"):
         sample_query(**{**settings, "label_column": "species"})

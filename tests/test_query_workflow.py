@@ -20,6 +20,7 @@ pytestmark = pytest.mark.workflow
 # The rules of the query set, and those that show it beside the reference (the explorer; the target).
 QUERY_RULES = {
     "sample_query",
+    "label_query",
     "extract_query_features",
     "extract_query_features_shard",
     "merge_query_features",

@@ -97,7 +97,7 @@ def test_the_stages_are_read_from_the_rules():
 
 def test_every_script_is_the_entry_point_of_the_rule_it_is_named_after():
     rules = rule_directives()
-    assert len(rules) == 34
+    assert len(rules) == 35
     scripts = {p.stem for p in (REPO / "scripts").glob("*.py")} - {"__init__"}
     assert scripts == set(rules)
     for rule, directives in rules.items():
@@ -202,7 +202,7 @@ def test_every_rules_conda_env_provides_what_its_script_imports():
             needed |= {module for method in MAP_METHODS.values() for module in method.requires}
         assert needed <= provided, f"rule {rule}: {directives['conda']} lacks {sorted(needed - provided)}"
         checked += 1
-    assert checked == 34
+    assert checked == 35
     # The check sees through the package: extraction needs torch, map jobs (t-SNE, UMAP, PCA) never do.
     assert "torch" in third_party_imports(REPO / "scripts" / "extract_features.py")
     assert "torch" not in third_party_imports(REPO / "scripts" / "map.py")

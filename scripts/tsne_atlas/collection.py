@@ -294,6 +294,7 @@ def manifest_digest(dataset: dict, stratified: bool) -> str | None:
         dataset["missing_label"],
         check_files=False,
         split=dataset.get("split"),
+        section=dataset.get("section", "dataset"),
     )
     rows = list(zip(collection.paths, collection.groups if stratified else [""] * len(collection.paths)))
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]

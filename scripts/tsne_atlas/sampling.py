@@ -265,31 +265,18 @@ def label_images(
     return SampleLabels(paths, labels, metadata)
 
 
-def sample_query(
+def query_collection(
     layout: str,
     query_root: str,
     extensions: list[str],
     label_column: str,
     missing_label: str,
     split: list | None,
-    label_map: dict[str, str],
-    on_bad_image: str,
-    reference_images: str,
-    root: str,
-    images: str,
-    manifest: str,
-    skipped: str,
-    query_manifest: str | None = None,
-) -> SampleLabels:
-    """The query set, all of it (rule sample_query): its usable images' paths and hashes (``images``,
-    what its extraction reads), labels through ``dataset.label_map`` and metadata (``manifest``), the
-    unusable files (``skipped``). ``root``: the reference's images (``dataset.root``); ``query_root``: the
-    query's; the same formats as the reference sample's (``files.manifest``).
-
-    A query image that is the same file as a reference image is refused: it would be placed onto a map
-    made with it. Classes the reference lacks are allowed: ``placement.placement_tables`` says which
-    (the reference's labels are not read here, so relabelling the reference re-extracts no query image).
-    """
+    query_manifest: str | None,
+    check_files: bool = True,
+):
+    """The query set's collection (``config.query_dataset`` as the rules pass it): a split's rows are
+    dataset.manifest's, so only a query manifest's messages name the query's keys."""
     dataset = {
         "layout": layout,
         "root": query_root,
@@ -298,19 +285,44 @@ def sample_query(
         "label_column": label_column,
         "missing_label": missing_label,
         "split": split,
-        # A split's rows are dataset.manifest's; a query manifest's messages name the query's keys.
         "section": "dataset" if split else "query",
     }
-    collection = read_collection(dataset)
+    return read_collection(dataset, check_files)
+
+
+def sample_query(
+    layout: str,
+    query_root: str,
+    extensions: list[str],
+    label_column: str,
+    missing_label: str,
+    split: list | None,
+    on_bad_image: str,
+    reference_images: str,
+    root: str,
+    images: str,
+    skipped: str,
+    query_manifest: str | None = None,
+    manifest_digest: str | None = None,
+) -> list[str]:
+    """The query set, all of it (rule sample_query): its usable images' paths and hashes (``images``,
+    what its extraction reads) and the unusable files (``skipped``), in the reference sample's formats
+    (``files.manifest``). ``root``: the reference's images (``dataset.root``); ``query_root``: the
+    query's. Labels are ``label_query``'s, so relabelling re-extracts no query image;
+    ``manifest_digest`` is only a rerun trigger (``collection.manifest_digest`` of the query's rows).
+
+    A query image that is the same file as a reference image is refused: it would be placed onto a map
+    made with it. Classes the reference lacks are allowed: ``placement.placement_tables`` says which.
+    """
+    collection = query_collection(layout, query_root, extensions, label_column, missing_label, split, query_manifest)
     check = strict_check(query_root) if on_bad_image == "fail" else usable_check(query_root)
-    rows, unusable = [], []
-    for row, (path, group) in enumerate(zip(collection.paths, collection.groups)):
+    paths, unusable = [], []
+    for path, group in zip(collection.paths, collection.groups):
         problem = check(path)
         if problem:
             unusable.append((path, group, problem))
         else:
-            rows.append(row)
-    paths = [collection.paths[row] for row in rows]
+            paths.append(path)
     reference_paths, _ = read_images(reference_images)
     reference_files = {os.path.realpath(Path(root) / path): path for path in reference_paths}
     shared = [path for path in paths if os.path.realpath(Path(query_root) / path) in reference_files]
@@ -326,15 +338,44 @@ def sample_query(
             f"query.folder '{query_root}': none of its {len(collection.paths)} image(s) is usable (reasons in {skipped}); "
             f"fix the query images or set query.layout: none"
         )
-    labels = [str(label_map.get(collection.groups[row], collection.groups[row])) for row in rows]
-    metadata = {name: [values[row] for row in rows] for name, values in collection.metadata.items()}
     write_images(images, paths, [file_sha256(Path(query_root) / path) for path in paths])
-    write_manifest(manifest, paths, labels, metadata)
     write_skipped(skipped, unusable + collection.left_out)
-    counts = dict(sorted(Counter(labels).items()))
-    LOGGER.info("query set: %d images from %s: %s", len(paths), query_root, counts)
+    LOGGER.info("query set: %d images from %s", len(paths), query_root)
     if unusable or collection.left_out:
         LOGGER.warning(
             "left out %d query file(s), listed with reasons in %s", len(unusable + collection.left_out), skipped
         )
+    return paths
+
+
+def label_query(
+    layout: str,
+    query_root: str,
+    extensions: list[str],
+    label_column: str,
+    missing_label: str,
+    split: list | None,
+    label_map: dict[str, str],
+    images: str,
+    manifest: str,
+    query_manifest: str | None = None,
+) -> SampleLabels:
+    """Each query image's label (its group through ``dataset.label_map``, like the reference's; a name
+    the query lacks is no error here) and metadata, into ``manifest`` (rule label_query)."""
+    paths, _ = read_images(images)
+    collection = query_collection(
+        layout, query_root, extensions, label_column, missing_label, split, query_manifest, check_files=False
+    )
+    row_of = {path: row for row, path in enumerate(collection.paths)}
+    missing = [path for path in paths if path not in row_of]
+    if missing:
+        raise AtlasError(
+            f"{images} lists '{missing[0]}', which the query set no longer has; delete the results/query/sample "
+            f"folder and rerun"
+        )
+    rows = [row_of[path] for path in paths]
+    labels = [str(label_map.get(collection.groups[row], collection.groups[row])) for row in rows]
+    metadata = {name: [values[row] for row in rows] for name, values in collection.metadata.items()}
+    write_manifest(manifest, paths, labels, metadata)
+    LOGGER.info("labelled %d query images: %s", len(paths), dict(sorted(Counter(labels).items())))
     return SampleLabels(paths, labels, metadata)
