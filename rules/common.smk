@@ -382,7 +382,8 @@ def weights_record(wildcards):
 
 def query_collection_inputs(wildcards):
     """What the query's sampling reads: its manifest (a split's: the dataset manifest; only as old as its
-    digest param says, so editing labels or metadata re-extracts nothing), or its folders."""
+    digest param says, so editing labels or metadata re-extracts nothing), or its folders.
+    """
     if QUERY_DATASET.get("layout") == "manifest":
         return {"query_manifest": ancient(QUERY_DATASET["manifest"])}
     return watched_folders(QUERY_ROOT, QUERY_DATASET.get("layout"))
