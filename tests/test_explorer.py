@@ -1760,16 +1760,25 @@ def test_the_query_layer_shows_each_runs_places_and_hides_with_its_toggle(driver
     # Search finds query images by path and label (the reference has no wasp).
     assert search(page, "wasp") == "0 of 9 match · 2 of 4 query images"
     assert source_points(page, bx.MATCHES_NAME + "-source") == [list(queried.coords["net", 30.0, 1][q]) for q in (2, 3)]
-    # Hidden: gone from the map, from the search's rings and from under the pointer; kept in the address.
-    toggle.click()
+    # Hidden (from the keyboard, the pointer still on a query image): gone from the map, from the search's
+    # rings and from under the pointer, a small move over it included; kept in the address.
+    assert hb.hover_point(page, 0, renderer=bx.QUERY_NAME)["thumb"] == query_index(queried.sweep, 0)
+    toggle.send_keys(Keys.SPACE)
     hb.wait_for_paint(page)
     assert model_value(page, bx.QUERY_NAME, "m.visible") is False
+    assert page.execute_script("return [tsneAtlas.state.hovered, document.getElementById('hover-card').hidden]") == [
+        -1,
+        True,
+    ]
+    ActionChains(page).move_by_offset(1, 0).perform()
+    hb.wait_for_paint(page)
+    assert page.execute_script("return [tsneAtlas.state.hovered, document.getElementById('hover-card').hidden]") == [
+        -1,
+        True,
+    ]
     assert dark_pixels(page) < drawn / 8
     assert source_points(page, bx.MATCHES_NAME + "-source") == []
     assert "query=0" in page.current_url
-    hb.move_to_point(page, 0, renderer=bx.QUERY_NAME)
-    hb.wait_for_paint(page)
-    assert page.execute_script("return tsneAtlas.state.hovered") != query_index(queried.sweep, 0)
     toggle.click()
     hb.wait_for_paint(page)
     assert dark_pixels(page) > drawn / 2 and "query=0" not in page.current_url
