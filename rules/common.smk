@@ -429,6 +429,30 @@ def query_shard_runtime_min(wildcards):
     return extraction_runtime_min(stop - start, config["extraction"]["device"])
 
 
+def explorer_query_inputs(wildcards):
+    """With a query set, what the explorer's query layer reads: the query placed on every run (TSV and
+    JSON, in the order of the embeddings), its manifest and thumbnails, and each feature set id's nearest
+    reference images; nothing without one, so the rule's inputs are then what they were before.
+    """
+    if not N_QUERY:
+        return {}
+    return {
+        "query_placed": run_files(rules.place_query.output.placed),
+        "query_placed_metas": run_files(rules.place_query.output.placed_meta),
+        "query_manifest": rules.sample_query.output.manifest,
+        "query_thumbnails": rules.query_thumbnails.output.thumbnails,
+        "query_neighbours": expand(
+            rules.prepare_query.output.query_neighbours, features=FEATURE_IDS
+        ),
+    }
+
+
+def explorer_query_params():
+    """With a query set, the explorer's param of its folder (the page links each query image there);
+    none without one, so the rule's params are then what they were before."""
+    return {"query_root": QUERY_ROOT} if N_QUERY else {}
+
+
 def query_features_file(wildcards):
     """The query's features file of the wildcards' feature set id."""
     return f"{QUERY}/features/{FEATURES[wildcards.features][0]}.h5"

@@ -1,6 +1,7 @@
 # The interactive explorer: thumbnails of the sample as JPEG atlases (results/explorer/), then one page
 # for every run of the sweep (results/explorer.html) with neighbours, search, colour-by (the clusters of
-# each feature set too, their names on the map), density contours, selection and two runs side by side, linked.
+# each feature set too, their names on the map), density contours, selection and two runs side by side, linked;
+# with a query set, the query images as a layer of their own on every map (rules/query.smk places them).
 
 
 rule explorer_thumbnails:
@@ -25,8 +26,26 @@ rule explorer_thumbnails:
         "../scripts/explorer_thumbnails.py"
 
 
+# The query set's thumbnails (with a query set only), for the explorer's query layer: as the reference's,
+# from the query's image list and folder, into results/query/explorer/.
+use rule explorer_thumbnails as query_thumbnails with:
+    input:
+        images=rules.sample_query.output.images,
+    output:
+        thumbnails=directory(f"{QUERY}/explorer"),
+    log:
+        f"{RESULTS}/logs/query/explorer/thumbnails.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/query/explorer/thumbnails.tsv"
+    resources:
+        runtime=thumbnails_runtime_min(N_QUERY),
+    params:
+        root=QUERY_ROOT,
+
+
 rule explorer:
     input:
+        unpack(explorer_query_inputs),
         embeddings=all_sets_files(EMBEDDING),
         metas=all_sets_files(EMBEDDING_META),
         manifest=rules.label_images.output.manifest,
@@ -52,6 +71,7 @@ rule explorer:
     resources:
         mem_mb=explorer_mem_mb(N_IMAGES),
     params:
+        **explorer_query_params(),
         order=FEATURE_IDS,
         root=config["dataset"]["root"],
         inline_max_images=config["explorer"]["inline_max_images"],

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+import shutil
 import time
 import urllib.parse
 from collections import Counter
@@ -19,6 +20,7 @@ from types import SimpleNamespace
 import contourpy
 import numpy as np
 import pytest
+import yaml
 from matplotlib.colors import to_hex
 from PIL import Image
 from selenium.common.exceptions import NoAlertPresentException
@@ -29,14 +31,14 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sklearn.neighbors import NearestNeighbors
 
 import headless_browser as hb
-from conftest import rule_job, write_embedding
+from conftest import TINY, TINY_IDS, planned_jobs, rule_job, snakemake, write_embedding
 from tsne_atlas import cluster_map
 from tsne_atlas import explorer as bx
 from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE, class_colours
 from tsne_atlas.files.clusters import cluster_of_paths, write_assignments
 from tsne_atlas.files.explorer_page import from_b64, read_page_data, script_json
-from tsne_atlas.files.manifest import write_images
-from tsne_atlas.files.map_inputs import write_neighbours
+from tsne_atlas.files.manifest import read_images, write_images
+from tsne_atlas.files.map_inputs import read_neighbours, write_neighbours
 from tsne_atlas.files.thumbnails import read_index
 from tsne_atlas.jobs import AtlasError, run_rule
 from tsne_atlas.subsample import fixed_subsample
@@ -132,9 +134,14 @@ def write_runs(folder: Path, paths: list[str], weights_random: bool = True, feat
     return pairs, coords
 
 
+def graph_features(n: int, seed: int = 0) -> np.ndarray:
+    """The random features write_graph's graph is of."""
+    return np.random.default_rng(seed).normal(size=(n, 5))
+
+
 def write_graph(path: Path, n: int, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """An exact k-NN graph of random features, as knn_graph writes it."""
-    features = np.random.default_rng(seed).normal(size=(n, 5))
+    features = graph_features(n, seed)
     distances, indices = NearestNeighbors(n_neighbors=k + 1).fit(features).kneighbors(features)
     write_neighbours(path, indices[:, 1:], distances[:, 1:])
     return indices[:, 1:], distances[:, 1:]
@@ -1499,3 +1506,460 @@ def test_the_address_keeps_the_compared_run_and_where_the_image_was_clicked(driv
     page.find_element("id", "compare-toggle").click()
     assert urllib.parse.parse_qs(urllib.parse.urlparse(page.current_url).fragment) == {"image": ["bee/bee_0.png"]}
     assert severe_console_messages(page) == []
+
+
+# --- The query set's layer: new images placed on the sweep's maps (place_query), drawn apart from the
+# reference on every map, hovered and clicked like it, their neighbours the nearest reference images. ---
+
+# Each query image and the reference image it is a near copy of in feature space (so that one is its
+# nearest): one of a class the reference lacks, one named as markup.
+QUERY_TWINS = {
+    "ant/ant_q.png": "ant/ant_0.png",
+    "bee/bee_q.png": "bee/bee_1.png",
+    f"wasp/{HOSTILE_FILE}": f"{HOSTILE_CLASS}/{HOSTILE_CLASS}_0.png",
+    "wasp/wasp_0.png": "bee/bee_2.png",
+}
+QUERY_K = 5  # nearest reference images in neighbours.npz; the page lists K of them
+QUERY_OFFSET = np.array([5.0, 4.0])  # each placed beside its twin: between the grid's cells, on no point
+
+
+def write_query(folder: Path, paths: list[str], runs: list, features: dict[str, np.ndarray]) -> SimpleNamespace:
+    """A query set as the workflow writes it, with its real writers: images in their own folder, the query's
+    images.csv and manifest.csv (a metadata column), its thumbnails, each feature set's nearest reference
+    images (an exact search of near copies of QUERY_TWINS among the set's reference ``features``) and its
+    place on each of ``runs``: beside its twin, QUERY_OFFSET away."""
+    from tsne_atlas.files.manifest import write_manifest
+    from tsne_atlas.files.runs import read_embedding, read_meta, run_name, write_run
+
+    root = folder / "query-data"
+    query_paths = sorted(QUERY_TWINS)
+    for i, path in enumerate(query_paths):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (24, 36), (250, 30 + 60 * i, 200)).save(root / path)
+    images, manifest = folder / "query-images.csv", folder / "query-manifest.csv"
+    write_images(images, query_paths, ["0" * 64] * len(query_paths))
+    labels = [path.split("/")[0] for path in query_paths]
+    write_manifest(manifest, query_paths, labels, {"batch": [f"week {i}" for i in range(len(query_paths))]})
+    explorer_thumbnails(str(images), str(root), str(folder / "query-explorer"), THUMB_SIZE, 5000, threads=1)
+    twins = [paths.index(QUERY_TWINS[path]) for path in query_paths]
+    neighbours, nearest = {}, {}
+    for set_id, reference in features.items():
+        near = reference[twins] + np.random.default_rng(5).normal(scale=0.01, size=(len(twins), reference.shape[1]))
+        distances, indices = NearestNeighbors(n_neighbors=QUERY_K).fit(reference).kneighbors(near)
+        assert indices[:, 0].tolist() == twins
+        neighbours[set_id] = str(folder / f"{set_id}-query-neighbours.npz")
+        write_neighbours(neighbours[set_id], indices, distances)
+        nearest[set_id] = indices
+    placed, coords = [], {}
+    for tsv, meta_json in runs:
+        meta = read_meta(meta_json)
+        _, run_coords = read_embedding(tsv)
+        record = {key: meta[key] for key in ("features", "method", "perplexity", "seed")}
+        record |= {"placed_on": tsv, "n_reference": len(paths), "n_query": len(query_paths)}
+        name = run_name(meta).replace("/", "-")
+        out = (str(folder / f"{name}-placed.tsv"), str(folder / f"{name}-placed.json"))
+        coords[meta["features"], meta["perplexity"], meta["seed"]] = run_coords[twins] + QUERY_OFFSET
+        write_run(*out, query_paths, run_coords[twins] + QUERY_OFFSET, record)
+        placed.append(out)
+    return SimpleNamespace(
+        inputs=bx.QueryInputs(placed[::-1], str(manifest), str(folder / "query-explorer"), neighbours, str(root)),
+        root=root,
+        paths=query_paths,
+        labels=labels,
+        twins=twins,
+        nearest=nearest,
+        coords=coords,
+    )
+
+
+@pytest.fixture(scope="module")
+def queried(sweep) -> SimpleNamespace:
+    """The sweep with a query set, its page built by the rule's entry point with the query's files, beside
+    the same page without them."""
+    folder = sweep.folder / "queried"
+    folder.mkdir()
+    query = write_query(folder, sweep.paths, sweep.runs, {"net": graph_features(len(sweep.paths))})
+    inputs = {
+        "embeddings": [tsv for tsv, _ in sweep.runs],
+        "metas": [meta for _, meta in sweep.runs],
+        "manifest": manifest_of(sweep.runs),
+        "features": [sweep.features["net"]],
+        "graphs": [sweep.neighbors["net"]],
+        "clusters": [sweep.clusters["net"]],
+        "outliers": [write_outlier_scores(folder / "outliers.csv", sweep.paths[:2], [3.0, 2.0])],
+        "quality": write_problems(folder / "quality.csv", sweep.paths, {}),
+        "thumbnails": str(sweep.thumbnails),
+    }
+    query_inputs = {
+        "query_placed": [tsv for tsv, _ in query.inputs.placed],
+        "query_placed_metas": [meta for _, meta in query.inputs.placed],
+        "query_manifest": query.inputs.manifest,
+        "query_thumbnails": query.inputs.thumbnails,
+        "query_neighbours": [query.inputs.neighbours["net"]],
+    }
+    params = {
+        "order": ["net"],
+        "root": str(sweep.root),
+        "inline_max_images": 5000,
+        "neighbours": K,
+        "backend": "canvas",
+    }
+    for name, extra, extra_params in (("query", query_inputs, {"query_root": str(query.root)}), ("plain", {}, {})):
+        snakemake = rule_job(
+            "explorer",
+            input={**inputs, **extra},
+            params={**params, **extra_params},
+            output={"html": str(folder / f"{name}.html")},
+            log=str(folder / "logs" / f"{name}.log"),
+        )
+        run_rule(snakemake, bx.explorer)
+    query.html, query.plain, query.sweep = folder / "query.html", folder / "plain.html", sweep
+    return query
+
+
+def query_index(sweep, q: int) -> int:
+    """How the page names query image ``q``: image N + q."""
+    return len(sweep.paths) + q
+
+
+def test_the_page_carries_the_query_on_each_run_and_its_nearest_reference_images(queried):
+    data = read_page_data(queried.html)
+    query, sweep = data["query"], queried.sweep
+    assert query["paths"] == queried.paths and query["n"] == query["n_total"] == 4
+    # Labels as the query's manifest has them: wasp, a class the reference lacks, is one of them.
+    assert query["classes"] == ["ant", "bee", "wasp"] and "wasp" not in data["classes"]
+    assert [query["classes"][c] for c in from_b64(query["label_codes"], "<i4")] == queried.labels
+    assert query["metadata"] == {"columns": ["batch"], "values": [["week 0", "week 1", "week 2", "week 3"]]}
+    # Each run (menu order: perplexity 5 first) carries the query's own place on it.
+    for run, (perplexity, seed) in zip(query["runs"], [(5.0, 0), (30.0, 1)]):
+        placed = np.column_stack([from_b64(run[axis], "<f4") for axis in "xy"])
+        assert np.array_equal(placed, queried.coords["net", perplexity, seed].astype(np.float32))
+    assert [run["label"] for run in data["runs"]] == [
+        "net · t-SNE perplexity 5, seed 0 (KL 0.90)",
+        "net · t-SNE perplexity 30, seed 1 (KL 0.40)",
+    ]
+    # Neighbours: the first K of neighbours.npz's, indices into the reference images of the page.
+    (neighbours,) = query["sets"]
+    assert neighbours["k"] == K
+    listed = from_b64(neighbours["neighbours"], "<i4").reshape(4, K)
+    assert [[data["paths"][j] for j in row] for row in listed] == [
+        [sweep.paths[j] for j in row[:K]] for row in queried.nearest["net"]
+    ]
+    assert [data["paths"][row[0]] for row in listed] == [QUERY_TWINS[p] for p in queried.paths]
+    assert query["image_base"] == "query-data/" and len(query["thumbs"]["atlases"]) == 1
+    assert query["thumbs"]["inline"] and query["thumbs"]["atlases"][0].startswith("data:image/jpeg;base64,")
+    assert data["title"] == "tsne-atlas explorer: net features, 9 images, 2 runs, 4 query images"
+    # Everything else is the page without a query set.
+    plain = read_page_data(queried.plain)
+    assert {k: v for k, v in data.items() if k not in ("query", "title")} == {
+        k: v for k, v in plain.items() if k != "title"
+    }
+
+
+def test_a_page_without_a_query_set_carries_none_of_its_code(queried):
+    plain = queried.plain.read_text(encoding="utf-8")
+    page_js = (bx.PAGE_FILES / "explorer.js").read_text(encoding="utf-8")
+    page_css = (bx.PAGE_FILES / "explorer.css").read_text(encoding="utf-8")
+    assert bx.page_code(False) == (page_js, page_css)
+    assert f"<script>{page_js}</script>" in plain and f"<style>{page_css}</style>" in plain
+    assert "query-toggle" not in plain and f'"name":"{bx.QUERY_NAME}' not in plain
+    assert "query" not in read_page_data(queried.plain)
+    # With one: query.js inside explorer.js's closure, before its exports, and the toggle.
+    text = queried.html.read_text(encoding="utf-8")
+    query_js = (bx.PAGE_FILES / "query.js").read_text(encoding="utf-8")
+    assert page_js.replace(bx.QUERY_SPLICE, query_js + bx.QUERY_SPLICE) in text
+    assert 'id="query-toggle" type="checkbox" checked>' in text and "query set (4)</label>" in text
+
+
+def test_shown_neighbours_of_query_rows_index_the_shown_reference_images():
+    # Three query images' nearest among five reference images, of which 0, 2 and 3 are shown.
+    indices = np.array([[1, 2, 3], [4, 0, 2], [3, 1, 4]])
+    distances = np.arange(9, dtype=float).reshape(3, 3)
+    shown, shown_distances = bx.shown_neighbours(indices, distances, np.array([0, 2, 3]), 2, rows=np.arange(3))
+    assert shown.tolist() == [[1, 2], [0, 1], [2, -1]]
+    assert shown_distances[:, 0].tolist() == [1, 4, 6] and np.isnan(shown_distances[2, 1])
+    # A subsample of the query images: its rows only.
+    shown, _ = bx.shown_neighbours(indices, distances, np.arange(5), 3, rows=np.array([2]))
+    assert shown.tolist() == [[3, 1, 4]]
+
+
+def test_query_files_that_disagree_are_one_line_errors_naming_the_file(queried, tmp_path):
+    sweep, inputs = queried.sweep, queried.inputs
+    page = tmp_path / "x.html"
+    with pytest.raises(
+        AtlasError, match=r"placed.tsv: the query set has no placement on run net/tsne/perplexity-30_seed-1"
+    ):
+        build(sweep, page, query=bx.QueryInputs(inputs.placed[:1], inputs.manifest, inputs.thumbnails, inputs.neighbours, inputs.root))  # fmt: skip
+    short = str(tmp_path / "short.npz")
+    indices, distances = read_neighbours(inputs.neighbours["net"])
+    write_neighbours(short, indices[:3], distances[:3])
+    with pytest.raises(
+        AtlasError, match=r"short.npz: nearest reference images of 3 query images, but the query set has 4; delete it"
+    ):
+        build(sweep, page, query=bx.QueryInputs(inputs.placed, inputs.manifest, inputs.thumbnails, {"net": short}, inputs.root))  # fmt: skip
+    write_neighbours(short, indices + 9, distances)
+    with pytest.raises(AtlasError, match=r"short.npz: indices outside the reference sample's 9 images; delete it"):
+        build(sweep, page, query=bx.QueryInputs(inputs.placed, inputs.manifest, inputs.thumbnails, {"net": short}, inputs.root))  # fmt: skip
+    other = tmp_path / "other-thumbnails"
+    explorer_thumbnails(str(write_images_csv(tmp_path, queried.paths[::-1])), str(queried.root), str(other), THUMB_SIZE, 5000, 1)  # fmt: skip
+    with pytest.raises(
+        AtlasError, match=r"thumbnails.json: lists other images than .*placed.tsv; delete .*other-thumbnails"
+    ):
+        build(sweep, page, query=bx.QueryInputs(inputs.placed, inputs.manifest, str(other), inputs.neighbours, inputs.root))  # fmt: skip
+    explorer_thumbnails(str(write_images_csv(tmp_path, queried.paths)), str(queried.root), str(other), 8, 5000, 1)
+    with pytest.raises(AtlasError, match=r"8-pixel cells, 16 a row, but the reference's are 32 and 16; delete"):
+        build(sweep, page, query=bx.QueryInputs(inputs.placed, inputs.manifest, str(other), inputs.neighbours, inputs.root))  # fmt: skip
+    assert not page.exists()
+
+
+def write_images_csv(folder: Path, paths: list[str]) -> Path:
+    write_images(folder / "images.csv", paths, ["0" * 64] * len(paths))
+    return folder / "images.csv"
+
+
+def test_a_query_set_above_max_images_shows_a_fixed_subsample_and_says_so(queried, tmp_path):
+    sweep, inputs = queried.sweep, queried.inputs
+    capped = tmp_path / "capped"
+    explorer_thumbnails(
+        str(write_images_csv(tmp_path, queried.paths)), str(queried.root), str(capped), THUMB_SIZE, 2, 1
+    )
+    page = tmp_path / "x.html"
+    build(
+        sweep, page, query=bx.QueryInputs(inputs.placed, inputs.manifest, str(capped), inputs.neighbours, inputs.root)
+    )
+    query = read_page_data(page)["query"]
+    keep = fixed_subsample(4, 2)
+    assert (query["n"], query["n_total"]) == (2, 4) and query["paths"] == [queried.paths[i] for i in keep]
+    placed = np.column_stack([from_b64(query["runs"][0][axis], "<f4") for axis in "xy"])
+    assert np.array_equal(placed, queried.coords["net", 5.0, 0][keep].astype(np.float32))
+    listed = from_b64(query["sets"][0]["neighbours"], "<i4").reshape(2, K)
+    assert listed.tolist() == queried.nearest["net"][keep, :K].tolist()
+    assert "query set (2)</label>" in page.read_text(encoding="utf-8")
+    assert "(a random 2 of its 4 images, explorer.max_images)" in page.read_text(encoding="utf-8")
+
+
+def query_points(driver, renderer: str = bx.QUERY_NAME) -> np.ndarray:
+    return np.column_stack([points_column(driver, "x", renderer), points_column(driver, "y", renderer)])
+
+
+def dark_pixels(driver) -> int:
+    """How many pixels of the plot's frame are near black: the query's diamonds (no colouring has black)."""
+    return int((plot_pixels(driver).max(axis=2) < 60).sum())
+
+
+def test_the_query_layer_shows_each_runs_places_and_hides_with_its_toggle(driver, queried):
+    page = open_fresh(driver, queried.html)
+    page.find_element("id", "names-toggle").click()  # the cluster names are dark text over the map
+    toggle = page.find_element("id", "query-toggle")
+    assert toggle.is_selected() and toggle.find_element("xpath", "..").text == "query set (4)"
+    assert model_value(page, bx.QUERY_NAME, "m.visible") is True
+    assert np.array_equal(query_points(page), queried.coords["net", 5.0, 0].astype(np.float32))
+    drawn = dark_pixels(page)
+    assert drawn > 4 * 20  # four diamonds of some 40 dark pixels each
+    # Another run: the query where it was placed on that run.
+    choose(page, "run-select", "net · t-SNE perplexity 30, seed 1 (KL 0.40)")
+    assert np.array_equal(query_points(page), queried.coords["net", 30.0, 1].astype(np.float32))
+    # Search finds query images by path and label (the reference has no wasp).
+    assert search(page, "wasp") == "0 of 9 match · 2 of 4 query images"
+    assert source_points(page, bx.MATCHES_NAME + "-source") == [list(queried.coords["net", 30.0, 1][q]) for q in (2, 3)]
+    # Hidden (from the keyboard, the pointer still on a query image): gone from the map, from the search's
+    # rings and from under the pointer, a small move over it included; kept in the address.
+    assert hb.hover_point(page, 0, renderer=bx.QUERY_NAME)["thumb"] == query_index(queried.sweep, 0)
+    toggle.send_keys(Keys.SPACE)
+    hb.wait_for_paint(page)
+    assert model_value(page, bx.QUERY_NAME, "m.visible") is False
+    assert page.execute_script("return [tsneAtlas.state.hovered, document.getElementById('hover-card').hidden]") == [
+        -1,
+        True,
+    ]
+    ActionChains(page).move_by_offset(1, 0).perform()
+    hb.wait_for_paint(page)
+    assert page.execute_script("return [tsneAtlas.state.hovered, document.getElementById('hover-card').hidden]") == [
+        -1,
+        True,
+    ]
+    assert dark_pixels(page) < drawn / 8
+    assert source_points(page, bx.MATCHES_NAME + "-source") == []
+    assert "query=0" in page.current_url
+    toggle.click()
+    hb.wait_for_paint(page)
+    assert dark_pixels(page) > drawn / 2 and "query=0" not in page.current_url
+    assert severe_console_messages(page) == []
+
+
+def test_hovering_a_query_image_shows_its_thumbnail_path_label_and_that_it_is_one(driver, queried):
+    page = open_fresh(driver, queried.html)
+    q = queried.paths.index(f"wasp/{HOSTILE_FILE}")
+    card = hb.hover_point(page, q, renderer=bx.QUERY_NAME)
+    assert card["thumb"] == query_index(queried.sweep, q)
+    assert card["text"].split("\n") == ["query image", f"wasp/{HOSTILE_FILE}", "class: wasp", "batch: week 2"]
+    thumb = page.execute_script(
+        "const t = document.querySelector('#hover-card .thumb'); return [t.className, getComputedStyle(t).backgroundImage.slice(5, 60)];"
+    )
+    assert (
+        thumb[0] == "thumb query-atlas-0"
+        and thumb[1] == read_page_data(queried.html)["query"]["thumbs"]["atlases"][0][:55]
+    )
+    assert_no_alert(page)  # the file name is text, not markup
+    assert count_deep(page, "el.tagName === 'IMG'") == 0
+    # The reference's images hover as before.
+    assert "query image" not in hb.hover_point(page, queried.sweep.paths.index("bee/bee_1.png"))["text"]
+    assert severe_console_messages(page) == []
+
+
+def test_clicking_a_query_image_lists_its_nearest_reference_images_and_the_address_keeps_it(driver, queried):
+    page = open_fresh(driver, queried.html)
+    sweep, q = queried.sweep, queried.paths.index("bee/bee_q.png")
+    hb.move_to_point(page, q, click=True, renderer=bx.QUERY_NAME)
+    WebDriverWait(page, 5).until(
+        lambda d: (
+            d.execute_script("return document.getElementById('neighbours').dataset.index") == str(query_index(sweep, q))
+        )
+    )
+    features, on_map = panel_indices(page)
+    assert features == queried.nearest["net"][q, :K].tolist()  # reference images, nearest first
+    placed = queried.coords["net", 5.0, 0][q]
+    coords = sweep.coords[5.0, 0]
+    assert on_map == np.argsort(np.linalg.norm(coords - placed, axis=1), kind="stable")[:K].tolist()
+    titles = page.execute_script(
+        "return Array.from(document.querySelectorAll('#neighbours .neighbour')).map((n) => n.title)"
+    )
+    assert titles == [sweep.paths[j] for j in features + on_map]
+    text = page.find_element("id", "neighbours").text
+    assert "query image\nbee/bee_q.png" in text and "nearest reference images in feature space" in text
+    link = page.execute_script("return document.querySelector('#neighbours a.open').getAttribute('href')")
+    assert link == "query-data/bee/bee_q.png"
+    # Marked where it was placed; lines to its feature-space neighbours on the reference map.
+    assert source_points(page, bx.FOCUS_NAME + "-source") == [list(placed)]
+    ends = model_value(page, bx.LINKS_NAME + "-source", "[Array.from(m.data.x1), Array.from(m.data.y1)]")
+    assert np.allclose(np.array(ends).T, coords[features])
+    fragment = urllib.parse.urlparse(page.current_url).fragment
+    assert urllib.parse.parse_qs(fragment) == {"query-image": ["bee/bee_q.png"]}
+    # A link to the view opens the same query image; clicking a neighbour makes it the clicked image.
+    page.get("about:blank")
+    hb.open_page(page, queried.html, fragment=fragment)
+    assert panel_indices(page)[0] == features
+    page.execute_script("document.querySelector('#neighbours .neighbour').click()")
+    assert page.execute_script("return document.getElementById('neighbours').dataset.index") == str(features[0])
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(page.current_url).fragment) == {
+        "image": [sweep.paths[features[0]]]
+    }
+    assert severe_console_messages(page) == []
+
+
+@pytest.fixture(scope="module")
+def linked_query(linked, sweep) -> SimpleNamespace:
+    """The two-set sweep (``linked``) with a query set placed on every run of both sets."""
+    folder = sweep.folder / "linked-query"
+    folder.mkdir()
+    runs = [*sweep.runs, *[(str(sweep.folder / "linked" / f"other-run{k}.tsv"), str(sweep.folder / "linked" / f"other-run{k}.json")) for k in range(2)]]  # fmt: skip
+    features = {"net": graph_features(len(sweep.paths)), "other": graph_features(len(sweep.paths), seed=1)}
+    query = write_query(folder, sweep.paths, runs, features)
+    query.html = folder / "explorer.html"
+    build(sweep, query.html, runs=runs, order=["net", "other"], query=query.inputs,
+          features_files={**sweep.features, "other": write_plain_features(folder / "none.h5", sweep.paths)},
+          graph_files={**sweep.neighbors, "other": str(sweep.folder / "linked" / "k-4.npz")}, cluster_files=linked.clusters)  # fmt: skip
+    return query
+
+
+def test_compared_maps_show_the_query_layer_on_both_and_link_its_images(driver, linked_query, sweep):
+    page = open_fresh(driver, linked_query.html)
+    page.find_element("id", "compare-toggle").click()
+    hb.wait_for_paint(page)
+    # The right map shows its own run's placement of the query (other's, perplexity 5, seed 0).
+    assert np.array_equal(
+        query_points(page, bx.QUERY_NAME + RIGHT), linked_query.coords["other", 5.0, 0].astype(np.float32)
+    )
+    q = linked_query.paths.index("ant/ant_q.png")
+    assert hb.hover_point(page, q, renderer=bx.QUERY_NAME)["thumb"] == query_index(sweep, q)
+    assert source_points(page, bx.LINKED_NAME + "-source" + RIGHT) == [list(linked_query.coords["other", 5.0, 0][q])]
+    # Clicked in the right map: the right set's nearest reference images, marked in both maps.
+    hb.move_to_point(page, q, click=True, renderer=bx.QUERY_NAME + RIGHT)
+    WebDriverWait(page, 5).until(
+        lambda d: d.execute_script("return document.getElementById('neighbours').dataset.side") == "1"
+    )
+    assert panel_indices(page)[0] == linked_query.nearest["other"][q, :K].tolist()
+    assert "reference, feature space (other)" in page.find_element("id", "neighbours").text
+    for suffix, key in (("", ("net", 5.0, 0)), (RIGHT, ("other", 5.0, 0))):
+        assert source_points(page, f"{bx.FOCUS_NAME}-source{suffix}") == [list(linked_query.coords[key][q])]
+    # Hidden in both maps at once.
+    page.find_element("id", "query-toggle").click()
+    assert (
+        model_value(page, bx.QUERY_NAME + RIGHT, "m.visible") is False is model_value(page, bx.QUERY_NAME, "m.visible")
+    )
+    assert page.execute_script("return document.getElementById('neighbours').dataset.index") is None
+    assert severe_console_messages(page) == []
+
+
+def place_beside_nearest(results: Path) -> dict[str, str]:
+    """Each run's query placement, written as place_query writes it: each query image at the mean of its
+    three nearest reference images' places on the run (prepare_query's neighbours.npz), a little apart.
+    (Stands in for the methods' own placement, which this test does not need.) Returns each run's name ->
+    its placed TSV."""
+    from tsne_atlas.files.runs import read_embedding, read_meta, run_name, write_run
+
+    query_paths, _ = read_images(results / "query" / "sample" / "images.csv")
+    placed = {}
+    for meta_json in sorted((results / "embeddings").glob("*/*/*.json")):
+        meta = read_meta(meta_json)
+        _, coords = read_embedding(meta_json.with_suffix(".tsv"))
+        indices, _ = read_neighbours(results / "query" / "embeddings" / meta["features"] / "neighbours.npz")
+        jitter = np.random.default_rng(0).normal(scale=0.02 * coords.std(), size=(len(query_paths), 2))
+        record = {key: meta[key] for key in ("features", "method", "perplexity", "seed")}
+        out = results / "query" / "maps" / run_name(meta)
+        write_run(f"{out}.tsv", f"{out}.json", query_paths, coords[indices[:, :3]].mean(axis=1) + jitter, record)
+        placed[run_name(meta)] = f"{out}.tsv"
+    return placed
+
+
+def test_the_explorer_rule_reads_the_query_sets_files_and_without_them_writes_the_page_as_before(
+    finished_run, tmp_path
+):
+    """On a copy of the finished tiny run, with a query set (tests/tiny-query.csv, two of its images
+    labelled parrot, a class the reference lacks): the query's sample, features, nearest reference images
+    and thumbnails made by the workflow, its placement on each run written beside them, then the explorer
+    rule: its page carries them. Removing the query set reruns the explorer alone, whose page is then the
+    finished run's, byte for byte."""
+    from tsne_atlas.files.runs import read_embedding, run_name
+
+    workdir = tmp_path  # as deep as the finished run's folder: the page's links to the dataset are the same
+    shutil.copytree(finished_run[0], workdir, symlinks=True, dirs_exist_ok=True)
+    manifest = str(Path(TINY["dataset"]["root"]).parents[1] / "tests" / "tiny-query.csv")
+    config = {**TINY, "query": {"layout": "manifest", "root": TINY["dataset"]["root"], "manifest": manifest}}
+    neighbours = [f"results/query/embeddings/{features_id}/neighbours.npz" for features_id in TINY_IDS]
+    result = snakemake(workdir, "--", *neighbours, "results/query/explorer", config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = workdir / "results"
+    placed = place_beside_nearest(results)
+    result = snakemake(workdir, "--", "results/explorer.html", config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"^explorer\s+1$", result.stderr, flags=re.M) and re.search(
+        r"^total\s+1$", result.stderr, flags=re.M
+    )
+    data = read_page_data(results / "explorer.html")
+    query_paths, _ = read_images(results / "query" / "sample" / "images.csv")
+    query = data["query"]
+    assert (
+        query["paths"] == query_paths
+        and query["n"] == 10
+        and read_index(results / "query" / "explorer").paths == query_paths
+    )
+    assert "parrot" in query["classes"] and "parrot" not in data["classes"]
+    runs = sorted(zip(*(sorted(map(str, (results / "embeddings").glob(f"*/*/*.{ext}"))) for ext in ("tsv", "json"))))
+    _, _, metas = bx.load_runs(runs, str(results / "sample" / "manifest.csv"), list(TINY_IDS))
+    assert len(query["runs"]) == len(metas) == 8
+    for run, meta in zip(query["runs"], metas):
+        shown = np.column_stack([from_b64(run[axis], "<f4") for axis in "xy"])
+        assert np.array_equal(shown, read_embedding(placed[run_name(meta)])[1].astype(np.float32))
+    for features_id, listed in zip(TINY_IDS, query["sets"]):
+        indices, _ = read_neighbours(results / "query" / "embeddings" / features_id / "neighbours.npz")
+        assert (
+            listed["k"] == 10
+            and from_b64(listed["neighbours"], "<i4").reshape(10, 10).tolist() == indices[:, :10].tolist()
+        )
+    # Without the query set: the explorer alone reruns (its inputs are fewer), and writes the page as before.
+    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))  # read before any --configfile: no query left
+    assert planned_jobs(workdir, TINY) == {"explorer": 1, "all": 1}
+    result = snakemake(workdir, config=TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (results / "explorer.html").read_bytes() == (finished_run[0] / "results" / "explorer.html").read_bytes()

@@ -17,6 +17,13 @@ anchor is its cluster's member nearest the cluster's median on the map, the cont
 ``density_grid`` at ``CONTOUR_LEVELS``, simplified and stored as 2-byte steps (about 3 KB a run).
 The page draws the names at a fixed screen size wherever the anchors are after a zoom or pan.
 
+With a query set (new images placed on every map without moving it, rules/query.smk): a layer of its own
+on each map, diamonds apart from every colouring (``QUERY_NAME`` renderers), at each run's own placement
+(place_query's TSV), hovered by the maps' hover tool, shown or hidden by a toggle; a clicked query image
+lists its nearest reference images in feature space (prepare_query's neighbours.npz) beside those nearest
+its placed point. Its code, ``query.js`` and ``query.css``, goes into the page only then (``page_code``):
+a page without a query set is byte for byte what it was before query sets.
+
 What the page needs is one JSON document inside it (``payload``): coordinates of every run and the
 neighbour lists as base64 float32/int32 arrays, labels and text fields as category codes. Thumbnails
 are cells of the JPEG atlases ``explorer_thumbnails`` wrote to ``explorer/`` beside the page: up to
@@ -36,6 +43,7 @@ import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
@@ -75,7 +83,7 @@ from .files.features import read_predictions
 from .files.manifest import sample_labels
 from .files.map_inputs import read_neighbours
 from .files.quality import read_quality
-from .files.runs import read_run, run_label, run_sort_key
+from .files.runs import read_embedding, read_meta, read_run, run_label, run_name, run_sort_key
 from .files.suspects import read_outliers
 from .files.thumbnails import ThumbnailIndex, read_index
 from .jobs import AtlasError, atomic_path
@@ -92,6 +100,7 @@ FOCUS_NAME = "focus"
 LINKS_NAME = "neighbour-links"
 DENSITY_NAME = "density"
 LINKED_NAME = "linked"  # the ring on the image hovered in the other map
+QUERY_NAME = "query"  # the query set's points (with a query set only)
 COMPARE_SUFFIX = "-2"  # the second (right) map's models: plot-2, points-2, ...
 DENSITY_COLOUR = "#737373"  # the named maps' contour grey (cluster_map.draw_density: 0.45)
 # A contour keeps only the vertices that move it by more than this share of a density grid cell (Ramer-
@@ -101,8 +110,14 @@ DENSITY_COLOUR = "#737373"  # the named maps' contour grey (cluster_map.draw_den
 DENSITY_TOLERANCE = 0.5
 DENSITY_STEPS = 16
 MISSING_COLOUR = "#bbbbbb"  # n/a values and the "other" category
+# The query set's points: near-black diamonds edged in white, apart from every colouring's circles (no
+# palette has black; the edge keeps them apart from dark points too).
+QUERY_COLOUR = "#111111"
+QUERY_EDGE = "#ffffff"
 CONTINUOUS_PALETTE = [to_hex(colour) for colour in colormaps["viridis"](np.linspace(0, 1, 256))]
 TOOLS = "pan,wheel_zoom,box_zoom,reset"
+# query.js goes into explorer.js's closure just before this line: after every function it extends.
+QUERY_SPLICE = "  window.tsneAtlas = {\n"
 
 
 def menu_label(meta: dict) -> str:
@@ -273,19 +288,22 @@ def colourings(
 
 
 def shown_neighbours(
-    indices: np.ndarray, distances: np.ndarray, keep: np.ndarray, k: int
+    indices: np.ndarray, distances: np.ndarray, keep: np.ndarray, k: int, rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest neighbours of each shown image (rows ``keep`` of the k-NN graph, sample order)
     among the shown images, as indices into ``keep`` (int32) and distances (float32). In a subsample,
-    rows whose graph lists fewer than ``k`` shown neighbours are padded with -1 and NaN."""
-    position = np.full(len(indices), -1, dtype=np.int64)
+    rows whose graph lists fewer than ``k`` shown neighbours are padded with -1 and NaN. ``rows``: other
+    rows of ``indices`` than ``keep`` (a query set's nearest reference images: its rows are query images,
+    its indices the sample's)."""
+    rows = keep if rows is None else rows
+    position = np.full(max(len(indices), int(indices.max(initial=-1)) + 1), -1, dtype=np.int64)
     position[keep] = np.arange(len(keep))
-    mapped = position[indices[keep]]
+    mapped = position[indices[rows]]
     if (mapped[:, :k] >= 0).all():  # every image shown: a plain slice
-        return mapped[:, :k].astype(np.int32), distances[keep, :k].astype(np.float32)
-    out = np.full((len(keep), k), -1, dtype=np.int32)
-    out_distances = np.full((len(keep), k), np.nan, dtype=np.float32)
-    for row, graph_row in enumerate(keep):
+        return mapped[:, :k].astype(np.int32), distances[rows, :k].astype(np.float32)
+    out = np.full((len(rows), k), -1, dtype=np.int32)
+    out_distances = np.full((len(rows), k), np.nan, dtype=np.float32)
+    for row, graph_row in enumerate(rows):
         shown = np.flatnonzero(mapped[row] >= 0)[:k]
         out[row, : len(shown)] = mapped[row, shown]
         out_distances[row, : len(shown)] = distances[graph_row, shown]
@@ -488,6 +506,103 @@ def image_base_url(root: str | os.PathLike, page: Path) -> str:
     return urllib.parse.quote(relative) + "/"
 
 
+@dataclass(frozen=True)
+class QueryInputs:
+    """A query set's files for the page (rule explorer, with a query set): ``placed``, its coordinates on
+    each run (place_query's TSV and JSON pairs, any order), ``manifest`` (sample_query's), ``thumbnails``
+    (the query_thumbnails folder), ``neighbours``: each feature set id's nearest reference images
+    (prepare_query's neighbours.npz, indices into the reference sample) and ``root``, the query's folder."""
+
+    placed: list[tuple[str, str]]
+    manifest: str
+    thumbnails: str
+    neighbours: dict[str, str]
+    root: str
+
+
+def query_layer(
+    query: QueryInputs,
+    metas: list[dict],
+    set_ids: list[str],
+    keep: np.ndarray,
+    n_total: int,
+    index: ThumbnailIndex,
+    k: int,
+    inline_max_images: int,
+    output: Path,
+) -> tuple[dict, list[np.ndarray]]:
+    """The query set's part of the page (``payload``'s ``query``) and its shown images' coordinates on each
+    run (``metas``, menu order): its paths, labels (classes the reference lacks are fine) and metadata,
+    its place on every run, each image's ``k`` nearest reference images per feature set among the shown
+    reference images (``keep`` of ``n_total``, indices into the page's images), its thumbnails (the same
+    cells as the reference's ``index``) and the URL prefix of its folder. Above explorer.max_images query
+    images, a fixed subsample, as the reference's (its thumbnails folder lists it)."""
+    if not query.placed:
+        raise AtlasError(f"{query.manifest}: a query set without its placement on any run; rerun the workflow")
+    placed = {}
+    for tsv, meta_json in query.placed:
+        paths, coords = read_embedding(tsv)
+        placed[run_name(read_meta(meta_json))] = (tsv, paths, coords)
+    first_tsv, paths, _ = next(iter(placed.values()))
+    coords = []
+    for meta in metas:
+        name = run_name(meta)
+        if name not in placed:
+            raise AtlasError(f"{first_tsv}: the query set has no placement on run {name} beside it; rerun the workflow")
+        tsv, run_paths, run_coords = placed[name]
+        if run_paths != paths:
+            raise AtlasError(
+                f"{tsv}: lists other images than {first_tsv}; delete the results/query/maps folder and rerun"
+            )
+        coords.append(run_coords)
+    labels = sample_labels(query.manifest, paths, first_tsv)
+    query_index = read_index(query.thumbnails)
+    shown = fixed_subsample(len(paths), len(query_index.paths))
+    thumbnails_json = Path(query.thumbnails) / "thumbnails.json"
+    if [paths[i] for i in shown] != query_index.paths:
+        raise AtlasError(f"{thumbnails_json}: lists other images than {first_tsv}; delete {query.thumbnails} and rerun")
+    if (query_index.cell, query_index.columns) != (index.cell, index.columns):
+        raise AtlasError(
+            f"{thumbnails_json}: {query_index.cell}-pixel cells, {query_index.columns} a row, but the reference's "
+            f"are {index.cell} and {index.columns}; delete {query.thumbnails} and rerun"
+        )
+    sets = []
+    for set_id in set_ids:
+        npz = query.neighbours[set_id]
+        indices, distances = read_neighbours(npz)
+        if len(indices) != len(paths):
+            raise AtlasError(
+                f"{npz}: nearest reference images of {len(indices)} query images, but the query set has "
+                f"{len(paths)}; delete it and rerun"
+            )
+        if indices.size and not 0 <= int(indices.min()) <= int(indices.max()) < n_total:
+            raise AtlasError(f"{npz}: indices outside the reference sample's {n_total} images; delete it and rerun")
+        set_k = min(k, indices.shape[1])
+        neighbours, neighbour_distances = shown_neighbours(indices, distances, keep, set_k, rows=shown)
+        sets.append({"k": set_k, "neighbours": b64(neighbours, "<i4"), "distances": b64(neighbour_distances, "<f4")})
+    shown_labels = [labels.labels[i] for i in shown]
+    classes = sorted(set(shown_labels))
+    inline = len(keep) + len(shown) <= inline_max_images
+    data = {
+        "n": len(shown),
+        "n_total": len(paths),
+        "paths": query_index.paths,
+        "classes": classes,
+        "label_codes": b64(np.searchsorted(classes, shown_labels), "<i4"),
+        "metadata": {
+            "columns": list(labels.metadata),
+            "values": [[values[i] for i in shown] for values in labels.metadata.values()],
+        },
+        "runs": [
+            {"x": b64(run_coords[shown, 0], "<f4"), "y": b64(run_coords[shown, 1], "<f4")} for run_coords in coords
+        ],
+        "sets": sets,
+        "thumbs": {"atlases": atlas_urls(query_index, output, inline), "inline": inline},
+        "image_base": image_base_url(query.root, output),
+    }
+    return data, [run_coords[shown] for run_coords in coords]
+
+
 def payload(
     title: str,
     paths: list[str],
@@ -504,9 +619,11 @@ def payload(
     thumbs: dict,
     image_base: str,
     clusters: list[dict | None] | None = None,
+    query: dict | None = None,
 ) -> dict:
     """Everything the page's code reads, as one JSON-ready dict (see explorer_page/explorer.js and
-    files/explorer_page.py); ``clusters``: per feature set, set_clusters' or None."""
+    files/explorer_page.py); ``clusters``: per feature set, set_clusters' or None; ``query``: the query
+    set's layer (query_layer), none without a query set."""
     label_index = {name: i for i, name in enumerate(classes)}
     clusters = clusters or [None] * len(set_ids)
 
@@ -549,6 +666,7 @@ def payload(
         "colourings": options,
         "thumbs": thumbs,
         "image_base": image_base,
+        **({"query": query} if query is not None else {}),
     }
 
 
@@ -565,6 +683,7 @@ def explorer_plot(
     backend: str,
     side: int = 0,
     n_points: int | None = None,
+    query: np.ndarray | None = None,
 ):
     """The Bokeh figure of one map: the points (coloured through a colour mapper the page re-points), the
     search matches, the clicked image and lines to its feature-space neighbours, and a ring for the image
@@ -572,7 +691,10 @@ def explorer_plot(
     left, the only map unless comparing; 1: right, its models' names end in COMPARE_SUFFIX, shipped with
     no points: the page fills it from its data). Matches, the clicked image, its lines and the ring are on
     Bokeh's overlay level: changing them repaints that layer only, not every point (measured: a click at
-    100,000 points 627 -> 146 ms)."""
+    100,000 points 627 -> 146 ms). ``query``: a query set's coordinates (M x 2) on this map, drawn over the
+    points as diamonds apart from every colouring, hovered by the same tool (the page tells them apart by
+    renderer) and within the fitted view; none without a query set (then the plot is what it was before
+    query sets: the same models in the same order)."""
     suffix = COMPARE_SUFFIX if side else ""
     plot = figure(
         title=title,
@@ -634,10 +756,20 @@ def explorer_plot(
         fill_color=None, line_color="#111111", line_width=2.5, name=LINKED_NAME + suffix, level="overlay",
     )  # fmt: skip
     plot.x_range.renderers = plot.y_range.renderers = [points]  # contours shown or not, the same view
+    hovered, hover_code = [points], f"window.tsneAtlas?.hover(cb_data, {side});"
+    if query is not None:
+        shown = plot.scatter(
+            "x", "y", source=ColumnDataSource({"x": query[:, 0].astype(np.float32), "y": query[:, 1].astype(np.float32)},
+            name=f"{QUERY_NAME}-source{suffix}"), marker="diamond", size=size + 6, fill_color=QUERY_COLOUR,
+            line_color=QUERY_EDGE, line_width=1.2, name=QUERY_NAME + suffix,
+        )  # fmt: skip
+        plot.x_range.renderers = plot.y_range.renderers = [points, shown]  # a query image far out stays in view
+        hovered.append(shown)
+        hover_code = (
+            f"window.tsneAtlas?.hover(cb_data, {side}, cb_data.renderer.name.startsWith('{QUERY_NAME}') ? 1 : 0);"
+        )
     plot.add_tools(
-        HoverTool(
-            renderers=[points], tooltips=None, callback=CustomJS(code=f"window.tsneAtlas?.hover(cb_data, {side});")
-        ),
+        HoverTool(renderers=hovered, tooltips=None, callback=CustomJS(code=hover_code)),
         BoxSelectTool(renderers=[points]),
         LassoSelectTool(renderers=[points]),
     )
@@ -668,7 +800,8 @@ PAGE_TEMPLATE = Template(
   <button id="export-selection" type="button" disabled>download selection (CSV)</button>
   <span id="selection-count" class="count"></span>
   <label><input id="names-toggle" type="checkbox" checked> cluster names</label>
-  <label><input id="density-toggle" type="checkbox"> density</label>
+  <label><input id="density-toggle" type="checkbox"> density</label>{% if query_label %}
+  <label title="{{ query_title | e }}"><input id="query-toggle" type="checkbox" checked> <span class="query-swatch" style="background: {{ query_colour }}" aria-hidden="true"></span>{{ query_label | e }}</label>{% endif %}
 </div>
 <div class="main">
   <div class="plot">{{ embed(roots.plot) }}<div id="map-names" class="map-names" aria-hidden="true"></div></div>
@@ -708,10 +841,40 @@ def deterministic_bokeh_ids(namespace: str = "tsne-atlas") -> Iterator[None]:
         yield
 
 
-def render_page(data: dict, plots: list, random_note: str | None, subsample: str | None) -> str:
+def page_code(query: bool) -> tuple[str, str]:
+    """The page's JavaScript and CSS: explorer.js and explorer.css as they are; with a query set, query.js
+    spliced into explorer.js's closure just before its exports (QUERY_SPLICE), where it extends the
+    functions it names, and query.css after explorer.css. A page without a query set is byte for byte
+    what it was before query sets."""
+    page_js = (PAGE_FILES / "explorer.js").read_text(encoding="utf-8")
+    page_css = (PAGE_FILES / "explorer.css").read_text(encoding="utf-8")
+    if not query:
+        return page_js, page_css
+    if page_js.count(QUERY_SPLICE) != 1:
+        raise AtlasError(
+            f"{PAGE_FILES / 'explorer.js'}: no single line '{QUERY_SPLICE.strip()}' to add query.js before"
+        )
+    query_js = (PAGE_FILES / "query.js").read_text(encoding="utf-8")
+    query_css = (PAGE_FILES / "query.css").read_text(encoding="utf-8")
+    return page_js.replace(QUERY_SPLICE, query_js + QUERY_SPLICE), page_css + query_css
+
+
+def render_page(
+    data: dict, plots: list, random_note: str | None, subsample: str | None, query: dict | None = None
+) -> str:
     """The page's HTML: Bokeh's standalone file (BokehJS inlined) around our controls, data and code;
-    ``plots``: the left and right maps (explorer_plot's side 0 and 1). Call it, and make ``plots``, inside
-    ``deterministic_bokeh_ids`` for a byte-reproducible page."""
+    ``plots``: the left and right maps (explorer_plot's side 0 and 1); ``query``: the query set's layer
+    (query_layer; its toggle and code). Call it, and make ``plots``, inside ``deterministic_bokeh_ids``
+    for a byte-reproducible page."""
+    page_js, page_css = page_code(query is not None)
+    query_label = query_title = None
+    if query is not None:
+        query_label = f"query set ({query['n']:,})"
+        query_title = "the query set placed on each map: show or hide it" + (
+            f" (a random {query['n']:,} of its {query['n_total']:,} images, explorer.max_images)"
+            if query["n"] < query["n_total"]
+            else ""
+        )
     return file_html(
         plots,
         INLINE,
@@ -726,8 +889,11 @@ def render_page(data: dict, plots: list, random_note: str | None, subsample: str
             "note_colour": NOTE_COLOUR,
             "data_json": script_json(data),
             "script_id": SCRIPT_ID,
-            "page_js": (PAGE_FILES / "explorer.js").read_text(encoding="utf-8"),
-            "page_css": (PAGE_FILES / "explorer.css").read_text(encoding="utf-8"),
+            "page_js": page_js,
+            "page_css": page_css,
+            "query_label": query_label,
+            "query_title": query_title,
+            "query_colour": QUERY_COLOUR,
         },
     )
 
@@ -747,6 +913,7 @@ def build_explorer(
     cluster_files: dict[str, str] | None = None,
     outlier_files: dict[str, str] | None = None,
     quality_file: str | None = None,
+    query: QueryInputs | None = None,
 ) -> None:
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
 
@@ -754,7 +921,8 @@ def build_explorer(
     subsample); ``features_files``/``graph_files``/``cluster_files``: each feature set id's features
     file (for its predictions), k-NN graph and clusters.csv (none: no clusters on the page), and
     outliers.csv (none: no outlier colouring); ``quality_file``: the sample's quality.csv (none: no
-    colouring by image problem); ``order``: the feature set ids in the order the menu lists them.
+    colouring by image problem); ``order``: the feature set ids in the order the menu lists them;
+    ``query``: a query set's files (none: no query layer, the page as before query sets).
     """
     paths, coords, metas = load_runs(runs, manifest, order)
     sample = sample_labels(manifest, paths, runs[0][0])
@@ -785,6 +953,12 @@ def build_explorer(
     feature_sets = ", ".join(set_ids)
     title = f"tsne-atlas explorer: {feature_sets} features, {shown}, {len(metas)} runs"
     inline = len(paths) <= inline_max_images
+    query_data, query_coords = None, [None] * len(metas)
+    if query is not None:
+        query_data, query_coords = query_layer(
+            query, metas, set_ids, keep, n_total, index, neighbours, inline_max_images, Path(output)
+        )
+        title += f", {query_data['n_total']:,} query images"
     thumbs = {
         "atlases": atlas_urls(index, Path(output), inline),
         "cell": index.cell,
@@ -813,15 +987,17 @@ def build_explorer(
         thumbs,
         image_base_url(root, Path(output)),
         clusters,
+        query_data,
     )
     label_codes = np.searchsorted(classes, labels).astype(np.float64)  # classes are sorted
     random_note = sets_weights_note([str(m["features"]) for m in metas if m.get("weights_random")], set_ids)
     with deterministic_bokeh_ids():
+        right_query = None if query is None else np.zeros((0, 2))
         plots = [
-            explorer_plot(coords[0], label_codes, options[0]["colours"], figure_title(metas[0]), backend),
-            explorer_plot(np.zeros((0, 2)), np.zeros(0), [MISSING_COLOUR], "", backend, 1, len(paths)),
-        ]
-        html = render_page(data, plots, random_note, note and note[0].upper() + note[1:])
+            explorer_plot(coords[0], label_codes, options[0]["colours"], figure_title(metas[0]), backend, query=query_coords[0]),
+            explorer_plot(np.zeros((0, 2)), np.zeros(0), [MISSING_COLOUR], "", backend, 1, len(paths), right_query),
+        ]  # fmt: skip
+        html = render_page(data, plots, random_note, note and note[0].upper() + note[1:], query_data)
     with atomic_path(output) as tmp:
         Path(tmp).write_text(html, encoding="utf-8")
     LOGGER.info(
@@ -833,6 +1009,8 @@ def build_explorer(
         "inlined" if inline else f"in {thumbnails}",
         len(html) / 1e6,
     )
+    if query_data is not None:
+        LOGGER.info("with the query set: %d of %d images on every run", query_data["n"], query_data["n_total"])
 
 
 def explorer(
@@ -851,10 +1029,28 @@ def explorer(
     neighbours: int,
     backend: str,
     html: str,
+    query_placed: list[str] | None = None,
+    query_placed_metas: list[str] | None = None,
+    query_manifest: str | None = None,
+    query_thumbnails: str | None = None,
+    query_neighbours: list[str] | None = None,
+    query_root: str | None = None,
 ) -> None:
     """The explorer page of the whole sweep, every feature set's runs in config ``order`` (rule explorer);
     ``features``, ``graphs``, ``clusters``, ``outliers``: the features file, k-NN graph, clusters.csv and
-    outliers.csv of each feature set id in ``order``; ``quality``: the sample's quality.csv."""
+    outliers.csv of each feature set id in ``order``; ``quality``: the sample's quality.csv. With a query
+    set (the rule gives these only then): ``query_placed`` and ``query_placed_metas``, its TSV and JSON on
+    every run; ``query_manifest``, ``query_thumbnails``, ``query_root``; ``query_neighbours``, each feature
+    set id's nearest reference images, in ``order``."""
+    query = None
+    if query_placed is not None:
+        query = QueryInputs(
+            list(zip(query_placed, query_placed_metas)),
+            query_manifest,
+            query_thumbnails,
+            dict(zip(order, query_neighbours)),
+            query_root,
+        )
     build_explorer(
         list(zip(embeddings, metas)),
         manifest,
@@ -870,4 +1066,5 @@ def explorer(
         dict(zip(order, clusters)),
         dict(zip(order, outliers)),
         quality,
+        query,
     )

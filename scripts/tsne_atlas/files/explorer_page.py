@@ -22,7 +22,13 @@ id="tsne-atlas-data">``, read by the page's own code (``explorer_page/explorer.j
   ``key`` ``cluster`` is each set's clusters (categories ``<number>: <name>``, codes the numbers);
 - ``thumbs``: ``atlases`` (URLs: data URIs when ``inline``, else paths relative to the page), ``cell``,
   ``columns``; image ``i`` is cell ``i % columns²`` of atlas ``i // columns²``, row by row;
-- ``image_base``: the dataset root relative to the page, as a URL prefix.
+- ``image_base``: the dataset root relative to the page, as a URL prefix;
+- ``query`` (with a query set only): ``n`` (query images shown), ``n_total``, ``paths`` (relative to
+  query.root), ``classes`` and ``label_codes`` (its own: a class the reference lacks is fine),
+  ``metadata`` (as above); ``runs``: per run, in menu order, its ``x`` and ``y`` on that run's map;
+  ``sets``: per feature set, ``k`` and each query image's nearest reference images in feature space,
+  ``neighbours`` (indices into ``paths``, the reference's, -1 for none) and ``distances``, nearest first;
+  ``thumbs`` (``atlases`` and ``inline`` as above; cells as the reference's) and ``image_base`` (query.root).
 
 Number arrays are base64 strings of little-endian float32 (coordinates, distances, values), int32
 (codes, neighbours, lengths), uint16 or int8 (contours), row-major: the page decodes them into typed arrays without parsing numbers.
