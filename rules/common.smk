@@ -439,10 +439,10 @@ def explorer_query_inputs(wildcards):
     return {
         "query_placed": run_files(rules.place_query.output.placed),
         "query_placed_metas": run_files(rules.place_query.output.placed_meta),
-        "query_manifest": rules.sample_query.output.manifest,
+        "query_manifest": rules.label_query.output.manifest,
         "query_thumbnails": rules.query_thumbnails.output.thumbnails,
         "query_neighbours": expand(
-            rules.prepare_query.output.query_neighbours, features=FEATURE_IDS
+            rules.query_neighbours.output.query_neighbours, features=FEATURE_IDS
         ),
     }
 

@@ -443,6 +443,7 @@ RULES = {
     "place_query",
     "placement_tables",
     "query_figures",
+    "query_thumbnails",
 }
 
 

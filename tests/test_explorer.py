@@ -31,7 +31,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sklearn.neighbors import NearestNeighbors
 
 import headless_browser as hb
-from conftest import TINY, TINY_IDS, planned_jobs, rule_job, snakemake, write_embedding
+from conftest import TINY, TINY_IDS, planned_jobs, rule_job, snakemake, without_query, write_embedding
 from tsne_atlas import cluster_map
 from tsne_atlas import explorer as bx
 from tsne_atlas.figure_style import RANDOM_WEIGHTS_NOTE, class_colours
@@ -1891,51 +1891,18 @@ def test_compared_maps_show_the_query_layer_on_both_and_link_its_images(driver, 
     assert severe_console_messages(page) == []
 
 
-def place_beside_nearest(results: Path) -> dict[str, str]:
-    """Each run's query placement, written as place_query writes it: each query image at the mean of its
-    three nearest reference images' places on the run (prepare_query's neighbours.npz), a little apart.
-    (Stands in for the methods' own placement, which this test does not need.) Returns each run's name ->
-    its placed TSV."""
-    from tsne_atlas.files.runs import read_embedding, read_meta, run_name, write_run
-
-    query_paths, _ = read_images(results / "query" / "sample" / "images.csv")
-    placed = {}
-    for meta_json in sorted((results / "embeddings").glob("*/*/*.json")):
-        meta = read_meta(meta_json)
-        _, coords = read_embedding(meta_json.with_suffix(".tsv"))
-        indices, _ = read_neighbours(results / "query" / "embeddings" / meta["features"] / "neighbours.npz")
-        jitter = np.random.default_rng(0).normal(scale=0.02 * coords.std(), size=(len(query_paths), 2))
-        record = {key: meta[key] for key in ("features", "method", "perplexity", "seed")}
-        out = results / "query" / "maps" / run_name(meta)
-        write_run(f"{out}.tsv", f"{out}.json", query_paths, coords[indices[:, :3]].mean(axis=1) + jitter, record)
-        placed[run_name(meta)] = f"{out}.tsv"
-    return placed
-
-
 def test_the_explorer_rule_reads_the_query_sets_files_and_without_them_writes_the_page_as_before(
     finished_run, tmp_path
 ):
-    """On a copy of the finished tiny run, with a query set (tests/tiny-query.csv, two of its images
-    labelled parrot, a class the reference lacks): the query's sample, features, nearest reference images
-    and thumbnails made by the workflow, its placement on each run written beside them, then the explorer
-    rule: its page carries them. Removing the query set reruns the explorer alone, whose page is then the
-    finished run's, byte for byte."""
+    """The finished tiny run places a query set (tests/tiny-query.csv, two of its images labelled parrot,
+    a class the reference lacks): its page carries the query's sample, thumbnails, each run's placement
+    and each feature set's nearest reference images. Removing the query set reruns the explorer alone,
+    whose page then holds the same reference data and no query."""
     from tsne_atlas.files.runs import read_embedding, run_name
 
     workdir = tmp_path  # as deep as the finished run's folder: the page's links to the dataset are the same
     shutil.copytree(finished_run[0], workdir, symlinks=True, dirs_exist_ok=True)
-    manifest = str(Path(TINY["dataset"]["root"]).parents[1] / "tests" / "tiny-query.csv")
-    config = {**TINY, "query": {"layout": "manifest", "root": TINY["dataset"]["root"], "manifest": manifest}}
-    neighbours = [f"results/query/embeddings/{features_id}/neighbours.npz" for features_id in TINY_IDS]
-    result = snakemake(workdir, "--", *neighbours, "results/query/explorer", config=config)
-    assert result.returncode == 0, result.stderr[-3000:]
     results = workdir / "results"
-    placed = place_beside_nearest(results)
-    result = snakemake(workdir, "--", "results/explorer.html", config=config)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(r"^explorer\s+1$", result.stderr, flags=re.M) and re.search(
-        r"^total\s+1$", result.stderr, flags=re.M
-    )
     data = read_page_data(results / "explorer.html")
     query_paths, _ = read_images(results / "query" / "sample" / "images.csv")
     query = data["query"]
@@ -1950,16 +1917,19 @@ def test_the_explorer_rule_reads_the_query_sets_files_and_without_them_writes_th
     assert len(query["runs"]) == len(metas) == 8
     for run, meta in zip(query["runs"], metas):
         shown = np.column_stack([from_b64(run[axis], "<f4") for axis in "xy"])
-        assert np.array_equal(shown, read_embedding(placed[run_name(meta)])[1].astype(np.float32))
+        placed = results / "query" / "maps" / f"{run_name(meta)}.tsv"
+        assert np.array_equal(shown, read_embedding(placed)[1].astype(np.float32))
     for features_id, listed in zip(TINY_IDS, query["sets"]):
         indices, _ = read_neighbours(results / "query" / "embeddings" / features_id / "neighbours.npz")
         assert (
             listed["k"] == 10
             and from_b64(listed["neighbours"], "<i4").reshape(10, 10).tolist() == indices[:, :10].tolist()
         )
-    # Without the query set: the explorer alone reruns (its inputs are fewer), and writes the page as before.
-    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))  # read before any --configfile: no query left
-    assert planned_jobs(workdir, TINY) == {"explorer": 1, "all": 1}
-    result = snakemake(workdir, config=TINY)
+    # Without the query set: the explorer alone reruns (its inputs are fewer); its page has no query left.
+    config = without_query(TINY)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))  # read before any --configfile: no query left
+    assert planned_jobs(workdir, config) == {"explorer": 1, "all": 1}
+    result = snakemake(workdir, config=config)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (results / "explorer.html").read_bytes() == (finished_run[0] / "results" / "explorer.html").read_bytes()
+    plain = read_page_data(results / "explorer.html")
+    assert "query" not in plain and plain == {key: value for key, value in data.items() if key != "query"}
