@@ -42,7 +42,7 @@ from scripts.tsne_atlas.resources import (
     maps_runtime_min,
     prepare_mem_mb,
 )
-from scripts.tsne_atlas.collection import manifest_digest, watched_folders
+from scripts.tsne_atlas.collection import watched_folders
 from scripts.tsne_atlas.shards import shard_rows
 from scripts.tsne_atlas.schema import (
     SCHEMA_PATH,
@@ -102,6 +102,8 @@ QUERY_COLLECTION = {
     "split": QUERY_DATASET.get("split"),
 }
 N_QUERY = PLAN.dataset.n_query
+# What the query's images depend on in a query manifest (None for folders): sample_query's rerun trigger.
+QUERY_MANIFEST_DIGEST = PLAN.dataset.query_digest
 
 
 # A run's identity (scripts/tsne_atlas/files/runs.py): every per-run file is named RUN, and
@@ -387,13 +389,6 @@ def query_collection_inputs(wildcards):
     if QUERY_DATASET.get("layout") == "manifest":
         return {"query_manifest": ancient(QUERY_DATASET["manifest"])}
     return watched_folders(QUERY_ROOT, QUERY_DATASET.get("layout"))
-
-
-def query_manifest_digest(wildcards):
-    """Param: the digest of the query manifest's paths (None for folders)."""
-    if QUERY_DATASET.get("layout") != "manifest":
-        return None
-    return manifest_digest(QUERY_DATASET, stratified=False)
 
 
 def query_manifest_input(wildcards):

@@ -27,7 +27,7 @@ rule sample_query:
         root=config["dataset"]["root"],
         # What of a query manifest its images depend on (their paths): editing its labels or other
         # columns reruns label_query only.
-        manifest_digest=query_manifest_digest,
+        manifest_digest=QUERY_MANIFEST_DIGEST,
     script:
         "../scripts/sample_query.py"
 

@@ -95,7 +95,7 @@ def test_facts_measured_for_another_config_are_not_taken():
     """A job takes only what was measured for its own dataset and sample settings; the main process
     always measures (an environment it inherits may come from another run)."""
     config = validated(TINY, sample={"n_images": "all"})
-    stale = {DATASET_FACTS_VARIABLE: atlas_plan.DatasetFacts(35, None, 10).encode(atlas_plan.dataset_key(config))}
+    stale = {DATASET_FACTS_VARIABLE: atlas_plan.DatasetFacts(35, None, 10, None).encode(atlas_plan.dataset_key(config))}
     count = Counter()
     assert load_plan(config, SET_DEFAULTS, environ=stale, main_process=False, count=count).n_images == 35
     assert count.calls == 0

@@ -57,17 +57,20 @@ class DatasetFacts:
     manifest_digest: str | None
     # Images in the query set (query section; 0 without one): sizes its extraction shards.
     n_query: int = 0
+    # For a query set read from a manifest (its own, or a split of the dataset's), the digest of its paths.
+    query_digest: str | None = None
 
     def encode(self, key: str) -> str:
-        return f"{key} {self.n_images} {self.manifest_digest or '-'} {self.n_query}"
+        return f"{key} {self.n_images} {self.manifest_digest or '-'} {self.n_query} {self.query_digest or '-'}"
 
     @classmethod
     def decode(cls, text: str | None, key: str) -> "DatasetFacts | None":
         """The facts in ``text`` if they were measured for ``key``, else None."""
         parts = (text or "").split()
-        if len(parts) != 4 or parts[0] != key or not parts[1].isdigit() or not parts[3].isdigit():
+        if len(parts) != 5 or parts[0] != key or not parts[1].isdigit() or not parts[3].isdigit():
             return None
-        return cls(int(parts[1]), None if parts[2] == "-" else parts[2], int(parts[3]))
+        digests = [None if part == "-" else part for part in (parts[2], parts[4])]
+        return cls(int(parts[1]), digests[0], int(parts[3]), digests[1])
 
 
 def dataset_key(config: dict) -> str:
@@ -153,6 +156,7 @@ def dataset_facts(config: dict, environ: Mapping[str, str], main_process: bool, 
                     sample_size(config["sample"]["n_images"], lambda: count(reference_dataset(config))),
                     manifest_digest(reference_dataset(config), config["sample"]["stratified"]),
                     count(query_dataset(config)) if query_dataset(config) else 0,
+                    manifest_digest(query_dataset(config), False) if query_dataset(config) else None,
                 )
             )
         return measured[0]
