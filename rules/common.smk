@@ -9,6 +9,7 @@ from scripts.tsne_atlas.config import (
     NETWORK_SOURCES,
     WEIGHT_KEYWORDS,
     query_dataset,
+    reference_dataset,
     runs_at_seed,
 )
 from scripts.tsne_atlas.files.runs import (
@@ -389,6 +390,12 @@ def query_collection_inputs(wildcards):
     if QUERY_DATASET.get("layout") == "manifest":
         return {"query_manifest": ancient(QUERY_DATASET["manifest"])}
     return watched_folders(QUERY_ROOT, QUERY_DATASET.get("layout"))
+
+
+def reference_split_param():
+    """sample_images' param of a split query set: (column, value, False), the rows the reference keeps."""
+    split = reference_dataset(config).get("split")
+    return {"split": split} if split else {}
 
 
 def query_manifest_input(wildcards):

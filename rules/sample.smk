@@ -18,6 +18,7 @@ rule sample_images:
     resources:
         runtime=sampling_runtime_min(N_IMAGES),
     params:
+        **reference_split_param(),
         layout=config["dataset"]["layout"],
         root=config["dataset"]["root"],
         extensions=config["dataset"]["extensions"],
@@ -30,6 +31,7 @@ rule sample_images:
         seed=config["sample"]["seed"],
         stratified=config["sample"]["stratified"],
         on_bad_image=config["dataset"]["on_bad_image"],
+        # With a split query set, the manifest rows outside it (none without one: the params stay as they were).
     script:
         "../scripts/sample_images.py"
 
