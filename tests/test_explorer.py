@@ -1681,6 +1681,9 @@ def test_shown_neighbours_of_query_rows_index_the_shown_reference_images():
     # A subsample of the query images: its rows only.
     shown, _ = bx.shown_neighbours(indices, distances, np.arange(5), 3, rows=np.array([2]))
     assert shown.tolist() == [[3, 1, 4]]
+    # Two query images whose neighbours are none of the last reference images shown (found on the demo).
+    shown, _ = bx.shown_neighbours(np.array([[0, 1], [1, 0]]), distances[:2, :2], np.arange(6), 2, rows=np.arange(2))
+    assert shown.tolist() == [[0, 1], [1, 0]]
 
 
 def test_query_files_that_disagree_are_one_line_errors_naming_the_file(queried, tmp_path):

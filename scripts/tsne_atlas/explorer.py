@@ -296,7 +296,10 @@ def shown_neighbours(
     rows of ``indices`` than ``keep`` (a query set's nearest reference images: its rows are query images,
     its indices the sample's)."""
     rows = keep if rows is None else rows
-    position = np.full(max(len(indices), int(indices.max(initial=-1)) + 1), -1, dtype=np.int64)
+    # Large enough for every shown image and every listed neighbour (a query set's rows list reference
+    # images only, maybe none of the last shown ones).
+    size = max(len(indices), int(indices.max(initial=-1)) + 1, int(np.max(keep, initial=-1)) + 1)
+    position = np.full(size, -1, dtype=np.int64)
     position[keep] = np.arange(len(keep))
     mapped = position[indices[rows]]
     if (mapped[:, :k] >= 0).all():  # every image shown: a plain slice
