@@ -57,6 +57,9 @@ QUERY_AREA = 3.0
 NOT_IN_REFERENCE = "not in reference"
 # Above this many characters a line (about 12 a figure inch at 10 points) the title's query part gets its own line.
 TITLE_CHARS_PER_INCH = 12
+# Legend rows per column, and the share of width_in each further column adds to the figure.
+LEGEND_ROWS = 25
+LEGEND_COLUMN_WIDTH = 0.5
 
 
 def blend(rgb, towards, amount: float) -> tuple[float, float, float]:
@@ -136,7 +139,12 @@ def plot_query_map(
     """The run's map, light, with the query on top: a scatter (collection) per reference class (gid
     ``reference:<class>``) and per query class (gid ``query:<class>``); the legend lists both under
     bold headers."""
-    fig, ax = plt.subplots(figsize=(width_in, width_in * 0.8), layout="constrained")
+    # Long class lists wrap into legend columns; each column widens the figure, so the map keeps its width.
+    entries = 2 + len(reference.classes) + len(set(query.labels))
+    ncols = 1 + (entries - 1) // LEGEND_ROWS
+    fig, ax = plt.subplots(
+        figsize=(width_in * (1 + LEGEND_COLUMN_WIDTH * (ncols - 1)), width_in * 0.8), layout="constrained"
+    )
     colours, markers = class_colours(len(reference.classes)), class_markers(len(reference.classes))
     header = Line2D([], [], linestyle="", marker="")
     handles, names, headers = [header], [f"reference map ({len(reference.paths):,})"], [0]
@@ -190,7 +198,7 @@ def plot_query_map(
         bbox_to_anchor=(1.01, 1.0),
         frameon=False,
         fontsize=9,
-        ncols=1 + (len(handles) - 1) // 25,  # long class lists wrap into columns
+        ncols=ncols,
     )
     for index in headers:
         legend.get_texts()[index].set_fontweight("bold")
