@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 import local_cluster
-from conftest import TINY, TINY_SET, snakemake, with_changes, with_set_changes
+from conftest import TINY, TINY_SET, snakemake, with_changes, with_set_changes, without_query
 from tsne_atlas.files.features import read_features
 
 # The tiny config of the local workflow tests (one ResNet-18 set at two nodes, so two feature set ids and the
@@ -195,7 +195,13 @@ def test_test_profile_is_the_slurm_profile_but_for_the_test_cluster():
     # resource, cpus_per_gpu included, must be the real one's, and neither may add a resource the
     # other lacks); cores, jobs and latency-wait, to these values; three status/log keys of the
     # plugin, in the test profile only.
-    for rule in ("extract_features", "extract_features_shard"):
+    extraction = (
+        "extract_features",
+        "extract_features_shard",
+        "extract_query_features",
+        "extract_query_features_shard",
+    )
+    for rule in extraction:
         assert test["set-resources"][rule].pop("gpu") == 0  # no GPU on the test cluster
     assert test.pop("cores") == 2 and real.pop("cores") == 4
     assert (test.pop("jobs"), test.pop("latency-wait")) == (10, 5) and (real.pop("jobs"), real.pop("latency-wait")) == (
@@ -207,13 +213,10 @@ def test_test_profile_is_the_slurm_profile_but_for_the_test_cluster():
     assert test.pop("slurm-keep-successful-logs") is True
     assert test == real  # set-resources, default-resources, groups and the rest, key for key
     assert real["executor"] == "slurm" and real["default-resources"] == {"mem_mb": 2000, "runtime": 15}
-    assert real["set-resources"] == {
-        "extract_features": {"cpus_per_gpu": 4},
-        "extract_features_shard": {"cpus_per_gpu": 4},
-    }
+    assert real["set-resources"] == {rule: {"cpus_per_gpu": 4} for rule in extraction}
 
 
-def test_jobs_ran_on_slurm_grouped_into_eight_cluster_jobs(cluster, cluster_run):
+def test_jobs_ran_on_slurm_grouped_into_nine_cluster_jobs(cluster, cluster_run):
     workdir, output = cluster_run
     ids = submitted_jobs(output)
     jobs = {job_id: job_info(cluster, job_id) for job_id in ids}
@@ -221,21 +224,28 @@ def test_jobs_ran_on_slurm_grouped_into_eight_cluster_jobs(cluster, cluster_run)
     # Slurm keeps the start of a long comment: the summary group's ends in '...'.
     summary = "rule_summary_compare_cka_compare_clusters_compare_metrics_compare_sheet_explorer_"
     comments = sorted(info["Comment"] for info in jobs.values())
-    assert comments[6].startswith(summary)
-    assert comments[:6] + comments[7:] == [
-        # The set's two extraction shards, each its own job, and one merge job; one job of shared t-SNE
-        # inputs and clusters per feature set id (node).
+    assert comments[7].startswith(summary)
+    expected = [
+        # The set's two extraction shards, each its own job, and one merge job; the query set's extraction
+        # (10 images: one batch, so one job); one job of shared t-SNE inputs, clusters and the query's
+        # preparation per feature set id (node); the sample with the query's; the runs with their placements.
         *["rule_features_extract_features_shard"] * 2,
+        "rule_features_extract_query_features",
         "rule_merge_merge_features",
-        "rule_sample_label_images_sample_images",
-        "rule_shared_find_clusters_knn_graph_prepare_input_tsne_affinities",
-        "rule_shared_find_clusters_knn_graph_prepare_input_tsne_affinities",
-        "rule_sweep_embedding_metrics_grid_mosaic_map_mosaic_scatter",
+        "rule_sample_label_images_label_query_sample_images_sample_query",
+        *["rule_shared_find_clusters_knn_graph_prepare_input_prepare_query_query_neighbours_tsne_affinities"] * 2,
+        "rule_sweep_embedding_metrics_grid_mosaic_map_mosaic_place_query_query_figures_scatter",
     ]
-    # 41 rule jobs ran on the cluster (image_quality in the summary group), in 8 cluster jobs; each left its Slurm log.
+    assert len(comments) == len(expected) + 1
+    for comment, wanted in zip(comments[:7] + comments[8:], expected):
+        assert comment == wanted or (comment.endswith("...") and wanted.startswith(comment[:-3])), (comment, wanted)
+    # 55 rule jobs ran on the cluster (41, and the query set's 14: its sampling, labelling, extraction and
+    # thumbnails, its preparation, neighbours, placement, figures and tables), in 9 cluster jobs; each left
+    # its Slurm log.
     cluster_side = {rule: n for rule, n in job_stats(output).items() if rule not in LOCAL_RULES}
     assert cluster_side["extract_features_shard"] == 2 and cluster_side["merge_features"] == 1
-    assert sum(cluster_side.values()) == 41 and len(ids) == 8
+    assert (cluster_side["place_query"], cluster_side["placement_tables"]) == (2, 2)
+    assert sum(cluster_side.values()) == 55 and len(ids) == 9
     for job_id, info in jobs.items():
         group = info["Comment"].split("_")[1]
         folder = f"group_{group}_*"
@@ -251,8 +261,8 @@ def test_jobs_ran_on_slurm_grouped_into_eight_cluster_jobs(cluster, cluster_run)
 
 def test_extraction_ran_as_a_cpu_job(cluster, cluster_run):
     workdir, output = cluster_run
-    extractions = [i for i in submitted_jobs(output) if "extract_features" in job_info(cluster, i)["Comment"]]
-    assert len(extractions) == 2  # two shards
+    extractions = [i for i in submitted_jobs(output) if "_extract_" in job_info(cluster, i)["Comment"]]
+    assert len(extractions) == 3  # two shards and the query set's
     for job_id in extractions:
         assert "gres/gpu" not in job_info(cluster, job_id)["TRES"]  # profiles/slurm-test sets gpu: 0
     for feature_set in SETS:
@@ -272,7 +282,10 @@ def test_weights_were_resolved_on_the_submitting_host(cluster, cluster_run):
 
 def comparable(path: Path, relative: Path):
     """A file's content, less its run time where it records one (see TIMED_FIELD)."""
-    if relative.parts[0] in ("embeddings", "metrics") and path.suffix == ".json":
+    # A run's record, and the query's placement on it (query/maps/), hold their run time.
+    if (
+        relative.parts[0] in ("embeddings", "metrics") or relative.parts[:2] == ("query", "maps")
+    ) and path.suffix == ".json":
         data = json.loads(path.read_text())
         assert TIMED_FIELD in data, relative
         data.pop(TIMED_FIELD)
@@ -304,6 +317,8 @@ def test_outputs_are_those_of_a_local_run(cluster_run, local_run):
         assert not list((cluster_out / "features" / "shards" / feature_set).glob("*.h5"))
     for relative in compared:
         assert comparable(cluster_out / relative, relative) == comparable(local_out / relative, relative), relative
+    # The query set's placement too: deterministic, the same on the cluster as here.
+    assert len([p for p in compared if p.parts[:2] == ("query", "maps")]) == 4
     # Byte for byte, among others: the features, every PNG, SVG and PDF, and the explorer page.
     for feature_set in SETS:
         features = Path("features") / f"{feature_set}.h5"
@@ -311,7 +326,8 @@ def test_outputs_are_those_of_a_local_run(cluster_run, local_run):
 
 
 def test_a_failing_job_makes_snakemake_fail(cluster, tmp_path):
-    config = with_set_changes(TINY, nodes=["fc7"])  # valid config, impossible graph node
+    # A valid config with an impossible graph node (no query set: its extraction would fail alike, in parallel).
+    config = with_set_changes(without_query(TINY), nodes=["fc7"])
     # Sampling locally first (the cluster run above shows it on Slurm): one cluster job to wait for.
     sampled = snakemake(tmp_path, "--until", "label_images", config=config)
     assert sampled.returncode == 0, sampled.stderr[-2000:]
@@ -333,12 +349,13 @@ def test_slurm_profile_asks_slurm_for_a_gpu_for_extraction(cluster, tmp_path):
     "Error in group features" for a group job it could not submit (it drops the plugin's message);
     --verbose shows the sbatch call. Sampling and labelling run locally first: as a cluster job they
     would be accepted and polled with sacct, which this cluster (no slurmdbd) cannot answer."""
-    sampled = snakemake(tmp_path, "--until", "label_images", config=TINY)
+    config = without_query(TINY)  # the query set's sampling would be a cluster job polled with sacct too
+    sampled = snakemake(tmp_path, "--until", "label_images", config=config)
     assert sampled.returncode == 0, sampled.stderr[-2000:]
     result = slurm_snakemake(
         cluster,
         tmp_path,
-        TINY,
+        config,
         "--verbose",
         "--slurm-init-seconds-before-status-checks",
         "1",
