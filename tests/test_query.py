@@ -168,3 +168,17 @@ def test_a_query_manifest_is_read_like_the_datasets_and_its_mistakes_name_the_qu
     manifest.write_text("path,kind\n../outside.png,ant\n")
     with pytest.raises(AtlasError, match=r"q.csv: line 2: '../outside.png' leaves query.folder with '..'"):
         sample_query(**{**settings, "label_column": "kind"})
+
+
+def test_labelling_a_query_image_the_query_set_no_longer_has_is_one_line(reference, tmp_path):
+    root = make_image_folder(tmp_path / "query", {"ant": 2})
+    settings = query_settings(root, tmp_path, reference)
+    sample_query(**settings)
+    (root / "ant" / "ant_001.png").unlink()
+    labelling = {key: settings[key] for key in (*COLLECTION, "query_root", "images")}
+    with pytest.raises(AtlasError) as err:
+        label_query(**labelling, label_map={}, manifest=str(tmp_path / "q-manifest.csv"))
+    assert str(err.value).endswith(
+        "q-images.csv lists 'ant/ant_001.png', which the query set no longer has; delete the "
+        "results/query/sample folder and rerun"
+    )

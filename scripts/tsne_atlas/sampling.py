@@ -219,6 +219,23 @@ def sample_images(
     return paths
 
 
+def sampled_rows(
+    collection, paths: list[str], images: str, source: str, folder: str
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The groups and metadata columns of the sampled ``paths`` (from ``images``) in ``collection`` (read
+    from ``source``); a sampled path it no longer has is refused in one line (delete ``folder``)."""
+    row_of = {path: row for row, path in enumerate(collection.paths)}
+    missing = [path for path in paths if path not in row_of]
+    if missing:
+        raise AtlasError(
+            f"{images} lists '{missing[0]}', which {source} no longer has; delete the {folder} folder and rerun"
+        )
+    rows = [row_of[path] for path in paths]
+    return [collection.groups[row] for row in rows], {
+        name: [values[row] for row in rows] for name, values in collection.metadata.items()
+    }
+
+
 def label_images(
     layout: str,
     root: str,
@@ -234,16 +251,7 @@ def label_images(
     paths, _ = read_images(images)
     if layout == "manifest":
         collection = read_dataset_manifest(dataset_manifest, root, label_column, missing_label, check_files=False)
-        row_of = {path: row for row, path in enumerate(collection.paths)}
-        missing = [path for path in paths if path not in row_of]
-        if missing:
-            raise AtlasError(
-                f"{images} lists '{missing[0]}', which {dataset_manifest} no longer has; "
-                f"delete the results/sample folder and rerun"
-            )
-        rows = [row_of[path] for path in paths]
-        groups = [collection.groups[row] for row in rows]
-        metadata = {name: [values[row] for row in rows] for name, values in collection.metadata.items()}
+        groups, metadata = sampled_rows(collection, paths, images, dataset_manifest, "results/sample")
         known, what = set(collection.groups), f"labels in column '{label_column}' of {dataset_manifest}"
     elif layout == "folders":
         groups = [PurePosixPath(path).parts[0] for path in paths]
@@ -366,16 +374,8 @@ def label_query(
     collection = query_collection(
         layout, query_root, extensions, label_column, missing_label, split, query_manifest, check_files=False
     )
-    row_of = {path: row for row, path in enumerate(collection.paths)}
-    missing = [path for path in paths if path not in row_of]
-    if missing:
-        raise AtlasError(
-            f"{images} lists '{missing[0]}', which the query set no longer has; delete the results/query/sample "
-            f"folder and rerun"
-        )
-    rows = [row_of[path] for path in paths]
-    labels = [str(label_map.get(collection.groups[row], collection.groups[row])) for row in rows]
-    metadata = {name: [values[row] for row in rows] for name, values in collection.metadata.items()}
+    groups, metadata = sampled_rows(collection, paths, images, "the query set", "results/query/sample")
+    labels = [str(label_map.get(group, group)) for group in groups]
     write_manifest(manifest, paths, labels, metadata)
     LOGGER.info("labelled %d query images: %s", len(paths), dict(sorted(Counter(labels).items())))
     return SampleLabels(paths, labels, metadata)
