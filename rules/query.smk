@@ -231,6 +231,7 @@ rule query_figures:
         placed=rules.place_query.output.placed,
         placed_meta=rules.place_query.output.placed_meta,
         query_manifest=rules.label_query.output.manifest,
+        placement=rules.placement_tables.output.placement,
     output:
         png=report(
             f"{QUERY}/figures/{RUN}.png",
@@ -256,5 +257,6 @@ rule query_figures:
         border=config["mosaic"]["border"],
         background=config["mosaic"]["background"],
         max_images=config["mosaic"]["max_images"],
+        ood_threshold=config["query"]["ood_threshold"],
     script:
         "../scripts/query_figures.py"

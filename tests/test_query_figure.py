@@ -16,6 +16,7 @@ from tsne_atlas import mosaic as rm
 from tsne_atlas import query_figure as qf
 from tsne_atlas.figure_style import MARKERS, class_colours, colour_bgr255, plt
 from tsne_atlas.files.manifest import UNLABELLED, read_manifest, write_manifest
+from tsne_atlas.files.placement import PLACEMENT_FIELDS, write_placement
 from tsne_atlas.files.runs import read_embedding, read_run, write_run
 from tsne_atlas.jobs import AtlasError
 from tsne_atlas.subsample import fixed_subsample
@@ -74,6 +75,19 @@ def placed(tmp_path):
     placement = META | {"n_images": len(q_paths), "placement": "transform"}
     write_run(tmp_path / "placed.tsv", tmp_path / "placed.json", q_paths, q_coords, placement)
     write_manifest(tmp_path / "query_manifest.csv", q_paths, q_labels)
+    # placement.csv: the far wasp far out of distribution too, the others in it.
+    rows = [
+        {field: None for field in PLACEMENT_FIELDS}
+        | {
+            "path": path,
+            "label": label,
+            "ood_score": 9.0 if "far" in path else 1.0,
+            "neighbours": [],
+            "neighbour_labels": [],
+        }
+        for path, label in sorted(zip(q_paths, q_labels))
+    ]
+    write_placement(tmp_path / "placement.csv", rows)
     return {
         "embedding": str(tmp_path / "run.tsv"),
         "meta": str(tmp_path / "run.json"),
@@ -82,6 +96,8 @@ def placed(tmp_path):
         "placed_meta": str(tmp_path / "placed.json"),
         "query_manifest": str(tmp_path / "query_manifest.csv"),
         "query_root": str(query_root),
+        "placement": str(tmp_path / "placement.csv"),
+        "ood_threshold": 3.0,
         "reference_root": str(reference_root),
     }
 
@@ -125,6 +141,24 @@ def test_query_classes_take_the_reference_colour_or_a_neutral_one_and_a_marker_e
     assert [(g.name, g.marker, g.unknown) for g in qf.query_classes([UNLABELLED] * 4, reference)] == [
         (UNLABELLED, "o", False)
     ]
+
+
+def test_query_images_far_out_of_distribution_are_ringed_in_red(placed, tmp_path):
+    reference, query = records(placed)
+    far = qf.far_images(placed["placement"], query.paths, 3.0)
+    assert [path for path, is_far in zip(query.paths, far) if is_far] == ["q/wasp_far.png"]
+    assert not qf.far_images(placed["placement"], query.paths, 10.0).any()
+    fig = qf.plot_query_map(reference, query, "t", None, 12.0, 4.0, far, 3.0)
+    ring = {c.get_gid(): c for c in fig.axes[0].collections}["query:far"]
+    assert ring.get_offsets().tolist() == [[60.0, -30.0]] and tuple(ring.get_edgecolors()[0][:3]) == qf.FAR_COLOUR
+    assert "far from every reference image (1; OOD score ≥ 3)" in [
+        t.get_text() for t in fig.axes[0].get_legend().get_texts()
+    ]
+    plt.close(fig)
+    # A table of other images is refused in one line.
+    write_placement(tmp_path / "other.csv", [])
+    with pytest.raises(AtlasError, match=r"other.csv lists other images than the query's placement; delete it"):
+        qf.far_images(str(tmp_path / "other.csv"), query.paths, 3.0)
 
 
 def test_the_map_draws_the_reference_light_and_each_query_class_on_top_with_its_marker(placed):

@@ -39,6 +39,7 @@ from .figure_style import (
     weights_note,
 )
 from .files.manifest import UNLABELLED, read_manifest
+from .files.placement import read_placement
 from .files.runs import METHOD_KEYS, RunRecord, read_embedding, read_meta, read_run, run_label
 from .jobs import AtlasError, atomic_path
 from .subsample import fixed_subsample, subsample_note
@@ -57,6 +58,10 @@ QUERY_AREA = 3.0
 NOT_IN_REFERENCE = "not in reference"
 # Above this many characters a line (about 12 a figure inch at 10 points) the title's query part gets its own line.
 TITLE_CHARS_PER_INCH = 12
+# The ring around a query image far from every reference image: its colour, area (x the query marker's), width.
+FAR_COLOUR = (0.85, 0.1, 0.1)
+FAR_RING_AREA = 3.0
+FAR_RING_WIDTH = 1.5
 # Legend rows per column, and the share of width_in each further column adds to the figure.
 LEGEND_ROWS = 25
 LEGEND_COLUMN_WIDTH = 0.5
@@ -135,12 +140,16 @@ def plot_query_map(
     note: str | None,
     point_size: float,
     width_in: float,
+    far: np.ndarray | None = None,
+    ood_threshold: float | None = None,
 ) -> plt.Figure:
     """The run's map, light, with the query on top: a scatter (collection) per reference class (gid
     ``reference:<class>``) and per query class (gid ``query:<class>``); the legend lists both under
-    bold headers."""
+    bold headers. ``far``: the query images whose out-of-distribution score reached ``ood_threshold``,
+    ringed in red (gid ``query:far``): the map has no place for them, wherever they are drawn."""
+    far = np.zeros(len(query.paths), dtype=bool) if far is None else np.asarray(far, dtype=bool)
     # Long class lists wrap into legend columns; each column widens the figure, so the map keeps its width.
-    entries = 2 + len(reference.classes) + len(set(query.labels))
+    entries = 2 + len(reference.classes) + len(set(query.labels)) + int(far.any())
     ncols = 1 + (entries - 1) // LEGEND_ROWS
     fig, ax = plt.subplots(
         figsize=(width_in * (1 + LEGEND_COLUMN_WIDTH * (ncols - 1)), width_in * 0.8), layout="constrained"
@@ -187,6 +196,22 @@ def plot_query_map(
             if group.unknown
             else f"{literal(group.name)} ({group.count})"
         )
+    if far.any():
+        ax.scatter(
+            query.coords[far, 0],
+            query.coords[far, 1],
+            s=size * FAR_RING_AREA,
+            facecolors="none",
+            edgecolors=[FAR_COLOUR],
+            linewidths=FAR_RING_WIDTH,
+            marker="o",
+            zorder=4,
+            gid="query:far",
+        )
+        handles.append(
+            Line2D([], [], linestyle="", marker="o", markersize=9, markerfacecolor="none", markeredgecolor=FAR_COLOUR)
+        )
+        names.append(f"far from every reference image ({int(far.sum())}; OOD score ≥ {ood_threshold:g})")
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -303,6 +328,15 @@ def read_query(placed: str, placed_meta: str, query_manifest: str, meta_json: st
     return RunRecord(paths, labels.labels, coords, placement, labels.metadata)
 
 
+def far_images(placement: str, paths: list[str], ood_threshold: float) -> np.ndarray:
+    """Which of ``paths`` placement.csv scores at or above ``ood_threshold``; a table of other images is
+    refused in one line."""
+    scores = {row["path"]: row["ood_score"] for row in read_placement(placement)}
+    if sorted(scores) != sorted(paths):
+        raise AtlasError(f"{placement} lists other images than the query's placement; delete it and rerun")
+    return np.array([scores[path] is not None and scores[path] >= ood_threshold for path in paths], dtype=bool)
+
+
 def query_figures(
     embedding: str,
     meta: str,
@@ -319,13 +353,17 @@ def query_figures(
     border: int,
     background: str,
     max_images: int,
+    placement: str,
+    ood_threshold: float,
     png: str,
     mosaic_png: str,
 ) -> None:
-    """The query set placed on one run (rule query_figures): the map with the query on top (``png``) and
-    the mosaic of the query's thumbnails on the run mosaic's frame (``mosaic_png``)."""
+    """The query set placed on one run (rule query_figures): the map with the query on top (``png``), the
+    images whose out-of-distribution score in ``placement`` (placement.csv) reaches ``ood_threshold``
+    ringed, and the mosaic of the query's thumbnails on the run mosaic's frame (``mosaic_png``)."""
     reference = read_run(embedding, meta, manifest)
     query = read_query(placed, placed_meta, query_manifest, meta, reference.meta)
+    far = far_images(placement, query.paths, ood_threshold)
     note = weights_note(reference.meta)
     unknown = [group.name for group in query_classes(query.labels, reference.classes) if group.unknown]
     if unknown:
@@ -337,6 +375,8 @@ def query_figures(
         note,
         point_size,
         width_in,
+        far,
+        ood_threshold,
     )
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA)
