@@ -64,7 +64,7 @@ FAR_RING_AREA = 3.0
 FAR_RING_WIDTH = 1.5
 # Legend rows per column, and the share of width_in each further column adds to the figure.
 LEGEND_ROWS = 25
-LEGEND_COLUMN_WIDTH = 0.5
+LEGEND_COLUMN_WIDTH = 0.8
 
 
 def blend(rgb, towards, amount: float) -> tuple[float, float, float]:
