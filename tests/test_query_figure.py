@@ -163,7 +163,7 @@ def test_query_images_far_out_of_distribution_are_ringed_in_red(placed, tmp_path
 
 def test_the_map_draws_the_reference_light_and_each_query_class_on_top_with_its_marker(placed):
     reference, query = records(placed)
-    fig = qf.plot_query_map(reference, query, "t", None, 12.0, 4.0)
+    fig = qf.plot_query_map(reference, query, "t", None, 12.0, 4.0, np.zeros(len(query.paths), bool), 3.0)
     ax = fig.axes[0]
     by_gid = {c.get_gid(): c for c in ax.collections}
     assert set(by_gid) == {f"reference:{c}" for c in ("ant", "bee", "cat")} | {
@@ -216,7 +216,8 @@ def test_the_title_says_how_many_were_placed_and_a_long_one_wraps_inside_the_fig
     run_title = "t-SNE of efficientnet-lite0 (tf_efficientnet_lite0) features, perplexity 30, seed 0 (N=500, KL 0.584)"
     title = qf.query_title(run_title, 1234, 8.0)
     assert title == f"{run_title} —\n1,234 query images placed (map unchanged)"
-    fig = qf.plot_query_map(*records(placed), title, None, 12.0, 8.0)
+    reference, query = records(placed)
+    fig = qf.plot_query_map(reference, query, title, None, 12.0, 8.0, np.zeros(len(query.paths), bool), 3.0)
     fig.canvas.draw()
     (shown,) = [t for t in fig.findobj(lambda a: hasattr(a, "get_text") and a.get_text() == title)]
     box = shown.get_window_extent(fig.canvas.get_renderer())

@@ -140,14 +140,14 @@ def plot_query_map(
     note: str | None,
     point_size: float,
     width_in: float,
-    far: np.ndarray | None = None,
-    ood_threshold: float | None = None,
+    far: np.ndarray,
+    ood_threshold: float,
 ) -> plt.Figure:
     """The run's map, light, with the query on top: a scatter (collection) per reference class (gid
     ``reference:<class>``) and per query class (gid ``query:<class>``); the legend lists both under
     bold headers. ``far``: the query images whose out-of-distribution score reached ``ood_threshold``,
     ringed in red (gid ``query:far``): the map has no place for them, wherever they are drawn."""
-    far = np.zeros(len(query.paths), dtype=bool) if far is None else np.asarray(far, dtype=bool)
+    far = np.asarray(far, dtype=bool)
     # Long class lists wrap into legend columns; each column widens the figure, so the map keeps its width.
     entries = 2 + len(reference.classes) + len(set(query.labels)) + int(far.any())
     ncols = 1 + (entries - 1) // LEGEND_ROWS
