@@ -2,8 +2,10 @@
 synthetic image folders, and what Snakemake hands a rule's script."""
 
 import copy
+import fcntl
 import functools
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -110,9 +112,23 @@ def with_set_changes(config: dict, feature_set: str = TINY_SET, **values) -> dic
 
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
-    """The tiny config run to the end once per test session: (workdir, Snakemake's result)."""
-    workdir = tmp_path_factory.mktemp("workflow")
-    result = snakemake(workdir, config=TINY)
+    """The tiny config run to the end once per test session: (workdir, Snakemake's result). Shared by
+    pytest-xdist's workers: the first that needs it runs it (two minutes of CPU) while the others wait on a
+    lock, then read its result; tests copy the folder before running jobs in it (dry runs need no copy)."""
+    base = tmp_path_factory.getbasetemp()
+    # The session's folder (a worker's base folder is in it), and the run as deep as a test's tmp_path:
+    # a copy of it in tmp_path then links to the dataset with the same relative paths (the explorer's).
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    workdir = shared / "finished-tiny-run" / "run" if shared != base else base / "finished-tiny-run"
+    record = shared / "finished-tiny-run.json"
+    with open(shared / "finished-tiny-run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            workdir.mkdir(parents=True)
+            result = snakemake(workdir, config=TINY)
+            fields = {"args": result.args, "returncode": result.returncode}
+            record.write_text(json.dumps({**fields, "stdout": result.stdout, "stderr": result.stderr}))
+    result = subprocess.CompletedProcess(**json.loads(record.read_text()))
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir, result
 

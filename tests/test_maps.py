@@ -478,7 +478,14 @@ def test_umap_settings_rerun_only_umap_maps_and_what_spans_runs(methods_run, tmp
     ]
     values = {"n_neighbors": [12], "min_dist": [0.3], "seeds": [1]}
     assert rerun_mismatches(methods_run, None, tmp_path, leaves, base=METHODS_CONFIG, values=values) == []
-    per_run = {"scatter": 1, "mosaic": 1, "grid_mosaic": 1, "embedding_metrics": 1}
+    per_run = {
+        "scatter": 1,
+        "mosaic": 1,
+        "grid_mosaic": 1,
+        "embedding_metrics": 1,
+        "place_query": 1,
+        "query_figures": 1,
+    }
     # More neighbours than the sweep's graph holds: UMAP gets a graph of its own, t-SNE keeps its own.
     assert planned_jobs(methods_run, with_changes(METHODS_CONFIG, "umap", n_neighbors=[20])) == {
         "knn_graph": 1,

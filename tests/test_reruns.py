@@ -9,7 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from conftest import SCHEMA, TINY, TINY_IDS, TINY_SET, planned_jobs, snakemake, with_changes, with_set_changes
+from conftest import (
+    SCHEMA,
+    TINY,
+    TINY_IDS,
+    TINY_SET,
+    planned_jobs,
+    snakemake,
+    with_changes,
+    with_set_changes,
+    without_query,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -222,6 +232,7 @@ def test_enabling_a_method_runs_its_maps_and_what_spans_runs_and_no_tsne(finishe
     n_runs = len(TINY_IDS) * (len(TINY["tsne"]["seeds"]) if method != "pca" else 1)
     planned = planned_jobs(workdir, {**TINY, "methods": ["tsne", method]})
     per_run = {"scatter": n_runs, "mosaic": n_runs, "grid_mosaic": n_runs, "embedding_metrics": n_runs}
+    per_run |= {"place_query": n_runs, "query_figures": n_runs}  # the tiny config's query set, placed on the new maps
     spanning = {"sweep_metrics": len(TINY_IDS), "sweep_overview": len(TINY_IDS), "explorer": 1, "all": 1}
     compare = {"compare_sheet": 1, "compare_metrics": 1}
     assert planned == {"map": n_runs, **per_run, **spanning, **compare}
@@ -250,7 +261,7 @@ def test_a_wrong_declaration_is_reported(finished_run, rule_graph, tmp_path):
     workdir, _ = finished_run
     dpi = {**schema_leaves_by_name()["scatter.dpi"], "x-reruns": []}
     [mismatch] = rerun_mismatches(workdir, rule_graph, tmp_path, [("scatter", "dpi", dpi)])
-    assert mismatch.startswith("scatter.dpi=61: planned ['all', 'scatter'], declared []")
+    assert mismatch.startswith("scatter.dpi=61: planned ['all', 'query_figures', 'scatter'], declared []")
 
 
 def schema_leaves_by_name() -> dict[str, dict]:
@@ -262,12 +273,6 @@ OTHER_SET = {"arch": "resnet18", "weights": "none", "init_seed": 1}
 # What one more one-node set brings: its extraction, its runs and figures, and what spans sets.
 ONE_SET_JOBS = {
     "extract_features": 1,
-    "extract_query_features": 1,
-    "prepare_query": 1,
-    "query_neighbours": 1,
-    "place_query": 4,
-    "query_figures": 4,
-    "placement_tables": 1,
     "prepare_input": 1,
     "knn_graph": 1,
     "tsne_affinities": 2,
@@ -309,7 +314,9 @@ def test_adding_editing_and_removing_a_feature_set_touches_that_set_only(finishe
     workdir = tmp_path / "copy"
     shutil.copytree(finished_run[0], workdir, symlinks=True)
     out = workdir / "results"
-    added = with_set_changes(TINY, "other", **OTHER_SET)
+    # Without the query set (the explorer, which shows it, reruns anyway; its own files are left as they are).
+    base = without_query(TINY)
+    added = with_set_changes(base, "other", **OTHER_SET)
     assert planned_jobs(workdir, added) == {"fetch_weights": 1, **ONE_SET_JOBS, **SPANNING_JOBS}
     before = {features_id: files_of(out, features_id) for features_id in TINY_IDS}
     assert all(before.values())
@@ -322,17 +329,16 @@ def test_adding_editing_and_removing_a_feature_set_touches_that_set_only(finishe
     # Editing the first set's nodes reruns its one extraction and both its nodes' jobs, not 'other'.
     nodes = with_set_changes(added, nodes=["layer4", "penultimate"])
     assert planned_jobs(workdir, nodes) == {
-        **{rule: 2 * count for rule, count in ONE_SET_JOBS.items() if not rule.startswith("extract_")},
+        **{rule: 2 * count for rule, count in ONE_SET_JOBS.items() if rule != "extract_features"},
         "extract_features": 1,
-        "extract_query_features": 1,
         **SPANNING_JOBS,
     }
     # Removing it again: only what spans sets is redone, and the first set's files are untouched.
-    assert planned_jobs(workdir, TINY) == SPANNING_JOBS
-    result = snakemake(workdir, config=TINY)
+    assert planned_jobs(workdir, base) == SPANNING_JOBS
+    result = snakemake(workdir, config=base)
     assert result.returncode == 0, result.stderr[-3000:]
     assert {features_id: files_of(out, features_id) for features_id in TINY_IDS} == before
-    assert planned_jobs(workdir, TINY) == {}
+    assert planned_jobs(workdir, base) == {}
 
 
 def test_a_set_of_the_tiny_configs_network_with_identical_settings_is_refused(tmp_path):

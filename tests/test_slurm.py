@@ -233,7 +233,10 @@ def test_jobs_ran_on_slurm_grouped_into_nine_cluster_jobs(cluster, cluster_run):
         "rule_features_extract_query_features",
         "rule_merge_merge_features",
         "rule_sample_label_images_label_query_sample_images_sample_query",
-        *["rule_shared_find_clusters_knn_graph_prepare_input_prepare_query_query_neighbours_tsne_affinities"] * 2,
+        *[
+            "rule_shared_find_clusters_knn_graph_placement_tables_prepare_input_prepare_query_query_neighbours_tsne_affinities"
+        ]
+        * 2,
         "rule_sweep_embedding_metrics_grid_mosaic_map_mosaic_place_query_query_figures_scatter",
     ]
     assert len(comments) == len(expected) + 1

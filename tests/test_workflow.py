@@ -140,6 +140,9 @@ def test_adding_a_perplexity_runs_only_its_tsne_and_figures(finished_run):
         "mosaic": 4,
         "grid_mosaic": 4,
         "embedding_metrics": 4,
+        # ...the query set placed on those runs, and drawn...
+        "place_query": 4,
+        "query_figures": 4,
         # ...and the figures that show every run: per set, and across sets (the sheet shows seed 0).
         "sweep_metrics": 2,
         "sweep_overview": 2,
@@ -159,6 +162,8 @@ def test_adding_a_seed_reuses_every_shared_tsne_input(finished_run):
         "mosaic": 4,
         "grid_mosaic": 4,
         "embedding_metrics": 4,
+        "place_query": 4,
+        "query_figures": 4,
         "sweep_metrics": 2,
         "sweep_overview": 2,
         "explorer": 1,
@@ -180,7 +185,8 @@ def test_raising_the_largest_perplexity_rebuilds_the_neighbour_graph(finished_ru
 def test_changing_a_mosaic_setting_reruns_only_mosaics(finished_run):
     workdir, _ = finished_run
     config = with_changes(TINY, "mosaic", thumb_size=20)
-    assert planned_jobs(workdir, config) == {"mosaic": 8, "all": 1}
+    # The query set's mosaics are drawn with the same settings, on the same frames.
+    assert planned_jobs(workdir, config) == {"mosaic": 8, "query_figures": 8, "all": 1}
 
 
 @pytest.mark.parametrize("change", [{"n_images": 36}, {"seed": 1}])
@@ -213,6 +219,16 @@ def test_changing_the_sample_reruns_from_sampling(finished_run, change):
         "image_quality": 1,
         "projector_export": 2,
         "projector_config": 1,
+        # The query set is checked against the new sample, extracted as before, and placed on the new maps.
+        "sample_query": 1,
+        "label_query": 1,
+        "extract_query_features": 1,
+        "prepare_query": 2,
+        "query_neighbours": 2,
+        "place_query": 8,
+        "query_figures": 8,
+        "placement_tables": 2,
+        "query_thumbnails": 1,
         "all": 1,
     }
 
