@@ -149,6 +149,11 @@ def test_the_plan_counts_the_query_set_shards_its_extraction_and_refuses_an_empt
         load_plan(validated(config, query={"layout": "flat", "folder": str(tmp_path / "empty")}), SET_DEFAULTS)
     with pytest.raises(AtlasError, match="query.layout is 'split' but dataset.layout is 'folders'"):
         load_plan(validated(config, query={"layout": "split"}), SET_DEFAULTS)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,split\nant/ant_000.png,test\nant/ant_001.png,train\n")
+    split = {"dataset": {"root": str(root), "layout": "manifest", "manifest": str(manifest)}}
+    with pytest.raises(AtlasError, match=r"^query.folder is set but query.layout is 'split', whose images are rows"):
+        load_plan(validated(config, **split, query={"layout": "split"}), SET_DEFAULTS)
     with pytest.raises(AtlasError, match=r"query.folder 'nowhere' is not a folder"):
         load_plan(validated(config, query={"layout": "folders", "folder": "nowhere"}), SET_DEFAULTS)
     none = load_plan(validated(config, query={"layout": "none"}), SET_DEFAULTS)

@@ -276,6 +276,12 @@ def check_query(config: dict) -> None:
                 f"query.layout is 'split' but dataset.layout is '{config['dataset']['layout']}'; a split is a column of "
                 f"dataset.manifest: use dataset.layout: manifest, or give the query images as query.layout folders/flat/manifest"
             )
+        given = [key for key in ("folder", "manifest") if query[key]]
+        if given:
+            raise AtlasError(
+                f"query.{given[0]} is set but query.layout is 'split', whose images are rows of dataset.manifest under "
+                f"dataset.root; remove query.{given[0]}, or use query.layout folders/flat/manifest"
+            )
         return
     if not query["folder"] or not Path(query["folder"]).is_dir():
         raise AtlasError(
