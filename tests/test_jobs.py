@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import rule_job
-from tsne_atlas.jobs import rule_arguments, run_rule
+from tsne_atlas.jobs import AtlasError, available_memory_bytes, check_memory, rule_arguments, run_rule
 
 
 def stage(manifest: str, root: str, n_images: int, out: str, threads: int = 1) -> dict:
@@ -43,3 +43,15 @@ def test_a_name_the_function_does_not_take_or_a_name_given_twice_is_refused(tmp_
         rule_arguments(job(tmp_path, colour="red"), stage)
     with pytest.raises(TypeError, match="rule demo: 'out' is given twice"):
         rule_arguments(job(tmp_path), stage, out="elsewhere.h5")
+
+
+def test_memory_check_refuses_a_need_beyond_the_machine_in_one_line():
+    available = available_memory_bytes()
+    assert 0 < available <= 2**50  # read off this machine (MemAvailable, or its cgroup's room)
+    check_memory("prepare_input", 2**20, "a test", "lower nothing")  # 1 MiB fits anywhere
+    with pytest.raises(AtlasError) as refused:
+        check_memory("prepare_input", available + 2**30, "1,000 x 2,048 features", "lower prepare.block_rows")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("prepare_input needs about ") and message.endswith("lower prepare.block_rows")
+    assert "1,000 x 2,048 features" in message and "GiB is available" in message

@@ -26,6 +26,31 @@ class AtlasError(Exception):
     """A problem the user can fix; its message is one line naming the file or key and the fix."""
 
 
+def available_memory_bytes() -> int:
+    """Memory this job can still take: the kernel's MemAvailable, or less where a cgroup caps the job
+    (Slurm's --mem, a container's limit): its limit minus what the group already uses."""
+    with open("/proc/meminfo") as meminfo:
+        fields = dict(line.split(":", 1) for line in meminfo)
+    available = int(fields["MemAvailable"].split()[0]) * 1024
+    group = Path("/sys/fs/cgroup")
+    with contextlib.suppress(OSError, ValueError):
+        limit = (group / "memory.max").read_text().strip()
+        if limit != "max":
+            available = min(available, int(limit) - int((group / "memory.current").read_text()))
+    return max(available, 0)
+
+
+def check_memory(stage: str, need_bytes: int, what: str, lower_with: str) -> None:
+    """Refuse to start ``stage`` when it would need more memory than the job can take, in one line naming
+    the stage, the need and the setting that lowers it (better than being killed half-way)."""
+    available = available_memory_bytes()
+    if need_bytes > available:
+        raise AtlasError(
+            f"{stage} needs about {need_bytes / 2**30:.1f} GiB for {what}, but only "
+            f"{available / 2**30:.1f} GiB is available here; {lower_with}"
+        )
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
