@@ -66,6 +66,34 @@ def read_neighbours(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise AtlasError(f"{path}: not a complete neighbour graph ({err}); delete it and rerun") from None
 
 
+def npy_header(stream) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) of the .npy array ``stream`` is at; leaves it at the array's data."""
+    version = np.lib.format.read_magic(stream)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read(stream)
+
+
+def graph_shape(path: str | os.PathLike) -> tuple[int, int]:
+    """(N, k) of a k-NN graph file, from its header alone (nothing of the graph is loaded)."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("indices.npy") as member:
+            shape = npy_header(member)[0]
+    except NPZ_ERRORS as err:
+        raise AtlasError(f"{path}: not a complete neighbour graph ({err}); delete it and rerun") from None
+    if len(shape) != 2:
+        raise AtlasError(f"{path}: not a neighbour graph (indices of shape {shape}); delete it and rerun")
+    return int(shape[0]), int(shape[1])
+
+
+def input_shape(path: str | os.PathLike) -> tuple[int, int]:
+    """(N, d) of a prepared input file, from its header alone."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return tuple(int(n) for n in h5["X"].shape)
+    except (OSError, KeyError) as err:
+        raise AtlasError(f"{path}: not a complete prepared input file ({err}); delete it and rerun") from None
+
+
 def write_affinities(path: str | os.PathLike, P: sp.csr_matrix) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         sp.save_npz(handle, P, compressed=False)
