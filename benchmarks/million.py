@@ -1,7 +1,8 @@
 """A million images on one machine: the whole workflow at 250,000 and 1,000,000 images, every job's wall
 time, CPU time and peak RSS, side by side with an earlier revision's code where that code can run.
 
-Inputs, made once under ``$TSNE_ATLAS_BENCH_DIR`` (default ``benchmarks/``):
+Inputs, made once under ``$TSNE_ATLAS_BENCH_DIR`` (default ``benchmarks/``) for the largest size N;
+a smaller run samples its images from them (``sample.n_images``):
 
 - ``data/synthetic-<N>/``: ``datasets.synthetic(N)``, 48-px PNGs in 10 class folders (what sampling,
   image quality, thumbnails, mosaics and the explorer decode);
@@ -299,12 +300,14 @@ def main() -> None:
     args = parser.parse_args()
 
     everything = []
+    # One dataset and feature file for every size: the largest; a smaller run samples its images from it.
+    largest = max(args.sizes)
+    print(f"images: {largest}", file=sys.stderr)
+    root = synthetic(largest)
+    paths = image_paths(root)
+    print(f"features: {largest} x {args.dim}", file=sys.stderr)
+    features = write_precomputed(BENCH_DIR / "million" / f"features-{largest}x{args.dim}.h5", paths, args.dim)
     for n in args.sizes:
-        print(f"{n}: images", file=sys.stderr)
-        root = synthetic(n)
-        paths = image_paths(root)
-        print(f"{n}: features {n} x {args.dim}", file=sys.stderr)
-        features = write_precomputed(BENCH_DIR / "million" / f"features-{n}x{args.dim}.h5", paths, args.dim)
         size = {"n": n, "dim": args.dim, "methods": args.methods, "runs": {}}
         trees = {"this code": REPO, **{f"code {rev}": code_tree(rev) for rev in args.code}}
         for name, code in trees.items():
