@@ -73,6 +73,17 @@ def run_child(threads: int, **kwargs) -> dict:
     }
 
 
+def drop_cached(path: Path) -> None:
+    """Ask the kernel to drop the file's pages from the page cache (``posix_fadvise``, no root needed), so
+    that the next run reads it from the disk, as a job reading features another node wrote does."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def agreement(today: Path, blocked: Path) -> dict:
     """How far the blocked result lies from today's: the largest absolute difference over today's standard
     deviation, and whether each component (column) and every clearly non-zero value has the same sign."""
@@ -97,6 +108,7 @@ def main() -> None:
     parser.add_argument("--ways", nargs="+", choices=["today", "blocked"], default=["today", "blocked"])
     parser.add_argument("--pca-components", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads of each run")
+    parser.add_argument("--cold", action="store_true", help="drop the features file's cached pages before each run")
     parser.add_argument("--workdir", type=Path, default=WORK / "prepare", help="the prepared inputs (kept)")
     parser.add_argument("--json", type=Path, default=WORK / "prepare.json")
     parser.add_argument("--out", type=Path, default=WORK / "prepare.md")
@@ -115,6 +127,8 @@ def main() -> None:
                     f"{features}: {n:,} x {dim:,} is not prepared in blocks of {block_rows:,}; lower --block-rows"
                 )
             prepared = args.workdir / f"{features.stem}-{way}.h5"
+            if args.cold:
+                drop_cached(features)
             prepared.parent.mkdir(parents=True, exist_ok=True)
             run = run_child(
                 args.threads,
@@ -125,7 +139,7 @@ def main() -> None:
                 prepared=str(prepared),
                 block_rows=block_rows,
             )
-            runs[way] = {**run, "block_rows": block_rows, "prepared": str(prepared)}
+            runs[way] = {**run, "block_rows": block_rows, "prepared": str(prepared), "cold": args.cold}
             print(features.name, way, runs[way], file=sys.stderr)
         done = [way for way in ("today", "blocked") if way in runs and "refused" not in runs[way]]
         compared = agreement(*(Path(runs[way]["prepared"]) for way in done)) if len(done) == 2 else None
@@ -155,9 +169,9 @@ def main() -> None:
                 f"point the same way; every clearly non-zero value the same sign: {a['values_same_sign']}"
             )
     text = (
-        f"Machine: {machine()}; {args.threads} BLAS thread(s) per run.\n\n`{command_line()}`\n\n"
-        + "\n".join(lines)
-        + "\n"
+        f"Machine: {machine()}; {args.threads} BLAS thread(s) per run; features file "
+        f"{'dropped from the page cache before each run' if args.cold else 'as the page cache held it'}."
+        f"\n\n`{command_line()}`\n\n" + "\n".join(lines) + "\n"
     )
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
