@@ -158,12 +158,7 @@ def fit_preparation_blocks(
     n_components = pca_dimensions((n_images, dim), pca_components)
     work = np.empty((min(block_rows, n_images), dim))
     if n_components:
-        C = np.zeros((dim, dim))
-        column_sum = np.zeros(dim)
-        for _, block in feature_blocks(path, node, block_rows):
-            rows = _scaled(block, mean, scale, work[: len(block)])
-            C += rows.T @ rows
-            column_sum += rows.sum(axis=0)
+        C, column_sum = outer_product_sums(path, node, block_rows, mean, scale, work)
         components, pca_mean = covariance_components(C, column_sum, n_images, n_components)
         del C
         offset = pca_mean[None, :] @ components.T
@@ -188,6 +183,20 @@ def fit_preparation_blocks(
         return out
 
     return X, transform
+
+
+def outer_product_sums(path: str, node: str, block_rows: int, mean, scale, work: np.ndarray):
+    """(the D x D sum of the rows' outer products, the sum of the rows), in float64, of the features file's
+    rows z-scored (when ``mean`` is given) ``block_rows`` at a time in ``work``. A function of its own so
+    that its last block is let go on return, before the next pass reads its first."""
+    dim = work.shape[1]
+    C = np.zeros((dim, dim))
+    column_sum = np.zeros(dim)
+    for _, block in feature_blocks(path, node, block_rows):
+        rows = _scaled(block, mean, scale, work[: len(block)])
+        C += rows.T @ rows
+        column_sum += rows.sum(axis=0)
+    return C, column_sum
 
 
 def _scaled(block: np.ndarray, mean, scale, out: np.ndarray) -> np.ndarray:

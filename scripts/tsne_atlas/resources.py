@@ -33,9 +33,10 @@ MEM_PER_WORKER_MB = 1000
 ASSUMED_FEATURE_DIM = 4096
 FLOAT64_COPIES = 3
 # The prepared input in row blocks: bytes per value of one block (float32 as read, float64 to compute
-# on) and the D x D float64 matrices held at once (covariance, a block's product, eigh's work).
+# on) and the D x D float64 matrices held at once (the covariance, LAPACK's copy of it, its workspace of
+# 2 D^2, the eigenvectors, one temporary).
 PREPARE_BLOCK_BYTES_PER_VALUE = 12
-PREPARE_SQUARE_COPIES = 4
+PREPARE_SQUARE_COPIES = 6
 TRUSTWORTHINESS_BYTES_PER_PAIR = 32
 # Neighbour graph (k = 3 x perplexity, indices + distances), P and the 50-d input per image, generously.
 TSNE_RUN_BYTES_PER_IMAGE = 20_000
