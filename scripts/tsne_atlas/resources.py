@@ -9,10 +9,14 @@ grow with it:
 - extraction streams features to disk, so its memory is flat in N (the model, a few batches and
   one process per DataLoader worker); its run time grows with N (with extraction.shards, with the
   shard's slice). Merging shards copies one batch at a time: flat memory, time linear in N.
-- the sweep's prepared-input job (prepare_input) holds the features as float64 several times over (z-scoring, PCA);
-  the feature width is not known before extraction, so 4096 dimensions are assumed (ResNet-101
-  gives 2048). The neighbour graph, affinity and per-run t-SNE jobs hold only the 50-d input, the
-  graph and a sparse P: a few KB per image (measured: 538 MB for a run of 100,000 images).
+- the sweep's prepared-input job (prepare_input, and prepare_query, which refits it) holds, up to
+  ``prepare.block_rows`` images, the features as float64 several times over (z-scoring, PCA: measured
+  20-22 bytes per feature value); above, one block of rows as float32 and float64 (12 bytes per
+  value), a few D x D matrices and the N x d result (measured: 2.9 GB at 1,000,000 x 2,048 in blocks
+  of 100,000). The feature width is not known before extraction, so 4096 dimensions are assumed
+  (ResNet-101 gives 2048); the job checks its need with the real width before it reads a row.
+  The neighbour graph, affinity and per-run t-SNE jobs hold only the 50-d input, the graph and a
+  sparse P: a few KB per image (measured: 538 MB for a run of 100,000 images).
 - the projector export holds its sprite, at most TensorBoard's 8192 x 8192 pixels (twice, while it is
   encoded), and the prepared input, labels and metadata of the images: a few KB per image.
 - the explorer's thumbnails are written one atlas at a time: flat memory (measured: 132 MB at 100,000
