@@ -135,6 +135,18 @@ def steps(tmp: Path) -> dict[str, list[tuple[str, list[str], list[str]]]]:
                 out / "million.json",
             ),
         ],
+        "prepare": [
+            step(
+                "synthetic.py --n-images 300 --dim 16 --out {work}/prepare/features.h5",
+                work / "prepare" / "features.h5",
+            ),
+            step(
+                "prepare.py --features {work}/prepare/features.h5 --block-rows 120 --pca-components 5 "
+                "--workdir {work}/prepare --json {out}/prepare.json --out {out}/prepare.md",
+                out / "prepare.md",
+                out / "prepare.json",
+            ),
+        ],
     }
 
 
@@ -184,7 +196,7 @@ def benchmark_runs(request, tmp_path_factory) -> tuple[Path, dict[str, Future]]:
     }
     pool = ThreadPoolExecutor(max_workers=2)
     # The longest chains first, so that no long chain starts last.
-    order = ("extraction", "sweep", "overhead", "explorer", "gpu")
+    order = ("extraction", "sweep", "overhead", "explorer", "gpu", "prepare")
     assert set(order) == set(chains), "list every chain in order"
     futures = {name: pool.submit(run_chain, tmp, chains[name]) for name in order if name in wanted}
     yield tmp, futures
