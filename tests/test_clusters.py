@@ -63,6 +63,27 @@ def test_leiden_finds_separated_groups_and_is_repeatable():
     assert len(set(cl.leiden_clusters(indices, 15, 8.0, random_state=0))) > 3
 
 
+@pytest.mark.parametrize("edge_block", [1, 7, 1000, 10**9])
+def test_the_graph_handed_to_leiden_in_blocks_is_the_one_made_at_once_and_so_are_its_clusters(edge_block):
+    """igraph gets the edges a block at a time (memory at 1,000,000 images): the same edges in the same
+    order as the whole list at once, as the stage made it before, and so the same clusters, byte for byte."""
+    import igraph
+    import leidenalg
+
+    X = np.random.default_rng(1).uniform(size=(300, 5))
+    indices, _ = knn(X, 10)
+    edges = cl.neighbour_edges(indices, 10)
+    whole = igraph.Graph(n=len(indices), edges=edges.tolist())  # the stage's graph before the blocks
+    blocked = cl.neighbour_graph(indices, 10, edge_block)
+    assert blocked.vcount() == whole.vcount() and blocked.get_edgelist() == whole.get_edgelist()
+    for seed in (0, 3):
+        partition = leidenalg.find_partition(
+            whole, leidenalg.RBConfigurationVertexPartition, resolution_parameter=1.0, seed=seed, n_iterations=-1
+        )
+        expected = cl.by_size(np.asarray(partition.membership))
+        assert cl.leiden_clusters(indices, 10, 1.0, seed, edge_block).tobytes() == expected.tobytes()
+
+
 def test_the_seed_reaches_leiden_and_fixes_its_result():
     """On points without structure Leiden's result depends on its seed: the same seed gives the same
     clusters every time, and some other seed gives others (so the seed is what fixes them)."""

@@ -429,3 +429,50 @@ def test_a_long_scatter_title_stays_inside_the_figure():
     box, frame = shown[0].get_window_extent(renderer), fig.bbox
     assert frame.x0 <= box.x0 and box.x1 <= frame.x1
     figure_style.plt.close(fig)
+
+
+def test_above_the_switch_the_points_are_one_image_in_the_svg_and_pdf_and_the_png_is_unchanged(tmp_path, monkeypatch):
+    """The scatter stage and the contact sheet with RASTERIZE_ABOVE_POINTS lowered to 40: 41 points are one
+    <image> in the SVG (no element per point) and one image in the PDF, while the PNGs have the bytes they
+    have without the switch (10**9: never); 40 points, at the switch, give every file as without it."""
+    import base64
+    import io
+
+    from tsne_atlas import overview
+
+    assert figure_style.RASTERIZE_ABOVE_POINTS >= 100_000  # today's sizes, up to 100,000 images, are drawn as before
+    meta = {"classes": ["ant", "bee"], "features": "resnet18", "method": "tsne", "perplexity": 5.0, "seed": 0}
+    for switch in (40, 10**9):
+        monkeypatch.setattr(figure_style, "RASTERIZE_ABOVE_POINTS", switch)
+        for n in (40, 41):
+            rng = np.random.default_rng(n)
+            folder = tmp_path / f"{n}-{switch}"
+            folder.mkdir()
+            tsv, meta_json = folder / "run.tsv", folder / "run.json"
+            paths = [f"{'ab'[i % 2]}/{i:03d}.png" for i in range(n)]
+            labels = [["ant", "bee"][i % 2] for i in range(n)]
+            write_embedding(str(tsv), str(meta_json), paths, labels, rng.normal(size=(n, 2)), {**meta, "n_images": n})
+            scatter(tsv, meta_json, folder / "s.png", folder / "s.svg")
+            run = {"meta": {**meta, "n_images": n}, "coords": rng.normal(size=(n, 2)), "labels": labels}
+            fig = overview.plot_overview(
+                [{**run, "metrics": {"trustworthiness": 0.9, "knn_accuracy_2d": 0.8}}], ["ant", "bee"], 2.0
+            )
+            pdf = figure_style.vector_dpi(fig, 150)
+            fig.savefig(folder / "sheet.pdf", format="pdf", metadata=figure_style.PDF_METADATA, **pdf)
+            figure_style.plt.close(fig)
+            svg, pdf = (folder / "s.svg").read_text(), (folder / "sheet.pdf").read_bytes()
+            rasterized = n > switch
+            assert svg.count("<image") == (1 if rasterized else 0), (n, switch)
+            markers = svg.count('<use xlink:href="#m')  # a marker drawn (glyphs are #DejaVuSans-...)
+            assert (markers < n) == rasterized, (n, switch, markers)  # one per point and legend entry, or the legend's
+            assert (b"/Subtype /Image" in pdf) == rasterized, (n, switch)
+    for n in (40, 41):
+        for name in ("s.png", "s.clusters.png", "s.predicted.png"):
+            assert (tmp_path / f"{n}-40" / name).read_bytes() == (tmp_path / f"{n}-{10**9}" / name).read_bytes()
+    for name in ("s.svg", "sheet.pdf"):
+        assert (tmp_path / "40-40" / name).read_bytes() == (tmp_path / f"40-{10**9}" / name).read_bytes()
+    # The image of the points has the PNG's resolution (schema default scatter.dpi 150), not the SVG's 72 or 100.
+    tag = re.search(r"<image [^>]*>", (tmp_path / "41-40" / "s.svg").read_text()).group(0)
+    png = Image.open(io.BytesIO(base64.b64decode(re.search(r"base64,([^\"]*)", tag).group(1))))
+    width_pt = float(re.search(r' width="([0-9.]+)"', tag).group(1))
+    assert png.width / width_pt == pytest.approx(schema_defaults("scatter")["dpi"] / 72, rel=0.02)

@@ -1,5 +1,6 @@
 import inspect
 import json
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -173,7 +174,7 @@ def test_shared_file_stages_pass_threads_on_and_log_what_they_made(sweep_inputs,
     """The rule's threads reach the affinity calibration (the neighbour search runs on one thread, see
     below); the job log says the sizes."""
     calls = []
-    for name in ("affinities_from_neighbours",):
+    for name in ("symmetric_affinities",):
         real = getattr(ti, name)
 
         def spy(*args, real=real, name=name, **kwargs):
@@ -186,7 +187,7 @@ def test_shared_file_stages_pass_threads_on_and_log_what_they_made(sweep_inputs,
     caplog.set_level("INFO", logger="tsne_atlas.preparation")
     ti.knn_graph(str(tmp_path / "input.h5"), k=20, graph=str(tmp_path / "k-20.npz"))
     ti.tsne_affinities(str(tmp_path / "k-20.npz"), 5.0, affinities=str(tmp_path / "p5.npz"), threads=2)
-    assert calls == [("affinities_from_neighbours", 2)]
+    assert calls == [("symmetric_affinities", 2)]
     indices, _ = shared.read_neighbours(tmp_path / "k-20.npz")
     assert indices.shape == (90, 20)
     assert caplog.messages == [
@@ -598,3 +599,45 @@ def test_embedding_tables_keep_odd_paths_and_an_empty_or_foreign_file_is_one_lin
         assert (
             str(error.value) == f"{tmp_path / 'bad.tsv'}: not an embedding table (header {header}); delete it and rerun"
         )
+
+
+@pytest.mark.parametrize("n_per_class", [30, 400])  # exact neighbours below 1,000 points, Annoy above
+def test_affinities_are_opentsnes_joint_probabilities_bit_for_bit(n_per_class, tmp_path):
+    """symmetric_affinities frees the graph and openTSNE's intermediates as it goes (so 1,000,000 images
+    fit): its P is openTSNE's joint_probabilities_nn's, array for array, byte for byte, also through the
+    stage, which reads only the perplexity's first 3 x perplexity columns of a wider graph."""
+    from openTSNE.affinity import joint_probabilities_nn
+
+    X, _ = blobs(n_per_class=n_per_class)
+    indices, distances = ti.nearest_neighbours(X.astype(np.float64), k=75)
+    shared.write_neighbours(tmp_path / "k-75.npz", indices, distances)
+    for perplexity in (5, 12.5, 25):
+        k = ti.neighbours_for(perplexity, len(X))
+        expected = joint_probabilities_nn(
+            np.ascontiguousarray(indices[:, :k]), np.ascontiguousarray(distances[:, :k]), [perplexity], symmetrize=True
+        ).tocsr()
+        ti.tsne_affinities(str(tmp_path / "k-75.npz"), perplexity, str(tmp_path / "p.npz"), threads=1)
+        for P in (
+            ti.affinities_from_neighbours(indices, distances, perplexity),
+            shared.read_affinities(tmp_path / "p.npz"),
+        ):
+            for name in ("data", "indices", "indptr"):
+                got, want = getattr(P, name), getattr(expected, name)
+                assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (perplexity, name)
+            assert P.shape == expected.shape
+    # The graph's first columns, read a few rows at a time, are the whole graph's.
+    with np.load(tmp_path / "k-75.npz") as npz:
+        whole = npz["indices"], npz["distances"]
+    for columns in (0, 1, 30, 75):
+        for read_bytes in (1, 1000, 10**9):
+            with zipfile.ZipFile(tmp_path / "k-75.npz") as archive:
+                for name, array in zip(("indices", "distances"), whole):
+                    part = shared.first_columns(archive, f"{name}.npy", columns, read_bytes)
+                    assert (
+                        part.dtype == array.dtype
+                        and part.tobytes() == np.ascontiguousarray(array[:, :columns]).tobytes()
+                    )
+    with pytest.raises(
+        AtlasError, match=r"k-75\.npz: not a complete neighbour graph \(indices.npy holds 75 columns, not 76\)"
+    ):
+        shared.read_neighbours(tmp_path / "k-75.npz", columns=76)

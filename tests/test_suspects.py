@@ -120,9 +120,13 @@ def test_a_near_copy_is_found_and_a_random_pair_is_not():
     assert tuple(pairs[0]) == (7, 120)
 
 
-def test_graph_edges_count_an_edge_found_from_both_ends_once():
+@pytest.mark.parametrize("block_rows", [1, 2, 3])
+def test_near_duplicates_count_an_edge_found_from_both_ends_once(block_rows):
+    """Edge 0-1 is found from both ends, in other blocks when a block holds one or two rows."""
     indices = np.array([[1, 2], [0, 2], [1, 0]])
-    assert su.graph_edges(indices).tolist() == [[0, 1], [0, 2], [1, 2]]
+    X = np.array([[1.0, 0.0], [1.0, 0.1], [1.0, 0.2]])
+    pairs, cosine = su.near_duplicate_pairs(X, indices, threshold=-1.0, block_rows=block_rows)
+    assert sorted(map(tuple, pairs.tolist())) == [(0, 1), (0, 2), (1, 2)] and len(cosine) == 3
 
 
 def test_near_duplicates_give_zero_rows_cosine_zero_and_sort_ties_by_pair():
@@ -511,8 +515,9 @@ def test_find_suspects_stage_logs_what_it_found_and_refuses_a_sample_of_other_le
     assert tables.suspects and tables.suspects_reason is None
     near = sum(row["kind"] == "near" for row in tables.duplicates)
     assert near >= 2  # other than the one exact pair, so the two counts cannot be swapped unnoticed
+    assert len(tables.suspects) == 5 < tables.n_suspects  # max_rows lists the first; the log counts them all
     assert caplog.records[0].getMessage() == (
-        f"120 images: {len(tables.suspects)} with a label some of their 6 neighbours do not share; 1 exact and "
+        f"120 images: {tables.n_suspects} with a label some of their 6 neighbours do not share; 1 exact and "
         f"{near} near-duplicate pairs (cosine >= 0.999); outliers by relative distance to 6 "
         "and to all 6 neighbours"
     )
@@ -584,7 +589,8 @@ def test_majority_is_the_most_common_label_not_the_nearest_and_self_edges_are_no
     distances = np.array([[1.0, 2.0, 3.0]] * 7)
     scores = su.label_disagreement(indices, distances, labels, k=3)
     assert scores["majority"][:3].tolist() == [1, 0, 1]
-    assert su.graph_edges(np.array([[0, 1], [1, 0]])).tolist() == [[0, 1]]  # a self edge is dropped
+    pairs, _ = su.near_duplicate_pairs(np.ones((2, 2)), np.array([[0, 1], [1, 0]]), threshold=-1.0)
+    assert pairs.tolist() == [[0, 1]]  # a self edge is dropped
 
 
 def test_suspect_tables_keep_empty_lists_and_carriage_returns_and_an_empty_file_is_one_line(tmp_path):

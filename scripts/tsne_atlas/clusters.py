@@ -26,6 +26,9 @@ LOGGER = logging.getLogger("tsne_atlas.clusters")
 NO_LABELS_AGREEMENT = "n/a: the images have no labels"
 # A cluster whose majority label holds this share or less is named by its two most common labels.
 MIXED_SHARE = 0.5
+# Edges handed to igraph at a time: its conversion of a whole list of 15,000,000 edges (1,000,000 images,
+# 15 neighbours) held 2.2 GB of Python objects at once; in blocks of 4,000,000, 0.6 GB for the same graph.
+EDGE_BLOCK = 4_000_000
 
 
 def neighbour_edges(indices: np.ndarray, neighbours: int) -> np.ndarray:
@@ -52,13 +55,25 @@ def by_size(membership: np.ndarray) -> np.ndarray:
     return number[np.searchsorted(found, membership)]
 
 
-def leiden_clusters(indices: np.ndarray, neighbours: int, resolution: float, random_state: int) -> np.ndarray:
-    """Each image's cluster (N,), 0 the largest, by Leiden on the k-NN graph (module docstring)."""
+def neighbour_graph(indices: np.ndarray, neighbours: int, edge_block: int = EDGE_BLOCK):
+    """The igraph Graph of ``neighbour_edges``, its edges added ``edge_block`` at a time (in order: the
+    same edge ids as all at once)."""
     import igraph
-    import leidenalg
 
     edges = neighbour_edges(indices, neighbours)
-    graph = igraph.Graph(n=len(indices), edges=edges.tolist())
+    graph = igraph.Graph(n=len(indices))
+    for start in range(0, len(edges), edge_block):
+        graph.add_edges(edges[start : start + edge_block])
+    return graph
+
+
+def leiden_clusters(
+    indices: np.ndarray, neighbours: int, resolution: float, random_state: int, edge_block: int = EDGE_BLOCK
+) -> np.ndarray:
+    """Each image's cluster (N,), 0 the largest, by Leiden on the k-NN graph (module docstring)."""
+    import leidenalg
+
+    graph = neighbour_graph(indices, neighbours, edge_block)
     partition = leidenalg.find_partition(
         graph,
         leidenalg.RBConfigurationVertexPartition,
@@ -161,7 +176,9 @@ def find_clusters(
     from .files.features import read_features, read_predictions
     from .files.map_inputs import read_graph_stage_inputs
 
-    read = read_graph_stage_inputs(prepared, graph, images, manifest, neighbours, "clusters.neighbours", LOGGER)
+    read = read_graph_stage_inputs(
+        prepared, graph, images, manifest, neighbours, "clusters.neighbours", LOGGER, nearest_only=True
+    )
     X, indices, paths, labels, neighbours = read.X, read.indices, read.paths, read.labels, read.neighbours
     predictions, reason = read_predictions(features)
     predicted = predictions.top1()[0] if predictions is not None else None

@@ -38,6 +38,7 @@ from .figure_style import (
     plt,
     save_figure,
     sets_weights_note,
+    vector_dpi,
 )
 from .files.clusters import read_summary, summary_columns
 from .files.compare import write_cka_table, write_compare_table
@@ -391,7 +392,7 @@ def compare_sheet(
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA)
     with atomic_path(pdf) as tmp:
-        fig.savefig(tmp, format="pdf", metadata=PDF_METADATA)
+        fig.savefig(tmp, format="pdf", metadata=PDF_METADATA, **vector_dpi(fig, dpi))
     plt.close(fig)
     LOGGER.info("wrote %s and %s (%d feature sets x %d runs)", png, pdf, len(rows), len(embeddings) // len(rows))
 

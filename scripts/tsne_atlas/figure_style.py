@@ -22,6 +22,10 @@ PNG_METADATA = {"Software": "tsne-atlas"}
 # clusters keep their inner structure instead of becoming solid blobs of the last class drawn.
 FULL_SIZE_POINTS = 10_000
 MIN_MARKER_AREA = 0.25
+# Above this many points a map's points are drawn as one image inside its SVG or PDF (axes, legend and
+# text stay vector; PNGs are drawn the same either way): an element per point made a 1,000,000-point
+# scatter SVG ~100 MB. At or below it every vector file is as before, byte for byte.
+RASTERIZE_ABOVE_POINTS = 100_000
 # Legend markers keep one size (about 11.5 pt across) whatever the size of the data markers.
 LEGEND_MARKER_AREA = 1600 / 12
 PDF_METADATA = {"Creator": "tsne-atlas", "CreationDate": None, "Producer": None}
@@ -165,10 +169,12 @@ def draw_classes(ax, coords: np.ndarray, labels: list[str], classes: list[str], 
     """One scatter per class (its colour and marker), equal aspect, no ticks: t-SNE axes have no units.
 
     ``point_size`` is the marker area for up to FULL_SIZE_POINTS points; more points get smaller markers.
+    Above RASTERIZE_ABOVE_POINTS points the points are rasterized in vector files (``vector_dpi``).
     """
     colours, markers = class_colours(len(classes)), class_markers(len(classes))
     labels_arr = np.asarray(labels)
     size = marker_area(point_size, len(coords))
+    rasterized = len(coords) > RASTERIZE_ABOVE_POINTS
     for index, name in enumerate(classes):
         mask = labels_arr == name
         ax.scatter(
@@ -180,10 +186,18 @@ def draw_classes(ax, coords: np.ndarray, labels: list[str], classes: list[str], 
             label=f"{literal(name)} ({int(mask.sum())})",
             linewidths=0,
             alpha=0.85,
+            rasterized=rasterized,
         )
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def vector_dpi(fig: plt.Figure, dpi: int) -> dict:
+    """savefig's keywords for a vector file (SVG, PDF) of ``fig``: the PNG's ``dpi`` for the image of its
+    rasterized points where it has some (``draw_classes``), else none, so that the file is as before."""
+    rasterized = any(artist.get_rasterized() for ax in fig.axes for artist in ax.get_children())
+    return {"dpi": dpi} if rasterized else {}
 
 
 def save_figure(fig: plt.Figure, png: str, svg: str, dpi: int) -> None:
@@ -192,7 +206,7 @@ def save_figure(fig: plt.Figure, png: str, svg: str, dpi: int) -> None:
     with atomic_path(svg) as tmp:
         # A fixed hash salt makes SVG element ids reproducible.
         with plt.rc_context({"svg.hashsalt": "tsne-atlas"}):
-            fig.savefig(tmp, format="svg", metadata=SVG_METADATA)
+            fig.savefig(tmp, format="svg", metadata=SVG_METADATA, **vector_dpi(fig, dpi))
     plt.close(fig)
 
 

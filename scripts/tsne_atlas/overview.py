@@ -19,6 +19,7 @@ from .figure_style import (
     literal,
     note_legend,
     plt,
+    vector_dpi,
     weights_note,
 )
 from .files.clusters import cluster_of_paths
@@ -144,7 +145,7 @@ def sweep_overview(
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA)
     with atomic_path(pdf) as tmp:
-        fig.savefig(tmp, format="pdf", metadata=PDF_METADATA)
+        fig.savefig(tmp, format="pdf", metadata=PDF_METADATA, **vector_dpi(fig, dpi))
     plt.close(fig)
     for run in runs:
         run["clusters"], names = cluster_of_paths(clusters, run["paths"])

@@ -27,6 +27,7 @@ Free of torch imports, like every map job.
 import logging
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
@@ -366,19 +367,39 @@ def nearest_neighbours(X: np.ndarray, k: int, random_state: int = NEIGHBOURS_RAN
 
 def affinities_from_neighbours(indices: np.ndarray, distances: np.ndarray, perplexity: float, n_jobs: int = 1):
     """Symmetric perplexity-based P (CSR, sums to 1) from the first 3 x perplexity neighbours."""
-    from openTSNE.affinity import joint_probabilities_nn
-
     check_perplexity(perplexity, len(indices))
     k = neighbours_for(perplexity, len(indices))
     if k > indices.shape[1]:
         raise AtlasError(f"perplexity {perplexity:g} needs {k} neighbours but the graph has {indices.shape[1]}")
-    return joint_probabilities_nn(
-        np.ascontiguousarray(indices[:, :k]),
-        np.ascontiguousarray(distances[:, :k]),
-        [perplexity],
-        symmetrize=True,
-        n_jobs=n_jobs,
-    ).tocsr()
+    return symmetric_affinities([indices[:, :k], distances[:, :k]], perplexity, n_jobs)
+
+
+def symmetric_affinities(graph: list, perplexity: float, n_jobs: int = 1):
+    """openTSNE's ``joint_probabilities_nn(indices, distances, [perplexity], symmetrize=True)`` step for
+    step (the same operations on the same arrays: the same P, bit for bit), from ``graph``, a list
+    [indices, distances] of k columns each, which it empties, so that each array is freed as soon as
+    it is used: at 1,000,000 images x 150 neighbours the graph (2.4 GB), openTSNE's copy of the
+    distances, the conditional P and the halved copy of P + P.T would otherwise all be held at once.
+    ``(P + P.T) / 2`` is halved in place: multiplying by 0.5, as scipy's division by 2 does, is exact."""
+    from openTSNE import _tsne
+
+    indices, distances = graph
+    graph.clear()
+    n, k = distances.shape
+    conditional = np.asarray(
+        _tsne.compute_gaussian_perplexity(
+            np.array(distances, dtype=float), np.array([perplexity], dtype=float), num_threads=n_jobs
+        )
+    )
+    del distances
+    P = sp.csr_matrix(
+        (conditional.ravel(), np.ascontiguousarray(indices).ravel(), range(0, n * k + 1, k)), shape=(n, n)
+    )
+    del indices, conditional
+    P = P + P.T
+    P.data *= 0.5
+    P /= np.sum(P)
+    return P.tocsr()
 
 
 def knn_graph(prepared: str, k: int, graph: str) -> None:
@@ -390,11 +411,27 @@ def knn_graph(prepared: str, k: int, graph: str) -> None:
 
 
 def tsne_affinities(graph: str, perplexity: float, affinities: str, threads: int) -> None:
-    """One perplexity's P from the first 3 x perplexity neighbours of the graph (rule tsne_affinities)."""
-    indices, distances = read_neighbours(graph)
+    """One perplexity's P from the first 3 x perplexity neighbours of the graph (rule tsne_affinities),
+    reading only those columns of it (``affinities_memory_bytes``; refused in one line, before reading,
+    where the job has too little memory)."""
+    from .files.map_inputs import graph_shape
+    from .jobs import check_memory
+    from .resources import affinities_mem_bytes
+
+    n_images, width = graph_shape(graph)
     try:
-        P = affinities_from_neighbours(indices, distances, perplexity, threads)
+        check_perplexity(perplexity, n_images)
+        k = neighbours_for(perplexity, n_images)
+        if k > width:
+            raise AtlasError(f"perplexity {perplexity:g} needs {k} neighbours but the graph has {width}")
     except AtlasError as err:
         raise AtlasError(f"{graph}: {err}; delete it and rerun") from None
+    check_memory(
+        "tsne_affinities",
+        affinities_mem_bytes(n_images, k),
+        f"the affinities of {n_images:,} images at perplexity {perplexity:g} ({k} neighbours each)",
+        "lower tsne.perplexities or sample.n_images",
+    )
+    P = symmetric_affinities(list(read_neighbours(graph, columns=k)), perplexity, threads)
     write_affinities(affinities, P)
     LOGGER.info("affinities for perplexity %g: %d non-zeros", perplexity, P.nnz)

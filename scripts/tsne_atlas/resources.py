@@ -62,6 +62,7 @@ THUMBNAILS_MIN_PER_1000_IMAGES = 0.5
 SAMPLING_MIN_PER_1000_IMAGES = 0.5
 EXPLORER_BYTES_PER_IMAGE = 10_000
 MB = 2**20
+AFFINITY_BYTES_PER_NEIGHBOUR = 48
 
 
 def uses_gpu(device: str) -> bool:
@@ -173,3 +174,10 @@ def thumbnails_runtime_min(n_images: int) -> int:
 def explorer_mem_mb(n_images: int) -> int:
     """The explorer page's job: the sweep's k-NN graph and the page's text grow with the sample."""
     return BASE_MEM_MB + math.ceil(n_images * EXPLORER_BYTES_PER_IMAGE / MB)
+
+
+def affinities_mem_bytes(n_images: int, k: int) -> int:
+    """One perplexity's affinities from k = 3 x perplexity neighbours (``preparation.symmetric_affinities``):
+    at its peak P, P's transpose and P + P.T, 48 bytes a neighbour (P: 8-byte values, 4-byte indices;
+    P + P.T up to twice P's entries)."""
+    return BASE_MEM_MB * MB + AFFINITY_BYTES_PER_NEIGHBOUR * n_images * k

@@ -3,7 +3,11 @@ and outliers, all read off the k-NN graph of the prepared input X (``files/map_i
 
 Pure numeric functions (numpy only), deterministic: ties are always broken by image index. Nothing
 here is N x N; every score looks at the graph's edges only, so 100,000 images cost seconds. The
-files these tables become are described in ``files/suspects.py``.
+graph is read a block of BLOCK_ROWS images at a time, so what a score holds besides the graph, X and a
+few numbers per image is one block's (BLOCK_ROWS x K values), whatever N is: each image's scores depend
+on its own row of the graph (and on per-image numbers computed in a first pass), so the blocks give the
+same numbers, bit for bit, as the whole graph at once. Only the listed rows (``max_rows``) become
+tables. The files these tables become are described in ``files/suspects.py``.
 """
 
 import logging
@@ -21,6 +25,31 @@ LOGGER = logging.getLogger("tsne_atlas.suspects")
 DISTANCE_EPS = 1e-9
 # Pairs whose cosine is computed at a time: bounds memory to a few tens of MB whatever N is.
 PAIR_CHUNK = 65_536
+# Images (rows of the graph) scored at a time: their temporaries are a few BLOCK_ROWS x K arrays
+# (about 20 MB each at K = 150), whatever N is.
+BLOCK_ROWS = 16_384
+# What find_suspects holds besides the graph (16 bytes a neighbour: int64 index, float64 distance):
+# per image, X and its unit rows (2 x 8 bytes a column), the scores, the paths, hashes and labels
+# as Python strings, and the sort keys; measured 0.9 KB an image at 1,000,000 images (BENCHMARKS.md,
+# "Stages at 1,000,000 images"), taken as 1.5 KB; plus one block's temporaries and the interpreter.
+SUSPECTS_BYTES_PER_IMAGE = 1_500
+SUSPECTS_BASE_BYTES = 500 * 2**20
+
+
+def row_blocks(n_rows: int, block_rows: int = BLOCK_ROWS):
+    """Slices of ``block_rows`` consecutive rows covering 0 .. n_rows."""
+    if block_rows < 1:
+        raise ValueError(f"block_rows must be at least 1, got {block_rows}")
+    for start in range(0, n_rows, block_rows):
+        yield slice(start, min(start + block_rows, n_rows))
+
+
+def suspects_memory_bytes(n_images: int, graph_width: int, n_columns: int) -> int:
+    """About what find_suspects holds at its peak for ``n_images`` images, a graph of ``graph_width``
+    neighbours each and a prepared input of ``n_columns`` columns (``SUSPECTS_BYTES_PER_IMAGE``)."""
+    per_image = 16 * graph_width + 16 * n_columns + SUSPECTS_BYTES_PER_IMAGE
+    block = 6 * 8 * BLOCK_ROWS * graph_width
+    return SUSPECTS_BASE_BYTES + n_images * per_image + block
 
 
 def check_k(k: int, n_columns: int) -> None:
@@ -38,7 +67,9 @@ def check_graph(indices: np.ndarray, distances: np.ndarray, n_points: int) -> No
         raise ValueError(f"neighbour graph of shape {indices.shape} / {distances.shape} does not fit {n_points} points")
 
 
-def label_disagreement(indices: np.ndarray, distances: np.ndarray, labels: np.ndarray, k: int) -> dict:
+def label_disagreement(
+    indices: np.ndarray, distances: np.ndarray, labels: np.ndarray, k: int, block_rows: int = BLOCK_ROWS
+) -> dict:
     """Per image, how much its k nearest neighbours disagree with its label.
 
     ``indices``/``distances``: the k-NN graph (N x K, K >= k, self excluded, nearest first);
@@ -52,20 +83,39 @@ def label_disagreement(indices: np.ndarray, distances: np.ndarray, labels: np.nd
       the strongest evidence of a wrong label;
     - ``nearest_other``: distance to the nearest neighbour with another label, over the mean distance
       to the k neighbours (0 for an identical copy under another label, inf when all k agree).
+
+    Computed ``block_rows`` images at a time (each image's numbers read its own row only).
     """
     labels = np.asarray(labels)
-    indices, distances = np.asarray(indices), np.asarray(distances, dtype=np.float64)
+    indices, distances = np.asarray(indices), np.asarray(distances)
     check_graph(indices, distances, len(labels))
     check_k(k, indices.shape[1])
-    neighbour_labels = labels[indices[:, :k]]  # N x k
-    same = neighbour_labels == labels[:, None]
-    weights = 1.0 / (distances[:, :k] + DISTANCE_EPS)
+    n = len(labels)
+    scores = {
+        "disagreement": np.empty(n),
+        "majority": np.empty(n, dtype=labels.dtype),
+        "agreement_weighted": np.empty(n),
+        "nearest_other": np.empty(n),
+    }
+    for rows in row_blocks(n, block_rows):
+        block = _label_disagreement_block(indices[rows, :k], np.asarray(distances[rows, :k], np.float64), labels, rows)
+        for name, values in block.items():
+            scores[name][rows] = values
+    return scores
+
+
+def _label_disagreement_block(neighbours: np.ndarray, distances: np.ndarray, labels: np.ndarray, rows: slice) -> dict:
+    """``label_disagreement`` of the images ``rows``, whose k neighbours and distances are given."""
+    k = neighbours.shape[1]
+    neighbour_labels = labels[neighbours]  # B x k
+    same = neighbour_labels == labels[rows, None]
+    weights = 1.0 / (distances + DISTANCE_EPS)
     # counts[i, j]: how often neighbour j's label occurs among i's k neighbours. argmax takes the
     # first maximum, i.e. the nearest neighbour carrying a most common label: the tie rule.
     counts = np.column_stack([(neighbour_labels == neighbour_labels[:, [j]]).sum(axis=1) for j in range(k)])
-    majority = neighbour_labels[np.arange(len(labels)), counts.argmax(axis=1)]
-    other_distance = np.where(same, np.inf, distances[:, :k]).min(axis=1)
-    mean_distance = distances[:, :k].mean(axis=1)
+    majority = neighbour_labels[np.arange(len(neighbour_labels)), counts.argmax(axis=1)]
+    other_distance = np.where(same, np.inf, distances).min(axis=1)
+    mean_distance = distances.mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         nearest_other = np.where(
             np.isinf(other_distance), np.inf, other_distance / np.maximum(mean_distance, DISTANCE_EPS)
@@ -107,17 +157,16 @@ def exact_duplicate_pairs(hashes: list[str]) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def graph_edges(indices: np.ndarray) -> np.ndarray:
-    """The graph's undirected edges as sorted unique pairs (M x 2, i < j): an edge found from both ends counts once."""
-    indices = np.asarray(indices, dtype=np.int64)
-    n = len(indices)
-    rows = np.repeat(np.arange(n, dtype=np.int64), indices.shape[1])
-    cols = indices.ravel()
-    low, high = np.minimum(rows, cols), np.maximum(rows, cols)
-    keep = low != high  # a self edge, should a graph hold one, is no pair
-    # One int64 key per pair: N^2 < 2^63 for any N this workflow meets.
-    keys = np.unique(low[keep] * n + high[keep])
-    return np.column_stack(np.divmod(keys, n))
+def block_pairs(neighbours: np.ndarray, rows: slice) -> np.ndarray:
+    """The graph's edges leaving images ``rows`` (``neighbours``: their rows of the graph) as pairs (M x 2,
+    i < j), in row order; a self edge, should a graph hold one, is no pair. An edge found from both ends
+    appears once from each end's block."""
+    neighbours = np.asarray(neighbours, dtype=np.int64)
+    sources = np.repeat(np.arange(rows.start, rows.stop, dtype=np.int64), neighbours.shape[1])
+    targets = neighbours.ravel()
+    keep = sources != targets
+    sources, targets = sources[keep], targets[keep]
+    return np.column_stack((np.minimum(sources, targets), np.maximum(sources, targets)))
 
 
 def unit_rows(X: np.ndarray) -> np.ndarray:
@@ -127,38 +176,72 @@ def unit_rows(X: np.ndarray) -> np.ndarray:
     return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
 
 
-def near_duplicate_pairs(X: np.ndarray, indices: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def pair_cosines(unit: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """The cosine of each pair (i, j) of unit rows, PAIR_CHUNK pairs at a time, clipped to [-1, 1]
+    (rounding can step just past 1 for identical rows)."""
+    cosine = np.empty(len(pairs))
+    for start in range(0, len(pairs), PAIR_CHUNK):
+        chunk = pairs[start : start + PAIR_CHUNK]
+        cosine[start : start + PAIR_CHUNK] = np.einsum("ij,ij->i", unit[chunk[:, 0]], unit[chunk[:, 1]])
+    return np.clip(cosine, -1.0, 1.0)
+
+
+def near_duplicate_pairs(
+    X: np.ndarray, indices: np.ndarray, threshold: float, block_rows: int = BLOCK_ROWS
+) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of images whose rows of ``X`` have cosine >= ``threshold``, looked for on the graph's edges only.
 
     X is centred (z-scored, PCA-reduced), so its cosine is close to a correlation of features.
-    Every column of ``indices`` is used. Returns (pairs, M x 2 int with i < j; cosine, M), sorted by
-    cosine descending, then (i, j).
+    Every column of ``indices`` is used; an edge found from both ends counts once. Returns (pairs,
+    M x 2 int with i < j; cosine, M), sorted by cosine descending, then (i, j). The graph is read
+    ``block_rows`` images at a time and only the pairs at or above the threshold are kept, so memory
+    holds one block's edges and the pairs found, not all N x K edges.
     """
     if not -1.0 <= threshold <= 1.0:
         raise AtlasError(f"near-duplicate threshold {threshold} is not a cosine; use a value from -1 to 1")
     unit = unit_rows(X)
     if len(indices) != len(unit):
         raise ValueError(f"neighbour graph of {len(indices)} rows does not fit X of {len(unit)} rows")
-    edges = graph_edges(indices)
-    cosine = np.empty(len(edges))
-    for start in range(0, len(edges), PAIR_CHUNK):
-        chunk = edges[start : start + PAIR_CHUNK]
-        cosine[start : start + PAIR_CHUNK] = np.einsum("ij,ij->i", unit[chunk[:, 0]], unit[chunk[:, 1]])
-    cosine = np.clip(cosine, -1.0, 1.0)  # rounding can step just past 1 for identical rows
-    keep = cosine >= threshold
-    edges, cosine = edges[keep], cosine[keep]
+    n = len(unit)
+    keys, cosines = [], []
+    for rows in row_blocks(n, block_rows):
+        pairs = block_pairs(indices[rows], rows)
+        cosine = pair_cosines(unit, pairs)
+        keep = cosine >= threshold
+        # One int64 key per pair: N^2 < 2^63 for any N this workflow meets.
+        keys.append(pairs[keep, 0] * n + pairs[keep, 1])
+        cosines.append(cosine[keep])
+    # A pair found from both ends has the same cosine from either (the same two rows, multiplied and
+    # summed in the same order): keep its first.
+    found, first = np.unique(np.concatenate(keys or [np.empty(0, np.int64)]), return_index=True)
+    edges = np.column_stack(np.divmod(found, n)) if n else np.empty((0, 2), np.int64)
+    cosine = np.concatenate(cosines or [np.empty(0)])[first]
     order = np.lexsort((edges[:, 1], edges[:, 0], -cosine))
     return edges[order], cosine[order]
 
 
-def outlier_scores(distances: np.ndarray, k: int) -> np.ndarray:
+def outlier_scores(distances: np.ndarray, k: int, block_rows: int = BLOCK_ROWS) -> np.ndarray:
     """Mean distance of each image to its k nearest neighbours (N,): large for an image far from all others."""
-    distances = np.asarray(distances, dtype=np.float64)
+    distances = np.asarray(distances)
     check_k(k, distances.shape[1])
-    return distances[:, :k].mean(axis=1)
+    mean = np.empty(len(distances))
+    for rows in row_blocks(len(distances), block_rows):
+        mean[rows] = np.asarray(distances[rows, :k], dtype=np.float64).mean(axis=1)
+    return mean
 
 
-def relative_outlier_scores(indices: np.ndarray, distances: np.ndarray, k: int) -> np.ndarray:
+def neighbour_mean(values: np.ndarray, indices: np.ndarray, k: int, block_rows: int = BLOCK_ROWS) -> np.ndarray:
+    """Each image's mean of ``values`` (N,) over its k nearest neighbours (N,), a block of images at a time."""
+    indices = np.asarray(indices)
+    mean = np.empty(len(indices))
+    for rows in row_blocks(len(indices), block_rows):
+        mean[rows] = values[indices[rows, :k]].mean(axis=1)
+    return mean
+
+
+def relative_outlier_scores(
+    indices: np.ndarray, distances: np.ndarray, k: int, block_rows: int = BLOCK_ROWS
+) -> np.ndarray:
     """Each image's mean distance to its k nearest neighbours over theirs (N,): about 1 inside any
     cluster, dense or spread, and large for an image far from neighbours that are close to each other.
 
@@ -166,12 +249,11 @@ def relative_outlier_scores(indices: np.ndarray, distances: np.ndarray, k: int) 
     images vary more); this ratio, a simple local outlier factor, ranks the images odd *for where
     they are*.
     """
-    mean = outlier_scores(distances, k)
-    neighbours = np.asarray(indices)[:, :k]
-    return mean / np.maximum(mean[neighbours].mean(axis=1), DISTANCE_EPS)
+    mean = outlier_scores(distances, k, block_rows)
+    return mean / np.maximum(neighbour_mean(mean, indices, k, block_rows), DISTANCE_EPS)
 
 
-def wide_outlier_scores(indices: np.ndarray, distances: np.ndarray) -> np.ndarray:
+def wide_outlier_scores(indices: np.ndarray, distances: np.ndarray, block_rows: int = BLOCK_ROWS) -> np.ndarray:
     """``relative_outlier_scores`` over every neighbour the graph holds (N,): each image's mean distance
     to all K of its neighbours over theirs, K the graph's width (graph.neighbours; by default 3 x the
     largest t-SNE perplexity).
@@ -182,7 +264,7 @@ def wide_outlier_scores(indices: np.ndarray, distances: np.ndarray) -> np.ndarra
     far the group sits from the bulk. A class or cluster of about K images or more is its own wide
     neighbourhood and stays near 1, as a spread-out class does at k.
     """
-    return relative_outlier_scores(indices, distances, np.asarray(indices).shape[1])
+    return relative_outlier_scores(indices, distances, np.asarray(indices).shape[1], block_rows)
 
 
 def combined_outlier_scores(relative: np.ndarray, wide: np.ndarray) -> np.ndarray:
@@ -205,13 +287,15 @@ def rank_outliers(scores: np.ndarray) -> np.ndarray:
 class SuspectTables:
     """The rows of suspects.csv, duplicates.csv and outliers.csv (columns: ``files/suspects.py``).
 
-    ``suspects_reason`` says why ``suspects`` is empty (unlabelled data), else None.
+    ``suspects_reason`` says why ``suspects`` is empty (unlabelled data), else None. ``n_suspects``:
+    how many images some neighbour disagrees with, listed or not (``max_rows`` lists the first).
     """
 
     suspects: list[dict] = field(default_factory=list)
     duplicates: list[dict] = field(default_factory=list)
     outliers: list[dict] = field(default_factory=list)
     suspects_reason: str | None = None
+    n_suspects: int = 0
 
 
 def neighbour_fields(i: int, indices, distances, labels: list[str], paths: list[str], k: int) -> dict:
@@ -224,17 +308,27 @@ def neighbour_fields(i: int, indices, distances, labels: list[str], paths: list[
     }
 
 
-def suspect_rows(indices, distances, labels: list[str], paths: list[str], k: int) -> list[dict]:
-    """suspects.csv rows, most suspect first; images whose k neighbours all share their label are left out."""
+def suspect_rows(
+    indices, distances, labels: list[str], paths: list[str], k: int, max_rows: int | None = None, block_rows=BLOCK_ROWS
+) -> list[dict]:
+    """suspects.csv rows, most suspect first; images whose k neighbours all share their label are left
+    out; the first ``max_rows`` (None: all)."""
+    return suspect_rows_counted(indices, distances, labels, paths, k, max_rows, block_rows)[0]
+
+
+def suspect_rows_counted(
+    indices, distances, labels: list[str], paths: list[str], k: int, max_rows: int | None, block_rows: int
+) -> tuple[list[dict], int]:
+    """``suspect_rows`` and how many images are suspects in all (before ``max_rows``)."""
     classes, codes = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
-    scores = label_disagreement(indices, distances, codes, k)
+    scores = label_disagreement(indices, distances, codes, k, block_rows)
+    order = rank_suspects(scores["disagreement"], scores["agreement_weighted"], scores["nearest_other"])
+    order = order[scores["disagreement"][order] != 0]  # every neighbour agrees: not a suspect
     rows = []
-    for i in rank_suspects(scores["disagreement"], scores["agreement_weighted"], scores["nearest_other"]):
-        if scores["disagreement"][i] == 0:
-            continue  # every neighbour agrees: not a suspect
+    for rank, i in enumerate(order[:max_rows], start=1):
         rows.append(
             {
-                "rank": len(rows) + 1,
+                "rank": rank,
                 "path": paths[i],
                 "label": labels[i],
                 "disagreement": float(scores["disagreement"][i]),
@@ -243,16 +337,18 @@ def suspect_rows(indices, distances, labels: list[str], paths: list[str], k: int
                 **neighbour_fields(i, indices, distances, labels, paths, k),
             }
         )
-    return rows
+    return rows, len(order)
 
 
-def duplicate_rows(X, indices, labels: list[str], paths: list[str], hashes: list[str], threshold: float) -> list[dict]:
+def duplicate_rows(
+    X, indices, labels: list[str], paths: list[str], hashes: list[str], threshold: float, block_rows: int = BLOCK_ROWS
+) -> list[dict]:
     """duplicates.csv rows: exact pairs (same content hash) first, then near pairs by cosine descending.
 
     A pair that is an exact duplicate is not listed again as a near one.
     """
     exact = exact_duplicate_pairs(hashes)
-    near, cosine = near_duplicate_pairs(X, indices, threshold)
+    near, cosine = near_duplicate_pairs(X, indices, threshold, block_rows)
     exact_set = set(exact)
     listed = [("exact", i, j, 1.0) for i, j in exact]
     listed += [("near", int(i), int(j), float(c)) for (i, j), c in zip(near, cosine) if (i, j) not in exact_set]
@@ -269,13 +365,15 @@ def duplicate_rows(X, indices, labels: list[str], paths: list[str], hashes: list
     ]
 
 
-def outlier_rows(indices, distances, labels: list[str], paths: list[str], k: int) -> list[dict]:
-    """outliers.csv rows: every image, by outlier score descending (``combined_outlier_scores``: the
-    larger of its relative distance to its k nearest neighbours and to all the graph holds), ties by
-    index; with both parts and the plain mean distance to the k neighbours."""
-    mean = outlier_scores(distances, k)
-    relative = relative_outlier_scores(indices, distances, k)
-    wide = wide_outlier_scores(indices, distances)
+def outlier_rows(
+    indices, distances, labels: list[str], paths: list[str], k: int, max_rows: int | None = None, block_rows=BLOCK_ROWS
+) -> list[dict]:
+    """outliers.csv rows: by outlier score descending (``combined_outlier_scores``: the larger of its
+    relative distance to its k nearest neighbours and to all the graph holds), ties by index; with both
+    parts and the plain mean distance to the k neighbours; the first ``max_rows`` (None: every image)."""
+    mean = outlier_scores(distances, k, block_rows)
+    relative = mean / np.maximum(neighbour_mean(mean, indices, k, block_rows), DISTANCE_EPS)
+    wide = wide_outlier_scores(indices, distances, block_rows)
     scores = combined_outlier_scores(relative, wide)
     return [
         {
@@ -288,7 +386,7 @@ def outlier_rows(indices, distances, labels: list[str], paths: list[str], k: int
             "mean_neighbour_distance": float(mean[i]),
             **neighbour_fields(i, indices, distances, labels, paths, k),
         }
-        for rank, i in enumerate(rank_outliers(scores), start=1)
+        for rank, i in enumerate(rank_outliers(scores)[:max_rows], start=1)
     ]
 
 
@@ -302,13 +400,16 @@ def suspect_tables(
     neighbours: int,
     near_duplicate_cosine: float,
     labelled: bool = True,
+    max_rows: int | None = None,
+    block_rows: int = BLOCK_ROWS,
 ) -> SuspectTables:
     """The three tables of one feature set, from its prepared input X and k-NN graph.
 
     ``labels``, ``paths`` and ``hashes`` are per image, in X's row order. With ``labelled=False``
     (every image carries the same placeholder label) label disagreement means nothing: the
     suspects table is left empty and ``suspects_reason`` says why; duplicates and outliers are
-    computed all the same.
+    computed all the same. ``max_rows`` (None: all) caps the suspects and outliers rows made; every
+    duplicate pair is listed. ``block_rows``: images scored at a time (the tables do not depend on it).
     """
     indices, distances = np.asarray(indices), np.asarray(distances)
     check_graph(indices, distances, len(X))
@@ -316,11 +417,13 @@ def suspect_tables(
         raise ValueError(f"{len(labels)} labels, {len(paths)} paths, {len(hashes)} hashes for {len(X)} rows of X")
     check_k(neighbours, indices.shape[1])
     tables = SuspectTables(
-        duplicates=duplicate_rows(X, indices, labels, paths, hashes, near_duplicate_cosine),
-        outliers=outlier_rows(indices, distances, labels, paths, neighbours),
+        duplicates=duplicate_rows(X, indices, labels, paths, hashes, near_duplicate_cosine, block_rows),
+        outliers=outlier_rows(indices, distances, labels, paths, neighbours, max_rows, block_rows),
     )
     if labelled:
-        tables.suspects = suspect_rows(indices, distances, labels, paths, neighbours)
+        tables.suspects, tables.n_suspects = suspect_rows_counted(
+            indices, distances, labels, paths, neighbours, max_rows, block_rows
+        )
     else:
         tables.suspects_reason = NO_LABELS_REASON
     return tables
@@ -340,26 +443,44 @@ def find_suspects(
 ) -> SuspectTables:
     """The three tables of one feature set (rule find_suspects), from the sweep's prepared input and
     k-NN graph, the sample's content hashes and its labels. ``max_rows`` caps the ranked suspects
-    and outliers lists (every duplicate pair is listed)."""
-    from .files.map_inputs import read_graph_stage_inputs
+    and outliers lists (every duplicate pair is listed). Refused in one line, before anything is read,
+    where the job has too little memory for the graph's size."""
+    from .files.map_inputs import graph_shape, input_shape, read_graph_stage_inputs
     from .files.suspects import write_duplicates, write_outliers, write_suspects
+    from .jobs import check_memory
 
+    (n_images, width), (_, n_columns) = graph_shape(graph), input_shape(prepared)
+    check_memory(
+        "find_suspects",
+        suspects_memory_bytes(n_images, width, n_columns),
+        f"{n_images:,} images and a k-NN graph of {width} neighbours each ({graph})",
+        "lower graph.neighbours (the graph's width) or sample.n_images",
+    )
     read = read_graph_stage_inputs(prepared, graph, images, manifest, neighbours, "suspects.neighbours", LOGGER)
     X, indices, distances, paths, hashes = read.X, read.indices, read.distances, read.paths, read.hashes
     labels, neighbours = read.labels, read.neighbours
     tables = suspect_tables(
-        X, indices, distances, labels.labels, paths, hashes, neighbours, near_duplicate_cosine, labels.labelled
+        X,
+        indices,
+        distances,
+        labels.labels,
+        paths,
+        hashes,
+        neighbours,
+        near_duplicate_cosine,
+        labels.labelled,
+        max_rows,
     )
-    write_suspects(suspects, tables.suspects[:max_rows])
+    write_suspects(suspects, tables.suspects)
     write_duplicates(duplicates, tables.duplicates)
-    write_outliers(outliers, tables.outliers[:max_rows])
+    write_outliers(outliers, tables.outliers)
     exact = sum(row["kind"] == "exact" for row in tables.duplicates)
     LOGGER.info(
         "%d images: %s; %d exact and %d near-duplicate pairs (cosine >= %g); outliers by relative distance to %d "
         "and to all %d neighbours",
         len(paths),
         tables.suspects_reason
-        or f"{len(tables.suspects)} with a label some of their {neighbours} neighbours do not share",
+        or f"{tables.n_suspects} with a label some of their {neighbours} neighbours do not share",
         exact,
         len(tables.duplicates) - exact,
         near_duplicate_cosine,
