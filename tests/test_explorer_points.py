@@ -206,6 +206,20 @@ def test_the_data_folder_holds_every_image_in_chunks_the_page_names(sweep, tmp_p
     assert {path.name: path.read_bytes() for path in [page, *(tmp_path / "explorer-data").iterdir()]} == first
 
 
+def test_the_page_names_in_one_line_what_only_the_canvas_page_shows_of_this_sweep():
+    note = bp.canvas_only_note([{}], [None], None)
+    assert note == (
+        "This page draws every image with WebGL; density contours are on the canvas page only "
+        "(explorer.backend: canvas, which shows at most explorer.max_images images)."
+    )
+    query = object()  # a query set's files: only whether there is one matters
+    note = bp.canvas_only_note([{}, {}], [{"codes": []}], query)
+    assert note.startswith(
+        "This page draws every image with WebGL; two runs compared side by side, the clusters' names on the map, "
+        "density contours, the query set's layer are on the canvas page only"
+    )
+
+
 def test_a_points_page_needs_thumbnails_of_every_image_and_its_data_folder(sweep, tmp_path):
     capped = tmp_path / "capped"
     write_images(tmp_path / "images.csv", sweep.paths, ["0" * 64] * len(sweep.paths))
@@ -353,6 +367,8 @@ def test_the_page_opens_offline_hovers_and_lists_a_clicked_images_neighbours(pag
     thumbnail and fields, markup in them as text; a click lists its k nearest in feature space (the graph's,
     in order) beside its k nearest on the map."""
     assert page.execute_script("return tsneAtlas.scatterplot.get('points').length") == len(sweep.paths)
+    note = page.find_element("id", "canvas-only-note")
+    assert note.is_displayed() and note.text == bp.canvas_only_note([{}, {}], [{}], None)
     assert page.execute_script("return document.querySelectorAll('.thumb, .neighbour').length") == 0
     hostile = sweep.paths.index(f"ant/{HOSTILE_FILE}")
     card = hover(page, hostile)
