@@ -755,7 +755,7 @@ def interact_points(driver, spot: dict) -> dict:
     for step in range(THUMB_STEPS_MAX):
         driver.execute_script(
             "__bench.arm('thumbs', 'wheel', () => { const t = tsneAtlas.state.thumbs;"
-            " return __bench.draws.some((d) => d > __bench.marks.thumbs.event) && (t.inView < 0 || t.shown === t.inView); });"
+            " return __bench.draws.some((d) => d > __bench.marks.thumbs.event) && t.pending === 0; });"
         )
         ActionChains(driver).scroll_from_origin(origin, 0, -300).perform()
         entry = drawn(driver, "thumbs")

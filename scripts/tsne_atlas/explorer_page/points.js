@@ -179,7 +179,7 @@
     selected: [], // sorted image indices
     hidden: new Set(), // legend codes hidden
     mode: "pan",
-    thumbs: { shown: 0, inView: -1, indices: [], size: 0 }, // the thumbnails last drawn (tests read it)
+    thumbs: { shown: 0, inView: -1, indices: [], size: 0, atlases: 0, pending: 0 }, // the thumbnails last drawn
     drawn: null, // {run, colouring}: what the renderer shows
   };
   const setOf = () => DATA.runs[state.run].set;
@@ -675,7 +675,9 @@
         }
       }
     }
-    state.thumbs = { shown: shown.length, inView: few ? few.length : -1, indices: shown, size: px };
+    // pending: images whose atlas is still loading (the thumbnails are complete when it is 0)
+    const pending = atlases && atlases <= ATLASES_MAX ? few.length - shown.length : 0;
+    state.thumbs = { shown: shown.length, inView: few ? few.length : -1, indices: shown, size: px, atlases, pending };
     if (!few) status("zoom in (wheel) until 2,000 or fewer images are in view to see them as thumbnails");
     else if (atlases > ATLASES_MAX) status(`${few.length.toLocaleString("en")} images in view from ${atlases} atlases: zoom in further for their thumbnails`);
     else status(`${few.length.toLocaleString("en")} images in view${shown.length < few.length ? ", thumbnails loading" : ""}`);
