@@ -766,6 +766,7 @@ def interact_points(driver, spot: dict) -> dict:
                 thumbs["shown"],
                 step + 1,
             )
+            out["thumbs_atlases"] = thumbs["atlases"]
             break
     return out
 
@@ -787,7 +788,7 @@ def measure_points_once(page: Path, spot: dict) -> dict:
     return out
 
 
-POINTS_MEDIANS = (*MEDIANS, "hover2_ms", "thumbs_ms", "thumbs_in_view")
+POINTS_MEDIANS = (*MEDIANS, "hover2_ms", "thumbs_ms", "thumbs_in_view", "thumbs_atlases", "thumbs_steps")
 
 
 def browse_points(page: Path, repeats: int) -> dict:
@@ -880,14 +881,18 @@ POINTS_HEADER += [
     f"search `{SEARCH}` ms",
     "run switch ms",
     "zoom step ms: first frame / shown",
-    "thumbnails ms (images)",
+    "thumbnails ms (in view)",
 ]
 POINTS_HEADER += ["JS heap MiB", "renderer peak RSS MiB", "GPU process peak RSS MiB", "page + data + thumbnails MiB"]
 
 
 def points_row(label: str, b: dict, folder_mib: float) -> list[str]:
     nan = float("nan")
-    thumbs = f"{b['thumbs_ms']:.0f} ({b['thumbs_in_view']:,.0f})" if "thumbs_ms" in b else "not reached"
+    thumbs = (
+        f"{b['thumbs_ms']:.0f} ({b['thumbs_in_view']:,.0f} images, {b['thumbs_atlases']:,.0f} atlases)"
+        if "thumbs_ms" in b
+        else "not reached"
+    )
     return [label, f"{b['ready_s']:.2f}", f"**{b['hover_s']:.2f}**", f"{b['hover_ms']:.0f} / {b.get('hover2_ms', nan):.0f}",
             f"{b['click_ms']:.0f}", f"{b['search_ms']:.0f}", f"{b.get('run_ms', nan):.0f}",
             f"{b['zoom_ms']:.0f} / {b['zoom_full_ms']:.0f}", thumbs, f"{b['js_heap_mib']:.0f}",
