@@ -273,7 +273,7 @@ def thumbnails(work: Path, root: Path, folder: Path, thumb_size: int, max_images
 
 def prepare(n: int, thumb_size: int, reuse: bool, backends: list[str] = BACKENDS) -> dict:
     """Everything but the browser for N images, for the pages ``backends`` need; the stages' measures
-    (kept in stages.json: --reuse builds only what an earlier run has not)."""
+    (kept in stages.json: --reuse builds only what an earlier run has not, but the points page always)."""
     work = WORK / f"explorer-{n}"
     record = work / "stages.json"
     results = work / "results"
@@ -311,10 +311,12 @@ def prepare(n: int, thumb_size: int, reuse: bool, backends: list[str] = BACKENDS
             stages["inline_thumbnails"] = thumbnails(work, root, folder, thumb_size, INLINE_MAX_IMAGES)
             page = results / f"explorer-{INLINE_MAX_IMAGES}.html"
             stages["pages"]["inline"] = {**build(work, root, runs, graph, features, folder, page), "html": str(page)}
-    if "points" in backends and "points" not in stages["pages"]:
-        print(f"{n}: thumbnails of every image (points page)", file=sys.stderr)
+    if "points" in backends:
         folder = results / "explorer-points"
-        stages["points_thumbnails"] = thumbnails(work, root, folder, thumb_size, 100_000, points=True)
+        if "points_thumbnails" not in stages:
+            print(f"{n}: thumbnails of every image (points page)", file=sys.stderr)
+            stages["points_thumbnails"] = thumbnails(work, root, folder, thumb_size, 100_000, points=True)
+        # The page is built every time (a minute at 1,000,000 images): it holds the page's code as it is now.
         print(f"{n}: points page", file=sys.stderr)
         page, data = results / "explorer-points.html", results / "explorer-points-data"
         built = build(work, root, runs, graph, features, folder, page, backend="points", data=data)
