@@ -290,6 +290,7 @@ def prepare(n: int, thumb_size: int, reuse: bool, backends: list[str] = BACKENDS
         graph, features, graph_s, made = write_graph_and_features(work, paths, labels)
         stages = {"n": n, "root": str(root), "work": str(work), "pages": {}, "graph_s": graph_s, "graph": made}
         stages["inputs"] = {"runs": runs, "graph": graph, "features": features}
+        record.write_text(json.dumps(stages, indent=1))  # kept at each step: a failure later redoes no earlier one
     else:
         print(f"{n}: reusing {work}'s inputs", file=sys.stderr)
     runs, graph, features = (stages["inputs"][key] for key in ("runs", "graph", "features"))
@@ -316,6 +317,7 @@ def prepare(n: int, thumb_size: int, reuse: bool, backends: list[str] = BACKENDS
         if "points_thumbnails" not in stages:
             print(f"{n}: thumbnails of every image (points page)", file=sys.stderr)
             stages["points_thumbnails"] = thumbnails(work, root, folder, thumb_size, 100_000, points=True)
+            record.write_text(json.dumps(stages, indent=1))
         # The page is built every time (a minute at 1,000,000 images): it holds the page's code as it is now.
         print(f"{n}: points page", file=sys.stderr)
         page, data = results / "explorer-points.html", results / "explorer-points-data"
