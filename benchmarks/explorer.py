@@ -845,7 +845,7 @@ def main() -> None:
     load = [os.getloadavg()[0]]
     everything = []
     for n in args.sizes:
-        stages = prepare(n, args.thumb_size, args.reuse)
+        stages = prepare(n, args.thumb_size, args.reuse, backends)
         for name, page in stages["pages"].items():
             if name == "points":
                 if "points" in backends:
