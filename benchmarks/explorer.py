@@ -967,28 +967,31 @@ def report(everything: list[dict], args, load: list[float]) -> str:
                 warnings.update(console_text(message) for message in b["warnings"])
     browsed = [page[b] for stages in everything for page in stages["pages"].values() for b in BACKENDS if b in page]
     renderer = browsed[0]["spot"].get("renderer", "not measured") if browsed else "not measured"
-    graph = ", ".join(f"{s['n']:,}: {s['graph_s']:.0f} s" for s in everything)
+    graph = ", ".join(f"{s['n']:,}: {s.get('graph', 'exact (scikit-learn)')}, {s['graph_s']:.0f} s" for s in everything)
     lines = [
         f"Machine: {machine()}; {hb.CHROMIUM} (headless, window {WIDTH}x{HEIGHT}), WebGL renderer: {renderer}",
         "",
         f"Command: `{command_line()}` (1-minute load average {load[0]:.1f} at the start, {load[-1]:.1f} at the end)",
         "",
         f"Stages (child processes; thumbnails {args.thumb_size} px, 2 threads; 3 runs, k-NN graph k = 90, "
-        f"top-5 predictions; the graph by scikit-learn, not a stage here: {graph}):",
+        f"top-5 predictions; the graph, not a stage here: {graph}):",
         "",
         markdown_table(STAGE_HEADER, stage_rows),
         "",
-        f"Browser (median of {args.repeats} fresh headless Chromiums after a warm-up load; `canvas`: the default "
-        "`explorer.backend`, `webgl`: the same page built with `explorer.backend: webgl`):",
-        "",
-        markdown_table(BROWSER_HEADER, browser_rows),
-        "",
-        "Page load phases (ms from navigation start, medians; JSON.parse calls over 100 kB: time and text size):",
-        "",
-        markdown_table(PHASE_HEADER, phase_rows),
-        "",
-        "Console: " + ("; ".join(notes) if notes else "no SEVERE entries") + ".",
     ]
+    if browser_rows:
+        lines += [
+            f"Browser (median of {args.repeats} fresh headless Chromiums after a warm-up load; `canvas`: the default "
+            "`explorer.backend` up to 100,000 images, `webgl`: the same page built with `explorer.backend: webgl`):",
+            "",
+            markdown_table(BROWSER_HEADER, browser_rows),
+            "",
+            "Page load phases (ms from navigation start, medians; JSON.parse calls over 100 kB: time and text size):",
+            "",
+            markdown_table(PHASE_HEADER, phase_rows),
+            "",
+        ]
+    lines.append("Console: " + ("; ".join(notes) if notes else "no SEVERE entries") + ".")
     if points_rows:
         lines[-1:-1] = [
             "Points page (`explorer.backend: points`, every image, WebGL by regl-scatterplot; median of "

@@ -375,13 +375,76 @@
     return box;
   }
 
-  // --- hover card ---
+  // --- hover: the page's own, on a grid of the run's points. The renderer's hover would redraw every
+  // point to highlight the one under the pointer (a frame of 0.8 s at 1,000,000 points in software WebGL):
+  // a move with no button pressed never reaches it; the overlay rings the hovered image instead. ---
+  const HOVER_RADIUS = 6; // pixels from the pointer to a point it hovers (or half a thumbnail's side)
+  function gridOf(c) {
+    // Counting sort of the points into side x side cells of the run's extent: cell k holds
+    // items[starts[k] .. starts[k + 1]).
+    const side = Math.max(1, Math.ceil(Math.sqrt(N / 4)));
+    const [x0, x1, y0, y1] = c.extent;
+    const sx = side / Math.max(x1 - x0, 1e-12);
+    const sy = side / Math.max(y1 - y0, 1e-12);
+    const cellOf = new Int32Array(N);
+    const starts = new Int32Array(side * side + 1);
+    for (let i = 0; i < N; i++) {
+      const cx = Math.min(side - 1, Math.floor((c.x[i] - x0) * sx));
+      const cy = Math.min(side - 1, Math.floor((c.y[i] - y0) * sy));
+      cellOf[i] = cy * side + cx;
+      starts[cellOf[i] + 1]++;
+    }
+    for (let k = 0; k < side * side; k++) starts[k + 1] += starts[k];
+    const fill = starts.slice(0, side * side);
+    const items = new Int32Array(N);
+    for (let i = 0; i < N; i++) items[fill[cellOf[i]]++] = i;
+    return { side, x0, y0, sx, sy, starts, items };
+  }
+  // The shown image nearest the screen point (sx, sy) within radius pixels, -1 for none.
+  function nearestOnScreen(sx, sy, radius) {
+    if (!coords) return -1;
+    const xs = scatterplot.get("xScale");
+    const ys = scatterplot.get("yScale");
+    const grid = coords.grid || (coords.grid = gridOf(coords));
+    const [ax, bx] = [xs.invert(sx - radius), xs.invert(sx + radius)];
+    const [ay, by] = [ys.invert(sy + radius), ys.invert(sy - radius)];
+    const cell = (v, v0, scale) => Math.min(grid.side - 1, Math.max(0, Math.floor((v - v0) * scale)));
+    let best = -1;
+    let bestDistance = radius * radius;
+    for (let cy = cell(Math.min(ay, by), grid.y0, grid.sy); cy <= cell(Math.max(ay, by), grid.y0, grid.sy); cy++) {
+      for (let cx = cell(Math.min(ax, bx), grid.x0, grid.sx); cx <= cell(Math.max(ax, bx), grid.x0, grid.sx); cx++) {
+        const k = cy * grid.side + cx;
+        for (let at = grid.starts[k]; at < grid.starts[k + 1]; at++) {
+          const i = grid.items[at];
+          const dx = xs(coords.x[i]) - sx;
+          const dy = ys(coords.y[i]) - sy;
+          const d = dx * dx + dy * dy;
+          if (d <= bestDistance && !isHidden(i)) {
+            best = i;
+            bestDistance = d;
+          }
+        }
+      }
+    }
+    return best;
+  }
   const pointer = { x: 0, y: 0 };
-  wrap.addEventListener("mousemove", (event) => {
-    pointer.x = event.clientX;
-    pointer.y = event.clientY;
-    placeCard();
-  });
+  window.addEventListener(
+    "mousemove",
+    (event) => {
+      const box = wrap.getBoundingClientRect();
+      const over = event.clientX >= box.left && event.clientX < box.right && event.clientY >= box.top && event.clientY < box.bottom;
+      if (!over || event.buttons !== 0) return; // a drag: the renderer pans or draws its lasso
+      event.stopImmediatePropagation();
+      pointer.x = event.clientX;
+      pointer.y = event.clientY;
+      const radius = Math.max(HOVER_RADIUS, state.thumbs.size / 2);
+      const i = nearestOnScreen(event.clientX - box.left, event.clientY - box.top, radius);
+      if (i !== state.hovered) hover(i).catch(fail);
+      else placeCard();
+    },
+    true,
+  );
   function placeCard() {
     const card = el("hover-card");
     if (card.hidden) return;
@@ -394,6 +457,7 @@
   }
   async function hover(i) {
     state.hovered = i;
+    scheduleOverlay();
     const card = el("hover-card");
     if (i < 0) {
       card.hidden = true;
@@ -407,8 +471,6 @@
     card.hidden = false;
     placeCard();
   }
-  scatterplot.subscribe("pointOver", (i) => hover(i).catch(fail));
-  scatterplot.subscribe("pointOut", () => hover(-1));
   wrap.addEventListener("mouseleave", () => hover(-1));
 
   // --- click: the image's neighbours in feature space (the k-NN graph) and on the map. The renderer's
@@ -432,23 +494,6 @@
   }
   function screenY(i) {
     return scatterplot.get("yScale")(coords.y[i]);
-  }
-  function nearestOnScreen(sx, sy, radius) {
-    const xs = scatterplot.get("xScale");
-    const ys = scatterplot.get("yScale");
-    let best = -1;
-    let bestDistance = radius * radius;
-    for (let i = 0; i < N; i++) {
-      const dx = xs(coords.x[i]) - sx;
-      if (dx > radius || dx < -radius) continue;
-      const dy = ys(coords.y[i]) - sy;
-      const d = dx * dx + dy * dy;
-      if (d <= bestDistance && !isHidden(i)) {
-        best = i;
-        bestDistance = d;
-      }
-    }
-    return best;
   }
   function mapNeighbours(i, k) {
     const { x, y } = coords;
@@ -697,6 +742,14 @@
       if (++rings >= MATCH_RINGS_MAX) break;
     }
     context.stroke();
+    // The hovered image: a dark ring (the renderer does not redraw for a hover)
+    if (state.hovered >= 0) {
+      context.strokeStyle = "#111111";
+      context.lineWidth = 2;
+      context.beginPath();
+      context.arc(xs(coords.x[state.hovered]), ys(coords.y[state.hovered]), Math.max(DATA.point_size / 2 + 4, px / 2 + 2), 0, 2 * Math.PI);
+      context.stroke();
+    }
     // The clicked image and lines to its feature-space neighbours
     if (state.focus >= 0) {
       const fx = xs(coords.x[state.focus]);
