@@ -89,7 +89,7 @@ def steps(tmp: Path) -> dict[str, list[tuple[str, list[str], list[str]]]]:
         ],
         "explorer": [
             step(
-                "explorer.py --sizes 200 --repeats 1 --thumb-size 24 --backends canvas --json {out}/explorer.json "
+                "explorer.py --sizes 200 --repeats 1 --thumb-size 24 --backends canvas,points --json {out}/explorer.json "
                 "--out {out}/explorer.md",
                 out / "explorer.md",
                 out / "explorer.json",
@@ -235,12 +235,14 @@ def test_benchmark_runs_end_to_end_at_a_tiny_size(benchmark_runs, chain, name):
 @pytest.mark.browser
 @pytest.mark.parametrize("chain", ["explorer"])
 def test_explorer_benchmark_builds_and_browses_its_page(benchmark_runs, chain):
-    """explorer.py at 200 images: the real stages, the page in headless Chromium (canvas backend)."""
+    """explorer.py at 200 images: the real stages, the canvas page and the points page in headless Chromium."""
     tmp, _ = benchmark_runs
     check_step(benchmark_runs, chain, "explorer.py")
     measured = json.loads((tmp / "out" / "explorer.json").read_text())
     page = measured[0]["pages"]["all"]
     assert Path(page["html"]).is_relative_to(tmp) and page["canvas"]["hover_s"] is not None
+    points = measured[0]["pages"]["points"]
+    assert Path(points["html"]).is_relative_to(tmp) and points["points"]["thumbs_in_view"] > 0
 
 
 def test_gpu_script_stops_or_runs(tmp_path):
