@@ -186,14 +186,13 @@ def failed_rules(log: Path) -> list[str]:
 # --- map optimisations apart (--iterations) -----------------------------------------------------
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
-sys.path.insert(0, sys.argv[1])
 from tsne_atlas.files.map_inputs import read_input, read_neighbours
 def hwm():
     with open("/proc/self/status") as s:
         return next(int(l.split()[1]) / 1024 for l in s if l.startswith("VmHWM:"))
-method, prepared, graph, iterations = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+method, prepared, graph, iterations = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 X, _ = read_input(prepared)
 indices, distances = read_neighbours(graph)
 if method == "umap":  # numba compiles umap-learn's functions on first use: not part of the optimisation's cost
@@ -222,8 +221,9 @@ def optimisation(method: str, prepared: Path, graph: Path, counts: tuple[int, in
     """Two runs of ``method`` with ``counts`` iterations: per-iteration and fixed cost, the whole run extrapolated."""
     runs = []
     for count in counts:
-        cmd = [sys.executable, "-c", CHILD, str(REPO / "scripts"), method, str(prepared), str(graph), str(count)]
-        done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NUMBA_NUM_THREADS": "2"})
+        cmd = [sys.executable, "-c", CHILD, method, str(prepared), str(graph), str(count)]
+        env = {**os.environ, "NUMBA_NUM_THREADS": "2", "PYTHONPATH": str(REPO / "scripts")}
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if done.returncode:
             raise SystemExit(f"{method} with {count} iterations failed:\n{done.stderr[-3000:]}")
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
