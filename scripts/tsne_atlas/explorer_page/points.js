@@ -236,18 +236,21 @@
   let drawing = Promise.resolve();
   function redraw(newRun) {
     drawing = drawing.then(async () => {
-      coords = await runCoords(state.run);
+      // The hover, click and overlay keep the run on show until the renderer has drawn the next one.
+      const next = await runCoords(state.run);
       colours = await colourCodes(colouringFor(state.colouring, setOf()));
-      if (newRun) {
-        scatterplot.set({ xScale: linearScale(coords.domainX), yScale: linearScale(coords.domainY) });
-      }
+      if (newRun) coords = null;
       scatterplot.set({ pointColor: colours.palette, pointColorActive: colours.palette, colorBy: "valueA" });
       const spatialIndex = newRun ? undefined : scatterplot.get("spatialIndex");
       await scatterplot.draw(
-        { x: coords.nx, y: coords.ny, valueA: colours.codes },
+        { x: next.nx, y: next.ny, valueA: colours.codes },
         { zDataType: "categorical", spatialIndex, preventFilterReset: !newRun },
       );
-      if (newRun) scatterplot.reset();
+      if (newRun) {
+        scatterplot.set({ xScale: linearScale(next.domainX), yScale: linearScale(next.domainY) });
+        scatterplot.reset();
+      }
+      coords = next;
       applyFilter();
       if (state.selected.length) scatterplot.select(state.selected, { preventEvent: true });
       state.drawn = { run: state.run, colouring: state.colouring };
