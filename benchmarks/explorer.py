@@ -76,15 +76,16 @@ SEEDS = (0, 1, 2)
 FEATURES_ID = "synthetic20"
 FEATURE_DIM = 20
 NEIGHBOURS = 10  # explorer.neighbours, the default
+EXACT_GRAPH_MAX = 100_000  # above, a synthetic k-NN graph (write_graph_and_features)
 INLINE_MAX_IMAGES = 5000  # explorer.inline_max_images, the default
 SEARCH = "class3"
 WIDTH, HEIGHT = 1400, 960
-BACKENDS = ("canvas", "webgl")
+BACKENDS = ("canvas", "webgl", "points")
 MEDIANS = ("ready_s", "hover_s", "hover_ms", "click_ms", "search_ms", "run_ms", "zoom_ms", "zoom_full_ms")
 MEDIANS += ("js_heap_mib",)
 MEDIANS += ("renderer_peak_mib", "renderer_rss_mib", "gpu_peak_mib", "gpu_rss_mib")
 PHASES = ("response_end", "dom_content_loaded", "load", "first_paint", "first_contentful_paint", "ready")
-STAGE_HEADER = ["images", "stage", "wall s", "RSS after imports MiB", "peak RSS MiB", "output"]
+STAGE_HEADER = ["images", "stage", "wall s", "CPU s", "RSS after imports MiB", "peak RSS MiB", "output"]
 BROWSER_HEADER = ["images", "backend", "ready s", "hover works s", "hover ms", "click → neighbours ms"]
 BROWSER_HEADER += [
     f"search `{SEARCH}` ms",
@@ -100,16 +101,20 @@ PHASE_HEADER += ["JSON.parse"]
 # A child process running one stage: its wall time and peak RSS. VmHWM, the high-water mark of this
 # process' own memory (ru_maxrss would also count the parent's RSS at fork: Linux keeps it across exec).
 CHILD = """
-import importlib, json, sys, time
+import importlib, json, resource, sys, time
 def hwm():
     line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
     return int(line.split()[1]) / 1024
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 spec = json.loads(sys.argv[1])
 function = getattr(importlib.import_module(spec["module"]), spec["function"])
 imported = hwm()
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), cpu()
 function(**spec["kwargs"])
-print(json.dumps({"s": time.perf_counter() - start, "imports_rss_mib": imported, "peak_rss_mib": hwm()}))
+print(json.dumps({"s": time.perf_counter() - start, "cpu_s": cpu() - cpu_start, "imports_rss_mib": imported,
+                  "peak_rss_mib": hwm()}))
 """
 
 
@@ -171,9 +176,11 @@ def write_runs(work: Path, paths: list[str], labels: list[str]) -> list[tuple[st
     return runs
 
 
-def write_graph_and_features(work: Path, paths: list[str], labels: list[str]) -> tuple[str, str, float]:
+def write_graph_and_features(work: Path, paths: list[str], labels: list[str]) -> tuple[str, str, float, str]:
     """The k-NN graph (k = 90) of 20-d class-blob features and a features file with top-5 predictions;
-    (graph, features file, seconds for the graph)."""
+    (graph, features file, seconds for the graph, how it was made). Up to EXACT_GRAPH_MAX images the graph
+    is exact (scikit-learn); above, where that would take hours here, each image's neighbours are random
+    images of its class at growing distances: what the explorer reads has the same shape and size."""
     from sklearn.neighbors import NearestNeighbors
 
     from tsne_atlas.files.features import TOP_INDEX, TOP_PROBABILITY, write_features
@@ -187,10 +194,19 @@ def write_graph_and_features(work: Path, paths: list[str], labels: list[str]) ->
         np.float32
     )
     start = time.perf_counter()
-    distances, indices = NearestNeighbors(n_neighbors=k + 1, n_jobs=2).fit(features).kneighbors(features)
+    if n <= EXACT_GRAPH_MAX:
+        distances, indices = NearestNeighbors(n_neighbors=k + 1, n_jobs=2).fit(features).kneighbors(features)
+        indices, distances, made = indices[:, 1:], distances[:, 1:], "exact (scikit-learn)"
+    else:
+        members = [np.flatnonzero(codes == c) for c in range(N_CLASSES)]
+        indices = np.empty((n, k), dtype=np.int64)
+        for rows in members:
+            indices[rows] = rows[rng.integers(0, len(rows), size=(len(rows), k))]
+        distances = np.sort(rng.uniform(1.0, 3.0, size=(n, k)), axis=1)
+        made = "synthetic (random images of the same class)"
     seconds = time.perf_counter() - start
     graph = work / f"k-{k}.npz"
-    write_neighbours(graph, indices[:, 1:], distances[:, 1:])
+    write_neighbours(graph, indices, distances)
     # Predictions: the image's own class 80 % of the time, at 30-99 %.
     top = np.argsort(rng.random((n, N_CLASSES)), axis=1)[:, :5].astype(np.int32)
     right = rng.random(n) < 0.8
@@ -200,12 +216,21 @@ def write_graph_and_features(work: Path, paths: list[str], labels: list[str]) ->
     batch = {"penultimate": features, TOP_INDEX: top, TOP_PROBABILITY: probability}
     features_file = work / f"{FEATURES_ID}.h5"
     write_features(features_file, [batch], n, paths, {}, {"penultimate": "avgpool"}, sorted(set(labels)))
-    return str(graph), str(features_file), seconds
+    return str(graph), str(features_file), seconds, made
 
 
 def build(
-    work: Path, root: Path, runs, graph: str, features: str, thumbnails: Path, page: Path, backend: str = "canvas"
+    work: Path,
+    root: Path,
+    runs,
+    graph: str,
+    features: str,
+    thumbnails: Path,
+    page: Path,
+    backend: str = "canvas",
+    data: Path | None = None,
 ) -> dict:
+    """The real build_explorer in a child process; a points page writes its data folder ``data``."""
     measured = child(
         "tsne_atlas.explorer",
         "build_explorer",
@@ -219,54 +244,85 @@ def build(
         inline_max_images=INLINE_MAX_IMAGES,
         neighbours=NEIGHBOURS,
         backend=backend,
+        **({"data_folder": str(data)} if data is not None else {}),
     )
-    return {**measured, "page_mib": page.stat().st_size / 2**20}
+    data_mib = folder_mib(data) if data is not None else 0.0
+    return {**measured, "page_mib": page.stat().st_size / 2**20, "data_mib": data_mib}
 
 
-def thumbnails(work: Path, root: Path, folder: Path, thumb_size: int, max_images: int) -> dict:
+def thumbnails(work: Path, root: Path, folder: Path, thumb_size: int, max_images: int, points: bool = False) -> dict:
+    """The real explorer_thumbnails in a child process; for a points page, every image, at most
+    POINTS_CELL pixels, POINTS_ATLAS_COLUMNS a row (config.explorer_thumbnail_params)."""
+    from tsne_atlas.config import POINTS_ATLAS_COLUMNS, POINTS_CELL
+
+    extra = {"every_image": True, "columns": POINTS_ATLAS_COLUMNS} if points else {}
     measured = child(
         "tsne_atlas.thumbnails",
         "explorer_thumbnails",
         images=str(work / "images.csv"),
         root=str(root),
         thumbnails=str(folder),
-        thumb_size=thumb_size,
+        thumb_size=min(thumb_size, POINTS_CELL) if points else thumb_size,
         max_images=max_images,
         threads=2,
+        **extra,
     )
     atlases = len(json.loads((folder / "thumbnails.json").read_text())["atlases"])
     return {**measured, "atlases": atlases, "folder_mib": folder_mib(folder)}
 
 
-def prepare(n: int, thumb_size: int, reuse: bool) -> dict:
-    """Everything but the browser for N images; the stages' measures (kept in stages.json for --reuse)."""
+def prepare(n: int, thumb_size: int, reuse: bool, backends: list[str] = BACKENDS) -> dict:
+    """Everything but the browser for N images, for the pages ``backends`` need; the stages' measures
+    (kept in stages.json: --reuse builds only what an earlier run has not, but the points page always)."""
     work = WORK / f"explorer-{n}"
     record = work / "stages.json"
     results = work / "results"
-    if reuse and record.exists():
+    stages = json.loads(record.read_text()) if reuse and record.exists() else None
+    if stages is not None and "inputs" not in stages:
         print(f"{n}: reusing {work} (stage measures from its first run)", file=sys.stderr)
-        return json.loads(record.read_text())
-    print(f"{n}: images", file=sys.stderr)
-    root, paths, labels = sample(n, work)
-    print(f"{n}: thumbnails", file=sys.stderr)
-    stages = {"n": n, "root": str(root), "work": str(work), "pages": {}}
-    stages["thumbnails"] = thumbnails(work, root, results / "explorer", thumb_size, n)
-    print(f"{n}: runs, k-NN graph, features", file=sys.stderr)
-    runs = write_runs(work, paths, labels)
-    graph, features, graph_s = write_graph_and_features(work, paths, labels)
-    stages["graph_s"] = graph_s
-    print(f"{n}: page", file=sys.stderr)
-    page = results / "explorer.html"
-    stages["pages"]["all"] = {**build(work, root, runs, graph, features, results / "explorer", page), "html": str(page)}
-    webgl = results / "explorer-webgl.html"  # the same page as explorer.backend: webgl builds it
-    build(work, root, runs, graph, features, results / "explorer", webgl, backend="webgl")
-    stages["pages"]["all"]["html_webgl"] = str(webgl)
-    if n > INLINE_MAX_IMAGES and n <= 2 * INLINE_MAX_IMAGES:
-        print(f"{n}: inline page of {INLINE_MAX_IMAGES}", file=sys.stderr)
-        folder = results / f"explorer-{INLINE_MAX_IMAGES}"
-        stages["inline_thumbnails"] = thumbnails(work, root, folder, thumb_size, INLINE_MAX_IMAGES)
-        page = results / f"explorer-{INLINE_MAX_IMAGES}.html"
-        stages["pages"]["inline"] = {**build(work, root, runs, graph, features, folder, page), "html": str(page)}
+        return stages
+    root = synthetic(n)
+    if stages is None:
+        print(f"{n}: images", file=sys.stderr)
+        root, paths, labels = sample(n, work)
+        print(f"{n}: runs, k-NN graph, features", file=sys.stderr)
+        runs = write_runs(work, paths, labels)
+        graph, features, graph_s, made = write_graph_and_features(work, paths, labels)
+        stages = {"n": n, "root": str(root), "work": str(work), "pages": {}, "graph_s": graph_s, "graph": made}
+        stages["inputs"] = {"runs": runs, "graph": graph, "features": features}
+        record.write_text(json.dumps(stages, indent=1))  # kept at each step: a failure later redoes no earlier one
+    else:
+        print(f"{n}: reusing {work}'s inputs", file=sys.stderr)
+    runs, graph, features = (stages["inputs"][key] for key in ("runs", "graph", "features"))
+    if {"canvas", "webgl"} & set(backends) and "all" not in stages["pages"]:
+        print(f"{n}: thumbnails", file=sys.stderr)
+        stages["thumbnails"] = thumbnails(work, root, results / "explorer", thumb_size, n)
+        print(f"{n}: page", file=sys.stderr)
+        page = results / "explorer.html"
+        stages["pages"]["all"] = {
+            **build(work, root, runs, graph, features, results / "explorer", page),
+            "html": str(page),
+        }
+        webgl = results / "explorer-webgl.html"  # the same page as explorer.backend: webgl builds it
+        build(work, root, runs, graph, features, results / "explorer", webgl, backend="webgl")
+        stages["pages"]["all"]["html_webgl"] = str(webgl)
+        if n > INLINE_MAX_IMAGES and n <= 2 * INLINE_MAX_IMAGES:
+            print(f"{n}: inline page of {INLINE_MAX_IMAGES}", file=sys.stderr)
+            folder = results / f"explorer-{INLINE_MAX_IMAGES}"
+            stages["inline_thumbnails"] = thumbnails(work, root, folder, thumb_size, INLINE_MAX_IMAGES)
+            page = results / f"explorer-{INLINE_MAX_IMAGES}.html"
+            stages["pages"]["inline"] = {**build(work, root, runs, graph, features, folder, page), "html": str(page)}
+    if "points" in backends:
+        folder = results / "explorer-points"
+        if "points_thumbnails" not in stages:
+            print(f"{n}: thumbnails of every image (points page)", file=sys.stderr)
+            stages["points_thumbnails"] = thumbnails(work, root, folder, thumb_size, 100_000, points=True)
+            record.write_text(json.dumps(stages, indent=1))
+        # The page is built every time (a minute at 1,000,000 images): it holds the page's code as it is now.
+        print(f"{n}: points page", file=sys.stderr)
+        page, data = results / "explorer-points.html", results / "explorer-points-data"
+        built = build(work, root, runs, graph, features, folder, page, backend="points", data=data)
+        stages["pages"]["points"] = {**built, "html": str(page), "html_points": str(page)}
     record.write_text(json.dumps(stages, indent=1))
     return stages
 
@@ -457,9 +513,10 @@ def warm_up(page: Path) -> dict:
     return {"index": index, "x": x, "y": y, **info, "console": console}
 
 
-def load_and_hover(driver, page: Path, spot: dict) -> dict:
+def load_and_hover(driver, page: Path, spot: dict, position=None) -> dict:
     """Load the page and wiggle the pointer onto the central point and off it, from the moment
-    ``driver.get`` returns, until a hover card shows; the load's marks."""
+    ``driver.get`` returns, until a hover card shows; the load's marks. ``position``: where an image is on
+    the screen (a Bokeh page's by default)."""
     started = time.time()
     driver.get(page.resolve().as_uri())
     deadline = time.monotonic() + 120
@@ -477,7 +534,8 @@ def load_and_hover(driver, page: Path, spot: dict) -> dict:
     marks = driver.execute_script(MARKS_JS)
     offset = marks["origin"] / 1000 - started  # driver.get was issued this long before navigation start
     # The card is that of a point under the pointer (dense regions hold several).
-    off = np.subtract(hb.point_position(driver, marks["hoverIndex"]), (spot["x"], spot["y"]))
+    where = position(marks["hoverIndex"]) if position else hb.point_position(driver, marks["hoverIndex"])
+    off = np.subtract(where, (spot["x"], spot["y"]))
     return {
         "ready_s": marks["ready"] / 1000,
         "hover_s": offset + marks["hover"] / 1000,
@@ -574,6 +632,194 @@ def browse(page: Path, repeats: int) -> dict:
     }
 
 
+# --- the points page (explorer.backend: points) ---------------------------------------------------------
+
+# The point nearest the middle of the renderer's canvas, where it is on the screen, and what draws it.
+POINTS_SPOT_JS = """
+const wrap = document.getElementById('canvas-wrap').getBoundingClientRect();
+let best = -1, bestDistance = Infinity;
+for (let i = 0; i < tsneAtlas.data.n; i++) {
+  const [x, y] = tsneAtlas.screenPosition(i);
+  const d = (x - wrap.width / 2) ** 2 + (y - wrap.height / 2) ** 2;
+  if (d < bestDistance) { best = i; bestDistance = d; }
+}
+const [x, y] = tsneAtlas.screenPosition(best);
+const gl = document.createElement('canvas').getContext('webgl');
+const ext = gl && gl.getExtension('WEBGL_debug_renderer_info');
+return {index: best, x: wrap.left + x, y: wrap.top + y, n: tsneAtlas.data.n, version: reglScatterplot.version,
+        renderer: !gl ? 'no WebGL' : ext ? gl.getParameter(ext.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER)};
+"""
+# Every frame the renderer draws from now on (its 'draw' event), for the zoom steps.
+WATCH_DRAWS_JS = """
+__bench.paints = [];
+__bench.draws = [];
+tsneAtlas.scatterplot.subscribe('draw', () => __bench.draws.push(performance.now()));
+"""
+# Wait for a mark's done (two frames after its condition held); the mark and the frames drawn since its event.
+WAIT_DRAWN_JS = """
+const [name, timeout] = arguments;
+const done = arguments[arguments.length - 1];
+const start = performance.now();
+const poll = () => {
+  const entry = __bench.marks[name];
+  if (entry.done !== null) done({...entry, draws: __bench.draws.filter((t) => t >= entry.event)});
+  else if (performance.now() - start > timeout) done(null);
+  else setTimeout(poll, 5);
+};
+poll();
+"""
+POINTS_POSITION_JS = """
+const wrap = document.getElementById('canvas-wrap').getBoundingClientRect();
+const [x, y] = tsneAtlas.screenPosition(arguments[0]);
+return [wrap.left + x, wrap.top + y];
+"""
+ZOOM_STEPS = 3  # wheel steps timed, each from its event to its first frame
+THUMB_STEPS_MAX = 80  # wheel steps at most to zoom in until images show as thumbnails
+
+
+def points_spot(page: Path) -> dict:
+    """An untimed load of a points page: the central point and where it is on the screen."""
+    with tempfile.TemporaryDirectory(prefix="bench-chromium-") as profile:
+        driver = open_instrumented(profile)
+        try:
+            driver.get(page.resolve().as_uri())
+            wait_ready(driver)
+            hb.wait_for_paint(driver)
+            spot = driver.execute_script(POINTS_SPOT_JS)
+            console = driver.get_log("browser")
+        finally:
+            driver.quit()
+    return {**spot, "gl": True, "console": console}
+
+
+def drawn(driver, name: str, timeout_ms: float = 120000) -> dict:
+    entry = driver.execute_async_script(WAIT_DRAWN_JS, name, timeout_ms)
+    if entry is None:
+        raise SystemExit(f"no '{name}' response within {timeout_ms / 1000:.0f} s")
+    return entry
+
+
+def interact_points(driver, spot: dict) -> dict:
+    """Hover a second image, click, search, run switch, wheel steps (to the first frame drawn and two
+    frames later), then zoom in until the images in view show as thumbnails (ms from the input event)."""
+    out = {}
+    driver.execute_script(WATCH_DRAWS_JS)
+    # A second hover, on another image (in another chunk of rows at a large N): the page is warm.
+    other = driver.execute_script(
+        """const wrap = document.getElementById('canvas-wrap').getBoundingClientRect(), n = tsneAtlas.data.n;
+        const far = (i) => i !== arguments[0] && (n <= tsneAtlas.data.chunk || Math.abs(i - arguments[0]) > tsneAtlas.data.chunk);
+        for (let i = (arguments[0] + Math.floor(n / 2)) % n, tries = 0; tries < n; i = (i + 7919) % n, tries++) {
+          const [x, y] = tsneAtlas.screenPosition(i);
+          if (far(i) && x > 40 && y > 40 && x < wrap.width - 40 && y < wrap.height - 40) return i;
+        }
+        return -1;""",
+        spot["index"],
+    )
+    if other >= 0:
+        x, y = driver.execute_script(POINTS_POSITION_JS, other)
+        move(driver, 5, 5)
+        driver.execute_script("tsneAtlas.hover(-1); __bench.arm('hover2', 'pointermove', () => "
+                              "document.getElementById('hover-card').dataset.index !== undefined);")  # fmt: skip
+        move(driver, x, y)
+        entry = drawn(driver, "hover2")
+        out["hover2_ms"] = entry["done"] - entry["event"]
+    driver.execute_script(
+        "__bench.arm('click', 'pointerup', () => document.getElementById('neighbours').dataset.index !== undefined);"
+    )
+    move(driver, spot["x"], spot["y"], click=True)
+    entry = drawn(driver, "click")
+    out["click_ms"] = entry["done"] - entry["event"]
+    driver.execute_script(
+        "__bench.arm('search', 'input', () => document.getElementById('search-count').textContent.endsWith('match'));"
+    )
+    driver.find_element("id", "search").send_keys(SEARCH)
+    entry = drawn(driver, "search")
+    out["search_ms"] = entry["done"] - entry["event"]
+    out["matches"] = driver.execute_script("return tsneAtlas.state.matches.length")
+    if driver.execute_script("return tsneAtlas.data.runs.length") > 1:
+        driver.execute_script("__bench.arm('run', 'change', () => tsneAtlas.state.drawn?.run === 1);")
+        Select(driver.find_element("id", "run-select")).select_by_index(1)
+        entry = drawn(driver, "run")
+        out["run_ms"] = entry["done"] - entry["event"]
+        hb.wait_for_paint(driver)
+        spot = {**spot, **dict(zip("xy", driver.execute_script(POINTS_POSITION_JS, spot["index"])))}
+    origin = ScrollOrigin.from_viewport(round(spot["x"]), round(spot["y"]))
+    firsts, shown = [], []
+    for _ in range(ZOOM_STEPS):
+        driver.execute_script(
+            "__bench.arm('zoom', 'wheel', () => __bench.draws.some((t) => t > __bench.marks.zoom.event));"
+        )
+        ActionChains(driver).scroll_from_origin(origin, 0, -100).perform()
+        entry = drawn(driver, "zoom")
+        firsts.append(entry["draws"][0] - entry["event"])
+        shown.append(entry["done"] - entry["event"])
+    out["zoom_ms"], out["zoom_full_ms"] = statistics.median(firsts), statistics.median(shown)
+    out["zoom_steps_ms"] = firsts
+    # Zoom in at the central point until the images in view are drawn as thumbnails: the last step's time.
+    for step in range(THUMB_STEPS_MAX):
+        driver.execute_script(
+            "__bench.arm('thumbs', 'wheel', () => { const t = tsneAtlas.state.thumbs;"
+            " return __bench.draws.some((d) => d > __bench.marks.thumbs.event) && t.pending === 0; });"
+        )
+        ActionChains(driver).scroll_from_origin(origin, 0, -300).perform()
+        entry = drawn(driver, "thumbs")
+        thumbs = driver.execute_script("return tsneAtlas.state.thumbs")
+        if thumbs["shown"] > 0:
+            out["thumbs_ms"], out["thumbs_in_view"], out["thumbs_steps"] = (
+                entry["done"] - entry["event"],
+                thumbs["shown"],
+                step + 1,
+            )
+            out["thumbs_atlases"] = thumbs["atlases"]
+            break
+    return out
+
+
+def measure_points_once(page: Path, spot: dict) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-chromium-") as profile:
+        driver = open_instrumented(profile)
+        try:
+            out = load_and_hover(driver, page, spot, lambda index: driver.execute_script(POINTS_POSITION_JS, index))
+            out.update(interact_points(driver, spot))
+            hb.wait_for_paint(driver)
+            driver.execute_cdp_cmd("HeapProfiler.collectGarbage", {})
+            metrics = {m["name"]: m["value"] for m in driver.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]}
+            out["js_heap_mib"] = metrics["JSHeapUsedSize"] / 2**20
+            out.update(process_memory(driver))
+            out["console"] = driver.get_log("browser")
+        finally:
+            driver.quit()
+    return out
+
+
+POINTS_MEDIANS = (*MEDIANS, "hover2_ms", "thumbs_ms", "thumbs_in_view", "thumbs_atlases", "thumbs_steps")
+
+
+def browse_points(page: Path, repeats: int) -> dict:
+    spot = points_spot(page)
+    runs = [measure_points_once(page, spot) for _ in range(repeats)]
+    median = {
+        key: statistics.median(run[key] for run in runs if run.get(key) is not None)
+        for key in POINTS_MEDIANS
+        if any(run.get(key) is not None for run in runs)
+    }
+    console = spot["console"] + [entry for run in runs for entry in run["console"]]
+    return {
+        **median,
+        "spot": {k: v for k, v in spot.items() if k != "console"},
+        "hover_off_px": max(run["hover_off_px"] for run in runs),
+        "matches": runs[0]["matches"],
+        "zoom_steps_ms": [run["zoom_steps_ms"] for run in runs],
+        "severe": sorted({e["message"] for e in console if e["level"] == "SEVERE"}),
+        "warnings": sorted({e["message"] for e in console if e["level"] == "WARNING"}),
+        "phases": {
+            key: statistics.median(run["phases"][key] for run in runs if run["phases"][key] is not None)
+            for key in PHASES
+            if any(run["phases"][key] is not None for run in runs)
+        },
+    }
+
+
 # --- report -----------------------------------------------------------------------------------------
 
 
@@ -583,7 +829,9 @@ def main() -> None:
     parser.add_argument("--thumb-size", type=int, default=96, help="explorer.thumb_size (default 96)")
     parser.add_argument("--repeats", type=int, default=3, help="fresh browsers per page (after one warm-up load)")
     parser.add_argument(
-        "--backends", default=",".join(BACKENDS), help="explorer.backend of the pages browsed (default canvas,webgl)"
+        "--backends",
+        default="canvas,webgl",
+        help=f"explorer.backend of the pages built and browsed, a comma list of {', '.join(BACKENDS)} (default canvas,webgl)",
     )
     parser.add_argument("--reuse", action="store_true", help="reuse a work folder's inputs, thumbnails and pages")
     parser.add_argument("--out", type=Path, help="also write the report here")
@@ -597,9 +845,14 @@ def main() -> None:
     load = [os.getloadavg()[0]]
     everything = []
     for n in args.sizes:
-        stages = prepare(n, args.thumb_size, args.reuse)
+        stages = prepare(n, args.thumb_size, args.reuse, backends)
         for name, page in stages["pages"].items():
-            for backend in [b for b in backends if name == "all" or b == "canvas"]:
+            if name == "points":
+                if "points" in backends:
+                    print(f"{n}: points page: browser", file=sys.stderr)
+                    page["points"] = browse_points(Path(page["html"]), args.repeats)
+                continue
+            for backend in [b for b in backends if b != "points" and (name == "all" or b == "canvas")]:
                 target = Path(page["html"] if backend == "canvas" else page["html_webgl"])
                 print(f"{n}: {name} page, {backend}: browser", file=sys.stderr)
                 page[backend] = browse(target, args.repeats)
@@ -614,7 +867,8 @@ def main() -> None:
 
 
 def stage_row(label: str, stage: str, measured: dict, output: str) -> list[str]:
-    return [label, stage, f"{measured['s']:.1f}", f"{measured['imports_rss_mib']:.0f}",
+    cpu = f"{measured['cpu_s']:.1f}" if "cpu_s" in measured else "n/a"  # stages.json of an older run: no CPU
+    return [label, stage, f"{measured['s']:.1f}", cpu, f"{measured['imports_rss_mib']:.0f}",
             f"{measured['peak_rss_mib']:.0f}", output]  # fmt: skip
 
 
@@ -624,6 +878,29 @@ def browser_row(label: str, backend: str, b: dict, folder_mib: float) -> list[st
             f"{b['hover_ms']:.0f}", f"{b['click_ms']:.0f}", f"{b['search_ms']:.0f}", f"{b['run_ms']:.0f}",
             f"{b['zoom_ms']:.0f} / {b['zoom_full_ms']:.0f}", f"{b['js_heap_mib']:.0f}", f"{b.get('renderer_peak_mib', float('nan')):.0f}",
             f"{b.get('gpu_peak_mib', float('nan')):.0f}", f"{folder_mib:.1f}"]  # fmt: skip
+
+
+POINTS_HEADER = ["images", "ready s", "hover works s", "hover ms: first / another image", "click → neighbours ms"]
+POINTS_HEADER += [
+    f"search `{SEARCH}` ms",
+    "run switch ms",
+    "zoom step ms: first frame / shown",
+    "thumbnails ms (in view)",
+]
+POINTS_HEADER += ["JS heap MiB", "renderer peak RSS MiB", "GPU process peak RSS MiB", "page + data + thumbnails MiB"]
+
+
+def points_row(label: str, b: dict, folder_mib: float) -> list[str]:
+    nan = float("nan")
+    thumbs = (
+        f"{b['thumbs_ms']:.0f} ({b['thumbs_in_view']:,.0f} images, {b['thumbs_atlases']:,.0f} atlases)"
+        if "thumbs_ms" in b
+        else "not reached"
+    )
+    return [label, f"{b['ready_s']:.2f}", f"**{b['hover_s']:.2f}**", f"{b['hover_ms']:.0f} / {b.get('hover2_ms', nan):.0f}",
+            f"{b['click_ms']:.0f}", f"{b['search_ms']:.0f}", f"{b.get('run_ms', nan):.0f}",
+            f"{b['zoom_ms']:.0f} / {b['zoom_full_ms']:.0f}", thumbs, f"{b['js_heap_mib']:.0f}",
+            f"{b.get('renderer_peak_mib', nan):.0f}", f"{b.get('gpu_peak_mib', nan):.0f}", f"{folder_mib:.1f}"]  # fmt: skip
 
 
 def phase_row(label: str, backend: str, b: dict) -> list[str]:
@@ -641,14 +918,31 @@ def console_text(message: str) -> str:
 
 def report(everything: list[dict], args, load: list[float]) -> str:
     stage_rows, browser_rows, phase_rows, notes, warnings = [], [], [], [], set()
+    points_rows = []
     for stages in everything:
-        n, thumbs = stages["n"], stages["thumbnails"]
-        stage_rows.append(
-            stage_row(
-                f"{n:,}", "explorer_thumbnails", thumbs, f"{thumbs['atlases']} atlases, {thumbs['folder_mib']:.1f} MiB"
+        n, thumbs = stages["n"], stages.get("thumbnails")
+        if thumbs:
+            stage_rows.append(
+                stage_row(
+                    f"{n:,}",
+                    "explorer_thumbnails",
+                    thumbs,
+                    f"{thumbs['atlases']} atlases, {thumbs['folder_mib']:.1f} MiB",
+                )
             )
-        )
         for name, page in stages["pages"].items():
+            if name == "points":
+                t = stages["points_thumbnails"]
+                stage_rows.append(stage_row(f"{n:,}", "explorer_thumbnails (points: every image)", t,
+                                            f"{t['atlases']} atlases, {t['folder_mib']:.1f} MiB"))  # fmt: skip
+                stage_rows.append(stage_row(f"{n:,}", "build_explorer (points)", page,
+                                            f"explorer.html {page['page_mib']:.1f} MiB + data {page['data_mib']:.1f} MiB"))  # fmt: skip
+                if "points" in page:
+                    b = page["points"]
+                    points_rows.append(points_row(f"{n:,}", b, page["page_mib"] + page["data_mib"] + t["folder_mib"]))
+                    notes += [f"{n:,} points: SEVERE console message: {message[:300]}" for message in b["severe"]]
+                    warnings.update(console_text(message) for message in b["warnings"])
+                continue
             inline = name == "inline"
             label = f"{INLINE_MAX_IMAGES:,} of {n:,}" if inline else f"{n:,}"
             if inline:
@@ -671,30 +965,43 @@ def report(everything: list[dict], args, load: list[float]) -> str:
                     )
                 notes += [f"{label} {backend}: SEVERE console message: {message[:300]}" for message in b["severe"]]
                 warnings.update(console_text(message) for message in b["warnings"])
-    browsed = [page[b] for page in everything[0]["pages"].values() for b in BACKENDS if b in page]
-    renderer = browsed[0]["spot"]["renderer"] if browsed else "not measured"
-    graph = ", ".join(f"{s['n']:,}: {s['graph_s']:.0f} s" for s in everything)
+    browsed = [page[b] for stages in everything for page in stages["pages"].values() for b in BACKENDS if b in page]
+    renderer = browsed[0]["spot"].get("renderer", "not measured") if browsed else "not measured"
+    graph = ", ".join(f"{s['n']:,}: {s.get('graph', 'exact (scikit-learn)')}, {s['graph_s']:.0f} s" for s in everything)
     lines = [
         f"Machine: {machine()}; {hb.CHROMIUM} (headless, window {WIDTH}x{HEIGHT}), WebGL renderer: {renderer}",
         "",
         f"Command: `{command_line()}` (1-minute load average {load[0]:.1f} at the start, {load[-1]:.1f} at the end)",
         "",
         f"Stages (child processes; thumbnails {args.thumb_size} px, 2 threads; 3 runs, k-NN graph k = 90, "
-        f"top-5 predictions; the graph by scikit-learn, not a stage here: {graph}):",
+        f"top-5 predictions; the graph, not a stage here: {graph}):",
         "",
         markdown_table(STAGE_HEADER, stage_rows),
         "",
-        f"Browser (median of {args.repeats} fresh headless Chromiums after a warm-up load; `canvas`: the default "
-        "`explorer.backend`, `webgl`: the same page built with `explorer.backend: webgl`):",
-        "",
-        markdown_table(BROWSER_HEADER, browser_rows),
-        "",
-        "Page load phases (ms from navigation start, medians; JSON.parse calls over 100 kB: time and text size):",
-        "",
-        markdown_table(PHASE_HEADER, phase_rows),
-        "",
-        "Console: " + ("; ".join(notes) if notes else "no SEVERE entries") + ".",
     ]
+    if browser_rows:
+        lines += [
+            f"Browser (median of {args.repeats} fresh headless Chromiums after a warm-up load; `canvas`: the default "
+            "`explorer.backend` up to 100,000 images, `webgl`: the same page built with `explorer.backend: webgl`):",
+            "",
+            markdown_table(BROWSER_HEADER, browser_rows),
+            "",
+            "Page load phases (ms from navigation start, medians; JSON.parse calls over 100 kB: time and text size):",
+            "",
+            markdown_table(PHASE_HEADER, phase_rows),
+            "",
+        ]
+    lines.append("Console: " + ("; ".join(notes) if notes else "no SEVERE entries") + ".")
+    if points_rows:
+        lines[-1:-1] = [
+            "Points page (`explorer.backend: points`, every image, WebGL by regl-scatterplot; median of "
+            f"{args.repeats} fresh headless Chromiums after a warm-up load; ms from the input event; zoom: a wheel step "
+            "to the renderer's first frame and two frames later; thumbnails: the wheel step that brought 2,000 or "
+            "fewer images into view, to all of them drawn as thumbnails):",
+            "",
+            markdown_table(POINTS_HEADER, points_rows),
+            "",
+        ]
     if warnings:
         lines += ["", "Console warnings (distinct): " + " | ".join(sorted(warnings))]
     return "\n".join(lines) + "\n"

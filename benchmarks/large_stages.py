@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from common import BENCH_DIR, DATA_DIR, REPO, command_line, machine, markdown_table
+from datasets import synthetic
 
 # The stages in workflow order; each reads what the ones before it wrote.
 STAGES = (
@@ -604,9 +605,6 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--stages: no stage {unknown}; stages: {', '.join(STAGES)}")
     if args.images is None:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        from datasets import synthetic
-
         args.images = synthetic(max(args.sizes), DATA_DIR)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results["machine"] = machine()

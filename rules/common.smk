@@ -7,7 +7,10 @@ from snakemake.utils import validate
 # sys.path for the Snakefile (this repository's, also when it is used as a module).
 from scripts.tsne_atlas.config import (
     NETWORK_SOURCES,
+    POINTS_BACKEND,
     WEIGHT_KEYWORDS,
+    explorer_backend,
+    explorer_thumbnail_params,
     query_dataset,
     reference_dataset,
     runs_at_seed,
@@ -101,6 +104,9 @@ COMPARE_REFERENCE = PLAN.compare_reference
 DATASET_MANIFEST_DIGEST = PLAN.dataset.manifest_digest
 # Where each feature set's maps and the input they share live: embeddings/<feature set id>/.
 EMBEDDINGS = f"{RESULTS}/embeddings"
+# The explorer page's renderer: explorer.backend, its auto resolved by the sample's size (canvas up to
+# 100,000 images, the WebGL points page above: scripts/tsne_atlas/config.py).
+EXPLORER_BACKEND = explorer_backend(config["explorer"]["backend"], N_IMAGES)
 
 # The query set (section query, rules/query.smk): everything it makes lies in results/query/.
 QUERY = f"{RESULTS}/query"
@@ -460,6 +466,23 @@ def explorer_query_inputs(wildcards):
             rules.query_neighbours.output.query_neighbours, features=FEATURE_IDS
         ),
     }
+
+
+def explorer_outputs():
+    """The explorer's page, and for a points page the folder of data it loads beside it (explorer-data/:
+    scripts/tsne_atlas/explorer_points.py); a canvas or webgl page's outputs are what they were before.
+    """
+    outputs = {
+        "html": report(
+            f"{RESULTS}/explorer.html",
+            caption="../report/explorer.rst",
+            category="Sweep",
+            labels={"features": "all", "figure": "interactive explorer"},
+        )
+    }
+    if EXPLORER_BACKEND == POINTS_BACKEND:
+        outputs["data"] = directory(f"{RESULTS}/explorer-data")
+    return outputs
 
 
 def explorer_query_params():

@@ -17,12 +17,17 @@ rule prepare_input:
     conda:
         "../envs/maps.yaml"
     resources:
-        mem_mb=prepare_mem_mb(N_IMAGES),
+        mem_mb=prepare_mem_mb(
+            N_IMAGES,
+            config["prepare"]["block_rows"],
+            config["prepare"]["pca_components"],
+        ),
         runtime=maps_runtime_min(N_IMAGES),
     params:
         node=node_of,
         standardize=config["prepare"]["standardize"],
         pca_components=config["prepare"]["pca_components"],
+        block_rows=config["prepare"]["block_rows"],
     script:
         "../scripts/prepare_input.py"
 

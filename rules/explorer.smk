@@ -2,6 +2,8 @@
 # for every run of the sweep (results/explorer.html) with neighbours, search, colour-by (the clusters of
 # each feature set too, their names on the map), density contours, selection and two runs side by side, linked;
 # with a query set, the query images as a layer of their own on every map (rules/query.smk places them).
+# Above 100,000 images (explorer.backend auto) the page draws every image with WebGL and loads its data
+# from results/explorer-data/ (explorer_outputs).
 
 
 rule explorer_thumbnails:
@@ -19,9 +21,8 @@ rule explorer_thumbnails:
     resources:
         runtime=thumbnails_runtime_min(N_IMAGES),
     params:
+        **explorer_thumbnail_params(config["explorer"], N_IMAGES),
         root=config["dataset"]["root"],
-        thumb_size=config["explorer"]["thumb_size"],
-        max_images=config["explorer"]["max_images"],
     script:
         "../scripts/explorer_thumbnails.py"
 
@@ -56,12 +57,7 @@ rule explorer:
         quality=rules.image_quality.output.quality,
         thumbnails=rules.explorer_thumbnails.output.thumbnails,
     output:
-        html=report(
-            f"{RESULTS}/explorer.html",
-            caption="../report/explorer.rst",
-            category="Sweep",
-            labels={"features": "all", "figure": "interactive explorer"},
-        ),
+        **explorer_outputs(),
     log:
         f"{RESULTS}/logs/explorer.log",
     benchmark:
@@ -76,6 +72,6 @@ rule explorer:
         root=config["dataset"]["root"],
         inline_max_images=config["explorer"]["inline_max_images"],
         neighbours=config["explorer"]["neighbours"],
-        backend=config["explorer"]["backend"],
+        backend=EXPLORER_BACKEND,
     script:
         "../scripts/explorer.py"

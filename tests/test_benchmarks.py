@@ -89,7 +89,7 @@ def steps(tmp: Path) -> dict[str, list[tuple[str, list[str], list[str]]]]:
         ],
         "explorer": [
             step(
-                "explorer.py --sizes 200 --repeats 1 --thumb-size 24 --backends canvas --json {out}/explorer.json "
+                "explorer.py --sizes 200 --repeats 1 --thumb-size 24 --backends canvas,points --json {out}/explorer.json "
                 "--out {out}/explorer.md",
                 out / "explorer.md",
                 out / "explorer.json",
@@ -128,6 +128,23 @@ def steps(tmp: Path) -> dict[str, list[tuple[str, list[str], list[str]]]]:
             ),
             step(
                 "datasets.py synthetic --n-images 20 --data-dir {tmp}/data", tmp / "data" / "synthetic-20" / ".complete"
+            ),
+            step(
+                "million.py --sizes 120 --methods pca --iterations --out {out}/million.json --report {out}/million.md",
+                out / "million.md",
+                out / "million.json",
+            ),
+        ],
+        "prepare": [
+            step(
+                "synthetic.py --n-images 300 --dim 16 --out {work}/prepare/features.h5",
+                work / "prepare" / "features.h5",
+            ),
+            step(
+                "prepare.py --features {work}/prepare/features.h5 --block-rows 120 --pca-components 5 "
+                "--workdir {work}/prepare --json {out}/prepare.json --out {out}/prepare.md",
+                out / "prepare.md",
+                out / "prepare.json",
             ),
         ],
     }
@@ -179,7 +196,7 @@ def benchmark_runs(request, tmp_path_factory) -> tuple[Path, dict[str, Future]]:
     }
     pool = ThreadPoolExecutor(max_workers=2)
     # The longest chains first, so that no long chain starts last.
-    order = ("extraction", "sweep", "overhead", "explorer", "gpu")
+    order = ("extraction", "sweep", "overhead", "explorer", "gpu", "prepare")
     assert set(order) == set(chains), "list every chain in order"
     futures = {name: pool.submit(run_chain, tmp, chains[name]) for name in order if name in wanted}
     yield tmp, futures
@@ -218,12 +235,14 @@ def test_benchmark_runs_end_to_end_at_a_tiny_size(benchmark_runs, chain, name):
 @pytest.mark.browser
 @pytest.mark.parametrize("chain", ["explorer"])
 def test_explorer_benchmark_builds_and_browses_its_page(benchmark_runs, chain):
-    """explorer.py at 200 images: the real stages, the page in headless Chromium (canvas backend)."""
+    """explorer.py at 200 images: the real stages, the canvas page and the points page in headless Chromium."""
     tmp, _ = benchmark_runs
     check_step(benchmark_runs, chain, "explorer.py")
     measured = json.loads((tmp / "out" / "explorer.json").read_text())
     page = measured[0]["pages"]["all"]
     assert Path(page["html"]).is_relative_to(tmp) and page["canvas"]["hover_s"] is not None
+    points = measured[0]["pages"]["points"]
+    assert Path(points["html"]).is_relative_to(tmp) and points["points"]["thumbs_in_view"] > 0
 
 
 def test_gpu_script_stops_or_runs(tmp_path):

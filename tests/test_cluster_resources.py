@@ -39,8 +39,15 @@ def test_memory_and_time_grow_with_the_sample_where_it_matters():
     assert cr.extraction_mem_mb(2) == 6000 and cr.extraction_mem_mb(0) == 4000
     assert cr.extraction_runtime_min(500, "cpu") == 10 + 5 and cr.extraction_runtime_min(500, "auto") == 10 + 1
     assert cr.extraction_runtime_min(26000, "cpu") > cr.extraction_runtime_min(26000, "cuda") > 30
-    # The sweep's input job: the features as float64, a few times over (4096 dimensions assumed).
-    assert cr.prepare_mem_mb(500) == 1000 + 47 and cr.prepare_mem_mb(26000) == 1000 + 2438
+    # The sweep's input job: up to prepare.block_rows images the features as float64, a few times over (4096
+    # dimensions assumed); above, one block of them, the D x D covariance and the N x 50 result: ~6.8 GB at 1,000,000.
+    assert cr.prepare_mem_mb(500, 100_000, 50) == 1000 + 47 and cr.prepare_mem_mb(26000, 100_000, 50) == 1000 + 2438
+    # 100,000 x 4,096 x 12 bytes (4,687.5 MiB) + 6 x 4,096² x 8 (768 MiB) + 1,000,000 x 50 x 8 (381.5 MiB).
+    assert cr.prepare_mem_mb(1_000_000, 100_000, 50) == 1000 + 5837 < 8000
+    assert cr.prepare_mem_mb(1_000_000, 50_000, 50) < cr.prepare_mem_mb(1_000_000, 100_000, 50)
+    assert cr.prepare_mem_mb(100_001, 100_000, 50) < cr.prepare_mem_mb(100_000, 100_000, 50)
+    # Without PCA the result is N x D float64 itself.
+    assert cr.prepare_mem_mb(1_000_000, 100_000, 0) > 1_000_000 * 4096 * 8 / 2**20
     # Each run holds the 50-d input, the graph and P: ~20 KB per image, above the 538 MB measured at 100k.
     assert cr.maps_mem_mb(500) == 1000 + 10 and 538 < cr.maps_mem_mb(100_000) < 3000
     assert cr.maps_runtime_min(500) == 12 and cr.maps_runtime_min(26000) == 88
@@ -55,7 +62,7 @@ def test_memory_and_time_grow_with_the_sample_where_it_matters():
     # Sampling checks every sampled file on one core: ~10 ms per large photo, 8.5 hours asked at 1,000,000.
     assert cr.sampling_runtime_min(500) == 11 and cr.sampling_runtime_min(1_000_000) == 10 + 500
     for size in (
-        cr.prepare_mem_mb,
+        lambda n: cr.prepare_mem_mb(n, 100_000, 50),
         cr.maps_mem_mb,
         cr.maps_runtime_min,
         cr.metrics_runtime_min,
@@ -148,7 +155,7 @@ def test_rules_declare_gpu_memory_and_time(tmp_path):
     assert resources["extract_features"]["mem_mb"] == str(cr.extraction_mem_mb(0))
     assert resources["extract_features"]["runtime"] == str(cr.extraction_runtime_min(40, "auto"))
     assert resources["map"]["mem_mb"] == str(cr.maps_mem_mb(40))
-    assert resources["prepare_input"]["mem_mb"] == str(cr.prepare_mem_mb(40))
+    assert resources["prepare_input"]["mem_mb"] == str(cr.prepare_mem_mb(40, 100_000, 20))
     assert resources["embedding_metrics"]["mem_mb"] == str(cr.run_metrics_mem_mb(40, 5000))
     assert "gpu" not in resources["map"] and "gpu" not in resources["scatter"]  # only extraction uses a GPU
     assert resources["sample_images"]["runtime"] == str(cr.sampling_runtime_min(40))

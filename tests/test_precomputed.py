@@ -391,3 +391,63 @@ def test_a_paths_file_beside_a_file_that_names_its_paths_is_a_mistake(tmp_path):
     (tmp_path / "p.txt").write_text("\n".join(FILE_PATHS), encoding="utf-8")
     message = refused("paths_file is only used with .npy features", table, paths_file=str(tmp_path / "p.txt"))
     assert message.endswith("remove it")
+
+
+def import_set(tmp_path, source: Path, sample, name: str) -> Path:
+    """The workflow's import of a precomputed set (extract_features' path for it) into ``name``."""
+    from tsne_atlas.extraction import import_precomputed
+
+    out = tmp_path / name
+    settings = {"path": str(source)}
+    if source.suffix == ".npy":
+        settings["paths_file"] = str(source.with_suffix(".txt"))
+    import_precomputed(settings, KEY, list(sample), None, str(out), {"feature_set": "clip"})
+    return out
+
+
+@pytest.mark.parametrize("suffix", (".h5", ".npy"))
+def test_a_set_is_imported_block_by_block_into_the_same_file_with_a_bounded_memory(tmp_path, suffix, monkeypatch):
+    """The sample's rows go to the features file a block at a time (SAMPLE_BLOCK_ROWS; at 1,000,000 x 2,048
+    the import would otherwise hold 8 GB): the file is byte for byte the one a single block writes, and the
+    memory beside it stays within a few blocks (all rows held at once: a full copy)."""
+    import tsne_atlas.sources.precomputed as precomputed
+
+    n, dim = 20_000, 256
+    paths = [f"c{i % 7}/img_{i:05d}.png" for i in range(n)]
+    features = np.random.default_rng(0).standard_normal((n, dim)).astype(np.float32)
+    if suffix == ".h5":
+        source = write_hdf5(tmp_path / "big.h5", paths, features)
+    else:
+        source, _ = write_npy(tmp_path / "big.npy", paths, features)
+    sample = [paths[i] for i in np.random.default_rng(1).permutation(n)]
+    whole = import_set(tmp_path, source, sample, "one-block.h5")
+    monkeypatch.setattr(precomputed, "SAMPLE_BLOCK_ROWS", 1_500)  # 14 blocks, the last one short
+    tracemalloc.start()
+    try:
+        blocks = import_set(tmp_path, source, sample, "blocks.h5")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    from tsne_atlas.files.features import read_features
+
+    got = read_features(blocks)
+    np.testing.assert_array_equal(got["features"], features[[int(p[-9:-4]) for p in sample]])
+    assert got["paths"] == sample
+    assert whole.read_bytes() == blocks.read_bytes()
+    assert peak < features.nbytes / 2, (peak / 2**20, features.nbytes / 2**20)
+
+
+def test_nan_in_a_later_block_is_refused_and_nothing_is_left_written(tmp_path, monkeypatch):
+    import tsne_atlas.sources.precomputed as precomputed
+
+    monkeypatch.setattr(precomputed, "SAMPLE_BLOCK_ROWS", 4)
+    sample = sorted(FILE_PATHS)
+    features = features_for(FILE_PATHS)
+    features[FILE_PATHS.index(sample[9]), 2] = np.nan  # the third block
+    features[FILE_PATHS.index(sample[11]), 0] = np.inf
+    source = write_hdf5(tmp_path / "f.h5", FILE_PATHS, features)
+    with pytest.raises(AtlasError) as refused_import:
+        import_set(tmp_path, source, sample, "features.h5")
+    assert "2 sampled image(s) have NaN or infinite features" in str(refused_import.value)
+    assert f"first '{sample[9]}'" in str(refused_import.value)
+    assert not any(tmp_path.glob("*features.h5")), "a half-written features file was left behind"

@@ -149,6 +149,32 @@ def test_benchmarks_stay_out_of_the_test_run_and_the_repository():
     assert "benchmarks/data/" in gitignore and "benchmarks/work/" in gitignore
 
 
+def test_million_benchmark_names_every_rules_benchmark_file(monkeypatch):
+    """benchmarks/million.py reports per rule from the benchmark files' paths: every rule's ``benchmark:``
+    path (wildcards filled in) must give back that rule's name (a map: ``map <method>``)."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # its imports, as PYTHONPATH=scripts python benchmarks/...
+    spec = importlib.util.spec_from_file_location("million", REPO / "benchmarks" / "million.py")
+    million = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(million)
+    found = 0
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for rule, path in re.findall(
+            r'^(?:use )?rule (\w+)[^\n]*\n(?:(?!^(?:use )?rule )[^\n]*\n)*?\s+benchmark:\s*\n\s+f?"([^"]+)"',
+            smk.read_text(),
+            re.M,
+        ):
+            if "/query/" in path:
+                continue  # the query set's jobs: not part of the million run
+            filled = path.split("benchmarks/", 1)[1].replace("{RUN}", "s/tsne/perplexity-30_seed-0")
+            filled = re.sub(r"\{+(\w+)\}+", r"x-\1", filled)
+            expected = "map tsne" if rule == "map" else rule
+            assert million.rule_of(Path(filled)) == expected, (smk.name, rule, path)
+            found += 1
+    assert found >= 20
+
+
 def reliability_rows() -> list[tuple[str, str, str, list[tuple[str, str]]]]:
     """(section, case, outcome, tests) for every row of the tables in docs/reliability.md; 'same' is the row above's tests."""
     rows, previous, section = [], [], ""

@@ -161,6 +161,29 @@ def test_the_export_holds_the_explorers_images_in_the_index_order(tmp_path):
     assert sprite[3 * CELL :, 1 * CELL :].min() > 240  # cells 13-15: no image
 
 
+def test_a_points_pages_index_of_every_image_exports_the_same_subsample_as_a_canvas_pages(tmp_path):
+    """A points page's thumbnails list every image (and keep the cap): the export takes the explorer's
+    fixed subsample of them, the same rows, in the same order, as from a canvas page's index of that
+    subsample, with the same sprite layout."""
+    root, paths, *_ = sample(tmp_path, {"ant": 9, "bee": 8, "cat": 7})
+    canvas = thumbnails(tmp_path, root, max_images=13)
+    points = tmp_path / "explorer-points"
+    explorer_thumbnails(
+        str(tmp_path / "images.csv"), str(root), str(points), CELL, 13, threads=1, every_image=True, columns=8
+    )
+    index = read_index(points)
+    assert index.paths == paths and index.max_images == 13 and index.columns == 8
+    assert read_index(canvas).max_images is None and "max_images" not in (canvas / "thumbnails.json").read_text()
+    records = [export(tmp_path, name, tmp_path / name, folder) for name, folder in (("c", canvas), ("p", points))]
+    assert {k: v for k, v in records[0].items() if k != "features"} == {
+        k: v for k, v in records[1].items() if k != "features"
+    }
+    for name in ("tensors.tsv", "metadata.tsv"):
+        assert (tmp_path / "c" / "c" / name).read_bytes() == (tmp_path / "p" / "p" / name).read_bytes()
+    with Image.open(tmp_path / "c" / "c" / "sprite.jpg") as a, Image.open(tmp_path / "p" / "p" / "sprite.jpg") as b:
+        assert a.size == b.size and np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).mean() < 4
+
+
 def test_a_large_sample_gets_smaller_sprite_cells(tmp_path, monkeypatch):
     """What 100,000 images get (cells of 8192 // 317 = 25 px), shown at a 64-pixel limit on 24 images."""
     root, *_ = sample(tmp_path, {"ant": 12, "bee": 12}, with_predictions=False)

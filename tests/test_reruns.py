@@ -52,6 +52,8 @@ NEW_VALUES = {
     "graph.neighbours": lambda tmp: 31,
     "mosaic.background": lambda tmp: "black",
     "grid_mosaic.background": lambda tmp: "black",
+    # auto is canvas at the tiny size (so is canvas, which reruns nothing): webgl redraws the page.
+    "explorer.backend": lambda tmp: "webgl",
 }
 # Switches that only add outputs (on by default): switching one off on the finished run plans nothing (no
 # output is redone or removed); its x-reruns say what switching it on runs (test_switching_the_projector_on_…).

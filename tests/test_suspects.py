@@ -120,12 +120,12 @@ def test_a_near_copy_is_found_and_a_random_pair_is_not():
     assert tuple(pairs[0]) == (7, 120)
 
 
-@pytest.mark.parametrize("block_rows", [1, 2, 3])
-def test_near_duplicates_count_an_edge_found_from_both_ends_once(block_rows):
+@pytest.mark.parametrize("block_size", [1, 2, 3])
+def test_near_duplicates_count_an_edge_found_from_both_ends_once(block_size):
     """Edge 0-1 is found from both ends, in other blocks when a block holds one or two rows."""
     indices = np.array([[1, 2], [0, 2], [1, 0]])
     X = np.array([[1.0, 0.0], [1.0, 0.1], [1.0, 0.2]])
-    pairs, cosine = su.near_duplicate_pairs(X, indices, threshold=-1.0, block_rows=block_rows)
+    pairs, cosine = su.near_duplicate_pairs(X, indices, threshold=-1.0, block_size=block_size)
     assert sorted(map(tuple, pairs.tolist())) == [(0, 1), (0, 2), (1, 2)] and len(cosine) == 3
 
 
@@ -224,7 +224,7 @@ def test_the_wide_part_reads_every_column_of_the_graph_and_the_score_is_the_larg
     np.testing.assert_allclose(relative, [1 / 1, 1 / 1, 2 / 1, 3 / 2], rtol=1e-12)
     # Image 0 is odd over the whole graph only, images 2 and 3 at k only: the score takes either.
     np.testing.assert_allclose(su.combined_outlier_scores(relative, wide), [2.0, 1.0, 2.0, 1.5], rtol=1e-12)
-    rows = su.outlier_rows(indices, distances, list("abcd"), ["p0", "p1", "p2", "p3"], k=1)
+    rows = su.outlier_rows(indices, distances, list("abcd"), ["p0", "p1", "p2", "p3"], k=1, max_rows=None)
     assert [row["path"] for row in rows] == ["p0", "p2", "p3", "p1"]  # 2.0 and 2.0 tie: by index
     assert [(row["outlier_score"], row["relative_distance"]) for row in rows[:2]] == [(2.0, 1.0), (2.0, 2.0)]
     assert rows[0]["wide_relative_distance"] == pytest.approx(2.0) and rows[0]["mean_neighbour_distance"] == 1.0
@@ -241,7 +241,16 @@ def planted_tables(labelled: bool = True) -> tuple[su.SuspectTables, list[str]]:
     X[31] = X[30]  # features of the same content are the same
     indices, distances = knn_graph(X, 8)
     return su.suspect_tables(
-        X, indices, distances, labels, paths, hashes, neighbours=5, near_duplicate_cosine=0.98, labelled=labelled
+        X,
+        indices,
+        distances,
+        labels,
+        paths,
+        hashes,
+        neighbours=5,
+        near_duplicate_cosine=0.98,
+        labelled=labelled,
+        max_rows=None,
     ), paths
 
 
@@ -554,7 +563,7 @@ def test_suspect_rows_put_an_identical_copy_under_another_label_first_among_equa
     paths = [f"{label}/{i}.png" for i, label in enumerate(labels)]
     indices = np.array([[2, 3], [4, 5], [3, 4], [2, 4], [5, 2], [4, 3]])
     distances = np.array([[1.0, 1.0], [0.0, 2.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
-    rows = su.suspect_rows(indices, distances, labels, paths, k=2)
+    rows = su.suspect_rows(indices, distances, labels, paths, k=2, max_rows=None)
     assert [row["path"] for row in rows] == ["a/1.png", "a/0.png"]
     assert [row["rank"] for row in rows] == [1, 2] and rows[0]["majority_label"] == "b"
 
@@ -566,12 +575,16 @@ def test_suspect_tables_take_labels_by_default_use_k_of_a_wider_graph_and_check_
     paths = [f"img/{i:02d}.png" for i in range(len(X))]
     hashes = [f"h{i}" for i in range(len(X))]
     indices, distances = knn_graph(X, 8)
-    tables = su.suspect_tables(X, indices, distances, labels, paths, hashes, neighbours=4, near_duplicate_cosine=0.99)
+    tables = su.suspect_tables(
+        X, indices, distances, labels, paths, hashes, neighbours=4, near_duplicate_cosine=0.99, max_rows=None
+    )
     assert tables.suspects_reason is None and tables.suspects[0]["path"] == "img/03.png"
     for row in [*tables.suspects, *tables.outliers]:
         assert len(row["neighbours"]) == len(row["neighbour_labels"]) == len(row["neighbour_distances"]) == 4
     with pytest.raises(ValueError, match=r"^30 labels, 30 paths, 29 hashes for 30 rows of X$"):
-        su.suspect_tables(X, indices, distances, labels, paths, hashes[:-1], neighbours=4, near_duplicate_cosine=0.99)
+        su.suspect_tables(
+            X, indices, distances, labels, paths, hashes[:-1], neighbours=4, near_duplicate_cosine=0.99, max_rows=None
+        )
 
 
 def test_rank_suspects_without_nearest_other_ranks_by_weighted_then_plain_disagreement_then_index():

@@ -157,34 +157,34 @@ def same_bytes(a, b) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
-@pytest.mark.parametrize("block_rows", BLOCKS)
-def test_blocked_scores_are_the_whole_graphs_bit_for_bit(block_rows):
+@pytest.mark.parametrize("block_size", BLOCKS)
+def test_blocked_scores_are_the_whole_graphs_bit_for_bit(block_size):
     X, indices, distances, labels, _, _ = planted()
     codes = np.unique(labels, return_inverse=True)[1]
     for k in (1, 5, indices.shape[1]):  # k below the graph's width reads a strided slice of each row
         whole = whole_label_disagreement(indices, distances, codes, k)
-        blocked = su.label_disagreement(indices, distances, codes, k, block_rows=block_rows)
+        blocked = su.label_disagreement(indices, distances, codes, k, block_size=block_size)
         assert set(blocked) == set(whole)
         for name in whole:
             assert same_bytes(blocked[name], whole[name]), (k, name)
-        assert same_bytes(su.outlier_scores(distances, k, block_rows), whole_outlier_scores(distances, k))
+        assert same_bytes(su.outlier_scores(distances, k, block_size), whole_outlier_scores(distances, k))
         assert same_bytes(
-            su.relative_outlier_scores(indices, distances, k, block_rows),
+            su.relative_outlier_scores(indices, distances, k, block_size),
             whole_relative_outlier_scores(indices, distances, k),
         )
     assert same_bytes(
-        su.wide_outlier_scores(indices, distances, block_rows), whole_wide_outlier_scores(indices, distances)
+        su.wide_outlier_scores(indices, distances, block_size), whole_wide_outlier_scores(indices, distances)
     )
     for threshold in (-1.0, 0.5, 0.99, 1.0):
-        pairs, cosine = su.near_duplicate_pairs(X, indices, threshold, block_rows=block_rows)
+        pairs, cosine = su.near_duplicate_pairs(X, indices, threshold, block_size=block_size)
         whole_pairs, whole_cosine = whole_near_duplicate_pairs(X, indices, threshold)
         assert same_bytes(pairs, whole_pairs) and same_bytes(cosine, whole_cosine), threshold
     assert len(whole_near_duplicate_pairs(X, indices, -1.0)[0]) > len(X)  # every edge: many blocks' worth
 
 
-@pytest.mark.parametrize("block_rows", [1, 64, 5000])
+@pytest.mark.parametrize("block_size", [1, 64, 5000])
 @pytest.mark.parametrize("labelled", [True, False])
-def test_blocked_tables_write_the_whole_graphs_files_byte_for_byte(tmp_path, block_rows, labelled):
+def test_blocked_tables_write_the_whole_graphs_files_byte_for_byte(tmp_path, block_size, labelled):
     """The CSV files of the first max_rows rows, as find_suspects writes them, from the blocked tables
     and from the whole-array ones; and the count the log gives is every suspect, not the listed ones."""
     X, indices, distances, labels, paths, hashes = planted(seed=1)
@@ -193,7 +193,7 @@ def test_blocked_tables_write_the_whole_graphs_files_byte_for_byte(tmp_path, blo
         X, indices, distances, labels, paths, hashes, 5, 0.99, labelled
     )
     tables = su.suspect_tables(
-        X, indices, distances, labels, paths, hashes, 5, 0.99, labelled, max_rows=max_rows, block_rows=block_rows
+        X, indices, distances, labels, paths, hashes, 5, 0.99, labelled, max_rows=max_rows, block_size=block_size
     )
     assert len(outliers) > max_rows and len(tables.outliers) == max_rows
     assert len(suspects) > max_rows if labelled else suspects == tables.suspects == []
@@ -208,7 +208,9 @@ def test_blocked_tables_write_the_whole_graphs_files_byte_for_byte(tmp_path, blo
         write(tmp_path / "old.csv", old)
         assert (tmp_path / "new.csv").read_bytes() == (tmp_path / "old.csv").read_bytes(), write.__name__
     # Without a cap, every row, as before.
-    uncapped = su.suspect_tables(X, indices, distances, labels, paths, hashes, 5, 0.99, labelled, block_rows=block_rows)
+    uncapped = su.suspect_tables(
+        X, indices, distances, labels, paths, hashes, 5, 0.99, labelled, max_rows=None, block_size=block_size
+    )
     assert uncapped.suspects == suspects and uncapped.outliers == outliers
 
 
@@ -244,7 +246,7 @@ def test_the_find_suspects_stage_writes_the_whole_graphs_files(tmp_path):
 
 
 def test_a_block_of_no_rows_is_refused():
-    with pytest.raises(ValueError, match="block_rows must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="block_size must be at least 1, got 0"):
         list(su.row_blocks(10, 0))
 
 

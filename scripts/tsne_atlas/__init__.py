@@ -22,7 +22,9 @@ The workflow's stages, in order, each a module with one function per rule (``scr
 - ``suspects``         find_suspects; ``suspects_figure``: suspects_figures
 - ``quality_figure``   image_quality: the image problems of the sample, table and figures; the checks
                        are declared in ``quality`` (``CHECKS``, one entry per check)
-- ``thumbnails``       explorer_thumbnails; ``explorer``: explorer (its page's code: ``explorer_page/``)
+- ``thumbnails``       explorer_thumbnails; ``explorer``: explorer (its page's code: ``explorer_page/``);
+                       ``explorer_points``: its WebGL page of every image (``explorer.backend: points``,
+                       the renderer vendored in ``explorer_page/vendor/`` by ``tools/vendor_js.py``)
 - ``projector``        projector_export, projector_config: TensorBoard's Embedding Projector
 - ``compare``          compare_sheet, compare_metrics, compare_cka: figures across feature sets
 - ``layers_table``     not a rule: the layer table of a finished comparison (``tools/layers_table.py``)

@@ -88,6 +88,43 @@ def runs_at_seed(runs: list[dict], seed: int | None) -> list[dict]:
     return chosen
 
 
+# explorer.backend ``auto``: the Bokeh canvas page up to this many images (every page at today's sizes is
+# byte for byte what it was), the WebGL points page above (explorer_points.py).
+POINTS_ABOVE = 100_000
+POINTS_BACKEND = "points"
+# A points page's thumbnails: every image, in cells of at most POINTS_CELL pixels, POINTS_ATLAS_COLUMNS a
+# row (and at most as many rows) per atlas. Measured on 48-pixel synthetic images: 2.2 KB an image at 96
+# pixels (2.2 GB at 1,000,000), 0.84 KB at 48 (0.84 GB); a zoomed-in view loads one atlas for almost
+# every image it shows (cells follow the sample's order, random on a map), so atlases of 64 cells
+# (54 KB at 48 pixels) cost a quarter of what 256 would.
+POINTS_CELL = 48
+POINTS_ATLAS_COLUMNS = 8
+
+
+def explorer_backend(backend: str, n_images: int) -> str:
+    """The page ``explorer.backend`` asks for at ``n_images`` images: ``canvas``, ``webgl`` or ``points``;
+    ``auto`` is ``canvas`` up to POINTS_ABOVE images and ``points`` above."""
+    if backend != "auto":
+        return backend
+    return POINTS_BACKEND if n_images > POINTS_ABOVE else "canvas"
+
+
+def explorer_thumbnail_params(explorer: dict, n_images: int) -> dict:
+    """The params of rule explorer_thumbnails (config section ``explorer``): the cell size and the cap
+    (``max_images``) as ever; for a points page every image (``every_image``), the cap kept for the
+    projector export, in cells of at most POINTS_CELL pixels, POINTS_ATLAS_COLUMNS a row. A canvas or
+    webgl page's params are what they were before points pages (so nothing reruns)."""
+    params = {"thumb_size": explorer["thumb_size"], "max_images": explorer["max_images"]}
+    if explorer_backend(explorer["backend"], n_images) != POINTS_BACKEND:
+        return params
+    return {
+        **params,
+        "thumb_size": min(explorer["thumb_size"], POINTS_CELL),
+        "every_image": True,
+        "columns": POINTS_ATLAS_COLUMNS,
+    }
+
+
 def check_graph(config: dict) -> None:
     """A given ``graph.neighbours`` must hold what the methods read from the sweep's graph."""
     given = config["graph"]["neighbours"]

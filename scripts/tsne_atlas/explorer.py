@@ -69,6 +69,7 @@ from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
 from . import cluster_map
+from .config import POINTS_BACKEND
 from .figure_style import (
     NOTE_COLOUR,
     OTHER,
@@ -917,6 +918,7 @@ def build_explorer(
     outlier_files: dict[str, str] | None = None,
     quality_file: str | None = None,
     query: QueryInputs | None = None,
+    data_folder: str | os.PathLike | None = None,
 ) -> None:
     """Write the explorer page for ``runs`` (pairs of embedding TSV and meta JSON) to ``output``.
 
@@ -925,8 +927,21 @@ def build_explorer(
     file (for its predictions), k-NN graph and clusters.csv (none: no clusters on the page), and
     outliers.csv (none: no outlier colouring); ``quality_file``: the sample's quality.csv (none: no
     colouring by image problem); ``order``: the feature set ids in the order the menu lists them;
-    ``query``: a query set's files (none: no query layer, the page as before query sets).
+    ``query``: a query set's files (none: no query layer, the page as before query sets). ``backend``
+    ``points``: the WebGL page of every image, its data in ``data_folder`` (explorer_points.py).
     """
+    if backend == POINTS_BACKEND:
+        from .explorer_points import build_points_page  # here: explorer_points imports this module
+
+        if data_folder is None:
+            raise AtlasError(
+                "explorer.backend points: the page needs its data folder (output data); rerun the workflow"
+            )
+        build_points_page(
+            runs, manifest, root, output, data_folder, thumbnails, features_files, graph_files, neighbours,
+            order, cluster_files, outlier_files, quality_file, query,
+        )  # fmt: skip
+        return
     paths, coords, metas = load_runs(runs, manifest, order)
     sample = sample_labels(manifest, paths, runs[0][0])
     index = read_index(thumbnails)
@@ -1032,6 +1047,7 @@ def explorer(
     neighbours: int,
     backend: str,
     html: str,
+    data: str | None = None,
     query_placed: list[str] | None = None,
     query_placed_metas: list[str] | None = None,
     query_manifest: str | None = None,
@@ -1044,7 +1060,7 @@ def explorer(
     outliers.csv of each feature set id in ``order``; ``quality``: the sample's quality.csv. With a query
     set (the rule gives these only then): ``query_placed`` and ``query_placed_metas``, its TSV and JSON on
     every run; ``query_manifest``, ``query_thumbnails``, ``query_root``; ``query_neighbours``, each feature
-    set id's nearest reference images, in ``order``."""
+    set id's nearest reference images, in ``order``. ``data``: a points page's data folder (output data)."""
     query = None
     if query_placed is not None:
         query = QueryInputs(
@@ -1070,4 +1086,5 @@ def explorer(
         dict(zip(order, outliers)),
         quality,
         query,
+        data,
     )

@@ -29,7 +29,7 @@ from .jobs import AtlasError
 from .shards import shard_rows
 from .sources import RESOLVERS, build_network
 from .sources.network import LOGITS, Network
-from .sources.precomputed import read_precomputed
+from .sources.precomputed import iter_precomputed
 
 LOGGER = logging.getLogger("tsne_atlas.extract_features")
 TOP_K = 5
@@ -327,7 +327,7 @@ def extract_features(
 
 def import_precomputed(settings: dict, key: str, paths: list[str], root: str, features: str, attrs) -> dict:
     """A precomputed set: the file's rows for the sampled images, in manifest order, as a features file."""
-    rows = read_precomputed(settings["path"], paths, key, settings.get("paths_file"), root)
+    blocks = iter_precomputed(settings["path"], paths, key, settings.get("paths_file"), root)
     name = Path(settings["path"]).name
     attrs.update(
         {
@@ -341,7 +341,7 @@ def import_precomputed(settings: dict, key: str, paths: list[str], root: str, fe
     )
     dims = write_features(
         features,
-        [{PRECOMPUTED_NODE: rows}],
+        ({PRECOMPUTED_NODE: rows} for rows in blocks),
         len(paths),
         paths,
         attrs,

@@ -1,7 +1,8 @@
 """Stages projector_export and projector_config: every feature set for TensorBoard's Embedding Projector.
 
 Per feature set, the images of the explorer's thumbnails index (every sampled image, or the explorer's
-fixed subsample above ``explorer.max_images``), in the index's order: their rows of the prepared input
+fixed subsample above ``explorer.max_images``; of a points page's index, which lists every image, that
+same subsample: ``projector_cells``), in the index's order: their rows of the prepared input
 (what every t-SNE run sees: z-scored, PCA-reduced, ~50 columns; the raw 2048-d features of 100,000
 images would be GBs of TSV), their labels, predictions and metadata, and a sprite cut from the
 explorer's atlases. One ``projector_config.pbtxt`` then lists every set. The files are described in
@@ -32,6 +33,7 @@ from .files.manifest import read_images, sample_labels
 from .files.map_inputs import read_input
 from .files.thumbnails import INDEX_NAME, ThumbnailIndex, read_index
 from .jobs import AtlasError
+from .subsample import fixed_subsample
 
 LOGGER = logging.getLogger("tsne_atlas.projector")
 
@@ -55,14 +57,24 @@ def sprite_layout(n_images: int, cell: int, limit: int = SPRITE_LIMIT) -> tuple[
     return columns, dim
 
 
-def build_sprite(index: ThumbnailIndex, columns: int, dim: int) -> Image.Image:
-    """The sprite of every image of ``index``, in its order: each cell cut from its atlas and scaled to
-    ``dim``. Holds the sprite and one decoded atlas at a time (the index fills atlases in order)."""
+def projector_cells(index: ThumbnailIndex) -> np.ndarray:
+    """The cells of ``index`` the export holds: every one, or, where the index keeps a cap (a points page's
+    lists every image), the explorer's fixed subsample of that many, as a canvas page's index lists it."""
+    if index.max_images is None:
+        return np.arange(len(index.paths))
+    return fixed_subsample(len(index.paths), index.max_images)
+
+
+def build_sprite(index: ThumbnailIndex, columns: int, dim: int, cells: np.ndarray | None = None) -> Image.Image:
+    """The sprite of the images ``cells`` of ``index`` (all of them by default), in that order: each cell
+    cut from its atlas and scaled to ``dim``. Holds the sprite and one decoded atlas at a time (cells in
+    increasing order fill atlases in order)."""
+    cells = np.arange(len(index.paths)) if cells is None else cells
     sprite = Image.new("RGB", (columns * dim, columns * dim), BACKGROUND)
     name, atlas = None, None
     try:
-        for i in range(len(index.paths)):
-            atlas_name, left, top = index.position(i)
+        for position, i in enumerate(cells):
+            atlas_name, left, top = index.position(int(i))
             if atlas_name != name:
                 if atlas is not None:
                     atlas.close()
@@ -72,7 +84,7 @@ def build_sprite(index: ThumbnailIndex, columns: int, dim: int) -> Image.Image:
             cell = atlas.crop((left, top, left + index.cell, top + index.cell))
             if dim != index.cell:
                 cell = cell.resize((dim, dim), Image.Resampling.LANCZOS)
-            row, column = divmod(i, columns)
+            row, column = divmod(position, columns)
             sprite.paste(cell, (column * dim, row * dim))
     finally:
         if atlas is not None:
@@ -120,7 +132,8 @@ def projector_export(
             f"{index_file} was made for a sample of {index.n_total} images, {images} lists {len(paths)}: "
             f"the thumbnails are of another sample; delete {thumbnails} and rerun"
         )
-    rows = index_rows(index.paths, paths, index_file, images)
+    cells = projector_cells(index)
+    rows = index_rows([index.paths[i] for i in cells], paths, index_file, images)
     columns = {"path": [paths[i] for i in rows], "label": [labels.labels[i] for i in rows]}
     predictions, reason = read_predictions(features)
     if predictions is not None:
@@ -132,7 +145,7 @@ def projector_export(
     files.write_tensors(tensors, X[rows])
     files.write_metadata(metadata, columns)
     sprite_columns, dim = sprite_layout(len(rows), index.cell, SPRITE_LIMIT)
-    files.write_sprite(sprite, build_sprite(index, sprite_columns, dim))
+    files.write_sprite(sprite, build_sprite(index, sprite_columns, dim, cells))
     written = {
         "features": features_id,
         "tensor_shape": [len(rows), int(X.shape[1])],

@@ -9,10 +9,14 @@ grow with it:
 - extraction streams features to disk, so its memory is flat in N (the model, a few batches and
   one process per DataLoader worker); its run time grows with N (with extraction.shards, with the
   shard's slice). Merging shards copies one batch at a time: flat memory, time linear in N.
-- the sweep's prepared-input job (prepare_input) holds the features as float64 several times over (z-scoring, PCA);
-  the feature width is not known before extraction, so 4096 dimensions are assumed (ResNet-101
-  gives 2048). The neighbour graph, affinity and per-run t-SNE jobs hold only the 50-d input, the
-  graph and a sparse P: a few KB per image (measured: 538 MB for a run of 100,000 images).
+- the sweep's prepared-input job (prepare_input, and prepare_query, which refits it) holds, up to
+  ``prepare.block_rows`` images, the features as float64 several times over (z-scoring, PCA: measured
+  20-22 bytes per feature value); above, one block of rows as float32 and float64 (12 bytes per
+  value), a few D x D matrices and the N x d result (measured: 2.9 GB at 1,000,000 x 2,048 in blocks
+  of 100,000). The feature width is not known before extraction, so 4096 dimensions are assumed
+  (ResNet-101 gives 2048); the job checks its need with the real width before it reads a row.
+  The neighbour graph, affinity and per-run t-SNE jobs hold only the 50-d input, the graph and a
+  sparse P: a few KB per image (measured: 538 MB for a run of 100,000 images).
 - the projector export holds its sprite, at most TensorBoard's 8192 x 8192 pixels (twice, while it is
   encoded), and the prepared input, labels and metadata of the images: a few KB per image.
 - the explorer's thumbnails are written one atlas at a time: flat memory (measured: 132 MB at 100,000
@@ -32,6 +36,11 @@ EXTRACTION_BASE_MEM_MB = 4000
 MEM_PER_WORKER_MB = 1000
 ASSUMED_FEATURE_DIM = 4096
 FLOAT64_COPIES = 3
+# The prepared input in row blocks: bytes per value of one block (float32 as read, float64 to compute
+# on) and the D x D float64 matrices held at once (the covariance, LAPACK's copy of it, its workspace of
+# 2 D^2, the eigenvectors, one temporary).
+PREPARE_BLOCK_BYTES_PER_VALUE = 12
+PREPARE_SQUARE_COPIES = 6
 TRUSTWORTHINESS_BYTES_PER_PAIR = 32
 # Neighbour graph (k = 3 x perplexity, indices + distances), P and the 50-d input per image, generously.
 TSNE_RUN_BYTES_PER_IMAGE = 20_000
@@ -100,9 +109,33 @@ def merge_runtime_min(n_images: int) -> int:
     return MIN_RUNTIME_MIN + math.ceil(n_images / MERGE_IMAGES_PER_S / 60)
 
 
-def prepare_mem_mb(n_images: int) -> int:
-    """The prepared input (z-scoring and PCA): the features as float64, a few copies."""
-    return BASE_MEM_MB + math.ceil(n_images * ASSUMED_FEATURE_DIM * 8 * FLOAT64_COPIES / MB)
+def prepare_blocked(n_images: int, dim: int, block_rows: int) -> bool:
+    """Whether the prepared input is made from the features in row blocks (more images than
+    ``prepare.block_rows``, and at least as many as dimensions: with fewer, the features are smaller
+    than their D x D covariance and PCA takes a full SVD of them whole)."""
+    return n_images > block_rows and n_images >= dim
+
+
+def prepare_need_bytes(n_images: int, dim: int, block_rows: int, pca_components: int) -> int:
+    """What the prepared input of N x ``dim`` features holds, interpreter aside: whole, the features
+    as float32 and float64 a few times over; in row blocks, one block as float32 and float64, a few
+    D x D float64 matrices (the covariance, one block's product, the eigendecomposition) and the
+    N x d float64 result (d = ``pca_components``, or ``dim`` without PCA)."""
+    if not prepare_blocked(n_images, dim, block_rows):
+        return n_images * dim * 8 * FLOAT64_COPIES
+    out_dim = min(pca_components, dim) if pca_components else dim
+    return (
+        block_rows * dim * PREPARE_BLOCK_BYTES_PER_VALUE
+        + PREPARE_SQUARE_COPIES * dim * dim * 8
+        + n_images * out_dim * 8
+    )
+
+
+def prepare_mem_mb(n_images: int, block_rows: int, pca_components: int) -> int:
+    """The prepared input (z-scoring and PCA; also the query set's, which refits it): up to
+    ``prepare.block_rows`` images the features as float64 a few times over, above one block of them,
+    the D x D covariance and the result (``prepare_need_bytes`` at the assumed width)."""
+    return BASE_MEM_MB + math.ceil(prepare_need_bytes(n_images, ASSUMED_FEATURE_DIM, block_rows, pca_components) / MB)
 
 
 def maps_mem_mb(n_images: int) -> int:
@@ -194,6 +227,7 @@ METRICS_BYTES_PER_IMAGE = 1_000
 QUALITY_BYTES_PER_IMAGE = 2_000
 SCATTER_BYTES_PER_IMAGE = 1_000
 OVERVIEW_BYTES_PER_IMAGE_AND_RUN = 300
+
 
 def _request_mb(need_bytes: float) -> int:
     """A job's request for a measured need: BASE_MEM_MB plus REQUEST_MARGIN times it."""

@@ -30,12 +30,12 @@ PAIR_CHUNK = 65_536
 BLOCK_ROWS = SUSPECTS_BLOCK_ROWS
 
 
-def row_blocks(n_rows: int, block_rows: int = BLOCK_ROWS):
-    """Slices of ``block_rows`` consecutive rows covering 0 .. n_rows."""
-    if block_rows < 1:
-        raise ValueError(f"block_rows must be at least 1, got {block_rows}")
-    for start in range(0, n_rows, block_rows):
-        yield slice(start, min(start + block_rows, n_rows))
+def row_blocks(n_rows: int, block_size: int = BLOCK_ROWS):
+    """Slices of ``block_size`` consecutive rows covering 0 .. n_rows."""
+    if block_size < 1:
+        raise ValueError(f"block_size must be at least 1, got {block_size}")
+    for start in range(0, n_rows, block_size):
+        yield slice(start, min(start + block_size, n_rows))
 
 
 def check_k(k: int, n_columns: int) -> None:
@@ -54,7 +54,7 @@ def check_graph(indices: np.ndarray, distances: np.ndarray, n_points: int) -> No
 
 
 def label_disagreement(
-    indices: np.ndarray, distances: np.ndarray, labels: np.ndarray, k: int, block_rows: int = BLOCK_ROWS
+    indices: np.ndarray, distances: np.ndarray, labels: np.ndarray, k: int, block_size: int = BLOCK_ROWS
 ) -> dict:
     """Per image, how much its k nearest neighbours disagree with its label.
 
@@ -70,7 +70,7 @@ def label_disagreement(
     - ``nearest_other``: distance to the nearest neighbour with another label, over the mean distance
       to the k neighbours (0 for an identical copy under another label, inf when all k agree).
 
-    Computed ``block_rows`` images at a time (each image's numbers read its own row only).
+    Computed ``block_size`` images at a time (each image's numbers read its own row only).
     """
     labels = np.asarray(labels)
     indices, distances = np.asarray(indices), np.asarray(distances)
@@ -83,7 +83,7 @@ def label_disagreement(
         "agreement_weighted": np.empty(n),
         "nearest_other": np.empty(n),
     }
-    for rows in row_blocks(n, block_rows):
+    for rows in row_blocks(n, block_size):
         block = _label_disagreement_block(indices[rows, :k], np.asarray(distances[rows, :k], np.float64), labels, rows)
         for name, values in block.items():
             scores[name][rows] = values
@@ -173,14 +173,14 @@ def pair_cosines(unit: np.ndarray, pairs: np.ndarray) -> np.ndarray:
 
 
 def near_duplicate_pairs(
-    X: np.ndarray, indices: np.ndarray, threshold: float, block_rows: int = BLOCK_ROWS
+    X: np.ndarray, indices: np.ndarray, threshold: float, block_size: int = BLOCK_ROWS
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of images whose rows of ``X`` have cosine >= ``threshold``, looked for on the graph's edges only.
 
     X is centred (z-scored, PCA-reduced), so its cosine is close to a correlation of features.
     Every column of ``indices`` is used; an edge found from both ends counts once. Returns (pairs,
     M x 2 int with i < j; cosine, M), sorted by cosine descending, then (i, j). The graph is read
-    ``block_rows`` images at a time and only the pairs at or above the threshold are kept, so memory
+    ``block_size`` images at a time and only the pairs at or above the threshold are kept, so memory
     holds one block's edges and the pairs found, not all N x K edges.
     """
     if not -1.0 <= threshold <= 1.0:
@@ -190,7 +190,7 @@ def near_duplicate_pairs(
         raise ValueError(f"neighbour graph of {len(indices)} rows does not fit X of {len(unit)} rows")
     n = len(unit)
     keys, cosines = [], []
-    for rows in row_blocks(n, block_rows):
+    for rows in row_blocks(n, block_size):
         pairs = block_pairs(indices[rows], rows)
         cosine = pair_cosines(unit, pairs)
         keep = cosine >= threshold
@@ -206,27 +206,27 @@ def near_duplicate_pairs(
     return edges[order], cosine[order]
 
 
-def outlier_scores(distances: np.ndarray, k: int, block_rows: int = BLOCK_ROWS) -> np.ndarray:
+def outlier_scores(distances: np.ndarray, k: int, block_size: int = BLOCK_ROWS) -> np.ndarray:
     """Mean distance of each image to its k nearest neighbours (N,): large for an image far from all others."""
     distances = np.asarray(distances)
     check_k(k, distances.shape[1])
     mean = np.empty(len(distances))
-    for rows in row_blocks(len(distances), block_rows):
+    for rows in row_blocks(len(distances), block_size):
         mean[rows] = np.asarray(distances[rows, :k], dtype=np.float64).mean(axis=1)
     return mean
 
 
-def neighbour_mean(values: np.ndarray, indices: np.ndarray, k: int, block_rows: int = BLOCK_ROWS) -> np.ndarray:
+def neighbour_mean(values: np.ndarray, indices: np.ndarray, k: int, block_size: int = BLOCK_ROWS) -> np.ndarray:
     """Each image's mean of ``values`` (N,) over its k nearest neighbours (N,), a block of images at a time."""
     indices = np.asarray(indices)
     mean = np.empty(len(indices))
-    for rows in row_blocks(len(indices), block_rows):
+    for rows in row_blocks(len(indices), block_size):
         mean[rows] = values[indices[rows, :k]].mean(axis=1)
     return mean
 
 
 def relative_outlier_scores(
-    indices: np.ndarray, distances: np.ndarray, k: int, block_rows: int = BLOCK_ROWS
+    indices: np.ndarray, distances: np.ndarray, k: int, block_size: int = BLOCK_ROWS
 ) -> np.ndarray:
     """Each image's mean distance to its k nearest neighbours over theirs (N,): about 1 inside any
     cluster, dense or spread, and large for an image far from neighbours that are close to each other.
@@ -235,11 +235,11 @@ def relative_outlier_scores(
     images vary more); this ratio, a simple local outlier factor, ranks the images odd *for where
     they are*.
     """
-    mean = outlier_scores(distances, k, block_rows)
-    return mean / np.maximum(neighbour_mean(mean, indices, k, block_rows), DISTANCE_EPS)
+    mean = outlier_scores(distances, k, block_size)
+    return mean / np.maximum(neighbour_mean(mean, indices, k, block_size), DISTANCE_EPS)
 
 
-def wide_outlier_scores(indices: np.ndarray, distances: np.ndarray, block_rows: int = BLOCK_ROWS) -> np.ndarray:
+def wide_outlier_scores(indices: np.ndarray, distances: np.ndarray, block_size: int = BLOCK_ROWS) -> np.ndarray:
     """``relative_outlier_scores`` over every neighbour the graph holds (N,): each image's mean distance
     to all K of its neighbours over theirs, K the graph's width (graph.neighbours; by default 3 x the
     largest t-SNE perplexity).
@@ -250,7 +250,7 @@ def wide_outlier_scores(indices: np.ndarray, distances: np.ndarray, block_rows: 
     far the group sits from the bulk. A class or cluster of about K images or more is its own wide
     neighbourhood and stays near 1, as a spread-out class does at k.
     """
-    return relative_outlier_scores(indices, distances, np.asarray(indices).shape[1], block_rows)
+    return relative_outlier_scores(indices, distances, np.asarray(indices).shape[1], block_size)
 
 
 def combined_outlier_scores(relative: np.ndarray, wide: np.ndarray) -> np.ndarray:
@@ -295,19 +295,19 @@ def neighbour_fields(i: int, indices, distances, labels: list[str], paths: list[
 
 
 def suspect_rows(
-    indices, distances, labels: list[str], paths: list[str], k: int, max_rows: int | None = None, block_rows=BLOCK_ROWS
+    indices, distances, labels: list[str], paths: list[str], k: int, max_rows: int | None, block_size=BLOCK_ROWS
 ) -> list[dict]:
     """suspects.csv rows, most suspect first; images whose k neighbours all share their label are left
     out; the first ``max_rows`` (None: all)."""
-    return suspect_rows_counted(indices, distances, labels, paths, k, max_rows, block_rows)[0]
+    return suspect_rows_counted(indices, distances, labels, paths, k, max_rows, block_size)[0]
 
 
 def suspect_rows_counted(
-    indices, distances, labels: list[str], paths: list[str], k: int, max_rows: int | None, block_rows: int
+    indices, distances, labels: list[str], paths: list[str], k: int, max_rows: int | None, block_size: int
 ) -> tuple[list[dict], int]:
     """``suspect_rows`` and how many images are suspects in all (before ``max_rows``)."""
     classes, codes = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
-    scores = label_disagreement(indices, distances, codes, k, block_rows)
+    scores = label_disagreement(indices, distances, codes, k, block_size)
     order = rank_suspects(scores["disagreement"], scores["agreement_weighted"], scores["nearest_other"])
     order = order[scores["disagreement"][order] != 0]  # every neighbour agrees: not a suspect
     rows = []
@@ -327,14 +327,14 @@ def suspect_rows_counted(
 
 
 def duplicate_rows(
-    X, indices, labels: list[str], paths: list[str], hashes: list[str], threshold: float, block_rows: int = BLOCK_ROWS
+    X, indices, labels: list[str], paths: list[str], hashes: list[str], threshold: float, block_size: int = BLOCK_ROWS
 ) -> list[dict]:
     """duplicates.csv rows: exact pairs (same content hash) first, then near pairs by cosine descending.
 
     A pair that is an exact duplicate is not listed again as a near one.
     """
     exact = exact_duplicate_pairs(hashes)
-    near, cosine = near_duplicate_pairs(X, indices, threshold, block_rows)
+    near, cosine = near_duplicate_pairs(X, indices, threshold, block_size)
     exact_set = set(exact)
     listed = [("exact", i, j, 1.0) for i, j in exact]
     listed += [("near", int(i), int(j), float(c)) for (i, j), c in zip(near, cosine) if (i, j) not in exact_set]
@@ -352,14 +352,14 @@ def duplicate_rows(
 
 
 def outlier_rows(
-    indices, distances, labels: list[str], paths: list[str], k: int, max_rows: int | None = None, block_rows=BLOCK_ROWS
+    indices, distances, labels: list[str], paths: list[str], k: int, max_rows: int | None, block_size=BLOCK_ROWS
 ) -> list[dict]:
     """outliers.csv rows: by outlier score descending (``combined_outlier_scores``: the larger of its
     relative distance to its k nearest neighbours and to all the graph holds), ties by index; with both
     parts and the plain mean distance to the k neighbours; the first ``max_rows`` (None: every image)."""
-    mean = outlier_scores(distances, k, block_rows)
-    relative = mean / np.maximum(neighbour_mean(mean, indices, k, block_rows), DISTANCE_EPS)
-    wide = wide_outlier_scores(indices, distances, block_rows)
+    mean = outlier_scores(distances, k, block_size)
+    relative = mean / np.maximum(neighbour_mean(mean, indices, k, block_size), DISTANCE_EPS)
+    wide = wide_outlier_scores(indices, distances, block_size)
     scores = combined_outlier_scores(relative, wide)
     return [
         {
@@ -386,8 +386,9 @@ def suspect_tables(
     neighbours: int,
     near_duplicate_cosine: float,
     labelled: bool = True,
-    max_rows: int | None = None,
-    block_rows: int = BLOCK_ROWS,
+    *,
+    max_rows: int | None,
+    block_size: int = BLOCK_ROWS,
 ) -> SuspectTables:
     """The three tables of one feature set, from its prepared input X and k-NN graph.
 
@@ -395,7 +396,7 @@ def suspect_tables(
     (every image carries the same placeholder label) label disagreement means nothing: the
     suspects table is left empty and ``suspects_reason`` says why; duplicates and outliers are
     computed all the same. ``max_rows`` (None: all) caps the suspects and outliers rows made; every
-    duplicate pair is listed. ``block_rows``: images scored at a time (the tables do not depend on it).
+    duplicate pair is listed. ``block_size``: images scored at a time (the tables do not depend on it).
     """
     indices, distances = np.asarray(indices), np.asarray(distances)
     check_graph(indices, distances, len(X))
@@ -403,12 +404,12 @@ def suspect_tables(
         raise ValueError(f"{len(labels)} labels, {len(paths)} paths, {len(hashes)} hashes for {len(X)} rows of X")
     check_k(neighbours, indices.shape[1])
     tables = SuspectTables(
-        duplicates=duplicate_rows(X, indices, labels, paths, hashes, near_duplicate_cosine, block_rows),
-        outliers=outlier_rows(indices, distances, labels, paths, neighbours, max_rows, block_rows),
+        duplicates=duplicate_rows(X, indices, labels, paths, hashes, near_duplicate_cosine, block_size),
+        outliers=outlier_rows(indices, distances, labels, paths, neighbours, max_rows, block_size),
     )
     if labelled:
         tables.suspects, tables.n_suspects = suspect_rows_counted(
-            indices, distances, labels, paths, neighbours, max_rows, block_rows
+            indices, distances, labels, paths, neighbours, max_rows, block_size
         )
     else:
         tables.suspects_reason = NO_LABELS_REASON
@@ -456,7 +457,7 @@ def find_suspects(
         neighbours,
         near_duplicate_cosine,
         labels.labelled,
-        max_rows,
+        max_rows=max_rows,
     )
     write_suspects(suspects, tables.suspects)
     write_duplicates(duplicates, tables.duplicates)

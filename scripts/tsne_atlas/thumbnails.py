@@ -14,6 +14,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .files.manifest import read_images
@@ -76,24 +77,33 @@ def write_atlases(
 
 
 def explorer_thumbnails(
-    images: str, root: str, thumbnails: str, thumb_size: int, max_images: int, threads: int
+    images: str,
+    root: str,
+    thumbnails: str,
+    thumb_size: int,
+    max_images: int,
+    threads: int,
+    every_image: bool = False,
+    columns: int = ATLAS_COLUMNS,
 ) -> None:
     """The thumbnails of the images the explorer shows (rule explorer_thumbnails): every sampled image,
-    or the explorer's fixed subsample above ``max_images``, into the folder ``thumbnails``."""
+    or the explorer's fixed subsample above ``max_images``, into the folder ``thumbnails``. A points page
+    (``every_image``, config.explorer_thumbnail_params) shows every image: all of them, ``columns`` a
+    row, the index keeping ``max_images`` for the projector export's subsample when there are more."""
     paths, _ = read_images(images)
-    keep = fixed_subsample(len(paths), max_images)
+    keep = np.arange(len(paths)) if every_image else fixed_subsample(len(paths), max_images)
     shown = [paths[i] for i in keep]
     Path(thumbnails).mkdir(parents=True, exist_ok=True)
-    atlases = write_atlases([Path(root) / path for path in shown], thumbnails, thumb_size, threads)
-    write_index(
-        thumbnails,
-        {
-            "cell": thumb_size,
-            "columns": ATLAS_COLUMNS,
-            "quality": JPEG_QUALITY,
-            "atlases": atlases,
-            "paths": shown,
-            "n_total": len(paths),
-        },
-    )
+    atlases = write_atlases([Path(root) / path for path in shown], thumbnails, thumb_size, threads, columns)
+    index = {
+        "cell": thumb_size,
+        "columns": columns,
+        "quality": JPEG_QUALITY,
+        "atlases": atlases,
+        "paths": shown,
+        "n_total": len(paths),
+    }
+    if len(shown) > max_images:  # only then: an index of a canvas page is what it was before points pages
+        index["max_images"] = max_images
+    write_index(thumbnails, index)
     LOGGER.info("wrote %d thumbnails in %d atlases to %s", len(shown), len(atlases), thumbnails)

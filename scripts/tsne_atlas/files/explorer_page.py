@@ -32,6 +32,25 @@ id="tsne-atlas-data">``, read by the page's own code (``explorer_page/explorer.j
 
 Number arrays are base64 strings of little-endian float32 (coordinates, distances, values), int32
 (codes, neighbours, lengths), uint16 or int8 (contours), row-major: the page decodes them into typed arrays without parsing numbers.
+
+A points page (``explorer.backend: points``, explorer_points.py) has the same JSON document, without any
+per-image array: ``title``, ``n``, ``classes``, ``labelled``, ``thumbs`` (``atlases`` as paths, ``cell``,
+``columns``), ``image_base`` as above; ``token`` (the digest of its data), ``data`` (its data folder relative
+to the page, ``explorer-data/``), ``chunk`` (images per chunk), ``metadata_columns``, ``runs`` (``label``,
+``title``, ``set``), ``sets`` (``id``, ``k``, ``predicted`` and ``clustered``: whether the set has them),
+``colourings`` as above but each colouring's ``codes`` or ``values`` replaced by ``file``, the data key
+holding them, ``missing`` (the n/a colour) and ``point_size``. The data folder holds one classic script per
+key, ``<key>.js``, calling ``tsneAtlasData("<key>", <JSON>)`` (JSON as in ``script_json``); an array is
+``{"dtype", "data"}`` (dtype ``<f4``, ``<i4``, ``<u2`` or ``<u1``, data base64 as above):
+
+- ``index``: ``format`` (1), ``token`` (the page's) and ``files`` (how many others);
+- ``run-<k>``: run ``k``'s ``x`` and ``y`` (float32);
+- ``colour-<c>`` (or ``colour-<c>-<s>`` for feature set ``s`` of a per-set colouring): the array of codes
+  (the smallest unsigned type holding them) or values (float32, NaN for n/a);
+- ``rows-<chunk>``: images ``chunk * chunk_size`` on: ``paths``, ``metadata`` (one list per column) and
+  ``predicted`` (per feature set, a list of texts or null);
+- ``neighbours-<s>-<chunk>``: those images' ``k`` nearest in feature set ``s``, ``neighbours`` (int32, -1
+  for none) and ``distances`` (float32), row-major.
 """
 
 import base64

@@ -33,7 +33,7 @@ file when it starts (``features_file_problem``) and removes it if it is not comp
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +137,20 @@ def write_features(
     return feature_dims
 
 
+def _node_dataset(h5: h5py.File, path, node: str | None) -> tuple[str, h5py.Dataset]:
+    """(node name, its dataset): ``node`` as the config names it, None for a file of one node."""
+    nodes = list(h5["features"])
+    if node is None and len(nodes) == 1:
+        node = nodes[0]
+    if node not in nodes:
+        raise AtlasError(f"{path} holds nodes {nodes}, not '{node}'; delete it and rerun to extract features again")
+    return node, h5["features"][node]
+
+
+def _incomplete(path, err) -> AtlasError:
+    return AtlasError(f"{path}: not a complete features file ({err}); delete it and rerun to extract features again")
+
+
 def read_features(path: str | os.PathLike, node: str | None = None, with_features: bool = True) -> dict:
     """One node of a features file as a dict: features (or None), shape, paths, attrs.
 
@@ -146,14 +160,7 @@ def read_features(path: str | os.PathLike, node: str | None = None, with_feature
     """
     try:
         with h5py.File(path, "r") as h5:
-            nodes = list(h5["features"])
-            if node is None and len(nodes) == 1:
-                node = nodes[0]
-            if node not in nodes:
-                raise AtlasError(
-                    f"{path} holds nodes {nodes}, not '{node}'; delete it and rerun to extract features again"
-                )
-            dataset = h5["features"][node]
+            node, dataset = _node_dataset(h5, path, node)
             attrs = {key: plain_value(value) for key, value in h5.attrs.items()}
             for key in JSON_ATTRS:
                 if isinstance(attrs.get(key), str):
@@ -165,9 +172,33 @@ def read_features(path: str | os.PathLike, node: str | None = None, with_feature
                 "attrs": {**attrs, "node": node, "graph_node": plain_value(dataset.attrs["graph_node"])},
             }
     except (OSError, KeyError) as err:
-        raise AtlasError(
-            f"{path}: not a complete features file ({err}); delete it and rerun to extract features again"
-        ) from None
+        raise _incomplete(path, err) from None
+
+
+def features_shape(path: str | os.PathLike, node: str | None = None) -> tuple[int, int]:
+    """(N, D) of one node's features, read from the file's header alone."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return tuple(int(n) for n in _node_dataset(h5, path, node)[1].shape)
+    except (OSError, KeyError) as err:
+        raise _incomplete(path, err) from None
+
+
+def feature_blocks(path: str | os.PathLike, node: str | None, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """One node's features ``block_rows`` rows at a time, in file order: (first row, float32 block), the
+    last block shorter. Memory stays one block: every block is read into the same array, which the next
+    one overwrites (copy what you keep)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            _, dataset = _node_dataset(h5, path, node)
+            n_rows, width = dataset.shape
+            buffer = np.empty((min(block_rows, n_rows), width), dtype=np.float32)
+            for start in range(0, n_rows, block_rows):
+                block = buffer[: min(block_rows, n_rows - start)]
+                dataset.read_direct(block, np.s_[start : start + len(block)])
+                yield start, block
+    except (OSError, KeyError) as err:
+        raise _incomplete(path, err) from None
 
 
 @dataclass

@@ -6,7 +6,9 @@
   scaled to fit its cell (longer side = ``cell``) and centred on white.
 - ``thumbnails.json``, written last: ``cell``, ``columns``, ``quality`` (JPEG), ``atlases`` (file
   names, in order), ``paths`` (the images, relative to dataset.root, in cell order) and ``n_total``
-  (the sample's size: more than ``len(paths)`` when the explorer shows a fixed subsample).
+  (the sample's size: more than ``len(paths)`` when the explorer shows a fixed subsample);
+  ``max_images`` only when ``paths`` holds more images than explorer.max_images (a points page shows
+  every image): the projector export takes its fixed subsample of that many (``projector_rows``).
 
 The page loads an atlas only when a thumbnail in it is first shown, as an ``<img>``/CSS image, which
 browsers allow for ``file://`` pages (unlike ``fetch``).
@@ -36,6 +38,8 @@ class ThumbnailIndex:
     atlases: list[str]
     paths: list[str]
     n_total: int
+    # The cap of the projector export's subsample of ``paths`` (none: every image of the index).
+    max_images: int | None = None
 
     @property
     def per_atlas(self) -> int:
@@ -68,6 +72,7 @@ def read_index(folder: str | os.PathLike) -> ThumbnailIndex:
             list(data["atlases"]),
             list(data["paths"]),
             int(data["n_total"]),
+            None if data.get("max_images") is None else int(data["max_images"]),
         )
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise AtlasError(f"{path}: not a complete thumbnails index ({err}); delete {folder} and rerun") from None
