@@ -26,8 +26,14 @@ rule find_clusters:
     conda:
         "../envs/maps.yaml"
     resources:
-        mem_mb=maps_mem_mb(N_IMAGES),
-        runtime=maps_runtime_min(N_IMAGES),
+        mem_mb=clusters_mem_mb(
+            N_IMAGES,
+            min(config["clusters"]["neighbours"], GRAPH_K),
+            input_columns(config["prepare"]["pca_components"]),
+        ),
+        runtime=clusters_runtime_min(
+            N_IMAGES, min(config["clusters"]["neighbours"], GRAPH_K)
+        ),
     params:
         neighbours=config["clusters"]["neighbours"],
         resolution=config["clusters"]["resolution"],

@@ -44,8 +44,8 @@ rule knn_graph:
     conda:
         "../envs/maps.yaml"
     resources:
-        mem_mb=maps_mem_mb(N_IMAGES),
-        runtime=maps_runtime_min(N_IMAGES),
+        mem_mb=lambda wildcards: knn_mem_mb(N_IMAGES, int(wildcards.k)),
+        runtime=lambda wildcards: knn_runtime_min(N_IMAGES, int(wildcards.k)),
     params:
         k=lambda wildcards: int(wildcards.k),
     script:
@@ -65,8 +65,12 @@ rule tsne_affinities:
         "../envs/maps.yaml"
     threads: config["tsne"]["threads"]
     resources:
-        mem_mb=maps_mem_mb(N_IMAGES),
-        runtime=maps_runtime_min(N_IMAGES),
+        mem_mb=lambda wildcards: affinities_mem_mb(
+            N_IMAGES, int(3 * float(wildcards.perplexity))
+        ),
+        runtime=lambda wildcards: affinities_runtime_min(
+            N_IMAGES, int(3 * float(wildcards.perplexity))
+        ),
     params:
         perplexity=lambda wildcards: float(wildcards.perplexity),
     script:

@@ -35,6 +35,8 @@ rule scatter:
         f"{RESULTS}/benchmarks/scatter/{RUN}.tsv"
     conda:
         "../envs/figures.yaml"
+    resources:
+        mem_mb=scatter_mem_mb(N_IMAGES),
     params:
         point_size=config["scatter"]["point_size"],
         width_in=config["scatter"]["width_in"],
@@ -131,6 +133,8 @@ rule sweep_overview:
         f"{RESULTS}/benchmarks/sweep_overview/{{features}}.tsv"
     conda:
         "../envs/figures.yaml"
+    resources:
+        mem_mb=lambda wildcards, input: overview_mem_mb(N_IMAGES, len(input.embeddings)),
     params:
         panel_in=config["overview"]["panel_in"],
         dpi=config["overview"]["dpi"],

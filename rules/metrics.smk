@@ -13,7 +13,7 @@ rule embedding_metrics:
     conda:
         "../envs/maps.yaml"
     resources:
-        mem_mb=metrics_mem_mb(N_IMAGES, config["metrics"]["max_images"]),
+        mem_mb=run_metrics_mem_mb(N_IMAGES, config["metrics"]["max_images"]),
         runtime=metrics_runtime_min(N_IMAGES),
     params:
         trustworthiness_k=config["metrics"]["trustworthiness_k"],

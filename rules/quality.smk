@@ -29,6 +29,7 @@ rule image_quality:
     conda:
         "../envs/figures.yaml"
     resources:
+        mem_mb=quality_mem_mb(N_IMAGES),
         runtime=thumbnails_runtime_min(N_IMAGES),
     params:
         root=config["dataset"]["root"],

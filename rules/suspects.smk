@@ -19,8 +19,10 @@ rule find_suspects:
     conda:
         "../envs/maps.yaml"
     resources:
-        mem_mb=maps_mem_mb(N_IMAGES),
-        runtime=maps_runtime_min(N_IMAGES),
+        mem_mb=suspects_mem_mb(
+            N_IMAGES, GRAPH_K, input_columns(config["prepare"]["pca_components"])
+        ),
+        runtime=suspects_runtime_min(N_IMAGES, GRAPH_K),
     params:
         neighbours=config["suspects"]["neighbours"],
         near_duplicate_cosine=config["suspects"]["near_duplicate_cosine"],

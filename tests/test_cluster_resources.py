@@ -71,6 +71,51 @@ def test_memory_and_time_grow_with_the_sample_where_it_matters():
         assert size(100) <= size(1000) < size(100_000)
 
 
+# Peak RSS (MiB) and wall time (s) measured at 1,000,000 images (BENCHMARKS.md, "Stages at 1,000,000 images";
+# 2-core VM): what each job's request must cover with room to spare, for the default config (graph of 150
+# neighbours, perplexities up to 50, 50 PCA columns, 15 cluster neighbours, 9 maps).
+MEASURED_AT_A_MILLION = {
+    "knn_graph k=90": (lambda n: cr.knn_mem_mb(n, 90), lambda n: cr.knn_runtime_min(n, 90), 2712, 815),
+    "knn_graph k=150": (lambda n: cr.knn_mem_mb(n, 150), lambda n: cr.knn_runtime_min(n, 150), 3628, 1149),
+    "tsne_affinities perplexity 30": (
+        lambda n: cr.affinities_mem_mb(n, 90),
+        lambda n: cr.affinities_runtime_min(n, 90),
+        4016,
+        49,
+    ),
+    "tsne_affinities perplexity 50": (
+        lambda n: cr.affinities_mem_mb(n, 150),
+        lambda n: cr.affinities_runtime_min(n, 150),
+        6589,
+        74,
+    ),
+    "find_suspects": (lambda n: cr.suspects_mem_mb(n, 150, 50), lambda n: cr.suspects_runtime_min(n, 150), 3753, 61),
+    "find_clusters": (lambda n: cr.clusters_mem_mb(n, 15, 50), lambda n: cr.clusters_runtime_min(n, 15), 4092, 568),
+    "embedding_metrics": (lambda n: cr.run_metrics_mem_mb(n, 5000), cr.metrics_runtime_min, 1496, 21),
+}
+
+
+@pytest.mark.parametrize("stage", sorted(MEASURED_AT_A_MILLION))
+def test_requests_at_a_million_images_cover_what_the_stages_measured(stage):
+    """Each request at 1,000,000 images is at least 1.5 x the measured peak RSS (mem_mb is in MB, 10^6
+    bytes; the peaks in MiB) and 2 x the measured time; the need jobs.check_memory compares is at least
+    the measured peak, so a job that fits is never refused."""
+    mem_mb, runtime_min, peak_mib, seconds = MEASURED_AT_A_MILLION[stage]
+    assert mem_mb(10**6) * 10**6 >= 1.5 * peak_mib * 2**20, stage
+    assert runtime_min(10**6) * 60 >= 2 * seconds, stage
+    need = {
+        "knn_graph k=90": cr.knn_need_bytes(10**6, 90),
+        "knn_graph k=150": cr.knn_need_bytes(10**6, 150),
+        "tsne_affinities perplexity 30": cr.affinities_need_bytes(10**6, 90),
+        "tsne_affinities perplexity 50": cr.affinities_need_bytes(10**6, 150),
+        "find_suspects": cr.suspects_need_bytes(10**6, 150, 50),
+        "find_clusters": cr.clusters_need_bytes(10**6, 15, 50),
+    }.get(stage)
+    assert need is None or peak_mib * 2**20 <= need <= 1.3 * peak_mib * 2**20, stage
+    # The requests grow with the sample: 250,000 images ask for less, but never less than the base.
+    assert cr.BASE_MEM_MB < mem_mb(1000) <= mem_mb(250_000) < mem_mb(10**6)
+
+
 def job_resources(tmp_path: Path, config: dict, *args: str) -> dict[str, dict[str, str]]:
     """Each rule's resources as Snakemake itself evaluates them, from a dry run's job listing."""
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
@@ -111,9 +156,19 @@ def test_rules_declare_gpu_memory_and_time(tmp_path):
     assert resources["extract_features"]["runtime"] == str(cr.extraction_runtime_min(40, "auto"))
     assert resources["map"]["mem_mb"] == str(cr.maps_mem_mb(40))
     assert resources["prepare_input"]["mem_mb"] == str(cr.prepare_mem_mb(40, 100_000, 20))
-    assert resources["embedding_metrics"]["mem_mb"] == str(cr.metrics_mem_mb(40, 5000))
+    assert resources["embedding_metrics"]["mem_mb"] == str(cr.run_metrics_mem_mb(40, 5000))
     assert "gpu" not in resources["map"] and "gpu" not in resources["scatter"]  # only extraction uses a GPU
     assert resources["sample_images"]["runtime"] == str(cr.sampling_runtime_min(40))
+    # The stages after the prepared input, sized by what they hold (the tiny config: 40 images, perplexity 5,
+    # so a graph of 15 neighbours; 50 PCA columns at most).
+    assert resources["knn_graph"]["mem_mb"] == str(cr.knn_mem_mb(40, 15))
+    assert resources["knn_graph"]["runtime"] == str(cr.knn_runtime_min(40, 15))
+    assert resources["tsne_affinities"]["mem_mb"] == str(cr.affinities_mem_mb(40, 15))
+    assert resources["find_suspects"]["mem_mb"] == str(cr.suspects_mem_mb(40, 15, 50))
+    assert resources["find_clusters"]["mem_mb"] == str(cr.clusters_mem_mb(40, 15, 50))
+    assert resources["image_quality"]["mem_mb"] == str(cr.quality_mem_mb(40))
+    assert resources["scatter"]["mem_mb"] == str(cr.scatter_mem_mb(40))
+    assert resources["sweep_overview"]["mem_mb"] == str(cr.overview_mem_mb(40, 1))
 
 
 @pytest.mark.workflow  # Snakemake dry runs

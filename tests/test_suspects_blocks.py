@@ -259,6 +259,7 @@ def test_find_suspects_refuses_in_one_line_before_reading_a_graph_too_large_for_
 
     from tsne_atlas.files.map_inputs import graph_shape, write_input, write_neighbours
     from tsne_atlas.jobs import AtlasError
+    from tsne_atlas.resources import suspects_need_bytes
 
     graph = tmp_path / "k-150.npz"
     with zipfile.ZipFile(graph, "w") as archive, archive.open("indices.npy", "w") as member:
@@ -279,7 +280,7 @@ def test_find_suspects_refuses_in_one_line_before_reading_a_graph_too_large_for_
             max_rows=10,
             **out,
         )
-    need = su.suspects_memory_bytes(2 * 10**9, 150, 50) / 2**30
+    need = suspects_need_bytes(2 * 10**9, 150, 50) / 2**30
     assert re.fullmatch(
         rf"find_suspects needs about {need:.1f} GiB for 2,000,000,000 images and a k-NN graph of 150 neighbours "
         rf"each \({re.escape(str(graph))}\), but only [0-9.]+ GiB is available here; lower graph.neighbours \(the "

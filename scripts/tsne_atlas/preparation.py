@@ -412,11 +412,11 @@ def knn_graph(prepared: str, k: int, graph: str) -> None:
 
 def tsne_affinities(graph: str, perplexity: float, affinities: str, threads: int) -> None:
     """One perplexity's P from the first 3 x perplexity neighbours of the graph (rule tsne_affinities),
-    reading only those columns of it (``affinities_memory_bytes``; refused in one line, before reading,
+    reading only those columns of it (``resources.affinities_need_bytes``; refused in one line, before reading,
     where the job has too little memory)."""
     from .files.map_inputs import graph_shape
     from .jobs import check_memory
-    from .resources import affinities_mem_bytes
+    from .resources import affinities_need_bytes
 
     n_images, width = graph_shape(graph)
     try:
@@ -428,7 +428,7 @@ def tsne_affinities(graph: str, perplexity: float, affinities: str, threads: int
         raise AtlasError(f"{graph}: {err}; delete it and rerun") from None
     check_memory(
         "tsne_affinities",
-        affinities_mem_bytes(n_images, k),
+        affinities_need_bytes(n_images, k),
         f"the affinities of {n_images:,} images at perplexity {perplexity:g} ({k} neighbours each)",
         "lower tsne.perplexities or sample.n_images",
     )

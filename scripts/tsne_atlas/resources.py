@@ -62,7 +62,6 @@ THUMBNAILS_MIN_PER_1000_IMAGES = 0.5
 SAMPLING_MIN_PER_1000_IMAGES = 0.5
 EXPLORER_BYTES_PER_IMAGE = 10_000
 MB = 2**20
-AFFINITY_BYTES_PER_NEIGHBOUR = 48
 
 
 def uses_gpu(device: str) -> bool:
@@ -176,8 +175,147 @@ def explorer_mem_mb(n_images: int) -> int:
     return BASE_MEM_MB + math.ceil(n_images * EXPLORER_BYTES_PER_IMAGE / MB)
 
 
-def affinities_mem_bytes(n_images: int, k: int) -> int:
-    """One perplexity's affinities from k = 3 x perplexity neighbours (``preparation.symmetric_affinities``):
-    at its peak P, P's transpose and P + P.T, 48 bytes a neighbour (P: 8-byte values, 4-byte indices;
-    P + P.T up to twice P's entries)."""
-    return BASE_MEM_MB * MB + AFFINITY_BYTES_PER_NEIGHBOUR * n_images * k
+# --- The stages after the prepared input, sized from their peak RSS and time measured at 250,000 and
+# 1,000,000 images (BENCHMARKS.md, "Stages at 1,000,000 images": 48-px PNGs, a 50-d prepared input, the
+# graph of the default 150 neighbours, 9 maps; a 2-core VM). What a stage holds per image (per
+# neighbour where the graph's width matters) is what it measured, rounded up; the jobs ask for
+# REQUEST_MARGIN times that plus BASE_MEM_MB, and for 10 minutes plus RUNTIME_MARGIN times the
+# measured seconds per image. ``*_need_bytes`` (no margin) is what ``jobs.check_memory`` compares with
+# the memory a job can take, before the stage reads its inputs.
+REQUEST_MARGIN = 1.5
+RUNTIME_MARGIN = 3
+# The interpreter and the stage's imports (numpy, scipy, openTSNE): 137 MiB measured, rounded up.
+IMPORTS_BYTES = 200 * MB
+# Per image and per neighbour of the graph (int64 index + float64 distance).
+GRAPH_BYTES_PER_NEIGHBOUR = 16
+# knn_graph: Annoy's index (float32 rows, its trees) and the prepared input, beside the graph it
+# returns: measured 2,712 and 3,628 MiB at 1,000,000 images x 90 and 150 neighbours (1.3 KB an image
+# besides the graph); 815 and 1,149 s, so 0.31 ms an image plus 5.6 us a neighbour (Annoy's build
+# and queries grow as N log N: a larger N takes a little longer per image).
+KNN_BYTES_PER_IMAGE = 1_400
+KNN_SECONDS_PER_IMAGE = 0.00032
+KNN_SECONDS_PER_NEIGHBOUR = 0.0000056
+# tsne_affinities at its peak (preparation.symmetric_affinities): P (8-byte value, 4-byte index per
+# neighbour), its transpose made CSR (the same) and P + P.T (up to twice the entries): at most 48 bytes
+# a neighbour; measured 6,589 MiB at 1,000,000 x 150 (perplexity 50; 44 bytes a neighbour besides the
+# imports), 74 s.
+AFFINITY_BYTES_PER_NEIGHBOUR = 48
+AFFINITY_SECONDS_PER_NEIGHBOUR = 5e-7
+# find_suspects besides the graph and X (twice: X and its unit rows): the per-image scores, sort keys
+# and the sample's paths, hashes and labels as Python strings; measured 3,753 MiB at 1,000,000 x 150
+# (0.7 KB an image besides the graph and X), 61 s.
+SUSPECTS_BYTES_PER_IMAGE = 1_000
+SUSPECTS_SECONDS_PER_IMAGE = 0.00006
+# Images find_suspects scores at a time (suspects.BLOCK_ROWS): their temporaries are a few
+# SUSPECTS_BLOCK_ROWS x K arrays (about 20 MB each at K = 150), whatever N is.
+SUSPECTS_BLOCK_ROWS = 16_384
+# find_clusters: the first clusters.neighbours columns of the graph, X, the sample's strings, igraph's
+# graph (edges added in blocks) and Leiden's partition: measured 4,092 MiB at 1,000,000 images x 15
+# neighbours (3.4 KB an image besides the graph's columns and X), 568 s (10 clusters: Leiden's time
+# depends on the data).
+CLUSTERS_BYTES_PER_IMAGE = 3_500
+CLUSTERS_SECONDS_PER_IMAGE = 0.0006
+# embedding_metrics: trustworthiness's N x N matrices over at most metrics.max_images points
+# (TRUSTWORTHINESS_BYTES_PER_PAIR), and per image the prepared input, the run's and the manifest's rows:
+# measured 1,496 MiB at 1,000,000 images (5,000 used; 0.7 KB an image besides the 5,000^2 matrices), 21 s.
+METRICS_BYTES_PER_IMAGE = 1_000
+# Figures that read every image (one image decoded at a time): image_quality keeps every image's scores
+# (a dict of floats) and its quality.csv row, measured 1,560 MiB at 1,000,000 48-px PNGs (1.5 KB an
+# image); the scatter stage a run's paths, labels and coordinates and its figures' points, 800 MiB
+# (0.7 KB); the contact sheet that for every run of the sweep, 2,435 MiB for 9 runs (0.27 KB an image
+# and run). (The profile's default, 2,000 MB, held the scatter only.)
+QUALITY_BYTES_PER_IMAGE = 2_000
+SCATTER_BYTES_PER_IMAGE = 1_000
+OVERVIEW_BYTES_PER_IMAGE_AND_RUN = 300
+
+
+def _request_mb(need_bytes: float) -> int:
+    """A job's request for a measured need: BASE_MEM_MB plus REQUEST_MARGIN times it."""
+    return BASE_MEM_MB + math.ceil(REQUEST_MARGIN * need_bytes / MB)
+
+
+def _runtime_min(seconds: float) -> int:
+    return MIN_RUNTIME_MIN + math.ceil(RUNTIME_MARGIN * seconds / 60)
+
+
+def knn_need_bytes(n_images: int, k: int) -> int:
+    return IMPORTS_BYTES + n_images * (KNN_BYTES_PER_IMAGE + GRAPH_BYTES_PER_NEIGHBOUR * k)
+
+
+def knn_mem_mb(n_images: int, k: int) -> int:
+    """The k-NN graph job (Annoy, one thread)."""
+    return _request_mb(knn_need_bytes(n_images, k))
+
+
+def knn_runtime_min(n_images: int, k: int) -> int:
+    return _runtime_min(n_images * (KNN_SECONDS_PER_IMAGE + KNN_SECONDS_PER_NEIGHBOUR * k))
+
+
+def affinities_need_bytes(n_images: int, k: int) -> int:
+    """One perplexity's affinities from k = 3 x perplexity neighbours (``preparation.symmetric_affinities``)."""
+    return IMPORTS_BYTES + AFFINITY_BYTES_PER_NEIGHBOUR * n_images * k
+
+
+def affinities_mem_mb(n_images: int, k: int) -> int:
+    return _request_mb(affinities_need_bytes(n_images, k))
+
+
+def affinities_runtime_min(n_images: int, k: int) -> int:
+    return _runtime_min(AFFINITY_SECONDS_PER_NEIGHBOUR * n_images * k)
+
+
+def input_columns(pca_components: int) -> int:
+    """Columns of the prepared input as the config says them: prepare.pca_components, or the assumed
+    feature width when PCA is off (0)."""
+    return int(pca_components) or ASSUMED_FEATURE_DIM
+
+
+def suspects_need_bytes(n_images: int, graph_width: int, n_columns: int) -> int:
+    """find_suspects: the whole graph, X twice and a few KB of scores and strings per image, one block of
+    scores (suspects.BLOCK_ROWS images x the graph's width, a few arrays)."""
+    block = 6 * 8 * SUSPECTS_BLOCK_ROWS * graph_width
+    per_image = GRAPH_BYTES_PER_NEIGHBOUR * graph_width + 16 * n_columns + SUSPECTS_BYTES_PER_IMAGE
+    return IMPORTS_BYTES + block + n_images * per_image
+
+
+def suspects_mem_mb(n_images: int, graph_width: int, n_columns: int) -> int:
+    return _request_mb(suspects_need_bytes(n_images, graph_width, n_columns))
+
+
+def suspects_runtime_min(n_images: int, graph_width: int) -> int:
+    return _runtime_min(SUSPECTS_SECONDS_PER_IMAGE * n_images * max(1.0, graph_width / 150))
+
+
+def clusters_need_bytes(n_images: int, neighbours: int, n_columns: int) -> int:
+    """find_clusters: ``neighbours`` columns of the graph, X, igraph's graph and Leiden's partition."""
+    per_image = GRAPH_BYTES_PER_NEIGHBOUR * neighbours + 8 * n_columns + CLUSTERS_BYTES_PER_IMAGE * neighbours / 15
+    return IMPORTS_BYTES + math.ceil(n_images * per_image)
+
+
+def clusters_mem_mb(n_images: int, neighbours: int, n_columns: int) -> int:
+    return _request_mb(clusters_need_bytes(n_images, neighbours, n_columns))
+
+
+def clusters_runtime_min(n_images: int, neighbours: int) -> int:
+    return _runtime_min(CLUSTERS_SECONDS_PER_IMAGE * n_images * max(1.0, neighbours / 15))
+
+
+def quality_mem_mb(n_images: int) -> int:
+    """image_quality: every image's scores and its quality.csv row (one image decoded at a time)."""
+    return _request_mb(IMPORTS_BYTES + QUALITY_BYTES_PER_IMAGE * n_images)
+
+
+def scatter_mem_mb(n_images: int) -> int:
+    """The scatter stage: one run's paths, labels and coordinates and its figures' points."""
+    return _request_mb(IMPORTS_BYTES + SCATTER_BYTES_PER_IMAGE * n_images)
+
+
+def overview_mem_mb(n_images: int, n_runs: int) -> int:
+    """The contact sheet: every run of the sweep, each as the scatter stage's."""
+    return _request_mb(IMPORTS_BYTES + OVERVIEW_BYTES_PER_IMAGE_AND_RUN * n_images * max(1, n_runs))
+
+
+def run_metrics_mem_mb(n_images: int, max_images: int) -> int:
+    """embedding_metrics: the capped trustworthiness plus what it reads of every image."""
+    n_used = min(n_images, max_images)
+    return _request_mb(IMPORTS_BYTES + TRUSTWORTHINESS_BYTES_PER_PAIR * n_used**2 + METRICS_BYTES_PER_IMAGE * n_images)

@@ -17,6 +17,7 @@ import numpy as np
 
 from .files.suspects import NO_LABELS_REASON
 from .jobs import AtlasError
+from .resources import SUSPECTS_BLOCK_ROWS
 
 LOGGER = logging.getLogger("tsne_atlas.suspects")
 
@@ -25,15 +26,8 @@ LOGGER = logging.getLogger("tsne_atlas.suspects")
 DISTANCE_EPS = 1e-9
 # Pairs whose cosine is computed at a time: bounds memory to a few tens of MB whatever N is.
 PAIR_CHUNK = 65_536
-# Images (rows of the graph) scored at a time: their temporaries are a few BLOCK_ROWS x K arrays
-# (about 20 MB each at K = 150), whatever N is.
-BLOCK_ROWS = 16_384
-# What find_suspects holds besides the graph (16 bytes a neighbour: int64 index, float64 distance):
-# per image, X and its unit rows (2 x 8 bytes a column), the scores, the paths, hashes and labels
-# as Python strings, and the sort keys; measured 0.9 KB an image at 1,000,000 images (BENCHMARKS.md,
-# "Stages at 1,000,000 images"), taken as 1.5 KB; plus one block's temporaries and the interpreter.
-SUSPECTS_BYTES_PER_IMAGE = 1_500
-SUSPECTS_BASE_BYTES = 500 * 2**20
+# Images (rows of the graph) scored at a time (``resources.suspects_need_bytes`` counts their temporaries).
+BLOCK_ROWS = SUSPECTS_BLOCK_ROWS
 
 
 def row_blocks(n_rows: int, block_size: int = BLOCK_ROWS):
@@ -42,14 +36,6 @@ def row_blocks(n_rows: int, block_size: int = BLOCK_ROWS):
         raise ValueError(f"block_size must be at least 1, got {block_size}")
     for start in range(0, n_rows, block_size):
         yield slice(start, min(start + block_size, n_rows))
-
-
-def suspects_memory_bytes(n_images: int, graph_width: int, n_columns: int) -> int:
-    """About what find_suspects holds at its peak for ``n_images`` images, a graph of ``graph_width``
-    neighbours each and a prepared input of ``n_columns`` columns (``SUSPECTS_BYTES_PER_IMAGE``)."""
-    per_image = 16 * graph_width + 16 * n_columns + SUSPECTS_BYTES_PER_IMAGE
-    block = 6 * 8 * BLOCK_ROWS * graph_width
-    return SUSPECTS_BASE_BYTES + n_images * per_image + block
 
 
 def check_k(k: int, n_columns: int) -> None:
@@ -449,11 +435,12 @@ def find_suspects(
     from .files.map_inputs import graph_shape, input_shape, read_graph_stage_inputs
     from .files.suspects import write_duplicates, write_outliers, write_suspects
     from .jobs import check_memory
+    from .resources import suspects_need_bytes
 
     (n_images, width), (_, n_columns) = graph_shape(graph), input_shape(prepared)
     check_memory(
         "find_suspects",
-        suspects_memory_bytes(n_images, width, n_columns),
+        suspects_need_bytes(n_images, width, n_columns),
         f"{n_images:,} images and a k-NN graph of {width} neighbours each ({graph})",
         "lower graph.neighbours (the graph's width) or sample.n_images",
     )
