@@ -528,12 +528,14 @@ def many(tmp_path_factory) -> SimpleNamespace:
     write_neighbours(folder / "graph.npz", indices, np.ones((n, 4)))
     features = write_predictions(folder / "net.h5", paths)
     many = SimpleNamespace(folder=folder, paths=paths, coords=coords, html=folder / "explorer.html")
-    bx.build_explorer(
-        runs=[(str(tsv), str(meta_json))], manifest=str(folder / "manifest.csv"), root=root, output=many.html,
-        thumbnails=write_points_thumbnails(folder, root, paths), features_files={"net": str(features)},
+    many.build = lambda html, data_folder: bx.build_explorer(
+        runs=[(str(tsv), str(meta_json))], manifest=str(folder / "manifest.csv"), root=root, output=html,
+        thumbnails=folder / "explorer", features_files={"net": str(features)},
         graph_files={"net": str(folder / "graph.npz")}, inline_max_images=0, neighbours=3, backend="points",
-        data_folder=folder / "explorer-data",
+        data_folder=data_folder,
     )  # fmt: skip
+    write_points_thumbnails(folder, root, paths)
+    many.build(many.html, folder / "explorer-data")
     return many
 
 
@@ -585,6 +587,55 @@ def test_zoomed_in_until_few_images_are_in_view_the_points_become_their_thumbnai
             expected,
         )
     assert severe_console_messages(page) == []
+
+
+# Every frame the renderer draws from now on: whether it drew a subset, and which.
+WATCH_FRAMES_JS = """
+window.__frames = [];
+tsneAtlas.scatterplot.subscribe('draw', () => {
+  const sp = tsneAtlas.scatterplot;
+  window.__frames.push({moving: tsneAtlas.state.moving, filtered: sp.get('isPointsFiltered'),
+                        points: sp.get('isPointsFiltered') ? sp.get('filteredPoints').sort((a, b) => a - b) : null});
+});
+"""
+
+
+def test_while_the_view_moves_a_large_page_draws_an_even_subsample_and_then_every_image_again(
+    driver, many, tmp_path, monkeypatch
+):
+    """Above ``MOTION_POINTS`` images (lowered here to 1,000 of 2,500) a wheel step draws every third image
+    from its first frame on, the hidden class left out; at rest every image not hidden is drawn again and
+    the selection is whole. At or below it (the fixture's page) no frame is thinned."""
+    monkeypatch.setattr(bp, "MOTION_POINTS", 1000)
+    many.build(tmp_path / "explorer.html", tmp_path / "explorer-data")
+    n, hidden_class = len(many.paths), "c1"
+    for html, stride in ((tmp_path / "explorer.html", 3), (many.html, 1)):
+        page = open_fresh(driver, html)
+        page.find_element("css selector", "#legend .entry[data-code='1']").click()  # hide c1 (codes: c0 .. c4)
+        shown = [i for i in range(n) if many.paths[i].split("/")[0] != hidden_class]
+        chosen = shown[10:400:7]
+        page.execute_script("tsneAtlas.scatterplot.select(arguments[0])", chosen)
+        wait_state(page, "tsneAtlas.state.selected.length", len(chosen))
+        hb.wait_for_paint(page)
+        page.execute_script(WATCH_FRAMES_JS)
+        box = page.find_element("id", "canvas-wrap").rect
+        actions = ActionChains(page)
+        actions.w3c_actions.wheel_action.scroll(round(box["x"] + box["width"] / 2), round(box["y"] + 100), 0, -120)
+        actions.perform()
+        WebDriverWait(page, 10).until(
+            lambda d: d.execute_script("return !tsneAtlas.state.moving && window.__frames.length > 0"), "no rest"
+        )
+        hb.wait_for_paint(page)
+        frames = page.execute_script("return window.__frames")
+        if stride > 1:
+            thinned = [i for i in range(0, n, stride) if i in set(shown)]
+            assert frames[0] == {"moving": True, "filtered": True, "points": thinned}, frames[0]
+        else:
+            assert all(not f["moving"] for f in frames), frames
+        # At rest: every image but the hidden class, and the whole selection.
+        assert page.execute_script("return tsneAtlas.scatterplot.get('filteredPoints').sort((a, b) => a - b)") == shown
+        assert sorted(page.execute_script("return tsneAtlas.scatterplot.get('selectedPoints')")) == chosen
+        assert severe_console_messages(page) == []
 
 
 def test_a_page_without_its_data_folder_or_with_another_builds_says_so_in_one_line(driver, sweep, many, tmp_path):

@@ -63,6 +63,10 @@ ROWS_PER_CHUNK = 10_000
 DATA_FUNCTION = "tsneAtlasData"
 # Data format of explorer-data/ (points.js refuses another).
 DATA_FORMAT = 1
+# Images drawn while the view moves (a wheel zoom, a pan): above it the page draws an even subsample of
+# this many until the view rests, so that a frame of a moving view of 1,000,000 costs what one of 100,000
+# does (drawn in software, as headless Chromium here does, every point costs; BENCHMARKS.md).
+MOTION_POINTS = 100_000
 
 
 def code_dtype(n_categories: int) -> str:
@@ -322,6 +326,7 @@ def build_points_page(
         "colourings": page_options,
         "missing": MISSING_COLOUR,
         "point_size": marker_size(n),
+        "motion_points": MOTION_POINTS,
         "thumbs": {"atlases": atlas_urls(index, output, False), "cell": index.cell, "columns": index.columns},
         "image_base": image_base_url(root, output),
     }

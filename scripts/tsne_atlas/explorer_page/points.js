@@ -181,6 +181,7 @@
     mode: "pan",
     thumbs: { shown: 0, inView: -1, indices: [], size: 0, atlases: 0, pending: 0 }, // the thumbnails last drawn
     drawn: null, // {run, colouring}: what the renderer shows
+    moving: false, // the view moves: only every motionStride-th image is drawn
   };
   const setOf = () => DATA.runs[state.run].set;
   let coords = null; // the shown run's runCoords
@@ -268,6 +269,31 @@
     scatterplot.filter(keep, { preventEvent: true });
   }
   const isHidden = (i) => state.hidden.size > 0 && state.hidden.has(colours.codes[i]);
+
+  // --- while the view moves (a wheel step, a drag in pan mode) a page of more than DATA.motion_points
+  // images draws an even subsample of them, so that each frame of the move costs what a page of that
+  // many does; every image is drawn again MOTION_REST_MS after the last move ---
+  const MOTION_REST_MS = 250;
+  const motionStride = Math.ceil(N / DATA.motion_points);
+  let motionTimer = 0;
+  function moved() {
+    if (motionStride <= 1 || !coords) return;
+    clearTimeout(motionTimer);
+    motionTimer = setTimeout(rest, MOTION_REST_MS);
+    if (state.moving) return;
+    state.moving = true;
+    const keep = [];
+    for (let i = 0; i < N; i += motionStride) if (!isHidden(i)) keep.push(i);
+    scatterplot.filter(keep, { preventEvent: true });
+  }
+  function rest() {
+    state.moving = false;
+    drawing = drawing.then(() => {
+      if (state.moving) return;
+      applyFilter();
+      if (state.selected.length) scatterplot.select(state.selected, { preventEvent: true });
+    });
+  }
 
   // --- legend: one entry per category (a click hides or shows its points), or the range of numbers ---
   function renderLegend() {
@@ -773,6 +799,16 @@
     }
   }
   scatterplot.subscribe("view", scheduleOverlay);
+  // Before the renderer's own handlers (capture), so that the move's first frame is already thinned.
+  const pointsCanvas = el("points-canvas");
+  pointsCanvas.addEventListener("wheel", moved, { capture: true, passive: true });
+  pointsCanvas.addEventListener(
+    "pointermove",
+    (event) => {
+      if (event.buttons && state.mode === "pan" && !event.shiftKey) moved();
+    },
+    { capture: true, passive: true },
+  );
 
   // --- runs and colourings ---
   async function showRun(k) {
