@@ -147,7 +147,7 @@ def steps(tmp: Path) -> dict[str, list[tuple[str, list[str], list[str]]]]:
                 out / "prepare.json",
             ),
             step(
-                "large_stages.py --sizes 100 --folder {work}/large-stages "
+                "large_stages.py --sizes 160 --folder {work}/large-stages "
                 "--out {out}/large_stages.json --md {out}/large_stages.md",
                 out / "large_stages.json",
                 out / "large_stages.md",
