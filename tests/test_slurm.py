@@ -25,6 +25,7 @@ import yaml
 
 import local_cluster
 from conftest import TINY, TINY_SET, snakemake, with_changes, with_set_changes, without_query
+from tsne_atlas import resources
 from tsne_atlas.files.features import read_features
 
 # The tiny config of the local workflow tests at one node (one feature set id: the local tests run two, and
@@ -261,7 +262,10 @@ def test_jobs_ran_on_slurm_grouped_into_eight_cluster_jobs(cluster, cluster_run)
     assert set(ids) <= set(launched)
     # A group job asks for what its jobs need side by side, within the profile's cores (2 here).
     sweep = next(info for info in jobs.values() if "sweep" in info["Comment"])
-    assert sweep["NumCPUs"] == "2" and "mem=4000M" in sweep["TRES"]
+    # Its widest layer: a job at the profile's default 2,000 MB (mosaic, grid_mosaic) beside one that
+    # resources.py sizes (scatter and embedding_metrics ask the same at 40 images).
+    assert resources.scatter_mem_mb(40) == resources.run_metrics_mem_mb(40, 5000) < 2000
+    assert sweep["NumCPUs"] == "2" and f"mem={2000 + resources.scatter_mem_mb(40)}M" in sweep["TRES"]
 
 
 def test_extraction_ran_as_a_cpu_job(cluster, cluster_run):
