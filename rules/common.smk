@@ -56,6 +56,8 @@ from scripts.tsne_atlas.resources import (
     sampling_runtime_min,
     thumbnails_runtime_min,
     maps_mem_mb,
+    map_mem_mb,
+    map_runtime_min,
     maps_runtime_min,
     prepare_mem_mb,
 )

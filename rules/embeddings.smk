@@ -91,8 +91,12 @@ rule map:
         "../envs/maps.yaml"
     threads: map_threads
     resources:
-        mem_mb=maps_mem_mb(N_IMAGES),
-        runtime=maps_runtime_min(N_IMAGES),
+        mem_mb=lambda wildcards: map_mem_mb(
+            N_IMAGES, MAP_METHODS[wildcards.method].run_bytes_per_image
+        ),
+        runtime=lambda wildcards: map_runtime_min(
+            N_IMAGES, MAP_METHODS[wildcards.method].run_seconds_per_image
+        ),
     params:
         method=lambda wildcards: wildcards.method,
         features_id=lambda wildcards: wildcards.features,

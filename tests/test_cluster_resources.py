@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tsne_atlas import resources as cr
+from tsne_atlas.methods import MAP_METHODS
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -154,7 +155,7 @@ def test_rules_declare_gpu_memory_and_time(tmp_path):
     assert resources["extract_features"]["gpu"] == "1"  # model.device auto: may use the GPU
     assert resources["extract_features"]["mem_mb"] == str(cr.extraction_mem_mb(0))
     assert resources["extract_features"]["runtime"] == str(cr.extraction_runtime_min(40, "auto"))
-    assert resources["map"]["mem_mb"] == str(cr.maps_mem_mb(40))
+    assert resources["map"]["mem_mb"] == str(cr.map_mem_mb(40, MAP_METHODS["tsne"].run_bytes_per_image))
     assert resources["prepare_input"]["mem_mb"] == str(cr.prepare_mem_mb(40, 100_000, 20))
     assert resources["embedding_metrics"]["mem_mb"] == str(cr.run_metrics_mem_mb(40, 5000))
     assert "gpu" not in resources["map"] and "gpu" not in resources["scatter"]  # only extraction uses a GPU
@@ -177,7 +178,37 @@ def test_cpu_extraction_asks_for_no_gpu_and_all_counts_the_images(tmp_path):
     resources = job_resources(tmp_path, config)
     assert resources["extract_features"]["gpu"] == "0"
     assert resources["extract_features"]["runtime"] == str(cr.extraction_runtime_min(1000, "cpu"))  # 1,000 demo images
-    assert resources["map"]["runtime"] == str(cr.maps_runtime_min(1000))
+    assert resources["map"]["runtime"] == str(cr.map_runtime_min(1000, MAP_METHODS["tsne"].run_seconds_per_image))
+
+
+@pytest.mark.workflow  # a Snakemake dry run
+def test_each_map_job_asks_for_what_its_method_measured(tmp_path):
+    """t-SNE, UMAP and PCA maps of one sweep: each job's memory and time from its own method's declaration
+    (PCA holds a fraction of what t-SNE's P and UMAP's graph need)."""
+    # All 1,000 demo images: at 40 the interpreter's share makes every request the same.
+    config = {**TINY, "sample": {"n_images": "all"}, "methods": ["tsne", "umap", "pca"]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    asked = {}
+    for block in re.split(r"^\s*rule map:\n", result.stdout, flags=re.M)[1:]:
+        method = re.search(r"wildcards: .*\bmethod=(\w+)", block).group(1)
+        fields = dict(item.split("=", 1) for item in re.search(r"resources: (.*)", block).group(1).split(", "))
+        asked.setdefault(method, set()).add((fields["mem_mb"], fields["runtime"]))
+    assert sorted(asked) == ["pca", "tsne", "umap"]
+    for method, requests in asked.items():
+        declared = MAP_METHODS[method]
+        wanted = (
+            str(cr.map_mem_mb(1000, declared.run_bytes_per_image)),
+            str(cr.map_runtime_min(1000, declared.run_seconds_per_image)),
+        )
+        assert requests == {wanted}, method
+    assert asked["pca"] != asked["tsne"]
 
 
 @pytest.mark.workflow  # Snakemake dry runs

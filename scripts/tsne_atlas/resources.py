@@ -147,6 +147,20 @@ def maps_runtime_min(n_images: int) -> int:
     return MIN_RUNTIME_MIN + math.ceil(TSNE_MIN_PER_1000_IMAGES * n_images / 1000)
 
 
+def map_need_bytes(n_images: int, bytes_per_image: int) -> int:
+    """One map run of a method that holds ``bytes_per_image`` (``MapMethod.run_bytes_per_image``)."""
+    return IMPORTS_BYTES + n_images * bytes_per_image
+
+
+def map_mem_mb(n_images: int, bytes_per_image: int) -> int:
+    """The map job: what its method measured per image, with the requests' margin."""
+    return _request_mb(map_need_bytes(n_images, bytes_per_image))
+
+
+def map_runtime_min(n_images: int, seconds_per_image: float) -> int:
+    return _runtime_min(n_images * seconds_per_image)
+
+
 def metrics_mem_mb(n_images: int, max_images: int) -> int:
     """Trustworthiness's N x N matrices over the (at most ``max_images``) points the metrics use."""
     n_used = min(n_images, max_images)

@@ -41,7 +41,11 @@ class MapMethod:
     ``options``: keys of its section every run reads (changing one reruns the method's maps);
     ``threads_key``: the section key of a run's CPU threads (None: one thread); ``requires``: the
     third-party modules ``compute`` imports (inside it, so the figure jobs that read the declarations
-    need none of them; the map rule's environment provides them, a test holds both to it)."""
+    need none of them; the map rule's environment provides them, a test holds both to it);
+    ``run_bytes_per_image`` and ``run_seconds_per_image``: what one run held and took per image where it
+    was measured at scale (BENCHMARKS.md, "The whole workflow at 250,000 and 1,000,000 images"), from
+    which the map job asks a cluster for memory and time (``resources.map_mem_mb``, ``map_runtime_min``);
+    the defaults, for a method not measured at scale, are generous."""
 
     name: str
     title: str
@@ -50,6 +54,8 @@ class MapMethod:
     options: tuple[str, ...] = ()
     threads_key: str | None = None
     requires: tuple[str, ...] = ()
+    run_bytes_per_image: int = 20_000
+    run_seconds_per_image: float = 0.18
 
     @property
     def keys(self) -> tuple[str, ...]:

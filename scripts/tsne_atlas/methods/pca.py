@@ -73,4 +73,7 @@ METHOD = PCAMap(
     colour="#832db6",
     axes=(Axis("components", int, "PCs", value=PCA_COMPONENTS),),
     requires=("sklearn",),
+    # Measured: 1,784 MiB and 36 s at 1,000,000 images of 50 columns (the input read whole).
+    run_bytes_per_image=1_700,
+    run_seconds_per_image=0.00004,
 )
