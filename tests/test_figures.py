@@ -476,3 +476,16 @@ def test_above_the_switch_the_points_are_one_image_in_the_svg_and_pdf_and_the_pn
     png = Image.open(io.BytesIO(base64.b64decode(re.search(r"base64,([^\"]*)", tag).group(1))))
     width_pt = float(re.search(r' width="([0-9.]+)"', tag).group(1))
     assert png.width / width_pt == pytest.approx(schema_defaults("scatter")["dpi"] / 72, rel=0.02)
+
+
+def test_a_colorbar_or_heatmap_alone_keeps_its_vector_files_as_before():
+    """matplotlib rasterizes a heatmap's and a colorbar's image in any vector file: that is not a map's points,
+    so the figure is saved without a dpi (its SVG as before, which the demo's compare/clusters.svg checks)."""
+    fig, ax = figure_style.plt.subplots()
+    image = ax.imshow(np.arange(12.0).reshape(3, 4))
+    fig.colorbar(image, ax=ax)
+    assert any(artist.get_rasterized() for axes in fig.axes for artist in axes.get_children())
+    assert figure_style.vector_dpi(fig, 150) == {}
+    ax.scatter([0, 1], [0, 1], rasterized=True)
+    assert figure_style.vector_dpi(fig, 150) == {"dpi": 150}
+    figure_style.plt.close(fig)

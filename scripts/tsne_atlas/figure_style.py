@@ -9,6 +9,7 @@ matplotlib.use("Agg")  # figures are files: no display, same output everywhere
 import matplotlib.pyplot as plt
 import matplotlib.style
 import numpy as np
+from matplotlib.collections import PathCollection
 
 from .files.runs import METHOD_NAMES, run_seed, settings_text
 from .jobs import atomic_path
@@ -195,8 +196,13 @@ def draw_classes(ax, coords: np.ndarray, labels: list[str], classes: list[str], 
 
 def vector_dpi(fig: plt.Figure, dpi: int) -> dict:
     """savefig's keywords for a vector file (SVG, PDF) of ``fig``: the PNG's ``dpi`` for the image of its
-    rasterized points where it has some (``draw_classes``), else none, so that the file is as before."""
-    rasterized = any(artist.get_rasterized() for ax in fig.axes for artist in ax.get_children())
+    rasterized points where it has some (``draw_classes``), else none, so that the file is as before.
+    Only scatter points count: a colorbar's or heatmap's image is rasterized by matplotlib in any case."""
+    rasterized = any(
+        isinstance(artist, PathCollection) and artist.get_rasterized()
+        for ax in fig.axes
+        for artist in ax.get_children()
+    )
     return {"dpi": dpi} if rasterized else {}
 
 
