@@ -93,6 +93,17 @@ MEASURED_AT_A_MILLION = {
     "find_suspects": (lambda n: cr.suspects_mem_mb(n, 150, 50), lambda n: cr.suspects_runtime_min(n, 150), 3753, 61),
     "find_clusters": (lambda n: cr.clusters_mem_mb(n, 15, 50), lambda n: cr.clusters_runtime_min(n, 15), 4092, 568),
     "embedding_metrics": (lambda n: cr.run_metrics_mem_mb(n, 5000), cr.metrics_runtime_min, 1496, 21),
+    # The map jobs of the whole workflow at 1,000,000 (BENCHMARKS.md, "The whole workflow at 250,000 and
+    # 1,000,000 images"), from their methods' declarations.
+    **{
+        f"map {method}": (
+            lambda n, m=method: cr.map_mem_mb(n, MAP_METHODS[m].run_bytes_per_image),
+            lambda n, m=method: cr.map_runtime_min(n, MAP_METHODS[m].run_seconds_per_image),
+            peak,
+            seconds,
+        )
+        for method, peak, seconds in (("tsne", 4354, 1150), ("pca", 1784, 36))
+    },
 }
 
 
