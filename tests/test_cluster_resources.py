@@ -128,6 +128,20 @@ def test_requests_at_a_million_images_cover_what_the_stages_measured(stage):
     assert cr.BASE_MEM_MB < mem_mb(1000) <= mem_mb(250_000) < mem_mb(10**6)
 
 
+def dry_run_listing(workdir: Path, config: dict) -> str:
+    """Snakemake's dry-run job listing of ``config`` (written to workdir/config.yaml) in ``workdir``."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    return result.stdout
+
+
 def job_resources(tmp_path: Path, config: dict, *args: str) -> dict[str, dict[str, str]]:
     """Each rule's resources as Snakemake itself evaluates them, from a dry run's job listing."""
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
@@ -198,16 +212,8 @@ def test_each_map_job_asks_for_what_its_method_measured(tmp_path):
     (PCA holds a fraction of what t-SNE's P and UMAP's graph need)."""
     # All 1,000 demo images: at 40 the interpreter's share makes every request the same.
     config = {**TINY, "sample": {"n_images": "all"}, "methods": ["tsne", "umap", "pca"]}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2", "--dry-run"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
     asked = {}
-    for block in re.split(r"^\s*rule map:\n", result.stdout, flags=re.M)[1:]:
+    for block in re.split(r"^\s*rule map:\n", dry_run_listing(tmp_path, config), flags=re.M)[1:]:
         method = re.search(r"wildcards: .*\bmethod=(\w+)", block).group(1)
         fields = dict(item.split("=", 1) for item in re.search(r"resources: (.*)", block).group(1).split(", "))
         asked.setdefault(method, set()).add((fields["mem_mb"], fields["runtime"]))
@@ -235,18 +241,10 @@ def test_each_shard_is_a_gpu_job_sized_from_its_slice_and_the_merge_a_small_cpu_
     # The 1,000 demo images in batches of 16 (63 batches), auto shards of 300 images: 4 shards of 15-16 batches.
     extraction = {**TINY["extraction"], "shards": "auto", "images_per_shard": 300}
     config = {**TINY, "sample": {"n_images": "all"}, "extraction": extraction}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2", "--dry-run"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
+    listing = dry_run_listing(tmp_path, config)
     jobs = [
         (rule, dict(re.findall(r"(\w+)=([^,\n]+)", re.search(r"wildcards: (.*)", block).group(1))), block)
-        for rule, block in re.findall(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", result.stdout, flags=re.M | re.S)
+        for rule, block in re.findall(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", listing, flags=re.M | re.S)
         if rule in ("extract_features", "extract_features_shard", "merge_features")
     ]
     shards = sorted(
