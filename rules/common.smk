@@ -24,6 +24,7 @@ from scripts.tsne_atlas.files.runs import (
 )
 from scripts.tsne_atlas.jobs import AtlasError, is_dry_run
 from scripts.tsne_atlas.methods import MAP_METHODS
+from scripts.tsne_atlas.methods.tsne import neighbours_for
 from scripts.tsne_atlas.plan import (
     apply_environment,
     load_plan,

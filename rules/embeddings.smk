@@ -66,10 +66,10 @@ rule tsne_affinities:
     threads: config["tsne"]["threads"]
     resources:
         mem_mb=lambda wildcards: affinities_mem_mb(
-            N_IMAGES, int(3 * float(wildcards.perplexity))
+            N_IMAGES, neighbours_for(float(wildcards.perplexity), N_IMAGES)
         ),
         runtime=lambda wildcards: affinities_runtime_min(
-            N_IMAGES, int(3 * float(wildcards.perplexity))
+            N_IMAGES, neighbours_for(float(wildcards.perplexity), N_IMAGES)
         ),
     params:
         perplexity=lambda wildcards: float(wildcards.perplexity),

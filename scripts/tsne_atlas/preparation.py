@@ -34,7 +34,7 @@ from sklearn.preprocessing import StandardScaler
 from .files.features import feature_blocks, features_shape, read_features
 from .files.map_inputs import read_input, read_neighbours, write_affinities, write_input, write_neighbours
 from .jobs import AtlasError, check_memory
-from .methods.tsne import check_perplexity
+from .methods.tsne import check_perplexity, neighbours_for
 from .resources import prepare_blocked, prepare_need_bytes
 
 LOGGER = logging.getLogger("tsne_atlas.preparation")
@@ -336,11 +336,6 @@ def query_neighbours(prepared: str, query_prepared: str, neighbours: int, query_
     indices, distances = nearest_reference(X, Q, neighbours)
     write_neighbours(query_neighbours, indices, distances)
     LOGGER.info("%d query images: their %d nearest reference images", *indices.shape)
-
-
-def neighbours_for(perplexity: float, n_images: int) -> int:
-    """openTSNE's neighbour count for a perplexity: 3 x perplexity, at most N - 1."""
-    return min(n_images - 1, int(3 * perplexity))
 
 
 def nearest_neighbours(X: np.ndarray, k: int, random_state: int = NEIGHBOURS_RANDOM_STATE):

@@ -179,6 +179,12 @@ def place_points(
     return np.asarray(placed, dtype=np.float64) + shift, None if kl is None else float(kl)
 
 
+def neighbours_for(perplexity: float, n_images: int) -> int:
+    """openTSNE's neighbour count for a perplexity: 3 x perplexity, at most N - 1 (here, not in preparation,
+    so that the Snakefile sizes the affinities job from it without importing scikit-learn)."""
+    return min(n_images - 1, int(3 * perplexity))
+
+
 def graph_neighbours_for(perplexities) -> int:
     """Neighbours t-SNE needs in the sweep's graph: 3 x the largest perplexity, so every perplexity's
     3 x perplexity nearest neighbours are its first columns (openTSNE's set_perplexity rule)."""
