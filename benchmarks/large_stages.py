@@ -38,6 +38,7 @@ import numpy as np
 
 from common import BENCH_DIR, DATA_DIR, REPO, command_line, machine, markdown_table
 from datasets import synthetic
+from stages import CHILD  # a stage's function in a fresh process: its time and peak RSS
 
 # The stages in workflow order; each reads what the ones before it wrote.
 STAGES = (
@@ -64,21 +65,6 @@ SEEDS = (0, 1, 2)
 DIM = 50
 FEATURE_DIM = 16
 N_CLASSES = 10
-
-CHILD = r"""
-import importlib, json, sys, time
-def hwm(key="VmHWM"):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-module, function, kwargs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-fn = getattr(importlib.import_module(module), function)
-imported = hwm("VmRSS")
-t = time.perf_counter()
-fn(**kwargs)
-print(json.dumps({"function_s": time.perf_counter() - t, "rss_after_imports_mib": imported, "peak_rss_mib": hwm()}))
-"""
 
 
 @dataclass
@@ -406,6 +392,7 @@ def measure(module: str, function: str, kwargs: dict, scripts: Path = REPO / "sc
         raise SystemExit(f"{module}.{function} failed:\n{result.stderr[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     child = json.loads(result.stdout.strip().splitlines()[-1])
+    child["function_s"] = child.pop("s")
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), **{key: round(value, 2) for key, value in child.items()}}
 
 
