@@ -19,9 +19,11 @@ SLURM_STAMP := $(SLURM_VENV)/.requirements-installed
 
 .PHONY: run test check system-deps slurm-env lint format readme-figures clean mutation compare-layers digits methods query
 
+# --no-cache-dir: set-up's disk is the venv's ~7 GB (torch's CUDA build) and no copy of the wheels beside it
+# (a CI run once found the disk full while installing).
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --no-cache-dir -r requirements.txt
 	touch $@
 
 # The SLURM plugin lives in its own venv: with it installed, every Snakemake call on a machine with
@@ -30,7 +32,7 @@ $(STAMP): requirements.txt
 $(SLURM_STAMP): $(STAMP) requirements-slurm.txt
 	$(PYTHON) -m venv $(SLURM_VENV)
 	$(SLURM_VENV)/bin/python tools/link_venv.py $(VENV)
-	$(SLURM_VENV)/bin/pip install --quiet -r requirements-slurm.txt
+	$(SLURM_VENV)/bin/pip install --quiet --no-cache-dir -r requirements-slurm.txt
 	touch $@
 
 slurm-env: $(SLURM_STAMP)
