@@ -1,0 +1,98 @@
+"""Snakemake dry runs without a fresh interpreter each: a fork server (multiprocessing's "forkserver")
+imports Snakemake and what this workflow's Snakefile imports once, then forks a new process for every
+call. A dry run forked so costs about half the CPU of ``snakemake --dry-run`` started anew (most of that is
+imports), and the tests make a few hundred of them. Each call still gets a process of its own, as a real
+command would: nothing Snakemake sets up survives into the next call.
+
+Only for calls that read the environment as the test session started it: the server's environment is the
+one it was started with.
+"""
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# What a dry run of this workflow imports (Snakemake adds the Snakefile's folder to sys.path; its rules
+# import scripts.tsne_atlas): imported once in the server, before any fork.
+PRELOAD = [
+    "snakemake.cli",
+    "snakemake.api",
+    "snakemake.workflow",
+    "snakemake.dag",
+    "snakemake.report.html_reporter",
+    "snakemake.storage",
+    "snakemake.profiles",
+    "numpy",
+    "h5py",
+    "yaml",
+    "jsonschema",
+    "requests",
+    "docutils",
+    "jinja2",
+    "PIL.Image",
+    "scripts.tsne_atlas.collection",
+    "scripts.tsne_atlas.config",
+    "scripts.tsne_atlas.files.features",
+    "scripts.tsne_atlas.files.manifest",
+    "scripts.tsne_atlas.files.runs",
+    "scripts.tsne_atlas.jobs",
+    "scripts.tsne_atlas.methods",
+    "scripts.tsne_atlas.plan",
+    "scripts.tsne_atlas.quality",
+    "scripts.tsne_atlas.resources",
+    "scripts.tsne_atlas.schema",
+    "scripts.tsne_atlas.shards",
+]
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """In the forked process: Snakemake's command line with ``argv``, its exit status and output."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        from snakemake.cli import main
+
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+            if exit.code is not None and not isinstance(exit.code, int):
+                print(exit.code, file=sys.stderr)  # as the interpreter does with sys.exit("message")
+        except BaseException:
+            traceback.print_exc()  # as the interpreter does with an uncaught exception
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        out.seek(0)
+        err.seek(0)
+        return code, out.read(), err.read()
+
+
+def _server() -> ProcessPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            if str(REPO) not in sys.path:
+                sys.path.append(str(REPO))  # scripts.tsne_atlas, as the Snakefile imports it
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([*PRELOAD, __name__])
+            # One task per process: every call a fresh fork of the server, none sharing Snakemake's state.
+            _pool = ProcessPoolExecutor(max_workers=2, mp_context=context, max_tasks_per_child=1)
+    return _pool
+
+
+def run(command: list[str], timeout: float = 900) -> subprocess.CompletedProcess:
+    """``command`` (a snakemake command line: the executable, then its arguments) run in a forked process."""
+    code, stdout, stderr = _server().submit(_run_cli, command[1:]).result(timeout=timeout)
+    return subprocess.CompletedProcess(command, code, stdout, stderr)
