@@ -1,5 +1,5 @@
-"""Killed runs resume to the same results, and two runs of one config give identical files, UMAP and
-PCA maps made in two more processes too.
+"""Killed runs resume to the same results, and two runs of one config give identical files (the second
+is the run killed during extraction and resumed), UMAP and PCA maps made in two more processes too.
 
 Both run the default t-SNE path: openTSNE on the sweep's shared input, k-NN graph and affinities.
 """
@@ -191,9 +191,26 @@ MAPS = {**CONFIG, "methods": ["tsne", "umap", "pca"]}
 MAP_RUNS = ("umap/n_neighbors-15_min_dist-0.1_seed-0", "pca/components-2")
 
 
-def test_two_runs_of_one_config_give_identical_files(reference, reference_workdir, tmp_path):
-    run(tmp_path)
-    again = results(tmp_path)
+@pytest.fixture(scope="module")
+def killed_during_extraction(tmp_path_factory) -> dict:
+    """A second run of the config, killed while its features file is half-written, then resumed: its
+    folder, what the kill left, and its results once resumed (before any test adds to them)."""
+    workdir = tmp_path_factory.mktemp("killed-during-extraction")
+    features = workdir / "results" / "features"
+    kill_when(workdir, lambda: features.is_dir() and any(features.glob(f".tmp-*{TINY_SET}.h5")))
+    left = {
+        "temporary": [path.name for path in features.glob(f".tmp-*-{TINY_SET}.h5")],
+        "final": (features / f"{TINY_SET}.h5").exists(),
+    }
+    resume(workdir)
+    return {"workdir": workdir, "left": left, "results": results(workdir)}
+
+
+def test_two_runs_of_one_config_give_identical_files(reference, reference_workdir, killed_during_extraction):
+    """The second run is the one killed during its extraction and resumed: its extraction ran again from
+    nothing, and every step after it ran once, in processes of their own (one full run fewer in the suite)."""
+    tmp_path = killed_during_extraction["workdir"]
+    again = killed_during_extraction["results"]
     assert sorted(again) == sorted(reference)
     # 4 runs x 8 files, 5 sweep-wide figures and tables, manifest, features and more.
     assert len(reference) > 37 and f"features/{TINY_SET}.h5" in reference
@@ -224,14 +241,11 @@ def test_two_runs_of_one_config_give_identical_files(reference, reference_workdi
     ] == []
 
 
-def test_killed_during_extraction_resumes_to_the_same_results(reference, tmp_path):
-    features = tmp_path / "results" / "features"
-    kill_when(tmp_path, lambda: features.is_dir() and any(features.glob(f".tmp-*{TINY_SET}.h5")))
+def test_killed_during_extraction_resumes_to_the_same_results(reference, killed_during_extraction):
     # The half-written file keeps its temporary name, never the final one.
-    assert list(features.glob(f".tmp-*-{TINY_SET}.h5")) and not (features / f"{TINY_SET}.h5").exists()
-    resume(tmp_path)
-    assert results(tmp_path) == reference
-    assert not list((tmp_path / "results").rglob(".tmp-*"))  # the leftover is gone
+    assert killed_during_extraction["left"]["temporary"] and not killed_during_extraction["left"]["final"]
+    assert killed_during_extraction["results"] == reference
+    assert not list((killed_during_extraction["workdir"] / "results").rglob(".tmp-*"))  # the leftover is gone
 
 
 def test_killed_during_tsne_resumes_to_the_same_results(reference, tmp_path):
