@@ -4,8 +4,8 @@ run forked so takes 0.4 s instead of 1.5 s here (most of a new one is imports), 
 hundred of them. Each call still gets a process of its own, as a real command would: nothing Snakemake sets
 up survives into the next call, and a real run's jobs are new processes as always.
 
-The server's environment is the one it started with: a call made while a test has changed the environment
-runs as a command of its own.
+Each call gets the caller's environment as it is at the call (a test may have changed it); what the
+preloaded modules read of the environment on import, they read when the server started.
 """
 
 import multiprocessing
@@ -53,11 +53,13 @@ PRELOAD = [
 
 _pool = None
 _pool_lock = threading.Lock()
-_environ = None  # the environment the server started with, which every forked call has
 
 
-def _run_cli(command: list[str]) -> tuple[int, str, str]:
-    """In the forked process: Snakemake's command line ``command``, its exit status and output."""
+def _run_cli(command: list[str], environ: dict[str, str]) -> tuple[int, str, str]:
+    """In the forked process: Snakemake's command line ``command`` in the caller's environment ``environ``,
+    its exit status and output."""
+    os.environ.clear()
+    os.environ.update(environ)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         os.dup2(out.fileno(), 1)
         os.dup2(err.fileno(), 2)
@@ -82,10 +84,9 @@ def _run_cli(command: list[str]) -> tuple[int, str, str]:
 
 
 def _server() -> ProcessPoolExecutor:
-    global _pool, _environ
+    global _pool
     with _pool_lock:
         if _pool is None:
-            _environ = dict(os.environ)
             if str(REPO) not in sys.path:
                 sys.path.append(str(REPO))  # scripts.tsne_atlas, as the Snakefile imports it
             context = multiprocessing.get_context("forkserver")
@@ -96,10 +97,7 @@ def _server() -> ProcessPoolExecutor:
 
 
 def run(command: list[str], timeout: float = 900) -> subprocess.CompletedProcess:
-    """``command`` (a snakemake command line: the executable, then its arguments) run in a forked process;
-    as a command of its own where this process's environment is no longer the server's (a test changed it)."""
-    pool = _server()
-    if dict(os.environ) != _environ:
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    code, stdout, stderr = pool.submit(_run_cli, command).result(timeout=timeout)
+    """``command`` (a snakemake command line: the executable, then its arguments) run in a forked process,
+    in this process's environment as it is now."""
+    code, stdout, stderr = _server().submit(_run_cli, command, dict(os.environ)).result(timeout=timeout)
     return subprocess.CompletedProcess(command, code, stdout, stderr)
