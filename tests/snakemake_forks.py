@@ -16,11 +16,9 @@ import tempfile
 import threading
 import traceback
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-# What a dry run of this workflow imports (Snakemake adds the Snakefile's folder to sys.path; its rules
-# import scripts.tsne_atlas): imported once in the server, before any fork.
+# What a dry run of this workflow imports, but for its own scripts.tsne_atlas (importable once Snakemake has
+# added the Snakefile's folder to the path): imported once in the server, before any fork.
 PRELOAD = [
     "snakemake.cli",
     "snakemake.api",
@@ -37,18 +35,6 @@ PRELOAD = [
     "docutils",
     "jinja2",
     "PIL.Image",
-    "scripts.tsne_atlas.collection",
-    "scripts.tsne_atlas.config",
-    "scripts.tsne_atlas.files.features",
-    "scripts.tsne_atlas.files.manifest",
-    "scripts.tsne_atlas.files.runs",
-    "scripts.tsne_atlas.jobs",
-    "scripts.tsne_atlas.methods",
-    "scripts.tsne_atlas.plan",
-    "scripts.tsne_atlas.quality",
-    "scripts.tsne_atlas.resources",
-    "scripts.tsne_atlas.schema",
-    "scripts.tsne_atlas.shards",
 ]
 
 _pool = None
@@ -87,8 +73,6 @@ def _server() -> ProcessPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            if str(REPO) not in sys.path:
-                sys.path.append(str(REPO))  # scripts.tsne_atlas, as the Snakefile imports it
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([*PRELOAD, __name__])
             # One task per process: every call a fresh fork of the server, none sharing Snakemake's state.
