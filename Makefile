@@ -42,16 +42,15 @@ run: $(STAMP)
 
 # The tests of functions (unit, slow) in CHECK_JOBS workers as make check does, while system-deps installs
 # Chromium and Slurm (apt's downloads and unpacking; those tests need neither); then the real runs (Snakemake,
-# Slurm, Chromium, TensorBoard) in CHECK_JOBS workers too, a test file each, the longest files first (conftest's
-# LONGEST_FILES): one worker's waits (Slurm's polling, a browser, a single-threaded step) are the other's CPU time.
-# conftest gives each worker its share of the cores.
+# Slurm, Chromium, TensorBoard) in CHECK_JOBS workers too, a test file each: one worker's waits (Slurm's polling,
+# a browser, a single-threaded step) are the other's CPU time. conftest gives each worker its share of the cores.
 test: $(STAMP) $(SLURM_STAMP)
 	@log=$$(mktemp); tools/install_system_deps.sh >$$log 2>&1 & deps=$$!; \
 	$(VENV)/bin/python -m pytest -v --durations=15 -m "unit or slow" -n $(CHECK_JOBS) --dist loadfile tests; unit=$$?; \
 	wait $$deps; installed=$$?; cat $$log; rm -f $$log; \
 	if [ $$installed -ne 0 ]; then echo "tsne-atlas: tools/install_system_deps.sh failed (its output above)" >&2; exit $$installed; fi; \
 	exit $$unit
-	$(VENV)/bin/python -m pytest -v --durations=30 -m "not unit and not slow" -n $(CHECK_JOBS) --dist loadfile --no-loadscope-reorder tests
+	$(VENV)/bin/python -m pytest -v --durations=30 -m "not unit and not slow" -n $(CHECK_JOBS) --dist loadfile tests
 
 compare-layers: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/compare-layers.yaml

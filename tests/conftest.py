@@ -213,31 +213,9 @@ def rule_job(rule: str, input: dict, output: dict, params: dict, log: str, threa
 SLOW_KINDS = ("workflow", "browser", "slurm", "tensorboard", "slow")
 
 
-# The test files with the longest real runs, longest first (their wall time in make test, session 16). make test
-# hands files to its two workers in collection order (--no-loadscope-reorder): the longest first, so that the
-# last files to run are short ones and neither worker waits long for the other at the end; the Slurm run, whose
-# waits on Slurm's status checks leave CPU to the other worker, first of all.
-LONGEST_FILES = (
-    "test_slurm.py",
-    "test_benchmarks.py",
-    "test_interruptions.py",
-    "test_sources_workflow.py",
-    "test_reruns.py",
-    "test_workflow.py",
-    "test_presets.py",
-    "test_maps.py",
-    "test_explorer.py",
-    "test_inputs_workflow.py",
-    "test_article_preset.py",
-    "test_module.py",
-    "test_plant_suspects.py",
-)
-
-
 def pytest_collection_modifyitems(items):
     """A test that drives the browser is a browser test, one that uses the finished tiny run a workflow
-    test; every test of none of the slow kinds is a unit test. Then the longest files first (LONGEST_FILES),
-    the others after them in their own order."""
+    test; every test of none of the slow kinds is a unit test."""
     for item in items:
         if "driver" in item.fixturenames:
             item.add_marker(pytest.mark.browser)
@@ -245,8 +223,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.workflow)
         if not any(item.get_closest_marker(kind) for kind in SLOW_KINDS):
             item.add_marker(pytest.mark.unit)
-    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def sample_and_label(root, tmp_path, label_map=None, layout="folders", dataset_manifest=None, **sampling):
