@@ -69,8 +69,8 @@ def snakemake_command(workdir: Path, *args: str, config: dict | None = None) -> 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
     """Run this workflow's Snakefile in ``workdir`` with ``config``, in a process forked from
-    tests/snakemake_forks.py's server (Snakemake already imported: a dry run costs a quarter of the CPU of a
-    new interpreter's; the jobs of a real run are processes of their own, as always)."""
+    tests/snakemake_forks.py's server (Snakemake already imported: a dry run takes about a third of a new
+    interpreter's time; the jobs of a real run are processes of their own, as always)."""
     return snakemake_forks.run(snakemake_command(workdir, *args, config=config))
 
 

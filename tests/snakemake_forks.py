@@ -1,7 +1,7 @@
 """Snakemake calls without a fresh interpreter each: a fork server (multiprocessing's "forkserver") imports
-Snakemake and what this workflow's Snakefile imports once, then forks a new process for every call. A dry
-run forked so takes 0.4 s instead of 1.5 s here (most of a new one is imports), and the tests make a few
-hundred of them. Each call still gets a process of its own, as a real command would: nothing Snakemake sets
+Snakemake and the third-party modules this workflow's Snakefile needs once, then forks a new process for
+every call. A dry run forked so takes about 0.5 s instead of 1.5 s here (most of a new one is imports), and
+the tests make a few hundred of them. Each call still gets a process of its own, as a real command would: nothing Snakemake sets
 up survives into the next call, and a real run's jobs are new processes as always.
 
 Each call gets the caller's environment as it is at the call (a test may have changed it); what the
@@ -82,6 +82,7 @@ def _server() -> ProcessPoolExecutor:
 
 def run(command: list[str], timeout: float = 900) -> subprocess.CompletedProcess:
     """``command`` (a snakemake command line: the executable, then its arguments) run in a forked process,
-    in this process's environment as it is now."""
+    in this process's environment as it is now. Past ``timeout`` the call raises, but unlike subprocess.run
+    it does not kill the forked process (the test fails either way)."""
     code, stdout, stderr = _server().submit(_run_cli, command, dict(os.environ)).result(timeout=timeout)
     return subprocess.CompletedProcess(command, code, stdout, stderr)
