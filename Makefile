@@ -40,14 +40,21 @@ slurm-env: $(SLURM_STAMP)
 run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES)
 
-# The tests of functions (unit, slow) in CHECK_JOBS workers as make check does, while system-deps installs
-# Chromium and Slurm (apt's downloads and unpacking; those tests need neither); then the real runs (Snakemake,
-# Slurm, Chromium, TensorBoard) in CHECK_JOBS workers too, a test file each: one worker's waits (Slurm's polling,
-# a browser, a single-threaded step) are the other's CPU time. conftest gives each worker its share of the cores.
-test: $(STAMP) $(SLURM_STAMP)
+# The set-up and the tests of functions (unit, slow; in CHECK_JOBS workers as make check runs them) while
+# system-deps installs Chromium and Slurm in the background (apt's downloads and unpacking beside pip's, which
+# keeps one core busy; those tests need neither); then the real runs (Snakemake, Slurm, Chromium, TensorBoard)
+# in CHECK_JOBS workers too, a test file each: one worker's waits (Slurm's polling, a browser, a single-threaded
+# step) are the other's CPU time. conftest gives each worker its share of the cores. The package's bytecode is
+# written first: where PYTHONDONTWRITEBYTECODE is set (as on CI's machine), every job would compile it again.
+test:
 	@log=$$(mktemp); tools/install_system_deps.sh >$$log 2>&1 & deps=$$!; \
-	$(VENV)/bin/python -m pytest -v --durations=15 -m "unit or slow" -n $(CHECK_JOBS) --dist loadfile tests; unit=$$?; \
+	$(MAKE) --no-print-directory $(STAMP) $(SLURM_STAMP); venvs=$$?; \
+	if [ $$venvs -eq 0 ]; then \
+		PYTHONDONTWRITEBYTECODE= $(VENV)/bin/python -m compileall -q scripts benchmarks >/dev/null; \
+		$(VENV)/bin/python -m pytest -v --durations=15 -m "unit or slow" -n $(CHECK_JOBS) --dist loadfile tests; \
+	fi; unit=$$?; \
 	wait $$deps; installed=$$?; cat $$log; rm -f $$log; \
+	if [ $$venvs -ne 0 ]; then exit $$venvs; fi; \
 	if [ $$installed -ne 0 ]; then echo "tsne-atlas: tools/install_system_deps.sh failed (its output above)" >&2; exit $$installed; fi; \
 	exit $$unit
 	$(VENV)/bin/python -m pytest -v --durations=30 -m "not unit and not slow" -n $(CHECK_JOBS) --dist loadfile tests
