@@ -146,6 +146,11 @@ def main() -> None:
     parser.add_argument(
         "--jit-sizes", default="10000,2000", help="points of the numba probes, comma-separated ('' skips them)"
     )
+    parser.add_argument(
+        "--no-own-search",
+        action="store_true",
+        help="skip timing umap-learn's own NN-descent search and its recall (numba compiles it in every process)",
+    )
     parser.add_argument("--cores", type=int, default=2, help="cores of the (untimed) feature extraction")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--json", type=Path, default=WORK / "maps.json")
@@ -238,18 +243,21 @@ def main() -> None:
 
     k_umap = args.n_neighbors - 1
     exact = NearestNeighbors(n_neighbors=k_umap).fit(X).kneighbors(return_distance=False)
-    (own_indices, *_), own_search_s = timed(
-        umap_nearest_neighbors,
-        X,
-        args.n_neighbors,
-        "euclidean",
-        {},
-        False,
-        check_random_state(args.seed),
-        n_jobs=1,
-    )
-    own_others = np.array([[j for j in row if j != i][:k_umap] for i, row in enumerate(own_indices)])
-    recall = {"umap-graph": graph_recall(indices, exact), "umap-own": graph_recall(own_others, exact)}
+    recall = {"umap-graph": graph_recall(indices, exact), "umap-own": None}
+    own_search_s = None
+    if not args.no_own_search:
+        (own_indices, *_), own_search_s = timed(
+            umap_nearest_neighbors,
+            X,
+            args.n_neighbors,
+            "euclidean",
+            {},
+            False,
+            check_random_state(args.seed),
+            n_jobs=1,
+        )
+        own_others = np.array([[j for j in row if j != i][:k_umap] for i, row in enumerate(own_indices)])
+        recall["umap-own"] = graph_recall(own_others, exact)
     limits.restore_original_limits()
 
     probes = []
@@ -320,7 +328,7 @@ def main() -> None:
             f"{median[name]:.1f}",
             fmt_rounds(seconds[name]),
             f"{median[name] + prep[name][1]:.1f}",
-            f"{recall[name]:.4f}",
+            "not measured" if recall[name] is None else f"{recall[name]:.4f}",
             f"{quality[name]['trustworthiness']:.4f}",
             f"{quality[name]['knn_accuracy_2d']:.4f}",
             "yes" if repeatable.get(name) else ("n/a" if name not in repeatable else "no"),
@@ -373,7 +381,7 @@ def main() -> None:
         f"N = {n:,} images ({'random' if weights_random else 'trained'} {args.arch} weights), prepared input "
         f"{X.shape[0]:,} x {X.shape[1]} (z-scored, PCA 50: {prep_s:.1f} s); k-NN graph k = {k} (Annoy, one thread) "
         f"{graph_s:.1f} s (k = {k_default}, the default perplexities': {graph_default_s:.1f} s); P for perplexity {args.perplexity:g} {p_s:.1f} s; umap-learn's own NN-descent search "
-        f"alone {own_search_s:.1f} s. Quality on the fixed {len(keep):,}-point subsample against the prepared input; "
+        f"alone {'not measured (--no-own-search)' if own_search_s is None else f'{own_search_s:.1f} s'}. Quality on the fixed {len(keep):,}-point subsample against the prepared input; "
         f"5-NN accuracy in the prepared input itself: {quality['tsne']['knn_accuracy_features']:.4f}. "
         f"{args.rounds} round(s); benchmark wall time {wall:.0f} s."
     )

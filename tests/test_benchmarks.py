@@ -70,7 +70,7 @@ def steps(tmp: Path) -> dict[str, list[tuple[str, list[str], list[str]]]]:
             ),
             step(
                 "maps.py --dataset demo --n-images 60 --arch resnet18 --workdir {sweep} --perplexity 10 --rounds 1 "
-                "--jit-sizes , --json {out}/maps.json --out {out}/maps.md",
+                "--jit-sizes , --no-own-search --json {out}/maps.json --out {out}/maps.md",
                 out / "maps.md",
                 out / "maps.json",
             ),
