@@ -46,9 +46,11 @@ run: $(STAMP)
 # in CHECK_JOBS workers too, a test file each: one worker's waits (Slurm's polling, a browser, a single-threaded
 # step) are the other's CPU time. conftest gives each worker its share of the cores. The package's bytecode is
 # written first: where PYTHONDONTWRITEBYTECODE is set (as on CI's machine), every job would compile it again.
+# (The venvs' make is named through VENVS: a recipe line naming $(MAKE) itself would run, tests and all, under make -n.)
+VENVS = $(MAKE) --no-print-directory $(STAMP) $(SLURM_STAMP)
 test:
 	@log=$$(mktemp); tools/install_system_deps.sh >$$log 2>&1 & deps=$$!; \
-	$(MAKE) --no-print-directory $(STAMP) $(SLURM_STAMP); venvs=$$?; \
+	$(VENVS); venvs=$$?; \
 	if [ $$venvs -eq 0 ]; then \
 		PYTHONDONTWRITEBYTECODE= $(VENV)/bin/python -m compileall -q scripts benchmarks >/dev/null; \
 		$(VENV)/bin/python -m pytest -v --durations=15 -m "unit or slow" -n $(CHECK_JOBS) --dist loadfile tests; \
