@@ -56,7 +56,7 @@ test:
 		$(VENV)/bin/python -m pytest -v --durations=15 -m "unit or slow" -n $(CHECK_JOBS) --dist loadfile tests; \
 	fi; unit=$$?; \
 	wait $$deps; installed=$$?; cat $$log; rm -f $$log; \
-	if [ $$venvs -ne 0 ]; then exit $$venvs; fi; \
+	if [ $$venvs -ne 0 ]; then echo "tsne-atlas: building .venv or .venv-slurm failed (pip's output is above the system packages' log); fix it and run make test again" >&2; exit $$venvs; fi; \
 	if [ $$installed -ne 0 ]; then echo "tsne-atlas: tools/install_system_deps.sh failed (its output above)" >&2; exit $$installed; fi; \
 	exit $$unit
 	$(VENV)/bin/python -m pytest -v --durations=30 -m "not unit and not slow" -n $(CHECK_JOBS) --dist loadfile tests
