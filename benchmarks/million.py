@@ -23,7 +23,8 @@ Where a map's optimisation at 1,000,000 takes too long for a run here, ``--itera
 apart, on the run's own prepared input and graph: t-SNE (openTSNE, the workflow's FFT gradient, 2
 threads) and UMAP (umap-learn, one thread as the workflow runs it) each twice with different numbers of
 iterations; the difference gives the cost per iteration, the rest the fixed cost, and the whole run
-(750 t-SNE iterations, UMAP's 200 epochs) is extrapolated from them, and said to be.
+(750 t-SNE iterations, UMAP's 200 epochs) is extrapolated from them, and said to be. ``--iterations
+tsne`` (or ``umap``) measures that one alone.
 
     PYTHONPATH=scripts python benchmarks/million.py --sizes 250000 --methods tsne umap pca --code 998e128
     PYTHONPATH=scripts python benchmarks/million.py --sizes 1000000 --methods pca --iterations
@@ -53,6 +54,8 @@ SET = "synthetic"
 TSNE_ITERATIONS = 750  # openTSNE's default: 250 early exaggeration + 500
 UMAP_EPOCHS = 200  # umap-learn's default above 10,000 points
 BENCHMARK_FIELDS = ("s", "cpu_time", "max_rss")
+# --iterations: each optimisation's two runs, at these numbers of iterations.
+ITERATION_COUNTS = {"tsne": (30, 90), "umap": (5, 25)}
 
 
 def class_of(path: str) -> int:
@@ -292,7 +295,12 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512, help="feature width of the precomputed set")
     parser.add_argument("--methods", nargs="+", default=["tsne", "umap", "pca"])
     parser.add_argument("--code", action="append", default=[], help="also run git revision REV's workflow")
-    parser.add_argument("--iterations", action="store_true", help="t-SNE and UMAP optimisations measured apart")
+    parser.add_argument(
+        "--iterations",
+        nargs="*",
+        choices=sorted(ITERATION_COUNTS),
+        help="t-SNE's and UMAP's optimisations (or those named) measured apart",
+    )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--reuse", action="store_true", help="keep earlier results (default: every run from scratch)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "million" / "million.json")
@@ -321,12 +329,13 @@ def main() -> None:
             run["rules"] = job_benchmarks(workdir / "results")
             run["failed"] = failed_rules(workdir / "snakemake.log")
             size["runs"][name] = run
-            if name == "this code" and args.iterations:
+            if name == "this code" and args.iterations is not None:
                 prepared = workdir / "results" / "embeddings" / SET / "input.h5"
                 graph = workdir / "results" / "embeddings" / SET / "graph" / f"k-{GRAPH_NEIGHBOURS}.npz"
                 size["iterations"] = {
-                    "tsne": optimisation("tsne", prepared, graph, (30, 90)),
-                    "umap": optimisation("umap", prepared, graph, (5, 25)),
+                    method: optimisation(method, prepared, graph, counts)
+                    for method, counts in ITERATION_COUNTS.items()
+                    if method in (args.iterations or ITERATION_COUNTS)
                 }
         everything.append(size)
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -130,7 +130,7 @@ def steps(tmp: Path) -> dict[str, list[tuple[str, list[str], list[str]]]]:
                 "datasets.py synthetic --n-images 20 --data-dir {tmp}/data", tmp / "data" / "synthetic-20" / ".complete"
             ),
             step(
-                "million.py --sizes 120 --methods pca --iterations --out {out}/million.json --report {out}/million.md",
+                "million.py --sizes 120 --methods pca --iterations tsne --out {out}/million.json --report {out}/million.md",
                 out / "million.md",
                 out / "million.json",
             ),
