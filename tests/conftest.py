@@ -74,13 +74,14 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subproce
     return snakemake_forks.run(snakemake_command(workdir, *args, config=config))
 
 
-def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
-    """Jobs a dry run would execute, from Snakemake's own 'Job stats' table. The config goes to a file
-    named after its content, so dry runs of several configs may run side by side in one workdir."""
+def planned_jobs(workdir: Path, config: dict, targets: tuple[str, ...] = ()) -> dict[str, int]:
+    """Jobs a dry run (of ``targets``; none: rule all) would execute, from Snakemake's own 'Job stats' table.
+    The config goes to a file named after its content, so dry runs of several configs may run side by side
+    in one workdir."""
     text = yaml.safe_dump(config)
     config_file = workdir / f"config-{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
     config_file.write_text(text)
-    command = snakemake_command(workdir, "--dry-run", "--quiet", "rules")
+    command = snakemake_command(workdir, *targets, "--dry-run", "--quiet", "rules")
     command[command.index("--configfile") + 1] = str(config_file)
     result = snakemake_forks.run(command)
     assert result.returncode == 0, result.stderr + result.stdout

@@ -141,9 +141,10 @@ def downstream(rules: set[str], edges: set[tuple[str, str]]) -> set[str]:
     return found
 
 
-def rules_of(workdir, config: dict) -> set[tuple[str, str]]:
-    """The workflow's rule dependencies (upstream, downstream) for ``config``, from Snakemake's --rulegraph."""
-    result = snakemake(workdir, "--rulegraph", config=config)
+def rules_of(workdir, config: dict, targets: tuple[str, ...] = ()) -> set[tuple[str, str]]:
+    """The workflow's rule dependencies (upstream, downstream) for ``config`` and ``targets`` (none: rule
+    all), from Snakemake's --rulegraph."""
+    result = snakemake(workdir, *targets, "--rulegraph", config=config)
     assert result.returncode == 0, result.stderr[-2000:]
     names = dict(re.findall(r"^\s*(\d+)\[label = \"(\w+)\"", result.stdout, flags=re.M))
     return {(names[a], names[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)$", result.stdout, flags=re.M)}
@@ -154,11 +155,14 @@ def rule_graph(finished_run) -> set[tuple[str, str]]:
     return rules_of(finished_run[0], TINY)
 
 
-def rerun_mismatches(workdir, rule_graph, tmp_path, leaves, base: dict = TINY, values: dict | None = None) -> list[str]:
+def rerun_mismatches(
+    workdir, rule_graph, tmp_path, leaves, base: dict = TINY, values: dict | None = None, targets: tuple[str, ...] = ()
+) -> list[str]:
     """For each (section, key, schema leaf): change the key in the ``base`` config (the one finished in
-    ``workdir``) and compare the rules of Snakemake's dry run with the leaf's ``x-reruns`` and everything
-    downstream of them. ``values``: new values by key name; ``rule_graph`` None: the base config's."""
-    rule_graph = rule_graph or rules_of(workdir, base)
+    ``workdir``, to ``targets``; none: rule all) and compare the rules of Snakemake's dry run with the leaf's
+    ``x-reruns`` and everything downstream of them. ``values``: new values by key name; ``rule_graph`` None:
+    the base config's."""
+    rule_graph = rule_graph or rules_of(workdir, base, targets)
     every_rule = {rule for edge in rule_graph for rule in edge}
     cases = []
     for section, key, leaf in leaves:
@@ -173,7 +177,7 @@ def rerun_mismatches(workdir, rule_graph, tmp_path, leaves, base: dict = TINY, v
         cases.append((name, value, changed(base, section, key, value), expected))
     # Two dry runs at a time (one per core): each is a separate Snakemake process reading the same workdir.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        planned = list(pool.map(lambda case: set(planned_jobs(workdir, case[2])), cases))
+        planned = list(pool.map(lambda case: set(planned_jobs(workdir, case[2], targets)), cases))
     return [
         f"{name}={value!r}: planned {sorted(jobs)}, declared {sorted(expected)}"
         for (name, value, _, expected), jobs in zip(cases, planned)
