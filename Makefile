@@ -53,13 +53,13 @@ test:
 	$(VENVS); venvs=$$?; \
 	if [ $$venvs -eq 0 ]; then \
 		PYTHONDONTWRITEBYTECODE= $(VENV)/bin/python -m compileall -q scripts benchmarks >/dev/null; \
-		$(VENV)/bin/python -m pytest -v --durations=15 -m "unit or slow" -n $(CHECK_JOBS) --dist loadfile --no-loadscope-reorder tests; \
+		$(VENV)/bin/python -m pytest -v --durations=15 -m "unit or slow" -n $(CHECK_JOBS) --dist loadfile tests; \
 	fi; unit=$$?; \
 	wait $$deps; installed=$$?; cat $$log; rm -f $$log; \
 	if [ $$venvs -ne 0 ]; then echo "tsne-atlas: building .venv or .venv-slurm failed (pip's output is above the system packages' log); fix it and run make test again" >&2; exit $$venvs; fi; \
 	if [ $$installed -ne 0 ]; then echo "tsne-atlas: tools/install_system_deps.sh failed (its output above)" >&2; exit $$installed; fi; \
 	exit $$unit
-	$(VENV)/bin/python -m pytest -v --durations=30 -m "not unit and not slow" -n $(CHECK_JOBS) --dist loadfile --no-loadscope-reorder tests
+	$(VENV)/bin/python -m pytest -v --durations=30 -m "not unit and not slow" -n $(CHECK_JOBS) --dist loadfile tests
 
 compare-layers: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile presets/compare-layers.yaml
@@ -80,7 +80,7 @@ digits: $(STAMP)
 # The unit tests in CHECK_JOBS pytest-xdist workers, each test file in one worker (its module fixtures and
 # UMAP's numba compilation once); tests/conftest.py gives each worker its share of the cores.
 check: lint
-	$(VENV)/bin/python -m pytest -q -m unit -n $(CHECK_JOBS) --dist loadfile --no-loadscope-reorder tests
+	$(VENV)/bin/python -m pytest -q -m unit -n $(CHECK_JOBS) --dist loadfile tests
 
 # Mutation testing (docs/development.md, "Mutation testing": the modules, the run time); slow, not part of `make test`.
 # mutmut names mutants after the file path and strips only `src.`, so it mutates scripts/ through a `src` link.

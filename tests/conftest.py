@@ -214,35 +214,9 @@ def rule_job(rule: str, input: dict, output: dict, params: dict, log: str, threa
 SLOW_KINDS = ("workflow", "browser", "slurm", "tensorboard", "slow")
 
 
-# The files that take longest, longest first (seconds of their tests in one `make test` here): they are
-# scheduled first. pytest-xdist hands a worker a whole file at a time (--dist loadfile) in collection
-# order (--no-loadscope-reorder; by default it takes the files with the most tests first), so a long file
-# taken last would leave the other worker idle at the end. A file not listed follows in its usual order.
-LONGEST_FILES = (
-    "test_benchmarks.py",  # 312 s (two chains of benchmarks at a time)
-    "test_slurm.py",  # 278 s, much of it waiting on Slurm
-    "test_interruptions.py",  # 197 s
-    "test_sources_workflow.py",  # 195 s
-    "test_presets.py",  # 175 s
-    "test_workflow.py",  # 155 s (with the finished tiny run)
-    "test_reruns.py",  # 149 s
-    "test_maps.py",  # 113 s (25 s of unit tests)
-    "test_explorer.py",  # ~100 s
-    "test_inputs_workflow.py",  # 84 s
-    "test_module.py",  # 78 s
-    "test_article_preset.py",  # 70 s
-    "test_plant_suspects.py",  # 36 s
-    "test_placement.py",  # 34 s of unit tests
-    "test_run_tsne.py",  # 26 s of unit tests
-    "test_extract_features.py",  # 19 s of unit tests
-)
-
-
 def pytest_collection_modifyitems(items):
     """A test that drives the browser is a browser test, one that uses the finished tiny run a workflow
-    test; every test of none of the slow kinds is a unit test. The longest files go first."""
-    first = {name: rank for rank, name in enumerate(LONGEST_FILES)}
-    items.sort(key=lambda item: first.get(item.path.name, len(first)))
+    test; every test of none of the slow kinds is a unit test."""
     for item in items:
         if "driver" in item.fixturenames:
             item.add_marker(pytest.mark.browser)
