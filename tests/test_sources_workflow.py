@@ -61,8 +61,9 @@ def own_sources(folder) -> dict:
 
 def targets(config: dict) -> tuple[str, ...]:
     """What depends on a set's source: its features (and weights), its map, its scatter plots (by predicted
-    class too) and the comparison of the sets. The stages after the map read the features file, which is
-    the same for every source; tests/test_workflow.py and the presets' runs make them all."""
+    class too) and the comparison of the sets. The stages after the map read the features file, the same
+    for every source: the tiny run (tests/test_workflow.py), the digits preset's (precomputed) and the
+    planted suspects' (the trained timm network) make them."""
     return (
         *(f"results/scatter/{name}/tsne/perplexity-3_seed-0.predicted.png" for name in config["features"]),
         "results/compare/cka.png",
